@@ -1,0 +1,3 @@
+/* local.c - placeholder until written. */
+#include "config.h"
+int main(void) { return 0; }

@@ -1,0 +1,186 @@
+/*
+ * mend.h - the public API of the mend core: one context per XMPP account,
+ * OMEMO (XEP-0384) encryption for every device of the peer and of our own
+ * account, a sealed store, and the host ops through which the core reaches
+ * whatever client hosts it.
+ *
+ * Ownership: every function that returns memory says who frees it and with
+ * what. Strings returned as `char *` are freed with mend_free().
+ * Errors are negative MEND_ERR_* codes; mend_strerror() turns them into a
+ * sentence in the user's language (gettext domain "mend").
+ */
+#ifndef MEND_MEND_H
+#define MEND_MEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define MEND_EXPORT __attribute__((visibility("default")))
+#else
+#define MEND_EXPORT
+#endif
+
+/* Error codes. 0 is success; every error is negative. */
+enum mend_error {
+	MEND_OK = 0,
+	MEND_ERR_NOMEM = -1,
+	MEND_ERR_INVALID_ARG = -2,
+	MEND_ERR_MALFORMED = -3,             /* XML not of the expected shape */
+	MEND_ERR_BAD_BASE64 = -4,            /* base64 truncated or with bad characters */
+	MEND_ERR_TOO_LARGE = -5,             /* a count or length over our limits */
+	MEND_ERR_NOT_FOR_THIS_DEVICE = -6,   /* the header has no key for our device id */
+	MEND_ERR_DUPLICATE = -7,             /* this message was already decrypted */
+	MEND_ERR_NO_SESSION = -8,            /* no session with the sending device */
+	MEND_ERR_KEY_AUTH = -9,              /* the ratchet message failed its MAC */
+	MEND_ERR_PAYLOAD_AUTH = -10,         /* the payload failed its AES-GCM tag */
+	MEND_ERR_INVALID_KEY = -11,          /* a public key or signature is invalid */
+	MEND_ERR_UNKNOWN_PREKEY = -12,       /* a prekey message names a prekey we lack */
+	MEND_ERR_UNTRUSTED = -13,            /* the device's identity key is not trusted */
+	MEND_ERR_NO_DEVICES = -14,           /* the recipient has no OMEMO device */
+	MEND_ERR_NEED_BUNDLE = -15,          /* sessions must be built from bundles first */
+	MEND_ERR_CRYPTO = -16,               /* the crypto library failed */
+	MEND_ERR_STORE = -17,                /* the database could not be read or written */
+	MEND_ERR_STORE_KEY_WRONG = -18,      /* the store key does not open this store */
+	MEND_ERR_STORE_KEY_MISSING = -19,    /* the store exists but its key was not found */
+	MEND_ERR_STORE_CORRUPT = -20,        /* a sealed value failed to open */
+	MEND_ERR_STORE_VERSION = -21,        /* the store was written by a newer mend */
+	MEND_ERR_KEYRING = -22,              /* the Secret Service refused */
+	MEND_ERR_PROTOCOL = -23,             /* another ratchet failure */
+	MEND_ERR_NOT_FOUND = -24,            /* no such item */
+	MEND_ERR_LAST = -25
+};
+
+/* A sentence for the user, translated (domain "mend"). Never NULL; static. */
+MEND_EXPORT const char *mend_strerror(int code);
+
+/* Binds the gettext domain "mend" to LOCALEDIR. Idempotent. */
+MEND_EXPORT void mend_i18n_init(void);
+
+/* Frees memory returned by the core (strings, buffers). NULL is fine. */
+MEND_EXPORT void mend_free(void *p);
+
+typedef enum mend_log_level {
+	MEND_LOG_ERROR = 0,
+	MEND_LOG_WARNING = 1,
+	MEND_LOG_INFO = 2,
+	MEND_LOG_DEBUG = 3
+} mend_log_level;
+
+/* What the core tells the user about, through show_notice. */
+typedef enum mend_notice_kind {
+	MEND_NOTICE_KEYFILE_FALLBACK = 1, /* no Secret Service: store key in a 0600 file */
+	MEND_NOTICE_NOT_FOR_THIS_DEVICE = 2
+} mend_notice_kind;
+
+/*
+ * Host ops: the only way the core reaches its host (the pattern of libotr's
+ * OtrlMessageAppOps). Every member may be NULL. Strings passed in are
+ * borrowed for the duration of the call.
+ */
+typedef struct mend_host_ops {
+	/* Sends a stanza (serialized XML). Returns 0 on success. */
+	int (*send_stanza)(const char *xml, void *user_data);
+	/* A sentence for the user; jid is the conversation or NULL. */
+	void (*show_notice)(mend_notice_kind kind, const char *jid, const char *text, void *user_data);
+	/* A log line for the developer. */
+	void (*log)(mend_log_level level, const char *text, void *user_data);
+	/* Our bundle changed (one-time prekeys replenished): republish it. */
+	void (*bundle_changed)(void *user_data);
+} mend_host_ops;
+
+/* Where the store key is kept. */
+typedef enum mend_keyring_mode {
+	MEND_KEYRING_AUTO = 0,   /* Secret Service; a 0600 key file if none answers */
+	MEND_KEYRING_SECRET = 1, /* Secret Service only: fail if none answers */
+	MEND_KEYRING_FILE = 2    /* key file only */
+} mend_keyring_mode;
+
+typedef struct mend_account mend_account;
+
+/*
+ * Opens (creating on first use) the account `bare_jid` with its store in
+ * `data_dir` (created 0700 if missing). On first use a device id, an
+ * identity key pair, a signed prekey and 100 one-time prekeys are made.
+ * `ops` is copied; `user_data` is handed back to every op.
+ * Frees with mend_account_free().
+ */
+MEND_EXPORT int mend_account_open(mend_account **out, const char *bare_jid, const char *data_dir,
+                                  mend_keyring_mode keyring, const mend_host_ops *ops,
+                                  void *user_data);
+MEND_EXPORT void mend_account_free(mend_account *acc);
+
+MEND_EXPORT const char *mend_account_jid(const mend_account *acc);
+MEND_EXPORT uint32_t mend_account_device_id(const mend_account *acc);
+/* Our fingerprint: 64 lower-case hex digits (Curve25519 form of the identity key). */
+MEND_EXPORT int mend_account_fingerprint(const mend_account *acc, char out[65]);
+
+/* Our bundle (legacy OMEMO <bundle/> element) as XML. Free with mend_free(). */
+MEND_EXPORT int mend_account_bundle_xml(mend_account *acc, char **xml);
+/*
+ * Our device list (legacy <list/>), merged: the ids already published for our
+ * account (known through mend_account_devicelist_update) plus ours.
+ */
+MEND_EXPORT int mend_account_own_devicelist_xml(mend_account *acc, char **xml);
+
+/* Stores the device list `list_xml` (a legacy <list/> element) of `jid`. */
+MEND_EXPORT int mend_account_devicelist_update(mend_account *acc, const char *jid,
+                                               const char *list_xml);
+/* The device ids known for `jid` (our own other devices for our own JID). Free ids with mend_free(). */
+MEND_EXPORT int mend_account_devices(mend_account *acc, const char *jid, uint32_t **ids,
+                                     size_t *n);
+/* Devices of `jid` with neither a session nor a known-broken bundle. Free with mend_free(). */
+MEND_EXPORT int mend_account_devices_needing_bundle(mend_account *acc, const char *jid,
+                                                    uint32_t **ids, size_t *n);
+/* Builds a session with device `device_id` of `jid` from its bundle (legacy <bundle/>). */
+MEND_EXPORT int mend_account_bundle_process(mend_account *acc, const char *jid,
+                                            uint32_t device_id, const char *bundle_xml);
+
+/*
+ * Encrypts `body` for every device of `to_jid` and every other device of our
+ * own account that has a session, and returns the whole <message/> stanza
+ * (type chat, with the EME hint, the store hint and a fallback body).
+ * Every ratchet state change is committed before this returns.
+ * MEND_ERR_NEED_BUNDLE: some device has no session yet (see
+ * mend_account_devices_needing_bundle); MEND_ERR_NO_DEVICES: nobody to encrypt to.
+ * `id` is the stanza id to use (NULL: a random one). Free *stanza with mend_free().
+ */
+MEND_EXPORT int mend_account_encrypt(mend_account *acc, const char *to_jid, const char *body,
+                                     const char *id, char **stanza);
+
+typedef struct mend_message {
+	char *from;        /* bare JID of the sender */
+	uint32_t device;   /* sender device id */
+	char *body;        /* plaintext; NULL for a key transport message */
+	char *stanza_id;   /* XEP-0359 stanza-id stamped by our server, or NULL */
+	int prekey;        /* 1 when this message started a new session */
+} mend_message;
+
+/*
+ * Decrypts a <message/> stanza (serialized XML). Every state change is
+ * committed before this returns; on any error nothing is changed.
+ * Returns MEND_ERR_DUPLICATE for a message already decrypted.
+ * Free *msg with mend_message_free().
+ */
+MEND_EXPORT int mend_account_decrypt(mend_account *acc, const char *stanza, mend_message **msg);
+MEND_EXPORT void mend_message_free(mend_message *msg);
+
+/*
+ * Catch-up (XEP-0313 MAM, offline messages): between begin and end, used
+ * one-time prekeys are kept so that several archived messages built on the
+ * same prekey all decrypt; end deletes them and asks for a republish.
+ */
+MEND_EXPORT void mend_account_catchup_begin(mend_account *acc);
+MEND_EXPORT int mend_account_catchup_end(mend_account *acc);
+
+/* How many one-time prekeys are published (unused). */
+MEND_EXPORT int mend_account_prekey_count(mend_account *acc, size_t *n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MEND_MEND_H */

@@ -1,0 +1,108 @@
+/*
+ * errors.c - error codes as sentences (mend_strerror), the gettext binding,
+ * and the translation of libsignal's codes into ours where they enter.
+ * The core never prints: adapters show these sentences.
+ */
+#include "config.h"
+
+#include <libintl.h>
+#include "internal.h"
+
+#define N_(s) (s)
+
+static const char *const messages[] = {
+	[0] = N_("Success."),
+	[-MEND_ERR_NOMEM] = N_("Out of memory."),
+	[-MEND_ERR_INVALID_ARG] = N_("Invalid argument."),
+	[-MEND_ERR_MALFORMED] = N_("The message is malformed and was rejected."),
+	[-MEND_ERR_BAD_BASE64] = N_("The message contains damaged base64 data and was rejected."),
+	[-MEND_ERR_TOO_LARGE] = N_("The message is larger than mend accepts and was rejected."),
+	[-MEND_ERR_NOT_FOR_THIS_DEVICE] =
+		N_("The message was not encrypted for this device. The sender may not know this "
+		   "device yet; read it on another device."),
+	[-MEND_ERR_DUPLICATE] = N_("This message was already received."),
+	[-MEND_ERR_NO_SESSION] =
+		N_("There is no encrypted session with the sending device; ask the sender to send "
+		   "again."),
+	[-MEND_ERR_KEY_AUTH] =
+		N_("The message key failed its integrity check; the message was damaged or forged."),
+	[-MEND_ERR_PAYLOAD_AUTH] =
+		N_("The message text failed its integrity check; the message was damaged or forged."),
+	[-MEND_ERR_INVALID_KEY] = N_("A device published an invalid key or signature."),
+	[-MEND_ERR_UNKNOWN_PREKEY] =
+		N_("The message was built on a one-time key this device no longer has."),
+	[-MEND_ERR_UNTRUSTED] =
+		N_("The device's identity key changed or is not trusted; verify it before using it."),
+	[-MEND_ERR_NO_DEVICES] = N_("The contact has no OMEMO device; nothing was sent."),
+	[-MEND_ERR_NEED_BUNDLE] = N_("Keys of some devices must be fetched before sending."),
+	[-MEND_ERR_CRYPTO] = N_("The cryptography library failed."),
+	[-MEND_ERR_STORE] = N_("The key store could not be read or written; check the disk."),
+	[-MEND_ERR_STORE_KEY_WRONG] =
+		N_("The store key does not open this key store; the keyring holds a different key."),
+	[-MEND_ERR_STORE_KEY_MISSING] =
+		N_("The key store exists but its key is in neither the keyring nor a key file; unlock "
+		   "the keyring that holds it."),
+	[-MEND_ERR_STORE_CORRUPT] = N_("A value in the key store is damaged."),
+	[-MEND_ERR_STORE_VERSION] =
+		N_("The key store was written by a newer mend; upgrade mend to use it."),
+	[-MEND_ERR_KEYRING] =
+		N_("No keyring (Secret Service) answered; start or unlock GNOME Keyring or KWallet."),
+	[-MEND_ERR_PROTOCOL] = N_("The encrypted session failed; ask the sender to send again."),
+	[-MEND_ERR_NOT_FOUND] = N_("Not found."),
+};
+
+void mend_i18n_init(void)
+{
+	static gsize done;
+
+	if (g_once_init_enter(&done)) {
+		bindtextdomain(GETTEXT_PACKAGE, LOCALEDIR);
+		bind_textdomain_codeset(GETTEXT_PACKAGE, "UTF-8");
+		g_once_init_leave(&done, 1);
+	}
+}
+
+const char *mend_strerror(int code)
+{
+	if (code > 0 || code <= MEND_ERR_LAST || !messages[-code])
+		return dgettext(GETTEXT_PACKAGE, "Unknown error.");
+	return dgettext(GETTEXT_PACKAGE, messages[-code]);
+}
+
+void mend_free(void *p)
+{
+	g_free(p);
+}
+
+int mend_err_from_signal(int sg_err)
+{
+	switch (sg_err) {
+	case SG_SUCCESS:
+		return MEND_OK;
+	case SG_ERR_NOMEM:
+		return MEND_ERR_NOMEM;
+	case SG_ERR_INVAL:
+		return MEND_ERR_INVALID_ARG;
+	case SG_ERR_DUPLICATE_MESSAGE:
+		return MEND_ERR_DUPLICATE;
+	case SG_ERR_INVALID_KEY:
+	case SG_ERR_VRF_SIG_VERIF_FAILED:
+		return MEND_ERR_INVALID_KEY;
+	case SG_ERR_INVALID_KEY_ID:
+		return MEND_ERR_UNKNOWN_PREKEY;
+	case SG_ERR_INVALID_MAC:
+		return MEND_ERR_KEY_AUTH;
+	case SG_ERR_INVALID_MESSAGE:
+	case SG_ERR_INVALID_PROTO_BUF:
+	case SG_ERR_INVALID_VERSION:
+	case SG_ERR_LEGACY_MESSAGE:
+		return MEND_ERR_MALFORMED;
+	case SG_ERR_NO_SESSION:
+		return MEND_ERR_NO_SESSION;
+	case SG_ERR_UNTRUSTED_IDENTITY:
+		return MEND_ERR_UNTRUSTED;
+	default:
+		/* store callbacks fail with SG_ERR_UNKNOWN and leave the real code in the account */
+		return MEND_ERR_PROTOCOL;
+	}
+}

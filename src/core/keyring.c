@@ -1,0 +1,2 @@
+/* keyring.c - placeholder until written. */
+#include "config.h"

@@ -1,0 +1,108 @@
+/*
+ * store.h - one SQLite database per account (WAL), every secret sealed with
+ * AES-256-GCM under a 256-bit store key (DESIGN §4). The store knows bytes,
+ * not ratchet types: the account glue serialises libsignal records.
+ *
+ * Sealing: a sealed value is  0x01 || nonce(12) || ciphertext || tag(16),
+ * with AAD = "<table>|<row key>", so a value copied to another row or table
+ * fails to open (MEND_ERR_STORE_CORRUPT).
+ *
+ * Getters return MEND_ERR_NOT_FOUND when there is no such row. Buffers
+ * returned through uint8_t ** are g_malloc'd: free with g_free (secrets:
+ * the caller wipes them first where it matters).
+ *
+ * Transactions: mend_store_begin/commit/rollback nest by counting; only the
+ * outermost commits or rolls back (a rollback anywhere makes the outermost
+ * commit fail with MEND_ERR_STORE and roll back).
+ */
+#ifndef MEND_CORE_STORE_H
+#define MEND_CORE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "crypto.h"
+
+#define MEND_STORE_KEY_LEN 32
+#define MEND_STORE_SCHEMA_VERSION 1
+
+typedef struct mend_store mend_store;
+
+/*
+ * Opens or creates the database at `path` (file mode 0600) and checks `key`
+ * against the sealed check value: MEND_ERR_STORE_KEY_WRONG when it does not
+ * open it, MEND_ERR_STORE_VERSION when the schema is newer than ours.
+ * Migrates older schemas. `c` is borrowed and must outlive the store.
+ * *created is set to 1 when the database was new (may be NULL).
+ */
+int mend_store_open(mend_store **out, const char *path, const uint8_t key[MEND_STORE_KEY_LEN],
+                    mend_crypto *c, int *created);
+void mend_store_close(mend_store *s);
+/* Whether a store database exists at `path`. */
+int mend_store_exists(const char *path);
+
+int mend_store_begin(mend_store *s);
+int mend_store_commit(mend_store *s);
+void mend_store_rollback(mend_store *s);
+
+/* Key/value metadata (plain text, not secret): catch-up position and such. */
+int mend_store_meta_get(mend_store *s, const char *key, char **value);
+int mend_store_meta_set(mend_store *s, const char *key, const char *value);
+
+/* Our identity: device id, public key (33 bytes, 0x05 prefix), private key (sealed). */
+int mend_store_identity_get(mend_store *s, uint32_t *device_id, uint8_t **pub, size_t *pub_len,
+                            uint8_t **priv, size_t *priv_len);
+int mend_store_identity_set(mend_store *s, uint32_t device_id, const uint8_t *pub,
+                            size_t pub_len, const uint8_t *priv, size_t priv_len);
+
+/* One-time prekeys: serialized records, sealed. A used prekey stays loadable until deleted. */
+int mend_store_prekey_get(mend_store *s, uint32_t id, uint8_t **rec, size_t *len);
+int mend_store_prekey_put(mend_store *s, uint32_t id, const uint8_t *rec, size_t len);
+int mend_store_prekey_mark_used(mend_store *s, uint32_t id);
+int mend_store_prekey_delete(mend_store *s, uint32_t id);
+int mend_store_prekey_delete_used(mend_store *s);
+int mend_store_prekey_count_unused(mend_store *s, size_t *n);
+int mend_store_prekey_max_id(mend_store *s, uint32_t *max_id); /* 0 when none */
+/* Calls cb for each unused prekey in id order; a non-zero return stops and is returned. */
+int mend_store_prekey_foreach_unused(mend_store *s,
+                                     int (*cb)(uint32_t id, const uint8_t *rec, size_t len,
+                                               void *ud),
+                                     void *ud);
+
+/* Signed prekeys: serialized records, sealed. */
+int mend_store_signed_prekey_get(mend_store *s, uint32_t id, uint8_t **rec, size_t *len);
+int mend_store_signed_prekey_put(mend_store *s, uint32_t id, const uint8_t *rec, size_t len);
+int mend_store_signed_prekey_delete(mend_store *s, uint32_t id);
+int mend_store_signed_prekey_latest(mend_store *s, uint32_t *id); /* highest id */
+
+/* Sessions per (jid, device): serialized session records, sealed. */
+int mend_store_session_get(mend_store *s, const char *jid, uint32_t device, uint8_t **rec,
+                           size_t *len);
+int mend_store_session_put(mend_store *s, const char *jid, uint32_t device, const uint8_t *rec,
+                           size_t len);
+int mend_store_session_exists(mend_store *s, const char *jid, uint32_t device); /* 1, 0 or <0 */
+int mend_store_session_delete(mend_store *s, const char *jid, uint32_t device);
+int mend_store_session_delete_all(mend_store *s, const char *jid);
+/* Device ids of jid that have a session. Free *ids with g_free. */
+int mend_store_session_devices(mend_store *s, const char *jid, uint32_t **ids, size_t *n);
+
+/* Peer identity keys per (jid, device), sealed, with a trust state (int, see trust). */
+int mend_store_peer_identity_get(mend_store *s, const char *jid, uint32_t device, uint8_t **key,
+                                 size_t *len, int *trust);
+int mend_store_peer_identity_put(mend_store *s, const char *jid, uint32_t device,
+                                 const uint8_t *key, size_t len, int trust);
+
+/*
+ * Device lists per jid. set replaces the active set: ids not in the new list
+ * stay known but are marked inactive. get returns the active ids, sorted.
+ */
+int mend_store_devicelist_set(mend_store *s, const char *jid, const uint32_t *ids, size_t n);
+int mend_store_devicelist_get(mend_store *s, const char *jid, uint32_t **ids, size_t *n);
+/* Marks a device whose bundle cannot be used (1) or clears the mark (0). */
+int mend_store_device_set_broken(mend_store *s, const char *jid, uint32_t device, int broken);
+int mend_store_device_is_broken(mend_store *s, const char *jid, uint32_t device); /* 1, 0, <0 */
+
+/* XEP-0359 stanza ids already handled (dedupe before anything else). */
+int mend_store_stanza_seen(mend_store *s, const char *by, const char *id); /* 1, 0 or <0 */
+int mend_store_stanza_mark(mend_store *s, const char *by, const char *id);
+
+#endif

@@ -1,0 +1,2 @@
+/* omemo_legacy.c - placeholder until written. */
+#include "config.h"

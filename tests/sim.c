@@ -1,0 +1,2 @@
+/* sim.c - placeholder until written. */
+#include "config.h"
