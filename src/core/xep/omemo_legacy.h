@@ -7,9 +7,14 @@
  * libstrophe stanza and accept what real clients send (DESIGN §3): 12- or
  * 16-byte IV, prekey="true" or "1", wrapped base64, public keys with or
  * without the 0x05 type byte. They reject anything else with
- * MEND_ERR_MALFORMED, MEND_ERR_BAD_BASE64 or MEND_ERR_TOO_LARGE, never crash.
+ * MEND_ERR_MALFORMED, MEND_ERR_BAD_BASE64 or MEND_ERR_TOO_LARGE (bundles
+ * also MEND_ERR_INVALID_KEY: a key or signature of the wrong length), never
+ * crash; on error the output struct is left cleared.
  * Builders return a new element (release with xmpp_stanza_release) or NULL
- * on allocation failure.
+ * on allocation failure. They also return NULL for a struct the parsers
+ * would reject (a device id out of range, an IV not of 12 or 16 bytes, an
+ * empty key, no prekey or no key, a count over the limits below), so that
+ * whatever mend publishes or sends parses again.
  */
 #ifndef MEND_CORE_XEP_OMEMO_LEGACY_H
 #define MEND_CORE_XEP_OMEMO_LEGACY_H
@@ -70,7 +75,7 @@ typedef struct mend_encrypted {
 	int has_payload;
 } mend_encrypted;
 
-/* Device ids: 1..2^31-1 (XEP-0384 §4.2 legacy: a random 31-bit id). */
+/* Device ids: 1..2^31-1 (XEP-0384 v0.3 §4.1: a random 31-bit id). */
 int mend_parse_device_id(const char *text, uint32_t *out);
 
 int mend_legacy_devicelist_parse(xmpp_stanza_t *list, mend_devicelist *out);
