@@ -1,2 +1,1180 @@
-/* store.c - placeholder until written. */
+/*
+ * store.c - the account's SQLite database (DESIGN §4, §5): the schema and
+ * its table of migrations (PRAGMA user_version), statements prepared once at
+ * open, transactions that nest by counting, and AES-256-GCM sealing of every
+ * secret value with "<table>|<row key>" as AAD, so that a value moved to
+ * another row does not open.
+ *
+ * Ids (device ids, prekey ids) are uint32_t stored as SQLite INTEGERs.
+ * Lists of ids may come back as NULL with *n == 0.
+ */
 #include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <glib.h>
+#include <sqlite3.h>
+#include "mend/mend.h"
+#include "store.h"
+
+#define SEAL_VERSION   0x01
+#define SEAL_NONCE_LEN 12
+#define SEAL_CT_OFF    (1 + SEAL_NONCE_LEN)
+#define SEAL_OVERHEAD  (SEAL_CT_OFF + MEND_GCM_TAG_LEN)
+/* "<table>|" + a bare JID (RFC 7622: at most 2047 bytes) + "/<device>" */
+#define AAD_MAX         2304
+#define BUSY_TIMEOUT_MS 5000
+#define CHECK_AAD       "meta|check"
+#define CHECK_KEY       "check"
+
+static const char check_plain[] = "mend store key check, version 1";
+
+enum stmt {
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_META_GET,
+	ST_META_SET,
+	ST_ID_GET,
+	ST_ID_SET,
+	ST_PK_GET,
+	ST_PK_PUT,
+	ST_PK_MARK,
+	ST_PK_DEL,
+	ST_PK_DEL_USED,
+	ST_PK_COUNT,
+	ST_PK_MAX,
+	ST_PK_UNUSED,
+	ST_SPK_GET,
+	ST_SPK_PUT,
+	ST_SPK_DEL,
+	ST_SPK_LATEST,
+	ST_SESS_GET,
+	ST_SESS_PUT,
+	ST_SESS_EXISTS,
+	ST_SESS_DEL,
+	ST_SESS_DEL_ALL,
+	ST_SESS_DEVICES,
+	ST_PEER_GET,
+	ST_PEER_PUT,
+	ST_DEV_DEACT,
+	ST_DEV_ACT,
+	ST_DEV_GET,
+	ST_DEV_BROKEN_SET,
+	ST_DEV_BROKEN_GET,
+	ST_SEEN,
+	ST_MARK,
+	ST_COUNT
+};
+
+static const char *const stmt_sql[ST_COUNT] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+    [ST_META_SET] = "INSERT INTO meta (key, value) VALUES (?1, ?2)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    [ST_ID_GET] = "SELECT device_id, pub, priv FROM identity WHERE slot = 0",
+    [ST_ID_SET] = "INSERT OR REPLACE INTO identity (slot, device_id, pub, priv)"
+                  " VALUES (0, ?1, ?2, ?3)",
+    [ST_PK_GET] = "SELECT record FROM prekeys WHERE id = ?1",
+    [ST_PK_PUT] = "INSERT INTO prekeys (id, record, used) VALUES (?1, ?2, 0)"
+                  " ON CONFLICT (id) DO UPDATE SET record = excluded.record, used = 0",
+    [ST_PK_MARK] = "UPDATE prekeys SET used = 1 WHERE id = ?1",
+    [ST_PK_DEL] = "DELETE FROM prekeys WHERE id = ?1",
+    [ST_PK_DEL_USED] = "DELETE FROM prekeys WHERE used <> 0",
+    [ST_PK_COUNT] = "SELECT count(*) FROM prekeys WHERE used = 0",
+    [ST_PK_MAX] = "SELECT coalesce(max(id), 0) FROM prekeys",
+    [ST_PK_UNUSED] = "SELECT id, record FROM prekeys WHERE used = 0 ORDER BY id",
+    [ST_SPK_GET] = "SELECT record FROM signed_prekeys WHERE id = ?1",
+    [ST_SPK_PUT] = "INSERT INTO signed_prekeys (id, record, created) VALUES (?1, ?2, ?3)"
+                   " ON CONFLICT (id) DO UPDATE SET record = excluded.record",
+    [ST_SPK_DEL] = "DELETE FROM signed_prekeys WHERE id = ?1",
+    [ST_SPK_LATEST] = "SELECT max(id) FROM signed_prekeys",
+    [ST_SESS_GET] = "SELECT record FROM sessions WHERE jid = ?1 AND device = ?2",
+    [ST_SESS_PUT] = "INSERT INTO sessions (jid, device, record) VALUES (?1, ?2, ?3)"
+                    " ON CONFLICT (jid, device) DO UPDATE SET record = excluded.record",
+    [ST_SESS_EXISTS] = "SELECT 1 FROM sessions WHERE jid = ?1 AND device = ?2",
+    [ST_SESS_DEL] = "DELETE FROM sessions WHERE jid = ?1 AND device = ?2",
+    [ST_SESS_DEL_ALL] = "DELETE FROM sessions WHERE jid = ?1",
+    [ST_SESS_DEVICES] = "SELECT device FROM sessions WHERE jid = ?1 ORDER BY device",
+    [ST_PEER_GET] = "SELECT key FROM peer_identities WHERE jid = ?1 AND device = ?2",
+    [ST_PEER_PUT] = "INSERT INTO peer_identities (jid, device, key, first_seen)"
+                    " VALUES (?1, ?2, ?3, ?4)"
+                    " ON CONFLICT (jid, device) DO UPDATE SET key = excluded.key",
+    [ST_DEV_DEACT] = "UPDATE devices SET active = 0 WHERE jid = ?1",
+    [ST_DEV_ACT] = "INSERT INTO devices (jid, device, active, broken, last_seen)"
+                   " VALUES (?1, ?2, 1, 0, ?3)"
+                   " ON CONFLICT (jid, device) DO UPDATE SET active = 1",
+    [ST_DEV_GET] = "SELECT device FROM devices WHERE jid = ?1 AND active <> 0"
+                   " ORDER BY device",
+    [ST_DEV_BROKEN_SET] = "INSERT INTO devices (jid, device, active, broken, last_seen)"
+                          " VALUES (?1, ?2, 0, ?3, ?4)"
+                          " ON CONFLICT (jid, device) DO UPDATE SET broken = excluded.broken",
+    [ST_DEV_BROKEN_GET] = "SELECT broken FROM devices WHERE jid = ?1 AND device = ?2",
+    [ST_SEEN] = "SELECT 1 FROM seen_stanzas WHERE \"by\" = ?1 AND id = ?2",
+    [ST_MARK] = "INSERT OR IGNORE INTO seen_stanzas (\"by\", id, seen_at) VALUES (?1, ?2, ?3)",
+};
+
+/* Version 0 -> 1: every table. Sealed columns are BLOBs. */
+static const char schema_v1[] =
+    "CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value NOT NULL);"
+    "CREATE TABLE identity (slot INTEGER PRIMARY KEY CHECK (slot = 0),"
+    " device_id INTEGER NOT NULL, pub BLOB NOT NULL, priv BLOB NOT NULL);"
+    "CREATE TABLE prekeys (id INTEGER PRIMARY KEY, record BLOB NOT NULL,"
+    " used INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE signed_prekeys (id INTEGER PRIMARY KEY, record BLOB NOT NULL,"
+    " created INTEGER NOT NULL);"
+    "CREATE TABLE sessions (jid TEXT NOT NULL, device INTEGER NOT NULL,"
+    " record BLOB NOT NULL, PRIMARY KEY (jid, device));"
+    /* key: sealed (trust, 4 bytes big-endian) || identity key */
+    "CREATE TABLE peer_identities (jid TEXT NOT NULL, device INTEGER NOT NULL,"
+    " key BLOB NOT NULL, first_seen INTEGER NOT NULL, PRIMARY KEY (jid, device));"
+    "CREATE TABLE devices (jid TEXT NOT NULL, device INTEGER NOT NULL,"
+    " active INTEGER NOT NULL DEFAULT 1, broken INTEGER NOT NULL DEFAULT 0,"
+    " last_seen INTEGER NOT NULL, PRIMARY KEY (jid, device));"
+    "CREATE TABLE seen_stanzas (\"by\" TEXT NOT NULL, id TEXT NOT NULL,"
+    " seen_at INTEGER NOT NULL, PRIMARY KEY (\"by\", id));"
+    "CREATE TABLE pending (id INTEGER PRIMARY KEY, jid TEXT NOT NULL,"
+    " body BLOB NOT NULL, created INTEGER NOT NULL);";
+
+/* migrations[v] takes a database from version v to v + 1. */
+static const char *const migrations[MEND_STORE_SCHEMA_VERSION] = {
+    [0] = schema_v1,
+};
+
+struct mend_store {
+	sqlite3 *db;
+	mend_crypto *c; /* borrowed */
+	uint8_t key[MEND_STORE_KEY_LEN];
+	int depth;  /* transaction nesting */
+	int failed; /* a nested level rolled back */
+	sqlite3_stmt *st[ST_COUNT];
+};
+
+struct pk_item {
+	uint32_t id;
+	uint8_t *rec;
+	size_t len;
+};
+
+static int sql_err(int rc)
+{
+	return (rc & 0xff) == SQLITE_NOMEM ? MEND_ERR_NOMEM : MEND_ERR_STORE;
+}
+
+static void wipe_free(void *p, size_t len)
+{
+	if (p)
+		explicit_bzero(p, len);
+	g_free(p);
+}
+
+static int db_exec(mend_store *s, const char *sql)
+{
+	int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+
+	return rc == SQLITE_OK ? 0 : sql_err(rc);
+}
+
+static void st_reset(sqlite3_stmt *st)
+{
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+}
+
+static int step_done(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	return rc == SQLITE_DONE ? 0 : sql_err(rc);
+}
+
+/* Steps a statement that yields one integer, or NOT_FOUND for no row or NULL. */
+static int step_int(sqlite3_stmt *st, sqlite3_int64 *v)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+		*v = sqlite3_column_int64(st, 0);
+		rc = 0;
+	} else if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
+		rc = MEND_ERR_NOT_FOUND;
+	} else {
+		rc = sql_err(rc);
+	}
+	return rc;
+}
+
+/* Steps a statement whose answer is whether it has a row: 1, 0 or < 0. */
+static int step_exists(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_ROW)
+		rc = 1;
+	else if (rc == SQLITE_DONE)
+		rc = 0;
+	else
+		rc = sql_err(rc);
+	return rc;
+}
+
+static int bind_rc(int rc)
+{
+	return rc == SQLITE_OK ? 0 : sql_err(rc);
+}
+
+static int bind_jid_dev(sqlite3_stmt *st, const char *jid, uint32_t device)
+{
+	int rc = sqlite3_bind_text(st, 1, jid, -1, SQLITE_STATIC);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 2, device);
+	return bind_rc(rc);
+}
+
+static int bind_two_texts(sqlite3_stmt *st, const char *a, const char *b)
+{
+	int rc = sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
+	return bind_rc(rc);
+}
+
+static int aad_fmt(char aad[AAD_MAX], const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+
+static int aad_fmt(char aad[AAD_MAX], const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(aad, AAD_MAX, fmt, ap);
+	va_end(ap);
+	return n < 0 || n >= AAD_MAX ? MEND_ERR_INVALID_ARG : 0;
+}
+
+static int aad_jid(char aad[AAD_MAX], const char *table, const char *jid, uint32_t device)
+{
+	if (!jid)
+		return MEND_ERR_INVALID_ARG;
+	return aad_fmt(aad, "%s|%s/%" G_GUINT32_FORMAT, table, jid, device);
+}
+
+/* Seals `in` into a new buffer: 0x01 || nonce || ciphertext || tag. */
+static int seal(mend_store *s, const char *aad, const uint8_t *in, size_t len, uint8_t **out,
+                size_t *out_len)
+{
+	uint8_t *buf = NULL;
+	int rc = MEND_ERR_TOO_LARGE;
+
+	if (len > (size_t)INT_MAX - SEAL_OVERHEAD)
+		goto out;
+	buf = g_malloc(len + SEAL_OVERHEAD);
+	buf[0] = SEAL_VERSION;
+	rc = mend_random(buf + 1, SEAL_NONCE_LEN);
+	if (rc)
+		goto out;
+	rc = mend_aes_gcm_encrypt(s->c, s->key, MEND_STORE_KEY_LEN, buf + 1, SEAL_NONCE_LEN,
+	                          (const uint8_t *)aad, strlen(aad), in, len, buf + SEAL_CT_OFF,
+	                          buf + SEAL_CT_OFF + len);
+	if (rc)
+		goto out;
+	*out = buf;
+	*out_len = len + SEAL_OVERHEAD;
+	buf = NULL;
+out:
+	g_free(buf);
+	return rc;
+}
+
+/* Opens a sealed value into a new buffer (g_free; never NULL on success). */
+static int unseal(mend_store *s, const char *aad, const uint8_t *in, size_t len, uint8_t **out,
+                  size_t *out_len)
+{
+	uint8_t *buf = NULL;
+	size_t n = 0;
+	int rc = MEND_ERR_STORE_CORRUPT;
+
+	if (!in || len < SEAL_OVERHEAD || in[0] != SEAL_VERSION)
+		goto out;
+	n = len - SEAL_OVERHEAD;
+	buf = g_malloc(n ? n : 1);
+	rc = mend_aes_gcm_decrypt(s->c, s->key, MEND_STORE_KEY_LEN, in + 1, SEAL_NONCE_LEN,
+	                          (const uint8_t *)aad, strlen(aad), in + SEAL_CT_OFF, n,
+	                          in + SEAL_CT_OFF + n, MEND_GCM_TAG_LEN, buf);
+	if (rc == MEND_ERR_PAYLOAD_AUTH)
+		rc = MEND_ERR_STORE_CORRUPT;
+	if (rc)
+		goto out;
+	*out = buf;
+	*out_len = n;
+	buf = NULL;
+out:
+	wipe_free(buf, n);
+	return rc;
+}
+
+/* Unseals column `col` of the current row of `st`. */
+static int column_unseal(mend_store *s, sqlite3_stmt *st, int col, const char *aad, uint8_t **out,
+                         size_t *len)
+{
+	const uint8_t *blob = sqlite3_column_blob(st, col);
+	int n = sqlite3_column_bytes(st, col);
+
+	return unseal(s, aad, blob, (size_t)n, out, len);
+}
+
+/* Steps a bound statement for one row whose column `col` is sealed under aad. */
+static int get_sealed(mend_store *s, sqlite3_stmt *st, int col, const char *aad, uint8_t **out,
+                      size_t *len)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_ROW)
+		rc = column_unseal(s, st, col, aad, out, len);
+	else if (rc == SQLITE_DONE)
+		rc = MEND_ERR_NOT_FOUND;
+	else
+		rc = sql_err(rc);
+	return rc;
+}
+
+/* Seals `data` under aad into parameter `idx` of `st` and steps it. */
+static int put_sealed(mend_store *s, sqlite3_stmt *st, int idx, const char *aad,
+                      const uint8_t *data, size_t len)
+{
+	uint8_t *sealed;
+	size_t n;
+	int rc = seal(s, aad, data, len, &sealed, &n);
+
+	if (rc)
+		goto out;
+	/* SQLite calls g_free on `sealed`, even when the bind fails. */
+	rc = bind_rc(sqlite3_bind_blob(st, idx, sealed, (int)n, g_free));
+	if (!rc)
+		rc = step_done(st);
+out:
+	return rc;
+}
+
+/* Collects the ids in column 0 of every row of `st`. */
+static int read_ids(sqlite3_stmt *st, uint32_t **ids, size_t *n)
+{
+	GArray *a = g_array_new(FALSE, FALSE, sizeof(uint32_t));
+	uint32_t id;
+	int rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		id = (uint32_t)sqlite3_column_int64(st, 0);
+		g_array_append_val(a, id);
+	}
+	if (rc != SQLITE_DONE) {
+		rc = sql_err(rc);
+		g_array_free(a, TRUE);
+		goto out;
+	}
+	rc = 0;
+	*n = a->len;
+	*ids = (uint32_t *)(void *)g_array_free(a, FALSE);
+out:
+	return rc;
+}
+
+/* ---- opening ---------------------------------------------------------- */
+
+/* Creates the file with mode 0600 unless it exists; *made when it did not. */
+static int create_file(const char *path, int *made)
+{
+	int fd, rc = 0;
+
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = errno == EEXIST ? 0 : MEND_ERR_STORE;
+		goto out;
+	}
+	*made = 1;
+	if (fchmod(fd, 0600) != 0)
+		rc = MEND_ERR_STORE;
+	close(fd);
+out:
+	return rc;
+}
+
+static int db_open(mend_store *s, const char *path)
+{
+	int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE, NULL);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(s->db, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+		                  NULL, NULL, NULL);
+	return rc == SQLITE_OK ? 0 : sql_err(rc);
+}
+
+static int user_version(mend_store *s, int *v)
+{
+	sqlite3_stmt *st = NULL;
+	sqlite3_int64 n = 0;
+	int rc;
+
+	rc = bind_rc(sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL));
+	if (!rc)
+		rc = step_int(st, &n);
+	sqlite3_finalize(st);
+	*v = (int)n;
+	return rc;
+}
+
+/* Whether the key opens the sealed check value (nothing is written). */
+static int check_key(mend_store *s)
+{
+	sqlite3_stmt *st = NULL;
+	uint8_t *plain = NULL;
+	size_t n = 0;
+	int rc;
+
+	rc = bind_rc(
+	    sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key = 'check'", -1, &st, NULL));
+	if (!rc)
+		rc = get_sealed(s, st, 0, CHECK_AAD, &plain, &n);
+	if (rc == MEND_ERR_STORE_CORRUPT)
+		rc = MEND_ERR_STORE_KEY_WRONG;
+	else if (rc == MEND_ERR_NOT_FOUND)
+		rc = MEND_ERR_STORE_CORRUPT;
+	else if (!rc && (n != strlen(check_plain) || memcmp(plain, check_plain, n) != 0))
+		rc = MEND_ERR_STORE_CORRUPT;
+	wipe_free(plain, n);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int check_create(mend_store *s)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = bind_rc(sqlite3_prepare_v2(s->db, "INSERT INTO meta (key, value) VALUES ('check', ?1)",
+	                                -1, &st, NULL));
+	if (!rc)
+		rc = put_sealed(s, st, 1, CHECK_AAD, (const uint8_t *)check_plain,
+		                strlen(check_plain));
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Applies the missing migrations in one transaction; *made for a new store. */
+static int migrate(mend_store *s, int *made)
+{
+	char sql[64];
+	int v, rc;
+
+	rc = db_exec(s, "BEGIN IMMEDIATE");
+	if (rc)
+		goto out;
+	/* Again under the write lock: another process may have been first. */
+	rc = user_version(s, &v);
+	if (!rc && v > MEND_STORE_SCHEMA_VERSION)
+		rc = MEND_ERR_STORE_VERSION;
+	if (!rc && v > 0)
+		rc = check_key(s);
+	*made = !rc && v == 0;
+	for (; !rc && v < MEND_STORE_SCHEMA_VERSION; v++)
+		rc = db_exec(s, migrations[v]);
+	if (!rc && *made)
+		rc = check_create(s);
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", MEND_STORE_SCHEMA_VERSION);
+	if (!rc)
+		rc = db_exec(s, sql);
+	if (!rc)
+		rc = db_exec(s, "COMMIT");
+	if (rc && !sqlite3_get_autocommit(s->db))
+		db_exec(s, "ROLLBACK");
+out:
+	return rc;
+}
+
+/*
+ * Checks the version and the key before anything is written, so a wrong key
+ * or a newer store leaves the file as it was; then WAL and migrations.
+ */
+static int schema_apply(mend_store *s, int *made)
+{
+	int v, rc;
+
+	rc = user_version(s, &v);
+	if (!rc && v > MEND_STORE_SCHEMA_VERSION)
+		rc = MEND_ERR_STORE_VERSION;
+	if (!rc && v > 0)
+		rc = check_key(s);
+	if (!rc)
+		rc = db_exec(s, "PRAGMA journal_mode = WAL");
+	if (!rc && v < MEND_STORE_SCHEMA_VERSION)
+		rc = migrate(s, made);
+	return rc;
+}
+
+static int prepare_all(mend_store *s)
+{
+	int i, rc = 0;
+
+	for (i = 0; !rc && i < ST_COUNT; i++)
+		rc = bind_rc(sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+		                                &s->st[i], NULL));
+	return rc;
+}
+
+int mend_store_open(mend_store **out, const char *path, const uint8_t key[MEND_STORE_KEY_LEN],
+                    mend_crypto *c, int *created)
+{
+	mend_store *s;
+	int rc = MEND_ERR_INVALID_ARG, file_made = 0, made = 0;
+
+	if (!out || !path || !key)
+		goto out;
+	s = g_new0(mend_store, 1);
+	s->c = c;
+	memcpy(s->key, key, MEND_STORE_KEY_LEN);
+	rc = create_file(path, &file_made);
+	if (!rc)
+		rc = db_open(s, path);
+	if (!rc)
+		rc = schema_apply(s, &made);
+	if (!rc)
+		rc = prepare_all(s);
+	if (rc)
+		goto close_store;
+	*out = s;
+	if (created)
+		*created = made;
+	goto out;
+close_store:
+	mend_store_close(s);
+	if (file_made)
+		unlink(path);
+out:
+	return rc;
+}
+
+void mend_store_close(mend_store *s)
+{
+	int i;
+
+	if (!s)
+		return;
+	for (i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(s->st[i]);
+	sqlite3_close(s->db);
+	explicit_bzero(s->key, sizeof(s->key));
+	g_free(s);
+}
+
+int mend_store_exists(const char *path)
+{
+	struct stat sb;
+
+	return path && stat(path, &sb) == 0 ? 1 : 0;
+}
+
+/* ---- transactions ----------------------------------------------------- */
+
+static int run(mend_store *s, enum stmt which)
+{
+	int rc = step_done(s->st[which]);
+
+	st_reset(s->st[which]);
+	return rc;
+}
+
+int mend_store_begin(mend_store *s)
+{
+	int rc = 0;
+
+	if (s->depth == 0) {
+		rc = run(s, ST_BEGIN);
+		s->failed = 0;
+	}
+	if (!rc)
+		s->depth++;
+	return rc;
+}
+
+int mend_store_commit(mend_store *s)
+{
+	int rc = MEND_ERR_INVALID_ARG;
+
+	if (s->depth == 0)
+		goto out;
+	rc = 0;
+	if (--s->depth > 0)
+		goto out;
+	if (s->failed)
+		rc = MEND_ERR_STORE;
+	else
+		rc = run(s, ST_COMMIT);
+	/* A failed commit (or a failed nested level) leaves nothing behind. */
+	if (rc && !sqlite3_get_autocommit(s->db))
+		run(s, ST_ROLLBACK);
+	s->failed = 0;
+out:
+	return rc;
+}
+
+void mend_store_rollback(mend_store *s)
+{
+	if (s->depth == 0)
+		return;
+	s->depth--;
+	if (s->depth > 0)
+		s->failed = 1;
+	else if (!sqlite3_get_autocommit(s->db))
+		run(s, ST_ROLLBACK);
+	if (s->depth == 0)
+		s->failed = 0;
+}
+
+/* ---- metadata --------------------------------------------------------- */
+
+static int meta_read(sqlite3_stmt *st, char **value)
+{
+	const unsigned char *text;
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_DONE) {
+		rc = MEND_ERR_NOT_FOUND;
+	} else if (rc != SQLITE_ROW) {
+		rc = sql_err(rc);
+	} else {
+		text = sqlite3_column_text(st, 0);
+		rc = text ? 0 : MEND_ERR_NOMEM;
+		if (text)
+			*value = g_strdup((const char *)text);
+	}
+	return rc;
+}
+
+int mend_store_meta_get(mend_store *s, const char *key, char **value)
+{
+	sqlite3_stmt *st = s->st[ST_META_GET];
+	int rc = MEND_ERR_INVALID_ARG;
+
+	if (!key || strcmp(key, CHECK_KEY) == 0)
+		goto out;
+	rc = bind_rc(sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC));
+	if (!rc)
+		rc = meta_read(st, value);
+	st_reset(st);
+out:
+	return rc;
+}
+
+int mend_store_meta_set(mend_store *s, const char *key, const char *value)
+{
+	sqlite3_stmt *st = s->st[ST_META_SET];
+	int rc = MEND_ERR_INVALID_ARG;
+
+	if (!key || !value || strcmp(key, CHECK_KEY) == 0)
+		goto out;
+	rc = bind_two_texts(st, key, value);
+	if (!rc)
+		rc = step_done(st);
+	st_reset(st);
+out:
+	return rc;
+}
+
+/* ---- our identity ----------------------------------------------------- */
+
+static int identity_read(mend_store *s, sqlite3_stmt *st, uint32_t *device_id, uint8_t **pub,
+                         size_t *pub_len, uint8_t **priv, size_t *priv_len)
+{
+	const void *p = sqlite3_column_blob(st, 1);
+	size_t n = (size_t)sqlite3_column_bytes(st, 1);
+	int rc = MEND_ERR_STORE_CORRUPT;
+
+	if (!p || n == 0)
+		goto out;
+	rc = column_unseal(s, st, 2, "identity|", priv, priv_len);
+	if (rc)
+		goto out;
+	*device_id = (uint32_t)sqlite3_column_int64(st, 0);
+	*pub = g_malloc(n);
+	memcpy(*pub, p, n);
+	*pub_len = n;
+out:
+	return rc;
+}
+
+int mend_store_identity_get(mend_store *s, uint32_t *device_id, uint8_t **pub, size_t *pub_len,
+                            uint8_t **priv, size_t *priv_len)
+{
+	sqlite3_stmt *st = s->st[ST_ID_GET];
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_ROW)
+		rc = identity_read(s, st, device_id, pub, pub_len, priv, priv_len);
+	else if (rc == SQLITE_DONE)
+		rc = MEND_ERR_NOT_FOUND;
+	else
+		rc = sql_err(rc);
+	st_reset(st);
+	return rc;
+}
+
+int mend_store_identity_set(mend_store *s, uint32_t device_id, const uint8_t *pub, size_t pub_len,
+                            const uint8_t *priv, size_t priv_len)
+{
+	sqlite3_stmt *st = s->st[ST_ID_SET];
+	int rc = MEND_ERR_INVALID_ARG;
+
+	if (!pub || !priv || pub_len == 0 || pub_len > INT_MAX)
+		goto out;
+	rc = bind_rc(sqlite3_bind_int64(st, 1, device_id));
+	if (!rc)
+		rc = bind_rc(sqlite3_bind_blob(st, 2, pub, (int)pub_len, SQLITE_STATIC));
+	if (!rc)
+		rc = put_sealed(s, st, 3, "identity|", priv, priv_len);
+	st_reset(st);
+out:
+	return rc;
+}
+
+/* ---- records by id: prekeys and signed prekeys ------------------------ */
+
+static int id_get(mend_store *s, enum stmt which, const char *table, uint32_t id, uint8_t **rec,
+                  size_t *len)
+{
+	sqlite3_stmt *st = s->st[which];
+	char aad[AAD_MAX];
+	int rc = aad_fmt(aad, "%s|%" G_GUINT32_FORMAT, table, id);
+
+	if (!rc)
+		rc = bind_rc(sqlite3_bind_int64(st, 1, id));
+	if (!rc)
+		rc = get_sealed(s, st, 0, aad, rec, len);
+	st_reset(st);
+	return rc;
+}
+
+/* Stores a sealed record by id; parameter 3, when there is one, is now. */
+static int id_put(mend_store *s, enum stmt which, const char *table, uint32_t id,
+                  const uint8_t *rec, size_t len)
+{
+	sqlite3_stmt *st = s->st[which];
+	char aad[AAD_MAX];
+	int rc = aad_fmt(aad, "%s|%" G_GUINT32_FORMAT, table, id);
+
+	if (!rc)
+		rc = bind_rc(sqlite3_bind_int64(st, 1, id));
+	if (!rc && sqlite3_bind_parameter_count(st) >= 3)
+		rc = bind_rc(sqlite3_bind_int64(st, 3, (sqlite3_int64)time(NULL)));
+	if (!rc)
+		rc = put_sealed(s, st, 2, aad, rec, len);
+	st_reset(st);
+	return rc;
+}
+
+/* Runs a statement whose only parameter is an id. */
+static int id_run(mend_store *s, enum stmt which, uint32_t id)
+{
+	sqlite3_stmt *st = s->st[which];
+	int rc = bind_rc(sqlite3_bind_int64(st, 1, id));
+
+	if (!rc)
+		rc = step_done(st);
+	st_reset(st);
+	return rc;
+}
+
+int mend_store_prekey_get(mend_store *s, uint32_t id, uint8_t **rec, size_t *len)
+{
+	return id_get(s, ST_PK_GET, "prekeys", id, rec, len);
+}
+
+int mend_store_prekey_put(mend_store *s, uint32_t id, const uint8_t *rec, size_t len)
+{
+	return id_put(s, ST_PK_PUT, "prekeys", id, rec, len);
+}
+
+int mend_store_prekey_mark_used(mend_store *s, uint32_t id)
+{
+	return id_run(s, ST_PK_MARK, id);
+}
+
+int mend_store_prekey_delete(mend_store *s, uint32_t id)
+{
+	return id_run(s, ST_PK_DEL, id);
+}
+
+int mend_store_prekey_delete_used(mend_store *s)
+{
+	return run(s, ST_PK_DEL_USED);
+}
+
+int mend_store_prekey_count_unused(mend_store *s, size_t *n)
+{
+	sqlite3_stmt *st = s->st[ST_PK_COUNT];
+	sqlite3_int64 v = 0;
+	int rc = step_int(st, &v);
+
+	if (!rc)
+		*n = (size_t)v;
+	st_reset(st);
+	return rc;
+}
+
+int mend_store_prekey_max_id(mend_store *s, uint32_t *max_id)
+{
+	sqlite3_stmt *st = s->st[ST_PK_MAX];
+	sqlite3_int64 v = 0;
+	int rc = step_int(st, &v);
+
+	if (!rc)
+		*max_id = (uint32_t)v;
+	st_reset(st);
+	return rc;
+}
+
+static void pk_items_free(GArray *items)
+{
+	struct pk_item *it;
+	guint i;
+
+	for (i = 0; i < items->len; i++) {
+		it = &g_array_index(items, struct pk_item, i);
+		wipe_free(it->rec, it->len);
+	}
+	g_array_free(items, TRUE);
+}
+
+/* Reads and unseals every unused prekey first, so the callback may use the store. */
+static int pk_collect_unused(mend_store *s, GArray *items)
+{
+	sqlite3_stmt *st = s->st[ST_PK_UNUSED];
+	struct pk_item it;
+	char aad[AAD_MAX];
+	int rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		it.id = (uint32_t)sqlite3_column_int64(st, 0);
+		rc = aad_fmt(aad, "prekeys|%" G_GUINT32_FORMAT, it.id);
+		if (!rc)
+			rc = column_unseal(s, st, 1, aad, &it.rec, &it.len);
+		if (rc)
+			break;
+		g_array_append_val(items, it);
+	}
+	if (rc == SQLITE_DONE)
+		rc = 0;
+	else if (rc > 0)
+		rc = sql_err(rc);
+	st_reset(st);
+	return rc;
+}
+
+int mend_store_prekey_foreach_unused(
+    mend_store *s, int (*cb)(uint32_t id, const uint8_t *rec, size_t len, void *ud), void *ud)
+{
+	GArray *items = g_array_new(FALSE, TRUE, sizeof(struct pk_item));
+	struct pk_item *it;
+	guint i;
+	int rc = pk_collect_unused(s, items);
+
+	for (i = 0; !rc && i < items->len; i++) {
+		it = &g_array_index(items, struct pk_item, i);
+		rc = cb(it->id, it->rec, it->len, ud);
+	}
+	pk_items_free(items);
+	return rc;
+}
+
+int mend_store_signed_prekey_get(mend_store *s, uint32_t id, uint8_t **rec, size_t *len)
+{
+	return id_get(s, ST_SPK_GET, "signed_prekeys", id, rec, len);
+}
+
+int mend_store_signed_prekey_put(mend_store *s, uint32_t id, const uint8_t *rec, size_t len)
+{
+	return id_put(s, ST_SPK_PUT, "signed_prekeys", id, rec, len);
+}
+
+int mend_store_signed_prekey_delete(mend_store *s, uint32_t id)
+{
+	return id_run(s, ST_SPK_DEL, id);
+}
+
+int mend_store_signed_prekey_latest(mend_store *s, uint32_t *id)
+{
+	sqlite3_stmt *st = s->st[ST_SPK_LATEST];
+	sqlite3_int64 v = 0;
+	int rc = step_int(st, &v);
+
+	if (!rc)
+		*id = (uint32_t)v;
+	st_reset(st);
+	return rc;
+}
+
+/* ---- sessions --------------------------------------------------------- */
+
+int mend_store_session_get(mend_store *s, const char *jid, uint32_t device, uint8_t **rec,
+                           size_t *len)
+{
+	sqlite3_stmt *st = s->st[ST_SESS_GET];
+	char aad[AAD_MAX];
+	int rc = aad_jid(aad, "sessions", jid, device);
+
+	if (!rc)
+		rc = bind_jid_dev(st, jid, device);
+	if (!rc)
+		rc = get_sealed(s, st, 0, aad, rec, len);
+	st_reset(st);
+	return rc;
+}
+
+int mend_store_session_put(mend_store *s, const char *jid, uint32_t device, const uint8_t *rec,
+                           size_t len)
+{
+	sqlite3_stmt *st = s->st[ST_SESS_PUT];
+	char aad[AAD_MAX];
+	int rc = aad_jid(aad, "sessions", jid, device);
+
+	if (!rc)
+		rc = bind_jid_dev(st, jid, device);
+	if (!rc)
+		rc = put_sealed(s, st, 3, aad, rec, len);
+	st_reset(st);
+	return rc;
+}
+
+/* Runs a statement over (jid, device); `exists` for a 1/0 answer. */
+static int jid_dev_run(mend_store *s, enum stmt which, const char *jid, uint32_t device, int exists)
+{
+	sqlite3_stmt *st = s->st[which];
+	int rc = MEND_ERR_INVALID_ARG;
+
+	if (jid)
+		rc = bind_jid_dev(st, jid, device);
+	if (!rc)
+		rc = exists ? step_exists(st) : step_done(st);
+	st_reset(st);
+	return rc;
+}
+
+int mend_store_session_exists(mend_store *s, const char *jid, uint32_t device)
+{
+	return jid_dev_run(s, ST_SESS_EXISTS, jid, device, 1);
+}
+
+int mend_store_session_delete(mend_store *s, const char *jid, uint32_t device)
+{
+	return jid_dev_run(s, ST_SESS_DEL, jid, device, 0);
+}
+
+/* Runs a statement over jid: rows with ids (ids != NULL) or none. */
+static int jid_run(mend_store *s, enum stmt which, const char *jid, uint32_t **ids, size_t *n)
+{
+	sqlite3_stmt *st = s->st[which];
+	int rc = MEND_ERR_INVALID_ARG;
+
+	if (jid)
+		rc = bind_rc(sqlite3_bind_text(st, 1, jid, -1, SQLITE_STATIC));
+	if (!rc)
+		rc = ids ? read_ids(st, ids, n) : step_done(st);
+	st_reset(st);
+	return rc;
+}
+
+int mend_store_session_delete_all(mend_store *s, const char *jid)
+{
+	return jid_run(s, ST_SESS_DEL_ALL, jid, NULL, NULL);
+}
+
+int mend_store_session_devices(mend_store *s, const char *jid, uint32_t **ids, size_t *n)
+{
+	return jid_run(s, ST_SESS_DEVICES, jid, ids, n);
+}
+
+/* ---- peer identities: (trust, key) sealed together -------------------- */
+
+static int peer_split(uint8_t *plain, size_t n, uint8_t **key, size_t *len, int *trust)
+{
+	uint32_t t;
+
+	if (n < 4)
+		return MEND_ERR_STORE_CORRUPT;
+	t = (uint32_t)plain[0] << 24 | (uint32_t)plain[1] << 16 | (uint32_t)plain[2] << 8 |
+	    plain[3];
+	*trust = (int)(int32_t)t;
+	memmove(plain, plain + 4, n - 4);
+	*key = plain;
+	*len = n - 4;
+	return 0;
+}
+
+int mend_store_peer_identity_get(mend_store *s, const char *jid, uint32_t device, uint8_t **key,
+                                 size_t *len, int *trust)
+{
+	sqlite3_stmt *st = s->st[ST_PEER_GET];
+	char aad[AAD_MAX];
+	uint8_t *plain = NULL;
+	size_t n = 0;
+	int rc = aad_jid(aad, "peer_identities", jid, device);
+
+	if (!rc)
+		rc = bind_jid_dev(st, jid, device);
+	if (!rc)
+		rc = get_sealed(s, st, 0, aad, &plain, &n);
+	st_reset(st);
+	if (!rc)
+		rc = peer_split(plain, n, key, len, trust);
+	if (rc)
+		wipe_free(plain, n);
+	return rc;
+}
+
+int mend_store_peer_identity_put(mend_store *s, const char *jid, uint32_t device,
+                                 const uint8_t *key, size_t len, int trust)
+{
+	sqlite3_stmt *st = s->st[ST_PEER_PUT];
+	char aad[AAD_MAX];
+	uint32_t t = (uint32_t)trust;
+	uint8_t *plain = NULL;
+	int rc = aad_jid(aad, "peer_identities", jid, device);
+
+	if (!rc && (!key || len > (size_t)INT_MAX - 4))
+		rc = MEND_ERR_INVALID_ARG;
+	if (rc)
+		goto out;
+	plain = g_malloc(len + 4);
+	plain[0] = t >> 24;
+	plain[1] = t >> 16;
+	plain[2] = t >> 8;
+	plain[3] = t;
+	memcpy(plain + 4, key, len);
+	rc = bind_jid_dev(st, jid, device);
+	if (!rc)
+		rc = bind_rc(sqlite3_bind_int64(st, 4, (sqlite3_int64)time(NULL)));
+	if (!rc)
+		rc = put_sealed(s, st, 3, aad, plain, len + 4);
+	st_reset(st);
+	g_free(plain);
+out:
+	return rc;
+}
+
+/* ---- device lists ----------------------------------------------------- */
+
+static int device_activate(mend_store *s, const char *jid, uint32_t device)
+{
+	sqlite3_stmt *st = s->st[ST_DEV_ACT];
+	int rc = bind_jid_dev(st, jid, device);
+
+	if (!rc)
+		rc = bind_rc(sqlite3_bind_int64(st, 3, (sqlite3_int64)time(NULL)));
+	if (!rc)
+		rc = step_done(st);
+	st_reset(st);
+	return rc;
+}
+
+int mend_store_devicelist_set(mend_store *s, const char *jid, const uint32_t *ids, size_t n)
+{
+	size_t i;
+	int rc = MEND_ERR_INVALID_ARG;
+
+	if (!jid || (n && !ids))
+		goto out;
+	rc = mend_store_begin(s);
+	if (rc)
+		goto out;
+	rc = jid_run(s, ST_DEV_DEACT, jid, NULL, NULL);
+	for (i = 0; !rc && i < n; i++)
+		rc = device_activate(s, jid, ids[i]);
+	if (rc)
+		mend_store_rollback(s);
+	else
+		rc = mend_store_commit(s);
+out:
+	return rc;
+}
+
+int mend_store_devicelist_get(mend_store *s, const char *jid, uint32_t **ids, size_t *n)
+{
+	return jid_run(s, ST_DEV_GET, jid, ids, n);
+}
+
+int mend_store_device_set_broken(mend_store *s, const char *jid, uint32_t device, int broken)
+{
+	sqlite3_stmt *st = s->st[ST_DEV_BROKEN_SET];
+	int rc = MEND_ERR_INVALID_ARG;
+
+	if (jid)
+		rc = bind_jid_dev(st, jid, device);
+	if (!rc)
+		rc = bind_rc(sqlite3_bind_int(st, 3, broken ? 1 : 0));
+	if (!rc)
+		rc = bind_rc(sqlite3_bind_int64(st, 4, (sqlite3_int64)time(NULL)));
+	if (!rc)
+		rc = step_done(st);
+	st_reset(st);
+	return rc;
+}
+
+int mend_store_device_is_broken(mend_store *s, const char *jid, uint32_t device)
+{
+	sqlite3_stmt *st = s->st[ST_DEV_BROKEN_GET];
+	sqlite3_int64 v = 0;
+	int rc = MEND_ERR_INVALID_ARG;
+
+	if (jid)
+		rc = bind_jid_dev(st, jid, device);
+	if (!rc)
+		rc = step_int(st, &v);
+	if (rc == MEND_ERR_NOT_FOUND)
+		rc = 0;
+	else if (!rc)
+		rc = v != 0;
+	st_reset(st);
+	return rc;
+}
+
+/* ---- seen stanza ids (XEP-0359) --------------------------------------- */
+
+int mend_store_stanza_seen(mend_store *s, const char *by, const char *id)
+{
+	sqlite3_stmt *st = s->st[ST_SEEN];
+	int rc = MEND_ERR_INVALID_ARG;
+
+	if (by && id)
+		rc = bind_two_texts(st, by, id);
+	if (!rc)
+		rc = step_exists(st);
+	st_reset(st);
+	return rc;
+}
+
+int mend_store_stanza_mark(mend_store *s, const char *by, const char *id)
+{
+	sqlite3_stmt *st = s->st[ST_MARK];
+	int rc = MEND_ERR_INVALID_ARG;
+
+	if (by && id)
+		rc = bind_two_texts(st, by, id);
+	if (!rc)
+		rc = bind_rc(sqlite3_bind_int64(st, 3, (sqlite3_int64)time(NULL)));
+	if (!rc)
+		rc = step_done(st);
+	st_reset(st);
+	return rc;
+}
