@@ -1,2 +1,243 @@
-/* sim.c - placeholder until written. */
+/*
+ * sim.c - the in-process XMPP world of sim.h.
+ */
 #include "config.h"
+
+#include <string.h>
+#include <glib/gstdio.h>
+#include <strophe.h>
+#include "sim.h"
+
+static void on_bundle_changed(void *ud)
+{
+	((sim_dev *)ud)->bundle_changed++;
+}
+
+static void on_notice(mend_notice_kind kind, const char *jid, const char *text, void *ud)
+{
+	((sim_dev *)ud)->notices++;
+}
+
+static const mend_host_ops sim_ops = {
+    .bundle_changed = on_bundle_changed,
+    .show_notice = on_notice,
+};
+
+sim *sim_new(void)
+{
+	sim *s = g_new0(sim, 1);
+	GError *err = NULL;
+
+	s->root = g_dir_make_tmp("mend-sim-XXXXXX", &err);
+	if (!s->root) {
+		g_printerr("sim: cannot make a temp dir: %s\n", err->message);
+		g_error_free(err);
+		g_free(s);
+		return NULL;
+	}
+	s->devs = g_ptr_array_new();
+	return s;
+}
+
+static void rm_rf(const char *path)
+{
+	GDir *dir = g_dir_open(path, 0, NULL);
+	const char *name;
+
+	if (dir) {
+		while ((name = g_dir_read_name(dir))) {
+			char *p = g_build_filename(path, name, NULL);
+
+			rm_rf(p);
+			g_free(p);
+		}
+		g_dir_close(dir);
+		g_rmdir(path);
+	} else {
+		g_unlink(path);
+	}
+}
+
+void sim_free(sim *s)
+{
+	guint i;
+
+	if (!s)
+		return;
+	for (i = 0; i < s->devs->len; i++) {
+		sim_dev *d = g_ptr_array_index(s->devs, i);
+
+		mend_account_free(d->acc);
+		g_free(d->name);
+		g_free(d->jid);
+		g_free(d->resource);
+		g_free(d->dir);
+		g_free(d);
+	}
+	g_ptr_array_free(s->devs, TRUE);
+	rm_rf(s->root);
+	g_free(s->root);
+	g_free(s);
+}
+
+int sim_open(sim_dev *d)
+{
+	int r;
+
+	if (d->acc)
+		return MEND_OK;
+	r = mend_account_open(&d->acc, d->jid, d->dir, MEND_KEYRING_FILE, &sim_ops, d);
+	if (r == MEND_OK)
+		d->device_id = mend_account_device_id(d->acc);
+	return r;
+}
+
+int sim_close(sim_dev *d)
+{
+	mend_account_free(d->acc);
+	d->acc = NULL;
+	return MEND_OK;
+}
+
+sim_dev *sim_add(sim *s, const char *jid, const char *name)
+{
+	sim_dev *d = g_new0(sim_dev, 1);
+	int r;
+
+	d->name = g_strdup(name);
+	d->jid = g_strdup(jid);
+	d->resource = g_strdup_printf("r%u", s->devs->len);
+	d->dir = g_build_filename(s->root, d->resource, NULL);
+	g_ptr_array_add(s->devs, d);
+	r = sim_open(d);
+	if (r < 0) {
+		g_printerr("sim: cannot open %s: %s\n", name, mend_strerror(r));
+		return NULL;
+	}
+	return d;
+}
+
+sim_dev *sim_find(sim *s, const char *jid, uint32_t device_id)
+{
+	guint i;
+
+	for (i = 0; i < s->devs->len; i++) {
+		sim_dev *d = g_ptr_array_index(s->devs, i);
+
+		if (g_str_equal(d->jid, jid) && d->device_id == device_id)
+			return d;
+	}
+	return NULL;
+}
+
+/* The device list of `jid`: every device of that account, as PEP would hold it. */
+static char *devicelist_of(sim *s, const char *jid)
+{
+	GString *xml = g_string_new("<list xmlns='eu.siacs.conversations.axolotl'>");
+	guint i;
+
+	for (i = 0; i < s->devs->len; i++) {
+		sim_dev *d = g_ptr_array_index(s->devs, i);
+
+		if (g_str_equal(d->jid, jid))
+			g_string_append_printf(xml, "<device id='%u'/>", d->device_id);
+	}
+	g_string_append(xml, "</list>");
+	return g_string_free(xml, FALSE);
+}
+
+int sim_publish_all(sim *s)
+{
+	guint i, j;
+	int r = MEND_OK;
+
+	for (i = 0; i < s->devs->len && r == MEND_OK; i++) {
+		sim_dev *d = g_ptr_array_index(s->devs, i);
+
+		for (j = 0; j < s->devs->len && r == MEND_OK && d->acc; j++) {
+			sim_dev *o = g_ptr_array_index(s->devs, j);
+			char *list = devicelist_of(s, o->jid);
+
+			r = mend_account_devicelist_update(d->acc, o->jid, list);
+			g_free(list);
+		}
+	}
+	return r;
+}
+
+int sim_fetch_bundles(sim *s, sim_dev *d, const char *jid)
+{
+	uint32_t *ids = NULL;
+	size_t n = 0, i;
+	int r;
+
+	r = mend_account_devices_needing_bundle(d->acc, jid, &ids, &n);
+	for (i = 0; r == MEND_OK && i < n; i++) {
+		sim_dev *o = sim_find(s, jid, ids[i]);
+		char *bundle = NULL;
+		int was_closed = o && !o->acc;
+
+		if (!o)
+			continue;
+		/* PEP serves the bundle even while its device is offline */
+		r = sim_open(o);
+		if (r == MEND_OK)
+			r = mend_account_bundle_xml(o->acc, &bundle);
+		if (r == MEND_OK)
+			r = mend_account_bundle_process(d->acc, jid, ids[i], bundle);
+		if (was_closed)
+			sim_close(o);
+		mend_free(bundle);
+	}
+	mend_free(ids);
+	return r;
+}
+
+int sim_send(sim *s, sim_dev *d, const char *to, const char *body, char **stanza)
+{
+	int r = mend_account_encrypt(d->acc, to, body, NULL, stanza);
+
+	if (r != MEND_ERR_NEED_BUNDLE)
+		return r;
+	r = sim_fetch_bundles(s, d, to);
+	if (r == MEND_OK)
+		r = sim_fetch_bundles(s, d, d->jid);
+	if (r == MEND_OK)
+		r = mend_account_encrypt(d->acc, to, body, NULL, stanza);
+	return r;
+}
+
+char *sim_stamp(sim *s, const char *stanza, const sim_dev *sender, const sim_dev *rcpt,
+                int with_sid)
+{
+	xmpp_ctx_t *ctx = xmpp_ctx_new(NULL, NULL);
+	xmpp_stanza_t *st = xmpp_stanza_new_from_string(ctx, stanza);
+	char *from, *buf = NULL, *out = NULL;
+	size_t len;
+
+	if (!st)
+		goto free_ctx;
+	from = g_strdup_printf("%s/%s", sender->jid, sender->resource);
+	xmpp_stanza_set_attribute(st, "from", from);
+	g_free(from);
+	if (with_sid) {
+		xmpp_stanza_t *sid = xmpp_stanza_new(ctx);
+		char *id = g_strdup_printf("sid-%lu", ++s->next_sid);
+
+		xmpp_stanza_set_name(sid, "stanza-id");
+		xmpp_stanza_set_ns(sid, "urn:xmpp:sid:0");
+		xmpp_stanza_set_attribute(sid, "by", rcpt->jid);
+		xmpp_stanza_set_attribute(sid, "id", id);
+		xmpp_stanza_add_child(st, sid);
+		xmpp_stanza_release(sid);
+		g_free(id);
+	}
+	if (xmpp_stanza_to_text(st, &buf, &len) == XMPP_EOK) {
+		out = g_strndup(buf, len);
+		xmpp_free(ctx, buf);
+	}
+	xmpp_stanza_release(st);
+free_ctx:
+	xmpp_ctx_free(ctx);
+	return out;
+}

@@ -1,2 +1,552 @@
+/*
+ * test-account.c - the account API end to end in one process: identity on
+ * first use, bundles and device lists that validate, a conversation that
+ * survives store reopening, tampered and malformed input rejected with the
+ * right error and no state damage, duplicates, the store key, catch-up's
+ * prekey discipline, bad bundles and changed identity keys.
+ */
+#include "config.h"
+
+#include <string.h>
+#include <glib/gstdio.h>
+#include <strophe.h>
+#include "sim.h"
 #include "tap.h"
-int main(void) { TAP_OK(0, "not written yet"); return tap_done(); }
+#include "xsd.h"
+#include "b64.h"
+#include "internal.h"
+
+#define ALICE "alice@example.org"
+#define BOB   "bob@example.org"
+
+static xmpp_ctx_t *xctx;
+
+/* --- XML helpers ----------------------------------------------------------- */
+
+static xmpp_stanza_t *find(xmpp_stanza_t *st, const char *name)
+{
+	xmpp_stanza_t *c, *f;
+
+	if (xmpp_stanza_get_name(st) && g_str_equal(xmpp_stanza_get_name(st), name))
+		return st;
+	for (c = xmpp_stanza_get_children(st); c; c = xmpp_stanza_get_next(c))
+		if ((f = find(c, name)))
+			return f;
+	return NULL;
+}
+
+static char *to_text(xmpp_stanza_t *st)
+{
+	char *buf = NULL, *out;
+	size_t len;
+
+	xmpp_stanza_to_text(st, &buf, &len);
+	out = g_strndup(buf, len);
+	xmpp_free(xctx, buf);
+	return out;
+}
+
+/* The serialized child element `name` of a stanza. */
+static char *element_of(const char *xml, const char *name)
+{
+	xmpp_stanza_t *st = xmpp_stanza_new_from_string(xctx, xml), *el;
+	char *out = NULL;
+
+	if (st && (el = find(st, name)))
+		out = to_text(el);
+	if (st)
+		xmpp_stanza_release(st);
+	return out;
+}
+
+/* Replaces the text of element `name` (for key: the one with rid) via `edit`. */
+typedef char *(*edit_fn)(const char *text);
+
+static char *edit_text(const char *xml, const char *name, uint32_t rid, edit_fn edit)
+{
+	xmpp_stanza_t *st = xmpp_stanza_new_from_string(xctx, xml), *el, *c;
+	char *out, *old, *new;
+
+	el = find(st, name);
+	if (rid)
+		for (el = xmpp_stanza_get_children(find(st, "header")); el;
+		     el = xmpp_stanza_get_next(el)) {
+			const char *r = xmpp_stanza_get_attribute(el, "rid");
+
+			if (r && strtoul(r, NULL, 10) == rid)
+				break;
+		}
+	c = xmpp_stanza_get_children(el);
+	old = xmpp_stanza_get_text(el);
+	new = edit(old);
+	xmpp_stanza_set_text(c, new);
+	out = to_text(st);
+	xmpp_free(xctx, old);
+	g_free(new);
+	xmpp_stanza_release(st);
+	return out;
+}
+
+static char *set_attr(const char *xml, const char *name, const char *attr, const char *value)
+{
+	xmpp_stanza_t *st = xmpp_stanza_new_from_string(xctx, xml);
+	char *out;
+
+	xmpp_stanza_set_attribute(find(st, name), attr, value);
+	out = to_text(st);
+	xmpp_stanza_release(st);
+	return out;
+}
+
+/* Flips one bit of the decoded value at offset `at` from the end (1 = last byte). */
+static char *flip_from_end(const char *b64, size_t at)
+{
+	uint8_t *raw = NULL;
+	size_t len = 0;
+	char *out;
+
+	mend_b64_decode(b64, 1 << 20, &raw, &len);
+	raw[len - at] ^= 0x01;
+	out = mend_b64_encode(raw, len);
+	g_free(raw);
+	return out;
+}
+
+static char *flip_last(const char *b64)
+{
+	return flip_from_end(b64, 1);
+}
+
+static char *flip_first(const char *b64)
+{
+	uint8_t *raw = NULL;
+	size_t len = 0;
+	char *out;
+
+	mend_b64_decode(b64, 1 << 20, &raw, &len);
+	raw[0] ^= 0x80;
+	out = mend_b64_encode(raw, len);
+	g_free(raw);
+	return out;
+}
+
+static char *truncate3(const char *b64)
+{
+	return g_strndup(b64, strlen(b64) - 3);
+}
+
+/* --- helpers ------------------------------------------------------------------ */
+
+static int decrypt_expect(sim_dev *d, const char *wire, const char *body)
+{
+	mend_message *m = NULL;
+	int r = mend_account_decrypt(d->acc, wire, &m);
+
+	if (r == MEND_OK && body && (!m->body || !g_str_equal(m->body, body))) {
+		printf("#   decrypted to '%s', want '%s'\n", m->body ? m->body : "(null)", body);
+		r = -1000;
+	}
+	mend_message_free(m);
+	return r;
+}
+
+/* Sends body from `from` to `to`'s account and returns what the server hands `to`. */
+static char *wire_msg(sim *s, sim_dev *from, sim_dev *to, const char *body, int with_sid)
+{
+	char *stanza = NULL, *wire;
+	int r = sim_send(s, from, to->jid, body, &stanza);
+
+	if (r < 0)
+		TAP_BAIL("%s cannot encrypt: %s", from->name, mend_strerror(r));
+	wire = sim_stamp(s, stanza, from, to, with_sid);
+	mend_free(stanza);
+	return wire;
+}
+
+static int count_substr(const char *hay, const char *needle)
+{
+	int n = 0;
+
+	for (; (hay = strstr(hay, needle)); hay++)
+		n++;
+	return n;
+}
+
+/* --- the tests --------------------------------------------------------------- */
+
+static void test_first_use(sim *s, sim_dev *a)
+{
+	char fp[65], fp2[65], *bundle = NULL, *list = NULL, *why = NULL;
+	uint32_t id = a->device_id;
+	size_t n = 0;
+
+	TAP_OK(id >= 1 && id <= 0x7fffffffu, "device id %u is in 1..2^31-1", id);
+	TAP_EQ(mend_account_fingerprint(a->acc, fp), MEND_OK, "fingerprint");
+	TAP_OK(strlen(fp) == 64 && strspn(fp, "0123456789abcdef") == 64, "fingerprint is 64 hex");
+	TAP_EQ(mend_account_prekey_count(a->acc, &n), MEND_OK, "prekey count");
+	TAP_EQ(n, 100, "100 one-time prekeys on first use");
+	TAP_EQ(mend_account_bundle_xml(a->acc, &bundle), MEND_OK, "bundle");
+	TAP_EQ(count_substr(bundle, "<preKeyPublic"), 100, "the bundle publishes 100 prekeys");
+	TAP_OK(mend_test_validate("omemo-legacy.xsd", bundle, &why) == 0,
+	       "our bundle validates against xep/omemo-legacy.xsd %s", why ? why : "");
+	free(why);
+	why = NULL;
+	TAP_EQ(mend_account_own_devicelist_xml(a->acc, &list), MEND_OK, "device list");
+	TAP_OK(mend_test_validate("omemo-legacy.xsd", list, &why) == 0,
+	       "our device list validates %s", why ? why : "");
+	free(why);
+	TAP_OK(strstr(list, g_strdup_printf("%u", id)) != NULL, "our device list names us");
+	sim_close(a);
+	TAP_EQ(sim_open(a), MEND_OK, "reopen");
+	mend_account_fingerprint(a->acc, fp2);
+	TAP_OK(a->device_id == id && g_str_equal(fp, fp2),
+	       "same device id and fingerprint after reopen");
+	mend_free(bundle);
+	mend_free(list);
+}
+
+static void test_first_message(sim *s, sim_dev *a, sim_dev *b)
+{
+	char *before = NULL, *after = NULL, *enc, *why = NULL, *wire;
+	size_t n = 0;
+	int changed = b->bundle_changed, gone = 0;
+	char **ids, **p;
+
+	mend_account_bundle_xml(b->acc, &before);
+	wire = wire_msg(s, a, b, "hello bob", 0);
+	enc = element_of(wire, "encrypted");
+	TAP_OK(enc && mend_test_validate("omemo-legacy.xsd", enc, &why) == 0,
+	       "our <encrypted/> validates %s", why ? why : "");
+	free(why);
+	TAP_OK(strstr(wire, "urn:xmpp:eme:0") && strstr(wire, "urn:xmpp:hints") &&
+	           strstr(wire, "<body>"),
+	       "EME hint, store hint and fallback body are there");
+	TAP_OK(!strstr(wire, "hello bob"), "the plaintext is nowhere in the stanza");
+	TAP_EQ(decrypt_expect(b, wire, "hello bob"), MEND_OK, "bob decrypts the first message");
+	TAP_EQ(mend_account_prekey_count(b->acc, &n), MEND_OK, "count");
+	TAP_EQ(n, 100, "bob has 100 unused prekeys again");
+	TAP_EQ(b->bundle_changed, changed + 1, "bob was asked to republish his bundle once");
+	mend_account_bundle_xml(b->acc, &after);
+	ids = g_regex_split_simple("preKeyId=[\"']([0-9]+)[\"']", before, 0, 0);
+	for (p = ids + 1; *p && *(p - 1); p += 2) {
+		char *dq = g_strdup_printf("preKeyId=\"%s\"", *p);
+		char *sq = g_strdup_printf("preKeyId='%s'", *p);
+
+		gone += !strstr(after, dq) && !strstr(after, sq);
+		g_free(dq);
+		g_free(sq);
+	}
+	TAP_EQ(gone, 1, "exactly the used prekey left the bundle");
+	g_strfreev(ids);
+	g_free(enc);
+	g_free(wire);
+	mend_free(before);
+	mend_free(after);
+}
+
+/* Each tampered copy is rejected with its error; the untampered one still decrypts. */
+static void test_tamper(sim *s, sim_dev *a, sim_dev *b)
+{
+	char *wire, *bad, *reply;
+	char rid[16];
+
+	reply = wire_msg(s, b, a, "hi alice", 0);
+	TAP_EQ(decrypt_expect(a, reply, "hi alice"), MEND_OK, "alice decrypts bob's reply");
+	wire = wire_msg(s, a, b, "the real text", 0);
+
+	bad = edit_text(wire, "payload", 0, flip_first);
+	TAP_EQ(decrypt_expect(b, bad, NULL), MEND_ERR_PAYLOAD_AUTH, "tampered ciphertext rejected");
+	g_free(bad);
+	bad = edit_text(wire, "key", b->device_id, flip_last);
+	TAP_EQ(decrypt_expect(b, bad, NULL), MEND_ERR_KEY_AUTH, "tampered key element rejected");
+	g_free(bad);
+	g_snprintf(rid, sizeof(rid), "%u", b->device_id ^ 0x5a5a);
+	bad = set_attr(wire, "key", "rid", rid);
+	TAP_EQ(decrypt_expect(b, bad, NULL), MEND_ERR_NOT_FOR_THIS_DEVICE,
+	       "wrong rid: not for this device");
+	g_free(bad);
+	bad = edit_text(wire, "payload", 0, truncate3);
+	TAP_EQ(decrypt_expect(b, bad, NULL), MEND_ERR_BAD_BASE64, "truncated base64 rejected");
+	g_free(bad);
+	bad = edit_text(wire, "iv", 0, flip_first);
+	TAP_EQ(decrypt_expect(b, bad, NULL), MEND_ERR_PAYLOAD_AUTH, "tampered iv rejected");
+	g_free(bad);
+	TAP_EQ(decrypt_expect(b, wire, "the real text"), MEND_OK,
+	       "the untampered message still decrypts after all that (no state damage)");
+	TAP_EQ(decrypt_expect(b, wire, NULL), MEND_ERR_DUPLICATE, "delivered again: a duplicate");
+	g_free(wire);
+	wire = wire_msg(s, a, b, "the next one", 0);
+	TAP_EQ(decrypt_expect(b, wire, "the next one"), MEND_OK, "the next good message decrypts");
+	g_free(wire);
+	g_free(reply);
+}
+
+/* Tag after the payload with a 16-byte key (early Conversations), and a 16-byte IV. */
+static void test_layouts(sim *s, sim_dev *a, sim_dev *b)
+{
+	char *stanza = NULL, *wire, *bad;
+
+	mend_account_encrypt_opts(a->acc, b->jid, "old layout", NULL, MEND_ENC_TAG_IN_PAYLOAD,
+	                          &stanza);
+	wire = sim_stamp(s, stanza, a, b, 0);
+	bad = edit_text(wire, "payload", 0, flip_last);
+	TAP_EQ(decrypt_expect(b, bad, NULL), MEND_ERR_PAYLOAD_AUTH,
+	       "tampered tag (after the payload) rejected");
+	TAP_EQ(decrypt_expect(b, wire, "old layout"), MEND_OK,
+	       "a 16-byte key with the tag after the payload decrypts");
+	g_free(bad);
+	g_free(wire);
+	mend_free(stanza);
+	mend_account_encrypt_opts(a->acc, b->jid, "long iv", NULL, MEND_ENC_IV16, &stanza);
+	wire = sim_stamp(s, stanza, a, b, 0);
+	TAP_EQ(decrypt_expect(b, wire, "long iv"), MEND_OK, "a 16-byte IV decrypts");
+	g_free(wire);
+	mend_free(stanza);
+}
+
+static void test_malformed(sim *s, sim_dev *a, sim_dev *b)
+{
+	static const char *const junk[] = {
+	    "not xml at all",
+	    "<message from='alice@example.org/x'><encrypted "
+	    "xmlns='eu.siacs.conversations.axolotl'/></message>",
+	    "<message from='alice@example.org/x'><encrypted "
+	    "xmlns='eu.siacs.conversations.axolotl'><header sid='1'><key "
+	    "rid='1'>AAAA</key></header></encrypted></message>",
+	    "<message><encrypted xmlns='eu.siacs.conversations.axolotl'/></message>",
+	    "<iq from='alice@example.org/x'/>",
+	};
+	char *wire;
+	size_t i;
+	int bad = 0, r;
+
+	for (i = 0; i < G_N_ELEMENTS(junk); i++) {
+		r = decrypt_expect(b, junk[i], NULL);
+		if (r != MEND_ERR_MALFORMED) {
+			printf("#   junk %zu gave %d\n", i, r);
+			bad++;
+		}
+	}
+	TAP_EQ(bad, 0, "malformed stanzas are rejected as malformed");
+	TAP_EQ(decrypt_expect(b, "<message from='alice@example.org/x'><body>hi</body></message>",
+	                      NULL),
+	       MEND_ERR_NOT_FOUND, "a plain message is reported as not OMEMO");
+	wire = wire_msg(s, a, b, "after the junk", 0);
+	TAP_EQ(decrypt_expect(b, wire, "after the junk"), MEND_OK, "a good message still decrypts");
+	g_free(wire);
+}
+
+static const char *attr_of(const char *xml, const char *name, const char *attr)
+{
+	static char value[256];
+	xmpp_stanza_t *st = xmpp_stanza_new_from_string(xctx, xml);
+
+	g_strlcpy(value, xmpp_stanza_get_attribute(find(st, name), attr), sizeof(value));
+	xmpp_stanza_release(st);
+	return value;
+}
+
+static void test_stanza_id(sim *s, sim_dev *a, sim_dev *b)
+{
+	char *wire = wire_msg(s, a, b, "with a stanza-id", 1), *w2, *w3, *reused, *forged, *garbage;
+	char *seen_id = g_strdup(attr_of(wire, "stanza-id", "id"));
+
+	TAP_EQ(decrypt_expect(b, wire, "with a stanza-id"), MEND_OK, "stamped message decrypts");
+	TAP_EQ(decrypt_expect(b, wire, NULL), MEND_ERR_DUPLICATE,
+	       "same stanza-id again: duplicate");
+	garbage = edit_text(wire, "payload", 0, flip_first);
+	TAP_EQ(decrypt_expect(b, garbage, NULL), MEND_ERR_DUPLICATE,
+	       "dedupe by stanza-id comes before anything else");
+	w2 = wire_msg(s, a, b, "a new message", 1);
+	reused = set_attr(w2, "stanza-id", "id", seen_id);
+	forged = set_attr(reused, "stanza-id", "by", "mallory@evil.example");
+	TAP_EQ(decrypt_expect(b, forged, "a new message"), MEND_OK,
+	       "a seen stanza-id stamped by someone else is not trusted for dedupe");
+	w3 = wire_msg(s, a, b, "another new message", 1);
+	g_free(reused);
+	reused = set_attr(w3, "stanza-id", "id", seen_id);
+	TAP_EQ(decrypt_expect(b, reused, NULL), MEND_ERR_DUPLICATE,
+	       "a seen stanza-id stamped by our server is a duplicate");
+	g_free(reused);
+	g_free(forged);
+	g_free(garbage);
+	g_free(seen_id);
+	g_free(wire);
+	g_free(w2);
+	g_free(w3);
+}
+
+static void test_reopen(sim *s, sim_dev *a, sim_dev *b)
+{
+	char *w1, *w2;
+
+	w1 = wire_msg(s, a, b, "before the restart", 0);
+	sim_close(a);
+	sim_close(b);
+	TAP_OK(sim_open(a) == MEND_OK && sim_open(b) == MEND_OK, "both stores reopen");
+	TAP_EQ(decrypt_expect(b, w1, "before the restart"), MEND_OK,
+	       "a message sent before the restart decrypts after it");
+	w2 = wire_msg(s, b, a, "after the restart", 0);
+	TAP_EQ(decrypt_expect(a, w2, "after the restart"), MEND_OK, "the conversation continues");
+	g_free(w1);
+	g_free(w2);
+}
+
+static void test_store_key(sim *s, sim_dev *a)
+{
+	char *path = g_build_filename(a->dir, "omemo.sqlite.key", NULL), *orig = NULL, *bad;
+	mend_account *acc = NULL;
+	gsize len = 0;
+
+	sim_close(a);
+	TAP_OK(g_file_get_contents(path, &orig, &len, NULL) && len > 0, "the key file is there");
+	bad = g_memdup2(orig, len);
+	bad[0] = g_ascii_isxdigit(bad[0]) ? (bad[0] == '0' ? '1' : '0') : (char)(bad[0] ^ 1);
+	g_file_set_contents(path, bad, (gssize)len, NULL);
+	TAP_EQ(mend_account_open(&acc, a->jid, a->dir, MEND_KEYRING_FILE, NULL, NULL),
+	       MEND_ERR_STORE_KEY_WRONG, "a wrong store key is refused: %s",
+	       mend_strerror(MEND_ERR_STORE_KEY_WRONG));
+	g_unlink(path);
+	TAP_EQ(mend_account_open(&acc, a->jid, a->dir, MEND_KEYRING_FILE, NULL, NULL),
+	       MEND_ERR_STORE_KEY_MISSING, "a missing store key is reported, not replaced");
+	g_file_set_contents(path, orig, (gssize)len, NULL);
+	g_chmod(path, 0600);
+	TAP_EQ(sim_open(a), MEND_OK, "the right key opens the store again");
+	g_free(bad);
+	g_free(orig);
+	g_free(path);
+}
+
+/* A bundle cut down to its first prekey, so that two senders use the same one. */
+static char *one_prekey_bundle(sim_dev *d)
+{
+	char *xml = NULL, *out;
+	GRegex *re = g_regex_new(
+	    "(<preKeyPublic[^>]*>[^<]*</preKeyPublic>)(<preKeyPublic.*)</prekeys>", 0, 0, NULL);
+
+	mend_account_bundle_xml(d->acc, &xml);
+	out = g_regex_replace(re, xml, -1, 0, "\\1</prekeys>", 0, NULL);
+	g_regex_unref(re);
+	mend_free(xml);
+	return out;
+}
+
+static void test_catchup(sim *s)
+{
+	sim_dev *c1 = sim_add(s, "carol@example.org", "carol's phone");
+	sim_dev *c2 = sim_add(s, "carol@example.org", "carol's laptop");
+	sim_dev *d = sim_add(s, "dave@example.org", "dave's phone");
+	sim_dev *e = sim_add(s, "erin@example.org", "erin's phone");
+	sim_dev *rcpt[2] = {d, e};
+	char *w1, *w2, *bundle;
+	size_t n;
+	int i, changed;
+
+	sim_publish_all(s);
+	for (i = 0; i < 2; i++) {
+		bundle = one_prekey_bundle(rcpt[i]);
+		TAP_OK(count_substr(bundle, "<preKeyPublic") == 1, "bundle cut to one prekey");
+		mend_account_bundle_process(c1->acc, rcpt[i]->jid, rcpt[i]->device_id, bundle);
+		mend_account_bundle_process(c2->acc, rcpt[i]->jid, rcpt[i]->device_id, bundle);
+		g_free(bundle);
+		sim_fetch_bundles(s, c1, c1->jid);
+		sim_fetch_bundles(s, c2, c2->jid);
+		w1 = wire_msg(s, c1, rcpt[i], "from carol's phone", 1);
+		w2 = wire_msg(s, c2, rcpt[i], "from carol's laptop", 1);
+		changed = rcpt[i]->bundle_changed;
+		if (i == 0) {
+			TAP_EQ(decrypt_expect(d, w1, "from carol's phone"), MEND_OK,
+			       "first prekey message");
+			TAP_EQ(decrypt_expect(d, w2, NULL), MEND_ERR_UNKNOWN_PREKEY,
+			       "outside catch-up, a used prekey is gone at once");
+		} else {
+			mend_account_catchup_begin(e->acc);
+			TAP_EQ(decrypt_expect(e, w1, "from carol's phone"), MEND_OK,
+			       "catch-up: first");
+			TAP_EQ(decrypt_expect(e, w2, "from carol's laptop"), MEND_OK,
+			       "catch-up: a second message on the same prekey decrypts too");
+			TAP_EQ(e->bundle_changed, changed, "no republish during catch-up");
+			TAP_EQ(mend_account_catchup_end(e->acc), MEND_OK, "catch-up ends");
+			TAP_EQ(e->bundle_changed, changed + 1, "one republish when catch-up ends");
+			mend_account_prekey_count(e->acc, &n);
+			TAP_EQ(n, 100, "100 unused prekeys after catch-up");
+		}
+		g_free(w1);
+		g_free(w2);
+	}
+}
+
+static void test_bad_bundles(sim *s)
+{
+	sim_dev *f = sim_add(s, "frank@example.org", "frank's phone");
+	sim_dev *g = sim_add(s, "grace@example.org", "grace's phone");
+	sim_dev *m = sim_add(s, "mallory@example.org", "mallory's phone");
+	char *bundle = NULL, *bad, *stanza = NULL, *list;
+	uint32_t *ids = NULL;
+	size_t n = 0;
+	GString *giant;
+	int i;
+
+	sim_publish_all(s);
+	mend_account_bundle_xml(g->acc, &bundle);
+	bad = edit_text(bundle, "signedPreKeySignature", 0, flip_first);
+	TAP_EQ(mend_account_bundle_process(f->acc, g->jid, g->device_id, bad), MEND_ERR_INVALID_KEY,
+	       "a bundle with a bad signature is rejected");
+	mend_account_devices_needing_bundle(f->acc, g->jid, &ids, &n);
+	TAP_EQ(n, 0, "that device is not asked for again until it publishes anew");
+	mend_free(ids);
+	TAP_EQ(mend_account_encrypt(f->acc, g->jid, "x", NULL, &stanza), MEND_ERR_NO_DEVICES,
+	       "with no usable device nothing is encrypted");
+	TAP_EQ(mend_account_bundle_process(f->acc, g->jid, g->device_id, bundle), MEND_OK,
+	       "the good bundle is accepted afterwards");
+	g_free(bad);
+	mend_free(bundle);
+	mend_account_bundle_xml(m->acc, &bundle);
+	TAP_EQ(mend_account_bundle_process(f->acc, g->jid, g->device_id, bundle),
+	       MEND_ERR_UNTRUSTED,
+	       "another identity key for a known device is not trusted automatically");
+	mend_free(bundle);
+	giant = g_string_new("<list xmlns='eu.siacs.conversations.axolotl'>");
+	for (i = 1; i <= 501; i++)
+		g_string_append_printf(giant, "<device id='%d'/>", i);
+	g_string_append(giant, "</list>");
+	TAP_EQ(mend_account_devicelist_update(f->acc, g->jid, giant->str), MEND_ERR_TOO_LARGE,
+	       "a giant device list is rejected");
+	mend_account_devices(f->acc, g->jid, &ids, &n);
+	TAP_OK(n == 1 && ids[0] == g->device_id, "and the known list is kept");
+	mend_free(ids);
+	g_string_free(giant, TRUE);
+	list = g_strdup("<list xmlns='eu.siacs.conversations.axolotl'><device id='0'/></list>");
+	TAP_OK(mend_account_devicelist_update(f->acc, g->jid, "<list xmlns='wrong'/>") < 0,
+	       "a list in the wrong namespace is rejected");
+	g_free(list);
+}
+
+int main(void)
+{
+	sim *s = sim_new();
+	sim_dev *a, *b;
+
+	xctx = xmpp_ctx_new(NULL, NULL);
+	if (!s)
+		TAP_BAIL("no temp dir");
+	a = sim_add(s, ALICE, "alice's phone");
+	b = sim_add(s, BOB, "bob's phone");
+	if (!a || !b)
+		TAP_BAIL("cannot open accounts");
+	if (sim_publish_all(s) < 0)
+		TAP_BAIL("cannot publish device lists");
+	test_first_use(s, a);
+	test_first_message(s, a, b);
+	test_tamper(s, a, b);
+	test_layouts(s, a, b);
+	test_malformed(s, a, b);
+	test_stanza_id(s, a, b);
+	test_reopen(s, a, b);
+	test_store_key(s, a);
+	test_catchup(s);
+	test_bad_bundles(s);
+	sim_free(s);
+	xmpp_ctx_free(xctx);
+	return tap_done();
+}

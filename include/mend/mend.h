@@ -30,28 +30,28 @@ enum mend_error {
 	MEND_OK = 0,
 	MEND_ERR_NOMEM = -1,
 	MEND_ERR_INVALID_ARG = -2,
-	MEND_ERR_MALFORMED = -3,             /* XML not of the expected shape */
-	MEND_ERR_BAD_BASE64 = -4,            /* base64 truncated or with bad characters */
-	MEND_ERR_TOO_LARGE = -5,             /* a count or length over our limits */
-	MEND_ERR_NOT_FOR_THIS_DEVICE = -6,   /* the header has no key for our device id */
-	MEND_ERR_DUPLICATE = -7,             /* this message was already decrypted */
-	MEND_ERR_NO_SESSION = -8,            /* no session with the sending device */
-	MEND_ERR_KEY_AUTH = -9,              /* the ratchet message failed its MAC */
-	MEND_ERR_PAYLOAD_AUTH = -10,         /* the payload failed its AES-GCM tag */
-	MEND_ERR_INVALID_KEY = -11,          /* a public key or signature is invalid */
-	MEND_ERR_UNKNOWN_PREKEY = -12,       /* a prekey message names a prekey we lack */
-	MEND_ERR_UNTRUSTED = -13,            /* the device's identity key is not trusted */
-	MEND_ERR_NO_DEVICES = -14,           /* the recipient has no OMEMO device */
-	MEND_ERR_NEED_BUNDLE = -15,          /* sessions must be built from bundles first */
-	MEND_ERR_CRYPTO = -16,               /* the crypto library failed */
-	MEND_ERR_STORE = -17,                /* the database could not be read or written */
-	MEND_ERR_STORE_KEY_WRONG = -18,      /* the store key does not open this store */
-	MEND_ERR_STORE_KEY_MISSING = -19,    /* the store exists but its key was not found */
-	MEND_ERR_STORE_CORRUPT = -20,        /* a sealed value failed to open */
-	MEND_ERR_STORE_VERSION = -21,        /* the store was written by a newer mend */
-	MEND_ERR_KEYRING = -22,              /* the Secret Service refused */
-	MEND_ERR_PROTOCOL = -23,             /* another ratchet failure */
-	MEND_ERR_NOT_FOUND = -24,            /* no such item */
+	MEND_ERR_MALFORMED = -3,           /* XML not of the expected shape */
+	MEND_ERR_BAD_BASE64 = -4,          /* base64 truncated or with bad characters */
+	MEND_ERR_TOO_LARGE = -5,           /* a count or length over our limits */
+	MEND_ERR_NOT_FOR_THIS_DEVICE = -6, /* the header has no key for our device id */
+	MEND_ERR_DUPLICATE = -7,           /* this message was already decrypted */
+	MEND_ERR_NO_SESSION = -8,          /* no session with the sending device */
+	MEND_ERR_KEY_AUTH = -9,            /* the ratchet message failed its MAC */
+	MEND_ERR_PAYLOAD_AUTH = -10,       /* the payload failed its AES-GCM tag */
+	MEND_ERR_INVALID_KEY = -11,        /* a public key or signature is invalid */
+	MEND_ERR_UNKNOWN_PREKEY = -12,     /* a prekey message names a prekey we lack */
+	MEND_ERR_UNTRUSTED = -13,          /* the device's identity key is not trusted */
+	MEND_ERR_NO_DEVICES = -14,         /* the recipient has no OMEMO device */
+	MEND_ERR_NEED_BUNDLE = -15,        /* sessions must be built from bundles first */
+	MEND_ERR_CRYPTO = -16,             /* the crypto library failed */
+	MEND_ERR_STORE = -17,              /* the database could not be read or written */
+	MEND_ERR_STORE_KEY_WRONG = -18,    /* the store key does not open this store */
+	MEND_ERR_STORE_KEY_MISSING = -19,  /* the store exists but its key was not found */
+	MEND_ERR_STORE_CORRUPT = -20,      /* a sealed value failed to open */
+	MEND_ERR_STORE_VERSION = -21,      /* the store was written by a newer mend */
+	MEND_ERR_KEYRING = -22,            /* the Secret Service refused */
+	MEND_ERR_PROTOCOL = -23,           /* another ratchet failure */
+	MEND_ERR_NOT_FOUND = -24,          /* no such item */
 	MEND_ERR_LAST = -25
 };
 
@@ -86,7 +86,8 @@ typedef struct mend_host_ops {
 	/* Sends a stanza (serialized XML). Returns 0 on success. */
 	int (*send_stanza)(const char *xml, void *user_data);
 	/* A sentence for the user; jid is the conversation or NULL. */
-	void (*show_notice)(mend_notice_kind kind, const char *jid, const char *text, void *user_data);
+	void (*show_notice)(mend_notice_kind kind, const char *jid, const char *text,
+	                    void *user_data);
 	/* A log line for the developer. */
 	void (*log)(mend_log_level level, const char *text, void *user_data);
 	/* Our bundle changed (one-time prekeys replenished): republish it. */
@@ -130,15 +131,15 @@ MEND_EXPORT int mend_account_own_devicelist_xml(mend_account *acc, char **xml);
 /* Stores the device list `list_xml` (a legacy <list/> element) of `jid`. */
 MEND_EXPORT int mend_account_devicelist_update(mend_account *acc, const char *jid,
                                                const char *list_xml);
-/* The device ids known for `jid` (our own other devices for our own JID). Free ids with mend_free(). */
-MEND_EXPORT int mend_account_devices(mend_account *acc, const char *jid, uint32_t **ids,
-                                     size_t *n);
+/* The device ids known for `jid` (our own other devices for our own JID). Free ids with
+ * mend_free(). */
+MEND_EXPORT int mend_account_devices(mend_account *acc, const char *jid, uint32_t **ids, size_t *n);
 /* Devices of `jid` with neither a session nor a known-broken bundle. Free with mend_free(). */
 MEND_EXPORT int mend_account_devices_needing_bundle(mend_account *acc, const char *jid,
                                                     uint32_t **ids, size_t *n);
 /* Builds a session with device `device_id` of `jid` from its bundle (legacy <bundle/>). */
-MEND_EXPORT int mend_account_bundle_process(mend_account *acc, const char *jid,
-                                            uint32_t device_id, const char *bundle_xml);
+MEND_EXPORT int mend_account_bundle_process(mend_account *acc, const char *jid, uint32_t device_id,
+                                            const char *bundle_xml);
 
 /*
  * Encrypts `body` for every device of `to_jid` and every other device of our
@@ -153,11 +154,11 @@ MEND_EXPORT int mend_account_encrypt(mend_account *acc, const char *to_jid, cons
                                      const char *id, char **stanza);
 
 typedef struct mend_message {
-	char *from;        /* bare JID of the sender */
-	uint32_t device;   /* sender device id */
-	char *body;        /* plaintext; NULL for a key transport message */
-	char *stanza_id;   /* XEP-0359 stanza-id stamped by our server, or NULL */
-	int prekey;        /* 1 when this message started a new session */
+	char *from;      /* bare JID of the sender */
+	uint32_t device; /* sender device id */
+	char *body;      /* plaintext; NULL for a key transport message */
+	char *stanza_id; /* XEP-0359 stanza-id stamped by our server, or NULL */
+	int prekey;      /* 1 when this message started a new session */
 } mend_message;
 
 /*

@@ -11,44 +11,44 @@
 #define N_(s) (s)
 
 static const char *const messages[] = {
-	[0] = N_("Success."),
-	[-MEND_ERR_NOMEM] = N_("Out of memory."),
-	[-MEND_ERR_INVALID_ARG] = N_("Invalid argument."),
-	[-MEND_ERR_MALFORMED] = N_("The message is malformed and was rejected."),
-	[-MEND_ERR_BAD_BASE64] = N_("The message contains damaged base64 data and was rejected."),
-	[-MEND_ERR_TOO_LARGE] = N_("The message is larger than mend accepts and was rejected."),
-	[-MEND_ERR_NOT_FOR_THIS_DEVICE] =
-		N_("The message was not encrypted for this device. The sender may not know this "
-		   "device yet; read it on another device."),
-	[-MEND_ERR_DUPLICATE] = N_("This message was already received."),
-	[-MEND_ERR_NO_SESSION] =
-		N_("There is no encrypted session with the sending device; ask the sender to send "
-		   "again."),
-	[-MEND_ERR_KEY_AUTH] =
-		N_("The message key failed its integrity check; the message was damaged or forged."),
-	[-MEND_ERR_PAYLOAD_AUTH] =
-		N_("The message text failed its integrity check; the message was damaged or forged."),
-	[-MEND_ERR_INVALID_KEY] = N_("A device published an invalid key or signature."),
-	[-MEND_ERR_UNKNOWN_PREKEY] =
-		N_("The message was built on a one-time key this device no longer has."),
-	[-MEND_ERR_UNTRUSTED] =
-		N_("The device's identity key changed or is not trusted; verify it before using it."),
-	[-MEND_ERR_NO_DEVICES] = N_("The contact has no OMEMO device; nothing was sent."),
-	[-MEND_ERR_NEED_BUNDLE] = N_("Keys of some devices must be fetched before sending."),
-	[-MEND_ERR_CRYPTO] = N_("The cryptography library failed."),
-	[-MEND_ERR_STORE] = N_("The key store could not be read or written; check the disk."),
-	[-MEND_ERR_STORE_KEY_WRONG] =
-		N_("The store key does not open this key store; the keyring holds a different key."),
-	[-MEND_ERR_STORE_KEY_MISSING] =
-		N_("The key store exists but its key is in neither the keyring nor a key file; unlock "
-		   "the keyring that holds it."),
-	[-MEND_ERR_STORE_CORRUPT] = N_("A value in the key store is damaged."),
-	[-MEND_ERR_STORE_VERSION] =
-		N_("The key store was written by a newer mend; upgrade mend to use it."),
-	[-MEND_ERR_KEYRING] =
-		N_("No keyring (Secret Service) answered; start or unlock GNOME Keyring or KWallet."),
-	[-MEND_ERR_PROTOCOL] = N_("The encrypted session failed; ask the sender to send again."),
-	[-MEND_ERR_NOT_FOUND] = N_("Not found."),
+    [0] = N_("Success."),
+    [-MEND_ERR_NOMEM] = N_("Out of memory."),
+    [-MEND_ERR_INVALID_ARG] = N_("Invalid argument."),
+    [-MEND_ERR_MALFORMED] = N_("The message is malformed and was rejected."),
+    [-MEND_ERR_BAD_BASE64] = N_("The message contains damaged base64 data and was rejected."),
+    [-MEND_ERR_TOO_LARGE] = N_("The message is larger than mend accepts and was rejected."),
+    [-MEND_ERR_NOT_FOR_THIS_DEVICE] =
+        N_("The message was not encrypted for this device. The sender may not know this "
+           "device yet; read it on another device."),
+    [-MEND_ERR_DUPLICATE] = N_("This message was already received."),
+    [-MEND_ERR_NO_SESSION] =
+        N_("There is no encrypted session with the sending device; ask the sender to send "
+           "again."),
+    [-MEND_ERR_KEY_AUTH] =
+        N_("The message key failed its integrity check; the message was damaged or forged."),
+    [-MEND_ERR_PAYLOAD_AUTH] =
+        N_("The message text failed its integrity check; the message was damaged or forged."),
+    [-MEND_ERR_INVALID_KEY] = N_("A device published an invalid key or signature."),
+    [-MEND_ERR_UNKNOWN_PREKEY] =
+        N_("The message was built on a one-time key this device no longer has."),
+    [-MEND_ERR_UNTRUSTED] =
+        N_("The device's identity key changed or is not trusted; verify it before using it."),
+    [-MEND_ERR_NO_DEVICES] = N_("The contact has no OMEMO device; nothing was sent."),
+    [-MEND_ERR_NEED_BUNDLE] = N_("Keys of some devices must be fetched before sending."),
+    [-MEND_ERR_CRYPTO] = N_("The cryptography library failed."),
+    [-MEND_ERR_STORE] = N_("The key store could not be read or written; check the disk."),
+    [-MEND_ERR_STORE_KEY_WRONG] =
+        N_("The store key does not open this key store; the keyring holds a different key."),
+    [-MEND_ERR_STORE_KEY_MISSING] =
+        N_("The key store exists but its key is in neither the keyring nor a key file; unlock "
+           "the keyring that holds it."),
+    [-MEND_ERR_STORE_CORRUPT] = N_("A value in the key store is damaged."),
+    [-MEND_ERR_STORE_VERSION] =
+        N_("The key store was written by a newer mend; upgrade mend to use it."),
+    [-MEND_ERR_KEYRING] =
+        N_("No keyring (Secret Service) answered; start or unlock GNOME Keyring or KWallet."),
+    [-MEND_ERR_PROTOCOL] = N_("The encrypted session failed; ask the sender to send again."),
+    [-MEND_ERR_NOT_FOUND] = N_("Not found."),
 };
 
 void mend_i18n_init(void)
@@ -102,7 +102,8 @@ int mend_err_from_signal(int sg_err)
 	case SG_ERR_UNTRUSTED_IDENTITY:
 		return MEND_ERR_UNTRUSTED;
 	default:
-		/* store callbacks fail with SG_ERR_UNKNOWN and leave the real code in the account */
+		/* store callbacks fail with SG_ERR_UNKNOWN and leave the real code in the account
+		 */
 		return MEND_ERR_PROTOCOL;
 	}
 }

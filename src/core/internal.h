@@ -13,23 +13,61 @@
 #include "store.h"
 
 struct mend_account {
-	char *jid;                 /* our bare JID */
+	char *jid; /* our bare JID */
 	mend_host_ops ops;
 	void *user_data;
-	xmpp_ctx_t *xctx;          /* stanza model only; no connection */
+	xmpp_ctx_t *xctx; /* stanza model only; no connection */
 	mend_crypto *crypto;
 	mend_store *store;
 	signal_context *sctx;
 	signal_protocol_store_context *sstore;
-	GRecMutex lock;            /* the signal context lock */
+	GRecMutex lock; /* the signal context lock */
 	uint32_t device_id;
 	int in_catchup;
-	int bundle_dirty;          /* prekeys replenished since the last publish request */
+	int bundle_dirty; /* prekeys replenished since the last publish request */
+	int store_err;    /* the store failure behind a libsignal error, or 0 */
 };
+
+/* Trust states of a peer device's identity key (stored, sealed). */
+enum mend_trust {
+	MEND_TRUST_UNTRUSTED = 0,
+	MEND_TRUST_TOFU = 1, /* trusted on first use */
+	MEND_TRUST_VERIFIED = 2
+};
+
+/* How many one-time prekeys we keep published (XEP-0384 v0.3 §4.3: at least 20; we keep 100). */
+#define MEND_PREKEY_TARGET 100
+/* libsignal's prekey ids are 24-bit (PRE_KEY_MEDIUM_MAX_VALUE). */
+#define MEND_PREKEY_ID_MAX 0xFFFFFEu
+
+/* Brings the unused one-time prekeys back to MEND_PREKEY_TARGET (inside the caller's transaction).
+ */
+int mend_account_replenish_prekeys(mend_account *acc);
+
+/* Asks the host to republish our bundle if prekeys changed (not during catch-up). */
+void mend_account_notify_bundle(mend_account *acc);
+
+/* Encrypt variants, for interop with what older clients send (and for tests). */
+#define MEND_ENC_TAG_IN_PAYLOAD 0x1 /* 16-byte key, tag after the payload */
+#define MEND_ENC_IV16           0x2 /* a 16-byte IV */
+int mend_account_encrypt_opts(mend_account *acc, const char *to, const char *body, const char *id,
+                              int flags, char **stanza);
+
+/* Starts a store transaction for one operation and clears store_err. */
+int mend_account_txn_begin(mend_account *acc);
+/* Commits (r == 0) or rolls back (r < 0); returns r, or the commit's error. */
+int mend_account_txn_end(mend_account *acc, int r);
+/* The MEND_ERR_* behind a failed libsignal call. */
+int mend_account_signal_err(mend_account *acc, int sg_err);
+
+/* Serializes a stanza into a g_malloc'd string (NULL on failure). */
+char *mend_stanza_text(xmpp_stanza_t *st);
+/* Parses one element from text (NULL on malformed XML). */
+xmpp_stanza_t *mend_stanza_parse(mend_account *acc, const char *xml);
 
 /* A log line through the host ops (printf-style). */
 void mend_log(const mend_account *acc, mend_log_level level, const char *fmt, ...)
-	G_GNUC_PRINTF(3, 4);
+    G_GNUC_PRINTF(3, 4);
 
 /* Translation of a libsignal SG_ERR_* code into a MEND_ERR_* code. */
 int mend_err_from_signal(int sg_err);

@@ -22,7 +22,7 @@
 #include <stdint.h>
 #include "crypto.h"
 
-#define MEND_STORE_KEY_LEN 32
+#define MEND_STORE_KEY_LEN        32
 #define MEND_STORE_SCHEMA_VERSION 1
 
 typedef struct mend_store mend_store;
@@ -51,8 +51,8 @@ int mend_store_meta_set(mend_store *s, const char *key, const char *value);
 /* Our identity: device id, public key (33 bytes, 0x05 prefix), private key (sealed). */
 int mend_store_identity_get(mend_store *s, uint32_t *device_id, uint8_t **pub, size_t *pub_len,
                             uint8_t **priv, size_t *priv_len);
-int mend_store_identity_set(mend_store *s, uint32_t device_id, const uint8_t *pub,
-                            size_t pub_len, const uint8_t *priv, size_t priv_len);
+int mend_store_identity_set(mend_store *s, uint32_t device_id, const uint8_t *pub, size_t pub_len,
+                            const uint8_t *priv, size_t priv_len);
 
 /* One-time prekeys: serialized records, sealed. A used prekey stays loadable until deleted. */
 int mend_store_prekey_get(mend_store *s, uint32_t id, uint8_t **rec, size_t *len);
@@ -63,10 +63,8 @@ int mend_store_prekey_delete_used(mend_store *s);
 int mend_store_prekey_count_unused(mend_store *s, size_t *n);
 int mend_store_prekey_max_id(mend_store *s, uint32_t *max_id); /* 0 when none */
 /* Calls cb for each unused prekey in id order; a non-zero return stops and is returned. */
-int mend_store_prekey_foreach_unused(mend_store *s,
-                                     int (*cb)(uint32_t id, const uint8_t *rec, size_t len,
-                                               void *ud),
-                                     void *ud);
+int mend_store_prekey_foreach_unused(
+    mend_store *s, int (*cb)(uint32_t id, const uint8_t *rec, size_t len, void *ud), void *ud);
 
 /* Signed prekeys: serialized records, sealed. */
 int mend_store_signed_prekey_get(mend_store *s, uint32_t id, uint8_t **rec, size_t *len);

@@ -23,19 +23,19 @@
 #include <stdint.h>
 #include <strophe.h>
 
-#define MEND_NS_LEGACY "eu.siacs.conversations.axolotl"
+#define MEND_NS_LEGACY              "eu.siacs.conversations.axolotl"
 #define MEND_NODE_LEGACY_DEVICELIST "eu.siacs.conversations.axolotl.devicelist"
-#define MEND_NODE_LEGACY_BUNDLES "eu.siacs.conversations.axolotl.bundles:"
+#define MEND_NODE_LEGACY_BUNDLES    "eu.siacs.conversations.axolotl.bundles:"
 
 /* Limits on what the network may make us hold (DESIGN §7: giant device lists). */
 #define MEND_MAX_DEVICES 500
 #define MEND_MAX_PREKEYS 1000
-#define MEND_MAX_KEYS 1000
+#define MEND_MAX_KEYS    1000
 #define MEND_MAX_KEY_LEN 4096
 #define MEND_MAX_PAYLOAD (1u << 20)
 
 /* Public key as serialized by libsignal: 0x05 || 32 bytes of Curve25519. */
-#define MEND_PUBKEY_LEN 33
+#define MEND_PUBKEY_LEN    33
 #define MEND_SIGNATURE_LEN 64
 
 typedef struct mend_devicelist {
@@ -59,8 +59,8 @@ typedef struct mend_bundle {
 
 typedef struct mend_key_elem {
 	uint32_t rid;
-	int prekey;     /* 1 when prekey="true"/"1" */
-	uint8_t *data;  /* g_malloc'd: a serialized (PreKey)SignalMessage */
+	int prekey;    /* 1 when prekey="true"/"1" */
+	uint8_t *data; /* g_malloc'd: a serialized (PreKey)SignalMessage */
 	size_t len;
 } mend_key_elem;
 
@@ -69,8 +69,8 @@ typedef struct mend_encrypted {
 	mend_key_elem *keys; /* g_malloc'd */
 	size_t n_keys;
 	uint8_t iv[16];
-	size_t iv_len;       /* 12 or 16 */
-	uint8_t *payload;    /* g_malloc'd; NULL for key transport */
+	size_t iv_len;    /* 12 or 16 */
+	uint8_t *payload; /* g_malloc'd; NULL for key transport */
 	size_t payload_len;
 	int has_payload;
 } mend_encrypted;

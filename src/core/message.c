@@ -1,0 +1,474 @@
+/*
+ * message.c - encrypting one message for every device (the peer's and our
+ * own other devices) and decrypting what arrives, each in one store
+ * transaction (DESIGN §1, §4): the ratchet states of all recipients commit
+ * together before the stanza is returned, and a message that fails any
+ * check leaves the store exactly as it was.
+ *
+ * Legacy OMEMO, XEP-0384 v0.3 §4.5-4.6: the body is encrypted once with
+ * AES-128-GCM under a fresh key and 12-byte IV; key||tag (32 bytes) is
+ * encrypted once per device with its Double Ratchet session.
+ */
+#include "config.h"
+
+#include <string.h>
+#include "internal.h"
+#include "b64.h"
+#include "xep/omemo_legacy.h"
+
+#define NS_SID          "urn:xmpp:sid:0" /* XEP-0359 */
+#define NS_EME          "urn:xmpp:eme:0" /* XEP-0380 */
+#define NS_HINTS        "urn:xmpp:hints" /* XEP-0334 */
+#define PAYLOAD_KEY_LEN 16
+#define PAYLOAD_IV_LEN  12
+
+/* The body non-OMEMO clients show (DESIGN §3). Sent to the peer: not translated. */
+#define FALLBACK_BODY                                                                              \
+	"[This message is OMEMO-encrypted. Your client cannot decrypt it; an OMEMO "               \
+	"client such as Conversations, Dino, Gajim or mend can.]"
+
+typedef struct recipient {
+	char *jid;
+	uint32_t device;
+} recipient;
+
+static void recipients_free(GArray *rs)
+{
+	guint i;
+
+	for (i = 0; i < rs->len; i++)
+		g_free(g_array_index(rs, recipient, i).jid);
+	g_array_free(rs, TRUE);
+}
+
+/* Adds the devices of `jid` that have a session; counts those still waiting for a bundle. */
+static int add_recipients(mend_account *acc, const char *jid, GArray *rs, size_t *missing)
+{
+	uint32_t *ids = NULL;
+	size_t n = 0, i;
+	int r;
+
+	r = mend_account_devices(acc, jid, &ids, &n);
+	for (i = 0; r >= 0 && i < n; i++) {
+		r = mend_store_session_exists(acc->store, jid, ids[i]);
+		if (r == 1) {
+			recipient rc = {g_strdup(jid), ids[i]};
+			g_array_append_val(rs, rc);
+		} else if (r == 0) {
+			r = mend_store_device_is_broken(acc->store, jid, ids[i]);
+			if (r == 0)
+				(*missing)++;
+		}
+	}
+	g_free(ids);
+	return r < 0 ? r : MEND_OK;
+}
+
+static int collect_recipients(mend_account *acc, const char *to, GArray *rs)
+{
+	size_t missing = 0;
+	int r;
+
+	r = add_recipients(acc, to, rs, &missing);
+	if (r == MEND_OK && !g_str_equal(to, acc->jid))
+		r = add_recipients(acc, acc->jid, rs, &missing);
+	if (r < 0)
+		return r;
+	if (missing)
+		return MEND_ERR_NEED_BUNDLE;
+	return rs->len ? MEND_OK : MEND_ERR_NO_DEVICES;
+}
+
+/* Ratchet-encrypts the key material for one device into `k`. */
+static int encrypt_key(mend_account *acc, const recipient *rc, const uint8_t *km, size_t km_len,
+                       mend_key_elem *k)
+{
+	signal_protocol_address addr = {rc->jid, strlen(rc->jid), (int32_t)rc->device};
+	session_cipher *cipher = NULL;
+	ciphertext_message *ctm = NULL;
+	signal_buffer *ser;
+	int r;
+
+	r = session_cipher_create(&cipher, acc->sstore, &addr, acc->sctx);
+	if (r < 0)
+		return mend_account_signal_err(acc, r);
+	r = session_cipher_encrypt(cipher, km, km_len, &ctm);
+	if (r < 0) {
+		r = mend_account_signal_err(acc, r);
+		goto free_cipher;
+	}
+	ser = ciphertext_message_get_serialized(ctm);
+	k->rid = rc->device;
+	k->prekey = ciphertext_message_get_type(ctm) == CIPHERTEXT_PREKEY_TYPE;
+	k->len = signal_buffer_len(ser);
+	k->data = g_memdup2(signal_buffer_data(ser), k->len);
+	SIGNAL_UNREF(ctm);
+free_cipher:
+	session_cipher_free(cipher);
+	return r;
+}
+
+/* Encrypts the body; fills iv, payload and the key material (key||tag, or key alone). */
+static int encrypt_payload(mend_account *acc, const char *body, int flags, mend_encrypted *m,
+                           uint8_t km[32], size_t *km_len)
+{
+	size_t len = strlen(body);
+	uint8_t tag[MEND_GCM_TAG_LEN];
+	int r;
+
+	m->iv_len = (flags & MEND_ENC_IV16) ? 16 : PAYLOAD_IV_LEN;
+	r = mend_random(km, PAYLOAD_KEY_LEN);
+	if (r == MEND_OK)
+		r = mend_random(m->iv, m->iv_len);
+	if (r < 0)
+		return r;
+	m->has_payload = 1;
+	m->payload_len = len + ((flags & MEND_ENC_TAG_IN_PAYLOAD) ? MEND_GCM_TAG_LEN : 0);
+	m->payload = g_malloc(m->payload_len ? m->payload_len : 1);
+	r = mend_aes_gcm_encrypt(acc->crypto, km, PAYLOAD_KEY_LEN, m->iv, m->iv_len, NULL, 0,
+	                         (const uint8_t *)body, len, m->payload, tag);
+	if (r < 0)
+		return r;
+	if (flags & MEND_ENC_TAG_IN_PAYLOAD) {
+		/* the layout of early Conversations: tag after the payload, 16-byte key */
+		memcpy(m->payload + len, tag, MEND_GCM_TAG_LEN);
+		*km_len = PAYLOAD_KEY_LEN;
+	} else {
+		memcpy(km + PAYLOAD_KEY_LEN, tag, MEND_GCM_TAG_LEN);
+		*km_len = PAYLOAD_KEY_LEN + MEND_GCM_TAG_LEN;
+	}
+	return MEND_OK;
+}
+
+static void add_child(xmpp_stanza_t *parent, xmpp_stanza_t *child)
+{
+	xmpp_stanza_add_child(parent, child);
+	xmpp_stanza_release(child);
+}
+
+static xmpp_stanza_t *new_element(xmpp_ctx_t *ctx, const char *name, const char *ns)
+{
+	xmpp_stanza_t *st = xmpp_stanza_new(ctx);
+
+	xmpp_stanza_set_name(st, name);
+	if (ns)
+		xmpp_stanza_set_ns(st, ns);
+	return st;
+}
+
+/* The <message/>: encrypted element, EME and store hints, fallback body, origin-id. */
+static char *wrap_message(mend_account *acc, const char *to, const char *id,
+                          const mend_encrypted *m)
+{
+	xmpp_stanza_t *msg, *el;
+	char *own_id = NULL, *text;
+
+	if (!id)
+		id = own_id = xmpp_uuid_gen(acc->xctx);
+	msg = xmpp_message_new(acc->xctx, "chat", to, id);
+	add_child(msg, mend_legacy_encrypted_build(acc->xctx, m));
+	el = new_element(acc->xctx, "encryption", NS_EME);
+	xmpp_stanza_set_attribute(el, "namespace", MEND_NS_LEGACY);
+	xmpp_stanza_set_attribute(el, "name", "OMEMO");
+	add_child(msg, el);
+	add_child(msg, new_element(acc->xctx, "store", NS_HINTS));
+	xmpp_message_set_body(msg, FALLBACK_BODY);
+	el = new_element(acc->xctx, "origin-id", NS_SID);
+	xmpp_stanza_set_attribute(el, "id", id);
+	add_child(msg, el);
+	text = mend_stanza_text(msg);
+	xmpp_stanza_release(msg);
+	if (own_id)
+		xmpp_free(acc->xctx, own_id);
+	return text;
+}
+
+static int encrypt_for_all(mend_account *acc, GArray *rs, const uint8_t *km, size_t km_len,
+                           mend_encrypted *m)
+{
+	guint i;
+	int r = MEND_OK;
+
+	m->keys = g_new0(mend_key_elem, rs->len);
+	for (i = 0; i < rs->len; i++) {
+		const recipient *rc = &g_array_index(rs, recipient, i);
+
+		r = encrypt_key(acc, rc, km, km_len, &m->keys[m->n_keys]);
+		if (r < 0) {
+			mend_log(acc, MEND_LOG_WARNING, "cannot encrypt for %s device %u: %s",
+			         rc->jid, rc->device, mend_strerror(r));
+			return r;
+		}
+		m->n_keys++;
+	}
+	return r;
+}
+
+int mend_account_encrypt_opts(mend_account *acc, const char *to, const char *body, const char *id,
+                              int flags, char **stanza)
+{
+	GArray *rs = g_array_new(FALSE, FALSE, sizeof(recipient));
+	mend_encrypted m = {0};
+	uint8_t km[32];
+	size_t km_len = 0;
+	int r;
+
+	*stanza = NULL;
+	if (!to || !body || strchr(to, '/') || !g_utf8_validate(body, -1, NULL)) {
+		r = MEND_ERR_INVALID_ARG;
+		goto out;
+	}
+	r = collect_recipients(acc, to, rs);
+	if (r == MEND_OK)
+		r = encrypt_payload(acc, body, flags, &m, km, &km_len);
+	if (r < 0)
+		goto out;
+	m.sid = acc->device_id;
+	r = mend_account_txn_begin(acc);
+	if (r < 0)
+		goto out;
+	r = encrypt_for_all(acc, rs, km, km_len, &m);
+	if (r == MEND_OK) {
+		*stanza = wrap_message(acc, to, id, &m);
+		r = *stanza ? MEND_OK : MEND_ERR_NOMEM;
+	}
+	r = mend_account_txn_end(acc, r);
+	if (r < 0) {
+		g_free(*stanza);
+		*stanza = NULL;
+	}
+out:
+	memset(km, 0, sizeof(km));
+	mend_encrypted_clear(&m);
+	recipients_free(rs);
+	return r;
+}
+
+int mend_account_encrypt(mend_account *acc, const char *to, const char *body, const char *id,
+                         char **stanza)
+{
+	return mend_account_encrypt_opts(acc, to, body, id, 0, stanza);
+}
+
+/* --- decrypt --------------------------------------------------------------- */
+
+/* A parsed ratchet message: a PreKeySignalMessage or a SignalMessage. */
+typedef struct ratchet_msg {
+	pre_key_signal_message *pm;
+	signal_message *sm;
+} ratchet_msg;
+
+/*
+ * Parses our key element. The prekey attribute is a hint: some clients get it
+ * wrong, so a key that does not parse as the announced type is tried as the
+ * other one. Neither: MEND_ERR_MALFORMED.
+ */
+static int parse_ratchet_msg(mend_account *acc, const mend_key_elem *k, ratchet_msg *rm)
+{
+	int r;
+
+	if (k->prekey) {
+		r = pre_key_signal_message_deserialize(&rm->pm, k->data, k->len, acc->sctx);
+		if (r < 0)
+			r = signal_message_deserialize(&rm->sm, k->data, k->len, acc->sctx);
+	} else {
+		r = signal_message_deserialize(&rm->sm, k->data, k->len, acc->sctx);
+		if (r < 0)
+			r = pre_key_signal_message_deserialize(&rm->pm, k->data, k->len, acc->sctx);
+	}
+	if (r == SG_ERR_NOMEM)
+		return MEND_ERR_NOMEM;
+	return r < 0 ? MEND_ERR_MALFORMED : MEND_OK;
+}
+
+/* What a failed ratchet decryption means (the message parsed). */
+static int decrypt_err(mend_account *acc, int r)
+{
+	if (acc->store_err)
+		return acc->store_err;
+	/* libsignal reports a failed MAC, on every session state tried, as an invalid message */
+	if (r == SG_ERR_INVALID_MESSAGE || r == SG_ERR_INVALID_MAC)
+		return MEND_ERR_KEY_AUTH;
+	return mend_err_from_signal(r);
+}
+
+/* Ratchet-decrypts our key element from device `sid` of `jid`. */
+static int decrypt_key(mend_account *acc, const char *jid, uint32_t sid, const mend_key_elem *k,
+                       signal_buffer **plain)
+{
+	signal_protocol_address addr = {jid, strlen(jid), (int32_t)sid};
+	session_cipher *cipher = NULL;
+	ratchet_msg rm = {0};
+	int r;
+
+	r = parse_ratchet_msg(acc, k, &rm);
+	if (r < 0)
+		return r;
+	r = session_cipher_create(&cipher, acc->sstore, &addr, acc->sctx);
+	if (r < 0) {
+		r = mend_account_signal_err(acc, r);
+		goto free_msg;
+	}
+	if (rm.pm)
+		r = session_cipher_decrypt_pre_key_signal_message(cipher, rm.pm, NULL, plain);
+	else
+		r = session_cipher_decrypt_signal_message(cipher, rm.sm, NULL, plain);
+	if (r < 0)
+		r = decrypt_err(acc, r);
+	session_cipher_free(cipher);
+free_msg:
+	SIGNAL_UNREF(rm.pm);
+	SIGNAL_UNREF(rm.sm);
+	return r;
+}
+
+/* Opens the payload with key||tag (32 bytes) or a 16-byte key with the tag after the payload. */
+static int open_payload(mend_account *acc, const mend_encrypted *m, const uint8_t *km,
+                        size_t km_len, char **body)
+{
+	const uint8_t *tag;
+	size_t ct_len = m->payload_len;
+	int r;
+
+	if (km_len == PAYLOAD_KEY_LEN + MEND_GCM_TAG_LEN) {
+		tag = km + PAYLOAD_KEY_LEN;
+	} else if (km_len == PAYLOAD_KEY_LEN && ct_len >= MEND_GCM_TAG_LEN) {
+		ct_len -= MEND_GCM_TAG_LEN;
+		tag = m->payload + ct_len;
+	} else {
+		return MEND_ERR_MALFORMED;
+	}
+	*body = g_malloc(ct_len + 1);
+	r = mend_aes_gcm_decrypt(acc->crypto, km, PAYLOAD_KEY_LEN, m->iv, m->iv_len, NULL, 0,
+	                         m->payload, ct_len, tag, MEND_GCM_TAG_LEN, (uint8_t *)*body);
+	(*body)[ct_len] = '\0';
+	if (r == MEND_OK && (memchr(*body, '\0', ct_len) || !g_utf8_validate(*body, -1, NULL)))
+		r = MEND_ERR_MALFORMED;
+	if (r < 0) {
+		g_free(*body);
+		*body = NULL;
+	}
+	return r;
+}
+
+/* XEP-0359 §3: a stanza-id counts only when stamped by our own server (by = our JID). */
+static const char *our_stanza_id(mend_account *acc, xmpp_stanza_t *msg)
+{
+	xmpp_stanza_t *c;
+
+	for (c = xmpp_stanza_get_children(msg); c; c = xmpp_stanza_get_next(c)) {
+		const char *name = xmpp_stanza_get_name(c), *ns = xmpp_stanza_get_ns(c);
+		const char *by = xmpp_stanza_get_attribute(c, "by");
+
+		if (name && ns && by && g_str_equal(name, "stanza-id") && g_str_equal(ns, NS_SID) &&
+		    g_str_equal(by, acc->jid))
+			return xmpp_stanza_get_attribute(c, "id");
+	}
+	return NULL;
+}
+
+static const mend_key_elem *key_for_us(mend_account *acc, const mend_encrypted *m)
+{
+	size_t i;
+
+	for (i = 0; i < m->n_keys; i++)
+		if (m->keys[i].rid == acc->device_id)
+			return &m->keys[i];
+	return NULL;
+}
+
+/* Decrypts `m` from `jid` inside one transaction; fills msg->body. */
+static int decrypt_parsed(mend_account *acc, const mend_encrypted *m, const char *sid_id,
+                          mend_message *msg)
+{
+	const mend_key_elem *k = key_for_us(acc, m);
+	signal_buffer *plain = NULL;
+	int r;
+
+	if (!k)
+		return MEND_ERR_NOT_FOR_THIS_DEVICE;
+	msg->prekey = k->prekey;
+	r = mend_account_txn_begin(acc);
+	if (r < 0)
+		return r;
+	r = decrypt_key(acc, msg->from, m->sid, k, &plain);
+	if (r == MEND_OK && m->has_payload)
+		r = open_payload(acc, m, signal_buffer_data(plain), signal_buffer_len(plain),
+		                 &msg->body);
+	if (r == MEND_OK && sid_id)
+		r = mend_store_stanza_mark(acc->store, acc->jid, sid_id);
+	signal_buffer_bzero_free(plain);
+	return mend_account_txn_end(acc, r);
+}
+
+static int parse_message(mend_account *acc, xmpp_stanza_t *st, mend_encrypted *m, mend_message *msg)
+{
+	xmpp_stanza_t *enc;
+	const char *from;
+	int r;
+
+	from = xmpp_stanza_get_attribute(st, "from");
+	if (!xmpp_stanza_get_name(st) || !g_str_equal(xmpp_stanza_get_name(st), "message") ||
+	    !from || !*from || *from == '/')
+		return MEND_ERR_MALFORMED;
+	enc = mend_child(st, "encrypted", MEND_NS_LEGACY);
+	if (!enc)
+		return MEND_ERR_NOT_FOUND;
+	msg->from = g_strndup(from, strcspn(from, "/"));
+	r = mend_legacy_encrypted_parse(enc, m);
+	if (r == MEND_OK)
+		msg->device = m->sid;
+	return r;
+}
+
+int mend_account_decrypt(mend_account *acc, const char *stanza, mend_message **out)
+{
+	mend_message *msg = g_new0(mend_message, 1);
+	mend_encrypted m = {0};
+	xmpp_stanza_t *st;
+	const char *sid_id;
+	int r;
+
+	*out = NULL;
+	st = mend_stanza_parse(acc, stanza);
+	if (!st) {
+		r = MEND_ERR_MALFORMED;
+		goto fail;
+	}
+	sid_id = our_stanza_id(acc, st);
+	msg->stanza_id = g_strdup(sid_id);
+	/* DESIGN §3: dedupe by stanza-id before anything else. */
+	r = sid_id ? mend_store_stanza_seen(acc->store, acc->jid, sid_id) : 0;
+	if (r > 0)
+		r = MEND_ERR_DUPLICATE;
+	if (r == 0)
+		r = parse_message(acc, st, &m, msg);
+	if (r == MEND_OK)
+		r = decrypt_parsed(acc, &m, sid_id, msg);
+	xmpp_stanza_release(st);
+	mend_encrypted_clear(&m);
+	if (r < 0)
+		goto fail;
+	mend_account_notify_bundle(acc);
+	*out = msg;
+	return MEND_OK;
+fail:
+	if (r != MEND_ERR_NOT_FOUND && r != MEND_ERR_DUPLICATE)
+		mend_log(acc, MEND_LOG_WARNING, "message from %s rejected: %s",
+		         msg->from ? msg->from : "?", mend_strerror(r));
+	mend_message_free(msg);
+	return r;
+}
+
+void mend_message_free(mend_message *msg)
+{
+	if (!msg)
+		return;
+	g_free(msg->from);
+	if (msg->body) {
+		memset(msg->body, 0, strlen(msg->body));
+		g_free(msg->body);
+	}
+	g_free(msg->stanza_id);
+	g_free(msg);
+}

@@ -1,0 +1,369 @@
+/*
+ * sigstore.c - the libsignal store callbacks on top of the sealed store:
+ * sessions, one-time and signed prekeys, our identity and the identity keys
+ * of peer devices. Nothing is cached in memory: sessions load on demand, so
+ * start-up does not grow with their number (DESIGN §5).
+ *
+ * The callbacks run inside the transaction the caller (message.c) opened, so
+ * that every state change of one encrypt or decrypt commits at once (§4).
+ * A store failure is kept in acc->store_err (libsignal sees SG_ERR_UNKNOWN)
+ * so the caller can report the real cause.
+ */
+#include "config.h"
+
+#include <string.h>
+#include "internal.h"
+#include "sigstore.h"
+
+static char *addr_name(const signal_protocol_address *a)
+{
+	return g_strndup(a->name, a->name_len);
+}
+
+/* Records a store error for the caller and returns what libsignal expects. */
+static int fail(mend_account *acc, int err)
+{
+	if (!acc->store_err)
+		acc->store_err = err;
+	return err == MEND_ERR_NOMEM ? SG_ERR_NOMEM : SG_ERR_UNKNOWN;
+}
+
+/* Hands a store buffer to libsignal as a signal_buffer, wiping the copy. */
+static int to_signal_buffer(mend_account *acc, uint8_t *data, size_t len, signal_buffer **out)
+{
+	*out = signal_buffer_create(data, len);
+	memset(data, 0, len);
+	g_free(data);
+	return *out ? 1 : fail(acc, MEND_ERR_NOMEM);
+}
+
+/* --- sessions -------------------------------------------------------------- */
+
+static int load_session(signal_buffer **record, signal_buffer **user_record,
+                        const signal_protocol_address *address, void *ud)
+{
+	mend_account *acc = ud;
+	char *jid = addr_name(address);
+	uint8_t *data = NULL;
+	size_t len = 0;
+	int r;
+
+	*user_record = NULL;
+	r = mend_store_session_get(acc->store, jid, (uint32_t)address->device_id, &data, &len);
+	g_free(jid);
+	if (r == MEND_ERR_NOT_FOUND)
+		return 0;
+	if (r < 0)
+		return fail(acc, r);
+	return to_signal_buffer(acc, data, len, record);
+}
+
+static int get_sub_device_sessions(signal_int_list **sessions, const char *name, size_t name_len,
+                                   void *ud)
+{
+	mend_account *acc = ud;
+	char *jid = g_strndup(name, name_len);
+	uint32_t *ids = NULL;
+	size_t n = 0, i;
+	int r;
+
+	r = mend_store_session_devices(acc->store, jid, &ids, &n);
+	g_free(jid);
+	if (r < 0)
+		return fail(acc, r);
+	*sessions = signal_int_list_alloc();
+	if (!*sessions) {
+		g_free(ids);
+		return fail(acc, MEND_ERR_NOMEM);
+	}
+	for (i = 0; i < n; i++)
+		signal_int_list_push_back(*sessions, (int)ids[i]);
+	g_free(ids);
+	return (int)n;
+}
+
+static int store_session(const signal_protocol_address *address, uint8_t *record, size_t record_len,
+                         uint8_t *user_record, size_t user_record_len, void *ud)
+{
+	mend_account *acc = ud;
+	char *jid = addr_name(address);
+	int r;
+
+	r = mend_store_session_put(acc->store, jid, (uint32_t)address->device_id, record,
+	                           record_len);
+	g_free(jid);
+	return r < 0 ? fail(acc, r) : 0;
+}
+
+static int contains_session(const signal_protocol_address *address, void *ud)
+{
+	mend_account *acc = ud;
+	char *jid = addr_name(address);
+	int r;
+
+	r = mend_store_session_exists(acc->store, jid, (uint32_t)address->device_id);
+	g_free(jid);
+	return r < 0 ? fail(acc, r) : r;
+}
+
+static int delete_session(const signal_protocol_address *address, void *ud)
+{
+	mend_account *acc = ud;
+	char *jid = addr_name(address);
+	int r;
+
+	r = mend_store_session_delete(acc->store, jid, (uint32_t)address->device_id);
+	g_free(jid);
+	return r < 0 ? fail(acc, r) : 1;
+}
+
+static int delete_all_sessions(const char *name, size_t name_len, void *ud)
+{
+	mend_account *acc = ud;
+	char *jid = g_strndup(name, name_len);
+	int r;
+
+	r = mend_store_session_delete_all(acc->store, jid);
+	g_free(jid);
+	return r < 0 ? fail(acc, r) : 0;
+}
+
+/* --- one-time prekeys ------------------------------------------------------ */
+
+static int load_pre_key(signal_buffer **record, uint32_t id, void *ud)
+{
+	mend_account *acc = ud;
+	uint8_t *data = NULL;
+	size_t len = 0;
+	int r;
+
+	r = mend_store_prekey_get(acc->store, id, &data, &len);
+	if (r == MEND_ERR_NOT_FOUND)
+		return SG_ERR_INVALID_KEY_ID;
+	if (r < 0)
+		return fail(acc, r);
+	r = to_signal_buffer(acc, data, len, record);
+	return r < 0 ? r : SG_SUCCESS;
+}
+
+static int store_pre_key(uint32_t id, uint8_t *record, size_t len, void *ud)
+{
+	mend_account *acc = ud;
+	int r = mend_store_prekey_put(acc->store, id, record, len);
+
+	return r < 0 ? fail(acc, r) : 0;
+}
+
+static int contains_pre_key(uint32_t id, void *ud)
+{
+	mend_account *acc = ud;
+	uint8_t *data = NULL;
+	size_t len = 0;
+	int r = mend_store_prekey_get(acc->store, id, &data, &len);
+
+	if (r == MEND_ERR_NOT_FOUND)
+		return 0;
+	if (r < 0)
+		return fail(acc, r);
+	memset(data, 0, len);
+	g_free(data);
+	return 1;
+}
+
+/*
+ * A prekey message consumed one-time prekey `id`. XEP-0384 v0.3 §4.5 / DESIGN §3:
+ * during catch-up it is only marked used (more archived messages may be built
+ * on it) and deleted when catch-up ends; otherwise it goes now. Either way a
+ * fresh one replaces it, and the bundle is republished after the commit.
+ */
+static int remove_pre_key(uint32_t id, void *ud)
+{
+	mend_account *acc = ud;
+	int r;
+
+	if (acc->in_catchup)
+		r = mend_store_prekey_mark_used(acc->store, id);
+	else
+		r = mend_store_prekey_delete(acc->store, id);
+	if (r < 0 && r != MEND_ERR_NOT_FOUND)
+		return fail(acc, r);
+	r = mend_account_replenish_prekeys(acc);
+	return r < 0 ? fail(acc, r) : 0;
+}
+
+/* --- signed prekeys -------------------------------------------------------- */
+
+static int load_signed_pre_key(signal_buffer **record, uint32_t id, void *ud)
+{
+	mend_account *acc = ud;
+	uint8_t *data = NULL;
+	size_t len = 0;
+	int r;
+
+	r = mend_store_signed_prekey_get(acc->store, id, &data, &len);
+	if (r == MEND_ERR_NOT_FOUND)
+		return SG_ERR_INVALID_KEY_ID;
+	if (r < 0)
+		return fail(acc, r);
+	r = to_signal_buffer(acc, data, len, record);
+	return r < 0 ? r : SG_SUCCESS;
+}
+
+static int store_signed_pre_key(uint32_t id, uint8_t *record, size_t len, void *ud)
+{
+	mend_account *acc = ud;
+	int r = mend_store_signed_prekey_put(acc->store, id, record, len);
+
+	return r < 0 ? fail(acc, r) : 0;
+}
+
+static int contains_signed_pre_key(uint32_t id, void *ud)
+{
+	mend_account *acc = ud;
+	uint8_t *data = NULL;
+	size_t len = 0;
+	int r = mend_store_signed_prekey_get(acc->store, id, &data, &len);
+
+	if (r == MEND_ERR_NOT_FOUND)
+		return 0;
+	if (r < 0)
+		return fail(acc, r);
+	memset(data, 0, len);
+	g_free(data);
+	return 1;
+}
+
+static int remove_signed_pre_key(uint32_t id, void *ud)
+{
+	mend_account *acc = ud;
+	int r = mend_store_signed_prekey_delete(acc->store, id);
+
+	return (r < 0 && r != MEND_ERR_NOT_FOUND) ? fail(acc, r) : 0;
+}
+
+/* --- identities ------------------------------------------------------------ */
+
+static int get_identity_key_pair(signal_buffer **public_data, signal_buffer **private_data,
+                                 void *ud)
+{
+	mend_account *acc = ud;
+	uint8_t *pub = NULL, *priv = NULL;
+	size_t pub_len = 0, priv_len = 0;
+	uint32_t id;
+	int r;
+
+	r = mend_store_identity_get(acc->store, &id, &pub, &pub_len, &priv, &priv_len);
+	if (r < 0)
+		return fail(acc, r);
+	*public_data = signal_buffer_create(pub, pub_len);
+	*private_data = signal_buffer_create(priv, priv_len);
+	memset(priv, 0, priv_len);
+	g_free(priv);
+	g_free(pub);
+	if (!*public_data || !*private_data) {
+		signal_buffer_free(*public_data);
+		signal_buffer_bzero_free(*private_data);
+		return fail(acc, MEND_ERR_NOMEM);
+	}
+	return 0;
+}
+
+static int get_local_registration_id(void *ud, uint32_t *registration_id)
+{
+	mend_account *acc = ud;
+
+	/* Legacy OMEMO uses the device id as the registration id. */
+	*registration_id = acc->device_id;
+	return 0;
+}
+
+/*
+ * Trust on first use (the tofu policy; the other policies come with the
+ * trust module): the first identity key seen for (jid, device) is kept and
+ * trusted; a different key later for the same device is never trusted
+ * automatically.
+ */
+static int is_trusted_identity(const signal_protocol_address *address, uint8_t *key_data,
+                               size_t key_len, void *ud)
+{
+	mend_account *acc = ud;
+	char *jid = addr_name(address);
+	uint8_t *known = NULL;
+	size_t known_len = 0;
+	int trust = 0, r;
+
+	r = mend_store_peer_identity_get(acc->store, jid, (uint32_t)address->device_id, &known,
+	                                 &known_len, &trust);
+	g_free(jid);
+	if (r == MEND_ERR_NOT_FOUND)
+		return 1;
+	if (r < 0)
+		return fail(acc, r);
+	r = known_len == key_len && memcmp(known, key_data, key_len) == 0 &&
+	    trust != MEND_TRUST_UNTRUSTED;
+	g_free(known);
+	if (!r)
+		mend_log(acc, MEND_LOG_WARNING,
+		         "identity key of %.*s device %d differs from the one "
+		         "trusted before: refused",
+		         (int)address->name_len, address->name, address->device_id);
+	return r;
+}
+
+static int save_identity(const signal_protocol_address *address, uint8_t *key_data, size_t key_len,
+                         void *ud)
+{
+	mend_account *acc = ud;
+	char *jid = addr_name(address);
+	uint8_t *known = NULL;
+	size_t known_len = 0;
+	int trust = 0, r;
+
+	r = mend_store_peer_identity_get(acc->store, jid, (uint32_t)address->device_id, &known,
+	                                 &known_len, &trust);
+	if (r == MEND_ERR_NOT_FOUND)
+		r = mend_store_peer_identity_put(acc->store, jid, (uint32_t)address->device_id,
+		                                 key_data, key_len, MEND_TRUST_TOFU);
+	g_free(known);
+	g_free(jid);
+	return r < 0 ? fail(acc, r) : 0;
+}
+
+void mend_sigstore_install(mend_account *acc)
+{
+	signal_protocol_session_store ss = {
+	    .load_session_func = load_session,
+	    .get_sub_device_sessions_func = get_sub_device_sessions,
+	    .store_session_func = store_session,
+	    .contains_session_func = contains_session,
+	    .delete_session_func = delete_session,
+	    .delete_all_sessions_func = delete_all_sessions,
+	    .user_data = acc,
+	};
+	signal_protocol_pre_key_store ps = {
+	    .load_pre_key = load_pre_key,
+	    .store_pre_key = store_pre_key,
+	    .contains_pre_key = contains_pre_key,
+	    .remove_pre_key = remove_pre_key,
+	    .user_data = acc,
+	};
+	signal_protocol_signed_pre_key_store sps = {
+	    .load_signed_pre_key = load_signed_pre_key,
+	    .store_signed_pre_key = store_signed_pre_key,
+	    .contains_signed_pre_key = contains_signed_pre_key,
+	    .remove_signed_pre_key = remove_signed_pre_key,
+	    .user_data = acc,
+	};
+	signal_protocol_identity_key_store is = {
+	    .get_identity_key_pair = get_identity_key_pair,
+	    .get_local_registration_id = get_local_registration_id,
+	    .save_identity = save_identity,
+	    .is_trusted_identity = is_trusted_identity,
+	    .user_data = acc,
+	};
+
+	signal_protocol_store_context_set_session_store(acc->sstore, &ss);
+	signal_protocol_store_context_set_pre_key_store(acc->sstore, &ps);
+	signal_protocol_store_context_set_signed_pre_key_store(acc->sstore, &sps);
+	signal_protocol_store_context_set_identity_key_store(acc->sstore, &is);
+}
