@@ -195,7 +195,8 @@ static void test_first_use(sim *s, sim_dev *a)
 	TAP_OK(mend_test_validate("omemo-legacy.xsd", list, &why) == 0,
 	       "our device list validates %s", why ? why : "");
 	free(why);
-	TAP_OK(strstr(list, g_strdup_printf("%u", id)) != NULL, "our device list names us");
+	g_snprintf(fp2, sizeof(fp2), "%u", id);
+	TAP_OK(strstr(list, fp2) != NULL, "our device list names us");
 	sim_close(a);
 	TAP_EQ(sim_open(a), MEND_OK, "reopen");
 	mend_account_fingerprint(a->acc, fp2);
