@@ -181,6 +181,7 @@ static void test_first_use(sim *s, sim_dev *a)
 	size_t n = 0;
 
 	TAP_OK(id >= 1 && id <= 0x7fffffffu, "device id %u is in 1..2^31-1", id);
+	TAP_EQ(a->notices, 1, "no keyring: the user was told once that a key file holds the key");
 	TAP_EQ(mend_account_fingerprint(a->acc, fp), MEND_OK, "fingerprint");
 	TAP_OK(strlen(fp) == 64 && strspn(fp, "0123456789abcdef") == 64, "fingerprint is 64 hex");
 	TAP_EQ(mend_account_prekey_count(a->acc, &n), MEND_OK, "prekey count");
@@ -202,6 +203,7 @@ static void test_first_use(sim *s, sim_dev *a)
 	mend_account_fingerprint(a->acc, fp2);
 	TAP_OK(a->device_id == id && g_str_equal(fp, fp2),
 	       "same device id and fingerprint after reopen");
+	TAP_EQ(a->notices, 1, "and not told again on reopen");
 	mend_free(bundle);
 	mend_free(list);
 }
