@@ -64,6 +64,54 @@ MEND_EXPORT void mend_i18n_init(void);
 /* Frees memory returned by the core (strings, buffers). NULL is fine. */
 MEND_EXPORT void mend_free(void *p);
 
+/* Trust in a device's identity key. */
+typedef enum mend_trust {
+	MEND_TRUST_UNTRUSTED = 0, /* never encrypted to; a changed key lands here */
+	MEND_TRUST_TOFU = 1,      /* trusted on first use */
+	MEND_TRUST_VERIFIED = 2   /* the user compared fingerprints */
+} mend_trust;
+
+/* Whether a message came as a Message Carbon (XEP-0280), and which way. */
+typedef enum mend_carbon {
+	MEND_CARBON_NONE = 0,
+	MEND_CARBON_SENT = 1,    /* one of our other devices sent it */
+	MEND_CARBON_RECEIVED = 2 /* a copy of a message another of our devices received */
+} mend_carbon;
+
+typedef enum mend_event_kind {
+	MEND_EVENT_MESSAGE = 1,       /* a decrypted message */
+	MEND_EVENT_UNDECRYPTABLE = 2, /* an OMEMO message we cannot read (error, text) */
+	MEND_EVENT_SENT = 3,          /* our message left, encrypted (id, peer, devices) */
+	MEND_EVENT_SEND_FAILED = 4,   /* our message will not be sent (id, peer, error, text) */
+	MEND_EVENT_NOTICE = 5,        /* a sentence for the user (peer may be NULL) */
+	MEND_EVENT_READY = 6,         /* our device list and bundle are published */
+	MEND_EVENT_CATCHUP_DONE = 7,  /* the archive catch-up after connecting ended */
+	MEND_EVENT_HISTORY_DONE =
+	    8 /* a mend_account_history() query ended (error set on failure) */
+} mend_event_kind;
+
+/*
+ * What the core tells the host. All pointers are borrowed for the duration
+ * of the callback; members that do not apply are NULL / 0.
+ */
+typedef struct mend_event {
+	mend_event_kind kind;
+	const char *peer;      /* the conversation: the other party's bare JID */
+	const char *from;      /* the sender's bare JID (ours for our own messages) */
+	uint32_t device;       /* the sender's device id */
+	const char *body;      /* decrypted text */
+	const char *timestamp; /* ISO 8601 UTC; the original time for offline/archived messages */
+	const char *stanza_id; /* XEP-0359 stanza-id stamped by our server, if any */
+	const char *id;        /* the message id (XEP-0359 origin-id) */
+	mend_carbon carbon;
+	int archived;       /* 1 when it came from the archive (MAM) or local history */
+	int outgoing;       /* 1 when one of our devices sent it */
+	int trust;          /* mend_trust of the sending device, -1 if unknown */
+	int error;          /* MEND_ERR_* */
+	const char *text;   /* a sentence for the user (notices, errors) */
+	unsigned n_devices; /* SENT: how many devices it was encrypted for */
+} mend_event;
+
 typedef enum mend_log_level {
 	MEND_LOG_ERROR = 0,
 	MEND_LOG_WARNING = 1,
@@ -92,6 +140,8 @@ typedef struct mend_host_ops {
 	void (*log)(mend_log_level level, const char *text, void *user_data);
 	/* Our bundle changed (one-time prekeys replenished): republish it. */
 	void (*bundle_changed)(void *user_data);
+	/* Messages, send results and notices (see mend_event). */
+	void (*event)(const mend_event *ev, void *user_data);
 } mend_host_ops;
 
 /* Where the store key is kept. */
@@ -180,6 +230,78 @@ MEND_EXPORT int mend_account_catchup_end(mend_account *acc);
 
 /* How many one-time prekeys are published (unused). */
 MEND_EXPORT int mend_account_prekey_count(mend_account *acc, size_t *n);
+
+/* --- the protocol engine ---------------------------------------------------
+ * A host pipes stanzas through the core: every stanza it receives goes to
+ * mend_account_handle_stanza(); the core sends its own stanzas (PEP, MAM,
+ * carbons, encrypted messages) through host ops send_stanza and reports what
+ * happened through host ops event.
+ */
+
+/* What mend_account_connected() does besides publishing our device and bundle. */
+#define MEND_CONNECT_CARBONS 0x1 /* enable Message Carbons (XEP-0280) */
+#define MEND_CONNECT_CATCHUP 0x2 /* catch up from the archive (XEP-0313) from where we left */
+
+/*
+ * The stream is up as `full_jid`: fetch our device list, add us, publish it
+ * and our bundle (READY when done), send what is waiting in the pending
+ * queue, and per flags enable carbons and catch up (CATCHUP_DONE when done).
+ */
+MEND_EXPORT int mend_account_connected(mend_account *acc, const char *full_jid, unsigned flags);
+/* The stream went down: outstanding requests are forgotten, pending messages stay queued. */
+MEND_EXPORT void mend_account_disconnected(mend_account *acc);
+
+/*
+ * A stanza (serialized XML) the host received. Returns 1 when the core
+ * consumed it (an OMEMO message, a reply to our request, a PEP event for
+ * OMEMO nodes, a carbon or archive result of ours), 0 when it is not ours to
+ * handle, <0 on error (it was still handled: rejected and logged).
+ */
+MEND_EXPORT int mend_account_handle_stanza(mend_account *acc, const char *xml);
+
+/*
+ * Sends `body` to `to` (bare JID) encrypted for all its devices and our other
+ * devices. If device lists or bundles must be fetched first, the message
+ * waits in the persistent pending queue (it survives a restart) and leaves
+ * as soon as possible; SENT or SEND_FAILED reports the outcome. Plaintext
+ * never leaves. *id (may be NULL) receives the message id: mend_free().
+ */
+MEND_EXPORT int mend_account_send(mend_account *acc, const char *to, const char *body, char **id);
+
+/* Messages waiting in the pending queue. */
+MEND_EXPORT int mend_account_pending_count(mend_account *acc, size_t *n);
+
+/*
+ * Our archive with `with` (bare JID), since `since` (ISO 8601, or NULL for all):
+ * every message as a MESSAGE event with archived=1, oldest first (messages
+ * decrypted before come from the sealed local history, since forward secrecy
+ * means they cannot be decrypted twice), then HISTORY_DONE.
+ */
+MEND_EXPORT int mend_account_history(mend_account *acc, const char *with, const char *since);
+
+/* Fetches `jid`'s device list and the bundles of devices we have no key for. */
+MEND_EXPORT int mend_account_refresh_devices(mend_account *acc, const char *jid);
+
+/* 1 while requests (IQs) or sends are outstanding, else 0. */
+MEND_EXPORT int mend_account_busy(mend_account *acc);
+
+/* What we know of one device. */
+typedef struct mend_device_info {
+	uint32_t id;
+	char fingerprint[65]; /* 64 hex digits, or "" when we have not seen its key */
+	int trust;            /* mend_trust, or -1 when unknown */
+	int active;           /* listed in the current device list */
+	int has_session;
+	int64_t last_seen; /* unix time of the last message from it, 0 if never */
+} mend_device_info;
+
+/* Devices of `jid` (for our own JID: all of ours, this one included). Free *out with mend_free().
+ */
+MEND_EXPORT int mend_account_device_infos(mend_account *acc, const char *jid,
+                                          mend_device_info **out, size_t *n);
+/* Sets the trust of a device whose key we know. */
+MEND_EXPORT int mend_account_set_trust(mend_account *acc, const char *jid, uint32_t device,
+                                       mend_trust trust);
 
 #ifdef __cplusplus
 }

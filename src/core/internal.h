@@ -28,13 +28,6 @@ struct mend_account {
 	int store_err;    /* the store failure behind a libsignal error, or 0 */
 };
 
-/* Trust states of a peer device's identity key (stored, sealed). */
-enum mend_trust {
-	MEND_TRUST_UNTRUSTED = 0,
-	MEND_TRUST_TOFU = 1, /* trusted on first use */
-	MEND_TRUST_VERIFIED = 2
-};
-
 /* How many one-time prekeys we keep published (XEP-0384 v0.3 §4.3: at least 20; we keep 100). */
 #define MEND_PREKEY_TARGET 100
 /* libsignal's prekey ids are 24-bit (PRE_KEY_MEDIUM_MAX_VALUE). */
