@@ -46,8 +46,7 @@ int mend_account_busy(mend_account *acc)
 	return 0;
 }
 
-int mend_account_device_infos(mend_account *acc, const char *jid, mend_device_info **out,
-                              size_t *n)
+int mend_account_device_infos(mend_account *acc, const char *jid, mend_device_info **out, size_t *n)
 {
 	*out = NULL;
 	*n = 0;
