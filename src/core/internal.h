@@ -43,6 +43,14 @@ void mend_account_notify_bundle(mend_account *acc);
 /* Encrypt variants, for interop with what older clients send (and for tests). */
 #define MEND_ENC_TAG_IN_PAYLOAD 0x1 /* 16-byte key, tag after the payload */
 #define MEND_ENC_IV16           0x2 /* a 16-byte IV */
+/* One recipient device. */
+typedef struct mend_recipient {
+	char *jid;
+	uint32_t device;
+} mend_recipient;
+/* Encrypts for exactly these devices (which must have sessions); the rest as encrypt_opts. */
+int mend_account_encrypt_for(mend_account *acc, const char *to, const mend_recipient *rs, size_t n,
+                             const char *body, const char *id, int flags, char **stanza);
 int mend_account_encrypt_opts(mend_account *acc, const char *to, const char *body, const char *id,
                               int flags, char **stanza);
 

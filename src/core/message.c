@@ -27,17 +27,12 @@
 	"[This message is OMEMO-encrypted. Your client cannot decrypt it; an OMEMO "               \
 	"client such as Conversations, Dino, Gajim or mend can.]"
 
-typedef struct recipient {
-	char *jid;
-	uint32_t device;
-} recipient;
-
 static void recipients_free(GArray *rs)
 {
 	guint i;
 
 	for (i = 0; i < rs->len; i++)
-		g_free(g_array_index(rs, recipient, i).jid);
+		g_free(g_array_index(rs, mend_recipient, i).jid);
 	g_array_free(rs, TRUE);
 }
 
@@ -52,7 +47,7 @@ static int add_recipients(mend_account *acc, const char *jid, GArray *rs, size_t
 	for (i = 0; r >= 0 && i < n; i++) {
 		r = mend_store_session_exists(acc->store, jid, ids[i]);
 		if (r == 1) {
-			recipient rc = {g_strdup(jid), ids[i]};
+			mend_recipient rc = {g_strdup(jid), ids[i]};
 			g_array_append_val(rs, rc);
 		} else if (r == 0) {
 			r = mend_store_device_is_broken(acc->store, jid, ids[i]);
@@ -80,8 +75,8 @@ static int collect_recipients(mend_account *acc, const char *to, GArray *rs)
 }
 
 /* Ratchet-encrypts the key material for one device into `k`. */
-static int encrypt_key(mend_account *acc, const recipient *rc, const uint8_t *km, size_t km_len,
-                       mend_key_elem *k)
+static int encrypt_key(mend_account *acc, const mend_recipient *rc, const uint8_t *km,
+                       size_t km_len, mend_key_elem *k)
 {
 	signal_protocol_address addr = {rc->jid, strlen(rc->jid), (int32_t)rc->device};
 	session_cipher *cipher = NULL;
@@ -183,20 +178,18 @@ static char *wrap_message(mend_account *acc, const char *to, const char *id,
 	return text;
 }
 
-static int encrypt_for_all(mend_account *acc, GArray *rs, const uint8_t *km, size_t km_len,
-                           mend_encrypted *m)
+static int encrypt_for_all(mend_account *acc, const mend_recipient *rs, size_t n, const uint8_t *km,
+                           size_t km_len, mend_encrypted *m)
 {
-	guint i;
+	size_t i;
 	int r = MEND_OK;
 
-	m->keys = g_new0(mend_key_elem, rs->len);
-	for (i = 0; i < rs->len; i++) {
-		const recipient *rc = &g_array_index(rs, recipient, i);
-
-		r = encrypt_key(acc, rc, km, km_len, &m->keys[m->n_keys]);
+	m->keys = g_new0(mend_key_elem, n);
+	for (i = 0; i < n; i++) {
+		r = encrypt_key(acc, &rs[i], km, km_len, &m->keys[m->n_keys]);
 		if (r < 0) {
 			mend_log(acc, MEND_LOG_WARNING, "cannot encrypt for %s device %u: %s",
-			         rc->jid, rc->device, mend_strerror(r));
+			         rs[i].jid, rs[i].device, mend_strerror(r));
 			return r;
 		}
 		m->n_keys++;
@@ -204,30 +197,23 @@ static int encrypt_for_all(mend_account *acc, GArray *rs, const uint8_t *km, siz
 	return r;
 }
 
-int mend_account_encrypt_opts(mend_account *acc, const char *to, const char *body, const char *id,
-                              int flags, char **stanza)
+int mend_account_encrypt_for(mend_account *acc, const char *to, const mend_recipient *rs, size_t n,
+                             const char *body, const char *id, int flags, char **stanza)
 {
-	GArray *rs = g_array_new(FALSE, FALSE, sizeof(recipient));
 	mend_encrypted m = {0};
 	uint8_t km[32];
 	size_t km_len = 0;
 	int r;
 
 	*stanza = NULL;
-	if (!to || !body || strchr(to, '/') || !g_utf8_validate(body, -1, NULL)) {
-		r = MEND_ERR_INVALID_ARG;
-		goto out;
-	}
-	r = collect_recipients(acc, to, rs);
-	if (r == MEND_OK)
-		r = encrypt_payload(acc, body, flags, &m, km, &km_len);
+	r = encrypt_payload(acc, body, flags, &m, km, &km_len);
 	if (r < 0)
 		goto out;
 	m.sid = acc->device_id;
 	r = mend_account_txn_begin(acc);
 	if (r < 0)
 		goto out;
-	r = encrypt_for_all(acc, rs, km, km_len, &m);
+	r = encrypt_for_all(acc, rs, n, km, km_len, &m);
 	if (r == MEND_OK) {
 		*stanza = wrap_message(acc, to, id, &m);
 		r = *stanza ? MEND_OK : MEND_ERR_NOMEM;
@@ -240,6 +226,23 @@ int mend_account_encrypt_opts(mend_account *acc, const char *to, const char *bod
 out:
 	memset(km, 0, sizeof(km));
 	mend_encrypted_clear(&m);
+	return r;
+}
+
+int mend_account_encrypt_opts(mend_account *acc, const char *to, const char *body, const char *id,
+                              int flags, char **stanza)
+{
+	GArray *rs;
+	int r;
+
+	*stanza = NULL;
+	if (!to || !body || strchr(to, '/') || !g_utf8_validate(body, -1, NULL))
+		return MEND_ERR_INVALID_ARG;
+	rs = g_array_new(FALSE, FALSE, sizeof(mend_recipient));
+	r = collect_recipients(acc, to, rs);
+	if (r == MEND_OK)
+		r = mend_account_encrypt_for(acc, to, (const mend_recipient *)(void *)rs->data,
+		                             rs->len, body, id, flags, stanza);
 	recipients_free(rs);
 	return r;
 }

@@ -1,0 +1,6 @@
+/* bench.c - placeholder. */
+#include "config.h"
+int main(void)
+{
+	return 1;
+}

@@ -1,0 +1,3 @@
+/* config.c - placeholder. */
+#include "config.h"
+#include "cli.h"

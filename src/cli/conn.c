@@ -1,0 +1,3 @@
+/* conn.c - placeholder. */
+#include "config.h"
+#include "cli.h"
