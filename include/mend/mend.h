@@ -52,7 +52,8 @@ enum mend_error {
 	MEND_ERR_KEYRING = -22,            /* the Secret Service refused */
 	MEND_ERR_PROTOCOL = -23,           /* another ratchet failure */
 	MEND_ERR_NOT_FOUND = -24,          /* no such item */
-	MEND_ERR_LAST = -25
+	MEND_ERR_FORGED = -25,             /* a carbon or archive result not from our account */
+	MEND_ERR_LAST = -26
 };
 
 /* A sentence for the user, translated (domain "mend"). Never NULL; static. */
@@ -241,6 +242,7 @@ MEND_EXPORT int mend_account_prekey_count(mend_account *acc, size_t *n);
 /* What mend_account_connected() does besides publishing our device and bundle. */
 #define MEND_CONNECT_CARBONS 0x1 /* enable Message Carbons (XEP-0280) */
 #define MEND_CONNECT_CATCHUP 0x2 /* catch up from the archive (XEP-0313) from where we left */
+#define MEND_CONNECT_DISCO   0x4 /* answer disco#info and ping (for hosts that answer neither) */
 
 /*
  * The stream is up as `full_jid`: fetch our device list, add us, publish it

@@ -189,6 +189,15 @@ out:
 	return r;
 }
 
+/* When this device was made: where its first archive catch-up starts. */
+static int store_created(mend_account *acc)
+{
+	char now[24];
+
+	g_snprintf(now, sizeof(now), "%" G_GINT64_FORMAT, g_get_real_time() / G_USEC_PER_SEC);
+	return mend_store_meta_set(acc->store, "created", now);
+}
+
 static int create_identity(mend_account *acc)
 {
 	ratchet_identity_key_pair *ikp = NULL;
@@ -208,6 +217,8 @@ static int create_identity(mend_account *acc)
 		r = create_signed_prekey(acc, ikp, 1);
 	if (r >= 0)
 		r = store_prekeys(acc, 1, MEND_PREKEY_TARGET);
+	if (r >= 0)
+		r = store_created(acc);
 	r = mend_account_txn_end(acc, r);
 	if (r == MEND_OK)
 		mend_log(acc, MEND_LOG_INFO, "new OMEMO identity for %s: device %u", acc->jid,
@@ -335,6 +346,7 @@ void mend_account_free(mend_account *acc)
 {
 	if (!acc)
 		return;
+	mend_engine_free(acc->eng);
 	if (acc->sstore)
 		signal_protocol_store_context_destroy(acc->sstore);
 	if (acc->sctx)
@@ -710,10 +722,12 @@ int mend_account_catchup_end(mend_account *acc)
 
 void mend_account_notify_bundle(mend_account *acc)
 {
-	if (!acc->bundle_dirty || acc->in_catchup || !acc->ops.bundle_changed)
+	if (!acc->bundle_dirty || acc->in_catchup)
 		return;
 	acc->bundle_dirty = 0;
-	acc->ops.bundle_changed(acc->user_data);
+	mend_engine_bundle_changed(acc);
+	if (acc->ops.bundle_changed)
+		acc->ops.bundle_changed(acc->user_data);
 }
 
 int mend_account_prekey_count(mend_account *acc, size_t *n)

@@ -1,59 +1,1380 @@
 /*
- * engine.c - the protocol engine (being written): PEP device lists and
- * bundles, carbons, MAM catch-up, the pending-send queue.
+ * engine.c - the protocol engine: what turns the core into an XMPP OMEMO
+ * client once a host pipes stanzas through it.
+ *
+ *  - on connect: fetch our device list, add us, publish it and our bundle
+ *    (XEP-0384 v0.3 §4.2-4.3, XEP-0060 publish-options with a fallback to
+ *    configuring the node), enable carbons (XEP-0280), catch up from the
+ *    archive (XEP-0313) from where we left;
+ *  - sending: the message waits in the persistent pending queue while device
+ *    lists and bundles are fetched; it is encrypted and sent once every device
+ *    has a session or is known to be unusable; plaintext never leaves;
+ *  - receiving: direct, carbon (outer from must be our bare JID), archive
+ *    (our own query only) and offline messages, deduped by stanza-id, kept
+ *    in the sealed local history; PEP device list notifications.
+ *
+ * Requests are IQs tracked by id; a reply counts only from the entity asked.
  */
 #include "config.h"
 
+#include <libintl.h>
+#include <string.h>
 #include "internal.h"
+#include "xep/omemo_legacy.h"
+
+#define _(s) dgettext(GETTEXT_PACKAGE, s)
+
+#define NS_PUBSUB       "http://jabber.org/protocol/pubsub"
+#define NS_PUBSUB_OWNER "http://jabber.org/protocol/pubsub#owner"
+#define NS_PUBSUB_EVENT "http://jabber.org/protocol/pubsub#event"
+#define NS_DATA         "jabber:x:data"
+#define NS_CARBONS      "urn:xmpp:carbons:2"
+#define NS_FORWARD      "urn:xmpp:forward:0"
+#define NS_DELAY        "urn:xmpp:delay"
+#define NS_MAM          "urn:xmpp:mam:2"
+#define NS_RSM          "http://jabber.org/protocol/rsm"
+#define NS_SID          "urn:xmpp:sid:0"
+#define NS_DISCO_INFO   "http://jabber.org/protocol/disco#info"
+#define MAM_PAGE        "250"
+
+typedef void (*iq_cb)(mend_account *acc, xmpp_stanza_t *iq, int ok, void *data);
+
+typedef struct iq_wait {
+	char *to; /* whom we asked; NULL = our own account */
+	iq_cb cb;
+	void *data;
+	GDestroyNotify free_data;
+} iq_wait;
+
+enum mam_kind { MAM_CATCHUP = 1, MAM_HISTORY = 2 };
+
+typedef struct mam_query {
+	enum mam_kind kind;
+	char *queryid;
+	char *with;
+	char *start;
+} mam_query;
+
+struct mend_engine {
+	char *full_jid;
+	unsigned flags;
+	int connected;
+	int ready;
+	int publishing;   /* publishes outstanding before READY */
+	unsigned fetches; /* device list and bundle fetches outstanding */
+	unsigned next_id;
+	GHashTable *iqs;   /* id -> iq_wait */
+	GHashTable *fresh; /* jids whose device list was fetched on this connection */
+	mam_query *mam;    /* the archive query under way, if any */
+};
+
+static void iq_wait_free(gpointer p)
+{
+	iq_wait *w = p;
+
+	if (w->free_data)
+		w->free_data(w->data);
+	g_free(w->to);
+	g_free(w);
+}
+
+static mend_engine *engine(mend_account *acc)
+{
+	if (!acc->eng) {
+		acc->eng = g_new0(mend_engine, 1);
+		acc->eng->iqs =
+		    g_hash_table_new_full(g_str_hash, g_str_equal, g_free, iq_wait_free);
+		acc->eng->fresh = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	}
+	return acc->eng;
+}
+
+static void mam_free(mam_query *q)
+{
+	if (!q)
+		return;
+	g_free(q->queryid);
+	g_free(q->with);
+	g_free(q->start);
+	g_free(q);
+}
+
+void mend_engine_free(mend_engine *eng)
+{
+	if (!eng)
+		return;
+	g_hash_table_destroy(eng->iqs);
+	g_hash_table_destroy(eng->fresh);
+	mam_free(eng->mam);
+	g_free(eng->full_jid);
+	g_free(eng);
+}
+
+/* --- stanza helpers -------------------------------------------------------- */
+
+static xmpp_stanza_t *el(mend_account *acc, const char *name, const char *ns)
+{
+	xmpp_stanza_t *st = xmpp_stanza_new(acc->xctx);
+
+	xmpp_stanza_set_name(st, name);
+	if (ns)
+		xmpp_stanza_set_ns(st, ns);
+	return st;
+}
+
+/* Adds `child` to `parent`, giving up our reference; returns the child. */
+static xmpp_stanza_t *add(xmpp_stanza_t *parent, xmpp_stanza_t *child)
+{
+	xmpp_stanza_add_child(parent, child);
+	xmpp_stanza_release(child);
+	return child;
+}
+
+static void add_text(mend_account *acc, xmpp_stanza_t *parent, const char *text)
+{
+	xmpp_stanza_t *t = xmpp_stanza_new(acc->xctx);
+
+	xmpp_stanza_set_text(t, text);
+	add(parent, t);
+}
+
+/* <field var=VAR [type=TYPE]><value>VALUE</value></field> */
+static void add_field(mend_account *acc, xmpp_stanza_t *x, const char *var, const char *type,
+                      const char *value)
+{
+	xmpp_stanza_t *f = add(x, el(acc, "field", NULL));
+
+	xmpp_stanza_set_attribute(f, "var", var);
+	if (type)
+		xmpp_stanza_set_attribute(f, "type", type);
+	add_text(acc, add(f, el(acc, "value", NULL)), value);
+}
+
+/* A data form (XEP-0004) of type submit with FORM_TYPE and one more field. */
+static xmpp_stanza_t *form(mend_account *acc, const char *form_type, const char *var,
+                           const char *value)
+{
+	xmpp_stanza_t *x = el(acc, "x", NS_DATA);
+
+	xmpp_stanza_set_type(x, "submit");
+	add_field(acc, x, "FORM_TYPE", "hidden", form_type);
+	if (var)
+		add_field(acc, x, var, NULL, value);
+	return x;
+}
+
+static xmpp_stanza_t *child(xmpp_stanza_t *st, const char *name, const char *ns)
+{
+	return st ? mend_child(st, name, ns) : NULL;
+}
+
+static char *bare(const char *jid)
+{
+	return jid ? g_strndup(jid, strcspn(jid, "/")) : NULL;
+}
+
+static int is_own_bare(mend_account *acc, const char *jid)
+{
+	return jid && g_str_equal(jid, acc->jid);
+}
+
+static void send_text(mend_account *acc, xmpp_stanza_t *st)
+{
+	char *text = mend_stanza_text(st);
+
+	if (text && acc->ops.send_stanza)
+		acc->ops.send_stanza(text, acc->user_data);
+	g_free(text);
+}
+
+static void emit(mend_account *acc, const mend_event *ev)
+{
+	if (acc->ops.event)
+		acc->ops.event(ev, acc->user_data);
+}
+
+static void notice(mend_account *acc, const char *peer, const char *text)
+{
+	mend_event ev = {.kind = MEND_EVENT_NOTICE, .peer = peer, .text = text, .trust = -1};
+
+	emit(acc, &ev);
+}
+
+/* --- IQ tracking ------------------------------------------------------------ */
+
+/* Sends `iq` (consumed) to `to` (NULL: our account) and calls cb with its reply. */
+static void send_iq(mend_account *acc, xmpp_stanza_t *iq, const char *to, iq_cb cb, void *data,
+                    GDestroyNotify free_data)
+{
+	mend_engine *eng = engine(acc);
+	iq_wait *w = g_new0(iq_wait, 1);
+	char *id = g_strdup_printf("mend%u-%08x", ++eng->next_id, g_random_int());
+
+	xmpp_stanza_set_id(iq, id);
+	if (to)
+		xmpp_stanza_set_to(iq, to);
+	w->to = g_strdup(to);
+	w->cb = cb;
+	w->data = data;
+	w->free_data = free_data;
+	g_hash_table_insert(eng->iqs, id, w);
+	send_text(acc, iq);
+	xmpp_stanza_release(iq);
+}
+
+static xmpp_stanza_t *iq_new(mend_account *acc, const char *type)
+{
+	xmpp_stanza_t *iq = el(acc, "iq", NULL);
+
+	xmpp_stanza_set_type(iq, type);
+	return iq;
+}
+
+/* RFC 6120 §10.1 / CVE-2017-5589 family: a reply counts only from whom we asked. */
+static int reply_from_ok(mend_account *acc, const iq_wait *w, const char *from)
+{
+	if (!from)
+		return !w->to || is_own_bare(acc, w->to);
+	if (w->to)
+		return g_str_equal(from, w->to);
+	return is_own_bare(acc, from) ||
+	       (acc->eng->full_jid && g_str_equal(from, acc->eng->full_jid));
+}
+
+static int handle_iq_reply(mend_account *acc, xmpp_stanza_t *st, const char *type)
+{
+	mend_engine *eng = engine(acc);
+	const char *id = xmpp_stanza_get_id(st);
+	gpointer key = NULL, value = NULL;
+	iq_wait *w;
+
+	if (!id || !g_hash_table_lookup_extended(eng->iqs, id, &key, &value))
+		return 0;
+	w = value;
+	if (!reply_from_ok(acc, w, xmpp_stanza_get_from(st))) {
+		mend_log(acc, MEND_LOG_WARNING, "reply to %s from %s ignored: not whom we asked",
+		         id, xmpp_stanza_get_from(st));
+		return 1;
+	}
+	g_hash_table_steal(eng->iqs, id);
+	w->cb(acc, st, g_str_equal(type, "result"), w->data);
+	iq_wait_free(w);
+	g_free(key);
+	return 1;
+}
+
+/* --- publishing (XEP-0060 §7.1.5 publish-options, §8.2 configure) ---------- */
+
+typedef struct publish_job {
+	char *node;
+	char *payload; /* the item's payload, serialized */
+	int stage;     /* 0 with options, 1 configuring, 2 without options */
+	void (*done)(mend_account *acc, int ok);
+} publish_job;
+
+static void publish_job_free(gpointer p)
+{
+	publish_job *j = p;
+
+	g_free(j->node);
+	g_free(j->payload);
+	g_free(j);
+}
+
+static const char *access_form = "http://jabber.org/protocol/pubsub#publish-options";
+
+static void publish_step(mend_account *acc, publish_job *j);
+
+static void publish_reply(mend_account *acc, xmpp_stanza_t *iq, int ok, void *data)
+{
+	publish_job *j = data;
+	publish_job *next;
+
+	if (ok && j->stage != 1) {
+		j->done(acc, 1);
+		return;
+	}
+	if (!ok && j->stage == 2) {
+		mend_log(acc, MEND_LOG_ERROR, "publishing %s failed", j->node);
+		j->done(acc, 0);
+		return;
+	}
+	/* options refused: configure the node open, then publish plainly (DESIGN §3) */
+	next = g_new0(publish_job, 1);
+	*next = *j;
+	next->node = g_strdup(j->node);
+	next->payload = g_strdup(j->payload);
+	next->stage = j->stage + 1;
+	publish_step(acc, next);
+}
+
+static xmpp_stanza_t *publish_iq(mend_account *acc, const publish_job *j)
+{
+	xmpp_stanza_t *iq = iq_new(acc, "set"), *ps, *pub, *item, *payload;
+
+	ps = add(iq, el(acc, "pubsub", NS_PUBSUB));
+	pub = add(ps, el(acc, "publish", NULL));
+	xmpp_stanza_set_attribute(pub, "node", j->node);
+	item = add(pub, el(acc, "item", NULL));
+	xmpp_stanza_set_id(item, "current");
+	payload = mend_stanza_parse(acc, j->payload);
+	if (payload)
+		add(item, payload);
+	if (j->stage == 0)
+		add(add(ps, el(acc, "publish-options", NULL)),
+		    form(acc, access_form, "pubsub#access_model", "open"));
+	return iq;
+}
+
+static void publish_step(mend_account *acc, publish_job *j)
+{
+	xmpp_stanza_t *iq, *conf;
+
+	if (j->stage == 1) {
+		iq = iq_new(acc, "set");
+		conf = add(add(iq, el(acc, "pubsub", NS_PUBSUB_OWNER)), el(acc, "configure", NULL));
+		xmpp_stanza_set_attribute(conf, "node", j->node);
+		add(conf, form(acc, "http://jabber.org/protocol/pubsub#node_config",
+		               "pubsub#access_model", "open"));
+	} else {
+		iq = publish_iq(acc, j);
+	}
+	send_iq(acc, iq, NULL, publish_reply, j, publish_job_free);
+}
+
+static void publish(mend_account *acc, const char *node, char *payload,
+                    void (*done)(mend_account *acc, int ok))
+{
+	publish_job *j = g_new0(publish_job, 1);
+
+	j->node = g_strdup(node);
+	j->payload = payload;
+	j->done = done;
+	publish_step(acc, j);
+}
+
+/* --- connecting -------------------------------------------------------------- */
+
+static void pump_all(mend_account *acc);
+
+static void published(mend_account *acc, int ok)
+{
+	mend_engine *eng = engine(acc);
+	mend_event ev = {.kind = MEND_EVENT_READY, .trust = -1};
+
+	if (!ok)
+		notice(acc, NULL,
+		       _("Publishing this device's OMEMO keys failed; contacts may not be able "
+		         "to encrypt to it. See the log for the server's answer."));
+	if (eng->publishing > 0 && --eng->publishing == 0 && !eng->ready) {
+		eng->ready = 1;
+		emit(acc, &ev);
+		pump_all(acc);
+	}
+}
+
+static void publish_bundle(mend_account *acc)
+{
+	char node[sizeof(MEND_NODE_LEGACY_BUNDLES) + 12];
+	char *xml = NULL;
+
+	if (mend_account_bundle_xml(acc, &xml) < 0) {
+		published(acc, 0);
+		return;
+	}
+	g_snprintf(node, sizeof(node), "%s%u", MEND_NODE_LEGACY_BUNDLES, acc->device_id);
+	publish(acc, node, xml, published);
+}
+
+static void publish_own_list(mend_account *acc)
+{
+	char *xml = NULL;
+
+	if (mend_account_own_devicelist_xml(acc, &xml) < 0) {
+		published(acc, 0);
+		return;
+	}
+	publish(acc, MEND_NODE_LEGACY_DEVICELIST, xml, published);
+}
+
+/* The <list/> inside a pubsub items reply or event, serialized; NULL when absent. */
+static char *list_of_items(xmpp_stanza_t *items)
+{
+	xmpp_stanza_t *item = child(items, "item", NULL);
+
+	return mend_stanza_text(child(item, "list", MEND_NS_LEGACY));
+}
+
+static int own_id_listed(mend_account *acc)
+{
+	uint32_t *ids = NULL;
+	size_t n = 0, i;
+	int found = 0;
+
+	if (mend_store_devicelist_get(acc->store, acc->jid, &ids, &n) == MEND_OK)
+		for (i = 0; i < n; i++)
+			found |= ids[i] == acc->device_id;
+	g_free(ids);
+	return found;
+}
+
+/* A device list arrived for `jid` (fetched or notified): store it; re-add us if dropped. */
+static void devicelist_arrived(mend_account *acc, const char *jid, xmpp_stanza_t *items)
+{
+	char *xml = list_of_items(items);
+	uint32_t *ids = NULL;
+	size_t n = 0, i;
+
+	if (xml)
+		mend_account_devicelist_update(acc, jid, xml);
+	else /* no item: nobody published, i.e. no OMEMO device */
+		mend_store_devicelist_set(acc->store, jid, NULL, 0);
+	g_free(xml);
+	g_hash_table_add(engine(acc)->fresh, g_strdup(jid));
+	/* devices we could not use before get another chance with a fresh list */
+	if (mend_store_devicelist_get(acc->store, jid, &ids, &n) == MEND_OK)
+		for (i = 0; i < n; i++)
+			mend_store_device_set_broken(acc->store, jid, ids[i], 0);
+	g_free(ids);
+}
+
+static xmpp_stanza_t *items_iq(mend_account *acc, const char *node)
+{
+	xmpp_stanza_t *iq = iq_new(acc, "get"), *items;
+
+	items = add(add(iq, el(acc, "pubsub", NS_PUBSUB)), el(acc, "items", NULL));
+	xmpp_stanza_set_attribute(items, "node", node);
+	return iq;
+}
+
+static xmpp_stanza_t *items_of(xmpp_stanza_t *iq)
+{
+	return child(child(iq, "pubsub", NS_PUBSUB), "items", NULL);
+}
+
+static void own_list_reply(mend_account *acc, xmpp_stanza_t *iq, int ok, void *data)
+{
+	mend_engine *eng = engine(acc);
+
+	/* an error (item-not-found, forbidden on Prosody) means: no list yet */
+	devicelist_arrived(acc, acc->jid, ok ? items_of(iq) : NULL);
+	eng->publishing = 2;
+	publish_bundle(acc);
+	/* XEP-0384 v0.3 §4.2: add ourselves, never dropping another device */
+	if (own_id_listed(acc))
+		published(acc, 1);
+	else
+		publish_own_list(acc);
+}
+
+static void carbons_reply(mend_account *acc, xmpp_stanza_t *iq, int ok, void *data)
+{
+	if (!ok)
+		notice(acc, NULL,
+		       _("The server did not enable Message Carbons; messages sent and received by "
+		         "your other devices will not show here."));
+}
+
+static void enable_carbons(mend_account *acc)
+{
+	xmpp_stanza_t *iq = iq_new(acc, "set");
+
+	add(iq, el(acc, "enable", NS_CARBONS));
+	send_iq(acc, iq, NULL, carbons_reply, NULL, NULL);
+}
+
+static void catchup_start(mend_account *acc);
 
 int mend_account_connected(mend_account *acc, const char *full_jid, unsigned flags)
 {
-	return MEND_ERR_INVALID_ARG;
+	mend_engine *eng;
+
+	if (!full_jid || !g_str_has_prefix(full_jid, acc->jid) ||
+	    (full_jid[strlen(acc->jid)] != '/' && full_jid[strlen(acc->jid)] != '\0'))
+		return MEND_ERR_INVALID_ARG;
+	mend_account_disconnected(acc);
+	eng = engine(acc);
+	eng->full_jid = g_strdup(full_jid);
+	eng->flags = flags;
+	eng->connected = 1;
+	send_iq(acc, items_iq(acc, MEND_NODE_LEGACY_DEVICELIST), acc->jid, own_list_reply, NULL,
+	        NULL);
+	if (flags & MEND_CONNECT_CARBONS)
+		enable_carbons(acc);
+	if (flags & MEND_CONNECT_CATCHUP)
+		catchup_start(acc);
+	return MEND_OK;
 }
 
 void mend_account_disconnected(mend_account *acc)
 {
-}
+	mend_engine *eng = engine(acc);
 
-int mend_account_handle_stanza(mend_account *acc, const char *xml)
-{
-	return 0;
-}
-
-int mend_account_send(mend_account *acc, const char *to, const char *body, char **id)
-{
-	return MEND_ERR_INVALID_ARG;
-}
-
-int mend_account_pending_count(mend_account *acc, size_t *n)
-{
-	*n = 0;
-	return MEND_OK;
-}
-
-int mend_account_history(mend_account *acc, const char *with, const char *since)
-{
-	return MEND_ERR_INVALID_ARG;
-}
-
-int mend_account_refresh_devices(mend_account *acc, const char *jid)
-{
-	return MEND_ERR_INVALID_ARG;
+	g_hash_table_remove_all(eng->iqs);
+	g_hash_table_remove_all(eng->fresh);
+	mam_free(eng->mam);
+	eng->mam = NULL;
+	g_free(eng->full_jid);
+	eng->full_jid = NULL;
+	eng->connected = eng->ready = eng->publishing = 0;
+	eng->fetches = 0;
+	acc->in_catchup = 0;
 }
 
 int mend_account_busy(mend_account *acc)
 {
+	return g_hash_table_size(engine(acc)->iqs) > 0;
+}
+
+/* Our bundle changed (prekeys replenished): republish it ourselves when connected. */
+void mend_engine_bundle_changed(mend_account *acc)
+{
+	mend_engine *eng = engine(acc);
+
+	if (eng->ready)
+		publish_bundle(acc);
+}
+
+/* --- fetching device lists and bundles --------------------------------------- */
+
+typedef struct fetch {
+	char *jid;
+	uint32_t device; /* 0: the device list */
+} fetch;
+
+static void fetch_free(gpointer p)
+{
+	fetch *f = p;
+
+	g_free(f->jid);
+	g_free(f);
+}
+
+static void fetch_done(mend_account *acc)
+{
+	mend_engine *eng = engine(acc);
+
+	if (eng->fetches > 0 && --eng->fetches == 0)
+		pump_all(acc);
+}
+
+static void list_reply(mend_account *acc, xmpp_stanza_t *iq, int ok, void *data)
+{
+	fetch *f = data;
+
+	devicelist_arrived(acc, f->jid, ok ? items_of(iq) : NULL);
+	fetch_done(acc);
+}
+
+static void bundle_reply(mend_account *acc, xmpp_stanza_t *iq, int ok, void *data)
+{
+	fetch *f = data;
+	char *xml =
+	    mend_stanza_text(child(child(items_of(iq), "item", NULL), "bundle", MEND_NS_LEGACY));
+	int r = MEND_ERR_NOT_FOUND;
+
+	if (ok && xml)
+		r = mend_account_bundle_process(acc, f->jid, f->device, xml);
+	if (r < 0) {
+		/* skipped until its device list is fetched again */
+		mend_log(acc, MEND_LOG_WARNING, "no usable bundle for %s device %u: %s", f->jid,
+		         f->device, mend_strerror(r));
+		mend_store_device_set_broken(acc->store, f->jid, f->device, 1);
+	}
+	g_free(xml);
+	fetch_done(acc);
+}
+
+static void start_fetch(mend_account *acc, const char *jid, uint32_t device)
+{
+	fetch *f = g_new0(fetch, 1);
+	char node[sizeof(MEND_NODE_LEGACY_BUNDLES) + 12];
+
+	f->jid = g_strdup(jid);
+	f->device = device;
+	engine(acc)->fetches++;
+	if (!device) {
+		send_iq(acc, items_iq(acc, MEND_NODE_LEGACY_DEVICELIST), jid, list_reply, f,
+		        fetch_free);
+		return;
+	}
+	g_snprintf(node, sizeof(node), "%s%u", MEND_NODE_LEGACY_BUNDLES, device);
+	send_iq(acc, items_iq(acc, node), jid, bundle_reply, f, fetch_free);
+}
+
+/* Starts what `jid` still needs (device list, then bundles); returns how many started. */
+static unsigned fetch_missing(mend_account *acc, const char *jid)
+{
+	uint32_t *ids = NULL;
+	size_t n = 0, i;
+
+	if (!g_hash_table_contains(engine(acc)->fresh, jid)) {
+		start_fetch(acc, jid, 0);
+		return 1;
+	}
+	if (mend_account_devices_needing_bundle(acc, jid, &ids, &n) < 0)
+		return 0;
+	for (i = 0; i < n; i++)
+		start_fetch(acc, jid, ids[i]);
+	g_free(ids);
+	return (unsigned)n;
+}
+
+int mend_account_refresh_devices(mend_account *acc, const char *jid)
+{
+	mend_engine *eng = engine(acc);
+
+	if (!jid || strchr(jid, '/'))
+		return MEND_ERR_INVALID_ARG;
+	if (!eng->connected)
+		return MEND_ERR_NOT_FOUND;
+	g_hash_table_remove(eng->fresh, jid);
+	fetch_missing(acc, jid);
+	return MEND_OK;
+}
+
+/* --- sending ------------------------------------------------------------------ */
+
+static char *iso_now(void)
+{
+	GDateTime *now = g_date_time_new_now_utc();
+	char *s = g_date_time_format(now, "%Y-%m-%dT%H:%M:%SZ");
+
+	g_date_time_unref(now);
+	return s;
+}
+
+static void remember_sent(mend_account *acc, const mend_pending *p)
+{
+	mend_history_item it = {0};
+	char *ts = iso_now();
+
+	it.key = g_strconcat("id:", p->msg_id, NULL);
+	it.peer = p->jid;
+	it.from = acc->jid;
+	it.device = acc->device_id;
+	it.body = p->body;
+	it.timestamp = ts;
+	it.msg_id = p->msg_id;
+	it.outgoing = 1;
+	it.ts = g_get_real_time() / G_USEC_PER_SEC;
+	mend_store_history_put(acc->store, &it);
+	g_free(it.key);
+	g_free(ts);
+}
+
+static void send_failed(mend_account *acc, const mend_pending *p, int err)
+{
+	mend_event ev = {.kind = MEND_EVENT_SEND_FAILED,
+	                 .peer = p->jid,
+	                 .id = p->msg_id,
+	                 .error = err,
+	                 .trust = -1};
+	char *text;
+
+	if (err == MEND_ERR_NO_DEVICES)
+		text = g_strdup_printf(_("%s has no OMEMO device mend can encrypt to, so the "
+		                         "message was not sent (nothing left unencrypted)."),
+		                       p->jid);
+	else
+		text = g_strdup_printf(_("The message to %s was not sent: %s"), p->jid,
+		                       mend_strerror(err));
+	ev.text = text;
+	mend_store_pending_delete(acc->store, p->row);
+	emit(acc, &ev);
+	g_free(text);
+}
+
+/* Encrypts a pending message and keeps the stanza with it, in one transaction. */
+static int encrypt_pending(mend_account *acc, mend_pending *p)
+{
+	int r = mend_store_begin(acc->store);
+
+	if (r < 0)
+		return r;
+	r = mend_account_encrypt_opts(acc, p->jid, p->body, p->msg_id, 0, &p->stanza);
+	if (r == MEND_OK)
+		r = mend_store_pending_set_stanza(acc->store, p, p->stanza);
+	if (r < 0) {
+		mend_store_rollback(acc->store);
+		g_free(p->stanza);
+		p->stanza = NULL;
+		return r;
+	}
+	return mend_store_commit(acc->store);
+}
+
+/* How many devices a stanza of ours is encrypted for. */
+static unsigned count_keys(mend_account *acc, const char *stanza)
+{
+	xmpp_stanza_t *st = mend_stanza_parse(acc, stanza), *c;
+	unsigned n = 0;
+
+	c = child(child(st, "encrypted", MEND_NS_LEGACY), "header", NULL);
+	for (c = c ? xmpp_stanza_get_children(c) : NULL; c; c = xmpp_stanza_get_next(c))
+		n += xmpp_stanza_get_name(c) && g_str_equal(xmpp_stanza_get_name(c), "key");
+	if (st)
+		xmpp_stanza_release(st);
+	return n;
+}
+
+static void send_pending(mend_account *acc, mend_pending *p)
+{
+	mend_event ev = {.kind = MEND_EVENT_SENT, .peer = p->jid, .id = p->msg_id, .trust = -1};
+	int r = MEND_OK;
+
+	/* a stanza encrypted before a crash is sent as it is: the ratchet dedupes it */
+	if (!p->stanza)
+		r = encrypt_pending(acc, p);
+	if (r == MEND_ERR_NEED_BUNDLE)
+		return; /* a device appeared meanwhile: its bundle is being fetched */
+	if (r < 0) {
+		send_failed(acc, p, r);
+		return;
+	}
+	if (acc->ops.send_stanza)
+		acc->ops.send_stanza(p->stanza, acc->user_data);
+	remember_sent(acc, p);
+	mend_store_pending_delete(acc->store, p->row);
+	ev.n_devices = count_keys(acc, p->stanza);
+	emit(acc, &ev);
+}
+
+/* Sends what waits for `jid` once nothing it needs is being fetched. */
+static void pump(mend_account *acc, const char *jid)
+{
+	GArray *list;
+	guint i;
+
+	if (!engine(acc)->ready || engine(acc)->fetches)
+		return;
+	if (fetch_missing(acc, jid) > 0)
+		return;
+	if (!is_own_bare(acc, jid) && fetch_missing(acc, acc->jid) > 0)
+		return;
+	list = g_array_new(FALSE, TRUE, sizeof(mend_pending));
+	mend_store_pending_list(acc->store, jid, list);
+	for (i = 0; i < list->len; i++) {
+		send_pending(acc, &g_array_index(list, mend_pending, i));
+		mend_pending_clear(&g_array_index(list, mend_pending, i));
+	}
+	g_array_free(list, TRUE);
+}
+
+static void pump_all(mend_account *acc)
+{
+	GArray *list = g_array_new(FALSE, TRUE, sizeof(mend_pending));
+	GHashTable *jids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	GHashTableIter it;
+	gpointer jid;
+	guint i;
+
+	mend_store_pending_list(acc->store, NULL, list);
+	for (i = 0; i < list->len; i++) {
+		mend_pending *p = &g_array_index(list, mend_pending, i);
+
+		g_hash_table_add(jids, g_strdup(p->jid));
+		mend_pending_clear(p);
+	}
+	g_array_free(list, TRUE);
+	g_hash_table_iter_init(&it, jids);
+	while (g_hash_table_iter_next(&it, &jid, NULL) && !engine(acc)->fetches)
+		pump(acc, jid);
+	g_hash_table_destroy(jids);
+}
+
+int mend_account_send(mend_account *acc, const char *to, const char *body, char **id)
+{
+	char *msg_id;
+	int r;
+
+	if (id)
+		*id = NULL;
+	if (!to || !*to || strchr(to, '/') || !body || !g_utf8_validate(body, -1, NULL))
+		return MEND_ERR_INVALID_ARG;
+	msg_id = g_uuid_string_random();
+	r = mend_store_pending_add(acc->store, to, msg_id, body);
+	if (r < 0) {
+		g_free(msg_id);
+		return r;
+	}
+	pump(acc, to);
+	if (id)
+		*id = msg_id;
+	else
+		g_free(msg_id);
+	return MEND_OK;
+}
+
+int mend_account_pending_count(mend_account *acc, size_t *n)
+{
+	return mend_store_pending_count(acc->store, n);
+}
+
+/* --- receiving ------------------------------------------------------------------ */
+
+/* What came with an encrypted message besides the message itself. */
+typedef struct inbound {
+	xmpp_stanza_t *msg;     /* the <message/> with <encrypted/> (inner one for carbons/MAM) */
+	const char *archive_id; /* the MAM result id: our archive's stanza-id of it */
+	char *timestamp;        /* ISO 8601 UTC */
+	mend_carbon carbon;
+	int archived;
+	int history; /* answering a history query: serve local copies */
+} inbound;
+
+/* XEP-0203: the <delay/> stamp under `holder`, normalised to UTC; NULL if none or bad. */
+static char *delay_of(xmpp_stanza_t *holder)
+{
+	xmpp_stanza_t *d = child(holder, "delay", NS_DELAY);
+	const char *stamp = d ? xmpp_stanza_get_attribute(d, "stamp") : NULL;
+	GDateTime *dt = stamp ? g_date_time_new_from_iso8601(stamp, NULL) : NULL;
+	GDateTime *utc;
+	char *out;
+
+	if (!dt)
+		return NULL;
+	utc = g_date_time_to_utc(dt);
+	out = g_date_time_format(utc, "%Y-%m-%dT%H:%M:%SZ");
+	g_date_time_unref(utc);
+	g_date_time_unref(dt);
+	return out;
+}
+
+static int64_t unix_of(const char *iso)
+{
+	GDateTime *dt = iso ? g_date_time_new_from_iso8601(iso, NULL) : NULL;
+	int64_t t = dt ? g_date_time_to_unix(dt) : g_get_real_time() / G_USEC_PER_SEC;
+
+	if (dt)
+		g_date_time_unref(dt);
+	return t;
+}
+
+/* XEP-0359 origin-id, else the message's id attribute. */
+static const char *msg_id_of(xmpp_stanza_t *msg)
+{
+	xmpp_stanza_t *o = child(msg, "origin-id", NS_SID);
+	const char *id = o ? xmpp_stanza_get_attribute(o, "id") : NULL;
+
+	return id ? id : xmpp_stanza_get_id(msg);
+}
+
+static int trust_of(mend_account *acc, const char *jid, uint32_t device)
+{
+	uint8_t *key = NULL;
+	size_t len = 0;
+	int trust = -1;
+
+	if (mend_store_peer_identity_get(acc->store, jid, device, &key, &len, &trust) < 0)
+		trust = -1;
+	g_free(key);
+	return trust;
+}
+
+static void emit_item(mend_account *acc, const mend_history_item *it, int archived)
+{
+	mend_event ev = {.kind = MEND_EVENT_MESSAGE,
+	                 .peer = it->peer,
+	                 .from = it->from,
+	                 .device = it->device,
+	                 .body = it->body,
+	                 .timestamp = it->timestamp,
+	                 .stanza_id = it->stanza_id,
+	                 .id = it->msg_id,
+	                 .carbon = it->carbon,
+	                 .archived = archived,
+	                 .outgoing = it->outgoing};
+
+	ev.trust = it->outgoing && it->device == acc->device_id
+	               ? MEND_TRUST_VERIFIED
+	               : trust_of(acc, it->from, it->device);
+	emit(acc, &ev);
+}
+
+/* The conversation of a message: the sender, or for our own messages the recipient. */
+static char *peer_of(mend_account *acc, xmpp_stanza_t *msg, const char *from)
+{
+	if (is_own_bare(acc, from) && xmpp_stanza_get_to(msg))
+		return bare(xmpp_stanza_get_to(msg));
+	return g_strdup(from);
+}
+
+/* Keeps a decrypted message in local history (with the catch-up position) and shows it. */
+static void keep_and_emit(mend_account *acc, const inbound *in, const mend_message *m)
+{
+	mend_history_item it = {0};
+	char *uuid = NULL;
+
+	it.peer = peer_of(acc, in->msg, m->from);
+	it.from = m->from;
+	it.device = m->device;
+	it.body = m->body;
+	it.timestamp = in->timestamp;
+	it.stanza_id = m->stanza_id;
+	it.msg_id = (char *)msg_id_of(in->msg);
+	it.carbon = in->carbon;
+	it.outgoing = is_own_bare(acc, m->from);
+	it.ts = unix_of(in->timestamp);
+	it.key = m->stanza_id ? m->stanza_id : (uuid = g_uuid_string_random());
+	if (mend_store_begin(acc->store) == MEND_OK) {
+		mend_store_history_put(acc->store, &it);
+		mend_store_device_touch(acc->store, m->from, m->device,
+		                        g_get_real_time() / G_USEC_PER_SEC);
+		mend_store_commit(acc->store);
+	}
+	emit_item(acc, &it, in->archived);
+	g_free(it.peer);
+	g_free(uuid);
+}
+
+/* A copy of our own message (archive, carbon reflection): shown from local history. */
+static void own_message(mend_account *acc, const inbound *in, const char *from)
+{
+	mend_history_item it = {0};
+	char *peer = peer_of(acc, in->msg, from);
+	const char *id = msg_id_of(in->msg);
+
+	if (in->history && id && mend_store_history_by_msg_id(acc->store, peer, id, &it) == 0) {
+		emit_item(acc, &it, 1);
+		mend_history_clear(&it);
+	}
+	g_free(peer);
+}
+
+static void undecryptable(mend_account *acc, const inbound *in, const mend_message *m, int r)
+{
+	mend_event ev = {.kind = MEND_EVENT_UNDECRYPTABLE,
+	                 .from = m->from,
+	                 .device = m->device,
+	                 .timestamp = in->timestamp,
+	                 .stanza_id = m->stanza_id,
+	                 .error = r,
+	                 .archived = in->archived,
+	                 .carbon = in->carbon,
+	                 .trust = -1};
+	char *peer = peer_of(acc, in->msg, m->from);
+	char *text;
+
+	/* said once: the stanza-id is marked, so the live and archived copies don't repeat it */
+	if (m->stanza_id)
+		mend_store_stanza_mark(acc->store, acc->jid, m->stanza_id);
+	if (r == MEND_ERR_NOT_FOR_THIS_DEVICE)
+		text = g_strdup_printf(_("A message from %s was not encrypted for this device "
+		                         "(device %u); read it on another device."),
+		                       m->from, acc->device_id);
+	else
+		text = g_strdup_printf(_("A message from %s could not be decrypted: %s"), m->from,
+		                       mend_strerror(r));
+	ev.peer = peer;
+	ev.text = text;
+	emit(acc, &ev);
+	g_free(text);
+	g_free(peer);
+}
+
+/* Serves a message seen before from local history (history queries only). */
+static int from_local(mend_account *acc, const inbound *in, const char *key)
+{
+	mend_history_item it = {0};
+
+	if (!in->history || !key || mend_store_history_get(acc->store, key, &it) < 0)
+		return 0;
+	emit_item(acc, &it, 1);
+	mend_history_clear(&it);
+	return 1;
+}
+
+static int process_encrypted(mend_account *acc, const inbound *in)
+{
+	mend_message m = {0};
+	int r;
+
+	if (from_local(acc, in, in->archive_id))
+		return 1;
+	r = mend_account_decrypt_stanza(acc, in->msg, in->archive_id, &m);
+	if (r == MEND_OK)
+		keep_and_emit(acc, in, &m);
+	else if (r == MEND_ERR_DUPLICATE)
+		from_local(acc, in, m.stanza_id);
+	else if (r == MEND_ERR_NOT_FOR_THIS_DEVICE && is_own_bare(acc, m.from) &&
+	         m.device == acc->device_id)
+		own_message(acc, in, m.from);
+	else if (r != MEND_ERR_NOT_FOUND)
+		undecryptable(acc, in, &m, r);
+	mend_message_clear(&m);
+	return r == MEND_ERR_NOT_FOUND ? 0 : 1;
+}
+
+static int handle_direct(mend_account *acc, xmpp_stanza_t *st)
+{
+	inbound in = {.msg = st};
+	int r;
+
+	/* offline messages carry their original time (XEP-0203) */
+	in.timestamp = delay_of(st);
+	if (!in.timestamp)
+		in.timestamp = iso_now();
+	r = process_encrypted(acc, &in);
+	g_free(in.timestamp);
+	return r;
+}
+
+/* XEP-0280 §11: a carbon counts only when our own account (bare JID) sent it. */
+static int handle_carbon(mend_account *acc, xmpp_stanza_t *st, xmpp_stanza_t *wrap,
+                         mend_carbon kind)
+{
+	xmpp_stanza_t *fwd = child(wrap, "forwarded", NS_FORWARD);
+	inbound in = {.msg = child(fwd, "message", NULL), .carbon = kind};
+	const char *from = xmpp_stanza_get_from(st);
+	int r;
+
+	if (!is_own_bare(acc, from)) {
+		mend_log(acc, MEND_LOG_WARNING, "forged carbon from %s rejected",
+		         from ? from : "?");
+		return MEND_ERR_FORGED;
+	}
+	if (!in.msg)
+		return MEND_ERR_MALFORMED;
+	in.timestamp = delay_of(fwd);
+	if (!in.timestamp)
+		in.timestamp = iso_now();
+	r = process_encrypted(acc, &in);
+	g_free(in.timestamp);
+	return r;
+}
+
+/* --- the archive (XEP-0313) -------------------------------------------------- */
+
+static void mam_send(mend_account *acc, const char *after);
+
+static char *iso_of_unix(int64_t t)
+{
+	GDateTime *dt = g_date_time_new_from_unix_utc(t);
+	char *s = g_date_time_format(dt, "%Y-%m-%dT%H:%M:%SZ");
+
+	g_date_time_unref(dt);
+	return s;
+}
+
+/* Where a catch-up starts when it has no archive id: when we last saw one, or our birth. */
+static char *catchup_since(mend_account *acc)
+{
+	char *v = NULL;
+	int64_t t = g_get_real_time() / G_USEC_PER_SEC;
+
+	if (mend_store_meta_get(acc->store, "mam_last_ts", &v) == MEND_OK ||
+	    mend_store_meta_get(acc->store, "created", &v) == MEND_OK)
+		t = g_ascii_strtoll(v, NULL, 10);
+	g_free(v);
+	/* Prosody's start filter has one-second resolution (DESIGN §8) */
+	return iso_of_unix(t - 1);
+}
+
+static void catchup_start(mend_account *acc)
+{
+	mend_engine *eng = engine(acc);
+	char *last = NULL;
+
+	mend_account_catchup_begin(acc);
+	eng->mam = g_new0(mam_query, 1);
+	eng->mam->kind = MAM_CATCHUP;
+	eng->mam->queryid = g_uuid_string_random();
+	if (mend_store_meta_get(acc->store, "mam_last", &last) != MEND_OK)
+		eng->mam->start = catchup_since(acc);
+	mam_send(acc, last);
+	g_free(last);
+}
+
+static void mam_finish(mend_account *acc, int err)
+{
+	mend_engine *eng = engine(acc);
+	mend_event ev = {.error = err, .trust = -1};
+
+	ev.kind = eng->mam->kind == MAM_CATCHUP ? MEND_EVENT_CATCHUP_DONE : MEND_EVENT_HISTORY_DONE;
+	mam_free(eng->mam);
+	eng->mam = NULL;
+	mend_account_catchup_end(acc);
+	if (err)
+		mend_log(acc, MEND_LOG_WARNING, "archive query failed: %s", mend_strerror(err));
+	emit(acc, &ev);
+}
+
+static const char *fin_last(xmpp_stanza_t *fin)
+{
+	xmpp_stanza_t *last = child(child(fin, "set", NS_RSM), "last", NULL);
+
+	return last ? xmpp_stanza_get_text_ptr(xmpp_stanza_get_children(last)) : NULL;
+}
+
+static void mam_reply(mend_account *acc, xmpp_stanza_t *iq, int ok, void *data)
+{
+	mend_engine *eng = engine(acc);
+	xmpp_stanza_t *fin = child(iq, "fin", NS_MAM);
+	const char *complete = fin ? xmpp_stanza_get_attribute(fin, "complete") : NULL;
+	const char *last = fin_last(fin);
+
+	if (!eng->mam || !g_str_equal(eng->mam->queryid, (const char *)data))
+		return;
+	if (!ok && eng->mam->kind == MAM_CATCHUP && !eng->mam->start) {
+		/* the archive no longer knows our last id: go by time instead */
+		mend_log(acc, MEND_LOG_INFO, "archive position unknown; catching up by time");
+		eng->mam->start = catchup_since(acc);
+		mam_send(acc, NULL);
+		return;
+	}
+	if (!ok) {
+		mam_finish(acc, MEND_ERR_PROTOCOL);
+		return;
+	}
+	if (last && eng->mam->kind == MAM_CATCHUP)
+		mend_store_meta_set(acc->store, "mam_last", last);
+	if (complete && (g_str_equal(complete, "true") || g_str_equal(complete, "1")))
+		mam_finish(acc, 0);
+	else if (last)
+		mam_send(acc, last);
+	else
+		mam_finish(acc, 0);
+}
+
+static void mam_send(mend_account *acc, const char *after)
+{
+	mam_query *q = engine(acc)->mam;
+	xmpp_stanza_t *iq = iq_new(acc, "set"), *query, *x, *set;
+
+	query = add(iq, el(acc, "query", NS_MAM));
+	xmpp_stanza_set_attribute(query, "queryid", q->queryid);
+	x = add(query, form(acc, NS_MAM, q->with ? "with" : NULL, q->with));
+	if (q->start)
+		add_field(acc, x, "start", NULL, q->start);
+	set = add(query, el(acc, "set", NS_RSM));
+	add_text(acc, add(set, el(acc, "max", NULL)), MAM_PAGE);
+	if (after)
+		add_text(acc, add(set, el(acc, "after", NULL)), after);
+	send_iq(acc, iq, NULL, mam_reply, g_strdup(q->queryid), g_free);
+}
+
+/* XEP-0313 §4.2: results of our own query, from our own archive only. */
+static int handle_mam_result(mend_account *acc, xmpp_stanza_t *st, xmpp_stanza_t *result)
+{
+	mend_engine *eng = engine(acc);
+	xmpp_stanza_t *fwd = child(result, "forwarded", NS_FORWARD);
+	const char *qid = xmpp_stanza_get_attribute(result, "queryid");
+	const char *from = xmpp_stanza_get_from(st);
+	inbound in = {.msg = child(fwd, "message", NULL), .archived = 1};
+	char ts[24];
+
+	if (!eng->mam || !qid || !g_str_equal(qid, eng->mam->queryid))
+		return 0; /* the host's own query */
+	if (from && !is_own_bare(acc, from)) {
+		mend_log(acc, MEND_LOG_WARNING, "archive result from %s rejected", from);
+		return MEND_ERR_FORGED;
+	}
+	in.archive_id = xmpp_stanza_get_id(result);
+	in.history = eng->mam->kind == MAM_HISTORY;
+	if (!in.msg || !in.archive_id)
+		return MEND_ERR_MALFORMED;
+	in.timestamp = delay_of(fwd);
+	if (!in.timestamp)
+		in.timestamp = iso_now();
+	process_encrypted(acc, &in);
+	if (!in.history) {
+		mend_store_meta_set(acc->store, "mam_last", in.archive_id);
+		g_snprintf(ts, sizeof(ts), "%" G_GINT64_FORMAT, unix_of(in.timestamp));
+		mend_store_meta_set(acc->store, "mam_last_ts", ts);
+	}
+	g_free(in.timestamp);
+	return 1;
+}
+
+int mend_account_history(mend_account *acc, const char *with, const char *since)
+{
+	mend_engine *eng = engine(acc);
+	GDateTime *dt = NULL;
+
+	if (!with || strchr(with, '/'))
+		return MEND_ERR_INVALID_ARG;
+	if (since && !(dt = g_date_time_new_from_iso8601(since, NULL)))
+		return MEND_ERR_INVALID_ARG;
+	if (!eng->connected || eng->mam) {
+		if (dt)
+			g_date_time_unref(dt);
+		return eng->connected ? MEND_ERR_PROTOCOL : MEND_ERR_NOT_FOUND;
+	}
+	mend_account_catchup_begin(acc);
+	eng->mam = g_new0(mam_query, 1);
+	eng->mam->kind = MAM_HISTORY;
+	eng->mam->queryid = g_uuid_string_random();
+	eng->mam->with = g_strdup(with);
+	if (dt) {
+		eng->mam->start = iso_of_unix(g_date_time_to_unix(dt));
+		g_date_time_unref(dt);
+	}
+	mam_send(acc, NULL);
+	return MEND_OK;
+}
+
+/* --- PEP notifications (XEP-0163 §4.3) ---------------------------------------- */
+
+static int handle_pep_event(mend_account *acc, xmpp_stanza_t *st, xmpp_stanza_t *event)
+{
+	xmpp_stanza_t *items = child(event, "items", NULL);
+	const char *node = items ? xmpp_stanza_get_attribute(items, "node") : NULL;
+	const char *from = xmpp_stanza_get_from(st);
+
+	if (!node || !g_str_equal(node, MEND_NODE_LEGACY_DEVICELIST))
+		return 0;
+	if (!from || strchr(from, '/')) {
+		mend_log(acc, MEND_LOG_WARNING, "device list event from %s ignored",
+		         from ? from : "?");
+		return 1;
+	}
+	devicelist_arrived(acc, from, items);
+	if (is_own_bare(acc, from) && engine(acc)->ready && !own_id_listed(acc))
+		publish_own_list(acc);
+	return 1;
+}
+
+/* --- disco#info and ping, for hosts that answer neither (XEP-0030, XEP-0199) ---- */
+
+static void add_feature(mend_account *acc, xmpp_stanza_t *q, const char *var)
+{
+	xmpp_stanza_t *f = add(q, el(acc, "feature", NULL));
+
+	xmpp_stanza_set_attribute(f, "var", var);
+}
+
+static int answer_get(mend_account *acc, xmpp_stanza_t *st)
+{
+	xmpp_stanza_t *q = child(st, "query", NS_DISCO_INFO), *reply, *rq, *id;
+
+	if (!(engine(acc)->flags & MEND_CONNECT_DISCO) ||
+	    (!q && !child(st, "ping", "urn:xmpp:ping")))
+		return 0;
+	reply = xmpp_stanza_reply(st);
+	xmpp_stanza_set_type(reply, "result");
+	if (q) {
+		rq = add(reply, el(acc, "query", NS_DISCO_INFO));
+		if (xmpp_stanza_get_attribute(q, "node"))
+			xmpp_stanza_set_attribute(rq, "node", xmpp_stanza_get_attribute(q, "node"));
+		id = add(rq, el(acc, "identity", NULL));
+		xmpp_stanza_set_attribute(id, "category", "client");
+		xmpp_stanza_set_attribute(id, "type", "bot");
+		xmpp_stanza_set_attribute(id, "name", "mend");
+		add_feature(acc, rq, NS_DISCO_INFO);
+		add_feature(acc, rq, "urn:xmpp:eme:0");
+		add_feature(acc, rq, "urn:xmpp:ping");
+		add_feature(acc, rq, MEND_NODE_LEGACY_DEVICELIST "+notify");
+	}
+	send_text(acc, reply);
+	xmpp_stanza_release(reply);
+	return 1;
+}
+
+/* --- the entry point ------------------------------------------------------------- */
+
+static int handle_message(mend_account *acc, xmpp_stanza_t *st)
+{
+	xmpp_stanza_t *c;
+
+	if ((c = child(st, "event", NS_PUBSUB_EVENT)))
+		return handle_pep_event(acc, st, c);
+	if ((c = child(st, "received", NS_CARBONS)))
+		return handle_carbon(acc, st, c, MEND_CARBON_RECEIVED);
+	if ((c = child(st, "sent", NS_CARBONS)))
+		return handle_carbon(acc, st, c, MEND_CARBON_SENT);
+	if ((c = child(st, "result", NS_MAM)))
+		return handle_mam_result(acc, st, c);
+	if (child(st, "encrypted", MEND_NS_LEGACY))
+		return handle_direct(acc, st);
 	return 0;
+}
+
+int mend_account_handle_stanza(mend_account *acc, const char *xml)
+{
+	xmpp_stanza_t *st = mend_stanza_parse(acc, xml);
+	const char *name, *type;
+	int r = 0;
+
+	if (!st) {
+		mend_log(acc, MEND_LOG_WARNING, "a stanza that is not XML was ignored");
+		return MEND_ERR_MALFORMED;
+	}
+	name = xmpp_stanza_get_name(st);
+	type = xmpp_stanza_get_type(st);
+	if (name && g_str_equal(name, "iq") && type &&
+	    (g_str_equal(type, "result") || g_str_equal(type, "error")))
+		r = handle_iq_reply(acc, st, type);
+	else if (name && g_str_equal(name, "iq") && type && g_str_equal(type, "get"))
+		r = answer_get(acc, st);
+	else if (name && g_str_equal(name, "message") && (!type || !g_str_equal(type, "error")))
+		r = handle_message(acc, st);
+	xmpp_stanza_release(st);
+	return r;
+}
+
+/* --- devices and trust --------------------------------------------------------- */
+
+static void fill_info(mend_account *acc, const char *jid, mend_device_info *d)
+{
+	uint8_t *key = NULL;
+	size_t len = 0, i;
+
+	d->trust = -1;
+	if (is_own_bare(acc, jid) && d->id == acc->device_id) {
+		mend_account_fingerprint(acc, d->fingerprint);
+		d->trust = MEND_TRUST_VERIFIED;
+		return;
+	}
+	if (mend_store_peer_identity_get(acc->store, jid, d->id, &key, &len, &d->trust) < 0) {
+		d->trust = -1;
+		return;
+	}
+	for (i = 0; len == MEND_PUBKEY_LEN && i < 32; i++)
+		g_snprintf(d->fingerprint + 2 * i, 3, "%02x", key[i + 1]);
+	g_free(key);
+	d->has_session = mend_store_session_exists(acc->store, jid, d->id) == 1;
 }
 
 int mend_account_device_infos(mend_account *acc, const char *jid, mend_device_info **out, size_t *n)
 {
+	uint32_t *ids = NULL;
+	int *active = NULL;
+	int64_t *seen = NULL;
+	size_t i;
+	int r;
+
 	*out = NULL;
 	*n = 0;
+	if (!jid || strchr(jid, '/'))
+		return MEND_ERR_INVALID_ARG;
+	r = mend_store_devices_known(acc->store, jid, &ids, &active, &seen, n);
+	if (r < 0)
+		return r;
+	*out = g_new0(mend_device_info, *n ? *n : 1);
+	for (i = 0; i < *n; i++) {
+		(*out)[i].id = ids[i];
+		(*out)[i].active = active[i];
+		(*out)[i].last_seen = seen[i];
+		fill_info(acc, jid, &(*out)[i]);
+	}
+	g_free(ids);
+	g_free(active);
+	g_free(seen);
 	return MEND_OK;
 }
 
 int mend_account_set_trust(mend_account *acc, const char *jid, uint32_t device, mend_trust trust)
 {
-	return MEND_ERR_INVALID_ARG;
+	uint8_t *key = NULL;
+	size_t len = 0;
+	int old, r;
+
+	if (!jid || strchr(jid, '/') || trust < MEND_TRUST_UNTRUSTED || trust > MEND_TRUST_VERIFIED)
+		return MEND_ERR_INVALID_ARG;
+	r = mend_store_peer_identity_get(acc->store, jid, device, &key, &len, &old);
+	if (r == MEND_OK)
+		r = mend_store_peer_identity_put(acc->store, jid, device, key, len, (int)trust);
+	g_free(key);
+	return r;
 }

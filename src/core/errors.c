@@ -49,6 +49,8 @@ static const char *const messages[] = {
         N_("No keyring (Secret Service) answered; start or unlock GNOME Keyring or KWallet."),
     [-MEND_ERR_PROTOCOL] = N_("The encrypted session failed; ask the sender to send again."),
     [-MEND_ERR_NOT_FOUND] = N_("Not found."),
+    [-MEND_ERR_FORGED] = N_("A forwarded message claimed to come from your own account but "
+                            "did not; it was rejected."),
 };
 
 void mend_i18n_init(void)

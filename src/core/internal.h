@@ -12,6 +12,8 @@
 #include "signal.h"
 #include "store.h"
 
+typedef struct mend_engine mend_engine;
+
 struct mend_account {
 	char *jid; /* our bare JID */
 	mend_host_ops ops;
@@ -25,6 +27,7 @@ struct mend_account {
 	uint32_t device_id;
 	int in_catchup;
 	int bundle_dirty; /* prekeys replenished since the last publish request */
+	mend_engine *eng; /* the protocol engine's state (engine.c) */
 	int store_err;    /* the store failure behind a libsignal error, or 0 */
 };
 
@@ -36,6 +39,10 @@ struct mend_account {
 /* Brings the unused one-time prekeys back to MEND_PREKEY_TARGET (inside the caller's transaction).
  */
 int mend_account_replenish_prekeys(mend_account *acc);
+
+void mend_engine_free(mend_engine *eng);
+/* Republishes our bundle when connected (prekeys were replenished). */
+void mend_engine_bundle_changed(mend_account *acc);
 
 /* Asks the host to republish our bundle if prekeys changed (not during catch-up). */
 void mend_account_notify_bundle(mend_account *acc);
@@ -53,6 +60,18 @@ int mend_account_encrypt_for(mend_account *acc, const char *to, const mend_recip
                              const char *body, const char *id, int flags, char **stanza);
 int mend_account_encrypt_opts(mend_account *acc, const char *to, const char *body, const char *id,
                               int flags, char **stanza);
+
+/*
+ * Decrypts a parsed <message/>. stanza_id: the dedupe key (a MAM archive id),
+ * or NULL for the message's own stanza-id stamped by our server. `msg` (zeroed
+ * by the caller, cleared with mend_message_clear) gets from/device/stanza_id
+ * as far as the message parsed, and the body on success.
+ */
+int mend_account_decrypt_stanza(mend_account *acc, xmpp_stanza_t *st, const char *stanza_id,
+                                mend_message *msg);
+void mend_message_clear(mend_message *msg);
+/* XEP-0359: the stanza-id our own server stamped (by = our JID), or NULL. */
+const char *mend_our_stanza_id(mend_account *acc, xmpp_stanza_t *msg);
 
 /* Starts a store transaction for one operation and clears store_err. */
 int mend_account_txn_begin(mend_account *acc);

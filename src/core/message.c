@@ -36,6 +36,18 @@ static void recipients_free(GArray *rs)
 	g_array_free(rs, TRUE);
 }
 
+static int untrusted(mend_account *acc, const char *jid, uint32_t device)
+{
+	uint8_t *key = NULL;
+	size_t len = 0;
+	int trust = MEND_TRUST_TOFU;
+
+	if (mend_store_peer_identity_get(acc->store, jid, device, &key, &len, &trust) < 0)
+		return 0;
+	g_free(key);
+	return trust == MEND_TRUST_UNTRUSTED;
+}
+
 /* Adds the devices of `jid` that have a session; counts those still waiting for a bundle. */
 static int add_recipients(mend_account *acc, const char *jid, GArray *rs, size_t *missing)
 {
@@ -46,6 +58,8 @@ static int add_recipients(mend_account *acc, const char *jid, GArray *rs, size_t
 	r = mend_account_devices(acc, jid, &ids, &n);
 	for (i = 0; r >= 0 && i < n; i++) {
 		r = mend_store_session_exists(acc->store, jid, ids[i]);
+		if (r == 1 && untrusted(acc, jid, ids[i]))
+			continue; /* the user said not to encrypt to it */
 		if (r == 1) {
 			mend_recipient rc = {g_strdup(jid), ids[i]};
 			g_array_append_val(rs, rc);
@@ -355,7 +369,7 @@ static int open_payload(mend_account *acc, const mend_encrypted *m, const uint8_
 }
 
 /* XEP-0359 §3: a stanza-id counts only when stamped by our own server (by = our JID). */
-static const char *our_stanza_id(mend_account *acc, xmpp_stanza_t *msg)
+const char *mend_our_stanza_id(mend_account *acc, xmpp_stanza_t *msg)
 {
 	xmpp_stanza_t *c;
 
@@ -424,54 +438,70 @@ static int parse_message(mend_account *acc, xmpp_stanza_t *st, mend_encrypted *m
 	return r;
 }
 
-int mend_account_decrypt(mend_account *acc, const char *stanza, mend_message **out)
+int mend_account_decrypt_stanza(mend_account *acc, xmpp_stanza_t *st, const char *stanza_id,
+                                mend_message *msg)
 {
-	mend_message *msg = g_new0(mend_message, 1);
 	mend_encrypted m = {0};
-	xmpp_stanza_t *st;
-	const char *sid_id;
 	int r;
 
-	*out = NULL;
-	st = mend_stanza_parse(acc, stanza);
-	if (!st) {
-		r = MEND_ERR_MALFORMED;
-		goto fail;
-	}
-	sid_id = our_stanza_id(acc, st);
-	msg->stanza_id = g_strdup(sid_id);
+	if (!stanza_id)
+		stanza_id = mend_our_stanza_id(acc, st);
+	msg->stanza_id = g_strdup(stanza_id);
 	/* DESIGN §3: dedupe by stanza-id before anything else. */
-	r = sid_id ? mend_store_stanza_seen(acc->store, acc->jid, sid_id) : 0;
+	r = stanza_id ? mend_store_stanza_seen(acc->store, acc->jid, stanza_id) : 0;
 	if (r > 0)
 		r = MEND_ERR_DUPLICATE;
 	if (r == 0)
 		r = parse_message(acc, st, &m, msg);
 	if (r == MEND_OK)
-		r = decrypt_parsed(acc, &m, sid_id, msg);
-	xmpp_stanza_release(st);
+		r = decrypt_parsed(acc, &m, stanza_id, msg);
 	mend_encrypted_clear(&m);
-	if (r < 0)
-		goto fail;
-	mend_account_notify_bundle(acc);
-	*out = msg;
-	return MEND_OK;
-fail:
-	if (r != MEND_ERR_NOT_FOUND && r != MEND_ERR_DUPLICATE)
+	if (r == MEND_OK)
+		mend_account_notify_bundle(acc);
+	else if (r != MEND_ERR_NOT_FOUND && r != MEND_ERR_DUPLICATE)
 		mend_log(acc, MEND_LOG_WARNING, "message from %s rejected: %s",
 		         msg->from ? msg->from : "?", mend_strerror(r));
-	mend_message_free(msg);
 	return r;
 }
 
-void mend_message_free(mend_message *msg)
+int mend_account_decrypt(mend_account *acc, const char *stanza, mend_message **out)
 {
-	if (!msg)
-		return;
+	mend_message *msg = g_new0(mend_message, 1);
+	xmpp_stanza_t *st;
+	int r;
+
+	*out = NULL;
+	st = mend_stanza_parse(acc, stanza);
+	if (!st) {
+		mend_log(acc, MEND_LOG_WARNING, "a stanza that is not XML was rejected");
+		r = MEND_ERR_MALFORMED;
+	} else {
+		r = mend_account_decrypt_stanza(acc, st, NULL, msg);
+		xmpp_stanza_release(st);
+	}
+	if (r < 0) {
+		mend_message_free(msg);
+		return r;
+	}
+	*out = msg;
+	return MEND_OK;
+}
+
+void mend_message_clear(mend_message *msg)
+{
 	g_free(msg->from);
 	if (msg->body) {
 		memset(msg->body, 0, strlen(msg->body));
 		g_free(msg->body);
 	}
 	g_free(msg->stanza_id);
+	memset(msg, 0, sizeof(*msg));
+}
+
+void mend_message_free(mend_message *msg)
+{
+	if (!msg)
+		return;
+	mend_message_clear(msg);
 	g_free(msg);
 }

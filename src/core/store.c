@@ -145,9 +145,23 @@ static const char schema_v1[] =
     "CREATE TABLE pending (id INTEGER PRIMARY KEY, jid TEXT NOT NULL,"
     " body BLOB NOT NULL, created INTEGER NOT NULL);";
 
+/* Version 1 -> 2: the message-level tables of the protocol engine. */
+static const char schema_v2[] =
+    /* pending: the body sealed under "pending|<msg_id>"; stanza: the encrypted stanza,
+     * sealed likewise, once it was encrypted (resent as is after a crash) */
+    "ALTER TABLE pending ADD COLUMN msg_id TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE pending ADD COLUMN stanza BLOB;"
+    /* history: decrypted messages, sealed under "history|<key>" (forward secrecy means an
+     * archived message cannot be decrypted twice, so local history keeps the text) */
+    "CREATE TABLE history (key TEXT PRIMARY KEY NOT NULL, peer TEXT NOT NULL,"
+    " ts INTEGER NOT NULL, msg_id TEXT, data BLOB NOT NULL);"
+    "CREATE INDEX history_peer_ts ON history (peer, ts);"
+    "CREATE INDEX history_msg_id ON history (peer, msg_id);";
+
 /* migrations[v] takes a database from version v to v + 1. */
 static const char *const migrations[MEND_STORE_SCHEMA_VERSION] = {
     [0] = schema_v1,
+    [1] = schema_v2,
 };
 
 struct mend_store {
@@ -1080,8 +1094,9 @@ static int device_activate(mend_store *s, const char *jid, uint32_t device)
 	sqlite3_stmt *st = s->st[ST_DEV_ACT];
 	int rc = bind_jid_dev(st, jid, device);
 
+	/* last_seen: 0 until a message from it arrives (mend_store_device_touch) */
 	if (!rc)
-		rc = bind_rc(sqlite3_bind_int64(st, 3, (sqlite3_int64)time(NULL)));
+		rc = bind_rc(sqlite3_bind_int64(st, 3, 0));
 	if (!rc)
 		rc = step_done(st);
 	st_reset(st);
@@ -1177,4 +1192,23 @@ int mend_store_stanza_mark(mend_store *s, const char *by, const char *id)
 		rc = step_done(st);
 	st_reset(st);
 	return rc;
+}
+
+/* ---- for the message-level tables (store_msgs.c) ------------------------ */
+
+int mend_store_seal(mend_store *s, const char *aad, const uint8_t *in, size_t len, uint8_t **out,
+                    size_t *out_len)
+{
+	return seal(s, aad, in, len, out, out_len);
+}
+
+int mend_store_unseal(mend_store *s, const char *aad, const uint8_t *in, size_t len, uint8_t **out,
+                      size_t *out_len)
+{
+	return unseal(s, aad, in, len, out, out_len);
+}
+
+sqlite3 *mend_store_db(mend_store *s)
+{
+	return s->db;
 }

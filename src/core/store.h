@@ -20,10 +20,11 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <glib.h>
 #include "crypto.h"
 
 #define MEND_STORE_KEY_LEN        32
-#define MEND_STORE_SCHEMA_VERSION 1
+#define MEND_STORE_SCHEMA_VERSION 2
 
 typedef struct mend_store mend_store;
 
@@ -102,5 +103,61 @@ int mend_store_device_is_broken(mend_store *s, const char *jid, uint32_t device)
 /* XEP-0359 stanza ids already handled (dedupe before anything else). */
 int mend_store_stanza_seen(mend_store *s, const char *by, const char *id); /* 1, 0 or <0 */
 int mend_store_stanza_mark(mend_store *s, const char *by, const char *id);
+
+/* --- message level (store_msgs.c) --------------------------------------- */
+
+/* A message waiting to be sent. Fields g_malloc'd; clear with mend_pending_clear. */
+typedef struct mend_pending {
+	int64_t row;
+	char *jid;
+	char *msg_id;
+	char *body;
+	char *stanza; /* the encrypted stanza once made, else NULL */
+} mend_pending;
+
+int mend_store_pending_add(mend_store *s, const char *jid, const char *msg_id, const char *body);
+/* Pending messages (of `jid`, or all when NULL), oldest first, into an array of mend_pending. */
+int mend_store_pending_list(mend_store *s, const char *jid, GArray *out);
+int mend_store_pending_set_stanza(mend_store *s, const mend_pending *p, const char *stanza);
+int mend_store_pending_delete(mend_store *s, int64_t row);
+int mend_store_pending_count(mend_store *s, size_t *n);
+void mend_pending_clear(mend_pending *p);
+
+/* A message of the local history. Strings g_malloc'd; clear with mend_history_clear. */
+typedef struct mend_history_item {
+	char *key; /* stanza-id, or "id:" + message id for our own sent messages */
+	char *peer;
+	char *from;
+	uint32_t device;
+	char *body;
+	char *timestamp; /* ISO 8601 */
+	char *stanza_id;
+	char *msg_id;
+	int carbon;
+	int outgoing;
+	int64_t ts; /* unix seconds, for ordering and --since */
+} mend_history_item;
+
+/* Adds an item unless one with its key exists (then nothing changes). */
+int mend_store_history_put(mend_store *s, const mend_history_item *it);
+int mend_store_history_get(mend_store *s, const char *key, mend_history_item *out);
+/* Our own sent message to `peer` with message id `msg_id`. */
+int mend_store_history_by_msg_id(mend_store *s, const char *peer, const char *msg_id,
+                                 mend_history_item *out);
+void mend_history_clear(mend_history_item *it);
+
+/* Records that `device` of `jid` sent us something at `when` (unix seconds). */
+int mend_store_device_touch(mend_store *s, const char *jid, uint32_t device, int64_t when);
+/* Every device known for jid, active or not, with its flags. Free the arrays with g_free. */
+int mend_store_devices_known(mend_store *s, const char *jid, uint32_t **ids, int **active,
+                             int64_t **last_seen, size_t *n);
+
+/* Sealing and the database handle, for the message-level tables. */
+struct sqlite3;
+struct sqlite3 *mend_store_db(mend_store *s);
+int mend_store_seal(mend_store *s, const char *aad, const uint8_t *in, size_t len, uint8_t **out,
+                    size_t *out_len);
+int mend_store_unseal(mend_store *s, const char *aad, const uint8_t *in, size_t len, uint8_t **out,
+                      size_t *out_len);
 
 #endif

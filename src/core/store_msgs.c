@@ -1,0 +1,375 @@
+/*
+ * store_msgs.c - the message-level tables of the store: the pending-send
+ * queue (a message survives a restart until it has left, and a stanza
+ * encrypted before a crash is resent as is), the sealed local history, and
+ * what we saw of each device. Values are sealed like every secret of the
+ * store (store.c); statements here run once per message, so they are
+ * prepared per call.
+ */
+#include "config.h"
+
+#include <string.h>
+#include <sqlite3.h>
+#include "mend/mend.h"
+#include "store.h"
+
+#define HISTORY_TYPE "(ssusssii)"
+
+static int sql_err(int rc)
+{
+	return (rc & 0xff) == SQLITE_NOMEM ? MEND_ERR_NOMEM : MEND_ERR_STORE;
+}
+
+static int prepare(mend_store *s, const char *sql, sqlite3_stmt **st)
+{
+	int rc = sqlite3_prepare_v2(mend_store_db(s), sql, -1, st, NULL);
+
+	return rc == SQLITE_OK ? MEND_OK : sql_err(rc);
+}
+
+/* Steps a statement to its end and finalizes it. */
+static int exec_done(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? MEND_OK : sql_err(rc);
+}
+
+static int bind_sealed(mend_store *s, sqlite3_stmt *st, int idx, const char *aad, const void *data,
+                       size_t len)
+{
+	uint8_t *sealed = NULL;
+	size_t n = 0;
+	int r = mend_store_seal(s, aad, data, len, &sealed, &n);
+
+	if (r < 0)
+		return r;
+	/* SQLite frees `sealed` with g_free, even when binding fails */
+	r = sqlite3_bind_blob(st, idx, sealed, (int)n, g_free);
+	return r == SQLITE_OK ? MEND_OK : sql_err(r);
+}
+
+/* Unseals column `col` into a NUL-terminated string. */
+static int column_text(mend_store *s, sqlite3_stmt *st, int col, const char *aad, char **out)
+{
+	uint8_t *plain = NULL;
+	size_t len = 0;
+	int r;
+
+	*out = NULL;
+	if (sqlite3_column_type(st, col) == SQLITE_NULL)
+		return MEND_OK;
+	r = mend_store_unseal(s, aad, sqlite3_column_blob(st, col),
+	                      (size_t)sqlite3_column_bytes(st, col), &plain, &len);
+	if (r < 0)
+		return r;
+	*out = g_strndup((const char *)plain, len);
+	explicit_bzero(plain, len);
+	g_free(plain);
+	return MEND_OK;
+}
+
+/* --- pending --------------------------------------------------------------- */
+
+int mend_store_pending_add(mend_store *s, const char *jid, const char *msg_id, const char *body)
+{
+	char *aad = g_strconcat("pending|", msg_id, NULL);
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	r = prepare(s, "INSERT INTO pending (jid, body, created, msg_id) VALUES (?1, ?2, ?3, ?4)",
+	            &st);
+	if (r < 0)
+		goto out;
+	sqlite3_bind_text(st, 1, jid, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, g_get_real_time() / G_USEC_PER_SEC);
+	sqlite3_bind_text(st, 4, msg_id, -1, SQLITE_STATIC);
+	r = bind_sealed(s, st, 2, aad, body, strlen(body));
+	if (r < 0)
+		sqlite3_finalize(st);
+	else
+		r = exec_done(st);
+out:
+	g_free(aad);
+	return r;
+}
+
+static int pending_row(mend_store *s, sqlite3_stmt *st, mend_pending *p)
+{
+	char *aad;
+	int r;
+
+	p->row = sqlite3_column_int64(st, 0);
+	p->jid = g_strdup((const char *)sqlite3_column_text(st, 1));
+	p->msg_id = g_strdup((const char *)sqlite3_column_text(st, 2));
+	aad = g_strconcat("pending|", p->msg_id, NULL);
+	r = column_text(s, st, 3, aad, &p->body);
+	if (r == MEND_OK)
+		r = column_text(s, st, 4, aad, &p->stanza);
+	g_free(aad);
+	return r;
+}
+
+int mend_store_pending_list(mend_store *s, const char *jid, GArray *out)
+{
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	r = prepare(s,
+	            "SELECT id, jid, msg_id, body, stanza FROM pending"
+	            " WHERE ?1 IS NULL OR jid = ?1 ORDER BY id",
+	            &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, jid, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		mend_pending p = {0};
+
+		r = pending_row(s, st, &p);
+		if (r < 0) {
+			mend_pending_clear(&p);
+			break;
+		}
+		g_array_append_val(out, p);
+	}
+	if (r == MEND_OK && rc != SQLITE_DONE)
+		r = sql_err(rc);
+	sqlite3_finalize(st);
+	return r;
+}
+
+int mend_store_pending_set_stanza(mend_store *s, const mend_pending *p, const char *stanza)
+{
+	char *aad = g_strconcat("pending|", p->msg_id, NULL);
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	r = prepare(s, "UPDATE pending SET stanza = ?1 WHERE id = ?2", &st);
+	if (r == MEND_OK) {
+		sqlite3_bind_int64(st, 2, p->row);
+		r = bind_sealed(s, st, 1, aad, stanza, strlen(stanza));
+		if (r < 0)
+			sqlite3_finalize(st);
+		else
+			r = exec_done(st);
+	}
+	g_free(aad);
+	return r;
+}
+
+int mend_store_pending_delete(mend_store *s, int64_t row)
+{
+	sqlite3_stmt *st = NULL;
+	int r = prepare(s, "DELETE FROM pending WHERE id = ?1", &st);
+
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, row);
+	return exec_done(st);
+}
+
+int mend_store_pending_count(mend_store *s, size_t *n)
+{
+	sqlite3_stmt *st = NULL;
+	int r = prepare(s, "SELECT count(*) FROM pending", &st);
+
+	if (r < 0)
+		return r;
+	r = sqlite3_step(st) == SQLITE_ROW ? MEND_OK : MEND_ERR_STORE;
+	*n = r == MEND_OK ? (size_t)sqlite3_column_int64(st, 0) : 0;
+	sqlite3_finalize(st);
+	return r;
+}
+
+void mend_pending_clear(mend_pending *p)
+{
+	g_free(p->jid);
+	g_free(p->msg_id);
+	if (p->body)
+		explicit_bzero(p->body, strlen(p->body));
+	g_free(p->body);
+	g_free(p->stanza);
+	memset(p, 0, sizeof(*p));
+}
+
+/* --- history --------------------------------------------------------------- */
+
+static const char *nz(const char *s)
+{
+	return s ? s : "";
+}
+
+int mend_store_history_put(mend_store *s, const mend_history_item *it)
+{
+	GVariant *v = g_variant_ref_sink(
+	    g_variant_new(HISTORY_TYPE, nz(it->from), nz(it->body), it->device, nz(it->timestamp),
+	                  nz(it->stanza_id), nz(it->msg_id), it->carbon, it->outgoing));
+	char *aad = g_strconcat("history|", it->key, NULL);
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	r = prepare(s,
+	            "INSERT OR IGNORE INTO history (key, peer, ts, msg_id, data)"
+	            " VALUES (?1, ?2, ?3, ?4, ?5)",
+	            &st);
+	if (r < 0)
+		goto out;
+	sqlite3_bind_text(st, 1, it->key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, it->peer, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, it->ts);
+	sqlite3_bind_text(st, 4, it->msg_id, -1, SQLITE_STATIC);
+	r = bind_sealed(s, st, 5, aad, g_variant_get_data(v), g_variant_get_size(v));
+	if (r < 0)
+		sqlite3_finalize(st);
+	else
+		r = exec_done(st);
+out:
+	g_free(aad);
+	g_variant_unref(v);
+	return r;
+}
+
+static char *empty_null(char *s)
+{
+	if (s && !*s) {
+		g_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+static int history_row(mend_store *s, sqlite3_stmt *st, mend_history_item *it)
+{
+	uint8_t *plain = NULL;
+	size_t len = 0;
+	GVariant *v;
+	char *aad;
+	int r;
+
+	it->key = g_strdup((const char *)sqlite3_column_text(st, 0));
+	it->peer = g_strdup((const char *)sqlite3_column_text(st, 1));
+	it->ts = sqlite3_column_int64(st, 2);
+	aad = g_strconcat("history|", it->key, NULL);
+	r = mend_store_unseal(s, aad, sqlite3_column_blob(st, 3),
+	                      (size_t)sqlite3_column_bytes(st, 3), &plain, &len);
+	g_free(aad);
+	if (r < 0)
+		return r;
+	v = g_variant_ref_sink(
+	    g_variant_new_from_data(G_VARIANT_TYPE(HISTORY_TYPE), plain, len, FALSE, NULL, NULL));
+	g_variant_get(v, HISTORY_TYPE, &it->from, &it->body, &it->device, &it->timestamp,
+	              &it->stanza_id, &it->msg_id, &it->carbon, &it->outgoing);
+	it->stanza_id = empty_null(it->stanza_id);
+	it->msg_id = empty_null(it->msg_id);
+	g_variant_unref(v);
+	explicit_bzero(plain, len);
+	g_free(plain);
+	return MEND_OK;
+}
+
+static int history_query(mend_store *s, const char *sql, const char *a, const char *b,
+                         mend_history_item *out)
+{
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	memset(out, 0, sizeof(*out));
+	r = prepare(s, sql, &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
+	if (b)
+		sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		r = history_row(s, st, out);
+	else
+		r = rc == SQLITE_DONE ? MEND_ERR_NOT_FOUND : sql_err(rc);
+	sqlite3_finalize(st);
+	if (r < 0)
+		mend_history_clear(out);
+	return r;
+}
+
+int mend_store_history_get(mend_store *s, const char *key, mend_history_item *out)
+{
+	return history_query(s, "SELECT key, peer, ts, data FROM history WHERE key = ?1", key, NULL,
+	                     out);
+}
+
+int mend_store_history_by_msg_id(mend_store *s, const char *peer, const char *msg_id,
+                                 mend_history_item *out)
+{
+	return history_query(
+	    s,
+	    "SELECT key, peer, ts, data FROM history WHERE peer = ?1 AND msg_id = ?2"
+	    " ORDER BY ts LIMIT 1",
+	    peer, msg_id, out);
+}
+
+void mend_history_clear(mend_history_item *it)
+{
+	g_free(it->key);
+	g_free(it->peer);
+	g_free(it->from);
+	if (it->body)
+		explicit_bzero(it->body, strlen(it->body));
+	g_free(it->body);
+	g_free(it->timestamp);
+	g_free(it->stanza_id);
+	g_free(it->msg_id);
+	memset(it, 0, sizeof(*it));
+}
+
+/* --- devices ------------------------------------------------------------------ */
+
+int mend_store_device_touch(mend_store *s, const char *jid, uint32_t device, int64_t when)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	r = prepare(s,
+	            "INSERT INTO devices (jid, device, active, broken, last_seen)"
+	            " VALUES (?1, ?2, 0, 0, ?3)"
+	            " ON CONFLICT (jid, device) DO UPDATE SET last_seen = excluded.last_seen",
+	            &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, jid, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, device);
+	sqlite3_bind_int64(st, 3, when);
+	return exec_done(st);
+}
+
+int mend_store_devices_known(mend_store *s, const char *jid, uint32_t **ids, int **active,
+                             int64_t **last_seen, size_t *n)
+{
+	GArray *a = g_array_new(FALSE, FALSE, sizeof(uint32_t));
+	GArray *b = g_array_new(FALSE, FALSE, sizeof(int));
+	GArray *c = g_array_new(FALSE, FALSE, sizeof(int64_t));
+	sqlite3_stmt *st = NULL;
+	int r, rc = SQLITE_DONE;
+
+	r = prepare(
+	    s, "SELECT device, active, last_seen FROM devices WHERE jid = ?1 ORDER BY device", &st);
+	if (r == MEND_OK) {
+		sqlite3_bind_text(st, 1, jid, -1, SQLITE_STATIC);
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			uint32_t id = (uint32_t)sqlite3_column_int64(st, 0);
+			int act = sqlite3_column_int(st, 1);
+			int64_t seen = sqlite3_column_int64(st, 2);
+
+			g_array_append_val(a, id);
+			g_array_append_val(b, act);
+			g_array_append_val(c, seen);
+		}
+		r = rc == SQLITE_DONE ? MEND_OK : sql_err(rc);
+		sqlite3_finalize(st);
+	}
+	*n = r == MEND_OK ? a->len : 0;
+	*ids = (uint32_t *)(void *)g_array_free(a, r < 0);
+	*active = (int *)(void *)g_array_free(b, r < 0);
+	*last_seen = (int64_t *)(void *)g_array_free(c, r < 0);
+	return r;
+}
