@@ -425,10 +425,13 @@ static void devicelist_arrived(mend_account *acc, const char *jid, xmpp_stanza_t
 	uint32_t *ids = NULL;
 	size_t n = 0, i;
 
+	/*
+	 * No list (an error, or no item): keep what we knew. For our own account
+	 * this is what keeps the ids of our other devices when we republish; for
+	 * others, nothing known means no OMEMO device.
+	 */
 	if (xml)
 		mend_account_devicelist_update(acc, jid, xml);
-	else /* no item: nobody published, i.e. no OMEMO device */
-		mend_store_devicelist_set(acc->store, jid, NULL, 0);
 	g_free(xml);
 	g_hash_table_add(engine(acc)->fresh, g_strdup(jid));
 	/* devices we could not use before get another chance with a fresh list */
@@ -1307,7 +1310,8 @@ int mend_account_handle_stanza(mend_account *acc, const char *xml)
 		r = handle_iq_reply(acc, st, type);
 	else if (name && g_str_equal(name, "iq") && type && g_str_equal(type, "get"))
 		r = answer_get(acc, st);
-	else if (name && g_str_equal(name, "message") && (!type || !g_str_equal(type, "error")))
+	else if (name && g_str_equal(name, "message") &&
+	         (!type || (!g_str_equal(type, "error") && !g_str_equal(type, "groupchat"))))
 		r = handle_message(acc, st);
 	xmpp_stanza_release(st);
 	return r;
