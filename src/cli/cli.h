@@ -1,4 +1,164 @@
-/* cli.h - placeholder until the mend client is written. */
+/*
+ * cli.h - what the parts of `mend`, the headless client, share: the options,
+ * the one `struct cli` that holds a run (account, connection, command
+ * state), the exit statuses, and the functions each file offers the others.
+ *
+ * main.c runs the commands, config.c turns argv + the config file into
+ * options, a JID, a data dir and a password, conn.c drives libstrophe and
+ * the core's host ops, output.c prints (human lines or JSON lines).
+ */
 #ifndef MEND_CLI_H
 #define MEND_CLI_H
-#endif
+
+#include <libintl.h>
+#include <stdint.h>
+#include <glib.h>
+#include <strophe.h>
+#include <mend/mend.h>
+
+#define _(s) gettext(s)
+
+/* Exit statuses (the command-line contract). */
+enum cli_status {
+	CLI_OK = 0,
+	CLI_ERROR = 1,
+	CLI_USAGE = 2,
+	CLI_AUTH = 3,
+	CLI_CONNECT = 4,
+	CLI_QUEUED = 75, /* EX_TEMPFAIL: the message waits in the queue */
+	CLI_INTERRUPTED = 130,
+	CLI_HELP = -1 /* help or version was printed: exit 0 */
+};
+
+enum cli_command {
+	CMD_NONE = 0,
+	CMD_SEND,
+	CMD_LISTEN,
+	CMD_HISTORY,
+	CMD_DEVICES,
+	CMD_FINGERPRINT,
+	CMD_TRUST,
+	CMD_UNTRUST,
+	CMD_ACCOUNT
+};
+
+/* What the command line and the config file said; strings are g_free'd. */
+struct cli_opts {
+	char *jid; /* bare or full, as given */
+	char *password_file;
+	char *server; /* HOST[:PORT] */
+	char *tls;    /* required | trust-any | off */
+	char *data_dir;
+	int json;
+	int verbose;
+	enum cli_command command;
+	char **args; /* the command's operands, borrowed from argv */
+	int n_args;
+	long count;     /* listen --count; 0: none */
+	double timeout; /* seconds; 0: none given */
+	char *since;    /* history --since, normalised to UTC "...Z" */
+};
+
+/* One SENT / SEND_FAILED event kept while mend_account_send() runs. */
+struct cli_deferred {
+	mend_event_kind kind;
+	char *id;
+	char *peer;
+	char *text;
+	int error;
+	unsigned n_devices;
+};
+
+struct cli {
+	struct cli_opts o;
+
+	/* resolved by config.c (g_free) */
+	char *bare;   /* our bare JID, lower case */
+	char *full;   /* the JID we log in with: bare/resource */
+	char *domain; /* our server's domain */
+	char *host;   /* --server host, or NULL: from the domain */
+	unsigned short port;
+	long xmpp_flags;
+	char *data_dir;
+	char *password;
+
+	/* the run */
+	mend_account *acc;
+	xmpp_ctx_t *ctx;
+	xmpp_conn_t *conn;
+	xmpp_log_t log;
+	int online;       /* authenticated, bound, handed to the core */
+	int finished;     /* leave the loop */
+	int status;       /* exit status once finished */
+	int64_t deadline; /* g_get_monotonic_time() limit; 0: none */
+
+	/* what libstrophe told us about a failure */
+	int ever_online;
+	int conn_error; /* errno of the socket, 0 if none */
+	int has_stream_error;
+	int stream_error; /* xmpp_error_type_t */
+	char *stream_text;
+	int sasl_failed;
+	int auth_impossible;
+	int tls_failed;
+	int tls_missing;
+
+	/* the command's hooks (main.c) */
+	void (*on_online)(struct cli *c);
+	void (*on_offline)(struct cli *c);
+	void (*on_event)(struct cli *c, const mend_event *ev);
+	void (*on_tick)(struct cli *c);
+	void (*on_deadline)(struct cli *c);
+	void (*on_interrupt)(struct cli *c);
+
+	/* command state */
+	char *peer;   /* the other party's bare JID */
+	char *text;   /* send: the body */
+	char *msg_id; /* send: our message's id (mend_free) */
+	char *ping_id;
+	unsigned n_devices;
+	int sent;
+	int ready;
+	int requested;
+	long n_messages;
+	int in_send;         /* inside mend_account_send(): defer SENT / SEND_FAILED */
+	GPtrArray *deferred; /* struct cli_deferred */
+};
+
+/* config.c */
+int cli_parse_args(struct cli *c, int argc, char **argv);
+int cli_load_config(struct cli *c);
+int cli_resolve_account(struct cli *c);
+int cli_resolve_password(struct cli *c);
+int cli_account_add(struct cli *c, const char *jid);
+char *cli_bare_jid(const char *jid);
+void cli_deferred_free(gpointer p);
+void cli_free(struct cli *c);
+
+/* conn.c */
+void cli_host_ops(mend_host_ops *ops);
+int cli_run(struct cli *c);
+void cli_finish(struct cli *c, int status);
+int cli_send_raw(struct cli *c, const char *xml);
+void cli_send_ping(struct cli *c, xmpp_handler done);
+char *cli_failure(struct cli *c, int *status, int *network);
+
+/* output.c */
+void out_json_string(GString *s, const char *v);
+int cli_fail(struct cli *c, int status, int code, const char *fmt, ...) G_GNUC_PRINTF(4, 5);
+void out_notice(struct cli *c, const char *jid, const char *text);
+void out_message(struct cli *c, const mend_event *ev);
+void out_undecryptable(struct cli *c, const mend_event *ev);
+void out_sent(struct cli *c, const char *to, const char *id, unsigned n, int earlier);
+void out_queued(struct cli *c, const char *to, const char *id, const char *text);
+void out_status(struct cli *c, const char *type, const char *text);
+void out_ready(struct cli *c);
+void out_history_done(struct cli *c);
+void out_device(struct cli *c, const char *jid, const mend_device_info *d, int own);
+void out_devices_done(struct cli *c, const char *jid, size_t n);
+void out_fingerprint(struct cli *c, uint32_t device, const char *hex);
+void out_trust(struct cli *c, const char *jid, uint32_t device, mend_trust trust);
+void out_usage(enum cli_command cmd, int to_stderr);
+char *out_iso_time(int64_t unix_time);
+
+#endif /* MEND_CLI_H */

@@ -1,7 +1,649 @@
-/* main.c - placeholder. */
+/*
+ * main.c - `mend`, the headless OMEMO client for scripts, bots and tests:
+ * reads the command line (config.c), runs one command - send, listen,
+ * history, devices (over the network, conn.c), fingerprint, trust, untrust
+ * (store only), account add (Secret Service) - and exits with a status a
+ * script can test (cli.h: 0 done, 1 error, 2 usage, 3 login refused,
+ * 4 no connection, 75 message queued for later).
+ */
 #include "config.h"
+
+#include <locale.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 #include "cli.h"
-int main(void)
+
+#define SEND_TIMEOUT  30.0   /* seconds */
+#define QUERY_TIMEOUT 60.0   /* history, devices */
+#define MAX_TEXT      150000 /* bytes; servers refuse much larger stanzas */
+
+/* --- shared steps ---------------------------------------------------------- */
+
+static int open_account(struct cli *c)
 {
-	return 1;
+	mend_host_ops ops;
+	int r;
+
+	cli_host_ops(&ops);
+	r = mend_account_open(&c->acc, c->bare, c->data_dir, MEND_KEYRING_AUTO, &ops, c);
+	if (r < 0)
+		return cli_fail(c, CLI_ERROR, r,
+		                _("The OMEMO store of %s in %s cannot be opened: %s"), c->bare,
+		                c->data_dir, mend_strerror(r));
+	return CLI_OK;
+}
+
+static int open_offline(struct cli *c)
+{
+	int r = cli_resolve_account(c);
+
+	return r == CLI_OK ? open_account(c) : r;
+}
+
+static int run_online(struct cli *c, double default_timeout)
+{
+	int r;
+
+	if (c->o.timeout <= 0)
+		c->o.timeout = default_timeout;
+	r = cli_resolve_account(c);
+	if (r == CLI_OK)
+		r = cli_resolve_password(c);
+	if (r == CLI_OK)
+		r = open_account(c);
+	if (r != CLI_OK)
+		return r;
+	if (c->o.timeout > 0)
+		c->deadline = g_get_monotonic_time() + (int64_t)(c->o.timeout * G_USEC_PER_SEC);
+	return cli_run(c);
+}
+
+/* Hands the bound stream to the core. */
+static int start_engine(struct cli *c, unsigned flags)
+{
+	const char *bound = xmpp_conn_get_bound_jid(c->conn);
+	int r;
+
+	if (bound) {
+		g_free(c->full);
+		c->full = g_strdup(bound);
+	}
+	r = mend_account_connected(c->acc, c->full, flags);
+	if (r < 0)
+		return cli_fail(c, CLI_ERROR, r,
+		                _("The OMEMO engine could not start on this connection: %s"),
+		                mend_strerror(r));
+	return CLI_OK;
+}
+
+static void common_event(struct cli *c, const mend_event *ev)
+{
+	switch (ev->kind) {
+	case MEND_EVENT_READY:
+		c->ready = 1;
+		break;
+	case MEND_EVENT_MESSAGE:
+		c->n_messages++;
+		out_message(c, ev);
+		break;
+	case MEND_EVENT_UNDECRYPTABLE:
+		out_undecryptable(c, ev);
+		break;
+	case MEND_EVENT_SENT: /* an earlier queued message left */
+		out_sent(c, ev->peer, ev->id, ev->n_devices, 1);
+		break;
+	case MEND_EVENT_SEND_FAILED:
+		out_notice(c, ev->peer, ev->text ? ev->text : mend_strerror(ev->error));
+		break;
+	default:
+		break;
+	}
+}
+
+static void went_offline(struct cli *c)
+{
+	int status, network;
+	char *why = cli_failure(c, &status, &network);
+
+	cli_fail(c, status, 0, "%s", why);
+	g_free(why);
+}
+
+static char *peer_arg(struct cli *c, const char *arg)
+{
+	char *bare = cli_bare_jid(arg);
+
+	if (!bare)
+		cli_fail(c, CLI_USAGE, 0, _("'%s' is not a JID; give one like bob@example.org."),
+		         arg);
+	return bare;
+}
+
+/* --- send ---------------------------------------------------------------- */
+
+/* The recipient: a bare JID, or a full one to reach that resource only. */
+static char *recipient_arg(struct cli *c, const char *arg)
+{
+	const char *slash = strchr(arg, '/');
+	char *bare = peer_arg(c, arg), *full;
+	const char *p;
+
+	if (!bare || !slash || !slash[1])
+		return bare;
+	for (p = slash + 1; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			break;
+	full = *p ? NULL : g_strconcat(bare, slash, NULL);
+	if (!full)
+		cli_fail(c, CLI_USAGE, 0, _("'%s' is not a JID; give one like bob@example.org."),
+		         arg);
+	g_free(bare);
+	return full;
+}
+
+static int ping_done(xmpp_conn_t *conn G_GNUC_UNUSED, xmpp_stanza_t *st G_GNUC_UNUSED,
+                     void *user_data)
+{
+	struct cli *c = user_data;
+
+	if (!c->finished) {
+		out_sent(c, c->peer, c->msg_id, c->n_devices, 0);
+		cli_finish(c, CLI_OK);
+	}
+	return 0;
+}
+
+static void send_result(struct cli *c, const mend_event *ev)
+{
+	if (!c->msg_id || !ev->id || strcmp(ev->id, c->msg_id) != 0) {
+		common_event(c, ev);
+	} else if (ev->kind == MEND_EVENT_SEND_FAILED) {
+		cli_fail(c, CLI_ERROR, ev->error, "%s",
+		         ev->text ? ev->text : mend_strerror(ev->error));
+	} else if (!c->sent) {
+		/* it left; a round trip makes sure the server has it */
+		c->sent = 1;
+		c->n_devices = ev->n_devices;
+		cli_send_ping(c, ping_done);
+	}
+}
+
+static void defer_result(struct cli *c, const mend_event *ev)
+{
+	struct cli_deferred *d = g_new0(struct cli_deferred, 1);
+
+	d->kind = ev->kind;
+	d->id = g_strdup(ev->id);
+	d->peer = g_strdup(ev->peer);
+	d->text = g_strdup(ev->text);
+	d->error = ev->error;
+	d->n_devices = ev->n_devices;
+	g_ptr_array_add(c->deferred, d);
+}
+
+static void replay_deferred(struct cli *c)
+{
+	struct cli_deferred *d;
+	mend_event ev;
+	guint i;
+
+	for (i = 0; i < c->deferred->len; i++) {
+		d = g_ptr_array_index(c->deferred, i);
+		memset(&ev, 0, sizeof(ev));
+		ev.kind = d->kind;
+		ev.id = d->id;
+		ev.peer = d->peer;
+		ev.text = d->text;
+		ev.error = d->error;
+		ev.n_devices = d->n_devices;
+		ev.trust = -1;
+		send_result(c, &ev);
+	}
+	g_ptr_array_set_size(c->deferred, 0);
+}
+
+static void send_event(struct cli *c, const mend_event *ev)
+{
+	if (ev->kind != MEND_EVENT_SENT && ev->kind != MEND_EVENT_SEND_FAILED)
+		common_event(c, ev);
+	else if (c->in_send)
+		defer_result(c, ev); /* its id is not known before the call returns */
+	else
+		send_result(c, ev);
+}
+
+/* Gives the message to the core, which sends it or keeps it queued. */
+static int queue_message(struct cli *c)
+{
+	char *id = NULL;
+	int r;
+
+	c->in_send = 1;
+	r = mend_account_send(c->acc, c->peer, c->text, &id);
+	c->in_send = 0;
+	if (r < 0) {
+		mend_free(id);
+		g_ptr_array_set_size(c->deferred, 0);
+		return r;
+	}
+	c->msg_id = id;
+	replay_deferred(c);
+	return r;
+}
+
+static void report_queued(struct cli *c, const char *why)
+{
+	char *text;
+
+	text = g_strdup_printf(_("%s The message to %s is not sent yet: it stays queued and will "
+	                         "be sent the next time mend connects."),
+	                       why, c->peer);
+	out_queued(c, c->peer, c->msg_id, text);
+	cli_finish(c, CLI_QUEUED);
+	g_free(text);
+}
+
+static void queue_offline(struct cli *c, const char *why, int status)
+{
+	int r = queue_message(c);
+
+	if (r < 0)
+		cli_fail(c, status, r, _("%s The message could not be queued either: %s"), why,
+		         mend_strerror(r));
+	else if (!c->finished)
+		report_queued(c, why);
+}
+
+static void send_online(struct cli *c)
+{
+	int r;
+
+	if (start_engine(c, 0) != CLI_OK)
+		return;
+	r = queue_message(c);
+	if (r < 0)
+		cli_fail(c, CLI_ERROR, r, _("The message to %s cannot be sent: %s"), c->peer,
+		         mend_strerror(r));
+}
+
+/* The command ends before the server confirmed the message: why says why. */
+static void send_give_up(struct cli *c, const char *why, int status, int network)
+{
+	if (c->sent)
+		cli_fail(c, CLI_ERROR, 0,
+		         _("%s The message to %s left, but the server did not confirm it, so it "
+		           "may not have arrived."),
+		         why, c->peer);
+	else if (c->msg_id)
+		report_queued(c, why);
+	else if (network)
+		queue_offline(c, why, status);
+	else
+		cli_fail(c, status, 0, _("%s The message was not sent."), why);
+}
+
+static void send_offline(struct cli *c)
+{
+	int status, network;
+	char *why = cli_failure(c, &status, &network);
+
+	send_give_up(c, why, status, network);
+	g_free(why);
+}
+
+static void send_deadline(struct cli *c)
+{
+	char *why;
+
+	if (c->ever_online)
+		why = g_strdup_printf(_("No answer within %g seconds."), c->o.timeout);
+	else
+		why = g_strdup_printf(_("mend could not connect to %s within %g seconds."),
+		                      c->host ? c->host : c->domain, c->o.timeout);
+	send_give_up(c, why, CLI_CONNECT, 1);
+	g_free(why);
+}
+
+static void send_interrupt(struct cli *c)
+{
+	send_give_up(c, _("Interrupted."), CLI_INTERRUPTED, 1);
+}
+
+static char *read_stdin(void)
+{
+	GString *s = g_string_new(NULL);
+	char buf[4096];
+	size_t n;
+
+	if (isatty(STDIN_FILENO))
+		fputs(_("Type the message, then Ctrl-D.\n"), stderr);
+	while ((n = fread(buf, 1, sizeof(buf), stdin)) > 0 && s->len <= MAX_TEXT)
+		g_string_append_len(s, buf, (gssize)n);
+	return g_string_free(s, FALSE);
+}
+
+static int read_text(struct cli *c)
+{
+	size_t n;
+
+	if (c->o.n_args > 1)
+		c->text = g_strjoinv(" ", c->o.args + 1);
+	else
+		c->text = read_stdin();
+	n = strlen(c->text);
+	if (n > 0 && c->text[n - 1] == '\n')
+		c->text[--n] = '\0';
+	if (n > 0 && c->text[n - 1] == '\r')
+		c->text[--n] = '\0';
+	if (n == 0)
+		return cli_fail(c, CLI_USAGE, 0,
+		                _("Nothing to send: give the text after the JID, or on stdin."));
+	if (n > MAX_TEXT)
+		return cli_fail(c, CLI_USAGE, 0,
+		                _("The text is too long (over %d bytes); send it in parts."),
+		                MAX_TEXT);
+	if (!g_utf8_validate(c->text, -1, NULL))
+		return cli_fail(c, CLI_USAGE, 0,
+		                _("The text is not valid UTF-8; convert it first."));
+	return CLI_OK;
+}
+
+static int cmd_send(struct cli *c)
+{
+	int r;
+
+	c->peer = recipient_arg(c, c->o.args[0]);
+	if (!c->peer)
+		return CLI_USAGE;
+	r = read_text(c);
+	if (r != CLI_OK)
+		return r;
+	c->on_online = send_online;
+	c->on_offline = send_offline;
+	c->on_event = send_event;
+	c->on_deadline = send_deadline;
+	c->on_interrupt = send_interrupt;
+	return run_online(c, SEND_TIMEOUT);
+}
+
+/* --- listen ---------------------------------------------------------------- */
+
+static void listen_online(struct cli *c)
+{
+	if (start_engine(c, MEND_CONNECT_CARBONS | MEND_CONNECT_CATCHUP) != CLI_OK)
+		return;
+	cli_send_raw(c, "<presence/>");
+}
+
+static void listen_event(struct cli *c, const mend_event *ev)
+{
+	common_event(c, ev);
+	if (ev->kind == MEND_EVENT_READY)
+		out_ready(c);
+	else if (ev->kind == MEND_EVENT_CATCHUP_DONE && c->o.json)
+		out_status(c, "catchup_done", _("Caught up with what came while offline."));
+	else if (ev->kind == MEND_EVENT_MESSAGE && c->o.count && c->n_messages >= c->o.count)
+		cli_finish(c, CLI_OK);
+}
+
+static void listen_tick(struct cli *c)
+{
+	if (ferror(stdout)) /* nobody reads us any more */
+		cli_finish(c, CLI_ERROR);
+}
+
+static void listen_deadline(struct cli *c)
+{
+	if (c->o.count && c->n_messages < c->o.count)
+		cli_fail(c, CLI_ERROR, 0,
+		         ngettext("Only %ld of %ld message arrived within %g seconds.",
+		                  "Only %ld of %ld messages arrived within %g seconds.",
+		                  c->o.count),
+		         c->n_messages, c->o.count, c->o.timeout);
+	else
+		cli_finish(c, CLI_OK);
+}
+
+static void listen_interrupt(struct cli *c)
+{
+	cli_finish(c, CLI_OK);
+}
+
+static int cmd_listen(struct cli *c)
+{
+	c->on_online = listen_online;
+	c->on_offline = went_offline;
+	c->on_event = listen_event;
+	c->on_tick = listen_tick;
+	c->on_deadline = listen_deadline;
+	c->on_interrupt = listen_interrupt;
+	return run_online(c, 0);
+}
+
+/* --- history ---------------------------------------------------------------- */
+
+static void history_online(struct cli *c)
+{
+	start_engine(c, 0);
+}
+
+static void history_event(struct cli *c, const mend_event *ev)
+{
+	int r;
+
+	if (ev->kind == MEND_EVENT_HISTORY_DONE) {
+		if (ev->error) {
+			cli_fail(c, CLI_ERROR, ev->error, "%s",
+			         ev->text ? ev->text : mend_strerror(ev->error));
+			return;
+		}
+		out_history_done(c);
+		cli_finish(c, CLI_OK);
+		return;
+	}
+	common_event(c, ev);
+	if (ev->kind != MEND_EVENT_READY || c->requested)
+		return;
+	c->requested = 1;
+	r = mend_account_history(c->acc, c->peer, c->o.since);
+	if (r < 0)
+		cli_fail(c, CLI_ERROR, r, _("The archive with %s cannot be fetched: %s"), c->peer,
+		         mend_strerror(r));
+}
+
+static void query_deadline(struct cli *c)
+{
+	cli_fail(c, CLI_ERROR, 0,
+	         _("The server did not answer within %g seconds; try again, or allow more time "
+	           "with --timeout."),
+	         c->o.timeout);
+}
+
+static int cmd_history(struct cli *c)
+{
+	c->peer = peer_arg(c, c->o.args[0]);
+	if (!c->peer)
+		return CLI_USAGE;
+	c->on_online = history_online;
+	c->on_offline = went_offline;
+	c->on_event = history_event;
+	c->on_deadline = query_deadline;
+	return run_online(c, QUERY_TIMEOUT);
+}
+
+/* --- devices ------------------------------------------------------------------- */
+
+static void devices_online(struct cli *c)
+{
+	int r;
+
+	if (start_engine(c, 0) != CLI_OK)
+		return;
+	r = mend_account_refresh_devices(c->acc, c->peer);
+	if (r < 0)
+		cli_fail(c, CLI_ERROR, r, _("The devices of %s cannot be fetched: %s"), c->peer,
+		         mend_strerror(r));
+	else
+		c->requested = 1;
+}
+
+static void devices_print(struct cli *c)
+{
+	mend_device_info *infos = NULL;
+	uint32_t own = mend_account_device_id(c->acc);
+	int self = strcmp(c->peer, c->bare) == 0;
+	size_t i, n = 0;
+	int r;
+
+	r = mend_account_device_infos(c->acc, c->peer, &infos, &n);
+	if (r < 0) {
+		cli_fail(c, CLI_ERROR, r, _("The devices of %s cannot be listed: %s"), c->peer,
+		         mend_strerror(r));
+		return;
+	}
+	for (i = 0; i < n; i++)
+		out_device(c, c->peer, &infos[i], self && infos[i].id == own);
+	out_devices_done(c, c->peer, n);
+	mend_free(infos);
+	cli_finish(c, CLI_OK);
+}
+
+static void devices_tick(struct cli *c)
+{
+	/* READY: our own device list holds this device too */
+	if (c->requested && c->ready && c->online && !mend_account_busy(c->acc))
+		devices_print(c);
+}
+
+static int cmd_devices(struct cli *c)
+{
+	int r = cli_resolve_account(c);
+
+	if (r != CLI_OK)
+		return r;
+	c->peer = c->o.n_args ? peer_arg(c, c->o.args[0]) : g_strdup(c->bare);
+	if (!c->peer)
+		return CLI_USAGE;
+	c->on_online = devices_online;
+	c->on_offline = went_offline;
+	c->on_event = common_event;
+	c->on_tick = devices_tick;
+	c->on_deadline = query_deadline;
+	return run_online(c, QUERY_TIMEOUT);
+}
+
+/* --- offline commands ------------------------------------------------------------ */
+
+static int cmd_fingerprint(struct cli *c)
+{
+	char fp[65];
+	int r;
+
+	r = open_offline(c);
+	if (r != CLI_OK)
+		return r;
+	r = mend_account_fingerprint(c->acc, fp);
+	if (r < 0)
+		return cli_fail(c, CLI_ERROR, r, _("Our fingerprint cannot be read: %s"),
+		                mend_strerror(r));
+	out_fingerprint(c, mend_account_device_id(c->acc), fp);
+	return CLI_OK;
+}
+
+static int device_arg(struct cli *c, const char *arg, uint32_t *out)
+{
+	char *end;
+	guint64 v;
+
+	v = g_ascii_strtoull(arg, &end, 10);
+	if (end == arg || *end || v < 1 || v > 0x7fffffff)
+		return cli_fail(c, CLI_USAGE, 0,
+		                _("'%s' is not a device id (a number from 1 to 2147483647); "
+		                  "'mend devices JID' lists them."),
+		                arg);
+	*out = (uint32_t)v;
+	return CLI_OK;
+}
+
+static int set_trust(struct cli *c, const char *peer, uint32_t device, mend_trust trust)
+{
+	int r = mend_account_set_trust(c->acc, peer, device, trust);
+
+	if (r == MEND_ERR_NOT_FOUND)
+		return cli_fail(c, CLI_ERROR, r,
+		                _("mend does not know the key of device %u of %s yet; run "
+		                  "'mend devices %s' first."),
+		                device, peer, peer);
+	if (r < 0)
+		return cli_fail(c, CLI_ERROR, r,
+		                _("The trust in device %u of %s cannot be set: %s"), device, peer,
+		                mend_strerror(r));
+	out_trust(c, peer, device, trust);
+	return CLI_OK;
+}
+
+static int cmd_trust(struct cli *c)
+{
+	mend_trust trust = c->o.command == CMD_TRUST ? MEND_TRUST_VERIFIED : MEND_TRUST_UNTRUSTED;
+	uint32_t device = 0;
+	int r;
+
+	c->peer = peer_arg(c, c->o.args[0]);
+	if (!c->peer)
+		return CLI_USAGE;
+	r = device_arg(c, c->o.args[1], &device);
+	if (r == CLI_OK)
+		r = open_offline(c);
+	if (r == CLI_OK)
+		r = set_trust(c, c->peer, device, trust);
+	return r;
+}
+
+static int run_command(struct cli *c)
+{
+	switch (c->o.command) {
+	case CMD_SEND:
+		return cmd_send(c);
+	case CMD_LISTEN:
+		return cmd_listen(c);
+	case CMD_HISTORY:
+		return cmd_history(c);
+	case CMD_DEVICES:
+		return cmd_devices(c);
+	case CMD_FINGERPRINT:
+		return cmd_fingerprint(c);
+	case CMD_TRUST:
+	case CMD_UNTRUST:
+		return cmd_trust(c);
+	case CMD_ACCOUNT:
+		return cli_account_add(c, c->o.args[1]);
+	default:
+		out_usage(CMD_NONE, 1);
+		return CLI_USAGE;
+	}
+}
+
+int main(int argc, char **argv)
+{
+	const char *debug = getenv("MEND_DEBUG");
+	struct cli c;
+	int status;
+
+	memset(&c, 0, sizeof(c));
+	setlocale(LC_ALL, "");
+	mend_i18n_init();
+	textdomain("mend");
+	c.o.verbose = debug && *debug && strcmp(debug, "0") != 0;
+	c.deferred = g_ptr_array_new_with_free_func(cli_deferred_free);
+	xmpp_initialize();
+	status = cli_parse_args(&c, argc, argv);
+	if (status == CLI_OK)
+		status = cli_load_config(&c);
+	if (status == CLI_OK)
+		status = run_command(&c);
+	cli_free(&c);
+	xmpp_shutdown();
+	return status == CLI_HELP ? 0 : status;
 }

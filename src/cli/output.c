@@ -1,3 +1,596 @@
-/* output.c - placeholder. */
+/*
+ * output.c - everything `mend` prints. With --json: one JSON object per
+ * line on stdout, flushed at once (a correct string escaper; UTF-8 passes
+ * through, invalid UTF-8 is repaired). Without: one readable line per
+ * message on stdout, with control characters from the network made
+ * harmless. Errors are one sentence on stderr (and a JSON "error" line).
+ */
 #include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
 #include "cli.h"
+
+/* --- JSON ----------------------------------------------------------------- */
+
+static void json_char(GString *s, unsigned char ch)
+{
+	switch (ch) {
+	case '"':
+		g_string_append(s, "\\\"");
+		return;
+	case '\\':
+		g_string_append(s, "\\\\");
+		return;
+	case '\n':
+		g_string_append(s, "\\n");
+		return;
+	case '\r':
+		g_string_append(s, "\\r");
+		return;
+	case '\t':
+		g_string_append(s, "\\t");
+		return;
+	}
+	if (ch < 0x20 || ch == 0x7f)
+		g_string_append_printf(s, "\\u%04x", ch);
+	else
+		g_string_append_c(s, (char)ch);
+}
+
+/* Appends `v` as a JSON string (RFC 8259 §7). */
+void out_json_string(GString *s, const char *v)
+{
+	char *valid = NULL;
+	const unsigned char *p;
+
+	if (!g_utf8_validate(v, -1, NULL))
+		v = valid = g_utf8_make_valid(v, -1);
+	g_string_append_c(s, '"');
+	for (p = (const unsigned char *)v; *p; p++)
+		json_char(s, *p);
+	g_string_append_c(s, '"');
+	g_free(valid);
+}
+
+static GString *json_begin(const char *type)
+{
+	GString *s = g_string_new("{\"type\":");
+
+	out_json_string(s, type);
+	return s;
+}
+
+static void json_key(GString *s, const char *key)
+{
+	g_string_append_c(s, ',');
+	out_json_string(s, key);
+	g_string_append_c(s, ':');
+}
+
+static void json_str(GString *s, const char *key, const char *v)
+{
+	json_key(s, key);
+	if (v)
+		out_json_string(s, v);
+	else
+		g_string_append(s, "null");
+}
+
+static void json_int(GString *s, const char *key, long long v)
+{
+	json_key(s, key);
+	g_string_append_printf(s, "%lld", v);
+}
+
+static void json_bool(GString *s, const char *key, int v)
+{
+	json_key(s, key);
+	g_string_append(s, v ? "true" : "false");
+}
+
+static void json_end(GString *s)
+{
+	g_string_append(s, "}\n");
+	fputs(s->str, stdout);
+	fflush(stdout);
+	g_string_free(s, TRUE);
+}
+
+/* --- human text ------------------------------------------------------------ */
+
+/* `text` with control characters (but newline and tab) shown as U+FFFD. g_free. */
+static char *clean(const char *text)
+{
+	GString *s = g_string_new(NULL);
+	char *valid = NULL;
+	const char *p;
+	gunichar ch;
+
+	if (!text)
+		text = "";
+	if (!g_utf8_validate(text, -1, NULL))
+		text = valid = g_utf8_make_valid(text, -1);
+	for (p = text; *p; p = g_utf8_next_char(p)) {
+		ch = g_utf8_get_char(p);
+		if (g_unichar_iscntrl(ch) && ch != '\n' && ch != '\t')
+			ch = 0xfffd;
+		g_string_append_unichar(s, ch);
+	}
+	g_free(valid);
+	return g_string_free(s, FALSE);
+}
+
+static void say(FILE *f, const char *text)
+{
+	char *t = clean(text);
+
+	fprintf(f, "%s\n", t);
+	fflush(f);
+	g_free(t);
+}
+
+char *out_iso_time(int64_t unix_time)
+{
+	GDateTime *dt = g_date_time_new_from_unix_utc(unix_time);
+	char *s;
+
+	if (!dt)
+		return g_strdup("?");
+	s = g_date_time_format(dt, "%Y-%m-%dT%H:%M:%SZ");
+	g_date_time_unref(dt);
+	return s;
+}
+
+static char *now_iso(void)
+{
+	return out_iso_time(g_get_real_time() / G_USEC_PER_SEC);
+}
+
+static const char *trust_name(int trust)
+{
+	switch (trust) {
+	case MEND_TRUST_UNTRUSTED:
+		return "untrusted";
+	case MEND_TRUST_TOFU:
+		return "tofu";
+	case MEND_TRUST_VERIFIED:
+		return "verified";
+	}
+	return NULL;
+}
+
+static const char *carbon_name(mend_carbon carbon)
+{
+	if (carbon == MEND_CARBON_SENT)
+		return "sent";
+	if (carbon == MEND_CARBON_RECEIVED)
+		return "received";
+	return NULL;
+}
+
+/* "xxxxxxxx xxxxxxxx ..." from 64 hex digits. g_free. */
+static char *group_hex(const char *hex)
+{
+	GString *s = g_string_new(NULL);
+	size_t i, n = strlen(hex);
+
+	for (i = 0; i < n; i += 8) {
+		if (i)
+			g_string_append_c(s, ' ');
+		g_string_append_len(s, hex + i, (gssize)MIN(8, n - i));
+	}
+	return g_string_free(s, FALSE);
+}
+
+/* --- errors and notices ---------------------------------------------------- */
+
+/*
+ * The run failed: one sentence on stderr (and a JSON "error" line with the
+ * core's error `code`, 0 if none, and the exit status). Returns `status`.
+ */
+int cli_fail(struct cli *c, int status, int code, const char *fmt, ...)
+{
+	GString *s;
+	va_list ap;
+	char *text;
+
+	if (c->finished)
+		return c->status;
+	va_start(ap, fmt);
+	text = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	fputs("mend: ", stderr);
+	say(stderr, text);
+	if (c->o.json) {
+		s = json_begin("error");
+		json_str(s, "text", text);
+		json_int(s, "code", code);
+		json_int(s, "exit", status);
+		json_end(s);
+	}
+	g_free(text);
+	cli_finish(c, status);
+	return status;
+}
+
+void out_notice(struct cli *c, const char *jid, const char *text)
+{
+	GString *s;
+
+	if (!text)
+		return;
+	if (!c->o.json) {
+		fputs("mend: ", stderr);
+		say(stderr, text);
+		return;
+	}
+	s = json_begin("notice");
+	json_str(s, "text", text);
+	json_str(s, "jid", jid);
+	json_end(s);
+}
+
+/* A line of progress: JSON on stdout, or the sentence on stderr. */
+void out_status(struct cli *c, const char *type, const char *text)
+{
+	GString *s;
+
+	if (!c->o.json) {
+		say(stderr, text);
+		return;
+	}
+	s = json_begin(type);
+	json_str(s, "text", text);
+	json_end(s);
+}
+
+/* --- messages --------------------------------------------------------------- */
+
+static void message_json(const mend_event *ev, const char *ts)
+{
+	GString *s = json_begin("message");
+
+	json_str(s, "from", ev->from);
+	json_str(s, "peer", ev->peer);
+	json_int(s, "device", ev->device);
+	json_str(s, "body", ev->body ? ev->body : "");
+	json_str(s, "timestamp", ts);
+	json_str(s, "stanza_id", ev->stanza_id);
+	json_str(s, "id", ev->id);
+	json_str(s, "carbon", carbon_name(ev->carbon));
+	json_bool(s, "archived", ev->archived);
+	json_bool(s, "outgoing", ev->outgoing);
+	json_str(s, "trust", trust_name(ev->trust));
+	json_str(s, "version", "0.3");
+	json_end(s);
+}
+
+static void message_human(const mend_event *ev, const char *ts)
+{
+	GString *s = g_string_new(ts);
+
+	g_string_append_c(s, ' ');
+	if (ev->carbon == MEND_CARBON_SENT)
+		g_string_append(s, _("[carbon sent] "));
+	else if (ev->carbon == MEND_CARBON_RECEIVED)
+		g_string_append(s, _("[carbon received] "));
+	if (ev->archived)
+		g_string_append(s, _("[archive] "));
+	if (ev->trust == MEND_TRUST_UNTRUSTED)
+		g_string_append(s, _("[untrusted] "));
+	g_string_append_printf(s, _("%s (device %u)"), ev->from ? ev->from : "?", ev->device);
+	if (ev->outgoing && ev->peer)
+		g_string_append_printf(s, " -> %s", ev->peer);
+	g_string_append_printf(s, ": %s", ev->body ? ev->body : "");
+	say(stdout, s->str);
+	g_string_free(s, TRUE);
+}
+
+void out_message(struct cli *c, const mend_event *ev)
+{
+	char *now = ev->timestamp ? NULL : now_iso();
+	const char *ts = ev->timestamp ? ev->timestamp : now;
+
+	if (c->o.json)
+		message_json(ev, ts);
+	else
+		message_human(ev, ts);
+	g_free(now);
+}
+
+void out_undecryptable(struct cli *c, const mend_event *ev)
+{
+	const char *text = ev->text ? ev->text : mend_strerror(ev->error);
+	char *line, *now = ev->timestamp ? NULL : now_iso();
+	const char *ts = ev->timestamp ? ev->timestamp : now;
+	GString *s;
+
+	if (!c->o.json) {
+		line = g_strdup_printf(_("%s %s (device %u): could not decrypt: %s"), ts,
+		                       ev->from ? ev->from : "?", ev->device, text);
+		say(stdout, line);
+		g_free(line);
+		goto out;
+	}
+	s = json_begin("error");
+	json_str(s, "text", text);
+	json_int(s, "code", ev->error);
+	json_str(s, "from", ev->from);
+	json_str(s, "peer", ev->peer);
+	json_int(s, "device", ev->device);
+	json_str(s, "timestamp", ts);
+	json_str(s, "stanza_id", ev->stanza_id);
+	json_str(s, "id", ev->id);
+	json_str(s, "carbon", carbon_name(ev->carbon));
+	json_bool(s, "archived", ev->archived);
+	json_end(s);
+out:
+	g_free(now);
+}
+
+/* --- results ------------------------------------------------------------------ */
+
+void out_sent(struct cli *c, const char *to, const char *id, unsigned n, int earlier)
+{
+	GString *s;
+	char *line;
+
+	if (!c->o.json) {
+		if (earlier)
+			line = g_strdup_printf(
+			    ngettext("Sent an earlier queued message to %s (%u device).",
+			             "Sent an earlier queued message to %s (%u devices).", n),
+			    to, n);
+		else
+			line = g_strdup_printf(
+			    ngettext("Sent to %s (%u device).", "Sent to %s (%u devices).", n), to,
+			    n);
+		say(stdout, line);
+		g_free(line);
+		return;
+	}
+	s = json_begin("sent");
+	json_str(s, "to", to);
+	json_str(s, "id", id);
+	json_int(s, "devices", n);
+	if (earlier)
+		json_bool(s, "earlier", 1);
+	json_end(s);
+}
+
+/* The message waits in the queue: the sentence on stderr, and a JSON "queued" line. */
+void out_queued(struct cli *c, const char *to, const char *id, const char *text)
+{
+	GString *s;
+
+	fputs("mend: ", stderr);
+	say(stderr, text);
+	if (!c->o.json)
+		return;
+	s = json_begin("queued");
+	json_str(s, "to", to);
+	json_str(s, "id", id);
+	json_str(s, "text", text);
+	json_end(s);
+}
+
+void out_ready(struct cli *c)
+{
+	uint32_t device = mend_account_device_id(c->acc);
+	GString *s;
+	char *line;
+
+	if (!c->o.json) {
+		line = g_strdup_printf(_("Connected as %s (device %u)."), c->full, device);
+		say(stderr, line);
+		g_free(line);
+		return;
+	}
+	s = json_begin("ready");
+	json_str(s, "jid", c->full);
+	json_int(s, "device", device);
+	json_end(s);
+}
+
+void out_history_done(struct cli *c)
+{
+	GString *s;
+	char *line;
+
+	if (!c->o.json) {
+		if (c->n_messages)
+			return;
+		line = g_strdup_printf(_("No messages with %s in the archive."), c->peer);
+		say(stderr, line);
+		g_free(line);
+		return;
+	}
+	s = json_begin("history_done");
+	json_str(s, "with", c->peer);
+	json_int(s, "count", c->n_messages);
+	json_end(s);
+}
+
+static void device_json(const char *jid, const mend_device_info *d, int own)
+{
+	GString *s = json_begin("device");
+	const char *trust = trust_name(d->trust);
+	char *seen = d->last_seen ? out_iso_time(d->last_seen) : NULL;
+
+	json_str(s, "jid", jid);
+	json_int(s, "device", d->id);
+	json_str(s, "fingerprint", d->fingerprint[0] ? d->fingerprint : NULL);
+	json_str(s, "trust", trust ? trust : "unknown");
+	json_bool(s, "active", d->active);
+	json_bool(s, "session", d->has_session);
+	json_str(s, "last_seen", seen);
+	json_bool(s, "own", own);
+	json_end(s);
+	g_free(seen);
+}
+
+static void device_human(const mend_device_info *d, int own)
+{
+	const char *trust = trust_name(d->trust);
+	char *seen = d->last_seen ? out_iso_time(d->last_seen) : g_strdup(_("never"));
+	char *fp = d->fingerprint[0] ? group_hex(d->fingerprint) : g_strdup(_("unknown"));
+
+	printf(_("device %u%s: %s, %s, last seen %s\n"), d->id, own ? _(" (this device)") : "",
+	       trust ? trust : _("unknown"), d->active ? _("active") : _("inactive"), seen);
+	printf(_("  fingerprint %s\n"), fp);
+	fflush(stdout);
+	g_free(fp);
+	g_free(seen);
+}
+
+void out_device(struct cli *c, const char *jid, const mend_device_info *d, int own)
+{
+	if (c->o.json)
+		device_json(jid, d, own);
+	else
+		device_human(d, own);
+}
+
+void out_devices_done(struct cli *c, const char *jid, size_t n)
+{
+	GString *s;
+	char *line;
+
+	if (!c->o.json) {
+		if (n)
+			return;
+		line = g_strdup_printf(_("No OMEMO devices are known for %s."), jid);
+		say(stdout, line);
+		g_free(line);
+		return;
+	}
+	s = json_begin("devices_done");
+	json_str(s, "jid", jid);
+	json_int(s, "count", (long long)n);
+	json_end(s);
+}
+
+void out_fingerprint(struct cli *c, uint32_t device, const char *hex)
+{
+	GString *s;
+	char *fp;
+
+	if (!c->o.json) {
+		fp = group_hex(hex);
+		printf(_("device %u\nfingerprint %s\n"), device, fp);
+		fflush(stdout);
+		g_free(fp);
+		return;
+	}
+	s = json_begin("fingerprint");
+	json_str(s, "jid", c->bare);
+	json_int(s, "device", device);
+	json_str(s, "fingerprint", hex);
+	json_end(s);
+}
+
+void out_trust(struct cli *c, const char *jid, uint32_t device, mend_trust trust)
+{
+	GString *s;
+
+	if (!c->o.json) {
+		if (trust == MEND_TRUST_VERIFIED)
+			printf(_("Device %u of %s is now verified.\n"), device, jid);
+		else
+			printf(
+			    _("Device %u of %s is now untrusted: mend will not encrypt to it.\n"),
+			    device, jid);
+		fflush(stdout);
+		return;
+	}
+	s = json_begin("trust");
+	json_str(s, "jid", jid);
+	json_int(s, "device", device);
+	json_str(s, "trust", trust_name(trust));
+	json_end(s);
+}
+
+/* --- usage ---------------------------------------------------------------------- */
+
+static const char *usage_text(enum cli_command cmd)
+{
+	switch (cmd) {
+	case CMD_SEND:
+		return _(
+		    "Usage: mend send [--timeout SEC] JID [TEXT...]\n"
+		    "Sends TEXT (or stdin when no TEXT is given) to JID, encrypted with OMEMO for\n"
+		    "all of JID's devices and our other devices. Exits 0 once the server has it,\n"
+		    "75 if it stays queued (it is sent the next time mend connects).\n"
+		    "  --timeout SEC   give up waiting after SEC seconds (default 30)\n");
+	case CMD_LISTEN:
+		return _(
+		    "Usage: mend listen [--count N] [--timeout SEC]\n"
+		    "Goes online and prints each decrypted message as it arrives (messages that\n"
+		    "came while offline first). Runs until SIGINT/SIGTERM unless limited:\n"
+		    "  --count N       stop after N messages (exit 1 if the timeout comes first)\n"
+		    "  --timeout SEC   stop after SEC seconds\n");
+	case CMD_HISTORY:
+		return _("Usage: mend history JID [--since ISO8601] [--timeout SEC]\n"
+		         "Prints our messages with JID from the server archive, oldest first.\n"
+		         "  --since TIME    only messages since TIME (e.g. 2026-11-21T10:00:00Z)\n"
+		         "  --timeout SEC   give up after SEC seconds (default 60)\n");
+	case CMD_DEVICES:
+		return _(
+		    "Usage: mend devices [JID] [--timeout SEC]\n"
+		    "Fetches and prints the OMEMO devices of JID (default: our own): device id,\n"
+		    "fingerprint, trust (untrusted, tofu, verified), active, last seen.\n");
+	case CMD_FINGERPRINT:
+		return _("Usage: mend fingerprint\n"
+		         "Prints our own device id and fingerprint (no network).\n");
+	case CMD_TRUST:
+	case CMD_UNTRUST:
+		return _("Usage: mend trust JID DEVICE | mend untrust JID DEVICE\n"
+		         "Marks a device of JID as verified (after comparing fingerprints) or as\n"
+		         "untrusted (mend stops encrypting to it). No network.\n");
+	case CMD_ACCOUNT:
+		return _("Usage: mend account add JID\n"
+		         "Stores JID's password in the Secret Service; the password is read from\n"
+		         "stdin, or asked for without echo on a terminal.\n");
+	default:
+		return NULL;
+	}
+}
+
+static const char *general_usage(void)
+{
+	return _(
+	    "Usage: mend [OPTIONS] COMMAND ...\n"
+	    "OMEMO-encrypted XMPP from the command line.\n\n"
+	    "Commands:\n"
+	    "  send JID [TEXT]                      send TEXT (or stdin)\n"
+	    "  listen [--count N] [--timeout SEC]   print messages as they arrive\n"
+	    "  history JID [--since ISO8601]        print the archive with JID\n"
+	    "  devices [JID]                        devices, fingerprints, trust\n"
+	    "  fingerprint                          our device id and fingerprint\n"
+	    "  trust JID DEVICE | untrust JID DEVICE\n"
+	    "  account add JID                      store the password in the Secret Service\n\n"
+	    "Options:\n"
+	    "  --jid JID[/RESOURCE]         our account (resource default: mend)\n"
+	    "  --password-file FILE         the password is its first line\n"
+	    "  --server HOST[:PORT]         connect here instead of the JID's domain\n"
+	    "  --tls required|trust-any|off TLS policy (default: required)\n"
+	    "  --data-dir DIR               the OMEMO store (default: "
+	    "$XDG_DATA_HOME/mend/JID)\n"
+	    "  --json                       one JSON object per line on stdout\n"
+	    "  -v, --verbose                log the XMPP traffic to stderr (or MEND_DEBUG=1)\n"
+	    "  -h, --help, --version\n\n"
+	    "Defaults come from $XDG_CONFIG_HOME/mend/config, group [mend]: jid, server,\n"
+	    "tls, password-file, data-dir. The password comes from --password-file, else\n"
+	    "MEND_PASSWORD, else the Secret Service (mend account add JID).\n"
+	    "Exit status: 0 done, 1 error, 2 usage or configuration, 3 login refused,\n"
+	    "4 no connection, 75 message queued for later.\n");
+}
+
+void out_usage(enum cli_command cmd, int to_stderr)
+{
+	const char *text = usage_text(cmd);
+
+	fputs(text ? text : general_usage(), to_stderr ? stderr : stdout);
+}

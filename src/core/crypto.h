@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "signal.h"
+#include "sigproto.h"
 
 #define MEND_GCM_TAG_LEN 16
 

@@ -63,9 +63,10 @@ struct mend_engine {
 	int publishing;   /* publishes outstanding before READY */
 	unsigned fetches; /* device list and bundle fetches outstanding */
 	unsigned next_id;
-	GHashTable *iqs;   /* id -> iq_wait */
-	GHashTable *fresh; /* jids whose device list was fetched on this connection */
-	mam_query *mam;    /* the archive query under way, if any */
+	GHashTable *iqs;        /* id -> iq_wait */
+	GHashTable *fresh;      /* jids whose device list was fetched on this connection */
+	GHashTable *refreshing; /* jids whose devices mend_account_refresh_devices() fetches */
+	mam_query *mam;         /* the archive query under way, if any */
 };
 
 static void iq_wait_free(gpointer p)
@@ -85,6 +86,7 @@ static mend_engine *engine(mend_account *acc)
 		acc->eng->iqs =
 		    g_hash_table_new_full(g_str_hash, g_str_equal, g_free, iq_wait_free);
 		acc->eng->fresh = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+		acc->eng->refreshing = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	}
 	return acc->eng;
 }
@@ -105,6 +107,7 @@ void mend_engine_free(mend_engine *eng)
 		return;
 	g_hash_table_destroy(eng->iqs);
 	g_hash_table_destroy(eng->fresh);
+	g_hash_table_destroy(eng->refreshing);
 	mam_free(eng->mam);
 	g_free(eng->full_jid);
 	g_free(eng);
@@ -455,6 +458,19 @@ static xmpp_stanza_t *items_of(xmpp_stanza_t *iq)
 	return child(child(iq, "pubsub", NS_PUBSUB), "items", NULL);
 }
 
+/* Adds our own id to our stored device list (what we are about to publish). */
+static void list_self(mend_account *acc)
+{
+	uint32_t *ids = NULL;
+	size_t n = 0;
+
+	mend_store_devicelist_get(acc->store, acc->jid, &ids, &n);
+	ids = g_renew(uint32_t, ids, n + 1);
+	ids[n++] = acc->device_id;
+	mend_store_devicelist_set(acc->store, acc->jid, ids, n);
+	g_free(ids);
+}
+
 static void own_list_reply(mend_account *acc, xmpp_stanza_t *iq, int ok, void *data)
 {
 	mend_engine *eng = engine(acc);
@@ -464,10 +480,12 @@ static void own_list_reply(mend_account *acc, xmpp_stanza_t *iq, int ok, void *d
 	eng->publishing = 2;
 	publish_bundle(acc);
 	/* XEP-0384 v0.3 §4.2: add ourselves, never dropping another device */
-	if (own_id_listed(acc))
+	if (own_id_listed(acc)) {
 		published(acc, 1);
-	else
-		publish_own_list(acc);
+		return;
+	}
+	list_self(acc);
+	publish_own_list(acc);
 }
 
 static void carbons_reply(mend_account *acc, xmpp_stanza_t *iq, int ok, void *data)
@@ -515,6 +533,7 @@ void mend_account_disconnected(mend_account *acc)
 
 	g_hash_table_remove_all(eng->iqs);
 	g_hash_table_remove_all(eng->fresh);
+	g_hash_table_remove_all(eng->refreshing);
 	mam_free(eng->mam);
 	eng->mam = NULL;
 	g_free(eng->full_jid);
@@ -553,11 +572,30 @@ static void fetch_free(gpointer p)
 	g_free(f);
 }
 
+static unsigned fetch_missing(mend_account *acc, const char *jid);
+
+/* Continues refreshes: after the list come the bundles; done when nothing is missing. */
+static unsigned continue_refreshes(mend_account *acc)
+{
+	GHashTableIter it;
+	gpointer jid;
+	unsigned started = 0, n;
+
+	g_hash_table_iter_init(&it, engine(acc)->refreshing);
+	while (g_hash_table_iter_next(&it, &jid, NULL)) {
+		n = fetch_missing(acc, jid);
+		if (!n)
+			g_hash_table_iter_remove(&it);
+		started += n;
+	}
+	return started;
+}
+
 static void fetch_done(mend_account *acc)
 {
 	mend_engine *eng = engine(acc);
 
-	if (eng->fetches > 0 && --eng->fetches == 0)
+	if (eng->fetches > 0 && --eng->fetches == 0 && !continue_refreshes(acc))
 		pump_all(acc);
 }
 
@@ -632,6 +670,7 @@ int mend_account_refresh_devices(mend_account *acc, const char *jid)
 	if (!eng->connected)
 		return MEND_ERR_NOT_FOUND;
 	g_hash_table_remove(eng->fresh, jid);
+	g_hash_table_add(eng->refreshing, g_strdup(jid));
 	fetch_missing(acc, jid);
 	return MEND_OK;
 }
@@ -653,7 +692,7 @@ static void remember_sent(mend_account *acc, const mend_pending *p)
 	char *ts = iso_now();
 
 	it.key = g_strconcat("id:", p->msg_id, NULL);
-	it.peer = p->jid;
+	it.peer = bare(p->jid);
 	it.from = acc->jid;
 	it.device = acc->device_id;
 	it.body = p->body;
@@ -663,6 +702,7 @@ static void remember_sent(mend_account *acc, const mend_pending *p)
 	it.ts = g_get_real_time() / G_USEC_PER_SEC;
 	mend_store_history_put(acc->store, &it);
 	g_free(it.key);
+	g_free(it.peer);
 	g_free(ts);
 }
 
@@ -688,6 +728,20 @@ static void send_failed(mend_account *acc, const mend_pending *p, int err)
 	g_free(text);
 }
 
+/* Addresses a stanza to one resource (a conversation bound to a full JID). */
+static int readdress(mend_account *acc, char **stanza, const char *full)
+{
+	xmpp_stanza_t *st = mend_stanza_parse(acc, *stanza);
+
+	if (!st)
+		return MEND_ERR_NOMEM;
+	xmpp_stanza_set_to(st, full);
+	g_free(*stanza);
+	*stanza = mend_stanza_text(st);
+	xmpp_stanza_release(st);
+	return *stanza ? MEND_OK : MEND_ERR_NOMEM;
+}
+
 /* Encrypts a pending message and keeps the stanza with it, in one transaction. */
 static int encrypt_pending(mend_account *acc, mend_pending *p)
 {
@@ -695,7 +749,12 @@ static int encrypt_pending(mend_account *acc, mend_pending *p)
 
 	if (r < 0)
 		return r;
-	r = mend_account_encrypt_opts(acc, p->jid, p->body, p->msg_id, 0, &p->stanza);
+	char *to = bare(p->jid);
+
+	r = mend_account_encrypt_opts(acc, to, p->body, p->msg_id, 0, &p->stanza);
+	g_free(to);
+	if (r == MEND_OK && strchr(p->jid, '/'))
+		r = readdress(acc, &p->stanza, p->jid);
 	if (r == MEND_OK)
 		r = mend_store_pending_set_stanza(acc->store, p, p->stanza);
 	if (r < 0) {
@@ -749,12 +808,17 @@ static void pump(mend_account *acc, const char *jid)
 	GArray *list;
 	guint i;
 
+	char *b;
+
 	if (!engine(acc)->ready || engine(acc)->fetches)
 		return;
-	if (fetch_missing(acc, jid) > 0)
+	b = bare(jid);
+	if (fetch_missing(acc, b) > 0 ||
+	    (!is_own_bare(acc, b) && fetch_missing(acc, acc->jid) > 0)) {
+		g_free(b);
 		return;
-	if (!is_own_bare(acc, jid) && fetch_missing(acc, acc->jid) > 0)
-		return;
+	}
+	g_free(b);
 	list = g_array_new(FALSE, TRUE, sizeof(mend_pending));
 	mend_store_pending_list(acc->store, jid, list);
 	for (i = 0; i < list->len; i++) {
@@ -793,7 +857,8 @@ int mend_account_send(mend_account *acc, const char *to, const char *body, char 
 
 	if (id)
 		*id = NULL;
-	if (!to || !*to || strchr(to, '/') || !body || !g_utf8_validate(body, -1, NULL))
+	/* a full JID addresses one resource; devices are those of its bare JID */
+	if (!to || !*to || *to == '/' || !body || !g_utf8_validate(body, -1, NULL))
 		return MEND_ERR_INVALID_ARG;
 	msg_id = g_uuid_string_random();
 	r = mend_store_pending_add(acc->store, to, msg_id, body);
@@ -1233,8 +1298,10 @@ static int handle_pep_event(mend_account *acc, xmpp_stanza_t *st, xmpp_stanza_t 
 		return 1;
 	}
 	devicelist_arrived(acc, from, items);
-	if (is_own_bare(acc, from) && engine(acc)->ready && !own_id_listed(acc))
+	if (is_own_bare(acc, from) && engine(acc)->ready && !own_id_listed(acc)) {
+		list_self(acc);
 		publish_own_list(acc);
+	}
 	return 1;
 }
 

@@ -9,7 +9,7 @@
 #include <strophe.h>
 #include "mend/mend.h"
 #include "crypto.h"
-#include "signal.h"
+#include "sigproto.h"
 #include "store.h"
 
 typedef struct mend_engine mend_engine;

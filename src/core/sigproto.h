@@ -1,5 +1,5 @@
 /*
- * signal.h - the one place that includes the Double Ratchet library, so the
+ * sigproto.h - the one place that includes the Double Ratchet library, so the
  * rest of the core does not care whether it is libomemo-c (legacy OMEMO and
  * OMEMO:2) or libsignal-protocol-c (legacy only). Both install the same
  * header names, in different directories given by pkg-config's cflags.
