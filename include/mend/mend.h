@@ -262,11 +262,11 @@ MEND_EXPORT void mend_account_disconnected(mend_account *acc);
 MEND_EXPORT int mend_account_handle_stanza(mend_account *acc, const char *xml);
 
 /*
- * Sends `body` to `to` (bare JID) encrypted for all its devices and our other
- * devices. If device lists or bundles must be fetched first, the message
- * waits in the persistent pending queue (it survives a restart) and leaves
- * as soon as possible; SENT or SEND_FAILED reports the outcome. Plaintext
- * never leaves. *id (may be NULL) receives the message id: mend_free().
+ * Sends `body` to `to` (a bare JID, or a full JID for one resource) encrypted for all its devices
+ * and our other devices. If device lists or bundles must be fetched first, the message waits in the
+ * persistent pending queue (it survives a restart) and leaves as soon as possible; SENT or
+ * SEND_FAILED reports the outcome. Plaintext never leaves. *id (may be NULL) receives the message
+ * id: mend_free().
  */
 MEND_EXPORT int mend_account_send(mend_account *acc, const char *to, const char *body, char **id);
 
