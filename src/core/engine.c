@@ -940,6 +940,8 @@ static int trust_of(mend_account *acc, const char *jid, uint32_t device)
 	return trust;
 }
 
+static void emit_undecryptable(mend_account *acc, const mend_history_item *it, int archived);
+
 static void emit_item(mend_account *acc, const mend_history_item *it, int archived)
 {
 	mend_event ev = {.kind = MEND_EVENT_MESSAGE,
@@ -954,6 +956,10 @@ static void emit_item(mend_account *acc, const mend_history_item *it, int archiv
 	                 .archived = archived,
 	                 .outgoing = it->outgoing};
 
+	if (it->error) {
+		emit_undecryptable(acc, it, archived);
+		return;
+	}
 	ev.trust = it->outgoing && it->device == acc->device_id
 	               ? MEND_TRUST_VERIFIED
 	               : trust_of(acc, it->from, it->device);
@@ -1010,35 +1016,58 @@ static void own_message(mend_account *acc, const inbound *in, const char *from)
 	g_free(peer);
 }
 
-static void undecryptable(mend_account *acc, const inbound *in, const mend_message *m, int r)
+static void emit_undecryptable(mend_account *acc, const mend_history_item *it, int archived)
 {
 	mend_event ev = {.kind = MEND_EVENT_UNDECRYPTABLE,
-	                 .from = m->from,
-	                 .device = m->device,
-	                 .timestamp = in->timestamp,
-	                 .stanza_id = m->stanza_id,
-	                 .error = r,
-	                 .archived = in->archived,
-	                 .carbon = in->carbon,
+	                 .peer = it->peer,
+	                 .from = it->from,
+	                 .device = it->device,
+	                 .timestamp = it->timestamp,
+	                 .stanza_id = it->stanza_id,
+	                 .id = it->msg_id,
+	                 .error = it->error,
+	                 .archived = archived,
+	                 .carbon = it->carbon,
 	                 .trust = -1};
-	char *peer = peer_of(acc, in->msg, m->from);
 	char *text;
 
-	/* said once: the stanza-id is marked, so the live and archived copies don't repeat it */
-	if (m->stanza_id)
-		mend_store_stanza_mark(acc->store, acc->jid, m->stanza_id);
-	if (r == MEND_ERR_NOT_FOR_THIS_DEVICE)
+	if (it->error == MEND_ERR_NOT_FOR_THIS_DEVICE)
 		text = g_strdup_printf(_("A message from %s was not encrypted for this device "
 		                         "(device %u); read it on another device."),
-		                       m->from, acc->device_id);
+		                       it->from, acc->device_id);
 	else
-		text = g_strdup_printf(_("A message from %s could not be decrypted: %s"), m->from,
-		                       mend_strerror(r));
-	ev.peer = peer;
+		text = g_strdup_printf(_("A message from %s could not be decrypted: %s"), it->from,
+		                       mend_strerror(it->error));
 	ev.text = text;
 	emit(acc, &ev);
 	g_free(text);
-	g_free(peer);
+}
+
+/*
+ * Said once: the stanza-id is marked, so the live and archived copies don't
+ * repeat it; local history keeps the failure, so history shows it each time.
+ */
+static void undecryptable(mend_account *acc, const inbound *in, const mend_message *m, int r)
+{
+	mend_history_item it = {0};
+
+	it.peer = peer_of(acc, in->msg, m->from);
+	it.from = m->from;
+	it.device = m->device;
+	it.timestamp = in->timestamp;
+	it.stanza_id = m->stanza_id;
+	it.msg_id = (char *)msg_id_of(in->msg);
+	it.carbon = in->carbon;
+	it.outgoing = is_own_bare(acc, m->from);
+	it.error = r;
+	it.ts = unix_of(in->timestamp);
+	if (m->stanza_id && m->from) {
+		it.key = m->stanza_id;
+		mend_store_stanza_mark(acc->store, acc->jid, m->stanza_id);
+		mend_store_history_put(acc->store, &it);
+	}
+	emit_undecryptable(acc, &it, in->archived);
+	g_free(it.peer);
 }
 
 /* Serves a message seen before from local history (history queries only). */

@@ -135,6 +135,7 @@ typedef struct mend_history_item {
 	char *msg_id;
 	int carbon;
 	int outgoing;
+	int error;  /* MEND_ERR_* when it could not be decrypted (body empty) */
 	int64_t ts; /* unix seconds, for ordering and --since */
 } mend_history_item;
 

@@ -13,7 +13,7 @@
 #include "mend/mend.h"
 #include "store.h"
 
-#define HISTORY_TYPE "(ssusssii)"
+#define HISTORY_TYPE "(ssusssiii)"
 
 static int sql_err(int rc)
 {
@@ -204,7 +204,7 @@ int mend_store_history_put(mend_store *s, const mend_history_item *it)
 {
 	GVariant *v = g_variant_ref_sink(
 	    g_variant_new(HISTORY_TYPE, nz(it->from), nz(it->body), it->device, nz(it->timestamp),
-	                  nz(it->stanza_id), nz(it->msg_id), it->carbon, it->outgoing));
+	                  nz(it->stanza_id), nz(it->msg_id), it->carbon, it->outgoing, it->error));
 	char *aad = g_strconcat("history|", it->key, NULL);
 	sqlite3_stmt *st = NULL;
 	int r;
@@ -259,7 +259,7 @@ static int history_row(mend_store *s, sqlite3_stmt *st, mend_history_item *it)
 	v = g_variant_ref_sink(
 	    g_variant_new_from_data(G_VARIANT_TYPE(HISTORY_TYPE), plain, len, FALSE, NULL, NULL));
 	g_variant_get(v, HISTORY_TYPE, &it->from, &it->body, &it->device, &it->timestamp,
-	              &it->stanza_id, &it->msg_id, &it->carbon, &it->outgoing);
+	              &it->stanza_id, &it->msg_id, &it->carbon, &it->outgoing, &it->error);
 	it->stanza_id = empty_null(it->stanza_id);
 	it->msg_id = empty_null(it->msg_id);
 	g_variant_unref(v);

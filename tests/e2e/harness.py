@@ -1,0 +1,754 @@
+"""End-to-end test harness for mend: a throwaway Prosody on loopback, child
+processes that speak JSON lines, bounded waits, and a tiny TAP test runner.
+
+Run with Debian's interpreter (/usr/bin/python3). Standard library only.
+
+    from harness import Prosody, JsonLinesProcess, wait_for, run, test, skip, main
+
+    @test
+    def alice_talks_to_bob():
+        with Prosody(accounts={"alice": "pw", "bob": "pw"}) as srv:
+            ...
+
+    if __name__ == "__main__":
+        main()
+
+Every wait has a condition and a time limit; every failure names what it
+waited for and shows the relevant log tail.  Processes are stopped by the PID
+this module started, never by name.
+"""
+
+import atexit
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+__all__ = [
+    "Prosody", "JsonLinesProcess", "wait_for", "run", "free_port", "tail", "pid_alive",
+    "start_omemo_peer", "wait_ready", "test", "skip", "Skip", "main", "HarnessError", "PYTHON", "HERE",
+]
+
+PYTHON = "/usr/bin/python3"
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# Everything this module started, so that an interrupted run still cleans up.
+_live_children = set()
+
+
+class HarnessError(Exception):
+    """A harness step failed (not an assertion about the system under test)."""
+
+
+def tail(text, lines=40):
+    """The last `lines` lines of `text`, indented for failure messages."""
+    if text is None:
+        return "    (nothing)"
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    rows = text.rstrip("\n").splitlines()[-lines:]
+    if not rows:
+        return "    (empty)"
+    return "\n".join("    " + r for r in rows)
+
+
+def wait_for(predicate, timeout, what, interval=0.05):
+    """Poll predicate() every `interval` s; return its first truthy value.
+
+    Raises AssertionError("timed out after {timeout}s waiting for {what}").
+    `what` may be a callable returning a string (evaluated only on failure,
+    so it can include a log tail).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            desc = what() if callable(what) else what
+            raise AssertionError(f"timed out after {timeout}s waiting for {desc}")
+        time.sleep(interval)
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(argv, timeout, env=None, input=None, cwd=None, check=False):
+    """Run argv to completion -> CompletedProcess (text stdout/stderr).
+
+    On timeout the child is killed and HarnessError carries both outputs.
+    With check=True a non-zero exit raises HarnessError as well.
+    """
+    try:
+        cp = subprocess.run(argv, input=input, capture_output=True, text=True,
+                            timeout=timeout, env=env, cwd=cwd,
+                            stdin=None if input is not None else subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as e:
+        raise HarnessError(
+            f"timed out after {timeout}s running {argv!r}\n"
+            f"  stdout:\n{tail(e.stdout)}\n  stderr:\n{tail(e.stderr)}") from None
+    if check and cp.returncode != 0:
+        raise HarnessError(
+            f"{argv!r} exited {cp.returncode}\n"
+            f"  stdout:\n{tail(cp.stdout)}\n  stderr:\n{tail(cp.stderr)}")
+    return cp
+
+
+def _stop_pid(proc, timeout=10.0):
+    """SIGTERM this Popen's PID, wait up to `timeout`, then SIGKILL. -> returncode."""
+    if proc.poll() is None:
+        try:
+            proc.send_signal(signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            try:
+                proc.kill()
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=10)
+    _live_children.discard(proc)
+    return proc.returncode
+
+
+def pid_alive(pid):
+    """True while `pid` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+
+
+@atexit.register
+def _cleanup_children():
+    for proc in list(_live_children):
+        try:
+            _stop_pid(proc, timeout=3)
+        except Exception:  # noqa: BLE001 - best effort at exit
+            pass
+
+
+# --------------------------------------------------------------------------
+# Prosody
+# --------------------------------------------------------------------------
+
+DEFAULT_CONTACTS = ("alice", "bob", "carol", "dave", "eve", "frank", "mallory")
+
+
+class Prosody:
+    """A throwaway Prosody 0.12 on 127.0.0.1:<free port>.
+
+        with Prosody(accounts={"alice": "pw"}) as srv:
+            srv.register("bob", "pw")
+            srv.host, srv.port, srv.jid("bob"), srv.log_text()
+
+    All accounts named in `contacts` (default: alice bob carol dave eve frank
+    mallory) plus those in `accounts` share one roster group, so every test
+    account has every other as a contact with subscription "both" (Profanity
+    publishes its keys with the default presence access model).  Accounts
+    registered after start() that are not in that set are NOT shared contacts.
+
+    tls=False (default): mod_tls is not loaded, so no STARTTLS is offered and
+    clients go plain on loopback (PLAIN auth in clear is allowed).
+    tls=True: a self-signed certificate for `host` is made with openssl and
+    STARTTLS is offered but not required; srv.cert_path names the PEM.
+    """
+
+    def __init__(self, host="localhost", accounts=None, contacts=DEFAULT_CONTACTS,
+                 tls=False, extra_config="", start_timeout=20.0, keep_dir=False):
+        self.host = host
+        self.port = None
+        self.pid = None
+        self.tls = tls
+        self.extra_config = extra_config
+        self.start_timeout = start_timeout
+        self.keep_dir = keep_dir or bool(os.environ.get("MEND_E2E_KEEP"))
+        self._accounts = dict(accounts or {})
+        self._contacts = list(dict.fromkeys(list(contacts) + list(self._accounts)))
+        self.dir = None
+        self.config_path = None
+        self.log_path = None
+        self.cert_path = None
+        self.key_path = None
+        self._proc = None
+        self._log_offset = 0
+
+    # -- paths and config ---------------------------------------------------
+
+    def jid(self, user, resource=None):
+        j = f"{user}@{self.host}"
+        return f"{j}/{resource}" if resource else j
+
+    @property
+    def address(self):
+        """'127.0.0.1:PORT' as omemo_peer.py --server wants it."""
+        return f"127.0.0.1:{self.port}"
+
+    def _write_config(self):
+        d = self.dir
+        lua = lambda s: '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'  # noqa: E731
+        modules = ["roster", "saslauth", "disco", "carbons", "pep", "private",
+                   "blocklist", "vcard4", "vcard_legacy", "version", "uptime",
+                   "time", "ping", "register", "mam", "offline", "smacks",
+                   "csi_simple", "groups", "posix"]
+        if self.tls:
+            modules.append("tls")
+        tls_lines = ""
+        if self.tls:
+            tls_lines = (f"ssl = {{ certificate = {lua(self.cert_path)};"
+                         f" key = {lua(self.key_path)} }}\n")
+        with open(os.path.join(d, "groups.txt"), "w") as f:
+            f.write("[Testers]\n")
+            for user in self._contacts:
+                f.write(f"{user}@{self.host}={user}\n")
+        cfg = f"""-- generated by tests/e2e/harness.py
+run_as_root = {"true" if os.geteuid() == 0 else "false"}
+daemonize = false
+data_path = {lua(os.path.join(d, "data"))}
+pidfile = {lua(os.path.join(d, "prosody.pid"))}
+log = {{ debug = {lua(self.log_path)} }}
+plugin_paths = {{ }}
+admins = {{ }}
+interfaces = {{ "127.0.0.1" }}
+local_interfaces = {{ "127.0.0.1" }}
+c2s_interfaces = {{ "127.0.0.1" }}
+c2s_ports = {{ {self.port} }}
+c2s_direct_tls_ports = {{ }}
+legacy_ssl_ports = {{ }}
+s2s_ports = {{ }}
+s2s_direct_tls_ports = {{ }}
+component_ports = {{ }}
+http_ports = {{ }}
+https_ports = {{ }}
+modules_enabled = {{ {"; ".join(lua(m) for m in modules)} }}
+modules_disabled = {{ "s2s"; "s2s_auth_certs"; "admin_shell"; "admin_telnet"; "admin_socket" }}
+authentication = "internal_hashed"
+storage = "internal"
+c2s_require_encryption = false
+s2s_require_encryption = false
+allow_unencrypted_plain_auth = true
+allow_registration = false
+archive_expires_after = "never"
+default_archive_policy = true
+max_archive_query_results = 1000
+groups_file = {lua(os.path.join(d, "groups.txt"))}
+certificates = {lua(os.path.join(d, "certs"))}
+{tls_lines}{self.extra_config}
+VirtualHost {lua(self.host)}
+"""
+        with open(self.config_path, "w") as f:
+            f.write(cfg)
+
+    def _make_cert(self):
+        if not shutil.which("openssl"):
+            raise HarnessError("tls=True needs openssl, which is not installed")
+        run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+             "-days", "2", "-subj", f"/CN={self.host}",
+             "-addext", f"subjectAltName=DNS:{self.host}",
+             "-keyout", self.key_path, "-out", self.cert_path],
+            timeout=60, check=True)
+        os.chmod(self.key_path, 0o600)
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def __enter__(self):
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    def start(self):
+        if self._proc is not None:
+            raise HarnessError("Prosody already started")
+        for exe in ("prosody", "prosodyctl"):
+            if not shutil.which(exe):
+                raise HarnessError(f"{exe} not found (apt-get install prosody)")
+        self.dir = tempfile.mkdtemp(prefix="mend-prosody-")
+        os.makedirs(os.path.join(self.dir, "data"), mode=0o750)
+        os.makedirs(os.path.join(self.dir, "certs"), mode=0o750)
+        self.config_path = os.path.join(self.dir, "prosody.cfg.lua")
+        self.log_path = os.path.join(self.dir, "prosody.log")
+        self.cert_path = os.path.join(self.dir, "certs", f"{self.host}.crt")
+        self.key_path = os.path.join(self.dir, "certs", f"{self.host}.key")
+        if self.tls:
+            self._make_cert()
+        else:
+            self.cert_path = self.key_path = None
+        # Accounts given up front are made before the server starts.
+        self.port = free_port()
+        self._write_config()
+        for user, pw in self._accounts.items():
+            self.register(user, pw)
+        errors = []
+        for attempt in range(5):
+            if attempt:
+                self.port = free_port()
+                self._write_config()
+            ok, why = self._start_once()
+            if ok:
+                return self
+            errors.append(why)
+        raise HarnessError("Prosody did not start after 5 tries:\n" + "\n".join(errors))
+
+    def _start_once(self):
+        """Start prosody; True once its log says c2s listens on our port."""
+        with open(self.log_path, "a") as f:
+            self._log_offset = f.tell()
+        out = open(os.path.join(self.dir, "prosody.stdout"), "ab")
+        try:
+            self._proc = subprocess.Popen(
+                ["prosody", "-F", "--config", self.config_path],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                cwd=self.dir, start_new_session=True)
+        finally:
+            out.close()
+        _live_children.add(self._proc)
+        self.pid = self._proc.pid
+        listening = f"Activated service 'c2s' on [127.0.0.1]:{self.port}"
+        failed = f"Failed to open server port {self.port}"
+
+        def state():
+            log = self._new_log()
+            if listening in log:
+                return "up"
+            if failed in log:
+                return "port"
+            if self._proc.poll() is not None:
+                return "exited"
+            return None
+
+        try:
+            result = wait_for(state, self.start_timeout,
+                              f"prosody to listen on 127.0.0.1:{self.port}")
+        except AssertionError as e:
+            result = None
+            why = str(e)
+        if result == "up":
+            return True, ""
+        if result == "port":
+            why = f"port {self.port} was taken"
+        elif result == "exited":
+            why = f"prosody exited with status {self._proc.returncode}"
+        why += "\n" + self._diagnostics()
+        _stop_pid(self._proc)
+        self._proc = None
+        self.pid = None
+        if result == "port":
+            return False, why
+        raise HarnessError(why)
+
+    def _new_log(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                f.seek(self._log_offset)
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def _diagnostics(self, lines=40):
+        out = ""
+        try:
+            with open(os.path.join(self.dir, "prosody.stdout"), errors="replace") as f:
+                out = f.read()
+        except OSError:
+            pass
+        return (f"  prosody log ({self.log_path}):\n{tail(self.log_text(), lines)}\n"
+                f"  prosody stdout/stderr:\n{tail(out, 15)}")
+
+    def log_text(self):
+        """The whole prosody log so far ('' if none)."""
+        if not self.log_path:
+            return ""
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def log_tail(self, lines=40):
+        return tail(self.log_text(), lines)
+
+    def running(self):
+        return self._proc is not None and self._proc.poll() is None
+
+    def halt(self, timeout=5.0):
+        """Stop the server process (by PID) but keep its data: restart() resumes it."""
+        self._stop_process(timeout)
+
+    def restart(self):
+        """Start the halted server again on its data (another port if ours was taken)."""
+        if self._proc is not None:
+            raise HarnessError("Prosody is running")
+        errors = []
+        for attempt in range(5):
+            if attempt:
+                self.port = free_port()
+                self._write_config()
+            ok, why = self._start_once()
+            if ok:
+                return self
+            errors.append(why)
+        raise HarnessError("Prosody did not restart after 5 tries:\n" + "\n".join(errors))
+
+    def stop(self, timeout=5.0):
+        """Stop THE prosody this object started (by PID); remove the temp dir.
+
+        SIGTERM, then SIGKILL after `timeout` s -- or at once if Prosody's
+        shutdown hits a Lua error: 0.12 has a race where a SIGTERM handled
+        while a client connection is being closed makes the shutdown fail
+        with a traceback ("error in async handler") and the server never
+        exits.  A normal stop takes at most about 1 s.
+        """
+        self._stop_process(timeout)
+        if self.dir and not self.keep_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        elif self.dir:
+            sys.stderr.write(f"# kept prosody dir {self.dir}\n")
+
+    def _stop_process(self, timeout):
+        proc = self._proc
+        if proc is not None:
+            if proc.poll() is None:
+                mark = len(self.log_text())
+                try:
+                    proc.send_signal(signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+                try:
+                    wait_for(lambda: proc.poll() is not None
+                             or "traceback" in self.log_text()[mark:],
+                             timeout, "prosody to exit")
+                except AssertionError:
+                    pass
+            _stop_pid(proc, timeout=0.5)
+            self._proc = None
+
+    # -- accounts ---------------------------------------------------------------
+
+    def register(self, user, password, timeout=30.0):
+        """Create user@host (works with the server up or down)."""
+        if self.config_path is None:
+            # Not started yet: remember it, start() registers it.
+            self._accounts[user] = password
+            if user not in self._contacts:
+                self._contacts.append(user)
+            return self.jid(user)
+        cp = run(["prosodyctl", "--config", self.config_path, "register",
+                  user, self.host, password], timeout=timeout, cwd=self.dir)
+        if cp.returncode != 0:
+            raise HarnessError(
+                f"prosodyctl register {user}@{self.host} exited {cp.returncode}\n"
+                f"  stdout:\n{tail(cp.stdout)}\n  stderr:\n{tail(cp.stderr)}\n"
+                + (self._diagnostics() if self.running() else ""))
+        if self.running() and user not in self._contacts:
+            sys.stderr.write(f"# note: {user} registered after start is not in the shared roster\n")
+        return self.jid(user)
+
+
+# --------------------------------------------------------------------------
+# Child processes that print JSON lines
+# --------------------------------------------------------------------------
+
+class JsonLinesProcess:
+    """A child process whose stdout is JSON lines, read on a thread.
+
+        with JsonLinesProcess([PYTHON, "omemo_peer.py", ...], name="bob") as p:
+            ready = p.wait_line(lambda m: m["type"] == "ready", 30, "bob ready")
+            p.send_line("send alice@localhost hi")
+
+    Non-JSON stdout lines are kept as {"type": "_raw", "text": LINE}.
+    stderr goes to a file (p.stderr_path) so it can never block the child.
+    `context`: an optional callable returning text appended to every failure
+    message (e.g. context=srv.log_tail to show Prosody's log as well).
+    """
+
+    def __init__(self, argv, env=None, cwd=None, name=None, stop_timeout=10.0, context=None):
+        self.argv = list(argv)
+        self.context = context
+        self.name = name or os.path.basename(self.argv[0])
+        self.stop_timeout = stop_timeout
+        self.lines = []          # parsed objects, in order
+        self._cond = threading.Condition()
+        self._eof = False
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in self.name)
+        fd, self.stderr_path = tempfile.mkstemp(prefix=f"mend-{safe}-", suffix=".stderr")
+        self._stderr = os.fdopen(fd, "wb")
+        self.proc = subprocess.Popen(
+            self.argv, env=env, cwd=cwd, stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=self._stderr, start_new_session=True)
+        _live_children.add(self.proc)
+        self.pid = self.proc.pid
+        self._reader = threading.Thread(target=self._read, name=f"read-{self.name}", daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for raw in self.proc.stdout:
+            text = raw.decode("utf-8", "replace").rstrip("\r\n")
+            if not text:
+                continue
+            try:
+                obj = json.loads(text)
+                if not isinstance(obj, dict):
+                    obj = {"type": "_raw", "text": text}
+            except ValueError:
+                obj = {"type": "_raw", "text": text}
+            with self._cond:
+                self.lines.append(obj)
+                self._cond.notify_all()
+        with self._cond:
+            self._eof = True
+            self._cond.notify_all()
+
+    def stderr_text(self):
+        try:
+            self._stderr.flush()
+            with open(self.stderr_path, errors="replace") as f:
+                return f.read()
+        except (OSError, ValueError):
+            return ""
+
+    def describe(self, lines=30):
+        with self._cond:
+            seen = [json.dumps(o) for o in self.lines[-lines:]]
+        status = self.proc.poll()
+        text = (f"  {self.name} (pid {self.pid}, "
+                f"{'running' if status is None else f'exited {status}'}) stdout lines:\n"
+                f"{tail(chr(10).join(seen), lines)}\n"
+                f"  {self.name} stderr tail:\n{tail(self.stderr_text(), 25)}")
+        if self.context is not None:
+            try:
+                text += "\n  context:\n" + str(self.context())
+            except Exception as e:  # noqa: BLE001
+                text += f"\n  context: ({type(e).__name__}: {e})"
+        return text
+
+    def wait_line(self, pred, timeout, what, start=0):
+        """First parsed line (index >= start) for which pred(obj) is truthy.
+
+        Waits up to `timeout` s; raises AssertionError with the lines seen so
+        far and the stderr tail.  Fails early if the process exits first.
+        """
+        deadline = time.monotonic() + timeout
+        i = start
+        with self._cond:
+            while True:
+                while i < len(self.lines):
+                    obj = self.lines[i]
+                    i += 1
+                    try:
+                        if pred(obj):
+                            return obj
+                    except (KeyError, TypeError, AttributeError):
+                        pass
+                if self._eof:
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(min(left, 0.25))
+        why = "process exited" if self._eof else f"timed out after {timeout}s"
+        raise AssertionError(f"{why} waiting for {what}\n{self.describe()}")
+
+    def mark(self):
+        """Index of the next line: pass as start= to wait only for newer lines."""
+        with self._cond:
+            return len(self.lines)
+
+    def find(self, pred, start=0):
+        """All lines so far (from `start`) matching pred, without waiting."""
+        with self._cond:
+            out = []
+            for obj in self.lines[start:]:
+                try:
+                    if pred(obj):
+                        out.append(obj)
+                except (KeyError, TypeError, AttributeError):
+                    pass
+            return out
+
+    def send_line(self, text):
+        if self.proc.poll() is not None:
+            raise HarnessError(f"cannot write to {self.name}: it exited\n{self.describe()}")
+        try:
+            self.proc.stdin.write((text.rstrip("\n") + "\n").encode("utf-8"))
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            raise HarnessError(f"cannot write to {self.name}: broken pipe\n{self.describe()}") from None
+
+    def running(self):
+        return self.proc.poll() is None
+
+    def wait_exit(self, timeout):
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"timed out after {timeout}s waiting for {self.name} to exit\n"
+                                 f"{self.describe()}") from None
+
+    def stop(self):
+        """Close stdin, SIGTERM the PID, wait, then SIGKILL. -> returncode."""
+        try:
+            if self.proc.stdin and not self.proc.stdin.closed:
+                self.proc.stdin.close()
+        except OSError:
+            pass
+        rc = _stop_pid(self.proc, self.stop_timeout)
+        self._reader.join(timeout=5)
+        try:
+            self.proc.stdout.close()
+        except OSError:
+            pass
+        try:
+            self._stderr.close()
+        except OSError:
+            pass
+        return rc
+
+    def cleanup(self):
+        self.stop()
+        try:
+            os.unlink(self.stderr_path)
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.cleanup()
+        return False
+
+
+def start_omemo_peer(srv, user, resource, data_dir, password="pw", verbose=False):
+    """omemo_peer.py (python-omemo, legacy OMEMO) as user@host/resource on `srv`.
+
+    Returns a JsonLinesProcess whose failure messages include Prosody's log
+    tail; keep `data_dir` to restart the same device later.
+    """
+    argv = [PYTHON, os.path.join(HERE, "omemo_peer.py"), "--jid", srv.jid(user, resource),
+            "--password", password, "--server", srv.address, "--data-dir", data_dir]
+    if verbose or os.environ.get("MEND_E2E_VERBOSE"):
+        argv.append("--verbose")
+    return JsonLinesProcess(argv, name=f"{user}/{resource}", context=lambda: srv.log_tail(20))
+
+
+def wait_ready(peer, timeout=40):
+    """Wait for omemo_peer's {"type":"ready"} line and return it."""
+    r = peer.wait_line(lambda m: m["type"] in ("ready", "fatal"), timeout, f"{peer.name} to be ready")
+    if r["type"] != "ready":
+        raise AssertionError(f"{peer.name} failed to start: {r.get('error')}\n{peer.describe()}")
+    return r
+
+
+# --------------------------------------------------------------------------
+# A tiny TAP runner
+# --------------------------------------------------------------------------
+
+_tests = []
+_skip_reason = None
+_in_test = False
+TEST_TIME_LIMIT = int(os.environ.get("MEND_E2E_TEST_TIMEOUT", "180"))
+
+
+class _TestTimeout(BaseException):
+    pass
+
+
+class Skip(Exception):
+    """Raised by skip() inside a test: that test is reported as skipped."""
+
+
+def test(fn):
+    """Register fn as a test of this module (run in definition order)."""
+    _tests.append(fn)
+    return fn
+
+
+def skip(reason):
+    """At module level: skip the whole module (1..0 # SKIP, exit 77).
+    Inside a test: skip that test (ok N - name # SKIP reason)."""
+    global _skip_reason
+    if _in_test:
+        raise Skip(reason)
+    _skip_reason = reason
+
+
+def _on_alarm(signum, frame):
+    raise _TestTimeout(f"test exceeded its overall limit of {TEST_TIME_LIMIT}s")
+
+
+def main():
+    """Run the registered tests; print TAP; exit 0 (all passed), 1 (any
+    failed) or 77 (module skipped, or every test skipped)."""
+    global _in_test
+    if _skip_reason is not None:
+        print(f"1..0 # SKIP {_skip_reason}")
+        sys.stdout.flush()
+        sys.exit(77)
+    signal.signal(signal.SIGALRM, _on_alarm)
+    failed = skipped = 0
+    for n, fn in enumerate(_tests, 1):
+        name = fn.__name__
+        t0 = time.monotonic()
+        _in_test = True
+        signal.alarm(TEST_TIME_LIMIT)
+        try:
+            fn()
+        except Skip as e:
+            signal.alarm(0)
+            skipped += 1
+            print(f"ok {n} - {name} # SKIP {e}")
+        except BaseException as e:  # noqa: BLE001 - report everything
+            signal.alarm(0)
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            failed += 1
+            print(f"not ok {n} - {name}")
+            if isinstance(e, (AssertionError, HarnessError, _TestTimeout)):
+                text = f"{type(e).__name__}: {e}"
+                tb = traceback.extract_tb(e.__traceback__)
+                where = [f for f in tb if f.filename != __file__]
+                if where:
+                    f = where[-1]
+                    text = f"at {os.path.basename(f.filename)}:{f.lineno}: " + text
+            else:
+                text = traceback.format_exc()
+            for line in text.rstrip("\n").splitlines():
+                print(f"#   {line}")
+        else:
+            signal.alarm(0)
+            print(f"ok {n} - {name} # {time.monotonic() - t0:.1f}s")
+        finally:
+            _in_test = False
+            _cleanup_children()
+        sys.stdout.flush()
+    print(f"1..{len(_tests)}")
+    passed = len(_tests) - failed - skipped
+    print(f"# {passed} passed, {failed} failed, {skipped} skipped")
+    sys.stdout.flush()
+    if failed:
+        sys.exit(1)
+    if _tests and skipped == len(_tests):
+        sys.exit(77)
+    sys.exit(0)

@@ -1,0 +1,730 @@
+#!/usr/bin/python3
+"""An independent legacy-OMEMO (eu.siacs.conversations.axolotl) peer for mend's
+end-to-end tests: python-omemo 1.0 (SessionManager) + python-oldmemo 1.0 +
+slixmpp 1.8, nothing from mend.
+
+    /usr/bin/python3 omemo_peer.py --jid USER@HOST/RESOURCE --password PW \
+        --server 127.0.0.1:PORT --data-dir DIR [--verbose]
+
+stdout: one JSON object per line
+    {"type":"ready","jid":FULLJID,"device":ID,"fingerprint":HEX,"pep_notify":BOOL}
+    {"type":"message","from":BARE,"to":BARE,"device":SID,"body":TEXT,
+     "carbon":"sent"|"received"|null,"id":ID,"stanza_id":ID|null,"prekey":BOOL}
+    {"type":"empty","from":BARE,"device":SID,"carbon":...}   key transport / session completion
+    {"type":"plain","from":BARE,"body":TEXT,"carbon":...}    an unencrypted body arrived
+    {"type":"not_for_us","from":BARE,"device":SID,"rids":[IDS],"carbon":...}  no <key> for us
+    {"type":"error","from":BARE,"device":SID|null,"error":STR,"carbon":...}   undecryptable
+    {"type":"forged_carbon","from":OUTER_FROM}                carbon not from our bare JID: ignored
+    {"type":"stanza_error","from":JID,"id":ID,"error":STR}   a <message type='error'>
+    {"type":"devicelist","from":BARE,"devices":[IDS]}        PEP notification
+    {"type":"sent","to":BARE,"id":ID,"devices":[IDS],"recipients":[{"jid","device","prekey"}],
+     "errors":[STR]}
+    {"type":"refreshed","jid":BARE,"devices":[{"device","fingerprint","trust","active"}]}
+    {"type":"devices","jid":BARE,"devices":[...]}            (same, from the local cache)
+    {"type":"pong"} | {"type":"raw_sent"} | {"type":"command_error","command":LINE,"error":STR} | {"type":"bye"}
+    {"type":"fatal","error":STR}    (then exit 1)
+
+stdin: one command per line
+    send JID TEXT...   encrypt TEXT for all of JID's devices and our own other devices
+                       (device lists are re-fetched first), send as type=chat
+    refresh JID        re-fetch JID's device list (and missing bundles); prints "refreshed"
+    devices JID        like refresh, without fetching
+    raw XML            send one stanza verbatim (default namespace jabber:client), e.g. a
+                       forged carbon or a malformed OMEMO element; prints {"type":"raw_sent"}
+    ping               prints {"type":"pong"} (a barrier: earlier commands are done)
+    quit               disconnect and exit 0 (EOF on stdin does the same)
+
+Trust: blind (every new identity is trusted). State: DIR/omemo.json, so a
+restart keeps the same device id, identity and sessions.
+"""
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import uuid
+import xml.etree.ElementTree as ET
+
+from slixmpp import ClientXMPP, JID
+from slixmpp.exceptions import IqError, IqTimeout
+from slixmpp.xmlstream.handler import Callback, CoroutineCallback
+from slixmpp.xmlstream.matcher import MatchXPath
+
+import omemo
+from omemo.storage import Just, Nothing, Storage
+from omemo.types import TrustLevel
+import oldmemo
+import oldmemo.etree
+from oldmemo.oldmemo import NAMESPACE as OLDMEMO_NS
+
+log = logging.getLogger("omemo_peer")
+
+NS_CLIENT = "jabber:client"
+NS_PUBSUB = "http://jabber.org/protocol/pubsub"
+NS_PUBSUB_OWNER = "http://jabber.org/protocol/pubsub#owner"
+NS_PUBSUB_EVENT = "http://jabber.org/protocol/pubsub#event"
+NS_DATA = "jabber:x:data"
+NS_CARBONS = "urn:xmpp:carbons:2"
+NS_FORWARD = "urn:xmpp:forward:0"
+NS_HINTS = "urn:xmpp:hints"
+NS_EME = "urn:xmpp:eme:0"
+NS_SID = "urn:xmpp:sid:0"
+NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
+NS_CAPS = "http://jabber.org/protocol/caps"
+NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+
+DEVICELIST_NODE = f"{OLDMEMO_NS}.devicelist"
+BUNDLES_NODE = f"{OLDMEMO_NS}.bundles:"          # + device id
+CAPS_NODE = "https://mend.invalid/omemo_peer"
+FALLBACK_BODY = ("I sent you an OMEMO encrypted message but your client doesn't seem to support "
+                 "that. Find more information on https://conversations.im/omemo")
+
+# The features we announce; "+notify" makes Prosody push device list updates.
+FEATURES = sorted([
+    NS_DISCO_INFO,
+    NS_CAPS,
+    NS_CARBONS,
+    NS_EME,
+    f"{DEVICELIST_NODE}+notify",
+])
+IDENTITY = ("client", "bot", "", "omemo_peer")   # category, type, lang, name
+
+TRUST_BLIND = "BLINDLY_TRUSTED"
+TRUST_UNDECIDED = "UNDECIDED"
+TRUST_DISTRUSTED = "DISTRUSTED"
+
+_emit_lock = threading.Lock()
+
+
+def emit(obj):
+    with _emit_lock:
+        sys.stdout.write(json.dumps(obj, sort_keys=True) + "\n")
+        sys.stdout.flush()
+
+
+def caps_ver():
+    """XEP-0115 §5.1 verification string for IDENTITY + FEATURES (no forms)."""
+    cat, typ, lang, name = IDENTITY
+    s = f"{cat}/{typ}/{lang}/{name}<" + "".join(f + "<" for f in FEATURES)
+    return base64.b64encode(hashlib.sha1(s.encode("utf-8")).digest()).decode("ascii")
+
+
+def el(tag, attrib=None, text=None, children=()):
+    e = ET.Element(tag, attrib or {})
+    if text is not None:
+        e.text = text
+    for c in children:
+        e.append(c)
+    return e
+
+
+def iq_error_text(e):
+    if isinstance(e, IqTimeout):
+        return "timeout"
+    if isinstance(e, IqError):
+        cond = e.iq["error"]["condition"]
+        text = e.iq["error"]["text"]
+        return f"{cond}" + (f" ({text})" if text else "")
+    return f"{type(e).__name__}: {e}"
+
+
+# --------------------------------------------------------------------------
+# Storage: one JSON file, rewritten atomically on every change
+# --------------------------------------------------------------------------
+
+class JsonFileStorage(Storage):
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+        self.data = {}
+        if os.path.exists(path):
+            with open(path) as f:
+                self.data = json.load(f)
+
+    def _flush(self):
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(self.data, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+    async def _load(self, key):
+        if key in self.data:
+            return Just(self.data[key])
+        return Nothing()
+
+    async def _store(self, key, value):
+        self.data[key] = value
+        self._flush()
+
+    async def _delete(self, key):
+        if self.data.pop(key, None) is not None:
+            self._flush()
+
+
+# --------------------------------------------------------------------------
+# XMPP / PEP plumbing, used by the SessionManager
+# --------------------------------------------------------------------------
+
+class Peer(ClientXMPP):
+    def __init__(self, jid, password, data_dir, ready_timeout):
+        super().__init__(jid, password)
+        self.data_dir = data_dir
+        self.ready_timeout = ready_timeout
+        self.sm = None
+        self.lock = asyncio.Lock()
+        self.done = None              # future set when we should exit
+        self.exit_code = 0
+        self.quitting = False
+        self.own_devicelist_seen = None   # asyncio.Event
+        self.publish_options_ok = None    # learnt on the first publish
+        self.commands = None              # asyncio.Queue of stdin lines
+
+        self.add_event_handler("session_start", self.on_session_start)
+        self.add_event_handler("failed_auth", self.on_failed_auth)
+        self.add_event_handler("connection_failed", self.on_connection_failed)
+        self.add_event_handler("disconnected", self.on_disconnected)
+        self.register_handler(CoroutineCallback(
+            "omemo_peer messages", MatchXPath(f"{{{NS_CLIENT}}}message"), self.on_message))
+        self.register_handler(Callback(
+            "omemo_peer disco#info",
+            MatchXPath(f"{{{NS_CLIENT}}}iq/{{{NS_DISCO_INFO}}}query"), self.on_disco_info))
+
+    @property
+    def bare(self):
+        return self.boundjid.bare
+
+    # -- lifecycle --------------------------------------------------------
+
+    def finish(self, code):
+        if self.done is not None and not self.done.done():
+            self.exit_code = code
+            self.done.set_result(code)
+
+    def fatal(self, text):
+        log.error("fatal: %s", text)
+        emit({"type": "fatal", "error": text})
+        self.quitting = True
+        try:
+            self.disconnect(wait=1.0)
+        except Exception:  # noqa: BLE001
+            pass
+        self.finish(1)
+
+    def on_failed_auth(self, *_):
+        self.fatal("authentication failed")
+
+    def on_connection_failed(self, err):
+        self.fatal(f"connection failed: {err}")
+
+    def on_disconnected(self, reason):
+        if self.quitting:
+            self.finish(self.exit_code)
+        else:
+            self.fatal(f"disconnected unexpectedly: {reason}")
+
+    async def on_session_start(self, _event):
+        try:
+            await asyncio.wait_for(self.set_up(), self.ready_timeout)
+        except asyncio.TimeoutError:
+            self.fatal(f"not ready after {self.ready_timeout}s")
+            return
+        except Exception as e:  # noqa: BLE001
+            log.exception("set-up failed")
+            self.fatal(f"set-up failed: {type(e).__name__}: {e}")
+            return
+        asyncio.ensure_future(self.command_loop())
+
+    async def set_up(self):
+        self.own_devicelist_seen = asyncio.Event()
+        PeerSessionManager.client = self
+        storage = JsonFileStorage(os.path.join(self.data_dir, "omemo.json"))
+        async with self.lock:
+            self.sm = await PeerSessionManager.create(
+                backends=[oldmemo.Oldmemo(storage)],
+                storage=storage,
+                own_bare_jid=self.bare,
+                initial_own_label=None,
+                undecided_trust_level_name=TRUST_UNDECIDED,
+            )
+            # Re-publish after a restart too (a fresh server has nothing).
+            await self.sm.ensure_data_consistency()
+            # No MAM catch-up here: leave history-sync mode at once, so that
+            # pre keys are replaced and sessions completed right away.
+            await self.sm.after_history_sync()
+        await self.enable_carbons()
+        self.send_presence_with_caps()
+        own, _ = await self.sm.get_own_device_information()
+        # Our own device list arrives by PEP once Prosody knows our +notify.
+        try:
+            await asyncio.wait_for(self.own_devicelist_seen.wait(), 10)
+            notify = True
+        except asyncio.TimeoutError:
+            log.warning("no PEP notification of our own device list within 10 s")
+            notify = False
+        emit({"type": "ready", "jid": self.boundjid.full, "device": own.device_id,
+              "fingerprint": "".join(self.sm.format_identity_key(own.identity_key)),
+              "pep_notify": notify})
+
+    async def enable_carbons(self):
+        iq = self.Iq()
+        iq["type"] = "set"
+        iq.append(el(f"{{{NS_CARBONS}}}enable"))
+        await iq.send(timeout=10)
+
+    def send_presence_with_caps(self):
+        pres = self.make_presence()
+        pres.append(el(f"{{{NS_CAPS}}}c", {"hash": "sha-1", "node": CAPS_NODE, "ver": caps_ver()}))
+        pres.send()
+
+    def on_disco_info(self, iq):
+        if iq["type"] != "get":
+            return
+        query = iq.xml.find(f"{{{NS_DISCO_INFO}}}query")
+        node = query.get("node") if query is not None else None
+        reply = iq.reply(clear=True)
+        attrs = {"node": node} if node else {}
+        q = el(f"{{{NS_DISCO_INFO}}}query", attrs)
+        cat, typ, _lang, name = IDENTITY
+        q.append(el(f"{{{NS_DISCO_INFO}}}identity", {"category": cat, "type": typ, "name": name}))
+        for f in FEATURES:
+            q.append(el(f"{{{NS_DISCO_INFO}}}feature", {"var": f}))
+        reply.append(q)
+        reply.send()
+        log.info("answered disco#info from %s (node %s)", iq["from"], node)
+
+    # -- PEP ----------------------------------------------------------------
+
+    async def pubsub_items(self, jid, node):
+        """Items of `node` at `jid` -> list of <item> elements; [] if the node is absent."""
+        iq = self.Iq()
+        iq["type"] = "get"
+        iq["to"] = jid
+        iq.append(el(f"{{{NS_PUBSUB}}}pubsub", children=[el(f"{{{NS_PUBSUB}}}items", {"node": node})]))
+        try:
+            res = await iq.send(timeout=10)
+        except IqError as e:
+            cond = e.iq["error"]["condition"]
+            if cond in ("item-not-found", "forbidden"):
+                # Prosody answers "forbidden" for a node that does not exist yet.
+                log.info("items %s at %s: %s -> treated as empty", node, jid, cond)
+                return None
+            raise
+        items = res.xml.find(f"{{{NS_PUBSUB}}}pubsub/{{{NS_PUBSUB}}}items")
+        return [] if items is None else list(items.findall(f"{{{NS_PUBSUB}}}item"))
+
+    def _publish_iq(self, node, item_id, payload, with_options):
+        iq = self.Iq()
+        iq["type"] = "set"
+        pubsub = el(f"{{{NS_PUBSUB}}}pubsub")
+        publish = el(f"{{{NS_PUBSUB}}}publish", {"node": node})
+        publish.append(el(f"{{{NS_PUBSUB}}}item", {"id": item_id}, children=[payload]))
+        pubsub.append(publish)
+        if with_options:
+            form = el(f"{{{NS_DATA}}}x", {"type": "submit"})
+            form.append(el(f"{{{NS_DATA}}}field", {"var": "FORM_TYPE", "type": "hidden"}, children=[
+                el(f"{{{NS_DATA}}}value", text="http://jabber.org/protocol/pubsub#publish-options")]))
+            form.append(el(f"{{{NS_DATA}}}field", {"var": "pubsub#access_model"}, children=[
+                el(f"{{{NS_DATA}}}value", text="open")]))
+            pubsub.append(el(f"{{{NS_PUBSUB}}}publish-options", children=[form]))
+        iq.append(pubsub)
+        return iq
+
+    async def configure_open(self, node):
+        iq = self.Iq()
+        iq["type"] = "set"
+        form = el(f"{{{NS_DATA}}}x", {"type": "submit"})
+        form.append(el(f"{{{NS_DATA}}}field", {"var": "FORM_TYPE", "type": "hidden"}, children=[
+            el(f"{{{NS_DATA}}}value", text="http://jabber.org/protocol/pubsub#node_config")]))
+        form.append(el(f"{{{NS_DATA}}}field", {"var": "pubsub#access_model"}, children=[
+            el(f"{{{NS_DATA}}}value", text="open")]))
+        iq.append(el(f"{{{NS_PUBSUB_OWNER}}}pubsub", children=[
+            el(f"{{{NS_PUBSUB_OWNER}}}configure", {"node": node}, children=[form])]))
+        await iq.send(timeout=10)
+
+    async def publish(self, node, item_id, payload):
+        """Publish with publish-options access_model=open; if the server refuses,
+        configure the node open and publish plainly."""
+        if self.publish_options_ok is not False:
+            try:
+                await self._publish_iq(node, item_id, payload, True).send(timeout=10)
+                self.publish_options_ok = True
+                log.info("published %s with publish-options", node)
+                return
+            except IqError as e:
+                log.warning("publish %s with publish-options refused: %s; falling back",
+                            node, iq_error_text(e))
+        await self._publish_iq(node, item_id, payload, False).send(timeout=10)
+        try:
+            await self.configure_open(node)
+        except (IqError, IqTimeout) as e:
+            log.warning("configure %s access_model=open failed: %s", node, iq_error_text(e))
+        log.info("published %s without publish-options", node)
+
+    async def fetch_device_list(self, jid):
+        items = await self.pubsub_items(jid, DEVICELIST_NODE)
+        if not items:
+            return {}
+        # The spec says item id "current"; take it, else the last item.
+        item = next((i for i in items if i.get("id") == "current"), items[-1])
+        lst = item.find(f"{{{OLDMEMO_NS}}}list")
+        if lst is None:
+            return {}
+        return oldmemo.etree.parse_device_list(lst)
+
+    # -- incoming stanzas ---------------------------------------------------
+
+    async def on_message(self, msg):
+        try:
+            await self.handle_message(msg)
+        except Exception as e:  # noqa: BLE001 - a test peer must keep going
+            log.exception("handling message failed")
+            emit({"type": "error", "from": JID(msg["from"]).bare, "device": None,
+                  "error": f"{type(e).__name__}: {e}", "carbon": None})
+
+    async def handle_message(self, msg):
+        x = msg.xml
+        outer_from = msg["from"]
+        outer_bare = JID(outer_from).bare if outer_from else self.bare
+
+        if x.get("type") == "error":
+            err = x.find(f"{{{NS_CLIENT}}}error")
+            cond = None
+            if err is not None:
+                cond = next((c.tag.split("}")[1] for c in err
+                             if c.tag.startswith(f"{{{NS_STANZAS}}}") and not c.tag.endswith("}text")), None)
+            emit({"type": "stanza_error", "from": str(outer_from), "id": x.get("id"), "error": cond})
+            return
+
+        event = x.find(f"{{{NS_PUBSUB_EVENT}}}event")
+        if event is not None:
+            await self.handle_pep_event(outer_bare, event)
+            return
+
+        carbon = None
+        inner = x
+        for kind in ("sent", "received"):
+            c = x.find(f"{{{NS_CARBONS}}}{kind}")
+            if c is not None:
+                carbon = kind
+                # XEP-0280 §11: only our own bare JID may send us carbons.
+                if outer_bare != self.bare:
+                    log.warning("forged %s carbon from %s ignored", kind, outer_from)
+                    emit({"type": "forged_carbon", "from": str(outer_from), "carbon": kind})
+                    return
+                inner = c.find(f"{{{NS_FORWARD}}}forwarded/{{{NS_CLIENT}}}message")
+                if inner is None:
+                    return
+                break
+
+        sender = JID(inner.get("from") or self.bare).bare
+        to = JID(inner.get("to") or self.bare).bare
+        stanza_id = None
+        sid = inner.find("{urn:xmpp:sid:0}stanza-id")
+        if sid is not None and JID(sid.get("by") or "").bare == self.bare:
+            stanza_id = sid.get("id")
+        enc = inner.find(f"{{{OLDMEMO_NS}}}encrypted")
+        if enc is None:
+            body = inner.find(f"{{{NS_CLIENT}}}body")
+            if body is not None:
+                emit({"type": "plain", "from": sender, "to": to, "body": body.text or "",
+                      "carbon": carbon, "id": inner.get("id")})
+            return
+
+        header = enc.find(f"{{{OLDMEMO_NS}}}header")
+        sid_attr = header.get("sid") if header is not None else None
+        device = int(sid_attr) if sid_attr and sid_attr.isdigit() else None
+        base = {"from": sender, "to": to, "device": device, "carbon": carbon,
+                "id": inner.get("id"), "stanza_id": stanza_id}
+        async with self.lock:
+            try:
+                message = await oldmemo.etree.parse_message(enc, sender, self.bare, self.sm)
+                own_id = (await self.sm.get_own_device_information())[0].device_id
+                prekey = any(k.device_id == own_id and kex is not None for k, kex in message.keys)
+                plaintext, dev, _ = await self.sm.decrypt(message)
+            except omemo.MessageNotForUs:
+                # Normal for key transport / session completion messages
+                # addressed to another device of this account.
+                emit(dict(base, type="not_for_us",
+                          rids=sorted(k.device_id for k, _ in message.keys)))
+                return
+            except Exception as e:  # noqa: BLE001
+                log.warning("cannot decrypt from %s/%s: %s: %s", sender, device, type(e).__name__, e)
+                log.debug("undecryptable stanza: %s", ET.tostring(x, encoding="unicode"))
+                emit(dict(base, type="error", error=f"{type(e).__name__}: {e}"))
+                return
+        if plaintext is None:
+            emit(dict(base, type="empty", prekey=prekey))
+            return
+        emit(dict(base, type="message", device=dev.device_id,
+                  body=plaintext.decode("utf-8", "replace"), prekey=prekey))
+
+    async def handle_pep_event(self, from_bare, event):
+        items = event.find(f"{{{NS_PUBSUB_EVENT}}}items")
+        if items is None or items.get("node") != DEVICELIST_NODE:
+            return
+        item = None
+        for i in items.findall(f"{{{NS_PUBSUB_EVENT}}}item"):
+            item = i
+        if item is None:
+            return
+        lst = item.find(f"{{{OLDMEMO_NS}}}list")
+        if lst is None:
+            return
+        try:
+            devices = oldmemo.etree.parse_device_list(lst)
+        except Exception as e:  # noqa: BLE001
+            emit({"type": "error", "from": from_bare, "device": None, "carbon": None,
+                  "error": f"bad device list: {type(e).__name__}: {e}"})
+            return
+        emit({"type": "devicelist", "from": from_bare, "devices": sorted(devices)})
+        if self.sm is None:
+            return
+        async with self.lock:
+            await self.sm.update_device_list(OLDMEMO_NS, from_bare, devices)
+        if from_bare == self.bare and self.own_devicelist_seen is not None:
+            self.own_devicelist_seen.set()
+
+    # -- commands -------------------------------------------------------------
+
+    async def command_loop(self):
+        while True:
+            line = await self.commands.get()
+            if line is None:
+                line = "quit"
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                stop = await self.run_command(line)
+            except Exception as e:  # noqa: BLE001
+                log.exception("command failed: %s", line)
+                emit({"type": "command_error", "command": line, "error": f"{type(e).__name__}: {e}"})
+                continue
+            if stop:
+                return
+
+    async def run_command(self, line):
+        parts = line.split(" ", 2)
+        cmd = parts[0]
+        if cmd == "quit":
+            emit({"type": "bye"})
+            self.quitting = True
+            self.disconnect(wait=2.0)
+            # "disconnected" finishes us; this is the fallback.
+            asyncio.get_event_loop().call_later(5, self.finish, 0)
+            return True
+        if cmd == "ping":
+            emit({"type": "pong"})
+        elif cmd == "send" and len(parts) == 3:
+            await self.send_encrypted(parts[1], parts[2])
+        elif cmd == "raw" and len(parts) >= 2:
+            xml = line[len("raw "):].strip()
+            ET.fromstring(xml)      # must be well-formed; sent verbatim
+            self.send_raw(xml)
+            emit({"type": "raw_sent"})
+        elif cmd in ("refresh", "devices") and len(parts) == 2:
+            bare = JID(parts[1]).bare
+            async with self.lock:
+                if cmd == "refresh":
+                    await self.sm.refresh_device_list(OLDMEMO_NS, bare)
+                emit({"type": "refreshed" if cmd == "refresh" else "devices", "jid": bare,
+                      "devices": await self.describe_devices(bare)})
+        else:
+            raise ValueError("unknown command or wrong arguments (send JID TEXT | refresh JID | "
+                             "devices JID | raw XML | ping | quit)")
+        return False
+
+    async def describe_devices(self, bare):
+        out = []
+        for d in sorted(await self.sm.get_device_information(bare), key=lambda d: d.device_id):
+            out.append({"device": d.device_id,
+                        "fingerprint": "".join(self.sm.format_identity_key(d.identity_key)),
+                        "trust": d.trust_level_name,
+                        "active": any(a for _, a in d.active)})
+        return out
+
+    async def send_encrypted(self, to, text):
+        to_bare = JID(to).bare
+        async with self.lock:
+            # Fresh device lists for the recipient and for ourselves.
+            await self.sm.refresh_device_list(OLDMEMO_NS, to_bare)
+            if to_bare != self.bare:
+                await self.sm.refresh_device_list(OLDMEMO_NS, self.bare)
+            messages, errors = await self.sm.encrypt(
+                frozenset([to_bare]), {OLDMEMO_NS: text.encode("utf-8")})
+        message = next(m for m in messages if m.namespace == OLDMEMO_NS)
+        msg_id = str(uuid.uuid4())
+        stanza = self.make_message(mto=to_bare, mbody=FALLBACK_BODY, mtype="chat")
+        stanza["id"] = msg_id
+        stanza.append(oldmemo.etree.serialize_message(message))
+        stanza.append(el(f"{{{NS_HINTS}}}store"))
+        stanza.append(el(f"{{{NS_EME}}}encryption", {"namespace": OLDMEMO_NS, "name": "OMEMO"}))
+        stanza.append(el(f"{{{NS_SID}}}origin-id", {"id": msg_id}))
+        stanza.send()
+        recipients = sorted(({"jid": k.bare_jid, "device": k.device_id, "prekey": kex is not None}
+                             for k, kex in message.keys),
+                            key=lambda r: (r["jid"], r["device"]))
+        emit({"type": "sent", "to": to_bare, "id": msg_id,
+              "devices": sorted(r["device"] for r in recipients),
+              "recipients": recipients,
+              "errors": sorted(f"{e.bare_jid}/{e.device_id}: {type(e.exception).__name__}: {e.exception}"
+                               for e in errors)})
+
+    def send_omemo_stanza(self, message, bare_jid):
+        """Send an OMEMO message made by python-omemo itself (empty/key transport)."""
+        stanza = self.make_message(mto=bare_jid, mtype="chat")
+        stanza["id"] = str(uuid.uuid4())
+        stanza.append(oldmemo.etree.serialize_message(message))
+        stanza.append(el(f"{{{NS_HINTS}}}store"))
+        stanza.send()
+        log.info("sent empty OMEMO message to %s (%s)", bare_jid,
+                 [k.device_id for k, _ in message.keys])
+
+
+class PeerSessionManager(omemo.SessionManager):
+    client = None   # the Peer; set before create()
+
+    @classmethod
+    def _c(cls):
+        return cls.client
+
+    async def _upload_bundle(self, bundle):
+        if bundle.namespace != OLDMEMO_NS:
+            raise omemo.UnknownNamespace(bundle.namespace)
+        c = self._c()
+        try:
+            await c.publish(f"{BUNDLES_NODE}{bundle.device_id}", "current",
+                            oldmemo.etree.serialize_bundle(bundle))
+        except (IqError, IqTimeout) as e:
+            raise omemo.BundleUploadFailed(iq_error_text(e)) from e
+
+    async def _download_bundle(self, namespace, bare_jid, device_id):
+        if namespace != OLDMEMO_NS:
+            raise omemo.UnknownNamespace(namespace)
+        c = self._c()
+        try:
+            items = await c.pubsub_items(bare_jid, f"{BUNDLES_NODE}{device_id}")
+        except (IqError, IqTimeout) as e:
+            raise omemo.BundleDownloadFailed(iq_error_text(e)) from e
+        if not items:
+            raise omemo.BundleNotFound(f"no bundle for {bare_jid}/{device_id}")
+        bundle = items[-1].find(f"{{{OLDMEMO_NS}}}bundle")
+        if bundle is None:
+            raise omemo.BundleNotFound(f"bundle item for {bare_jid}/{device_id} has no <bundle/>")
+        try:
+            return oldmemo.etree.parse_bundle(bundle, bare_jid, device_id)
+        except Exception as e:  # noqa: BLE001
+            raise omemo.BundleDownloadFailed(f"bad bundle: {type(e).__name__}: {e}") from e
+
+    async def _delete_bundle(self, namespace, device_id):
+        if namespace != OLDMEMO_NS:
+            raise omemo.UnknownNamespace(namespace)
+        c = self._c()
+        iq = c.Iq()
+        iq["type"] = "set"
+        iq.append(el(f"{{{NS_PUBSUB_OWNER}}}pubsub", children=[
+            el(f"{{{NS_PUBSUB_OWNER}}}delete", {"node": f"{BUNDLES_NODE}{device_id}"})]))
+        try:
+            await iq.send(timeout=10)
+        except IqError:
+            pass
+        except IqTimeout as e:
+            raise omemo.BundleDeletionFailed("timeout") from e
+
+    async def _upload_device_list(self, namespace, device_list):
+        if namespace != OLDMEMO_NS:
+            raise omemo.UnknownNamespace(namespace)
+        c = self._c()
+        try:
+            # Never drop another device's id: merge with what is online now.
+            merged = dict(await c.fetch_device_list(c.bare))
+            merged.update(device_list)
+            await c.publish(DEVICELIST_NODE, "current", oldmemo.etree.serialize_device_list(merged))
+        except (IqError, IqTimeout) as e:
+            raise omemo.DeviceListUploadFailed(iq_error_text(e)) from e
+
+    async def _download_device_list(self, namespace, bare_jid):
+        if namespace != OLDMEMO_NS:
+            raise omemo.UnknownNamespace(namespace)
+        try:
+            return await self._c().fetch_device_list(bare_jid)
+        except (IqError, IqTimeout) as e:
+            raise omemo.DeviceListDownloadFailed(iq_error_text(e)) from e
+
+    async def _evaluate_custom_trust_level(self, device):
+        if device.trust_level_name == TRUST_BLIND:
+            return TrustLevel.TRUSTED
+        if device.trust_level_name == TRUST_DISTRUSTED:
+            return TrustLevel.DISTRUSTED
+        if device.trust_level_name == TRUST_UNDECIDED:
+            return TrustLevel.UNDECIDED
+        raise omemo.UnknownTrustLevel(device.trust_level_name)
+
+    async def _make_trust_decision(self, undecided, identifier):
+        # Blind trust: every identity we meet is trusted (tests only).
+        for device in undecided:
+            await self.set_trust(device.bare_jid, device.identity_key, TRUST_BLIND)
+
+    async def _send_message(self, message, bare_jid):
+        self._c().send_omemo_stanza(message, bare_jid)
+
+
+# --------------------------------------------------------------------------
+
+def stdin_reader(loop, queue):
+    for raw in sys.stdin.buffer:
+        loop.call_soon_threadsafe(queue.put_nowait, raw.decode("utf-8", "replace"))
+    loop.call_soon_threadsafe(queue.put_nowait, None)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--jid", required=True, help="USER@HOST/RESOURCE")
+    ap.add_argument("--password", required=True)
+    ap.add_argument("--server", required=True, help="127.0.0.1:PORT")
+    ap.add_argument("--data-dir", required=True)
+    ap.add_argument("--ready-timeout", type=float, default=40.0)
+    ap.add_argument("--verbose", action="store_true", help="debug logs (with stanzas) on stderr")
+    args = ap.parse_args()
+
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s.%(msecs)03d %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    if not args.verbose:
+        for name in ("slixmpp", "omemo", "oldmemo", "asyncio"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+    os.makedirs(args.data_dir, exist_ok=True)
+    host, _, port = args.server.rpartition(":")
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    peer = Peer(args.jid, args.password, args.data_dir, args.ready_timeout)
+    peer.done = loop.create_future()
+    peer.commands = asyncio.Queue()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: peer.commands.put_nowait("quit")
+                                if peer.sm is not None else peer.finish(1))
+    threading.Thread(target=stdin_reader, args=(loop, peer.commands), daemon=True).start()
+
+    def startup_watchdog():
+        if peer.sm is None and not peer.done.done():
+            peer.fatal(f"no XMPP session after {args.ready_timeout}s")
+    loop.call_later(args.ready_timeout + 5, startup_watchdog)
+
+    peer.connect((host, int(port)), force_starttls=False, disable_starttls=True)
+    code = loop.run_until_complete(peer.done)
+    sys.stdout.flush()
+    os._exit(code)   # do not wait for the stdin thread
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,278 @@
+#!/usr/bin/python3
+"""The `mend` client on a real Prosody (127.0.0.1, started and stopped here):
+1:1 chat both ways, carbons between two of alice's devices, offline delivery
+and archive catch-up, a device added later, a forged carbon, interop with an
+independent python-omemo peer, and a message queued across a restart.
+
+Every scenario drives the real binary and reads its --json output.
+"""
+
+import datetime
+import json
+import os
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (Prosody, JsonLinesProcess, run, skip, start_omemo_peer, test,  # noqa: E402
+                     wait_for, wait_ready, main, HERE)
+
+BUILD = os.environ.get("top_builddir") or os.path.join(HERE, "..", "..", "build")
+MEND = os.environ.get("MEND_BIN") or os.path.join(BUILD, "mend")
+
+if not os.access(MEND, os.X_OK):
+    skip(f"{MEND} is not built")
+
+
+def iso(ts):
+    return datetime.datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+
+
+class Mend:
+    """One mend device: an account, a resource and its own data dir."""
+
+    def __init__(self, srv, root, user, resource, password="pw", device=None):
+        """device: the name of the device (data dir) when another resource uses it too."""
+        self.srv, self.user, self.resource = srv, user, resource
+        self.jid = srv.jid(user)
+        self.dir = os.path.join(root, f"{user}-{device or resource}")
+        os.makedirs(self.dir, exist_ok=True)
+        self.pwfile = os.path.join(self.dir, "password")
+        with open(self.pwfile, "w") as f:
+            f.write(password + "\n")
+        home = os.path.join(self.dir, "home")
+        os.makedirs(home, exist_ok=True)
+        # never a real keyring, never the user's config
+        self.env = dict(os.environ, HOME=home, XDG_CONFIG_HOME=home + "/.config",
+                        XDG_DATA_HOME=home + "/.local/share",
+                        DBUS_SESSION_BUS_ADDRESS="unix:path=/nonexistent/mend-test-bus")
+        self.env.pop("DISPLAY", None)
+        self.env.pop("MEND_PASSWORD", None)
+
+    def argv(self, *cmd):
+        return [MEND, "--jid", self.srv.jid(self.user, self.resource), "--password-file",
+                self.pwfile, "--server", self.srv.address, "--tls", "off",
+                "--data-dir", os.path.join(self.dir, "data"), "--json", *cmd]
+
+    def run(self, *cmd, timeout=60, input=None):
+        return run(self.argv(*cmd), timeout=timeout, env=self.env, input=input)
+
+    def lines(self, cp):
+        out = []
+        for line in cp.stdout.splitlines():
+            line = line.strip()
+            if line.startswith("{"):
+                out.append(json.loads(line))
+        return out
+
+    def send(self, to, text, expect_rc=0, timeout=60):
+        cp = self.run("send", to, text, timeout=timeout)
+        if cp.returncode != expect_rc:
+            raise AssertionError(f"mend send as {self.user}/{self.resource} exited "
+                                 f"{cp.returncode}, want {expect_rc}\nstdout:\n{cp.stdout}\n"
+                                 f"stderr:\n{cp.stderr}")
+        return cp
+
+    def publish(self):
+        """Connect once so that our device list and bundle are on the server."""
+        cp = self.run("devices")
+        if cp.returncode != 0:
+            raise AssertionError(f"mend devices failed ({cp.returncode}): {cp.stderr}")
+        return cp
+
+    def listen(self, *args):
+        return JsonLinesProcess(self.argv("listen", *args), env=self.env,
+                                name=f"mend {self.user}/{self.resource}",
+                                context=lambda: self.srv.log_tail(20))
+
+    def device_id(self):
+        cp = self.run("fingerprint")
+        return self.lines(cp)[0]["device"]
+
+
+def wait_listening(proc, timeout=30):
+    """A listen process is ready when it said so (our keys published, catch-up done)."""
+    return proc.wait_line(lambda o: o.get("type") == "ready", timeout,
+                          f"{proc.name} to be ready")
+
+
+def messages(proc, start=0):
+    return [o for o in proc.lines[start:] if o.get("type") == "message"]
+
+
+def wait_message(proc, body, timeout=30, start=0, **fields):
+    def match(o):
+        return (o.get("type") == "message" and o.get("body") == body and
+                all(o.get(k) == v for k, v in fields.items()))
+    return proc.wait_line(match, timeout, f"{proc.name} to show {body!r} {fields}", start=start)
+
+
+def server(**kw):
+    return Prosody(accounts={"alice": "pw", "bob": "pw", "carol": "pw"}, **kw)
+
+
+@test
+def alice_and_bob_talk_both_ways():
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        alice, bob = Mend(srv, root, "alice", "laptop"), Mend(srv, root, "bob", "phone")
+        alice.publish()
+        with bob.listen() as bl:
+            wait_listening(bl)
+            cp = alice.send("bob@localhost", "hello bob, this is secret")
+            sent = [o for o in alice.lines(cp) if o["type"] == "sent"]
+            assert sent and sent[0]["devices"] >= 1, f"no sent line: {cp.stdout}"
+            m = wait_message(bl, "hello bob, this is secret")
+            assert m["from"] == "alice@localhost" and m["device"] == alice.device_id(), m
+            assert m["carbon"] is None and m["archived"] is False and m["version"] == "0.3", m
+        with alice.listen() as al:
+            wait_listening(al)
+            bob.send("alice@localhost", "hi alice")
+            wait_message(al, "hi alice")
+        archive = srv.log_text()
+        assert "hello bob, this is secret" not in archive, "plaintext reached the server log"
+
+
+@test
+def carbons_between_alices_devices():
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        phone, laptop = Mend(srv, root, "alice", "phone"), Mend(srv, root, "alice", "laptop")
+        bob = Mend(srv, root, "bob", "desk")
+        bob.publish()
+        phone.publish()
+        with laptop.listen() as ll, phone.listen() as pl:
+            wait_listening(ll)
+            wait_listening(pl)
+            # the phone's device sends (a second process of the same device)
+            Mend(srv, root, "alice", "phone-cli", device="phone").send("bob@localhost",
+                                                                      "sent from my phone")
+            m = wait_message(ll, "sent from my phone", carbon="sent")
+            assert m["outgoing"] is True and m["peer"] == "bob@localhost", m
+            # bob writes to the phone's resource: the laptop gets a received carbon
+            bob.send("alice@localhost/phone", "for your phone")
+            wait_message(pl, "for your phone", carbon=None)
+            m = wait_message(ll, "for your phone", carbon="received")
+            assert m["from"] == "bob@localhost", m
+
+
+@test
+def offline_messages_arrive_once_in_order_with_their_time():
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        alice, bob = Mend(srv, root, "alice", "laptop"), Mend(srv, root, "bob", "phone")
+        bob.publish()
+        bodies = [f"offline message {i:02d}" for i in range(20)]
+        for b in bodies:
+            alice.send("bob@localhost", b)
+        sent_at = time.time()
+        # let the clock pass the send time, so "original time" is distinguishable
+        wait_for(lambda: time.time() >= sent_at + 2.0, 5, "the clock to move on")
+        with bob.listen("--count", "20", "--timeout", "60") as bl:
+            wait_for(lambda: len(messages(bl)) >= 20, 60, "bob to get all 20 messages")
+            assert bl.wait_exit(20) == 0, bl.describe()
+            got = messages(bl)
+        assert [m["body"] for m in got] == bodies, [m["body"] for m in got]
+        for m in got:
+            assert iso(m["timestamp"]) <= sent_at + 1, f"not the original time: {m}"
+        with bob.listen("--timeout", "4") as again:
+            assert again.wait_exit(30) == 0, again.describe()
+            assert messages(again) == [], f"delivered twice: {messages(again)}"
+
+
+@test
+def a_new_device_gets_new_messages_only():
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        alice, phone = Mend(srv, root, "alice", "laptop"), Mend(srv, root, "bob", "phone")
+        phone.publish()
+        alice.send("bob@localhost", "before the tablet")
+        tablet = Mend(srv, root, "bob", "tablet")
+        tablet.publish()
+        cp = alice.send("bob@localhost", "after the tablet")
+        assert alice.lines(cp)[-1]["devices"] == 2, cp.stdout
+        with tablet.listen("--count", "1", "--timeout", "30") as tl:
+            wait_message(tl, "after the tablet")
+        cp = tablet.run("history", "alice@localhost")
+        assert cp.returncode == 0, cp.stderr
+        lines = tablet.lines(cp)
+        bodies = [o.get("body") for o in lines if o["type"] == "message"]
+        assert "after the tablet" in bodies and "before the tablet" not in bodies, lines
+        assert any(o["type"] == "error" for o in lines), \
+            f"the earlier message should be reported as not for this device: {lines}"
+
+
+@test
+def a_forged_carbon_is_rejected():
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        alice = Mend(srv, root, "alice", "laptop")
+        bob = start_omemo_peer(srv, "bob", "py", os.path.join(root, "bob-py"))
+        with bob, alice.listen() as al:
+            wait_ready(bob)
+            wait_listening(al)
+            # bob forges a "sent" carbon claiming alice's other device sent this
+            forged = (f"<message to='{srv.jid('alice', 'laptop')}' type='chat'>"
+                      "<sent xmlns='urn:xmpp:carbons:2'><forwarded xmlns='urn:xmpp:forward:0'>"
+                      f"<message xmlns='jabber:client' from='{srv.jid('alice', 'phone')}' "
+                      "to='bob@localhost' type='chat'><body>forged text</body>"
+                      "<encrypted xmlns='eu.siacs.conversations.axolotl'>"
+                      "<header sid='12345'><key rid='1'>AAAA</key><iv>AAAAAAAAAAAAAAAA</iv>"
+                      "</header><payload>AAAA</payload></encrypted></message>"
+                      "</forwarded></sent></message>")
+            bob.send_line("raw " + forged)
+            bob.wait_line(lambda o: o["type"] == "raw_sent", 10, "bob to send the forgery")
+            bob.send_line("send alice@localhost a real message")
+            wait_message(al, "a real message")
+            assert not [o for o in al.lines if "forged" in json.dumps(o)], al.describe()
+            assert not [o for o in al.lines if o.get("carbon") == "sent"], al.describe()
+
+
+@test
+def interop_with_python_omemo_both_ways_and_carbons():
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        alice = Mend(srv, root, "alice", "laptop")
+        alice.publish()
+        b1 = start_omemo_peer(srv, "bob", "py1", os.path.join(root, "bob-py1"))
+        b2 = start_omemo_peer(srv, "bob", "py2", os.path.join(root, "bob-py2"))
+        with b1, b2:
+            wait_ready(b1)
+            wait_ready(b2)
+            for peer in (b1, b2):
+                peer.send_line("refresh bob@localhost")
+                peer.wait_line(lambda o: o["type"] == "refreshed", 20, "refresh")
+            alice.send("bob@localhost", "from mend to python")
+            for peer in (b1, b2):
+                m = peer.wait_line(lambda o: o["type"] == "message" and
+                                   o["body"] == "from mend to python", 30,
+                                   f"{peer.name} to decrypt mend's message")
+                assert m["from"] == "alice@localhost", m
+            with alice.listen() as al:
+                wait_listening(al)
+                b1.send_line("send alice@localhost from python to mend")
+                wait_message(al, "from python to mend")
+                m = b2.wait_line(lambda o: o["type"] == "message" and
+                                 o["body"] == "from python to mend", 30,
+                                 "bob's second device to decrypt the sent carbon")
+                assert m["carbon"] == "sent", m
+
+
+@test
+def a_message_queued_before_a_restart_is_sent_once():
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        alice, bob = Mend(srv, root, "alice", "laptop"), Mend(srv, root, "bob", "phone")
+        bob.publish()
+        alice.publish()
+        srv.halt()
+        cp = alice.send("bob@localhost", "queued while the server was down", expect_rc=75)
+        assert "queue" in cp.stderr.lower(), cp.stderr
+        srv.restart()
+        with bob.listen() as bl:
+            wait_listening(bl)
+            with alice.listen("--timeout", "8") as al:
+                wait_message(bl, "queued while the server was down", timeout=30)
+                al.wait_exit(30)
+            with alice.listen("--timeout", "4") as al2:
+                al2.wait_exit(30)
+            n = [m for m in messages(bl) if m["body"] == "queued while the server was down"]
+            assert len(n) == 1, f"want exactly one copy, got {len(n)}: {bl.describe()}"
+
+
+if __name__ == "__main__":
+    main()
