@@ -572,7 +572,7 @@ static const char *general_usage(void)
 	    "  trust JID DEVICE | untrust JID DEVICE\n"
 	    "  account add JID                      store the password in the Secret Service\n\n"
 	    "Options:\n"
-	    "  --jid JID[/RESOURCE]         our account (resource default: mend)\n"
+	    "  --jid JID[/RESOURCE]         our account (resource default: mend-RANDOM)\n"
 	    "  --password-file FILE         the password is its first line\n"
 	    "  --server HOST[:PORT]         connect here instead of the JID's domain\n"
 	    "  --tls required|trust-any|off TLS policy (default: required)\n"
