@@ -87,8 +87,8 @@ typedef enum mend_event_kind {
 	MEND_EVENT_NOTICE = 5,        /* a sentence for the user (peer may be NULL) */
 	MEND_EVENT_READY = 6,         /* our device list and bundle are published */
 	MEND_EVENT_CATCHUP_DONE = 7,  /* the archive catch-up after connecting ended */
-	MEND_EVENT_HISTORY_DONE =
-	    8 /* a mend_account_history() query ended (error set on failure) */
+	MEND_EVENT_HISTORY_DONE = 8,  /* a mend_account_history() query ended (error set) */
+	MEND_EVENT_DEVICELIST = 9     /* a contact's device list changed (peer, n_devices) */
 } mend_event_kind;
 
 /*
@@ -283,6 +283,14 @@ MEND_EXPORT int mend_account_history(mend_account *acc, const char *with, const 
 
 /* Fetches `jid`'s device list and the bundles of devices we have no key for. */
 MEND_EXPORT int mend_account_refresh_devices(mend_account *acc, const char *jid);
+
+/*
+ * XEP-0115 entity capabilities for the host's presence: a <c/> element whose
+ * ver hashes what the core answers to disco#info with MEND_CONNECT_DISCO,
+ * including the +notify features that make the server push device lists
+ * (XEP-0163 §4.3). Free *xml with mend_free().
+ */
+MEND_EXPORT int mend_account_caps_xml(mend_account *acc, char **xml);
 
 /* 1 while requests (IQs) or sends are outstanding, else 0. */
 MEND_EXPORT int mend_account_busy(mend_account *acc);

@@ -153,6 +153,7 @@ void out_sent(struct cli *c, const char *to, const char *id, unsigned n, int ear
 void out_queued(struct cli *c, const char *to, const char *id, const char *text);
 void out_status(struct cli *c, const char *type, const char *text);
 void out_ready(struct cli *c);
+void out_devicelist(struct cli *c, const char *jid, unsigned n);
 void out_history_done(struct cli *c);
 void out_device(struct cli *c, const char *jid, const mend_device_info *d, int own);
 void out_devices_done(struct cli *c, const char *jid, size_t n);

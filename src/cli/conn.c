@@ -126,38 +126,6 @@ static void add_child(xmpp_stanza_t *parent, const char *name, const char *ns)
 	xmpp_stanza_release(child);
 }
 
-static void add_feature(xmpp_stanza_t *query, const char *var)
-{
-	xmpp_stanza_t *f = xmpp_stanza_new(xmpp_stanza_get_context(query));
-
-	xmpp_stanza_set_name(f, "feature");
-	xmpp_stanza_set_attribute(f, "var", var);
-	xmpp_stanza_add_child(query, f);
-	xmpp_stanza_release(f);
-}
-
-/* XEP-0030: who we are; +notify asks for OMEMO device list events (XEP-0163). */
-static void fill_disco(xmpp_stanza_t *reply)
-{
-	xmpp_stanza_t *query = xmpp_stanza_new(xmpp_stanza_get_context(reply));
-	xmpp_stanza_t *id = xmpp_stanza_new(xmpp_stanza_get_context(reply));
-
-	xmpp_stanza_set_name(query, "query");
-	xmpp_stanza_set_ns(query, "http://jabber.org/protocol/disco#info");
-	xmpp_stanza_set_name(id, "identity");
-	xmpp_stanza_set_attribute(id, "category", "client");
-	xmpp_stanza_set_attribute(id, "type", "bot");
-	xmpp_stanza_set_attribute(id, "name", "mend");
-	xmpp_stanza_add_child(query, id);
-	xmpp_stanza_release(id);
-	add_feature(query, "http://jabber.org/protocol/disco#info");
-	add_feature(query, "urn:xmpp:ping");
-	add_feature(query, "eu.siacs.conversations.axolotl.devicelist+notify");
-	add_feature(query, "urn:xmpp:omemo:2:devices+notify");
-	xmpp_stanza_add_child(reply, query);
-	xmpp_stanza_release(query);
-}
-
 static void fill_error(xmpp_stanza_t *reply)
 {
 	xmpp_stanza_t *err = xmpp_stanza_new(xmpp_stanza_get_context(reply));
@@ -169,26 +137,17 @@ static void fill_error(xmpp_stanza_t *reply)
 	xmpp_stanza_release(err);
 }
 
-/* RFC 6120 §8.2.3: every get/set gets an answer; ping and disco#info we can give. */
+/* RFC 6120 §8.2.3: every get/set gets an answer; the core answered ping and disco#info. */
 static void answer_iq(struct cli *c, xmpp_stanza_t *st)
 {
 	const char *type = xmpp_stanza_get_type(st), *id = xmpp_stanza_get_id(st);
 	const char *from = xmpp_stanza_get_from(st);
-	int get = type && strcmp(type, "get") == 0;
 	xmpp_stanza_t *reply;
 
-	if (!id || (!get && !(type && strcmp(type, "set") == 0)))
+	if (!id || !type || (strcmp(type, "get") != 0 && strcmp(type, "set") != 0))
 		return;
-	if (get && xmpp_stanza_get_child_by_ns(st, "urn:xmpp:ping")) {
-		reply = xmpp_iq_new(c->ctx, "result", id);
-	} else if (get &&
-	           xmpp_stanza_get_child_by_ns(st, "http://jabber.org/protocol/disco#info")) {
-		reply = xmpp_iq_new(c->ctx, "result", id);
-		fill_disco(reply);
-	} else {
-		reply = xmpp_iq_new(c->ctx, "error", id);
-		fill_error(reply);
-	}
+	reply = xmpp_iq_new(c->ctx, "error", id);
+	fill_error(reply);
 	if (from)
 		xmpp_stanza_set_to(reply, from);
 	xmpp_send(c->conn, reply);

@@ -70,7 +70,7 @@ static int start_engine(struct cli *c, unsigned flags)
 		g_free(c->full);
 		c->full = g_strdup(bound);
 	}
-	r = mend_account_connected(c->acc, c->full, flags);
+	r = mend_account_connected(c->acc, c->full, flags | MEND_CONNECT_DISCO);
 	if (r < 0)
 		return cli_fail(c, CLI_ERROR, r,
 		                _("The OMEMO engine could not start on this connection: %s"),
@@ -372,9 +372,16 @@ static int cmd_send(struct cli *c)
 
 static void listen_online(struct cli *c)
 {
+	char *caps = NULL, *presence;
+
 	if (start_engine(c, MEND_CONNECT_CARBONS | MEND_CONNECT_CATCHUP) != CLI_OK)
 		return;
-	cli_send_raw(c, "<presence/>");
+	/* XEP-0115 caps: the server then asks what we do and pushes device lists (+notify) */
+	mend_account_caps_xml(c->acc, &caps);
+	presence = g_strdup_printf("<presence>%s</presence>", caps ? caps : "");
+	cli_send_raw(c, presence);
+	g_free(presence);
+	mend_free(caps);
 }
 
 static void listen_event(struct cli *c, const mend_event *ev)
@@ -384,6 +391,8 @@ static void listen_event(struct cli *c, const mend_event *ev)
 		out_ready(c);
 	else if (ev->kind == MEND_EVENT_CATCHUP_DONE && c->o.json)
 		out_status(c, "catchup_done", _("Caught up with what came while offline."));
+	else if (ev->kind == MEND_EVENT_DEVICELIST)
+		out_devicelist(c, ev->peer, ev->n_devices);
 	else if (ev->kind == MEND_EVENT_MESSAGE && c->o.count && c->n_messages >= c->o.count)
 		cli_finish(c, CLI_OK);
 }

@@ -394,6 +394,25 @@ void out_ready(struct cli *c)
 	json_end(s);
 }
 
+void out_devicelist(struct cli *c, const char *jid, unsigned n)
+{
+	GString *s;
+	char *line;
+
+	if (!c->o.json) {
+		line = g_strdup_printf(
+		    ngettext("%s now has %u OMEMO device.", "%s now has %u OMEMO devices.", n), jid,
+		    n);
+		say(stderr, line);
+		g_free(line);
+		return;
+	}
+	s = json_begin("devicelist");
+	json_str(s, "jid", jid);
+	json_int(s, "devices", n);
+	json_end(s);
+}
+
 void out_history_done(struct cli *c)
 {
 	GString *s;

@@ -1313,6 +1313,18 @@ int mend_account_history(mend_account *acc, const char *with, const char *since)
 
 /* --- PEP notifications (XEP-0163 §4.3) ---------------------------------------- */
 
+static void devicelist_event(mend_account *acc, const char *jid)
+{
+	mend_event ev = {.kind = MEND_EVENT_DEVICELIST, .peer = jid, .trust = -1};
+	uint32_t *ids = NULL;
+	size_t n = 0;
+
+	mend_store_devicelist_get(acc->store, jid, &ids, &n);
+	ev.n_devices = (unsigned)n;
+	g_free(ids);
+	emit(acc, &ev);
+}
+
 static int handle_pep_event(mend_account *acc, xmpp_stanza_t *st, xmpp_stanza_t *event)
 {
 	xmpp_stanza_t *items = child(event, "items", NULL);
@@ -1327,6 +1339,7 @@ static int handle_pep_event(mend_account *acc, xmpp_stanza_t *st, xmpp_stanza_t 
 		return 1;
 	}
 	devicelist_arrived(acc, from, items);
+	devicelist_event(acc, from);
 	if (is_own_bare(acc, from) && engine(acc)->ready && !own_id_listed(acc)) {
 		list_self(acc);
 		publish_own_list(acc);
@@ -1336,35 +1349,74 @@ static int handle_pep_event(mend_account *acc, xmpp_stanza_t *st, xmpp_stanza_t 
 
 /* --- disco#info and ping, for hosts that answer neither (XEP-0030, XEP-0199) ---- */
 
-static void add_feature(mend_account *acc, xmpp_stanza_t *q, const char *var)
-{
-	xmpp_stanza_t *f = add(q, el(acc, "feature", NULL));
+#define CAPS_NODE "urn:mend:client"
 
-	xmpp_stanza_set_attribute(f, "var", var);
+/* What we are and do, sorted as XEP-0115 §5.1 wants for the hash. */
+static const char *const features[] = {
+    MEND_NODE_LEGACY_DEVICELIST "+notify",
+    NS_DISCO_INFO,
+    "urn:xmpp:eme:0",
+    "urn:xmpp:ping",
+};
+
+/* XEP-0115 §5.1: base64(SHA-1("category/type/lang/name<" + each feature + "<")). */
+static char *caps_ver(void)
+{
+	GChecksum *sha = g_checksum_new(G_CHECKSUM_SHA1);
+	guint8 digest[20];
+	gsize len = sizeof(digest);
+	size_t i;
+
+	g_checksum_update(sha, (const guchar *)"client/bot//mend<", -1);
+	for (i = 0; i < G_N_ELEMENTS(features); i++) {
+		g_checksum_update(sha, (const guchar *)features[i], -1);
+		g_checksum_update(sha, (const guchar *)"<", 1);
+	}
+	g_checksum_get_digest(sha, digest, &len);
+	g_checksum_free(sha);
+	return g_base64_encode(digest, len);
+}
+
+int mend_account_caps_xml(mend_account *acc, char **xml)
+{
+	xmpp_stanza_t *c = el(acc, "c", "http://jabber.org/protocol/caps");
+	char *ver = caps_ver();
+
+	xmpp_stanza_set_attribute(c, "hash", "sha-1");
+	xmpp_stanza_set_attribute(c, "node", CAPS_NODE);
+	xmpp_stanza_set_attribute(c, "ver", ver);
+	*xml = mend_stanza_text(c);
+	xmpp_stanza_release(c);
+	g_free(ver);
+	return *xml ? MEND_OK : MEND_ERR_NOMEM;
+}
+
+static void add_disco_info(mend_account *acc, xmpp_stanza_t *reply, xmpp_stanza_t *q)
+{
+	xmpp_stanza_t *rq = add(reply, el(acc, "query", NS_DISCO_INFO)), *id;
+	size_t i;
+
+	if (xmpp_stanza_get_attribute(q, "node"))
+		xmpp_stanza_set_attribute(rq, "node", xmpp_stanza_get_attribute(q, "node"));
+	id = add(rq, el(acc, "identity", NULL));
+	xmpp_stanza_set_attribute(id, "category", "client");
+	xmpp_stanza_set_attribute(id, "type", "bot");
+	xmpp_stanza_set_attribute(id, "name", "mend");
+	for (i = 0; i < G_N_ELEMENTS(features); i++)
+		xmpp_stanza_set_attribute(add(rq, el(acc, "feature", NULL)), "var", features[i]);
 }
 
 static int answer_get(mend_account *acc, xmpp_stanza_t *st)
 {
-	xmpp_stanza_t *q = child(st, "query", NS_DISCO_INFO), *reply, *rq, *id;
+	xmpp_stanza_t *q = child(st, "query", NS_DISCO_INFO), *reply;
 
 	if (!(engine(acc)->flags & MEND_CONNECT_DISCO) ||
 	    (!q && !child(st, "ping", "urn:xmpp:ping")))
 		return 0;
 	reply = xmpp_stanza_reply(st);
 	xmpp_stanza_set_type(reply, "result");
-	if (q) {
-		rq = add(reply, el(acc, "query", NS_DISCO_INFO));
-		if (xmpp_stanza_get_attribute(q, "node"))
-			xmpp_stanza_set_attribute(rq, "node", xmpp_stanza_get_attribute(q, "node"));
-		id = add(rq, el(acc, "identity", NULL));
-		xmpp_stanza_set_attribute(id, "category", "client");
-		xmpp_stanza_set_attribute(id, "type", "bot");
-		xmpp_stanza_set_attribute(id, "name", "mend");
-		add_feature(acc, rq, NS_DISCO_INFO);
-		add_feature(acc, rq, "urn:xmpp:eme:0");
-		add_feature(acc, rq, "urn:xmpp:ping");
-		add_feature(acc, rq, MEND_NODE_LEGACY_DEVICELIST "+notify");
-	}
+	if (q)
+		add_disco_info(acc, reply, q);
 	send_text(acc, reply);
 	xmpp_stanza_release(reply);
 	return 1;

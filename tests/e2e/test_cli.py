@@ -200,6 +200,22 @@ def a_new_device_gets_new_messages_only():
 
 
 @test
+def a_listener_learns_new_devices_by_pep_notification():
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        laptop, bob = Mend(srv, root, "alice", "laptop"), Mend(srv, root, "bob", "phone")
+        laptop.publish()
+        with bob.listen() as bl:
+            wait_listening(bl)
+            mark = bl.mark()
+            Mend(srv, root, "alice", "tablet").publish()
+            # XEP-0163 +notify through our caps: the server pushes alice's new list
+            ev = bl.wait_line(lambda o: o.get("type") == "devicelist" and
+                              o["jid"] == "alice@localhost" and o["devices"] == 2, 20,
+                              "bob's listener to be told alice has two devices", start=mark)
+            assert ev["devices"] == 2, ev
+
+
+@test
 def a_forged_carbon_is_rejected():
     with server() as srv, tempfile.TemporaryDirectory() as root:
         alice = Mend(srv, root, "alice", "laptop")
