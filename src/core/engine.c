@@ -408,16 +408,19 @@ static char *list_of_items(xmpp_stanza_t *items)
 	return mend_stanza_text(child(item, "list", MEND_NS_LEGACY));
 }
 
-static int own_id_listed(mend_account *acc)
+/* Whether the list the server gave (pubsub items) names our device: its word, not our memory. */
+static int server_lists_us(mend_account *acc, xmpp_stanza_t *items)
 {
-	uint32_t *ids = NULL;
-	size_t n = 0, i;
+	xmpp_stanza_t *list = child(child(items, "item", NULL), "list", MEND_NS_LEGACY);
+	mend_devicelist dl = {0};
+	size_t i;
 	int found = 0;
 
-	if (mend_store_devicelist_get(acc->store, acc->jid, &ids, &n) == MEND_OK)
-		for (i = 0; i < n; i++)
-			found |= ids[i] == acc->device_id;
-	g_free(ids);
+	if (!list || mend_legacy_devicelist_parse(list, &dl) < 0)
+		return 0;
+	for (i = 0; i < dl.n; i++)
+		found |= dl.ids[i] == acc->device_id;
+	mend_devicelist_clear(&dl);
 	return found;
 }
 
@@ -464,10 +467,16 @@ static void list_self(mend_account *acc)
 	uint32_t *ids = NULL;
 	size_t n = 0;
 
+	size_t i;
+
 	mend_store_devicelist_get(acc->store, acc->jid, &ids, &n);
-	ids = g_renew(uint32_t, ids, n + 1);
-	ids[n++] = acc->device_id;
-	mend_store_devicelist_set(acc->store, acc->jid, ids, n);
+	for (i = 0; i < n && ids[i] != acc->device_id; i++)
+		;
+	if (i == n) {
+		ids = g_renew(uint32_t, ids, n + 1);
+		ids[n++] = acc->device_id;
+		mend_store_devicelist_set(acc->store, acc->jid, ids, n);
+	}
 	g_free(ids);
 }
 
@@ -480,7 +489,7 @@ static void own_list_reply(mend_account *acc, xmpp_stanza_t *iq, int ok, void *d
 	eng->publishing = 2;
 	publish_bundle(acc);
 	/* XEP-0384 v0.3 §4.2: add ourselves, never dropping another device */
-	if (own_id_listed(acc)) {
+	if (ok && server_lists_us(acc, items_of(iq))) {
 		published(acc, 1);
 		return;
 	}
@@ -1340,7 +1349,7 @@ static int handle_pep_event(mend_account *acc, xmpp_stanza_t *st, xmpp_stanza_t 
 	}
 	devicelist_arrived(acc, from, items);
 	devicelist_event(acc, from);
-	if (is_own_bare(acc, from) && engine(acc)->ready && !own_id_listed(acc)) {
+	if (is_own_bare(acc, from) && engine(acc)->ready && !server_lists_us(acc, items)) {
 		list_self(acc);
 		publish_own_list(acc);
 	}

@@ -1,0 +1,935 @@
+/*
+ * test-engine.c - the protocol engine against a scripted server. The test
+ * plays Prosody: every stanza the core sends (host op send_stanza) is kept,
+ * parsed and checked; the test answers with IQ results and errors carrying
+ * the same id and the `from` a real server sets (our bare JID for IQs to our
+ * account, the contact's bare JID for IQs to a contact). A real second
+ * account, bob, supplies device ids, bundles and encrypted messages.
+ *
+ * Cases: connecting (own device list, carbons, publish-options and the
+ * configure fallback, READY once), a message queued before READY, a peer
+ * without OMEMO, forged carbons (XEP-0280 §11), archive results of our own
+ * query only, deduped by stanza-id (XEP-0313, XEP-0359), garbage from the
+ * network (DESIGN §7), and republishing a device list the server lost.
+ */
+#include "config.h"
+
+#include <string.h>
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <strophe.h>
+#include "mend/mend.h"
+#include "tap.h"
+
+#define ALICE        "alice@x"
+#define ALICE_FULL   "alice@x/r"
+#define BOB          "bob@x"
+#define CAROL        "carol@x"
+#define NS_LEGACY    "eu.siacs.conversations.axolotl"
+#define NODE_LIST    NS_LEGACY ".devicelist"
+#define NODE_BUNDLES NS_LEGACY ".bundles:"
+#define NS_PUBSUB    "http://jabber.org/protocol/pubsub"
+#define NS_OWNER     "http://jabber.org/protocol/pubsub#owner"
+#define NS_CARBONS   "urn:xmpp:carbons:2"
+#define NS_MAM       "urn:xmpp:mam:2"
+#define NS_STANZAS   "urn:ietf:params:xml:ns:xmpp-stanzas"
+#define STAMP        "2020-01-02T03:04:05Z"
+
+/* One event the core reported, copied. */
+typedef struct rec {
+	mend_event_kind kind;
+	char *id, *peer, *from, *body, *timestamp, *text;
+	int error, archived;
+	mend_carbon carbon;
+	unsigned n_devices;
+} rec;
+
+static xmpp_ctx_t *xctx;
+static GPtrArray *sent;                    /* char *: every stanza alice's core sent, in order */
+static GPtrArray *events;                  /* rec *: every event alice's core reported */
+static uint32_t aid, bid;                  /* the device ids of alice and bob */
+static const char *self_full = ALICE_FULL; /* whom the server's answers go to */
+
+/* --- host ops ---------------------------------------------------------------- */
+
+static int on_send(const char *xml, void *ud)
+{
+	g_ptr_array_add(sent, g_strdup(xml));
+	return 0;
+}
+
+static void on_event(const mend_event *ev, void *ud)
+{
+	rec *r = g_new0(rec, 1);
+
+	r->kind = ev->kind;
+	r->id = g_strdup(ev->id);
+	r->peer = g_strdup(ev->peer);
+	r->from = g_strdup(ev->from);
+	r->body = g_strdup(ev->body);
+	r->timestamp = g_strdup(ev->timestamp);
+	r->text = g_strdup(ev->text);
+	r->error = ev->error;
+	r->archived = ev->archived;
+	r->carbon = ev->carbon;
+	r->n_devices = ev->n_devices;
+	g_ptr_array_add(events, r);
+}
+
+static void rec_free(gpointer p)
+{
+	rec *r = p;
+
+	g_free(r->id);
+	g_free(r->peer);
+	g_free(r->from);
+	g_free(r->body);
+	g_free(r->timestamp);
+	g_free(r->text);
+	g_free(r);
+}
+
+static void on_log(mend_log_level level, const char *text, void *ud)
+{
+	if (level <= MEND_LOG_WARNING)
+		printf("# core: %s\n", text);
+}
+
+static const mend_host_ops alice_ops = {
+    .send_stanza = on_send,
+    .event = on_event,
+    .log = on_log,
+};
+
+/* --- events -------------------------------------------------------------------- */
+
+/* How many events of `kind` arrived since event number `mark`. */
+static int count_events(guint mark, mend_event_kind kind)
+{
+	int n = 0;
+	guint i;
+
+	for (i = mark; i < events->len; i++)
+		n += ((rec *)g_ptr_array_index(events, i))->kind == kind;
+	return n;
+}
+
+/* The first event of `kind` since `mark`, or NULL. */
+static const rec *event_of(guint mark, mend_event_kind kind)
+{
+	guint i;
+
+	for (i = mark; i < events->len; i++)
+		if (((rec *)g_ptr_array_index(events, i))->kind == kind)
+			return g_ptr_array_index(events, i);
+	return NULL;
+}
+
+static int str_is(const char *s, const char *want)
+{
+	return s && want && g_str_equal(s, want);
+}
+
+/* --- stanzas the core sent ----------------------------------------------------- */
+
+/* The first element `name` (in `ns`, when given) at or under `st`. */
+static xmpp_stanza_t *find(xmpp_stanza_t *st, const char *name, const char *ns)
+{
+	const char *n = xmpp_stanza_get_name(st), *s = xmpp_stanza_get_ns(st);
+	xmpp_stanza_t *c, *f;
+
+	if (n && g_str_equal(n, name) && (!ns || str_is(s, ns)))
+		return st;
+	for (c = xmpp_stanza_get_children(st); c; c = xmpp_stanza_get_next(c))
+		if (xmpp_stanza_is_tag(c) && (f = find(c, name, ns)))
+			return f;
+	return NULL;
+}
+
+/* Sent stanza `i`, parsed: xmpp_stanza_release() it. */
+static xmpp_stanza_t *sent_st(guint i)
+{
+	return xmpp_stanza_new_from_string(xctx, g_ptr_array_index(sent, i));
+}
+
+/* Attribute `attr` of the top element of sent stanza `i` equals `want` (NULL: absent). */
+static int sent_attr_is(int i, const char *attr, const char *want)
+{
+	xmpp_stanza_t *st;
+	const char *v;
+	int ok;
+
+	if (i < 0 || !(st = sent_st(i)))
+		return 0;
+	v = xmpp_stanza_get_attribute(st, attr);
+	ok = want ? str_is(v, want) : !v;
+	xmpp_stanza_release(st);
+	return ok;
+}
+
+/* Sent stanza `i` holds element `name` (ns) with attr = value (attr NULL: any). */
+static int sent_has(guint i, const char *name, const char *ns, const char *attr, const char *value)
+{
+	xmpp_stanza_t *st = sent_st(i), *e;
+	int ok;
+
+	if (!st)
+		return 0;
+	e = find(st, name, ns);
+	ok = e && (!attr || str_is(xmpp_stanza_get_attribute(e, attr), value));
+	xmpp_stanza_release(st);
+	return ok;
+}
+
+/* The first stanza sent since `mark` that holds such an element; -1 if none. */
+static int sent_find(guint mark, const char *name, const char *ns, const char *attr,
+                     const char *value)
+{
+	guint i;
+
+	for (i = mark; i < sent->len; i++)
+		if (sent_has(i, name, ns, attr, value))
+			return (int)i;
+	return -1;
+}
+
+/* The first IQ sent since `mark` asking `to` for the items of `node`; -1 if none. */
+static int items_query(guint mark, const char *node, const char *to)
+{
+	guint i;
+
+	for (i = mark; i < sent->len; i++)
+		if (sent_has(i, "items", NULL, "node", node) && sent_attr_is(i, "to", to))
+			return (int)i;
+	return -1;
+}
+
+/* How many <message/> stanzas to `to` were sent since `mark`. */
+static int messages_to(guint mark, const char *to)
+{
+	int n = 0;
+	guint i;
+
+	for (i = mark; i < sent->len; i++) {
+		xmpp_stanza_t *st = sent_st(i);
+
+		n += st && str_is(xmpp_stanza_get_name(st), "message") &&
+		     str_is(xmpp_stanza_get_to(st), to);
+		if (st)
+			xmpp_stanza_release(st);
+	}
+	return n;
+}
+
+/* Some data form field `var` under `st` has the value `value`. */
+static int field_is(xmpp_stanza_t *st, const char *var, const char *value)
+{
+	xmpp_stanza_t *c, *v;
+	const char *name = xmpp_stanza_get_name(st);
+	char *text;
+	int ok = 0;
+
+	if (str_is(name, "field") && str_is(xmpp_stanza_get_attribute(st, "var"), var) &&
+	    (v = find(st, "value", NULL))) {
+		text = xmpp_stanza_get_text(v);
+		ok = str_is(text, value);
+		xmpp_free(xctx, text);
+		return ok;
+	}
+	for (c = xmpp_stanza_get_children(st); c && !ok; c = xmpp_stanza_get_next(c))
+		ok = xmpp_stanza_is_tag(c) && field_is(c, var, value);
+	return ok;
+}
+
+/* Sent stanza `i` has a <publish-options/> form with pubsub#access_model open. */
+static int sent_opens(int i, const char *holder)
+{
+	xmpp_stanza_t *st, *e;
+	int ok;
+
+	if (i < 0 || !(st = sent_st(i)))
+		return 0;
+	e = find(st, holder, NULL);
+	ok = e && field_is(e, "pubsub#access_model", "open");
+	xmpp_stanza_release(st);
+	return ok;
+}
+
+/* Sent stanza `i` holds a device list that lists device `id`. */
+static int sent_lists(int i, uint32_t id)
+{
+	char want[16];
+
+	g_snprintf(want, sizeof(want), "%u", id);
+	return i >= 0 && sent_has(i, "list", NS_LEGACY, NULL, NULL) &&
+	       sent_has(i, "device", NULL, "id", want);
+}
+
+/* The queryid of the MAM query in sent stanza `i` (g_free), or NULL. */
+static char *sent_queryid(int i)
+{
+	xmpp_stanza_t *st, *q;
+	char *id = NULL;
+
+	if (i < 0 || !(st = sent_st(i)))
+		return NULL;
+	q = find(st, "query", NS_MAM);
+	if (q && xmpp_stanza_get_attribute(q, "queryid"))
+		id = g_strdup(xmpp_stanza_get_attribute(q, "queryid"));
+	xmpp_stanza_release(st);
+	return id;
+}
+
+/* The text of element `name` in sent stanza `i` is `want`. */
+static int sent_text_is(int i, const char *name, const char *want)
+{
+	xmpp_stanza_t *st, *e;
+	char *text = NULL;
+	int ok;
+
+	if (i < 0 || !(st = sent_st(i)))
+		return 0;
+	if ((e = find(st, name, NULL)))
+		text = xmpp_stanza_get_text(e);
+	ok = str_is(text, want);
+	xmpp_free(xctx, text);
+	xmpp_stanza_release(st);
+	return ok;
+}
+
+static int sent_anywhere(const char *needle)
+{
+	guint i;
+
+	for (i = 0; i < sent->len; i++)
+		if (strstr(g_ptr_array_index(sent, i), needle))
+			return 1;
+	return 0;
+}
+
+/* --- the server's answers ------------------------------------------------------- */
+
+/* Answers sent IQ `i` from `from` (NULL: no from) with type and payload. */
+static int answer(mend_account *a, int i, const char *from, const char *type, const char *payload)
+{
+	xmpp_stanza_t *st;
+	char *xml, *fattr;
+	int r;
+
+	if (i < 0 || !(st = sent_st(i)))
+		return -1000;
+	fattr = from ? g_strdup_printf(" from='%s'", from) : g_strdup("");
+	xml = g_strdup_printf("<iq type='%s' id='%s'%s to='%s'>%s</iq>", type,
+	                      xmpp_stanza_get_id(st), fattr, self_full, payload ? payload : "");
+	r = mend_account_handle_stanza(a, xml);
+	g_free(xml);
+	g_free(fattr);
+	xmpp_stanza_release(st);
+	return r;
+}
+
+static int answer_ok(mend_account *a, int i, const char *from)
+{
+	return answer(a, i, from, "result", NULL);
+}
+
+/* An error reply with condition `cond` (RFC 6120 §8.3.3). */
+static int answer_error(mend_account *a, int i, const char *from, const char *cond)
+{
+	char *payload =
+	    g_strdup_printf("<error type='cancel'><%s xmlns='" NS_STANZAS "'/></error>", cond);
+	int r = answer(a, i, from, "error", payload);
+
+	g_free(payload);
+	return r;
+}
+
+/* A pubsub items result with one item holding `item`. */
+static int answer_items(mend_account *a, int i, const char *from, const char *node,
+                        const char *item)
+{
+	char *payload = g_strdup_printf("<pubsub xmlns='" NS_PUBSUB "'><items node='%s'>"
+	                                "<item id='current'>%s</item></items></pubsub>",
+	                                node, item);
+	int r = answer(a, i, from, "result", payload);
+
+	g_free(payload);
+	return r;
+}
+
+static char *list_xml(uint32_t id)
+{
+	return g_strdup_printf("<list xmlns='" NS_LEGACY "'><device id='%u'/></list>", id);
+}
+
+static int answer_list(mend_account *a, int i, const char *from, uint32_t id)
+{
+	char *list = list_xml(id);
+	int r = answer_items(a, i, from, NODE_LIST, list);
+
+	g_free(list);
+	return r;
+}
+
+/* --- stanzas from elsewhere -------------------------------------------------------- */
+
+static char *text_of(xmpp_stanza_t *st)
+{
+	char *buf = NULL, *out = NULL;
+	size_t len;
+
+	if (xmpp_stanza_to_text(st, &buf, &len) == XMPP_EOK) {
+		out = g_strndup(buf, len);
+		xmpp_free(xctx, buf);
+	}
+	return out;
+}
+
+/*
+ * `xml` as a server hands it over: from and to set (NULL: unchanged) and, when
+ * sid is given, a stanza-id stamped by our server (XEP-0359). g_free it.
+ */
+static char *stamped(const char *xml, const char *from, const char *to, const char *sid)
+{
+	xmpp_stanza_t *st = xmpp_stanza_new_from_string(xctx, xml), *s;
+	char *out;
+
+	if (!st)
+		return NULL;
+	if (from)
+		xmpp_stanza_set_from(st, from);
+	if (to)
+		xmpp_stanza_set_to(st, to);
+	if (sid) {
+		s = xmpp_stanza_new(xctx);
+		xmpp_stanza_set_name(s, "stanza-id");
+		xmpp_stanza_set_ns(s, "urn:xmpp:sid:0");
+		xmpp_stanza_set_attribute(s, "by", ALICE);
+		xmpp_stanza_set_attribute(s, "id", sid);
+		xmpp_stanza_add_child(st, s);
+		xmpp_stanza_release(s);
+	}
+	out = text_of(st);
+	xmpp_stanza_release(st);
+	return out;
+}
+
+/* A real message from bob to alice, as encrypt returns it (no from). g_free it. */
+static char *bob_encrypts(mend_account *b, mend_account *a, const char *body)
+{
+	char *list = list_xml(aid), *bundle = NULL, *st = NULL, *out;
+	int r;
+
+	mend_account_devicelist_update(b, ALICE, list);
+	g_free(list);
+	r = mend_account_encrypt(b, ALICE, body, NULL, &st);
+	if (r == MEND_ERR_NEED_BUNDLE) {
+		mend_account_bundle_xml(a, &bundle);
+		mend_account_bundle_process(b, ALICE, aid, bundle);
+		mend_free(bundle);
+		r = mend_account_encrypt(b, ALICE, body, NULL, &st);
+	}
+	if (r < 0)
+		TAP_BAIL("bob cannot encrypt to alice: %s", mend_strerror(r));
+	out = g_strdup(st);
+	mend_free(st);
+	return out;
+}
+
+/* <message from=FROM><KIND xmlns=carbons><forwarded>INNER</forwarded></KIND></message> */
+static char *carbon(const char *from, const char *kind, const char *inner)
+{
+	return g_strdup_printf("<message from='%s' to='" ALICE_FULL "' type='chat'>"
+	                       "<%s xmlns='" NS_CARBONS "'><forwarded xmlns='urn:xmpp:forward:0'>"
+	                       "%s</forwarded></%s></message>",
+	                       from, kind, inner, kind);
+}
+
+/* A MAM result for query `qid` (from: NULL for none), archive id `id`, holding `inner`. */
+static char *mam_result(const char *from, const char *qid, const char *id, const char *inner)
+{
+	char *fattr = from ? g_strdup_printf(" from='%s'", from) : g_strdup("");
+	char *xml = g_strdup_printf(
+	    "<message to='" ALICE_FULL "'%s><result xmlns='" NS_MAM "' queryid='%s' id='%s'>"
+	    "<forwarded xmlns='urn:xmpp:forward:0'><delay xmlns='urn:xmpp:delay' stamp='" STAMP
+	    "'/>%s</forwarded></result></message>",
+	    fattr, qid, id, inner);
+
+	g_free(fattr);
+	return xml;
+}
+
+static int handle(mend_account *a, char *xml)
+{
+	int r = mend_account_handle_stanza(a, xml);
+
+	g_free(xml);
+	return r;
+}
+
+static size_t pending(mend_account *a)
+{
+	size_t n = 99;
+
+	if (mend_account_pending_count(a, &n) < 0)
+		return 99;
+	return n;
+}
+
+/* --- 1. connecting ------------------------------------------------------------------ */
+
+/* The device-list publish: refused with options, configured, then published plainly. */
+static void publish_fallback(mend_account *a, int list_pub, guint ev0)
+{
+	guint mark = sent->len;
+	int conf, plain;
+
+	TAP_EQ(answer_error(a, list_pub, ALICE, "conflict"), 1, "publish-options refused");
+	conf = sent_find(mark, "configure", NULL, "node", NODE_LIST);
+	TAP_OK(conf >= 0 && sent_has(conf, "pubsub", NS_OWNER, NULL, NULL),
+	       "then the device list node is configured (pubsub#owner)");
+	TAP_OK(sent_opens(conf, "configure"), "configured with access_model open");
+	mark = sent->len;
+	TAP_EQ(answer_ok(a, conf, ALICE), 1, "configure accepted");
+	plain = sent_find(mark, "publish", NULL, "node", NODE_LIST);
+	TAP_OK(plain >= 0 && !sent_has(plain, "publish-options", NULL, NULL, NULL),
+	       "then the device list is published without options");
+	TAP_OK(sent_lists(plain, aid), "still listing our device");
+	TAP_EQ(count_events(ev0, MEND_EVENT_READY), 0, "no READY while a publish is open");
+	TAP_EQ(answer_ok(a, plain, ALICE), 1, "plain publish accepted");
+}
+
+static void test_connect(mend_account *a)
+{
+	guint mark = sent->len, ev0 = events->len;
+	int q, bundle_pub, list_pub;
+	char node[64];
+
+	g_snprintf(node, sizeof(node), NODE_BUNDLES "%u", aid);
+	TAP_EQ(mend_account_connected(a, ALICE_FULL, MEND_CONNECT_CARBONS), 0, "connected");
+	q = items_query(mark, NODE_LIST, ALICE);
+	TAP_OK(q >= 0, "asks our account for its device list");
+	TAP_OK(sent_find(mark, "enable", NS_CARBONS, NULL, NULL) >= 0, "enables carbons");
+	if (q < 0)
+		TAP_BAIL("no device list query");
+	answer_ok(a, sent_find(mark, "enable", NS_CARBONS, NULL, NULL), ALICE);
+	mark = sent->len;
+	TAP_EQ(answer_error(a, q, "mallory@evil", "item-not-found"), 1,
+	       "a reply from someone else is swallowed");
+	TAP_EQ(sent->len, mark, "and changes nothing: nothing sent");
+	TAP_EQ(answer_error(a, q, ALICE, "item-not-found"), 1, "the real reply: no list yet");
+	bundle_pub = sent_find(mark, "publish", NULL, "node", node);
+	list_pub = sent_find(mark, "publish", NULL, "node", NODE_LIST);
+	TAP_OK(bundle_pub >= 0 && sent_has(bundle_pub, "bundle", NS_LEGACY, NULL, NULL),
+	       "publishes our bundle at %s", node);
+	TAP_OK(sent_opens(bundle_pub, "publish-options"), "bundle with access_model open");
+	TAP_OK(sent_lists(list_pub, aid), "publishes a device list with our id");
+	TAP_OK(sent_opens(list_pub, "publish-options"), "device list with access_model open");
+	if (bundle_pub < 0 || list_pub < 0)
+		TAP_BAIL("nothing published");
+	TAP_EQ(answer_ok(a, bundle_pub, ALICE), 1, "bundle published");
+	TAP_EQ(count_events(ev0, MEND_EVENT_READY), 0, "no READY with the device list open");
+	publish_fallback(a, list_pub, ev0);
+	TAP_EQ(count_events(ev0, MEND_EVENT_READY), 1, "READY once both publishes succeeded");
+	TAP_EQ(answer_ok(a, list_pub, ALICE), 0, "a reply to an answered IQ is not ours");
+	TAP_EQ(count_events(ev0, MEND_EVENT_READY), 1, "READY exactly once");
+	TAP_EQ(count_events(ev0, MEND_EVENT_NOTICE), 0, "no failure notice");
+}
+
+/* --- 2. a message queued before READY -------------------------------------------------- */
+
+/* Reconnects (the stream dropped and came back); returns the own device list query. */
+static int reconnect(mend_account *a, unsigned flags)
+{
+	guint mark = sent->len;
+	int q;
+
+	mend_account_disconnected(a);
+	if (mend_account_connected(a, ALICE_FULL, flags) < 0)
+		TAP_BAIL("cannot connect");
+	q = items_query(mark, NODE_LIST, ALICE);
+	if (q < 0)
+		TAP_BAIL("no own device list query on reconnect");
+	return q;
+}
+
+/* Answers sent IQ `i` with bob's real bundle, as his server would. */
+static int answer_bundle(mend_account *a, mend_account *b, int i)
+{
+	char node[64], *bundle = NULL;
+	int r;
+
+	g_snprintf(node, sizeof(node), NODE_BUNDLES "%u", bid);
+	if (mend_account_bundle_xml(b, &bundle) < 0)
+		TAP_BAIL("no bundle for bob");
+	r = answer_items(a, i, BOB, node, bundle);
+	mend_free(bundle);
+	return r;
+}
+
+/* Answers bob's device list and bundle fetches as his server would. */
+static void serve_bob(mend_account *a, mend_account *b, guint mark)
+{
+	char node[64];
+	int q, bq;
+
+	g_snprintf(node, sizeof(node), NODE_BUNDLES "%u", bid);
+	q = items_query(mark, NODE_LIST, BOB);
+	TAP_OK(q >= 0, "after READY bob's device list is fetched from bob@x");
+	TAP_EQ(answer_list(a, q, BOB, bid), 1, "bob's list taken");
+	TAP_EQ(messages_to(mark, BOB), 0, "still no message without bob's bundle");
+	bq = items_query(mark, node, BOB);
+	TAP_OK(bq >= 0, "then bob's bundle %s is fetched from bob@x", node);
+	TAP_EQ(answer_bundle(a, b, bq), 1, "bob's bundle taken");
+	/* a fetch of our own list, if the core makes one, finds our device */
+	q = items_query(mark, NODE_LIST, ALICE);
+	if (q >= 0)
+		answer_list(a, q, ALICE, aid);
+}
+
+/* Bob reads the one message alice's core sent him. */
+static void bob_reads(mend_account *b, guint mark, const char *want)
+{
+	mend_message *m = NULL;
+	guint i;
+	char *wire;
+
+	for (i = mark; i < sent->len; i++)
+		if (sent_has(i, "message", NULL, "to", BOB))
+			break;
+	if (i == sent->len) {
+		TAP_OK(0, "bob decrypts the message");
+		return;
+	}
+	wire = stamped(g_ptr_array_index(sent, i), ALICE_FULL, NULL, NULL);
+	TAP_EQ(mend_account_decrypt(b, wire, &m), 0, "bob decrypts the message");
+	TAP_OK(m && str_is(m->body, want), "to \"%s\"", want);
+	mend_message_free(m);
+	g_free(wire);
+}
+
+static void test_pending(mend_account *a, mend_account *b)
+{
+	guint ev0 = events->len, mark = sent->len;
+	int q = reconnect(a, 0), msg, pub;
+	char *id = NULL, node[64];
+	const rec *ev;
+
+	TAP_EQ(mend_account_send(a, BOB, "secret text", &id), 0, "send before READY");
+	/* should the core ask for bob's keys already, his server answers at once */
+	g_snprintf(node, sizeof(node), NODE_BUNDLES "%u", bid);
+	answer_list(a, items_query(mark, NODE_LIST, BOB), BOB, bid);
+	answer_bundle(a, b, items_query(mark, node, BOB));
+	TAP_EQ(messages_to(mark, BOB), 0, "no message leaves before READY");
+	TAP_EQ(pending(a), 1, "it waits in the pending queue");
+	TAP_EQ(answer_list(a, q, ALICE, aid), 1, "own list (with us) taken");
+	pub = sent_find(mark, "publish", NULL, NULL, NULL);
+	TAP_EQ(answer_ok(a, pub, ALICE), 1, "bundle republished");
+	TAP_EQ(count_events(ev0, MEND_EVENT_READY), 1, "READY");
+	serve_bob(a, b, mark);
+	TAP_EQ(messages_to(mark, BOB), 1, "exactly one message to bob@x");
+	msg = sent_find(mark, "message", NULL, "to", BOB);
+	TAP_OK(msg >= 0 && sent_has(msg, "encrypted", NS_LEGACY, NULL, NULL), "encrypted");
+	TAP_OK(!sent_anywhere("secret text"), "the plaintext is in no stanza the core sent");
+	ev = event_of(ev0, MEND_EVENT_SENT);
+	TAP_OK(ev && str_is(ev->id, id), "SENT with the message id");
+	TAP_EQ(ev ? ev->n_devices : 0, 1, "for bob's one device");
+	TAP_EQ(pending(a), 0, "the pending queue is empty");
+	bob_reads(b, mark, "secret text");
+	mend_free(id);
+}
+
+/* --- 3. a peer without OMEMO ------------------------------------------------------------ */
+
+static void test_no_omemo(mend_account *a)
+{
+	guint ev0 = events->len, mark = sent->len;
+	char *id = NULL;
+	const rec *ev;
+	int q;
+
+	TAP_EQ(mend_account_send(a, CAROL, "hello carol", &id), 0, "send to carol");
+	q = items_query(mark, NODE_LIST, CAROL);
+	TAP_OK(q >= 0, "carol's device list is fetched");
+	TAP_EQ(answer_error(a, q, CAROL, "item-not-found"), 1, "carol has none");
+	ev = event_of(ev0, MEND_EVENT_SEND_FAILED);
+	TAP_OK(ev && str_is(ev->id, id), "SEND_FAILED for that message");
+	TAP_EQ(ev ? ev->error : 0, MEND_ERR_NO_DEVICES, "because carol has no device");
+	TAP_OK(ev && ev->text && strstr(ev->text, CAROL), "a sentence naming carol@x");
+	TAP_EQ(messages_to(mark, CAROL), 0, "nothing was sent to carol");
+	TAP_OK(!sent_anywhere("hello carol"), "not even in plaintext");
+	TAP_EQ(pending(a), 0, "the pending queue is empty again");
+	TAP_EQ(count_events(ev0, MEND_EVENT_SENT), 0, "no SENT");
+	mend_free(id);
+}
+
+/* --- 4. forged carbons (XEP-0280 §11) ---------------------------------------------------- */
+
+static void test_carbons(mend_account *a, mend_account *b)
+{
+	char *wire = bob_encrypts(b, a, "via carbons");
+	char *as_ours = stamped(wire, ALICE "/other", BOB, NULL);
+	char *inner = stamped(wire, BOB "/phone", ALICE "/other", NULL);
+	guint ev0 = events->len;
+	const rec *ev;
+
+	TAP_EQ(handle(a, carbon(BOB "/evil", "sent", as_ours)), MEND_ERR_FORGED,
+	       "a sent carbon from bob@x/evil is forged");
+	TAP_EQ(handle(a, carbon(BOB "/evil", "received", inner)), MEND_ERR_FORGED,
+	       "a received carbon from bob@x/evil is forged");
+	TAP_EQ(handle(a, carbon(ALICE "/other", "received", inner)), MEND_ERR_FORGED,
+	       "a carbon from one of our full JIDs is forged too");
+	TAP_EQ(count_events(ev0, MEND_EVENT_MESSAGE), 0, "no MESSAGE from forged carbons");
+	TAP_EQ(count_events(ev0, MEND_EVENT_UNDECRYPTABLE), 0, "nor anything else");
+	TAP_EQ(handle(a, carbon(ALICE, "received", inner)), 1,
+	       "the same carbon from our bare JID is taken");
+	ev = event_of(ev0, MEND_EVENT_MESSAGE);
+	TAP_OK(ev && str_is(ev->body, "via carbons"), "and decrypts");
+	TAP_EQ(ev ? (int)ev->carbon : -1, MEND_CARBON_RECEIVED, "as a received carbon");
+	TAP_OK(ev && str_is(ev->from, BOB), "from bob");
+	g_free(wire);
+	g_free(as_ours);
+	g_free(inner);
+}
+
+/* --- 5. the archive (XEP-0313) ------------------------------------------------------------ */
+
+/* Answers the MAM query `q` with a complete <fin/> whose last id is `last`. */
+static int mam_fin(mend_account *a, int q, const char *last)
+{
+	char *payload = g_strdup_printf(
+	    "<fin xmlns='" NS_MAM "' complete='true'><set xmlns='http://jabber.org/protocol/rsm'>"
+	    "<last>%s</last></set></fin>",
+	    last);
+	int r = answer(a, q, ALICE, "result", payload);
+
+	g_free(payload);
+	return r;
+}
+
+/* Reconnects with a catch-up; returns the MAM query, *qid its queryid. */
+static int catchup(mend_account *a, char **qid)
+{
+	guint mark = sent->len;
+	int q;
+
+	answer_list(a, reconnect(a, MEND_CONNECT_CATCHUP), ALICE, aid);
+	answer_ok(a, sent_find(mark, "publish", NULL, NULL, NULL), ALICE);
+	q = sent_find(mark, "query", NS_MAM, NULL, NULL);
+	*qid = sent_queryid(q);
+	if (!*qid)
+		TAP_BAIL("no MAM query with a queryid");
+	return q;
+}
+
+static void mam_replays(mend_account *a, const char *inner)
+{
+	guint ev0 = events->len;
+	char *qid = NULL, *live;
+	int q = catchup(a, &qid);
+
+	TAP_OK(sent_text_is(q, "after", "a2"), "the next catch-up starts after a2");
+	TAP_EQ(handle(a, mam_result(NULL, qid, "a1", inner)), 1, "a1 again in a new catch-up");
+	TAP_EQ(mam_fin(a, q, "a1"), 1, "fin");
+	live = stamped(inner, NULL, ALICE_FULL, "a1");
+	handle(a, live);
+	TAP_EQ(count_events(ev0, MEND_EVENT_MESSAGE), 0, "a1 is not shown twice");
+	TAP_EQ(count_events(ev0, MEND_EVENT_UNDECRYPTABLE), 0, "nor reported undecryptable");
+	TAP_EQ(count_events(ev0, MEND_EVENT_CATCHUP_DONE), 1, "CATCHUP_DONE");
+	g_free(qid);
+}
+
+static void test_archive(mend_account *a, mend_account *b)
+{
+	char *w1 = bob_encrypts(b, a, "from the archive"), *w2 = bob_encrypts(b, a, "second");
+	char *i1 = stamped(w1, BOB "/phone", ALICE, NULL),
+	     *i2 = stamped(w2, BOB "/phone", ALICE, NULL);
+	char *qid = NULL;
+	int q = catchup(a, &qid);
+	guint ev0 = events->len;
+	const rec *ev;
+
+	TAP_EQ(handle(a, mam_result(NULL, "OTHER", "a1", i1)), 0,
+	       "another query's result: not ours");
+	TAP_EQ(handle(a, mam_result("mallory@evil", qid, "a1", i1)), MEND_ERR_FORGED,
+	       "our query's result from mallory@evil is forged");
+	TAP_EQ(events->len, ev0, "neither gives an event");
+	TAP_EQ(handle(a, mam_result(NULL, qid, "a1", i1)), 1, "our result, no from: taken");
+	ev = event_of(ev0, MEND_EVENT_MESSAGE);
+	TAP_OK(ev && str_is(ev->body, "from the archive"), "decrypted");
+	TAP_EQ(ev ? ev->archived : 0, 1, "archived");
+	TAP_OK(ev && str_is(ev->timestamp, STAMP), "with the time of <delay/>");
+	TAP_EQ(handle(a, mam_result(ALICE, qid, "a2", i2)), 1, "our result from our bare JID");
+	TAP_EQ(count_events(ev0, MEND_EVENT_MESSAGE), 2, "decrypted too");
+	TAP_EQ(count_events(ev0, MEND_EVENT_CATCHUP_DONE), 0, "no CATCHUP_DONE before <fin/>");
+	TAP_EQ(mam_fin(a, q, "a2"), 1, "fin complete");
+	TAP_EQ(count_events(ev0, MEND_EVENT_CATCHUP_DONE), 1, "CATCHUP_DONE");
+	mam_replays(a, i1);
+	g_free(qid);
+	g_free(w1);
+	g_free(w2);
+	g_free(i1);
+	g_free(i2);
+}
+
+/* --- 6. garbage ------------------------------------------------------------------------------ */
+
+static char *huge_list_event(unsigned n)
+{
+	GString *s = g_string_new("<message from='" BOB "' to='" ALICE_FULL "'>"
+	                          "<event xmlns='http://jabber.org/protocol/pubsub#event'>"
+	                          "<items node='" NODE_LIST "'><item id='current'>"
+	                          "<list xmlns='" NS_LEGACY "'>");
+	unsigned i;
+
+	for (i = 1; i <= n; i++)
+		g_string_append_printf(s, "<device id='%u'/>", i);
+	g_string_append(s, "</list></item></items></event></message>");
+	return g_string_free(s, FALSE);
+}
+
+static int bob_devices_are(mend_account *a, uint32_t id)
+{
+	uint32_t *ids = NULL;
+	size_t n = 0;
+	int ok = mend_account_devices(a, BOB, &ids, &n) == 0 && n == 1 && ids[0] == id;
+
+	mend_free(ids);
+	return ok;
+}
+
+static void test_garbage(mend_account *a, mend_account *b)
+{
+	guint ev0;
+	char *wire;
+	const rec *ev;
+
+	TAP_EQ(mend_account_handle_stanza(a, "not xml"), MEND_ERR_MALFORMED, "not XML");
+	TAP_EQ(mend_account_handle_stanza(a, "<iq type='result' id='nobody-asked'/>"), 0,
+	       "a reply nobody asked for is not ours");
+	TAP_OK(bob_devices_are(a, bid), "bob has one device");
+	TAP_EQ(handle(a, huge_list_event(501)), 1, "a 501-device list event is consumed");
+	TAP_OK(bob_devices_are(a, bid), "and bob's devices are unchanged");
+	wire = bob_encrypts(b, a, "after the garbage");
+	ev0 = events->len;
+	TAP_EQ(handle(a, stamped(wire, BOB "/phone", ALICE_FULL, NULL)), 1, "bob writes again");
+	ev = event_of(ev0, MEND_EVENT_MESSAGE);
+	TAP_OK(ev && str_is(ev->body, "after the garbage"), "and it still decrypts");
+	g_free(wire);
+}
+
+static mend_account *open_in(const char *root, const char *jid, const mend_host_ops *ops);
+
+/* --- 7. the server has no device list for us ------------------------------------------------ */
+
+/*
+ * XEP-0384 v0.3 §4.2, DESIGN §3 (fetch, merge, publish): when the server
+ * answers that we have no device list, we publish one, whatever our store
+ * remembers of an earlier list.
+ */
+static void test_list_lost(mend_account *a)
+{
+	guint mark = sent->len, ev0 = events->len;
+	int q = reconnect(a, 0), pub;
+
+	TAP_EQ(answer_error(a, q, ALICE, "item-not-found"), 1, "the server lost our list");
+	pub = sent_find(mark, "publish", NULL, "node", NODE_LIST);
+	TAP_OK(sent_lists(pub, aid), "our device list is published again");
+	answer_ok(a, pub, ALICE);
+	answer_ok(a, sent_find(mark, "publish", NULL, NULL, NULL), ALICE);
+	TAP_EQ(count_events(ev0, MEND_EVENT_READY), 1, "READY");
+}
+
+/* A first connect whose device-list publish never got an answer: the stream dropped. */
+static void test_first_publish_lost(const char *root)
+{
+	const char *dave = "dave@x";
+	mend_account *d;
+	guint mark;
+	int q, pub;
+
+	self_full = "dave@x/r";
+	d = open_in(root, dave, &alice_ops);
+	mark = sent->len;
+	mend_account_connected(d, self_full, 0);
+	q = items_query(mark, NODE_LIST, dave);
+	TAP_EQ(answer_error(d, q, dave, "item-not-found"), 1, "dave's first connect: no list");
+	pub = sent_find(mark, "publish", NULL, "node", NODE_LIST);
+	TAP_OK(sent_lists(pub, mend_account_device_id(d)), "dave publishes his device list");
+	mend_account_disconnected(d);
+	mark = sent->len;
+	mend_account_connected(d, self_full, 0);
+	q = items_query(mark, NODE_LIST, dave);
+	TAP_EQ(answer_error(d, q, dave, "item-not-found"), 1,
+	       "reconnected: the publish never landed, still no list");
+	pub = sent_find(mark, "publish", NULL, "node", NODE_LIST);
+	TAP_OK(sent_lists(pub, mend_account_device_id(d)), "so dave publishes it again");
+	mend_account_free(d);
+	self_full = ALICE_FULL;
+}
+
+/* --- main ---------------------------------------------------------------------------------- */
+
+static void rm_rf(const char *path)
+{
+	GDir *dir = g_dir_open(path, 0, NULL);
+	const char *name;
+
+	if (!dir) {
+		g_unlink(path);
+		return;
+	}
+	while ((name = g_dir_read_name(dir))) {
+		char *p = g_build_filename(path, name, NULL);
+
+		rm_rf(p);
+		g_free(p);
+	}
+	g_dir_close(dir);
+	g_rmdir(path);
+}
+
+static mend_account *open_in(const char *root, const char *jid, const mend_host_ops *ops)
+{
+	char *dir = g_build_filename(root, jid, NULL);
+	mend_account *acc = NULL;
+	int r = mend_account_open(&acc, jid, dir, MEND_KEYRING_FILE, ops, NULL);
+
+	g_free(dir);
+	if (r < 0)
+		TAP_BAIL("cannot open %s: %s", jid, mend_strerror(r));
+	return acc;
+}
+
+int main(void)
+{
+	static const mend_host_ops quiet = {0};
+	char *root = g_dir_make_tmp("mend-engine-XXXXXX", NULL);
+	mend_account *a, *b;
+
+	if (!root)
+		TAP_BAIL("no temp dir");
+	xctx = xmpp_ctx_new(NULL, NULL);
+	sent = g_ptr_array_new_with_free_func(g_free);
+	events = g_ptr_array_new_with_free_func(rec_free);
+	a = open_in(root, ALICE, &alice_ops);
+	b = open_in(root, BOB, &quiet);
+	aid = mend_account_device_id(a);
+	bid = mend_account_device_id(b);
+	test_connect(a);
+	test_pending(a, b);
+	test_no_omemo(a);
+	test_carbons(a, b);
+	test_archive(a, b);
+	test_garbage(a, b);
+	test_list_lost(a);
+	test_first_publish_lost(root);
+	mend_account_free(a);
+	mend_account_free(b);
+	g_ptr_array_free(sent, TRUE);
+	g_ptr_array_free(events, TRUE);
+	xmpp_ctx_free(xctx);
+	rm_rf(root);
+	g_free(root);
+	return tap_done();
+}
