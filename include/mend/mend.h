@@ -270,6 +270,18 @@ MEND_EXPORT int mend_account_handle_stanza(mend_account *acc, const char *xml);
  */
 MEND_EXPORT int mend_account_send(mend_account *acc, const char *to, const char *body, char **id);
 
+/*
+ * For hosts whose stanza hook must return the stanza to send (Profanity):
+ * when every device of `to` (and ours) is known and has a session, encrypts
+ * `body` now, keeps it in local history and returns 0 with the whole
+ * <message/> in *stanza (mend_free) for the host to send instead of the
+ * plaintext one. Otherwise queues it exactly like mend_account_send() and
+ * returns 1 with *stanza NULL (SENT or SEND_FAILED follow). `id` (may be
+ * NULL) is the host's message id, kept as the origin-id.
+ */
+MEND_EXPORT int mend_account_encrypt_or_queue(mend_account *acc, const char *to, const char *body,
+                                              const char *id, char **stanza);
+
 /* Messages waiting in the pending queue. */
 MEND_EXPORT int mend_account_pending_count(mend_account *acc, size_t *n);
 

@@ -883,6 +883,60 @@ int mend_account_send(mend_account *acc, const char *to, const char *body, char 
 	return MEND_OK;
 }
 
+/* Whether `jid`'s devices (and ours) are all known on this connection, none waiting for a bundle.
+ */
+static int keys_at_hand(mend_account *acc, const char *jid)
+{
+	mend_engine *eng = engine(acc);
+	uint32_t *ids = NULL;
+	size_t n = 0, m = 0;
+
+	if (!eng->ready || eng->fetches || !g_hash_table_contains(eng->fresh, jid) ||
+	    !g_hash_table_contains(eng->fresh, acc->jid))
+		return 0;
+	mend_account_devices_needing_bundle(acc, jid, &ids, &n);
+	g_free(ids);
+	ids = NULL;
+	mend_account_devices_needing_bundle(acc, acc->jid, &ids, &m);
+	g_free(ids);
+	return n + m == 0;
+}
+
+int mend_account_encrypt_or_queue(mend_account *acc, const char *to, const char *body,
+                                  const char *id, char **stanza)
+{
+	mend_pending p = {0};
+	char *b = bare(to), *own_id = NULL;
+	int r;
+
+	*stanza = NULL;
+	if (!id)
+		id = own_id = g_uuid_string_random();
+	if (!b || !*b || !body || !g_utf8_validate(body, -1, NULL)) {
+		r = MEND_ERR_INVALID_ARG;
+		goto out;
+	}
+	if (!keys_at_hand(acc, b)) {
+		r = mend_account_send(acc, to, body, NULL) == MEND_OK ? 1 : MEND_ERR_STORE;
+		goto out;
+	}
+	r = mend_account_encrypt_opts(acc, b, body, id, 0, stanza);
+	if (r == MEND_OK && strchr(to, '/'))
+		r = readdress(acc, stanza, to);
+	if (r == MEND_OK) {
+		p.jid = (char *)to;
+		p.body = (char *)body;
+		p.msg_id = (char *)id;
+		remember_sent(acc, &p);
+	}
+	if (r == MEND_ERR_NEED_BUNDLE) /* a device appeared: fetch and send it later */
+		r = mend_account_send(acc, to, body, NULL) == MEND_OK ? 1 : MEND_ERR_STORE;
+out:
+	g_free(own_id);
+	g_free(b);
+	return r;
+}
+
 int mend_account_pending_count(mend_account *acc, size_t *n)
 {
 	return mend_store_pending_count(acc->store, n);
@@ -983,32 +1037,51 @@ static char *peer_of(mend_account *acc, xmpp_stanza_t *msg, const char *from)
 	return g_strdup(from);
 }
 
-/* Keeps a decrypted message in local history (with the catch-up position) and shows it. */
-static void keep_and_emit(mend_account *acc, const inbound *in, const mend_message *m)
+/* Fills a history item for a decrypted message (strings borrowed; peer and key g_malloc'd). */
+static void item_of(mend_account *acc, const inbound *in, const mend_message *m,
+                    mend_history_item *it)
 {
-	mend_history_item it = {0};
-	char *uuid = NULL;
+	it->peer = peer_of(acc, in->msg, m->from);
+	it->from = m->from;
+	it->device = m->device;
+	it->body = m->body;
+	it->timestamp = in->timestamp;
+	it->stanza_id = m->stanza_id;
+	it->msg_id = (char *)msg_id_of(in->msg);
+	it->carbon = in->carbon;
+	it->outgoing = is_own_bare(acc, m->from);
+	it->ts = unix_of(in->timestamp);
+	it->key = g_strdup(m->stanza_id ? m->stanza_id : NULL);
+	if (!it->key)
+		it->key = g_uuid_string_random();
+}
 
-	it.peer = peer_of(acc, in->msg, m->from);
-	it.from = m->from;
-	it.device = m->device;
-	it.body = m->body;
-	it.timestamp = in->timestamp;
-	it.stanza_id = m->stanza_id;
-	it.msg_id = (char *)msg_id_of(in->msg);
-	it.carbon = in->carbon;
-	it.outgoing = is_own_bare(acc, m->from);
-	it.ts = unix_of(in->timestamp);
-	it.key = m->stanza_id ? m->stanza_id : (uuid = g_uuid_string_random());
-	if (mend_store_begin(acc->store) == MEND_OK) {
-		mend_store_history_put(acc->store, &it);
-		mend_store_device_touch(acc->store, m->from, m->device,
-		                        g_get_real_time() / G_USEC_PER_SEC);
-		mend_store_commit(acc->store);
+/*
+ * Decrypts and keeps the message in local history in ONE transaction: the
+ * ratchet step, the seen stanza-id and the history row commit together, so a
+ * crash or a failed write can never leave a message marked seen but unkept
+ * (it would be lost: the ratchet cannot decrypt it twice).
+ */
+static int decrypt_and_keep(mend_account *acc, const inbound *in, mend_message *m,
+                            mend_history_item *it)
+{
+	int r = mend_store_begin(acc->store);
+
+	if (r < 0)
+		return r;
+	r = mend_account_decrypt_stanza(acc, in->msg, in->archive_id, m);
+	if (r == MEND_OK) {
+		item_of(acc, in, m, it);
+		r = mend_store_history_put(acc->store, it);
 	}
-	emit_item(acc, &it, in->archived);
-	g_free(it.peer);
-	g_free(uuid);
+	if (r == MEND_OK)
+		r = mend_store_device_touch(acc->store, m->from, m->device,
+		                            g_get_real_time() / G_USEC_PER_SEC);
+	if (r < 0) {
+		mend_store_rollback(acc->store);
+		return r;
+	}
+	return mend_store_commit(acc->store);
 }
 
 /* A copy of our own message (archive, carbon reflection): shown from local history. */
@@ -1070,7 +1143,8 @@ static void undecryptable(mend_account *acc, const inbound *in, const mend_messa
 	it.outgoing = is_own_bare(acc, m->from);
 	it.error = r;
 	it.ts = unix_of(in->timestamp);
-	if (m->stanza_id && m->from) {
+	/* a failure of ours (disk, memory) is not the message's: it may come again */
+	if (m->stanza_id && m->from && r != MEND_ERR_STORE && r != MEND_ERR_NOMEM) {
 		it.key = m->stanza_id;
 		mend_store_stanza_mark(acc->store, acc->jid, m->stanza_id);
 		mend_store_history_put(acc->store, &it);
@@ -1093,14 +1167,15 @@ static int from_local(mend_account *acc, const inbound *in, const char *key)
 
 static int process_encrypted(mend_account *acc, const inbound *in)
 {
+	mend_history_item it = {0};
 	mend_message m = {0};
 	int r;
 
 	if (from_local(acc, in, in->archive_id))
 		return 1;
-	r = mend_account_decrypt_stanza(acc, in->msg, in->archive_id, &m);
+	r = decrypt_and_keep(acc, in, &m, &it);
 	if (r == MEND_OK)
-		keep_and_emit(acc, in, &m);
+		emit_item(acc, &it, in->archived);
 	else if (r == MEND_ERR_DUPLICATE)
 		from_local(acc, in, m.stanza_id);
 	else if (r == MEND_ERR_NOT_FOR_THIS_DEVICE && is_own_bare(acc, m.from) &&
@@ -1108,6 +1183,8 @@ static int process_encrypted(mend_account *acc, const inbound *in)
 		own_message(acc, in, m.from);
 	else if (r != MEND_ERR_NOT_FOUND)
 		undecryptable(acc, in, &m, r);
+	g_free(it.peer);
+	g_free(it.key);
 	mend_message_clear(&m);
 	return r == MEND_ERR_NOT_FOUND ? 0 : 1;
 }
