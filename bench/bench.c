@@ -1,6 +1,1556 @@
-/* bench.c - placeholder. */
+/*
+ * bench.c - mend-bench: the figures of DESIGN §5, measured in one run so that
+ * their ratios mean something (bench/README.md explains each one).
+ *
+ *  1. encrypting one message for N devices through the full path (ratchet,
+ *     sealed SQLite store, one transaction, the stanza), against the same
+ *     ratchet calls inside one store transaction without the stanza, and
+ *     against the bare ratchet calls on sessions held in memory;
+ *  2. where that time goes: the store and stanza primitives one by one;
+ *  3. decrypting one (non-prekey) message;
+ *  4. catching up on an archive of messages from several devices, alone and
+ *     with the local history kept the way engine.c keeps it;
+ *  5. opening an account with few or many sessions.
+ *
+ * A program, not a test: it prints figures and one line per project target,
+ * and exits 1 only when something failed to work. Everything lives in a temp
+ * dir removed at the end; store keys go to key files (no keyring is touched).
+ * The N recipient devices are aliases: a few real accounts whose bundles are
+ * processed under many (jid, device) pairs (trust on first use is per pair).
+ */
 #include "config.h"
-int main(void)
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <gcrypt.h>
+#include <sqlite3.h>
+#include <glib.h>
+#include <glib/gstdio.h>
+#include "internal.h"
+#include "b64.h"
+#include "xep/omemo_legacy.h"
+
+#define DOMAIN          "bench.example"
+#define N_RCPT_ACCOUNTS 5   /* real accounts behind the recipient aliases */
+#define DEVICES_PER_JID 100 /* aliases per JID (device lists hold at most 500) */
+#define FIRST_ALIAS_ID  1000
+#define N_SENDERS       5 /* devices the archive comes from */
+#define FEW_SESSIONS    10
+#define KM_LEN          32 /* key || tag, what message.c ratchet-encrypts */
+
+/* A message of ordinary chat length. */
+static const char body_text[] = "Are we still on for lunch tomorrow? I can book the place "
+                                "near the station for half past twelve.";
+
+typedef struct stats {
+	double med, min; /* seconds */
+} stats;
+
+/* The encrypt variants: the full path, the ratchet through the store, the bare ratchet. */
+enum { V_FULL, V_STORE, V_BARE, N_VARIANTS };
+
+typedef struct bench {
+	char *root; /* temp dir, removed at the end */
+	int quick;
+	int verbose;
+	const char *only; /* run this section alone (for profilers), or NULL */
+	int variant;      /* encrypt: run this variant alone, or -1 */
+	unsigned n_dirs;
+	unsigned long next_sid;
+	const size_t *ns;         /* the recipient counts, 0-terminated */
+	stats enc100[N_VARIANTS]; /* full, store, bare at N=100 (acknowledged sessions) */
+	double ratio100;          /* full/bare at N=100 (acknowledged sessions) */
+	double catchup_rate;
+	double startup_ratio;
+} bench;
+
+/* One device: an account, its data dir and the full JID it sends from. */
+typedef struct dev {
+	mend_account *acc;
+	char *jid;
+	char *full;
+	char *dir;
+} dev;
+
+/* Sessions in memory for the bare ratchet: "jid/device" -> serialized record. */
+typedef struct bare {
+	signal_context *sctx;
+	signal_protocol_store_context *ss;
+	mend_crypto *crypto;
+	GHashTable *sessions;
+	uint8_t *pub, *priv;
+	size_t pub_len, priv_len;
+	uint32_t reg_id;
+} bare;
+
+/* The sender, the accounts behind the aliases, and the aliases. */
+typedef struct world {
+	dev sender;
+	dev rcpt[N_RCPT_ACCOUNTS];
+	mend_recipient *rs;
+	size_t n_rs;
+	bare bare;
+} world;
+
+/* --- time, statistics, reporting ------------------------------------------ */
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(gconstpointer a, gconstpointer b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Median and min of the samples in `a` (sorts it). */
+static stats stats_of(GArray *a)
+{
+	stats s = {0, 0};
+	double *v = (double *)(void *)a->data;
+	guint n = a->len;
+
+	if (!n)
+		return s;
+	g_array_sort(a, cmp_double);
+	s.min = v[0];
+	s.med = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+	return s;
+}
+
+/* Bytes this process handed to write(2) and friends so far (Linux), or 0. */
+static double bytes_written(void)
+{
+	char *text = NULL, *p;
+	double n = 0;
+
+	if (g_file_get_contents("/proc/self/io", &text, NULL, NULL)) {
+		p = strstr(text, "wchar:");
+		if (p)
+			n = g_ascii_strtod(p + strlen("wchar:"), NULL);
+	}
+	g_free(text);
+	return n;
+}
+
+static int report(const char *what, int r)
+{
+	fprintf(stderr, "mend-bench: %s: %s\n", what, mend_strerror(r));
+	return r;
+}
+
+static void log_cb(mend_log_level level, const char *text, void *ud)
+{
+	const bench *b = ud;
+
+	if (b->verbose || level == MEND_LOG_ERROR)
+		fprintf(stderr, "  [core] %s\n", text);
+}
+
+/* --- devices -------------------------------------------------------------- */
+
+static int dev_open(bench *b, dev *d)
+{
+	const mend_host_ops ops = {.log = log_cb};
+	int r;
+
+	r = mend_account_open(&d->acc, d->jid, d->dir, MEND_KEYRING_FILE, &ops, b);
+	return r < 0 ? report(d->jid, r) : r;
+}
+
+static int dev_new(bench *b, dev *d, const char *jid)
+{
+	d->jid = g_strdup(jid);
+	d->full = g_strdup_printf("%s/bench", jid);
+	d->dir = g_strdup_printf("%s/a%u", b->root, b->n_dirs++);
+	return dev_open(b, d);
+}
+
+static void dev_close(dev *d)
+{
+	mend_account_free(d->acc);
+	d->acc = NULL;
+}
+
+static void dev_clear(dev *d)
+{
+	dev_close(d);
+	g_free(d->jid);
+	g_free(d->full);
+	g_free(d->dir);
+	memset(d, 0, sizeof(*d));
+}
+
+static uint32_t dev_id(const dev *d)
+{
+	return mend_account_device_id(d->acc);
+}
+
+/* --- stanzas -------------------------------------------------------------- */
+
+/*
+ * The stanza as `to`'s server hands it over: from = the sender's full JID and,
+ * with with_sid, a XEP-0359 stanza-id stamped by `to`'s server (as MAM results
+ * carry). NULL when the stanza is not a <message/>. g_free the result.
+ */
+static char *stamp(bench *b, const char *stanza, const dev *from, const dev *to, int with_sid)
+{
+	const char *end = g_strrstr(stanza, "</message>");
+	char *sid, *out;
+
+	if (!g_str_has_prefix(stanza, "<message ") || !end)
+		return NULL;
+	if (with_sid)
+		sid = g_strdup_printf("<stanza-id xmlns='urn:xmpp:sid:0' by='%s' id='mam-%lu'/>",
+		                      to->jid, ++b->next_sid);
+	else
+		sid = g_strdup("");
+	out = g_strdup_printf("<message from='%s'%.*s%s%s", from->full, (int)(end - stanza) - 8,
+	                      stanza + 8, sid, end);
+	g_free(sid);
+	return out;
+}
+
+/* Encrypts the body from `from` for `to`'s device, stamped for `to`. */
+static int send_one(bench *b, dev *from, dev *to, int with_sid, char **out)
+{
+	mend_recipient rc = {to->jid, dev_id(to)};
+	char *stanza = NULL;
+	int r;
+
+	*out = NULL;
+	r = mend_account_encrypt_for(from->acc, to->jid, &rc, 1, body_text, NULL, 0, &stanza);
+	if (r < 0)
+		return report("encrypt", r);
+	*out = stamp(b, stanza, from, to, with_sid);
+	mend_free(stanza);
+	return *out ? MEND_OK : report("stamp", MEND_ERR_MALFORMED);
+}
+
+/* What a received message does besides decrypting. */
+enum keep {
+	KEEP_NONE,     /* mend_account_decrypt alone */
+	KEEP_TWO_TXNS, /* then local history in a second transaction, as engine.c does */
+	KEEP_ONE_TXN,  /* the same inside the decrypt's transaction (they nest) */
+	KEEP_PAGE      /* one transaction per MAM page of MAM_PAGE messages */
+};
+
+#define MAM_PAGE 250 /* what engine.c asks for */
+
+/* Commits (r == 0) or rolls back an outer transaction of the bench. */
+static int store_end(mend_store *s, int r)
+{
+	if (r == MEND_OK)
+		return mend_store_commit(s);
+	mend_store_rollback(s);
+	return r;
+}
+
+/*
+ * What engine.c (keep_and_emit) does next with a decrypted message: the local
+ * history and the device's last-seen time, in a transaction of their own
+ * (or the caller's). Events and trust look-ups are left out.
+ */
+static int keep_history(dev *to, mend_message *msg)
+{
+	static char timestamp[] = "2024-05-01T12:00:00Z";
+	mend_store *s = to->acc->store;
+	mend_history_item it = {0};
+	int r;
+
+	it.key = msg->stanza_id;
+	it.peer = it.from = msg->from;
+	it.device = msg->device;
+	it.body = msg->body;
+	it.timestamp = timestamp;
+	it.stanza_id = it.msg_id = msg->stanza_id;
+	it.ts = 1714564800;
+	r = mend_store_begin(s);
+	if (r < 0)
+		return r;
+	r = mend_store_history_put(s, &it);
+	if (r == MEND_OK)
+		r = mend_store_device_touch(s, msg->from, msg->device, it.ts);
+	if (r < 0) {
+		mend_store_rollback(s);
+		return r;
+	}
+	return mend_store_commit(s);
+}
+
+/* engine.c (process_encrypted) first looks the stanza-id up in the local history. */
+static int history_lookup(dev *to, const char *stanza)
+{
+	const char *p = strstr(stanza, "id='mam-");
+	mend_history_item it = {0};
+	char *key;
+	int r;
+
+	if (!p)
+		return MEND_OK;
+	key = g_strndup(p + 4, strcspn(p + 4, "'"));
+	r = mend_store_history_get(to->acc->store, key, &it);
+	g_free(key);
+	mend_history_clear(&it);
+	return r == MEND_ERR_NOT_FOUND ? MEND_OK : r < 0 ? r : MEND_ERR_DUPLICATE;
+}
+
+static int recv_keep(dev *to, const char *stanza, enum keep keep)
+{
+	mend_message *msg = NULL;
+	int r = MEND_OK;
+
+	if (keep != KEEP_NONE)
+		r = history_lookup(to, stanza);
+	if (r == MEND_OK)
+		r = mend_account_decrypt(to->acc, stanza, &msg);
+	if (r == MEND_OK && (!msg->body || strcmp(msg->body, body_text) != 0))
+		r = MEND_ERR_PROTOCOL;
+	if (r == MEND_OK && keep != KEEP_NONE)
+		r = keep_history(to, msg);
+	mend_message_free(msg);
+	return r;
+}
+
+/* Decrypts a stamped stanza at `to` and checks the text; keeps it as `keep` says. */
+static int recv_one(dev *to, const char *stanza, enum keep keep)
+{
+	mend_store *s = to->acc->store;
+	int r = MEND_OK;
+
+	if (keep == KEEP_ONE_TXN)
+		r = mend_store_begin(s);
+	if (r == MEND_OK)
+		r = recv_keep(to, stanza, keep);
+	if (keep == KEEP_ONE_TXN)
+		r = store_end(s, r);
+	return r < 0 ? report("decrypt", r) : r;
+}
+
+/* Sessions both ways, acknowledged: a builds from c's bundle, sends; c replies. */
+static int handshake(bench *b, dev *a, dev *c)
+{
+	char *bundle = NULL, *st = NULL;
+	int r;
+
+	r = mend_account_bundle_xml(c->acc, &bundle);
+	if (r == MEND_OK)
+		r = mend_account_bundle_process(a->acc, c->jid, dev_id(c), bundle);
+	mend_free(bundle);
+	if (r < 0)
+		return report("bundle", r);
+	r = send_one(b, a, c, 0, &st);
+	if (r == MEND_OK)
+		r = recv_one(c, st, KEEP_NONE);
+	g_free(st);
+	st = NULL;
+	if (r == MEND_OK)
+		r = send_one(b, c, a, 0, &st);
+	if (r == MEND_OK)
+		r = recv_one(a, st, KEEP_NONE);
+	g_free(st);
+	return r;
+}
+
+/* --- ratchet calls without the stanza ------------------------------------- */
+
+/* One ratchet encryption of km for (jid, device), as message.c's encrypt_key. */
+static int ratchet_encrypt(signal_context *sctx, signal_protocol_store_context *ss, const char *jid,
+                           uint32_t device, const uint8_t *km, size_t len, signal_buffer **out,
+                           int *prekey)
+{
+	signal_protocol_address addr = {jid, strlen(jid), (int32_t)device};
+	session_cipher *cipher = NULL;
+	ciphertext_message *ctm = NULL;
+	int r;
+
+	r = session_cipher_create(&cipher, ss, &addr, sctx);
+	if (r < 0)
+		return r;
+	r = session_cipher_encrypt(cipher, km, len, &ctm);
+	if (r >= 0 && out) {
+		*out = signal_buffer_copy(ciphertext_message_get_serialized(ctm));
+		*prekey = ciphertext_message_get_type(ctm) == CIPHERTEXT_PREKEY_TYPE;
+	}
+	SIGNAL_UNREF(ctm);
+	session_cipher_free(cipher);
+	return r;
+}
+
+static int ratchet_decrypt(signal_context *sctx, signal_protocol_store_context *ss, const char *jid,
+                           uint32_t device, signal_buffer *in, int prekey)
+{
+	signal_protocol_address addr = {jid, strlen(jid), (int32_t)device};
+	pre_key_signal_message *pm = NULL;
+	signal_message *sm = NULL;
+	session_cipher *cipher = NULL;
+	signal_buffer *plain = NULL;
+	int r;
+
+	if (prekey)
+		r = pre_key_signal_message_deserialize(&pm, signal_buffer_data(in),
+		                                       signal_buffer_len(in), sctx);
+	else
+		r = signal_message_deserialize(&sm, signal_buffer_data(in), signal_buffer_len(in),
+		                               sctx);
+	if (r >= 0)
+		r = session_cipher_create(&cipher, ss, &addr, sctx);
+	if (r >= 0 && pm)
+		r = session_cipher_decrypt_pre_key_signal_message(cipher, pm, NULL, &plain);
+	else if (r >= 0)
+		r = session_cipher_decrypt_signal_message(cipher, sm, NULL, &plain);
+	session_cipher_free(cipher);
+	signal_buffer_bzero_free(plain);
+	SIGNAL_UNREF(pm);
+	SIGNAL_UNREF(sm);
+	return r;
+}
+
+/* The same through an account's store, in one transaction. */
+static int acc_encrypt(mend_account *acc, const char *jid, uint32_t device, signal_buffer **out,
+                       int *prekey)
+{
+	uint8_t km[KM_LEN] = {0};
+	int r;
+
+	r = mend_account_txn_begin(acc);
+	if (r < 0)
+		return r;
+	r = ratchet_encrypt(acc->sctx, acc->sstore, jid, device, km, sizeof(km), out, prekey);
+	if (r < 0)
+		r = mend_account_signal_err(acc, r);
+	return mend_account_txn_end(acc, r);
+}
+
+static int acc_decrypt(mend_account *acc, const char *jid, uint32_t device, signal_buffer *in,
+                       int prekey)
+{
+	int r;
+
+	r = mend_account_txn_begin(acc);
+	if (r < 0)
+		return r;
+	r = ratchet_decrypt(acc->sctx, acc->sstore, jid, device, in, prekey);
+	if (r < 0)
+		r = mend_account_signal_err(acc, r);
+	return mend_account_txn_end(acc, r);
+}
+
+/* --- the bare ratchet: sessions in a hash table --------------------------- */
+
+static char *addr_key(const char *name, size_t len, int32_t device)
+{
+	return g_strdup_printf("%.*s/%d", (int)len, name, device);
+}
+
+static int bare_load_session(signal_buffer **record, signal_buffer **user_record,
+                             const signal_protocol_address *a, void *ud)
+{
+	bare *z = ud;
+	char *key = addr_key(a->name, a->name_len, a->device_id);
+	signal_buffer *rec = g_hash_table_lookup(z->sessions, key);
+
+	g_free(key);
+	*user_record = NULL;
+	if (!rec)
+		return 0;
+	*record = signal_buffer_copy(rec);
+	return *record ? 1 : SG_ERR_NOMEM;
+}
+
+static int bare_store_session(const signal_protocol_address *a, uint8_t *record, size_t len,
+                              uint8_t *user_record, size_t user_len, void *ud)
+{
+	bare *z = ud;
+	signal_buffer *rec = signal_buffer_create(record, len);
+
+	if (!rec)
+		return SG_ERR_NOMEM;
+	g_hash_table_replace(z->sessions, addr_key(a->name, a->name_len, a->device_id), rec);
+	return 0;
+}
+
+static int bare_contains_session(const signal_protocol_address *a, void *ud)
+{
+	bare *z = ud;
+	char *key = addr_key(a->name, a->name_len, a->device_id);
+	int r = g_hash_table_contains(z->sessions, key);
+
+	g_free(key);
+	return r;
+}
+
+static int bare_identity_pair(signal_buffer **pub, signal_buffer **priv, void *ud)
+{
+	bare *z = ud;
+
+	*pub = signal_buffer_create(z->pub, z->pub_len);
+	*priv = signal_buffer_create(z->priv, z->priv_len);
+	return *pub && *priv ? 0 : SG_ERR_NOMEM;
+}
+
+static int bare_registration_id(void *ud, uint32_t *id)
+{
+	*id = ((bare *)ud)->reg_id;
+	return 0;
+}
+
+static int bare_save_identity(const signal_protocol_address *a, uint8_t *key, size_t len, void *ud)
+{
+	return 0;
+}
+
+static int bare_is_trusted(const signal_protocol_address *a, uint8_t *key, size_t len, void *ud)
 {
 	return 1;
+}
+
+static void bare_install(bare *z)
+{
+	signal_protocol_session_store ss = {
+	    .load_session_func = bare_load_session,
+	    .store_session_func = bare_store_session,
+	    .contains_session_func = bare_contains_session,
+	    .user_data = z,
+	};
+	signal_protocol_identity_key_store is = {
+	    .get_identity_key_pair = bare_identity_pair,
+	    .get_local_registration_id = bare_registration_id,
+	    .save_identity = bare_save_identity,
+	    .is_trusted_identity = bare_is_trusted,
+	    .user_data = z,
+	};
+
+	signal_protocol_store_context_set_session_store(z->ss, &ss);
+	signal_protocol_store_context_set_identity_key_store(z->ss, &is);
+}
+
+/* A plain signal context with mend's crypto provider and `acc`'s identity. */
+static int bare_open(bare *z, mend_account *acc)
+{
+	signal_crypto_provider provider;
+	int r;
+
+	z->sessions = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+	                                    (GDestroyNotify)signal_buffer_bzero_free);
+	r = mend_crypto_new(&z->crypto);
+	if (r == MEND_OK)
+		r = mend_store_identity_get(acc->store, &z->reg_id, &z->pub, &z->pub_len, &z->priv,
+		                            &z->priv_len);
+	if (r < 0)
+		return r;
+	r = signal_context_create(&z->sctx, z);
+	if (r < 0)
+		return mend_err_from_signal(r);
+	mend_crypto_fill_provider(z->crypto, &provider);
+	signal_context_set_crypto_provider(z->sctx, &provider);
+	r = signal_protocol_store_context_create(&z->ss, z->sctx);
+	if (r < 0)
+		return mend_err_from_signal(r);
+	bare_install(z);
+	return MEND_OK;
+}
+
+static void bare_close(bare *z)
+{
+	if (z->ss)
+		signal_protocol_store_context_destroy(z->ss);
+	if (z->sctx)
+		signal_context_destroy(z->sctx);
+	mend_crypto_free(z->crypto);
+	if (z->sessions)
+		g_hash_table_destroy(z->sessions);
+	if (z->priv)
+		memset(z->priv, 0, z->priv_len);
+	g_free(z->priv);
+	g_free(z->pub);
+	memset(z, 0, sizeof(*z));
+}
+
+/* Copies the records of these sessions out of `acc`'s store (the same key material). */
+static int bare_copy_sessions(bare *z, mend_account *acc, const mend_recipient *rs, size_t n)
+{
+	uint8_t *data = NULL;
+	size_t len = 0, i;
+	int r = MEND_OK;
+
+	for (i = 0; r == MEND_OK && i < n; i++) {
+		r = mend_store_session_get(acc->store, rs[i].jid, rs[i].device, &data, &len);
+		if (r < 0)
+			break;
+		g_hash_table_replace(z->sessions,
+		                     addr_key(rs[i].jid, strlen(rs[i].jid), (int32_t)rs[i].device),
+		                     signal_buffer_create(data, len));
+		memset(data, 0, len);
+		g_free(data);
+	}
+	return r;
+}
+
+/* --- 1. encrypting for N devices ------------------------------------------ */
+
+static int world_accounts(bench *b, world *w)
+{
+	char jid[64];
+	unsigned i;
+	int r;
+
+	r = dev_new(b, &w->sender, "me@" DOMAIN);
+	for (i = 0; r == MEND_OK && i < N_RCPT_ACCOUNTS; i++) {
+		g_snprintf(jid, sizeof(jid), "r%u@" DOMAIN, i);
+		r = dev_new(b, &w->rcpt[i], jid);
+	}
+	return r;
+}
+
+/* n aliases: DEVICES_PER_JID devices per JID, each with the bundle of a real account. */
+static int world_sessions(bench *b, world *w, size_t n)
+{
+	char *bundles[N_RCPT_ACCOUNTS] = {NULL};
+	size_t i;
+	int r = MEND_OK;
+
+	for (i = 0; r == MEND_OK && i < N_RCPT_ACCOUNTS; i++)
+		r = mend_account_bundle_xml(w->rcpt[i].acc, &bundles[i]);
+	w->rs = g_new0(mend_recipient, n);
+	for (i = 0; r == MEND_OK && i < n; i++) {
+		w->rs[i].jid = g_strdup_printf("peer%02zu@" DOMAIN, i / DEVICES_PER_JID);
+		w->rs[i].device = (uint32_t)(FIRST_ALIAS_ID + i);
+		w->n_rs++;
+		r = mend_account_bundle_process(w->sender.acc, w->rs[i].jid, w->rs[i].device,
+		                                bundles[i % N_RCPT_ACCOUNTS]);
+	}
+	for (i = 0; i < N_RCPT_ACCOUNTS; i++)
+		mend_free(bundles[i]);
+	return r < 0 ? report("bundle", r) : r;
+}
+
+static void world_free(world *w)
+{
+	size_t i;
+
+	bare_close(&w->bare);
+	dev_clear(&w->sender);
+	for (i = 0; i < N_RCPT_ACCOUNTS; i++)
+		dev_clear(&w->rcpt[i]);
+	for (i = 0; i < w->n_rs; i++)
+		g_free(w->rs[i].jid);
+	g_free(w->rs);
+}
+
+/*
+ * Every alias gets a message (a prekey message: sessions built from bundles
+ * are unacknowledged), decrypts it with the account behind it and replies,
+ * and the sender decrypts the reply: its session is then acknowledged. The
+ * accounts behind the aliases stay in catch-up, so one-time prekeys picked by
+ * several aliases stay loadable.
+ */
+static int world_acknowledge(world *w)
+{
+	signal_buffer *m1 = NULL, *m2 = NULL;
+	const dev *s = &w->sender;
+	size_t i;
+	int pk1 = 0, pk2 = 0, r = MEND_OK;
+
+	for (i = 0; i < N_RCPT_ACCOUNTS; i++)
+		mend_account_catchup_begin(w->rcpt[i].acc);
+	for (i = 0; r == MEND_OK && i < w->n_rs; i++) {
+		mend_account *ra = w->rcpt[i % N_RCPT_ACCOUNTS].acc;
+		const mend_recipient *rc = &w->rs[i];
+
+		r = acc_encrypt(s->acc, rc->jid, rc->device, &m1, &pk1);
+		if (r == MEND_OK)
+			r = acc_decrypt(ra, s->jid, dev_id(s), m1, pk1);
+		if (r == MEND_OK)
+			r = acc_encrypt(ra, s->jid, dev_id(s), &m2, &pk2);
+		if (r == MEND_OK)
+			r = acc_decrypt(s->acc, rc->jid, rc->device, m2, pk2);
+		signal_buffer_free(m1);
+		signal_buffer_free(m2);
+		m1 = m2 = NULL;
+	}
+	for (i = 0; i < N_RCPT_ACCOUNTS; i++)
+		mend_account_catchup_end(w->rcpt[i].acc);
+	return r < 0 ? report("acknowledging sessions", r) : r;
+}
+
+typedef struct enc_case {
+	world *w;
+	size_t n;
+} enc_case;
+
+/* The full path: payload, ratchet for n devices, one store commit, the stanza. */
+static int enc_full(enc_case *c)
+{
+	char *stanza = NULL;
+	int r;
+
+	r = mend_account_encrypt_for(c->w->sender.acc, c->w->rs[0].jid, c->w->rs, c->n, body_text,
+	                             NULL, 0, &stanza);
+	mend_free(stanza);
+	return r;
+}
+
+/* The ratchet calls through mend's store in one transaction, no payload or stanza. */
+static int enc_store(enc_case *c)
+{
+	mend_account *acc = c->w->sender.acc;
+	uint8_t km[KM_LEN] = {0};
+	size_t i;
+	int r;
+
+	r = mend_account_txn_begin(acc);
+	for (i = 0; r == MEND_OK && i < c->n; i++) {
+		r = ratchet_encrypt(acc->sctx, acc->sstore, c->w->rs[i].jid, c->w->rs[i].device, km,
+		                    sizeof(km), NULL, NULL);
+		if (r < 0)
+			r = mend_account_signal_err(acc, r);
+	}
+	return mend_account_txn_end(acc, r);
+}
+
+/* The bare ratchet calls: sessions in memory. */
+static int enc_bare(enc_case *c)
+{
+	bare *z = &c->w->bare;
+	uint8_t km[KM_LEN] = {0};
+	size_t i;
+	int r = 0;
+
+	for (i = 0; r >= 0 && i < c->n; i++)
+		r = ratchet_encrypt(z->sctx, z->ss, c->w->rs[i].jid, c->w->rs[i].device, km,
+		                    sizeof(km), NULL, NULL);
+	return r < 0 ? mend_err_from_signal(r) : MEND_OK;
+}
+
+static int (*const variants[N_VARIANTS])(enc_case *) = {enc_full, enc_store, enc_bare};
+static const char *const variant_names[N_VARIANTS] = {"full path", "ratchet+store", "bare"};
+
+static void enc_reps(const bench *b, size_t n, unsigned *warm, unsigned *reps)
+{
+	*warm = 3;
+	if (n <= 1)
+		*reps = b->quick ? 51 : 301;
+	else if (n <= 10)
+		*reps = b->quick ? 31 : 151;
+	else if (n <= 100)
+		*reps = b->quick ? 15 : 41;
+	else
+		*reps = 11;
+}
+
+/* Runs the variants in turn (rotating who goes first), keeping reps samples of each. */
+static int enc_measure(bench *b, world *w, size_t n, stats out[N_VARIANTS])
+{
+	enc_case c = {w, n};
+	GArray *t[N_VARIANTS];
+	unsigned warm, reps, i, k;
+	int r = MEND_OK;
+
+	enc_reps(b, n, &warm, &reps);
+	for (k = 0; k < N_VARIANTS; k++)
+		t[k] = g_array_new(FALSE, FALSE, sizeof(double));
+	for (i = 0; r == MEND_OK && i < warm + reps; i++) {
+		for (k = 0; r == MEND_OK && k < N_VARIANTS; k++) {
+			unsigned v = (i + k) % N_VARIANTS;
+			double t0, dt;
+
+			if (b->variant >= 0 && (int)v != b->variant)
+				continue;
+			t0 = now();
+			r = variants[v](&c);
+			dt = now() - t0;
+			if (r < 0)
+				report(variant_names[v], r);
+			else if (i >= warm)
+				g_array_append_val(t[v], dt);
+		}
+	}
+	for (k = 0; k < N_VARIANTS; k++) {
+		out[k] = stats_of(t[k]);
+		g_array_free(t[k], TRUE);
+	}
+	return r;
+}
+
+static void enc_header(const char *state)
+{
+	printf("\n  sessions: %s\n", state);
+	printf("  %5s  %17s  %17s  %17s  %9s  %10s  %11s\n", "N", "full path ms",
+	       "ratchet+store ms", "bare ms", "full/bare", "store/bare", "full/device");
+	printf("  %5s  %17s  %17s  %17s  %9s  %10s  %11s\n", "", "median (min)", "median (min)",
+	       "median (min)", "", "", "us");
+}
+
+static double ratio(double a, double b)
+{
+	return b > 0 ? a / b : 0;
+}
+
+static void enc_row(size_t n, const stats s[N_VARIANTS])
+{
+	char cell[N_VARIANTS][32];
+	int k;
+
+	for (k = 0; k < N_VARIANTS; k++)
+		g_snprintf(cell[k], sizeof(cell[k]), "%7.3f (%7.3f)", s[k].med * 1e3,
+		           s[k].min * 1e3);
+	printf("  %5zu  %17s  %17s  %17s  %9.2f  %10.2f  %11.1f\n", n, cell[V_FULL], cell[V_STORE],
+	       cell[V_BARE], ratio(s[V_FULL].med, s[V_BARE].med),
+	       ratio(s[V_STORE].med, s[V_BARE].med), s[V_FULL].med * 1e6 / (double)n);
+}
+
+/* One table: every N, with the bare copy of the sessions taken now; keeps N=100 in at100. */
+static int enc_table(bench *b, world *w, const char *state, stats at100[N_VARIANTS])
+{
+	stats s[N_VARIANTS];
+	size_t i;
+	int r;
+
+	r = bare_copy_sessions(&w->bare, w->sender.acc, w->rs, w->n_rs);
+	if (r < 0)
+		return report("copying sessions", r);
+	enc_header(state);
+	for (i = 0; r == MEND_OK && b->ns[i]; i++) {
+		r = enc_measure(b, w, b->ns[i], s);
+		if (r == MEND_OK)
+			enc_row(b->ns[i], s);
+		if (r == MEND_OK && b->ns[i] == 100)
+			memcpy(at100, s, sizeof(s));
+	}
+	return r;
+}
+
+static size_t max_n(const bench *b)
+{
+	size_t i, n = 0;
+
+	for (i = 0; b->ns[i]; i++)
+		n = MAX(n, b->ns[i]);
+	return n;
+}
+
+static int bench_encrypt(bench *b, world *w)
+{
+	size_t n = max_n(b);
+	stats prekey100[N_VARIANTS];
+	double t0;
+	int r;
+
+	printf("\n1. Encrypt one message (%zu bytes) for N devices, established sessions\n",
+	       strlen(body_text));
+	r = world_accounts(b, w);
+	t0 = now();
+	if (r == MEND_OK)
+		r = world_sessions(b, w, n);
+	if (r == MEND_OK)
+		printf(
+		    "  (setup: %zu sessions built from bundles, %.2f ms per device incl. commit)\n",
+		    n, (now() - t0) * 1e3 / (double)n);
+	if (r == MEND_OK)
+		r = bare_open(&w->bare, w->sender.acc);
+	if (r == MEND_OK)
+		r = enc_table(b, w, "built from bundles, not yet answered (prekey messages)",
+		              prekey100);
+	if (r == MEND_OK)
+		r = world_acknowledge(w);
+	if (r == MEND_OK)
+		r = enc_table(b, w, "every device answered once (normal messages)", b->enc100);
+	b->ratio100 = ratio(b->enc100[V_FULL].med, b->enc100[V_BARE].med);
+	return r;
+}
+
+/* --- 2. where the encrypt time goes --------------------------------------- */
+
+#define PRIM_WARM 20
+
+typedef struct prim {
+	world *w;
+	uint8_t **recs; /* the records of the first n_recs aliases */
+	size_t *lens;
+	size_t n_recs;
+	uint8_t key[32], nonce[12], *out, tag[MEND_GCM_TAG_LEN];
+	mend_encrypted enc; /* a header for n_recs devices, with real ratchet messages */
+} prim;
+
+typedef int (*prim_fn)(prim *p, unsigned i);
+
+static int p_random(prim *p, unsigned i)
+{
+	return mend_random(p->nonce, sizeof(p->nonce));
+}
+
+static int p_nonce(prim *p, unsigned i)
+{
+	gcry_create_nonce(p->nonce, sizeof(p->nonce));
+	return MEND_OK;
+}
+
+static int p_seal(prim *p, unsigned i)
+{
+	static const char aad[] = "sessions|peer00@" DOMAIN "/1000";
+
+	return mend_aes_gcm_encrypt(p->w->sender.acc->crypto, p->key, sizeof(p->key), p->nonce,
+	                            sizeof(p->nonce), (const uint8_t *)aad, strlen(aad), p->recs[0],
+	                            p->lens[0], p->out, p->tag);
+}
+
+static int p_get(prim *p, unsigned i)
+{
+	const mend_recipient *rc = &p->w->rs[i % p->n_recs];
+	uint8_t *data = NULL;
+	size_t len = 0;
+	int r;
+
+	r = mend_store_session_get(p->w->sender.acc->store, rc->jid, rc->device, &data, &len);
+	g_free(data);
+	return r;
+}
+
+/* Puts back the record the alias already has: nothing changes but the nonce. */
+static int p_put(prim *p, unsigned i)
+{
+	const mend_recipient *rc = &p->w->rs[i % p->n_recs];
+
+	return mend_store_session_put(p->w->sender.acc->store, rc->jid, rc->device,
+	                              p->recs[i % p->n_recs], p->lens[i % p->n_recs]);
+}
+
+/* The <encrypted/> element as message.c makes it: libstrophe elements, then serialized. */
+static int p_stanza(prim *p, unsigned i)
+{
+	xmpp_ctx_t *ctx = p->w->sender.acc->xctx;
+	xmpp_stanza_t *msg = xmpp_message_new(ctx, "chat", "peer00@" DOMAIN, "id");
+	xmpp_stanza_t *enc = mend_legacy_encrypted_build(ctx, &p->enc);
+	char *text;
+
+	if (!msg || !enc)
+		return MEND_ERR_NOMEM;
+	xmpp_stanza_add_child(msg, enc);
+	xmpp_stanza_release(enc);
+	text = mend_stanza_text(msg);
+	xmpp_stanza_release(msg);
+	g_free(text);
+	return text ? MEND_OK : MEND_ERR_NOMEM;
+}
+
+static void append_b64(GString *x, const char *name, const uint8_t *data, size_t len)
+{
+	char *b64 = mend_b64_encode(data, len);
+
+	g_string_append_printf(x, "<%s>%s</%s>", name, b64, name);
+	g_free(b64);
+}
+
+/* The same element written as text (attributes are numbers, values base64: nothing to escape). */
+static int p_stanza_text(prim *p, unsigned i)
+{
+	const mend_encrypted *m = &p->enc;
+	GString *x = g_string_sized_new(512 + m->n_keys * 160);
+	size_t k;
+
+	g_string_append_printf(x,
+	                       "<message type='chat' to='peer00@" DOMAIN "' id='id'>"
+	                       "<encrypted xmlns='" MEND_NS_LEGACY "'><header sid='%u'>",
+	                       m->sid);
+	for (k = 0; k < m->n_keys; k++) {
+		char *b64 = mend_b64_encode(m->keys[k].data, m->keys[k].len);
+
+		g_string_append_printf(x, "<key rid='%u'%s>%s</key>", m->keys[k].rid,
+		                       m->keys[k].prekey ? " prekey='true'" : "", b64);
+		g_free(b64);
+	}
+	append_b64(x, "iv", m->iv, m->iv_len);
+	g_string_append(x, "</header>");
+	append_b64(x, "payload", m->payload, m->payload_len);
+	g_string_append(x, "</encrypted></message>");
+	g_string_free(x, TRUE);
+	return MEND_OK;
+}
+
+static int p_txn(prim *p, unsigned i)
+{
+	mend_account *acc = p->w->sender.acc;
+	int r;
+
+	r = mend_account_txn_begin(acc);
+	if (r == MEND_OK)
+		r = p_put(p, i);
+	return mend_account_txn_end(acc, r);
+}
+
+/* What store_msgs.c does for every history put: prepare the statement, then finalize it. */
+static int p_prepare(prim *p, unsigned i)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(mend_store_db(p->w->sender.acc->store),
+	                        "INSERT OR IGNORE INTO history (key, peer, ts, msg_id, data)"
+	                        " VALUES (?1, ?2, ?3, ?4, ?5)",
+	                        -1, &st, NULL);
+	sqlite3_finalize(st);
+	return rc == SQLITE_OK ? MEND_OK : MEND_ERR_STORE;
+}
+
+/* Median (min) of reps calls, after PRIM_WARM; in_txn: all inside one transaction. */
+static int time_calls(prim *p, prim_fn fn, int in_txn, unsigned reps, stats *out)
+{
+	GArray *t = g_array_new(FALSE, FALSE, sizeof(double));
+	mend_account *acc = p->w->sender.acc;
+	unsigned i;
+	int r;
+
+	r = in_txn ? mend_account_txn_begin(acc) : MEND_OK;
+	for (i = 0; r == MEND_OK && i < PRIM_WARM + reps; i++) {
+		double t0 = now(), dt;
+
+		r = fn(p, i);
+		dt = now() - t0;
+		if (i >= PRIM_WARM)
+			g_array_append_val(t, dt);
+	}
+	if (in_txn)
+		r = mend_account_txn_end(acc, r);
+	*out = stats_of(t);
+	g_array_free(t, TRUE);
+	return r < 0 ? report("store primitive", r) : r;
+}
+
+/* A header for the first n aliases, from the bare sessions (the store is not touched). */
+static int prim_header(prim *p, world *w, size_t n)
+{
+	mend_encrypted *m = &p->enc;
+	uint8_t km[KM_LEN] = {0};
+	signal_buffer *buf = NULL;
+	int r = 0;
+
+	m->sid = dev_id(&w->sender);
+	m->keys = g_new0(mend_key_elem, n);
+	m->iv_len = 12;
+	m->has_payload = 1;
+	m->payload_len = strlen(body_text);
+	m->payload = g_memdup2(body_text, m->payload_len);
+	for (; r >= 0 && m->n_keys < n; m->n_keys++) {
+		mend_key_elem *k = &m->keys[m->n_keys];
+
+		k->rid = w->rs[m->n_keys].device;
+		r = ratchet_encrypt(w->bare.sctx, w->bare.ss, w->rs[m->n_keys].jid, k->rid, km,
+		                    sizeof(km), &buf, &k->prekey);
+		if (r < 0)
+			break;
+		k->len = signal_buffer_len(buf);
+		k->data = g_memdup2(signal_buffer_data(buf), k->len);
+		signal_buffer_free(buf);
+	}
+	return r < 0 ? mend_err_from_signal(r) : MEND_OK;
+}
+
+static int prim_load(prim *p, world *w, size_t n)
+{
+	size_t i;
+	int r;
+
+	p->w = w;
+	r = prim_header(p, w, n);
+	p->recs = g_new0(uint8_t *, n);
+	p->lens = g_new0(size_t, n);
+	for (i = 0; r == MEND_OK && i < n; i++, p->n_recs++)
+		r = mend_store_session_get(w->sender.acc->store, w->rs[i].jid, w->rs[i].device,
+		                           &p->recs[i], &p->lens[i]);
+	p->out = g_malloc(p->lens[0] ? p->lens[0] : 1);
+	return r;
+}
+
+static void prim_clear(prim *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->n_recs; i++)
+		g_free(p->recs[i]);
+	g_free(p->recs);
+	g_free(p->lens);
+	g_free(p->out);
+	mend_encrypted_clear(&p->enc);
+}
+
+static void prim_row(const char *what, const stats *s)
+{
+	printf("    %-46s %7.2f us (min %7.2f)\n", what, s->med * 1e6, s->min * 1e6);
+}
+
+static void split_rows(const bench *b)
+{
+	const stats *s = b->enc100;
+
+	printf("  per device, from the N=100 row above (sessions answered):\n");
+	printf("    %-46s %7.2f us\n", "bare ratchet (sessions in memory)", s[V_BARE].med * 1e4);
+	printf("    %-46s %7.2f us\n", "+ mend store (load, unseal, seal, upsert)",
+	       (s[V_STORE].med - s[V_BARE].med) * 1e4);
+	printf("    %-46s %7.2f us\n", "+ payload, stanza, commit (share of 1/100)",
+	       (s[V_FULL].med - s[V_STORE].med) * 1e4);
+}
+
+/* What the keys of this state are: prekey or normal messages, and how long. */
+static void key_summary(const mend_encrypted *m)
+{
+	size_t k, prekeys = 0, bytes = 0;
+
+	for (k = 0; k < m->n_keys; k++) {
+		prekeys += m->keys[k].prekey ? 1 : 0;
+		bytes += m->keys[k].len;
+	}
+	printf(
+	    "  (their keys: %zu PreKeySignalMessages, %zu SignalMessages, %zu bytes on average)\n",
+	    prekeys, m->n_keys - prekeys, m->n_keys ? bytes / m->n_keys : 0);
+}
+
+static int bench_split(bench *b, world *w)
+{
+	static const struct {
+		const char *what;
+		prim_fn fn;
+		int in_txn;
+		unsigned reps_div;
+	} rows[] = {
+	    {"mend_store_session_get (SELECT + unseal)", p_get, 1, 1},
+	    {"mend_store_session_put (seal + UPSERT)", p_put, 1, 1},
+	    {"  its nonce: mend_random(12), STRONG", p_random, 0, 1},
+	    {"  gcry_create_nonce(12), for comparison", p_nonce, 0, 1},
+	    {"  AES-256-GCM seal of one record", p_seal, 0, 1},
+	    {"BEGIN IMMEDIATE + 1 put + COMMIT", p_txn, 0, 1},
+	    {"sqlite3_prepare_v2 + finalize (history INSERT)", p_prepare, 0, 1},
+	    {"stanza for 100 keys, libstrophe (message.c)", p_stanza, 0, 20},
+	    {"  the same written as text (GString)", p_stanza_text, 0, 20},
+	};
+	unsigned reps = b->quick ? 500 : 5000;
+	prim p = {0};
+	stats s;
+	size_t i;
+	int r;
+
+	printf("\n2. Where the encrypt time goes at N=100\n");
+	split_rows(b);
+	r = prim_load(&p, w, MIN(w->n_rs, (size_t)100));
+	if (r == MEND_OK)
+		key_summary(&p.enc);
+	printf("  primitives (%zu-byte session records), median of %u calls (stanzas: %u):\n",
+	       p.lens[0], reps, reps / 20);
+	for (i = 0; r == MEND_OK && i < G_N_ELEMENTS(rows); i++) {
+		r = time_calls(&p, rows[i].fn, rows[i].in_txn, reps / rows[i].reps_div, &s);
+		if (r == MEND_OK)
+			prim_row(rows[i].what, &s);
+	}
+	prim_clear(&p);
+	return r;
+}
+
+/* --- 3. decrypting one message -------------------------------------------- */
+
+/* What decrypt_all measured: one sample per message, the wall time, the bytes written. */
+typedef struct run_result {
+	GArray *t;
+	double total;
+	double bytes;
+} run_result;
+
+/* Decrypts every stanza at `to`, one sample each. */
+static int decrypt_all(dev *to, GPtrArray *stanzas, enum keep keep, run_result *res)
+{
+	double t0 = now(), t1, w0 = bytes_written();
+	guint i;
+	int r = MEND_OK;
+
+	for (i = 0; r == MEND_OK && i < stanzas->len; i++) {
+		t1 = now();
+		if (keep == KEEP_PAGE && i % MAM_PAGE == 0)
+			r = mend_store_begin(to->acc->store);
+		if (r == MEND_OK)
+			r = recv_one(to, g_ptr_array_index(stanzas, i), keep);
+		if (keep == KEEP_PAGE && (i % MAM_PAGE == MAM_PAGE - 1 || i + 1 == stanzas->len))
+			r = store_end(to->acc->store, r);
+		t1 = now() - t1;
+		g_array_append_val(res->t, t1);
+	}
+	res->total = now() - t0;
+	res->bytes = bytes_written() - w0;
+	return r;
+}
+
+static void print_rate(const char *what, const run_result *res)
+{
+	guint n = res->t->len;
+	stats s = stats_of(res->t); /* sorts it */
+	double p99 = g_array_index(res->t, double, n - 1 - n / 100);
+
+	printf("  %-32s %6u  %7.1f (%5.1f)  %8.1f  %8.0f  %9.1f\n", what, n, s.med * 1e6,
+	       s.min * 1e6, p99 * 1e6, (double)n / res->total, res->bytes / 1024 / n);
+}
+
+static void rate_header(void)
+{
+	printf("  %-32s %6s  %15s  %8s  %8s  %9s\n", "", "msgs", "us median (min)", "p99 us",
+	       "msgs/s", "KiB w/msg");
+}
+
+static int bench_decrypt(bench *b)
+{
+	dev alice = {0}, bob = {0};
+	GPtrArray *st = g_ptr_array_new_with_free_func(g_free);
+	run_result res = {.t = g_array_new(FALSE, FALSE, sizeof(double))};
+	unsigned i, n = b->quick ? 200 : 2000;
+	char *s = NULL;
+	int r;
+
+	printf("\n3. Decrypt one message (normal, non-prekey; live: from, no stanza-id)\n");
+	r = dev_new(b, &alice, "alice@" DOMAIN);
+	if (r == MEND_OK)
+		r = dev_new(b, &bob, "bob@" DOMAIN);
+	if (r == MEND_OK)
+		r = handshake(b, &alice, &bob);
+	for (i = 0; r == MEND_OK && i < n; i++) {
+		r = send_one(b, &alice, &bob, 0, &s);
+		g_ptr_array_add(st, s);
+	}
+	if (r == MEND_OK)
+		r = decrypt_all(&bob, st, KEEP_NONE, &res);
+	if (r == MEND_OK) {
+		rate_header();
+		print_rate("decrypt", &res);
+	}
+	g_array_free(res.t, TRUE);
+	g_ptr_array_free(st, TRUE);
+	dev_clear(&alice);
+	dev_clear(&bob);
+	return r;
+}
+
+/* --- 4. catch-up ---------------------------------------------------------- */
+
+/* n archived messages, round robin from the senders, stamped as MAM results. */
+static int archive_build(bench *b, dev *senders, dev *to, unsigned n, GPtrArray *st)
+{
+	char *s = NULL;
+	unsigned i;
+	int r = MEND_OK;
+
+	for (i = 0; r == MEND_OK && i < n; i++) {
+		r = send_one(b, &senders[i % N_SENDERS], to, 1, &s);
+		g_ptr_array_add(st, s);
+	}
+	return r;
+}
+
+/* Catch-up of a new archive of n messages; the target counts KEEP_NONE. */
+static int catchup_run(bench *b, dev *senders, dev *to, unsigned n, enum keep keep)
+{
+	static const char *const what[] = {"catch-up (begin..end)", "+ history, 2nd txn (engine.c)",
+	                                   "+ history, in the same txn",
+	                                   "+ history, one txn per MAM page"};
+	GPtrArray *st = g_ptr_array_new_with_free_func(g_free);
+	run_result res = {.t = g_array_new(FALSE, FALSE, sizeof(double))};
+	double t0;
+	int r;
+
+	r = archive_build(b, senders, to, n, st);
+	if (r == MEND_OK) {
+		t0 = now();
+		mend_account_catchup_begin(to->acc);
+		r = decrypt_all(to, st, keep, &res);
+		if (r == MEND_OK)
+			r = mend_account_catchup_end(to->acc);
+		res.total = now() - t0;
+	}
+	if (r == MEND_OK && keep == KEEP_NONE)
+		b->catchup_rate = (double)n / res.total;
+	if (r == MEND_OK)
+		print_rate(what[keep], &res);
+	g_array_free(res.t, TRUE);
+	g_ptr_array_free(st, TRUE);
+	return r;
+}
+
+static int bench_catchup(bench *b)
+{
+	dev senders[N_SENDERS] = {{0}}, carol = {0};
+	unsigned i, n = b->quick ? 1000 : 10000;
+	char jid[64];
+	int r;
+
+	printf("\n4. Catch-up: %u archived messages from %d devices (from + stanza-id, normal);\n"
+	       "   msgs/s counts everything from catchup_begin to catchup_end (commits, "
+	       "checkpoints)\n",
+	       n, N_SENDERS);
+	r = dev_new(b, &carol, "carol@" DOMAIN);
+	for (i = 0; r == MEND_OK && i < N_SENDERS; i++) {
+		g_snprintf(jid, sizeof(jid), "contact%u@" DOMAIN, i);
+		r = dev_new(b, &senders[i], jid);
+	}
+	for (i = 0; r == MEND_OK && i < N_SENDERS; i++)
+		r = handshake(b, &senders[i], &carol);
+	rate_header();
+	if (r == MEND_OK)
+		r = catchup_run(b, senders, &carol, n, KEEP_NONE);
+	if (r == MEND_OK)
+		r = catchup_run(b, senders, &carol, n, KEEP_TWO_TXNS);
+	if (r == MEND_OK)
+		r = catchup_run(b, senders, &carol, n, KEEP_ONE_TXN);
+	if (r == MEND_OK)
+		r = catchup_run(b, senders, &carol, n, KEEP_PAGE);
+	for (i = 0; i < N_SENDERS; i++)
+		dev_clear(&senders[i]);
+	dev_clear(&carol);
+	return r;
+}
+
+/* --- 5. start-up ---------------------------------------------------------- */
+
+/* An account with FEW_SESSIONS sessions, built from the bundles of the world's accounts. */
+static int few_sessions(bench *b, world *w, dev *few)
+{
+	char *bundle = NULL;
+	unsigned i;
+	int r;
+
+	r = dev_new(b, few, "few@" DOMAIN);
+	if (r == MEND_OK)
+		r = mend_account_bundle_xml(w->rcpt[0].acc, &bundle);
+	for (i = 0; r == MEND_OK && i < FEW_SESSIONS; i++)
+		r = mend_account_bundle_process(few->acc, "peer00@" DOMAIN, FIRST_ALIAS_ID + i,
+		                                bundle);
+	mend_free(bundle);
+	dev_close(few);
+	return r < 0 ? report("few sessions", r) : r;
+}
+
+/* Opens d (timed) and closes it (not timed). */
+static int time_open(bench *b, dev *d, GArray *t)
+{
+	double t0 = now(), dt;
+	int r;
+
+	r = dev_open(b, d);
+	dt = now() - t0;
+	g_array_append_val(t, dt);
+	dev_close(d);
+	return r;
+}
+
+static int bench_startup(bench *b, world *w)
+{
+	dev few = {0};
+	GArray *t[2] = {g_array_new(FALSE, FALSE, sizeof(double)),
+	                g_array_new(FALSE, FALSE, sizeof(double))};
+	unsigned i, warm = 2, reps = b->quick ? 7 : 21;
+	stats s[2];
+	int r;
+
+	printf("\n5. Start-up: mend_account_open\n");
+	dev_close(&w->sender);
+	r = few_sessions(b, w, &few);
+	for (i = 0; r == MEND_OK && i < warm + reps; i++) {
+		r = time_open(b, i % 2 ? &w->sender : &few, t[i % 2]);
+		if (r == MEND_OK)
+			r = time_open(b, i % 2 ? &few : &w->sender, t[!(i % 2)]);
+		if (i < warm) {
+			g_array_set_size(t[0], 0);
+			g_array_set_size(t[1], 0);
+		}
+	}
+	s[0] = stats_of(t[0]);
+	s[1] = stats_of(t[1]);
+	if (r == MEND_OK) {
+		printf("  %5d sessions: median %7.3f ms (min %7.3f ms)\n", FEW_SESSIONS,
+		       s[0].med * 1e3, s[0].min * 1e3);
+		printf("  %5zu sessions: median %7.3f ms (min %7.3f ms)   ratio %.2f\n", w->n_rs,
+		       s[1].med * 1e3, s[1].min * 1e3, s[1].med / s[0].med);
+		b->startup_ratio = s[1].med / s[0].med;
+	}
+	g_array_free(t[0], TRUE);
+	g_array_free(t[1], TRUE);
+	dev_clear(&few);
+	return r;
+}
+
+/* --- the run -------------------------------------------------------------- */
+
+static char *cpu_model(void)
+{
+	char *text = NULL, *line, *model = NULL;
+
+	if (!g_file_get_contents("/proc/cpuinfo", &text, NULL, NULL))
+		return g_strdup("?");
+	line = strstr(text, "model name");
+	if (line && strchr(line, ':'))
+		model = g_strndup(strchr(line, ':') + 2, strcspn(strchr(line, ':') + 2, "\n"));
+	g_free(text);
+	return model ? model : g_strdup("?");
+}
+
+static void print_header(const bench *b)
+{
+	char *cpu = cpu_model();
+
+#ifdef MEND_HAVE_LIBOMEMO_C
+	const char *ratchet = "libomemo-c (configure: MEND_HAVE_LIBOMEMO_C)";
+#else
+	const char *ratchet = "libsignal-protocol-c (configure: no MEND_HAVE_LIBOMEMO_C)";
+#endif
+	printf("mend-bench, %s (%s run)\n", PACKAGE_STRING, b->quick ? "quick" : "full");
+	printf("  Double Ratchet: %s\n", ratchet);
+	printf("  libgcrypt %s, SQLite %s, GLib %u.%u.%u\n", gcry_check_version(NULL),
+	       sqlite3_libversion(), glib_major_version, glib_minor_version, glib_micro_version);
+	printf("  CPU: %s, %u online; one thread; CLOCK_MONOTONIC; times are medians (min)\n", cpu,
+	       g_get_num_processors());
+	printf("  stores in %s\n", b->root);
+	g_free(cpu);
+}
+
+static const char *met(int ok)
+{
+	return ok ? "MET" : "NOT MET";
+}
+
+static void print_targets(const bench *b)
+{
+	printf("\nTargets\n");
+	printf("target N=100 full/bare <= 1.5: %s (%.2f)\n", met(b->ratio100 <= 1.5), b->ratio100);
+	printf("target catch-up >= 10000 msg/s: %s (%.0f)\n", met(b->catchup_rate >= 10000),
+	       b->catchup_rate);
+	printf("target start-up independent of sessions: %s (%.2f)\n", met(b->startup_ratio < 2),
+	       b->startup_ratio);
+}
+
+static void rm_rf(const char *path)
+{
+	GDir *dir = g_dir_open(path, 0, NULL);
+	const char *name;
+
+	if (!dir) {
+		g_unlink(path);
+		return;
+	}
+	while ((name = g_dir_read_name(dir))) {
+		char *p = g_build_filename(path, name, NULL);
+
+		rm_rf(p);
+		g_free(p);
+	}
+	g_dir_close(dir);
+	g_rmdir(path);
+}
+
+static int wanted(const bench *b, const char *section)
+{
+	return !b->only || g_str_equal(b->only, section);
+}
+
+static int run(bench *b)
+{
+	world w = {0};
+	int r;
+
+	r = MEND_OK;
+	if (wanted(b, "encrypt") || wanted(b, "split") || wanted(b, "startup"))
+		r = bench_encrypt(b, &w);
+	if (r == MEND_OK && wanted(b, "split"))
+		r = bench_split(b, &w);
+	if (r == MEND_OK && wanted(b, "decrypt"))
+		r = bench_decrypt(b);
+	if (r == MEND_OK && wanted(b, "catchup"))
+		r = bench_catchup(b);
+	if (r == MEND_OK && wanted(b, "startup"))
+		r = bench_startup(b, &w);
+	world_free(&w);
+	return r;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: mend-bench [-n|--quick] [-v|--verbose] [--only=SECTION] [--variant=V]\n"
+	           "  -n, --quick      a short run (N up to 100, 1,000 catch-up messages)\n"
+	           "  -v, --verbose    show the core's log lines\n"
+	           "  --only=SECTION   encrypt, split, decrypt, catchup or startup alone\n"
+	           "                   (for profilers; encrypt runs too when a section needs it)\n"
+	           "  --variant=V      encrypt: only full, store or bare (for profilers)\n");
+}
+
+static int parse_variant(bench *b, const char *v)
+{
+	static const char *const names[N_VARIANTS] = {"full", "store", "bare"};
+	int k;
+
+	for (k = 0; k < N_VARIANTS; k++)
+		if (!strcmp(v, names[k]))
+			b->variant = k;
+	return b->variant >= 0 ? 0 : -1;
+}
+
+static int parse_arg(bench *b, const char *a)
+{
+	if (!strcmp(a, "-n") || !strcmp(a, "--quick"))
+		b->quick = 1;
+	else if (!strcmp(a, "-v") || !strcmp(a, "--verbose"))
+		b->verbose = 1;
+	else if (g_str_has_prefix(a, "--only="))
+		b->only = a + strlen("--only=");
+	else if (g_str_has_prefix(a, "--variant="))
+		return parse_variant(b, a + strlen("--variant="));
+	else
+		return -1;
+	return 0;
+}
+
+static int parse_args(bench *b, int argc, char **argv)
+{
+	static const size_t full_ns[] = {1, 10, 100, 1000, 0};
+	static const size_t quick_ns[] = {1, 10, 100, 0};
+	int i;
+
+	b->variant = -1;
+	for (i = 1; i < argc; i++) {
+		if (parse_arg(b, argv[i]) < 0) {
+			usage(strcmp(argv[i], "-h") && strcmp(argv[i], "--help") ? stderr : stdout);
+			return -1;
+		}
+	}
+	b->ns = b->quick ? quick_ns : full_ns;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	bench b = {0};
+	GError *err = NULL;
+	double t0 = now();
+	int r;
+
+	if (parse_args(&b, argc, argv) < 0)
+		return 2;
+	b.root = g_dir_make_tmp("mend-bench-XXXXXX", &err);
+	if (!b.root) {
+		fprintf(stderr, "mend-bench: no temp dir: %s\n", err->message);
+		g_error_free(err);
+		return 1;
+	}
+	print_header(&b);
+	r = run(&b);
+	rm_rf(b.root);
+	g_free(b.root);
+	if (r < 0) {
+		fprintf(stderr, "mend-bench: failed: %s\n", mend_strerror(r));
+		return 1;
+	}
+	if (!b.only && b.variant < 0)
+		print_targets(&b);
+	printf("(whole run: %.1f s)\n", now() - t0);
+	return 0;
 }

@@ -525,6 +525,32 @@ static void test_bad_bundles(sim *s)
 	g_free(list);
 }
 
+/*
+ * Two processes on one store (a `mend listen` and a `mend send` of the same
+ * device): the session cache of one must notice what the other committed.
+ */
+static void test_two_handles(sim *s, sim_dev *a, sim_dev *b)
+{
+	mend_account *twin = NULL;
+	char *w1, *w2, *w3 = NULL, *st = NULL;
+
+	TAP_EQ(mend_account_open(&twin, a->jid, a->dir, MEND_KEYRING_FILE, NULL, NULL), MEND_OK,
+	       "a second handle on the same store");
+	w1 = wire_msg(s, a, b, "one", 0); /* fills a's session cache */
+	TAP_EQ(mend_account_encrypt(twin, b->jid, "two", NULL, &st), MEND_OK, "the twin encrypts");
+	w2 = sim_stamp(s, st, a, b, 0);
+	mend_free(st);
+	w3 = wire_msg(s, a, b, "three", 0); /* must not reuse the chain state "two" used */
+	TAP_EQ(decrypt_expect(b, w1, "one"), MEND_OK, "first handle's message decrypts");
+	TAP_EQ(decrypt_expect(b, w2, "two"), MEND_OK, "second handle's message decrypts");
+	TAP_EQ(decrypt_expect(b, w3, "three"), MEND_OK,
+	       "and the first handle's next one too: its cache saw the other's commit");
+	mend_account_free(twin);
+	g_free(w1);
+	g_free(w2);
+	g_free(w3);
+}
+
 int main(void)
 {
 	sim *s = sim_new();
@@ -546,6 +572,7 @@ int main(void)
 	test_malformed(s, a, b);
 	test_stanza_id(s, a, b);
 	test_reopen(s, a, b);
+	test_two_handles(s, a, b);
 	test_store_key(s, a);
 	test_catchup(s);
 	test_bad_bundles(s);

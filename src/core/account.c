@@ -72,8 +72,13 @@ xmpp_stanza_t *mend_stanza_parse(mend_account *acc, const char *xml)
 
 int mend_account_txn_begin(mend_account *acc)
 {
+	int r;
+
 	acc->store_err = 0;
-	return mend_store_begin(acc->store);
+	r = mend_store_begin(acc->store);
+	if (r == MEND_OK)
+		mend_sigstore_check_cache(acc);
+	return r;
 }
 
 int mend_account_txn_end(mend_account *acc, int r)
@@ -347,6 +352,8 @@ void mend_account_free(mend_account *acc)
 	if (!acc)
 		return;
 	mend_engine_free(acc->eng);
+	if (acc->sessions)
+		g_hash_table_destroy(acc->sessions);
 	if (acc->sstore)
 		signal_protocol_store_context_destroy(acc->sstore);
 	if (acc->sctx)

@@ -201,6 +201,16 @@ static void md_release(mend_crypto *c, gcry_md_hd_t h)
 	}
 }
 
+int mend_nonce(void *buf, size_t len)
+{
+	int ret;
+
+	ret = mend_crypto_global_init();
+	if (!ret && len)
+		gcry_create_nonce(buf, len);
+	return ret;
+}
+
 int mend_random(void *buf, size_t len)
 {
 	int ret;

@@ -1360,12 +1360,18 @@ static int handle_mam_result(mend_account *acc, xmpp_stanza_t *st, xmpp_stanza_t
 	in.timestamp = delay_of(fwd);
 	if (!in.timestamp)
 		in.timestamp = iso_now();
+	/* the message and the catch-up position commit together (one commit per result) */
+	if (mend_store_begin(acc->store) < 0) {
+		g_free(in.timestamp);
+		return MEND_ERR_STORE;
+	}
 	process_encrypted(acc, &in);
 	if (!in.history) {
 		mend_store_meta_set(acc->store, "mam_last", in.archive_id);
 		g_snprintf(ts, sizeof(ts), "%" G_GINT64_FORMAT, unix_of(in.timestamp));
 		mend_store_meta_set(acc->store, "mam_last_ts", ts);
 	}
+	mend_store_commit(acc->store);
 	g_free(in.timestamp);
 	return 1;
 }

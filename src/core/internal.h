@@ -26,9 +26,11 @@ struct mend_account {
 	GRecMutex lock; /* the signal context lock */
 	uint32_t device_id;
 	int in_catchup;
-	int bundle_dirty; /* prekeys replenished since the last publish request */
-	mend_engine *eng; /* the protocol engine's state (engine.c) */
-	int store_err;    /* the store failure behind a libsignal error, or 0 */
+	int bundle_dirty;     /* prekeys replenished since the last publish request */
+	mend_engine *eng;     /* the protocol engine's state (engine.c) */
+	GHashTable *sessions; /* write-through cache of session records ("device/jid" -> GBytes) */
+	uint64_t sessions_state; /* mend_store_state() the cache is valid for */
+	int store_err;           /* the store failure behind a libsignal error, or 0 */
 };
 
 /* How many one-time prekeys we keep published (XEP-0384 v0.3 §4.3: at least 20; we keep 100). */

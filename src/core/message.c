@@ -128,7 +128,7 @@ static int encrypt_payload(mend_account *acc, const char *body, int flags, mend_
 	m->iv_len = (flags & MEND_ENC_IV16) ? 16 : PAYLOAD_IV_LEN;
 	r = mend_random(km, PAYLOAD_KEY_LEN);
 	if (r == MEND_OK)
-		r = mend_random(m->iv, m->iv_len);
+		r = mend_nonce(m->iv, m->iv_len);
 	if (r < 0)
 		return r;
 	m->has_payload = 1;
@@ -149,47 +149,27 @@ static int encrypt_payload(mend_account *acc, const char *body, int flags, mend_
 	return MEND_OK;
 }
 
-static void add_child(xmpp_stanza_t *parent, xmpp_stanza_t *child)
-{
-	xmpp_stanza_add_child(parent, child);
-	xmpp_stanza_release(child);
-}
-
-static xmpp_stanza_t *new_element(xmpp_ctx_t *ctx, const char *name, const char *ns)
-{
-	xmpp_stanza_t *st = xmpp_stanza_new(ctx);
-
-	xmpp_stanza_set_name(st, name);
-	if (ns)
-		xmpp_stanza_set_ns(st, ns);
-	return st;
-}
-
 /* The <message/>: encrypted element, EME and store hints, fallback body, origin-id. */
 static char *wrap_message(mend_account *acc, const char *to, const char *id,
                           const mend_encrypted *m)
 {
-	xmpp_stanza_t *msg, *el;
-	char *own_id = NULL, *text;
+	GString *s = g_string_sized_new(512 + m->n_keys * 160);
+	char *own_id = id ? NULL : g_uuid_string_random();
+	char *eto = g_markup_escape_text(to, -1), *eid = g_markup_escape_text(id ? id : own_id, -1);
+	int r;
 
-	if (!id)
-		id = own_id = xmpp_uuid_gen(acc->xctx);
-	msg = xmpp_message_new(acc->xctx, "chat", to, id);
-	add_child(msg, mend_legacy_encrypted_build(acc->xctx, m));
-	el = new_element(acc->xctx, "encryption", NS_EME);
-	xmpp_stanza_set_attribute(el, "namespace", MEND_NS_LEGACY);
-	xmpp_stanza_set_attribute(el, "name", "OMEMO");
-	add_child(msg, el);
-	add_child(msg, new_element(acc->xctx, "store", NS_HINTS));
-	xmpp_message_set_body(msg, FALLBACK_BODY);
-	el = new_element(acc->xctx, "origin-id", NS_SID);
-	xmpp_stanza_set_attribute(el, "id", id);
-	add_child(msg, el);
-	text = mend_stanza_text(msg);
-	xmpp_stanza_release(msg);
-	if (own_id)
-		xmpp_free(acc->xctx, own_id);
-	return text;
+	g_string_append_printf(s, "<message to='%s' type='chat' id='%s'>", eto, eid);
+	r = mend_legacy_encrypted_text(s, m);
+	/* XEP-0380 EME, XEP-0334 store hint, XEP-0359 origin-id */
+	g_string_append_printf(s,
+	                       "<encryption xmlns='%s' namespace='%s' name='OMEMO'/>"
+	                       "<store xmlns='%s'/><body>%s</body>"
+	                       "<origin-id xmlns='%s' id='%s'/></message>",
+	                       NS_EME, MEND_NS_LEGACY, NS_HINTS, FALLBACK_BODY, NS_SID, eid);
+	g_free(eto);
+	g_free(eid);
+	g_free(own_id);
+	return g_string_free(s, r < 0);
 }
 
 static int encrypt_for_all(mend_account *acc, const mend_recipient *rs, size_t n, const uint8_t *km,

@@ -39,22 +39,56 @@ static int to_signal_buffer(mend_account *acc, uint8_t *data, size_t len, signal
 
 /* --- sessions -------------------------------------------------------------- */
 
+/* --- the session cache (DESIGN §5: no per-message reload of what we just wrote) --- */
+
+static char *cache_key(const signal_protocol_address *a)
+{
+	return g_strdup_printf("%d/%.*s", a->device_id, (int)a->name_len, a->name);
+}
+
+void mend_sigstore_check_cache(mend_account *acc)
+{
+	uint64_t state = mend_store_state(acc->store);
+
+	if (!acc->sessions)
+		acc->sessions = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+		                                      (GDestroyNotify)g_bytes_unref);
+	else if (state != acc->sessions_state)
+		g_hash_table_remove_all(acc->sessions);
+	acc->sessions_state = state;
+}
+
+static void cache_put(mend_account *acc, const signal_protocol_address *a, const uint8_t *rec,
+                      size_t len)
+{
+	if (acc->sessions)
+		g_hash_table_replace(acc->sessions, cache_key(a), g_bytes_new(rec, len));
+}
+
 static int load_session(signal_buffer **record, signal_buffer **user_record,
                         const signal_protocol_address *address, void *ud)
 {
 	mend_account *acc = ud;
-	char *jid = addr_name(address);
+	char *key = cache_key(address), *jid;
+	GBytes *hit = acc->sessions ? g_hash_table_lookup(acc->sessions, key) : NULL;
 	uint8_t *data = NULL;
 	size_t len = 0;
 	int r;
 
 	*user_record = NULL;
+	g_free(key);
+	if (hit) {
+		*record = signal_buffer_create(g_bytes_get_data(hit, &len), g_bytes_get_size(hit));
+		return *record ? 1 : fail(acc, MEND_ERR_NOMEM);
+	}
+	jid = addr_name(address);
 	r = mend_store_session_get(acc->store, jid, (uint32_t)address->device_id, &data, &len);
 	g_free(jid);
 	if (r == MEND_ERR_NOT_FOUND)
 		return 0;
 	if (r < 0)
 		return fail(acc, r);
+	cache_put(acc, address, data, len);
 	return to_signal_buffer(acc, data, len, record);
 }
 
@@ -92,7 +126,10 @@ static int store_session(const signal_protocol_address *address, uint8_t *record
 	r = mend_store_session_put(acc->store, jid, (uint32_t)address->device_id, record,
 	                           record_len);
 	g_free(jid);
-	return r < 0 ? fail(acc, r) : 0;
+	if (r < 0)
+		return fail(acc, r);
+	cache_put(acc, address, record, record_len);
+	return 0;
 }
 
 static int contains_session(const signal_protocol_address *address, void *ud)
@@ -114,6 +151,8 @@ static int delete_session(const signal_protocol_address *address, void *ud)
 
 	r = mend_store_session_delete(acc->store, jid, (uint32_t)address->device_id);
 	g_free(jid);
+	if (acc->sessions)
+		g_hash_table_remove_all(acc->sessions);
 	return r < 0 ? fail(acc, r) : 1;
 }
 
@@ -125,6 +164,8 @@ static int delete_all_sessions(const char *name, size_t name_len, void *ud)
 
 	r = mend_store_session_delete_all(acc->store, jid);
 	g_free(jid);
+	if (acc->sessions)
+		g_hash_table_remove_all(acc->sessions);
 	return r < 0 ? fail(acc, r) : 0;
 }
 

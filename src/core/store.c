@@ -40,6 +40,9 @@ enum stmt {
 	ST_BEGIN,
 	ST_COMMIT,
 	ST_ROLLBACK,
+	ST_SAVEPOINT,
+	ST_RELEASE,
+	ST_ROLLBACK_TO,
 	ST_META_GET,
 	ST_META_SET,
 	ST_ID_GET,
@@ -71,6 +74,7 @@ enum stmt {
 	ST_DEV_BROKEN_GET,
 	ST_SEEN,
 	ST_MARK,
+	ST_DATA_VERSION,
 	ST_COUNT
 };
 
@@ -78,6 +82,9 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
+    [ST_SAVEPOINT] = "SAVEPOINT nested",
+    [ST_RELEASE] = "RELEASE nested",
+    [ST_ROLLBACK_TO] = "ROLLBACK TO nested",
     [ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
     [ST_META_SET] = "INSERT INTO meta (key, value) VALUES (?1, ?2)"
                     " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -121,6 +128,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_DEV_BROKEN_GET] = "SELECT broken FROM devices WHERE jid = ?1 AND device = ?2",
     [ST_SEEN] = "SELECT 1 FROM seen_stanzas WHERE \"by\" = ?1 AND id = ?2",
     [ST_MARK] = "INSERT OR IGNORE INTO seen_stanzas (\"by\", id, seen_at) VALUES (?1, ?2, ?3)",
+    [ST_DATA_VERSION] = "PRAGMA data_version",
 };
 
 /* Version 0 -> 1: every table. Sealed columns are BLOBs. */
@@ -168,8 +176,8 @@ struct mend_store {
 	sqlite3 *db;
 	mend_crypto *c; /* borrowed */
 	uint8_t key[MEND_STORE_KEY_LEN];
-	int depth;  /* transaction nesting */
-	int failed; /* a nested level rolled back */
+	int depth;          /* transaction nesting */
+	uint64_t rollbacks; /* how many rollbacks happened: caches above the store check it */
 	sqlite3_stmt *st[ST_COUNT];
 };
 
@@ -295,7 +303,7 @@ static int seal(mend_store *s, const char *aad, const uint8_t *in, size_t len, u
 		goto out;
 	buf = g_malloc(len + SEAL_OVERHEAD);
 	buf[0] = SEAL_VERSION;
-	rc = mend_random(buf + 1, SEAL_NONCE_LEN);
+	rc = mend_nonce(buf + 1, SEAL_NONCE_LEN);
 	if (rc)
 		goto out;
 	rc = mend_aes_gcm_encrypt(s->c, s->key, MEND_STORE_KEY_LEN, buf + 1, SEAL_NONCE_LEN,
@@ -610,14 +618,11 @@ static int run(mend_store *s, enum stmt which)
 	return rc;
 }
 
+/* Nesting: the outermost level is a transaction, inner levels are savepoints. */
 int mend_store_begin(mend_store *s)
 {
-	int rc = 0;
+	int rc = run(s, s->depth == 0 ? ST_BEGIN : ST_SAVEPOINT);
 
-	if (s->depth == 0) {
-		rc = run(s, ST_BEGIN);
-		s->failed = 0;
-	}
 	if (!rc)
 		s->depth++;
 	return rc;
@@ -625,22 +630,18 @@ int mend_store_begin(mend_store *s)
 
 int mend_store_commit(mend_store *s)
 {
-	int rc = MEND_ERR_INVALID_ARG;
+	int rc;
 
 	if (s->depth == 0)
-		goto out;
-	rc = 0;
+		return MEND_ERR_INVALID_ARG;
 	if (--s->depth > 0)
-		goto out;
-	if (s->failed)
-		rc = MEND_ERR_STORE;
-	else
-		rc = run(s, ST_COMMIT);
-	/* A failed commit (or a failed nested level) leaves nothing behind. */
+		return run(s, ST_RELEASE);
+	rc = run(s, ST_COMMIT);
+	/* a failed commit leaves nothing behind */
 	if (rc && !sqlite3_get_autocommit(s->db))
 		run(s, ST_ROLLBACK);
-	s->failed = 0;
-out:
+	if (rc)
+		s->rollbacks++;
 	return rc;
 }
 
@@ -648,13 +649,13 @@ void mend_store_rollback(mend_store *s)
 {
 	if (s->depth == 0)
 		return;
-	s->depth--;
-	if (s->depth > 0)
-		s->failed = 1;
-	else if (!sqlite3_get_autocommit(s->db))
+	s->rollbacks++;
+	if (--s->depth > 0) {
+		run(s, ST_ROLLBACK_TO);
+		run(s, ST_RELEASE);
+	} else if (!sqlite3_get_autocommit(s->db)) {
 		run(s, ST_ROLLBACK);
-	if (s->depth == 0)
-		s->failed = 0;
+	}
 }
 
 /* ---- metadata --------------------------------------------------------- */
@@ -1211,4 +1212,16 @@ int mend_store_unseal(mend_store *s, const char *aad, const uint8_t *in, size_t 
 sqlite3 *mend_store_db(mend_store *s)
 {
 	return s->db;
+}
+
+uint64_t mend_store_state(mend_store *s)
+{
+	sqlite3_stmt *st = s->st[ST_DATA_VERSION];
+	sqlite3_int64 v = 0;
+
+	/* data_version changes when another connection (another mend process) commits */
+	if (step_int(st, &v) < 0)
+		v = -1;
+	st_reset(st);
+	return ((uint64_t)v << 32) ^ s->rollbacks;
 }

@@ -11,9 +11,9 @@
  * returned through uint8_t ** are g_malloc'd: free with g_free (secrets:
  * the caller wipes them first where it matters).
  *
- * Transactions: mend_store_begin/commit/rollback nest by counting; only the
- * outermost commits or rolls back (a rollback anywhere makes the outermost
- * commit fail with MEND_ERR_STORE and roll back).
+ * Transactions: mend_store_begin/commit/rollback nest. The outermost level is
+ * a transaction (BEGIN IMMEDIATE); inner levels are savepoints, so an inner
+ * rollback undoes only the inner level's writes.
  */
 #ifndef MEND_CORE_STORE_H
 #define MEND_CORE_STORE_H
@@ -40,6 +40,13 @@ int mend_store_open(mend_store **out, const char *path, const uint8_t key[MEND_S
 void mend_store_close(mend_store *s);
 /* Whether a store database exists at `path`. */
 int mend_store_exists(const char *path);
+
+/*
+ * A value that changes whenever what a cache above the store holds may have
+ * become stale: another process committed (PRAGMA data_version), or one of
+ * our transactions rolled back.
+ */
+uint64_t mend_store_state(mend_store *s);
 
 int mend_store_begin(mend_store *s);
 int mend_store_commit(mend_store *s);

@@ -89,6 +89,9 @@ void mend_bundle_clear(mend_bundle *b);
 int mend_legacy_encrypted_parse(xmpp_stanza_t *encrypted, mend_encrypted *out);
 xmpp_stanza_t *mend_legacy_encrypted_build(xmpp_ctx_t *ctx, const mend_encrypted *m);
 void mend_encrypted_clear(mend_encrypted *m);
+/* Appends the element as text to `out` (a GString *); MEND_ERR_INVALID_ARG when the builder would
+ * refuse. */
+int mend_legacy_encrypted_text(struct _GString *out, const mend_encrypted *m);
 
 /* Finds the first child of `parent` named `name` in namespace `ns` (NULL ns: any). */
 xmpp_stanza_t *mend_child(xmpp_stanza_t *parent, const char *name, const char *ns);
