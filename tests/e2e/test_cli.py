@@ -15,101 +15,13 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Prosody, JsonLinesProcess, run, skip, start_omemo_peer, test,  # noqa: E402
-                     wait_for, wait_ready, main, HERE)
+from harness import skip, start_omemo_peer, test, wait_for, wait_ready, main  # noqa: E402
 
-BUILD = os.environ.get("top_builddir") or os.path.join(HERE, "..", "..", "build")
-MEND = os.environ.get("MEND_BIN") or os.path.join(BUILD, "mend")
+from mendcli import (MEND, Mend, iso, messages, server, wait_listening,  # noqa: E402
+                     wait_message)
 
 if not os.access(MEND, os.X_OK):
     skip(f"{MEND} is not built")
-
-
-def iso(ts):
-    return datetime.datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
-
-
-class Mend:
-    """One mend device: an account, a resource and its own data dir."""
-
-    def __init__(self, srv, root, user, resource, password="pw", device=None):
-        """device: the name of the device (data dir) when another resource uses it too."""
-        self.srv, self.user, self.resource = srv, user, resource
-        self.jid = srv.jid(user)
-        self.dir = os.path.join(root, f"{user}-{device or resource}")
-        os.makedirs(self.dir, exist_ok=True)
-        self.pwfile = os.path.join(self.dir, "password")
-        with open(self.pwfile, "w") as f:
-            f.write(password + "\n")
-        home = os.path.join(self.dir, "home")
-        os.makedirs(home, exist_ok=True)
-        # never a real keyring, never the user's config
-        self.env = dict(os.environ, HOME=home, XDG_CONFIG_HOME=home + "/.config",
-                        XDG_DATA_HOME=home + "/.local/share",
-                        DBUS_SESSION_BUS_ADDRESS="unix:path=/nonexistent/mend-test-bus")
-        self.env.pop("DISPLAY", None)
-        self.env.pop("MEND_PASSWORD", None)
-
-    def argv(self, *cmd):
-        return [MEND, "--jid", self.srv.jid(self.user, self.resource), "--password-file",
-                self.pwfile, "--server", self.srv.address, "--tls", "off",
-                "--data-dir", os.path.join(self.dir, "data"), "--json", *cmd]
-
-    def run(self, *cmd, timeout=60, input=None):
-        return run(self.argv(*cmd), timeout=timeout, env=self.env, input=input)
-
-    def lines(self, cp):
-        out = []
-        for line in cp.stdout.splitlines():
-            line = line.strip()
-            if line.startswith("{"):
-                out.append(json.loads(line))
-        return out
-
-    def send(self, to, text, expect_rc=0, timeout=60):
-        cp = self.run("send", to, text, timeout=timeout)
-        if cp.returncode != expect_rc:
-            raise AssertionError(f"mend send as {self.user}/{self.resource} exited "
-                                 f"{cp.returncode}, want {expect_rc}\nstdout:\n{cp.stdout}\n"
-                                 f"stderr:\n{cp.stderr}")
-        return cp
-
-    def publish(self):
-        """Connect once so that our device list and bundle are on the server."""
-        cp = self.run("devices")
-        if cp.returncode != 0:
-            raise AssertionError(f"mend devices failed ({cp.returncode}): {cp.stderr}")
-        return cp
-
-    def listen(self, *args):
-        return JsonLinesProcess(self.argv("listen", *args), env=self.env,
-                                name=f"mend {self.user}/{self.resource}",
-                                context=lambda: self.srv.log_tail(20))
-
-    def device_id(self):
-        cp = self.run("fingerprint")
-        return self.lines(cp)[0]["device"]
-
-
-def wait_listening(proc, timeout=30):
-    """A listen process is ready when it said so (our keys published, catch-up done)."""
-    return proc.wait_line(lambda o: o.get("type") == "ready", timeout,
-                          f"{proc.name} to be ready")
-
-
-def messages(proc, start=0):
-    return [o for o in proc.lines[start:] if o.get("type") == "message"]
-
-
-def wait_message(proc, body, timeout=30, start=0, **fields):
-    def match(o):
-        return (o.get("type") == "message" and o.get("body") == body and
-                all(o.get(k) == v for k, v in fields.items()))
-    return proc.wait_line(match, timeout, f"{proc.name} to show {body!r} {fields}", start=start)
-
-
-def server(**kw):
-    return Prosody(accounts={"alice": "pw", "bob": "pw", "carol": "pw"}, **kw)
 
 
 @test

@@ -1,0 +1,83 @@
+/*
+ * api.h - the contract between mend.so (the Profanity plugin: a thin shim)
+ * and mend-profanity-module.so (the adapter, the core and libomemo-c).
+ *
+ * DESIGN §2: Profanity links libsignal-protocol-c and loads plugins with
+ * RTLD_GLOBAL; libomemo-c exports the same names. So the shim, which Profanity
+ * loads, never touches the ratchet: it dlopen()s the module with RTLD_DEEPBIND
+ * (its calls then bind to libomemo-c) and hands it Profanity's API as the
+ * function pointers below, since the module must not include profapi.h (it
+ * would bind to its own NULL copies of Profanity's pointer variables).
+ */
+#ifndef MEND_PROFANITY_API_H
+#define MEND_PROFANITY_API_H
+
+#define MEND_PROF_ABI   1
+#define MEND_PROF_ENTRY "mend_profanity_module"
+/* The plugin's file name as Profanity knows it, for the calls that take one. */
+#define MEND_PROF_FILE "mend.c"
+
+typedef void (*mend_prof_cmd_cb)(char **args);
+typedef void (*mend_prof_timed_cb)(void);
+
+/* Profanity's API, as the shim got it (see profapi.h for each call). */
+struct mend_prof_api {
+	int abi;
+	int (*cons_show)(const char *const message);
+	void (*register_command)(const char *filename, const char *command_name, int min_args,
+	                         int max_args, char **synopsis, const char *description,
+	                         char *arguments[][2], char **examples, mend_prof_cmd_cb callback);
+	void (*register_timed)(const char *filename, mend_prof_timed_cb callback, int seconds);
+	void (*completer_add)(const char *filename, const char *key, char **items);
+	void (*disco_add_feature)(const char *filename, char *feature);
+	char *(*get_current_recipient)(void);
+	void (*log_debug)(const char *message);
+	void (*log_info)(const char *message);
+	void (*log_warning)(const char *message);
+	void (*log_error)(const char *message);
+	int (*send_stanza)(char *stanza);
+	void (*send_line)(char *line);
+	int (*settings_boolean_get)(char *group, char *key, int def);
+	void (*settings_boolean_set)(char *group, char *key, int value);
+	char **(*settings_string_list_get)(char *group, char *key);
+	void (*settings_string_list_add)(char *group, char *key, char *value);
+	int (*settings_string_list_remove)(char *group, char *key, char *value);
+	int (*chat_set_titlebar_enctext)(const char *barejid, const char *enctext);
+	int (*chat_unset_titlebar_enctext)(const char *barejid);
+	int (*chat_set_incoming_char)(const char *barejid, const char *ch);
+	int (*chat_unset_incoming_char)(const char *barejid);
+	int (*chat_set_outgoing_char)(const char *barejid, const char *ch);
+	int (*chat_unset_outgoing_char)(const char *barejid);
+	int (*chat_show)(const char *const barejid, const char *const message);
+	int (*chat_show_themed)(const char *const barejid, const char *const group,
+	                        const char *const item, const char *const def, const char *const ch,
+	                        const char *const message);
+};
+
+/* The module's side: Profanity's hooks, forwarded by the shim (NULL members are skipped). */
+struct mend_prof_hooks {
+	int abi;
+	void (*init)(const char *version, const char *status, const char *account_name,
+	             const char *fulljid);
+	void (*on_shutdown)(void);
+	void (*on_connect)(const char *account_name, const char *fulljid);
+	void (*on_disconnect)(const char *account_name, const char *fulljid);
+	/* returns a malloc'd stanza to send instead, or NULL to send the original */
+	char *(*on_message_stanza_send)(const char *text);
+	/* 1: Profanity goes on with the stanza; 0: it drops it */
+	int (*on_message_stanza_receive)(const char *text);
+	int (*on_iq_stanza_receive)(const char *text);
+	/* a malloc'd replacement for what is shown, or NULL */
+	char *(*pre_chat_message_display)(const char *barejid, const char *resource,
+	                                  const char *message);
+	void (*on_chat_win_focus)(const char *barejid);
+	/* whether messages to barejid must be encrypted (the shim's safety net) */
+	int (*must_encrypt)(const char *barejid);
+};
+
+typedef const struct mend_prof_hooks *(*mend_prof_entry)(const struct mend_prof_api *api);
+
+/* The module's one exported symbol (MEND_PROF_ENTRY). */
+const struct mend_prof_hooks *mend_profanity_module(const struct mend_prof_api *api);
+
+#endif

@@ -1,0 +1,212 @@
+/*
+ * mend.c - the Profanity plugin mend.so: a thin shim (DESIGN §2).
+ *
+ * Profanity loads it RTLD_GLOBAL next to its own libsignal-protocol-c. The
+ * shim loads the real module (the adapter, the core, libomemo-c) with
+ * RTLD_DEEPBIND so the module's ratchet calls bind to libomemo-c, hands it
+ * Profanity's API as function pointers, and forwards every hook.
+ *
+ * This is the one file that includes profapi.h (it defines the pointer
+ * variables Profanity fills at load); its name makes Profanity file the
+ * commands it registers under mend.so.
+ *
+ * Safety net: if the module cannot be loaded, messages to contacts for which
+ * encryption is on are replaced by an empty chat state, never sent in
+ * plaintext, and the user is told why.
+ */
+#include "config.h"
+
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <profapi.h>
+#include "api.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+/* The hooks Profanity looks up with dlsym (Debian installs no profhooks.h: HOSTS.md). */
+EXPORT void prof_init(const char *version, const char *status, const char *account_name,
+                      const char *fulljid);
+EXPORT void prof_on_shutdown(void);
+EXPORT void prof_on_unload(void);
+EXPORT void prof_on_connect(const char *account_name, const char *fulljid);
+EXPORT void prof_on_disconnect(const char *account_name, const char *fulljid);
+EXPORT char *prof_on_message_stanza_send(const char *const text);
+EXPORT int prof_on_message_stanza_receive(const char *const text);
+EXPORT int prof_on_iq_stanza_receive(const char *const text);
+EXPORT char *prof_pre_chat_message_display(const char *const barejid, const char *const resource,
+                                           const char *message);
+EXPORT void prof_on_chat_win_focus(const char *const barejid);
+
+static const struct mend_prof_hooks *hooks;
+static char load_error[512];
+
+static void fill_api(struct mend_prof_api *a)
+{
+	a->abi = MEND_PROF_ABI;
+	a->cons_show = prof_cons_show;
+	a->register_command = _prof_register_command;
+	a->register_timed = _prof_register_timed;
+	a->completer_add = _prof_completer_add;
+	a->disco_add_feature = _prof_disco_add_feature;
+	a->get_current_recipient = prof_get_current_recipient;
+	a->log_debug = prof_log_debug;
+	a->log_info = prof_log_info;
+	a->log_warning = prof_log_warning;
+	a->log_error = prof_log_error;
+	a->send_stanza = prof_send_stanza;
+	a->send_line = prof_send_line;
+	a->settings_boolean_get = prof_settings_boolean_get;
+	a->settings_boolean_set = prof_settings_boolean_set;
+	a->settings_string_list_get = prof_settings_string_list_get;
+	a->settings_string_list_add = prof_settings_string_list_add;
+	a->settings_string_list_remove = prof_settings_string_list_remove;
+	a->chat_set_titlebar_enctext = prof_chat_set_titlebar_enctext;
+	a->chat_unset_titlebar_enctext = prof_chat_unset_titlebar_enctext;
+	a->chat_set_incoming_char = prof_chat_set_incoming_char;
+	a->chat_unset_incoming_char = prof_chat_unset_incoming_char;
+	a->chat_set_outgoing_char = prof_chat_set_outgoing_char;
+	a->chat_unset_outgoing_char = prof_chat_unset_outgoing_char;
+	a->chat_show = prof_chat_show;
+	a->chat_show_themed = prof_chat_show_themed;
+}
+
+/* The module sits beside the installed plugin; MEND_PROFANITY_MODULE overrides (tests). */
+static const char *module_path(void)
+{
+	const char *env = getenv("MEND_PROFANITY_MODULE");
+
+	return env && *env ? env : MEND_PROFANITY_MODULE;
+}
+
+static void load_module(void)
+{
+	static struct mend_prof_api api;
+	const char *path = module_path();
+	mend_prof_entry entry;
+	void *h;
+
+	fill_api(&api);
+	h = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+	if (!h) {
+		snprintf(load_error, sizeof(load_error), "%s", dlerror());
+		return;
+	}
+	entry = (mend_prof_entry)dlsym(h, MEND_PROF_ENTRY);
+	hooks = entry ? entry(&api) : NULL;
+	if (!hooks || hooks->abi != MEND_PROF_ABI) {
+		snprintf(load_error, sizeof(load_error), "%s: not a mend module of this version",
+		         path);
+		hooks = NULL;
+	}
+}
+
+static void say_unloaded(void)
+{
+	char line[700];
+
+	snprintf(line, sizeof(line),
+	         "mend: the OMEMO module could not be loaded (%s); messages to contacts with "
+	         "encryption on are NOT sent. Reinstall mend.",
+	         load_error);
+	prof_cons_show(line);
+}
+
+EXPORT void prof_init(const char *version, const char *status, const char *account_name,
+                      const char *fulljid)
+{
+	load_module();
+	if (!hooks) {
+		say_unloaded();
+		return;
+	}
+	hooks->init(version, status, account_name, fulljid);
+}
+
+EXPORT void prof_on_shutdown(void)
+{
+	if (hooks && hooks->on_shutdown)
+		hooks->on_shutdown();
+}
+
+EXPORT void prof_on_unload(void)
+{
+	prof_on_shutdown();
+}
+
+EXPORT void prof_on_connect(const char *account_name, const char *fulljid)
+{
+	if (hooks && hooks->on_connect)
+		hooks->on_connect(account_name, fulljid);
+}
+
+EXPORT void prof_on_disconnect(const char *account_name, const char *fulljid)
+{
+	if (hooks && hooks->on_disconnect)
+		hooks->on_disconnect(account_name, fulljid);
+}
+
+/* Without the module: is encryption on for the stanza's recipient (settings only)? */
+static int blocked_without_module(const char *text)
+{
+	const char *to = strstr(text, " to=");
+	char jid[1024], **list;
+	size_t n;
+	int i, on;
+
+	if (!strstr(text, "<body"))
+		return 0;
+	on = prof_settings_boolean_get("mend", "default", 0);
+	if (!to || (to[4] != '\'' && to[4] != '"'))
+		return on;
+	n = strcspn(to + 5, "'\"/");
+	if (n >= sizeof(jid))
+		return 1;
+	memcpy(jid, to + 5, n);
+	jid[n] = '\0';
+	list = prof_settings_string_list_get("mend", on ? "disabled" : "enabled");
+	for (i = 0; list && list[i]; i++)
+		if (strcmp(list[i], jid) == 0)
+			on = !on;
+	return on;
+}
+
+/* A harmless stanza instead of a plaintext one: Profanity sends whatever we return. */
+static char *empty_message(void)
+{
+	return strdup("<message type='chat'><active "
+	              "xmlns='http://jabber.org/protocol/chatstates'/></message>");
+}
+
+EXPORT char *prof_on_message_stanza_send(const char *const text)
+{
+	if (hooks)
+		return hooks->on_message_stanza_send(text);
+	if (!blocked_without_module(text))
+		return NULL;
+	say_unloaded();
+	return empty_message();
+}
+
+EXPORT int prof_on_message_stanza_receive(const char *const text)
+{
+	return hooks ? hooks->on_message_stanza_receive(text) : 1;
+}
+
+EXPORT int prof_on_iq_stanza_receive(const char *const text)
+{
+	return hooks ? hooks->on_iq_stanza_receive(text) : 1;
+}
+
+EXPORT char *prof_pre_chat_message_display(const char *const barejid, const char *const resource,
+                                           const char *message)
+{
+	return hooks ? hooks->pre_chat_message_display(barejid, resource, message) : NULL;
+}
+
+EXPORT void prof_on_chat_win_focus(const char *const barejid)
+{
+	if (hooks && hooks->on_chat_win_focus)
+		hooks->on_chat_win_focus(barejid);
+}

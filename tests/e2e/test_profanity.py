@@ -1,0 +1,197 @@
+#!/usr/bin/python3
+"""mend inside the real Profanity (Debian's 0.13.1, driven in tmux, temp HOME),
+on a throwaway Prosody: the plugin against the mend client, against another
+Profanity using its own built-in OMEMO, as one of alice's two devices, after
+being closed, and when the peer's keys cannot be had (no plaintext leaves).
+"""
+
+import os
+import re
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import skip, test, main, wait_for  # noqa: E402
+from profanity import Profanity, profanity_missing  # noqa: E402
+from mendcli import BUILD, Mend, server, wait_listening, wait_message  # noqa: E402
+
+LIBS = os.path.join(BUILD, ".libs")
+PLUGIN = os.path.join(LIBS, "mend.so")
+MODULE = os.path.join(LIBS, "mend-profanity-module.so")
+
+why = profanity_missing()
+if why:
+    skip(why)
+if not (os.path.exists(PLUGIN) and os.path.exists(MODULE)):
+    skip(f"{PLUGIN} is not built")
+
+
+def with_mend(srv, user, resource="prof", load_at_start=True):
+    """Profanity with mend.so: loaded at start-up (or later by the test)."""
+    return Profanity(srv, user, resource=resource, env={"MEND_PROFANITY_MODULE": MODULE},
+                     plugins=[PLUGIN] if load_at_start else ())
+
+
+def mend_ready(p, timeout=20):
+    """mend has published this device: /mend status answers with a device id."""
+    p.win(1)  # mend's command output goes to the console
+    p.command("/mend status")
+    return p.wait_screen(re.compile(r"mend: \S+, device (\d+)"), timeout,
+                         "/mend status to answer")
+
+
+@test
+def profanity_and_the_mend_client_both_ways():
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        bob = Mend(srv, root, "bob", "phone")
+        bob.publish()
+        with with_mend(srv, "alice") as p, bob.listen() as bl:
+            p.connect()
+            mend_ready(p)
+            wait_listening(bl)
+            p.command("/mend on bob@localhost")
+            p.say("bob@localhost", "hello from profanity")
+            m = wait_message(bl, "hello from profanity", timeout=30)
+            assert m["from"] == "alice@localhost" and m["carbon"] is None, m
+            bob.send("alice@localhost", "hello from the mend client")
+            line = p.wait_message("bob@localhost", "hello from the mend client", timeout=30)
+            assert line["mark"] == "~", f"no encryption mark: {line}"
+            assert "[OMEMO]" in p.title(), p.title()
+            mine = p.wait_message("bob@localhost", "hello from profanity", sender="me")
+            assert mine["mark"] == "~", mine
+            assert "<body>hello from profanity</body>" not in p.log_text(), \
+                "the plaintext left in a <body>"
+
+
+@test
+def plugin_loaded_while_connected_works():
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        bob = Mend(srv, root, "bob", "phone")
+        bob.publish()
+        with with_mend(srv, "alice", load_at_start=False) as p, bob.listen() as bl:
+            p.connect()
+            wait_listening(bl)
+            p.command(f"/plugins install {PLUGIN}")
+            p.wait_log("Loaded plugin: mend.so", 10)
+            mend_ready(p)
+            p.command("/mend on bob@localhost")
+            p.say("bob@localhost", "loaded while connected")
+            wait_message(bl, "loaded while connected", timeout=30)
+
+
+@test
+def the_module_uses_libomemo_c_next_to_profanitys_own_omemo():
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        bob = Mend(srv, root, "bob", "phone")
+        bob.publish()
+        with with_mend(srv, "alice") as p, bob.listen() as bl:
+            p.connect()
+            p.omemo_setup()  # Profanity's own OMEMO, on libsignal-protocol-c
+            status = mend_ready(p)
+            maps = open(f"/proc/{p.pid}/maps").read()
+            assert "libsignal-protocol-c" in maps and "libomemo-c" in maps, \
+                "both ratchet libraries should be in the process"
+            line = p.wait_screen(re.compile(r"ratchet library (\S+)"), 5, "the library")
+            assert "libomemo-c" in line.group(1), f"mend's calls reach {line.group(1)}"
+            del status
+            wait_listening(bl)
+            p.command("/mend on bob@localhost")
+            p.say("bob@localhost", "both libraries, one process")
+            wait_message(bl, "both libraries, one process", timeout=30)
+            bob.send("alice@localhost", "and back")
+            p.wait_message("bob@localhost", "and back", timeout=30)
+
+
+@test
+def profanity_with_mend_and_profanitys_builtin_omemo():
+    with server() as srv:
+        with with_mend(srv, "alice") as a, Profanity(srv, "bob") as b:
+            a.connect()
+            mend_ready(a)
+            b.connect()
+            b.omemo_setup()
+            a.command("/mend on bob@localhost")
+            # bob's built-in OMEMO encrypts to alice's mend device
+            b.omemo_start("alice@localhost")
+            b.say("alice@localhost", "from builtin omemo")
+            got = a.wait_message("bob@localhost", "from builtin omemo", timeout=30)
+            assert got["mark"] == "~", got
+            a.say("bob@localhost", "from mend in profanity")
+            got = b.wait_message("alice@localhost", "from mend in profanity", timeout=30)
+            assert got["mark"] == "~", f"bob's Profanity did not decrypt it as OMEMO: {got}"
+            assert "<body>from mend in profanity</body>" not in a.log_text()
+
+
+@test
+def profanity_laptop_and_cli_phone_see_each_others_messages():
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        phone = Mend(srv, root, "alice", "phone")
+        bob = Mend(srv, root, "bob", "desk")
+        bob.publish()
+        phone.publish()
+        with with_mend(srv, "alice", resource="laptop") as p, phone.listen() as pl:
+            p.connect()
+            mend_ready(p)
+            wait_listening(pl)
+            p.command("/mend on bob@localhost")
+            p.say("bob@localhost", "typed on the laptop")
+            m = wait_message(pl, "typed on the laptop", timeout=30, carbon="sent")
+            assert m["outgoing"] is True, m
+            Mend(srv, root, "alice", "phone-cli", device="phone").send("bob@localhost",
+                                                                      "sent from the phone")
+            line = p.wait_message("bob@localhost", "sent from the phone", timeout=30)
+            assert line["sender"] == "me", f"the phone's message should be ours: {line}"
+
+
+@test
+def messages_sent_while_profanity_was_closed_appear_once():
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        bob = Mend(srv, root, "bob", "phone")
+        bob.publish()
+        with with_mend(srv, "alice") as p:
+            p.connect()
+            mend_ready(p)
+            p.quit()
+            texts = [f"while you were away {i}" for i in range(3)]
+            for t in texts:
+                bob.send("alice@localhost", t)
+            p.restart()
+            for t in texts:
+                p.wait_message("bob@localhost", t, timeout=30)
+            mend_ready(p)  # catch-up has run by now as well
+            p.open_chat("bob@localhost")
+            lines = [m["text"] for m in p.messages()]
+            for t in texts:
+                assert sum(1 for x in lines if t in x) == 1, f"{t!r} not exactly once: {lines}"
+
+
+@test
+def no_plaintext_when_the_peers_keys_cannot_be_had():
+    with server() as srv:
+        with with_mend(srv, "alice") as p:
+            p.connect()
+            mend_ready(p)
+            # carol never used OMEMO: mend cannot encrypt to her
+            p.command("/mend on carol@localhost")
+            p.say("carol@localhost", "canary-secret-1")
+            p.wait_screen("NOT sent", 20, "mend to say the message was not sent")
+            # a positive control: with mend off the same check does see plaintext
+            p.command("/mend off carol@localhost")
+            p.say("carol@localhost", "canary-plain-2")
+            data = os.path.join(srv.dir, "data")
+
+            def stored(text):
+                for dirpath, _, files in os.walk(data):
+                    for f in files:
+                        with open(os.path.join(dirpath, f), "rb") as fh:
+                            if text.encode() in fh.read():
+                                return True
+                return False
+            wait_for(lambda: stored("canary-plain-2"), 20,
+                     "the plaintext control message to reach carol's offline store")
+            assert not stored("canary-secret-1"), "the encrypted-only message left in plaintext"
+            assert "<body>canary-secret-1</body>" not in p.log_text()
+
+
+if __name__ == "__main__":
+    main()
