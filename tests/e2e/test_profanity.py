@@ -22,6 +22,11 @@ MODULE = os.path.join(LIBS, "mend-profanity-module.so")
 why = profanity_missing()
 if why:
     skip(why)
+if os.environ.get("MEND_SANITIZERS"):
+    # HOSTS.md: an ASan-built module cannot load into an uninstrumented Profanity; the
+    # core runs under the sanitizers through the unit tests and the mend client instead
+    skip("a sanitizer build: the plugin cannot load into Profanity")
+SIGNAL = os.environ.get("MEND_SIGNAL") or "libomemo-c"
 if not (os.path.exists(PLUGIN) and os.path.exists(MODULE)):
     skip(f"{PLUGIN} is not built")
 
@@ -89,10 +94,10 @@ def the_module_uses_libomemo_c_next_to_profanitys_own_omemo():
             p.omemo_setup()  # Profanity's own OMEMO, on libsignal-protocol-c
             status = mend_ready(p)
             maps = open(f"/proc/{p.pid}/maps").read()
-            assert "libsignal-protocol-c" in maps and "libomemo-c" in maps, \
-                "both ratchet libraries should be in the process"
+            assert "libsignal-protocol-c" in maps and SIGNAL in maps, \
+                f"Profanity's libsignal-protocol-c and mend's {SIGNAL} should be loaded"
             line = p.wait_screen(re.compile(r"ratchet library (\S+)"), 5, "the library")
-            assert "libomemo-c" in line.group(1), f"mend's calls reach {line.group(1)}"
+            assert SIGNAL in line.group(1), f"mend's calls reach {line.group(1)}, not {SIGNAL}"
             del status
             wait_listening(bl)
             p.command("/mend on bob@localhost")
