@@ -66,6 +66,7 @@ struct mend_engine {
 	GHashTable *iqs;        /* id -> iq_wait */
 	GHashTable *fresh;      /* jids whose device list was fetched on this connection */
 	GHashTable *refreshing; /* jids whose devices mend_account_refresh_devices() fetches */
+	GHashTable *touched;    /* "device/jid" -> when we last wrote its last-seen time */
 	mam_query *mam;         /* the archive query under way, if any */
 };
 
@@ -87,6 +88,7 @@ static mend_engine *engine(mend_account *acc)
 		    g_hash_table_new_full(g_str_hash, g_str_equal, g_free, iq_wait_free);
 		acc->eng->fresh = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 		acc->eng->refreshing = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+		acc->eng->touched = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	}
 	return acc->eng;
 }
@@ -108,6 +110,7 @@ void mend_engine_free(mend_engine *eng)
 	g_hash_table_destroy(eng->iqs);
 	g_hash_table_destroy(eng->fresh);
 	g_hash_table_destroy(eng->refreshing);
+	g_hash_table_destroy(eng->touched);
 	mam_free(eng->mam);
 	g_free(eng->full_jid);
 	g_free(eng);
@@ -1056,6 +1059,24 @@ static void item_of(mend_account *acc, const inbound *in, const mend_message *m,
 		it->key = g_uuid_string_random();
 }
 
+/* Last seen, to the minute: written at most once a minute per device (a catch-up is hot). */
+static int touch_device(mend_account *acc, const char *jid, uint32_t device)
+{
+	mend_engine *eng = engine(acc);
+	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+	char *key = g_strdup_printf("%u/%s", device, jid);
+	gpointer last = g_hash_table_lookup(eng->touched, key);
+	int r = MEND_OK;
+
+	if (!last || now - GPOINTER_TO_SIZE(last) >= 60)
+		r = mend_store_device_touch(acc->store, jid, device, now);
+	if (r == MEND_OK && (!last || now - GPOINTER_TO_SIZE(last) >= 60))
+		g_hash_table_replace(eng->touched, key, GSIZE_TO_POINTER((gsize)now));
+	else
+		g_free(key);
+	return r;
+}
+
 /*
  * Decrypts and keeps the message in local history in ONE transaction: the
  * ratchet step, the seen stanza-id and the history row commit together, so a
@@ -1075,8 +1096,7 @@ static int decrypt_and_keep(mend_account *acc, const inbound *in, mend_message *
 		r = mend_store_history_put(acc->store, it);
 	}
 	if (r == MEND_OK)
-		r = mend_store_device_touch(acc->store, m->from, m->device,
-		                            g_get_real_time() / G_USEC_PER_SEC);
+		r = touch_device(acc, m->from, m->device);
 	if (r < 0) {
 		mend_store_rollback(acc->store);
 		return r;

@@ -163,8 +163,7 @@ static const char schema_v2[] =
      * archived message cannot be decrypted twice, so local history keeps the text) */
     "CREATE TABLE history (key TEXT PRIMARY KEY NOT NULL, peer TEXT NOT NULL,"
     " ts INTEGER NOT NULL, msg_id TEXT, data BLOB NOT NULL);"
-    "CREATE INDEX history_peer_ts ON history (peer, ts);"
-    "CREATE INDEX history_msg_id ON history (peer, msg_id);";
+    "CREATE INDEX history_peer_ts ON history (peer, ts);";
 
 /* migrations[v] takes a database from version v to v + 1. */
 static const char *const migrations[MEND_STORE_SCHEMA_VERSION] = {
@@ -178,6 +177,7 @@ struct mend_store {
 	uint8_t key[MEND_STORE_KEY_LEN];
 	int depth;          /* transaction nesting */
 	uint64_t rollbacks; /* how many rollbacks happened: caches above the store check it */
+	GHashTable *cached; /* SQL text (static) -> prepared statement, for store_msgs.c */
 	sqlite3_stmt *st[ST_COUNT];
 };
 
@@ -596,6 +596,8 @@ void mend_store_close(mend_store *s)
 		return;
 	for (i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(s->st[i]);
+	if (s->cached)
+		g_hash_table_destroy(s->cached);
 	sqlite3_close(s->db);
 	explicit_bzero(s->key, sizeof(s->key));
 	g_free(s);
@@ -1224,4 +1226,28 @@ uint64_t mend_store_state(mend_store *s)
 		v = -1;
 	st_reset(st);
 	return ((uint64_t)v << 32) ^ s->rollbacks;
+}
+
+static void finalize_stmt(gpointer st)
+{
+	sqlite3_finalize(st);
+}
+
+int mend_store_stmt(mend_store *s, const char *sql, sqlite3_stmt **out)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!s->cached)
+		s->cached =
+		    g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, finalize_stmt);
+	st = g_hash_table_lookup(s->cached, sql);
+	if (!st) {
+		rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+		if (rc != SQLITE_OK)
+			return sql_err(rc);
+		g_hash_table_insert(s->cached, (gpointer)sql, st);
+	}
+	*out = st;
+	return 0;
 }

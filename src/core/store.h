@@ -163,6 +163,12 @@ int mend_store_devices_known(mend_store *s, const char *jid, uint32_t **ids, int
 /* Sealing and the database handle, for the message-level tables. */
 struct sqlite3;
 struct sqlite3 *mend_store_db(mend_store *s);
+/*
+ * A statement for `sql`, prepared once per store (`sql` must be a string
+ * constant: it is the key). Reset it (sqlite3_reset, clear bindings) after use.
+ */
+struct sqlite3_stmt;
+int mend_store_stmt(mend_store *s, const char *sql, struct sqlite3_stmt **st);
 int mend_store_seal(mend_store *s, const char *aad, const uint8_t *in, size_t len, uint8_t **out,
                     size_t *out_len);
 int mend_store_unseal(mend_store *s, const char *aad, const uint8_t *in, size_t len, uint8_t **out,

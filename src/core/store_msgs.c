@@ -22,17 +22,22 @@ static int sql_err(int rc)
 
 static int prepare(mend_store *s, const char *sql, sqlite3_stmt **st)
 {
-	int rc = sqlite3_prepare_v2(mend_store_db(s), sql, -1, st, NULL);
-
-	return rc == SQLITE_OK ? MEND_OK : sql_err(rc);
+	return mend_store_stmt(s, sql, st);
 }
 
-/* Steps a statement to its end and finalizes it. */
+/* Done with a cached statement: reset it for the next use. */
+static void finish(sqlite3_stmt *st)
+{
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+}
+
+/* Steps a statement to its end and resets it. */
 static int exec_done(sqlite3_stmt *st)
 {
 	int rc = sqlite3_step(st);
 
-	sqlite3_finalize(st);
+	finish(st);
 	return rc == SQLITE_DONE ? MEND_OK : sql_err(rc);
 }
 
@@ -87,7 +92,7 @@ int mend_store_pending_add(mend_store *s, const char *jid, const char *msg_id, c
 	sqlite3_bind_text(st, 4, msg_id, -1, SQLITE_STATIC);
 	r = bind_sealed(s, st, 2, aad, body, strlen(body));
 	if (r < 0)
-		sqlite3_finalize(st);
+		finish(st);
 	else
 		r = exec_done(st);
 out:
@@ -135,7 +140,7 @@ int mend_store_pending_list(mend_store *s, const char *jid, GArray *out)
 	}
 	if (r == MEND_OK && rc != SQLITE_DONE)
 		r = sql_err(rc);
-	sqlite3_finalize(st);
+	finish(st);
 	return r;
 }
 
@@ -150,7 +155,7 @@ int mend_store_pending_set_stanza(mend_store *s, const mend_pending *p, const ch
 		sqlite3_bind_int64(st, 2, p->row);
 		r = bind_sealed(s, st, 1, aad, stanza, strlen(stanza));
 		if (r < 0)
-			sqlite3_finalize(st);
+			finish(st);
 		else
 			r = exec_done(st);
 	}
@@ -178,7 +183,7 @@ int mend_store_pending_count(mend_store *s, size_t *n)
 		return r;
 	r = sqlite3_step(st) == SQLITE_ROW ? MEND_OK : MEND_ERR_STORE;
 	*n = r == MEND_OK ? (size_t)sqlite3_column_int64(st, 0) : 0;
-	sqlite3_finalize(st);
+	finish(st);
 	return r;
 }
 
@@ -221,7 +226,7 @@ int mend_store_history_put(mend_store *s, const mend_history_item *it)
 	sqlite3_bind_text(st, 4, it->msg_id, -1, SQLITE_STATIC);
 	r = bind_sealed(s, st, 5, aad, g_variant_get_data(v), g_variant_get_size(v));
 	if (r < 0)
-		sqlite3_finalize(st);
+		finish(st);
 	else
 		r = exec_done(st);
 out:
@@ -286,7 +291,7 @@ static int history_query(mend_store *s, const char *sql, const char *a, const ch
 		r = history_row(s, st, out);
 	else
 		r = rc == SQLITE_DONE ? MEND_ERR_NOT_FOUND : sql_err(rc);
-	sqlite3_finalize(st);
+	finish(st);
 	if (r < 0)
 		mend_history_clear(out);
 	return r;
@@ -301,11 +306,16 @@ int mend_store_history_get(mend_store *s, const char *key, mend_history_item *ou
 int mend_store_history_by_msg_id(mend_store *s, const char *peer, const char *msg_id,
                                  mend_history_item *out)
 {
-	return history_query(
-	    s,
-	    "SELECT key, peer, ts, data FROM history WHERE peer = ?1 AND msg_id = ?2"
-	    " ORDER BY ts LIMIT 1",
-	    peer, msg_id, out);
+	/* our own sent messages are kept under "id:" + their message id */
+	char *key = g_strconcat("id:", msg_id, NULL);
+	int r = mend_store_history_get(s, key, out);
+
+	g_free(key);
+	if (r == MEND_OK && g_strcmp0(out->peer, peer) != 0) {
+		mend_history_clear(out);
+		r = MEND_ERR_NOT_FOUND;
+	}
+	return r;
 }
 
 void mend_history_clear(mend_history_item *it)
@@ -365,7 +375,7 @@ int mend_store_devices_known(mend_store *s, const char *jid, uint32_t **ids, int
 			g_array_append_val(c, seen);
 		}
 		r = rc == SQLITE_DONE ? MEND_OK : sql_err(rc);
-		sqlite3_finalize(st);
+		finish(st);
 	}
 	*n = r == MEND_OK ? a->len : 0;
 	*ids = (uint32_t *)(void *)g_array_free(a, r < 0);

@@ -71,8 +71,8 @@ struct mend_prof_hooks {
 	char *(*pre_chat_message_display)(const char *barejid, const char *resource,
 	                                  const char *message);
 	void (*on_chat_win_focus)(const char *barejid);
-	/* whether messages to barejid must be encrypted (the shim's safety net) */
-	int (*must_encrypt)(const char *barejid);
+	/* a malloc'd message to send on, or NULL: Profanity neither sends nor shows it */
+	char *(*pre_chat_message_send)(const char *barejid, const char *message);
 };
 
 typedef const struct mend_prof_hooks *(*mend_prof_entry)(const struct mend_prof_api *api);

@@ -38,6 +38,7 @@ EXPORT int prof_on_iq_stanza_receive(const char *const text);
 EXPORT char *prof_pre_chat_message_display(const char *const barejid, const char *const resource,
                                            const char *message);
 EXPORT void prof_on_chat_win_focus(const char *const barejid);
+EXPORT char *prof_pre_chat_message_send(const char *const barejid, const char *message);
 
 static const struct mend_prof_hooks *hooks;
 static char load_error[512];
@@ -147,29 +148,46 @@ EXPORT void prof_on_disconnect(const char *account_name, const char *fulljid)
 		hooks->on_disconnect(account_name, fulljid);
 }
 
-/* Without the module: is encryption on for the stanza's recipient (settings only)? */
+/* Without the module: is encryption on for `jid` (settings only)? */
+static int on_for(const char *jid)
+{
+	char **list;
+	int i, on = prof_settings_boolean_get("mend", "default", 0);
+
+	list = prof_settings_string_list_get("mend", on ? "disabled" : "enabled");
+	for (i = 0; jid && list && list[i]; i++)
+		if (strcmp(list[i], jid) == 0)
+			on = !on;
+	return on;
+}
+
+/* Without the module: is encryption on for the stanza's recipient? */
 static int blocked_without_module(const char *text)
 {
 	const char *to = strstr(text, " to=");
-	char jid[1024], **list;
+	char jid[1024];
 	size_t n;
-	int i, on;
 
 	if (!strstr(text, "<body"))
 		return 0;
-	on = prof_settings_boolean_get("mend", "default", 0);
 	if (!to || (to[4] != '\'' && to[4] != '"'))
-		return on;
+		return on_for(NULL);
 	n = strcspn(to + 5, "'\"/");
 	if (n >= sizeof(jid))
 		return 1;
 	memcpy(jid, to + 5, n);
 	jid[n] = '\0';
-	list = prof_settings_string_list_get("mend", on ? "disabled" : "enabled");
-	for (i = 0; list && list[i]; i++)
-		if (strcmp(list[i], jid) == 0)
-			on = !on;
-	return on;
+	return on_for(jid);
+}
+
+EXPORT char *prof_pre_chat_message_send(const char *const barejid, const char *message)
+{
+	if (hooks)
+		return hooks->pre_chat_message_send(barejid, message);
+	if (!on_for(barejid))
+		return strdup(message);
+	say_unloaded();
+	return NULL;
 }
 
 /* A harmless stanza instead of a plaintext one: Profanity sends whatever we return. */

@@ -127,12 +127,15 @@ static void mark_window(const char *jid)
 	if (!enabled(jid)) {
 		M.api->chat_unset_titlebar_enctext(jid);
 		M.api->chat_unset_incoming_char(jid);
-		M.api->chat_unset_outgoing_char(jid);
 		return;
 	}
 	M.api->chat_set_titlebar_enctext(jid, all_trusted(jid) ? "OMEMO" : "OMEMO untrusted");
+	/*
+	 * Not prof_chat_set_outgoing_char: Profanity 0.13.1's chatwin_outgoing_msg frees
+	 * the window's outgoing char after the first message, so the next message (or an
+	 * unset) frees it again and aborts. mend prints its outgoing lines itself.
+	 */
 	M.api->chat_set_incoming_char(jid, ENC_CHAR);
-	M.api->chat_set_outgoing_char(jid, ENC_CHAR);
 }
 
 /* --- host ops -------------------------------------------------------------- */
@@ -414,9 +417,47 @@ out:
 	return out;
 }
 
-static int must_encrypt(const char *barejid)
+/*
+ * Typed in a chat with encryption on: Profanity neither sends nor shows it
+ * (NULL); mend sends it encrypted (now, or queued until the keys arrive) and
+ * shows it with the encryption mark.
+ */
+static char *pre_send(const char *barejid, const char *message)
 {
-	return enabled(barejid);
+	char *stanza = NULL, *line;
+	int r;
+
+	if (!enabled(barejid))
+		return strdup(message);
+	if (!M.acc) {
+		showf(barejid, _("Not connected to OMEMO yet; the message was NOT sent. Try again "
+		                 "in a moment."));
+		return NULL;
+	}
+	r = mend_account_encrypt_or_queue(M.acc, barejid, message, NULL, &stanza);
+	if (r == 0 && !M.api->send_stanza(stanza))
+		r = MEND_ERR_PROTOCOL;
+	mend_free(stanza);
+	if (r == MEND_ERR_NO_DEVICES) {
+		showf(barejid,
+		      _("%s has no OMEMO device mend can encrypt to; the message was NOT sent. "
+		        "/mend off %s sends without encryption."),
+		      barejid, barejid);
+		return NULL;
+	}
+	if (r < 0) {
+		showf(barejid, _("The message was NOT sent: %s"), mend_strerror(r));
+		return NULL;
+	}
+	line = g_strconcat("me: ", message, NULL);
+	show(barejid, line);
+	g_free(line);
+	if (r == 1)
+		showf(barejid,
+		      _("Fetching %s's keys; the message leaves encrypted as soon as they "
+		        "arrive."),
+		      barejid);
+	return NULL;
 }
 
 static void on_focus(const char *barejid)
@@ -641,7 +682,7 @@ static const struct mend_prof_hooks hooks = {
     .on_iq_stanza_receive = on_iq_receive,
     .pre_chat_message_display = pre_display,
     .on_chat_win_focus = on_focus,
-    .must_encrypt = must_encrypt,
+    .pre_chat_message_send = pre_send,
 };
 
 __attribute__((visibility("default"))) const struct mend_prof_hooks *

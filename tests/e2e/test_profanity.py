@@ -64,6 +64,16 @@ def profanity_and_the_mend_client_both_ways():
             assert "[OMEMO]" in p.title(), p.title()
             mine = p.wait_message("bob@localhost", "hello from profanity", sender="me")
             assert mine["mark"] == "~", mine
+            # several in a row, then off and on: Profanity 0.13.1 double-frees a plugin's
+            # outgoing mark on the second message, so mend must not use that API
+            for i in range(3):
+                p.say("bob@localhost", f"one more {i}")
+                wait_message(bl, f"one more {i}", timeout=30)
+            p.command("/mend off bob@localhost")
+            p.command("/mend on bob@localhost")
+            p.say("bob@localhost", "still alive")
+            wait_message(bl, "still alive", timeout=30)
+            assert p.alive(), p.pane_status()
             assert "<body>hello from profanity</body>" not in p.log_text(), \
                 "the plaintext left in a <body>"
 
