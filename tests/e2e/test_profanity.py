@@ -58,7 +58,9 @@ def profanity_and_the_mend_client_both_ways():
             p.say("bob@localhost", "hello from profanity")
             m = wait_message(bl, "hello from profanity", timeout=30)
             assert m["from"] == "alice@localhost" and m["carbon"] is None, m
-            bob.send("alice@localhost", "hello from the mend client")
+            # a second process of bob's device (its own resource: the listener keeps its own)
+            Mend(srv, root, "bob", "phone-cli", device="phone").send(
+                "alice@localhost", "hello from the mend client")
             line = p.wait_message("bob@localhost", "hello from the mend client", timeout=30)
             assert line["mark"] == "~", f"no encryption mark: {line}"
             assert "[OMEMO]" in p.title(), p.title()
@@ -113,7 +115,8 @@ def the_module_uses_libomemo_c_next_to_profanitys_own_omemo():
             p.command("/mend on bob@localhost")
             p.say("bob@localhost", "both libraries, one process")
             wait_message(bl, "both libraries, one process", timeout=30)
-            bob.send("alice@localhost", "and back")
+            Mend(srv, root, "bob", "phone-cli", device="phone").send("alice@localhost",
+                                                                    "and back")
             p.wait_message("bob@localhost", "and back", timeout=30)
 
 
