@@ -122,21 +122,52 @@ static int store_prekeys(mend_account *acc, uint32_t start, unsigned count)
 	return r < 0 ? r : MEND_OK;
 }
 
+/*
+ * Where the next one-time prekey ids start. Kept in the store rather than
+ * derived from the highest id present: a used prekey that was the highest
+ * would otherwise have its id reused at once, for a different key, and a
+ * sender still holding our old bundle would build a session that fails.
+ */
+static int next_prekey_id(mend_account *acc, uint32_t *next)
+{
+	uint32_t max_id = 0;
+	char *v = NULL;
+	int r;
+
+	r = mend_store_meta_get(acc->store, "prekey_next", &v);
+	if (r == MEND_OK) {
+		*next = (uint32_t)g_ascii_strtoull(v, NULL, 10);
+		g_free(v);
+	} else {
+		r = mend_store_prekey_max_id(acc->store, &max_id);
+		*next = max_id + 1;
+	}
+	if (*next == 0 || *next > MEND_PREKEY_ID_MAX)
+		*next = 1; /* ids wrap within libsignal's 24-bit range */
+	return r == MEND_ERR_NOT_FOUND ? MEND_OK : r;
+}
+
 int mend_account_replenish_prekeys(mend_account *acc)
 {
+	char buf[16];
 	size_t n = 0;
-	uint32_t max_id = 0, start;
+	uint32_t start, count;
 	int r;
 
 	r = mend_store_prekey_count_unused(acc->store, &n);
 	if (r < 0 || n >= MEND_PREKEY_TARGET)
 		return r;
-	r = mend_store_prekey_max_id(acc->store, &max_id);
+	r = next_prekey_id(acc, &start);
 	if (r < 0)
 		return r;
-	/* Ids grow and wrap within libsignal's 24-bit range; the key helper wraps too. */
-	start = max_id >= MEND_PREKEY_ID_MAX ? 1 : max_id + 1;
-	r = store_prekeys(acc, start, (unsigned)(MEND_PREKEY_TARGET - n));
+	count = (uint32_t)(MEND_PREKEY_TARGET - n);
+	if (start + count - 1 > MEND_PREKEY_ID_MAX)
+		start = 1;
+	r = store_prekeys(acc, start, count);
+	if (r == MEND_OK) {
+		g_snprintf(buf, sizeof(buf), "%u", start + count);
+		r = mend_store_meta_set(acc->store, "prekey_next", buf);
+	}
 	if (r == MEND_OK)
 		acc->bundle_dirty = 1;
 	return r;

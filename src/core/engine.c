@@ -442,7 +442,8 @@ static void devicelist_arrived(mend_account *acc, const char *jid, xmpp_stanza_t
 	if (xml)
 		mend_account_devicelist_update(acc, jid, xml);
 	g_free(xml);
-	g_hash_table_add(engine(acc)->fresh, g_strdup(jid));
+	g_hash_table_replace(engine(acc)->fresh, g_strdup(jid),
+	                     GSIZE_TO_POINTER((gsize)(g_get_monotonic_time() / G_USEC_PER_SEC)));
 	/* devices we could not use before get another chance with a fresh list */
 	if (mend_store_devicelist_get(acc->store, jid, &ids, &n) == MEND_OK)
 		for (i = 0; i < n; i++)
@@ -655,13 +656,30 @@ static void start_fetch(mend_account *acc, const char *jid, uint32_t device)
 	send_iq(acc, items_iq(acc, node), jid, bundle_reply, f, fetch_free);
 }
 
+/*
+ * Whether `jid`'s device list was fetched (or pushed) recently. Hosts whose
+ * caps cannot announce +notify (libpurple) get no pushes, so a list is
+ * fetched again when it is older than this before the next message.
+ */
+#define LIST_MAX_AGE 600
+
+static int is_fresh(mend_account *acc, const char *jid)
+{
+	gpointer when = NULL;
+	gsize now = (gsize)(g_get_monotonic_time() / G_USEC_PER_SEC);
+
+	if (!g_hash_table_lookup_extended(engine(acc)->fresh, jid, NULL, &when))
+		return 0;
+	return now - GPOINTER_TO_SIZE(when) < LIST_MAX_AGE;
+}
+
 /* Starts what `jid` still needs (device list, then bundles); returns how many started. */
 static unsigned fetch_missing(mend_account *acc, const char *jid)
 {
 	uint32_t *ids = NULL;
 	size_t n = 0, i;
 
-	if (!g_hash_table_contains(engine(acc)->fresh, jid)) {
+	if (!is_fresh(acc, jid)) {
 		start_fetch(acc, jid, 0);
 		return 1;
 	}
@@ -894,8 +912,7 @@ static int keys_at_hand(mend_account *acc, const char *jid)
 	uint32_t *ids = NULL;
 	size_t n = 0, m = 0;
 
-	if (!eng->ready || eng->fetches || !g_hash_table_contains(eng->fresh, jid) ||
-	    !g_hash_table_contains(eng->fresh, acc->jid))
+	if (!eng->ready || eng->fetches || !is_fresh(acc, jid) || !is_fresh(acc, acc->jid))
 		return 0;
 	mend_account_devices_needing_bundle(acc, jid, &ids, &n);
 	g_free(ids);

@@ -1,0 +1,623 @@
+/*
+ * plugin.c - mend inside Pidgin and Finch: a libpurple 2.x plugin.
+ *
+ * Only libpurple's public API and the jabber prpl's public signals are used
+ * (no private headers, no link against libjabber):
+ *  - jabber-receiving-xmlnode: every stanza goes to the core first; what the
+ *    core consumed (OMEMO messages, replies to its requests, archive results)
+ *    is freed and the pointer cleared, so libpurple never shows a fallback
+ *    body; decrypted messages are written into their conversations with
+ *    their original time;
+ *  - jabber-sending-xmlnode: a chat message with a body to a contact with
+ *    encryption on is never let out (the pointer is cleared; the caller owns
+ *    and frees the node); mend sends the encrypted stanza instead, now or
+ *    once the keys are fetched. Our own stanzas go out through the same
+ *    signal, which the prpl turns into bytes on the wire.
+ * libpurple has neither carbons nor MAM: the core enables carbons and catches
+ * up from the archive on sign-on (DESIGN §8: libpurple's PEP helpers are not
+ * used either, the core sends its own pubsub requests).
+ */
+#include "config.h"
+
+#include <libintl.h>
+#include <string.h>
+#include <glib.h>
+
+#define PURPLE_PLUGINS
+#include <cmds.h>
+#include <connection.h>
+#include <conversation.h>
+#include <debug.h>
+#include <notify.h>
+#include <plugin.h>
+#include <pluginpref.h>
+#include <prefs.h>
+#include <server.h>
+#include <signals.h>
+#include <util.h>
+#include <version.h>
+#include <xmlnode.h>
+
+#include "mend/mend.h"
+
+#define _(s) dgettext(GETTEXT_PACKAGE, s)
+#define PLUGIN_ID "core-mend"
+#define PREFS "/plugins/core/mend"
+#define PREF_DEFAULT PREFS "/default"
+#define PREF_ENABLED PREFS "/enabled"
+#define PREF_DISABLED PREFS "/disabled"
+#define ACCT_DEFAULT "mend-default"
+
+/* One per signed-on jabber account. */
+typedef struct conn {
+	PurpleConnection *gc;
+	mend_account *acc;
+	char *bare;
+	/* set while the core handles an incoming stanza */
+	int rx_consumed;
+} conn;
+
+static PurplePlugin *self;
+static GHashTable *conns; /* PurpleConnection* -> conn* */
+static PurpleCmdId cmd_id;
+
+static PurplePlugin *jabber(void)
+{
+	return purple_find_prpl("prpl-jabber");
+}
+
+static char *bare_of(const char *jid)
+{
+	return jid ? g_strndup(jid, strcspn(jid, "/")) : NULL;
+}
+
+/* --- settings: per conversation, with a per-account default ------------------- */
+
+static int listed(const char *pref, PurpleAccount *a, const char *jid)
+{
+	char *key = g_strdup_printf("%s %s", purple_account_get_username(a), jid);
+	GList *l = purple_prefs_get_string_list(pref), *it;
+	int found = 0;
+
+	for (it = l; it; it = it->next)
+		found |= strcmp(it->data, key) == 0;
+	g_list_free_full(l, g_free);
+	g_free(key);
+	return found;
+}
+
+static void set_listed(const char *pref, PurpleAccount *a, const char *jid, int on)
+{
+	char *key = g_strdup_printf("%s %s", purple_account_get_username(a), jid);
+	GList *l = purple_prefs_get_string_list(pref), *it, *next;
+
+	for (it = l; it; it = next) {
+		next = it->next;
+		if (strcmp(it->data, key) == 0) {
+			g_free(it->data);
+			l = g_list_delete_link(l, it);
+		}
+	}
+	if (on)
+		l = g_list_append(l, g_strdup(key));
+	purple_prefs_set_string_list(pref, l);
+	g_list_free_full(l, g_free);
+	g_free(key);
+}
+
+static int account_default(PurpleAccount *a)
+{
+	return purple_account_get_bool(a, ACCT_DEFAULT, purple_prefs_get_bool(PREF_DEFAULT));
+}
+
+static int enabled(PurpleAccount *a, const char *jid)
+{
+	if (account_default(a))
+		return !listed(PREF_DISABLED, a, jid);
+	return listed(PREF_ENABLED, a, jid);
+}
+
+/* --- writing into conversations ------------------------------------------------ */
+
+static PurpleConversation *conv_for(PurpleAccount *a, const char *jid)
+{
+	PurpleConversation *c = purple_find_conversation_with_account(PURPLE_CONV_TYPE_IM, jid, a);
+
+	return c ? c : purple_conversation_new(PURPLE_CONV_TYPE_IM, a, jid);
+}
+
+static void say(PurpleAccount *a, const char *jid, const char *text)
+{
+	char *esc = g_markup_escape_text(text, -1);
+
+	if (jid)
+		purple_conversation_write(conv_for(a, jid), NULL, esc, PURPLE_MESSAGE_SYSTEM,
+		                          time(NULL));
+	else
+		purple_notify_info(self, "mend", text, NULL);
+	g_free(esc);
+}
+
+static time_t time_of(const char *iso)
+{
+	GDateTime *dt = iso ? g_date_time_new_from_iso8601(iso, NULL) : NULL;
+	time_t t = dt ? (time_t)g_date_time_to_unix(dt) : time(NULL);
+
+	if (dt)
+		g_date_time_unref(dt);
+	return t;
+}
+
+static void show_message(conn *c, const mend_event *ev)
+{
+	PurpleAccount *a = purple_connection_get_account(c->gc);
+	PurpleMessageFlags f = ev->archived ? PURPLE_MESSAGE_DELAYED : 0;
+	char *esc = g_markup_escape_text(ev->body ? ev->body : "", -1);
+	time_t t = time_of(ev->timestamp);
+
+	if (ev->outgoing) /* a sent carbon or our own message from the archive */
+		purple_conv_im_write(PURPLE_CONV_IM(conv_for(a, ev->peer)),
+		                     purple_account_get_username(a), esc,
+		                     PURPLE_MESSAGE_SEND | f, t);
+	else
+		serv_got_im(c->gc, ev->peer, esc, PURPLE_MESSAGE_RECV | f, t);
+	g_free(esc);
+}
+
+/* --- host ops ------------------------------------------------------------------------ */
+
+static int op_send(const char *xml, void *ud)
+{
+	conn *c = ud;
+	xmlnode *node = xmlnode_from_str(xml, -1);
+
+	if (!node)
+		return -1;
+	purple_signal_emit(jabber(), "jabber-sending-xmlnode", c->gc, &node);
+	if (node)
+		xmlnode_free(node);
+	return 0;
+}
+
+static void op_notice(mend_notice_kind kind, const char *jid, const char *text, void *ud)
+{
+	say(purple_connection_get_account(((conn *)ud)->gc), jid, text);
+}
+
+static void op_log(mend_log_level level, const char *text, void *ud)
+{
+	if (level == MEND_LOG_ERROR)
+		purple_debug_error("mend", "%s\n", text);
+	else if (level == MEND_LOG_WARNING)
+		purple_debug_warning("mend", "%s\n", text);
+	else
+		purple_debug_info("mend", "%s\n", text);
+}
+
+static void op_event(const mend_event *ev, void *ud)
+{
+	conn *c = ud;
+	PurpleAccount *a = purple_connection_get_account(c->gc);
+
+	switch (ev->kind) {
+	case MEND_EVENT_MESSAGE:
+		show_message(c, ev);
+		break;
+	case MEND_EVENT_UNDECRYPTABLE:
+	case MEND_EVENT_SEND_FAILED:
+	case MEND_EVENT_NOTICE:
+		say(a, ev->peer, ev->text);
+		break;
+	default:
+		break;
+	}
+}
+
+static const mend_host_ops ops = {
+	.send_stanza = op_send,
+	.show_notice = op_notice,
+	.log = op_log,
+	.event = op_event,
+};
+
+/* --- signed on / off ------------------------------------------------------------ */
+
+static void conn_free(gpointer p)
+{
+	conn *c = p;
+
+	if (c->acc) {
+		mend_account_disconnected(c->acc);
+		mend_account_free(c->acc);
+	}
+	g_free(c->bare);
+	g_free(c);
+}
+
+static int is_jabber(PurpleConnection *gc)
+{
+	return strcmp(purple_account_get_protocol_id(purple_connection_get_account(gc)),
+	              "prpl-jabber") == 0;
+}
+
+static void signed_on(PurpleConnection *gc, gpointer data)
+{
+	PurpleAccount *a = purple_connection_get_account(gc);
+	const char *full = purple_connection_get_display_name(gc);
+	conn *c;
+	char *dir;
+	int r;
+
+	if (!is_jabber(gc))
+		return;
+	c = g_new0(conn, 1);
+	c->gc = gc;
+	c->bare = bare_of(purple_account_get_username(a));
+	dir = g_build_filename(purple_user_dir(), "mend", c->bare, NULL);
+	r = mend_account_open(&c->acc, c->bare, dir, MEND_KEYRING_AUTO, &ops, c);
+	g_free(dir);
+	if (r < 0) {
+		say(a, NULL, mend_strerror(r));
+		conn_free(c);
+		return;
+	}
+	g_hash_table_replace(conns, gc, c);
+	if (!full || !strchr(full, '/'))
+		full = purple_account_get_username(a);
+	mend_account_connected(c->acc, full, MEND_CONNECT_CARBONS | MEND_CONNECT_CATCHUP);
+}
+
+static void signing_off(PurpleConnection *gc, gpointer data)
+{
+	g_hash_table_remove(conns, gc);
+}
+
+/* --- the stanza signals ------------------------------------------------------------ */
+
+static void receiving(PurpleConnection *gc, xmlnode **packet, gpointer data)
+{
+	conn *c = g_hash_table_lookup(conns, gc);
+	char *text;
+	int r;
+
+	if (!c || !packet || !*packet)
+		return;
+	text = xmlnode_to_str(*packet, NULL);
+	r = mend_account_handle_stanza(c->acc, text);
+	g_free(text);
+	if (r == 0)
+		return;
+	/* ours (shown, rejected or a duplicate): libpurple must not show its fallback body */
+	xmlnode_free(*packet);
+	*packet = NULL;
+}
+
+static int encrypts(PurpleConnection *gc, xmlnode *node, char **to, char **body)
+{
+	const char *type = xmlnode_get_attrib(node, "type");
+	xmlnode *b;
+
+	if (strcmp(node->name, "message") != 0 || (type && strcmp(type, "chat") != 0 &&
+	                                           strcmp(type, "normal") != 0))
+		return 0;
+	if (xmlnode_get_child_with_namespace(node, "encrypted", "eu.siacs.conversations.axolotl"))
+		return 0; /* ours, already encrypted */
+	b = xmlnode_get_child(node, "body");
+	*to = bare_of(xmlnode_get_attrib(node, "to"));
+	if (!b || !*to || !enabled(purple_connection_get_account(gc), *to)) {
+		g_free(*to);
+		*to = NULL;
+		return 0;
+	}
+	*body = xmlnode_get_data(b);
+	return 1;
+}
+
+static void send_encrypted(conn *c, PurpleAccount *a, const char *to, const char *body,
+                           const char *id)
+{
+	char *stanza = NULL;
+	int r;
+
+	if (!c) {
+		say(a, to, _("OMEMO is not ready on this account; the message was NOT sent."));
+		return;
+	}
+	r = mend_account_encrypt_or_queue(c->acc, to, body, id, &stanza);
+	if (r == 0)
+		op_send(stanza, c);
+	else if (r == 1)
+		say(a, to, _("Fetching the contact's keys; the message leaves encrypted as soon as "
+		             "they arrive."));
+	else if (r == MEND_ERR_NO_DEVICES)
+		say(a, to, _("This contact has no OMEMO device mend can encrypt to; the message was "
+		             "NOT sent. /mend off sends without encryption."));
+	else
+		say(a, to, mend_strerror(r));
+	mend_free(stanza);
+}
+
+static void sending(PurpleConnection *gc, xmlnode **packet, gpointer data)
+{
+	char *to = NULL, *body = NULL;
+	const char *id;
+
+	if (!packet || !*packet || !is_jabber(gc) || !encrypts(gc, *packet, &to, &body))
+		return;
+	/* never the plaintext: the caller owns the node and frees it; we only drop it here */
+	id = xmlnode_get_attrib(*packet, "id");
+	if (body)
+		send_encrypted(g_hash_table_lookup(conns, gc), purple_connection_get_account(gc), to,
+		               body, id);
+	*packet = NULL;
+	g_free(body);
+	g_free(to);
+}
+
+/* --- /mend ---------------------------------------------------------------------- */
+
+static const char *trust_word(int trust)
+{
+	if (trust == MEND_TRUST_UNTRUSTED)
+		return _("untrusted");
+	if (trust == MEND_TRUST_TOFU)
+		return _("trusted (first use)");
+	if (trust == MEND_TRUST_VERIFIED)
+		return _("verified");
+	return _("unknown");
+}
+
+static char *grouped(const char *hex)
+{
+	GString *s = g_string_new(NULL);
+	size_t i;
+
+	for (i = 0; hex[i]; i++) {
+		if (i && i % 8 == 0)
+			g_string_append_c(s, ' ');
+		g_string_append_c(s, hex[i]);
+	}
+	return g_string_free(s, FALSE);
+}
+
+static void cmd_devices(conn *c, PurpleAccount *a, const char *peer, const char *jid)
+{
+	mend_device_info *d = NULL;
+	size_t n = 0, i;
+	char *g, *line;
+
+	if (strcmp(jid, c->bare) != 0)
+		mend_account_refresh_devices(c->acc, jid);
+	if (mend_account_device_infos(c->acc, jid, &d, &n) < 0 || !n) {
+		line = g_strdup_printf(_("No OMEMO device known for %s yet."), jid);
+		say(a, peer, line);
+		g_free(line);
+	}
+	for (i = 0; i < n; i++) {
+		g = grouped(d[i].fingerprint[0] ? d[i].fingerprint : "?");
+		line = g_strdup_printf("%s device %u: %s, %s%s", jid, d[i].id, g,
+		                       trust_word(d[i].trust), d[i].active ? "" : _(" (gone)"));
+		say(a, peer, line);
+		g_free(line);
+		g_free(g);
+	}
+	mend_free(d);
+}
+
+static void cmd_status(conn *c, PurpleAccount *a, const char *peer)
+{
+	char fp[65], *g, *line;
+	size_t pending = 0;
+
+	mend_account_fingerprint(c->acc, fp);
+	g = grouped(fp);
+	mend_account_pending_count(c->acc, &pending);
+	line = g_strdup_printf(_("mend: %s, device %u, fingerprint %s; %zu message(s) waiting; "
+	                         "this chat is %s."),
+	                       c->bare, mend_account_device_id(c->acc), g, pending,
+	                       enabled(a, peer) ? _("encrypted") : _("NOT encrypted"));
+	say(a, peer, line);
+	g_free(line);
+	g_free(g);
+}
+
+static void cmd_trust(conn *c, PurpleAccount *a, const char *peer, char **words, int trust)
+{
+	uint32_t id = words[1] ? (uint32_t)g_ascii_strtoull(words[1], NULL, 10) : 0;
+	char *line;
+	int r;
+
+	if (!words[1] || !id) {
+		say(a, peer, _("Usage: /mend trust|untrust JID DEVICE"));
+		return;
+	}
+	r = mend_account_set_trust(c->acc, words[0], id,
+	                           trust ? MEND_TRUST_VERIFIED : MEND_TRUST_UNTRUSTED);
+	line = r < 0 ? g_strdup_printf(_("%s device %u: %s Run /mend devices %s first."), words[0],
+	                               id, mend_strerror(r), words[0])
+	             : g_strdup_printf(trust ? _("%s device %u is verified.")
+	                                     : _("%s device %u will get nothing from you."),
+	                               words[0], id);
+	say(a, peer, line);
+	g_free(line);
+}
+
+static void cmd_on_off(PurpleAccount *a, const char *peer, int on)
+{
+	int deflt = account_default(a);
+	conn *c = g_hash_table_lookup(conns, purple_account_get_connection(a));
+
+	set_listed(PREF_ENABLED, a, peer, on && !deflt);
+	set_listed(PREF_DISABLED, a, peer, !on && deflt);
+	if (on && c)
+		mend_account_refresh_devices(c->acc, peer);
+	say(a, peer, on ? _("OMEMO encryption is on for this chat.")
+	                : _("OMEMO encryption is off for this chat: messages go in plaintext."));
+}
+
+static void run_mend(conn *c, PurpleAccount *a, const char *peer, char **w)
+{
+	if (!strcmp(w[0], "on") || !strcmp(w[0], "off")) {
+		cmd_on_off(a, w[1] ? w[1] : peer, !strcmp(w[0], "on"));
+	} else if (!strcmp(w[0], "default") && w[1]) {
+		purple_account_set_bool(a, ACCT_DEFAULT, !strcmp(w[1], "on"));
+		say(a, peer, !strcmp(w[1], "on") ? _("Chats on this account are encrypted by default.")
+		                                 : _("Chats on this account are not encrypted by "
+		                                     "default."));
+	} else if (!c) {
+		say(a, peer, _("mend is not connected on this account yet."));
+	} else if (!strcmp(w[0], "status")) {
+		cmd_status(c, a, peer);
+	} else if (!strcmp(w[0], "devices") || !strcmp(w[0], "fingerprint")) {
+		cmd_devices(c, a, peer, w[1] ? w[1] : (!strcmp(w[0], "fingerprint") ? c->bare : peer));
+	} else if ((!strcmp(w[0], "trust") || !strcmp(w[0], "untrust")) && w[1]) {
+		cmd_trust(c, a, peer, w + 1, !strcmp(w[0], "trust"));
+	} else {
+		say(a, peer, _("Usage: /mend on|off|default on|off|status|devices [JID]|fingerprint|"
+		               "trust JID DEVICE|untrust JID DEVICE"));
+	}
+}
+
+static PurpleCmdRet cmd_mend(PurpleConversation *conv, const gchar *cmd, gchar **args,
+                             gchar **error, void *data)
+{
+	PurpleAccount *a = purple_conversation_get_account(conv);
+	conn *c = g_hash_table_lookup(conns, purple_account_get_connection(a));
+	char *peer = bare_of(purple_conversation_get_name(conv));
+	char **w = g_strsplit_set(args[0] ? args[0] : "", " \t", 4);
+
+	if (!w[0] || !*w[0]) {
+		g_strfreev(w);
+		w = g_strsplit("status", " ", 1);
+	}
+	run_mend(c, a, peer, w);
+	g_strfreev(w);
+	g_free(peer);
+	return PURPLE_CMD_RET_OK;
+}
+
+/* --- actions and preferences ------------------------------------------------------- */
+
+static void action_fingerprints(PurplePluginAction *action)
+{
+	GString *s = g_string_new(NULL);
+	GHashTableIter it;
+	gpointer value;
+	char fp[65], *g;
+
+	g_hash_table_iter_init(&it, conns);
+	while (g_hash_table_iter_next(&it, NULL, &value)) {
+		conn *c = value;
+
+		mend_account_fingerprint(c->acc, fp);
+		g = grouped(fp);
+		g_string_append_printf(s, "%s, device %u:\n%s\n\n", c->bare,
+		                       mend_account_device_id(c->acc), g);
+		g_free(g);
+	}
+	purple_notify_formatted(self, "mend", _("This device's OMEMO fingerprints"), NULL,
+	                        s->len ? s->str : _("No account is signed on."), NULL, NULL);
+	g_string_free(s, TRUE);
+}
+
+static GList *actions(PurplePlugin *plugin, gpointer context)
+{
+	return g_list_append(NULL, purple_plugin_action_new(_("Show my OMEMO fingerprints"),
+	                                                    action_fingerprints));
+}
+
+static PurplePluginPrefFrame *pref_frame(PurplePlugin *plugin)
+{
+	PurplePluginPrefFrame *frame = purple_plugin_pref_frame_new();
+
+	purple_plugin_pref_frame_add(
+	    frame, purple_plugin_pref_new_with_name_and_label(
+	               PREF_DEFAULT, _("Encrypt new chats with OMEMO unless turned off")));
+	return frame;
+}
+
+static PurplePluginUiInfo prefs_info = {pref_frame, 0, NULL, NULL, NULL, NULL, NULL};
+
+/* --- load / unload ------------------------------------------------------------------- */
+
+static gboolean plugin_load(PurplePlugin *plugin)
+{
+	PurplePlugin *prpl = jabber();
+	void *conn_handle = purple_connections_get_handle();
+	GList *l;
+
+	if (!prpl)
+		return FALSE;
+	self = plugin;
+	mend_i18n_init();
+	conns = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, conn_free);
+	purple_signal_connect(conn_handle, "signed-on", plugin, PURPLE_CALLBACK(signed_on), NULL);
+	purple_signal_connect(conn_handle, "signing-off", plugin, PURPLE_CALLBACK(signing_off),
+	                      NULL);
+	purple_signal_connect(prpl, "jabber-receiving-xmlnode", plugin, PURPLE_CALLBACK(receiving),
+	                      NULL);
+	purple_signal_connect(prpl, "jabber-sending-xmlnode", plugin, PURPLE_CALLBACK(sending),
+	                      NULL);
+	cmd_id = purple_cmd_register("mend", "s", PURPLE_CMD_P_PLUGIN,
+	                             PURPLE_CMD_FLAG_IM | PURPLE_CMD_FLAG_ALLOW_WRONG_ARGS |
+	                                 PURPLE_CMD_FLAG_PRPL_ONLY,
+	                             "prpl-jabber", cmd_mend,
+	                             _("mend on|off|default on|off|status|devices [JID]|fingerprint|"
+	                               "trust JID DEVICE|untrust JID DEVICE: OMEMO encryption."),
+	                             NULL);
+	/* loaded while connected */
+	for (l = purple_connections_get_all(); l; l = l->next)
+		if (purple_connection_get_state(l->data) == PURPLE_CONNECTED)
+			signed_on(l->data, NULL);
+	return TRUE;
+}
+
+static gboolean plugin_unload(PurplePlugin *plugin)
+{
+	purple_cmd_unregister(cmd_id);
+	purple_signals_disconnect_by_handle(plugin);
+	g_hash_table_destroy(conns);
+	conns = NULL;
+	return TRUE;
+}
+
+static PurplePluginInfo info = {
+	PURPLE_PLUGIN_MAGIC,
+	PURPLE_MAJOR_VERSION,
+	PURPLE_MINOR_VERSION,
+	PURPLE_PLUGIN_STANDARD,
+	NULL,
+	0,
+	NULL,
+	PURPLE_PRIORITY_DEFAULT,
+	PLUGIN_ID,
+	"mend",
+	PACKAGE_VERSION,
+	"OMEMO encryption on every device",
+	"mend: OMEMO (XEP-0384) for XMPP, with history on every device through carbons and the "
+	"server archive.",
+	"the mend authors",
+	"",
+	plugin_load,
+	plugin_unload,
+	NULL,
+	NULL,
+	NULL,
+	&prefs_info,
+	actions,
+	NULL,
+	NULL,
+	NULL,
+	NULL,
+};
+
+static void init_plugin(PurplePlugin *plugin)
+{
+	purple_prefs_add_none(PREFS);
+	purple_prefs_add_bool(PREF_DEFAULT, FALSE);
+	purple_prefs_add_string_list(PREF_ENABLED, NULL);
+	purple_prefs_add_string_list(PREF_DISABLED, NULL);
+	info.dependencies = g_list_append(NULL, (gpointer) "prpl-jabber");
+}
+
+PURPLE_INIT_PLUGIN(mend, init_plugin, info)
