@@ -321,6 +321,15 @@ typedef struct mend_device_info {
  */
 MEND_EXPORT int mend_account_device_infos(mend_account *acc, const char *jid,
                                           mend_device_info **out, size_t *n);
+/*
+ * A fingerprint (64 hex digits) as users compare it with Conversations and
+ * Dino: 8 groups of 8, space separated. Free with mend_free().
+ */
+MEND_EXPORT char *mend_fingerprint_grouped(const char *hex);
+/* A trust state in words, translated ("untrusted", "trusted (first use)", "verified", "unknown").
+ */
+MEND_EXPORT const char *mend_trust_name(int trust);
+
 /* Sets the trust of a device whose key we know. */
 MEND_EXPORT int mend_account_set_trust(mend_account *acc, const char *jid, uint32_t device,
                                        mend_trust trust);

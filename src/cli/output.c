@@ -171,19 +171,6 @@ static const char *carbon_name(mend_carbon carbon)
 }
 
 /* "xxxxxxxx xxxxxxxx ..." from 64 hex digits. g_free. */
-static char *group_hex(const char *hex)
-{
-	GString *s = g_string_new(NULL);
-	size_t i, n = strlen(hex);
-
-	for (i = 0; i < n; i += 8) {
-		if (i)
-			g_string_append_c(s, ' ');
-		g_string_append_len(s, hex + i, (gssize)MIN(8, n - i));
-	}
-	return g_string_free(s, FALSE);
-}
-
 /* --- errors and notices ---------------------------------------------------- */
 
 /*
@@ -454,7 +441,8 @@ static void device_human(const mend_device_info *d, int own)
 {
 	const char *trust = trust_name(d->trust);
 	char *seen = d->last_seen ? out_iso_time(d->last_seen) : g_strdup(_("never"));
-	char *fp = d->fingerprint[0] ? group_hex(d->fingerprint) : g_strdup(_("unknown"));
+	char *fp =
+	    d->fingerprint[0] ? mend_fingerprint_grouped(d->fingerprint) : g_strdup(_("unknown"));
 
 	printf(_("device %u%s: %s, %s, last seen %s\n"), d->id, own ? _(" (this device)") : "",
 	       trust ? trust : _("unknown"), d->active ? _("active") : _("inactive"), seen);
@@ -497,7 +485,7 @@ void out_fingerprint(struct cli *c, uint32_t device, const char *hex)
 	char *fp;
 
 	if (!c->o.json) {
-		fp = group_hex(hex);
+		fp = mend_fingerprint_grouped(hex);
 		printf(_("device %u\nfingerprint %s\n"), device, fp);
 		fflush(stdout);
 		g_free(fp);

@@ -109,3 +109,30 @@ int mend_err_from_signal(int sg_err)
 		return MEND_ERR_PROTOCOL;
 	}
 }
+
+char *mend_fingerprint_grouped(const char *hex)
+{
+	GString *s = g_string_new(NULL);
+	size_t i;
+
+	for (i = 0; hex && hex[i]; i++) {
+		if (i && i % 8 == 0)
+			g_string_append_c(s, ' ');
+		g_string_append_c(s, hex[i]);
+	}
+	return g_string_free(s, FALSE);
+}
+
+const char *mend_trust_name(int trust)
+{
+	switch (trust) {
+	case MEND_TRUST_UNTRUSTED:
+		return dgettext(GETTEXT_PACKAGE, "untrusted");
+	case MEND_TRUST_TOFU:
+		return dgettext(GETTEXT_PACKAGE, "trusted (first use)");
+	case MEND_TRUST_VERIFIED:
+		return dgettext(GETTEXT_PACKAGE, "verified");
+	default:
+		return dgettext(GETTEXT_PACKAGE, "unknown");
+	}
+}

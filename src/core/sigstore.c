@@ -169,22 +169,42 @@ static int delete_all_sessions(const char *name, size_t name_len, void *ud)
 	return r < 0 ? fail(acc, r) : 0;
 }
 
-/* --- one-time prekeys ------------------------------------------------------ */
+/* --- one-time and signed prekeys: the same records, two tables ------------------ */
 
-static int load_pre_key(signal_buffer **record, uint32_t id, void *ud)
+typedef int (*key_getter)(mend_store *s, uint32_t id, uint8_t **rec, size_t *len);
+
+static int load_key(mend_account *acc, key_getter get, uint32_t id, signal_buffer **record)
 {
-	mend_account *acc = ud;
 	uint8_t *data = NULL;
 	size_t len = 0;
-	int r;
+	int r = get(acc->store, id, &data, &len);
 
-	r = mend_store_prekey_get(acc->store, id, &data, &len);
 	if (r == MEND_ERR_NOT_FOUND)
 		return SG_ERR_INVALID_KEY_ID;
 	if (r < 0)
 		return fail(acc, r);
 	r = to_signal_buffer(acc, data, len, record);
 	return r < 0 ? r : SG_SUCCESS;
+}
+
+static int contains_key(mend_account *acc, key_getter get, uint32_t id)
+{
+	uint8_t *data = NULL;
+	size_t len = 0;
+	int r = get(acc->store, id, &data, &len);
+
+	if (r == MEND_ERR_NOT_FOUND)
+		return 0;
+	if (r < 0)
+		return fail(acc, r);
+	memset(data, 0, len);
+	g_free(data);
+	return 1;
+}
+
+static int load_pre_key(signal_buffer **record, uint32_t id, void *ud)
+{
+	return load_key(ud, mend_store_prekey_get, id, record);
 }
 
 static int store_pre_key(uint32_t id, uint8_t *record, size_t len, void *ud)
@@ -197,18 +217,7 @@ static int store_pre_key(uint32_t id, uint8_t *record, size_t len, void *ud)
 
 static int contains_pre_key(uint32_t id, void *ud)
 {
-	mend_account *acc = ud;
-	uint8_t *data = NULL;
-	size_t len = 0;
-	int r = mend_store_prekey_get(acc->store, id, &data, &len);
-
-	if (r == MEND_ERR_NOT_FOUND)
-		return 0;
-	if (r < 0)
-		return fail(acc, r);
-	memset(data, 0, len);
-	g_free(data);
-	return 1;
+	return contains_key(ud, mend_store_prekey_get, id);
 }
 
 /*
@@ -232,22 +241,9 @@ static int remove_pre_key(uint32_t id, void *ud)
 	return r < 0 ? fail(acc, r) : 0;
 }
 
-/* --- signed prekeys -------------------------------------------------------- */
-
 static int load_signed_pre_key(signal_buffer **record, uint32_t id, void *ud)
 {
-	mend_account *acc = ud;
-	uint8_t *data = NULL;
-	size_t len = 0;
-	int r;
-
-	r = mend_store_signed_prekey_get(acc->store, id, &data, &len);
-	if (r == MEND_ERR_NOT_FOUND)
-		return SG_ERR_INVALID_KEY_ID;
-	if (r < 0)
-		return fail(acc, r);
-	r = to_signal_buffer(acc, data, len, record);
-	return r < 0 ? r : SG_SUCCESS;
+	return load_key(ud, mend_store_signed_prekey_get, id, record);
 }
 
 static int store_signed_pre_key(uint32_t id, uint8_t *record, size_t len, void *ud)
@@ -260,18 +256,7 @@ static int store_signed_pre_key(uint32_t id, uint8_t *record, size_t len, void *
 
 static int contains_signed_pre_key(uint32_t id, void *ud)
 {
-	mend_account *acc = ud;
-	uint8_t *data = NULL;
-	size_t len = 0;
-	int r = mend_store_signed_prekey_get(acc->store, id, &data, &len);
-
-	if (r == MEND_ERR_NOT_FOUND)
-		return 0;
-	if (r < 0)
-		return fail(acc, r);
-	memset(data, 0, len);
-	g_free(data);
-	return 1;
+	return contains_key(ud, mend_store_signed_prekey_get, id);
 }
 
 static int remove_signed_pre_key(uint32_t id, void *ud)

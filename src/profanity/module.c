@@ -467,34 +467,6 @@ static void on_focus(const char *barejid)
 
 /* --- /mend --------------------------------------------------------------------- */
 
-static const char *trust_word(int trust)
-{
-	switch (trust) {
-	case MEND_TRUST_UNTRUSTED:
-		return _("untrusted");
-	case MEND_TRUST_TOFU:
-		return _("trusted (first use)");
-	case MEND_TRUST_VERIFIED:
-		return _("verified");
-	default:
-		return _("unknown");
-	}
-}
-
-/* 8 groups of 8 hex digits, as Conversations and Dino show them. */
-static char *grouped(const char *hex)
-{
-	GString *s = g_string_new(NULL);
-	size_t i;
-
-	for (i = 0; hex[i]; i++) {
-		if (i && i % 8 == 0)
-			g_string_append_c(s, ' ');
-		g_string_append_c(s, hex[i]);
-	}
-	return g_string_free(s, FALSE);
-}
-
 static const char *target(char *arg)
 {
 	const char *jid = arg ? arg : M.api->get_current_recipient();
@@ -541,7 +513,7 @@ static void cmd_status(void)
 	if (!need_account())
 		return;
 	mend_account_fingerprint(M.acc, fp);
-	g = grouped(fp);
+	g = mend_fingerprint_grouped(fp);
 	mend_account_pending_count(M.acc, &pending);
 	/* which ratchet library our calls reach (DESIGN §2: libomemo-c, not Profanity's) */
 	dladdr((void *)signal_context_create, &info);
@@ -550,7 +522,7 @@ static void cmd_status(void)
 	showf(NULL, _("mend: %zu message(s) waiting to be sent; new chats encrypted: %s"), pending,
 	      M.api->settings_boolean_get(SETTINGS, "default", 0) ? _("yes") : _("no"));
 	showf(NULL, _("mend: ratchet library %s"), info.dli_fname ? info.dli_fname : "?");
-	g_free(g);
+	mend_free(g);
 }
 
 static void show_devices(const char *jid)
@@ -565,12 +537,12 @@ static void show_devices(const char *jid)
 		return;
 	}
 	for (i = 0; i < n; i++) {
-		g = grouped(d[i].fingerprint[0] ? d[i].fingerprint : "?");
+		g = mend_fingerprint_grouped(d[i].fingerprint[0] ? d[i].fingerprint : "?");
 		showf(NULL, "mend: %s device %u%s  %s  %s%s", jid, d[i].id,
 		      d[i].id == mend_account_device_id(M.acc) && !strcmp(jid, M.bare) ? " (this)"
 		                                                                       : "",
-		      g, trust_word(d[i].trust), d[i].active ? "" : _(" (gone)"));
-		g_free(g);
+		      g, mend_trust_name(d[i].trust), d[i].active ? "" : _(" (gone)"));
+		mend_free(g);
 	}
 	mend_free(d);
 }

@@ -40,13 +40,13 @@
 
 #include "mend/mend.h"
 
-#define _(s) dgettext(GETTEXT_PACKAGE, s)
-#define PLUGIN_ID "core-mend"
-#define PREFS "/plugins/core/mend"
-#define PREF_DEFAULT PREFS "/default"
-#define PREF_ENABLED PREFS "/enabled"
+#define _(s)          dgettext(GETTEXT_PACKAGE, s)
+#define PLUGIN_ID     "core-mend"
+#define PREFS         "/plugins/core/mend"
+#define PREF_DEFAULT  PREFS "/default"
+#define PREF_ENABLED  PREFS "/enabled"
 #define PREF_DISABLED PREFS "/disabled"
-#define ACCT_DEFAULT "mend-default"
+#define ACCT_DEFAULT  "mend-default"
 
 /* One per signed-on jabber account. */
 typedef struct conn {
@@ -157,8 +157,8 @@ static void show_message(conn *c, const mend_event *ev)
 
 	if (ev->outgoing) /* a sent carbon or our own message from the archive */
 		purple_conv_im_write(PURPLE_CONV_IM(conv_for(a, ev->peer)),
-		                     purple_account_get_username(a), esc,
-		                     PURPLE_MESSAGE_SEND | f, t);
+		                     purple_account_get_username(a), esc, PURPLE_MESSAGE_SEND | f,
+		                     t);
 	else
 		serv_got_im(c->gc, ev->peer, esc, PURPLE_MESSAGE_RECV | f, t);
 	g_free(esc);
@@ -214,10 +214,10 @@ static void op_event(const mend_event *ev, void *ud)
 }
 
 static const mend_host_ops ops = {
-	.send_stanza = op_send,
-	.show_notice = op_notice,
-	.log = op_log,
-	.event = op_event,
+    .send_stanza = op_send,
+    .show_notice = op_notice,
+    .log = op_log,
+    .event = op_event,
 };
 
 /* --- signed on / off ------------------------------------------------------------ */
@@ -297,8 +297,8 @@ static int encrypts(PurpleConnection *gc, xmlnode *node, char **to, char **body)
 	const char *type = xmlnode_get_attrib(node, "type");
 	xmlnode *b;
 
-	if (strcmp(node->name, "message") != 0 || (type && strcmp(type, "chat") != 0 &&
-	                                           strcmp(type, "normal") != 0))
+	if (strcmp(node->name, "message") != 0 ||
+	    (type && strcmp(type, "chat") != 0 && strcmp(type, "normal") != 0))
 		return 0;
 	if (xmlnode_get_child_with_namespace(node, "encrypted", "eu.siacs.conversations.axolotl"))
 		return 0; /* ours, already encrypted */
@@ -327,11 +327,13 @@ static void send_encrypted(conn *c, PurpleAccount *a, const char *to, const char
 	if (r == 0)
 		op_send(stanza, c);
 	else if (r == 1)
-		say(a, to, _("Fetching the contact's keys; the message leaves encrypted as soon as "
-		             "they arrive."));
+		say(a, to,
+		    _("Fetching the contact's keys; the message leaves encrypted as soon as "
+		      "they arrive."));
 	else if (r == MEND_ERR_NO_DEVICES)
-		say(a, to, _("This contact has no OMEMO device mend can encrypt to; the message was "
-		             "NOT sent. /mend off sends without encryption."));
+		say(a, to,
+		    _("This contact has no OMEMO device mend can encrypt to; the message was "
+		      "NOT sent. /mend off sends without encryption."));
 	else
 		say(a, to, mend_strerror(r));
 	mend_free(stanza);
@@ -347,38 +349,14 @@ static void sending(PurpleConnection *gc, xmlnode **packet, gpointer data)
 	/* never the plaintext: the caller owns the node and frees it; we only drop it here */
 	id = xmlnode_get_attrib(*packet, "id");
 	if (body)
-		send_encrypted(g_hash_table_lookup(conns, gc), purple_connection_get_account(gc), to,
-		               body, id);
+		send_encrypted(g_hash_table_lookup(conns, gc), purple_connection_get_account(gc),
+		               to, body, id);
 	*packet = NULL;
 	g_free(body);
 	g_free(to);
 }
 
 /* --- /mend ---------------------------------------------------------------------- */
-
-static const char *trust_word(int trust)
-{
-	if (trust == MEND_TRUST_UNTRUSTED)
-		return _("untrusted");
-	if (trust == MEND_TRUST_TOFU)
-		return _("trusted (first use)");
-	if (trust == MEND_TRUST_VERIFIED)
-		return _("verified");
-	return _("unknown");
-}
-
-static char *grouped(const char *hex)
-{
-	GString *s = g_string_new(NULL);
-	size_t i;
-
-	for (i = 0; hex[i]; i++) {
-		if (i && i % 8 == 0)
-			g_string_append_c(s, ' ');
-		g_string_append_c(s, hex[i]);
-	}
-	return g_string_free(s, FALSE);
-}
 
 static void cmd_devices(conn *c, PurpleAccount *a, const char *peer, const char *jid)
 {
@@ -394,12 +372,13 @@ static void cmd_devices(conn *c, PurpleAccount *a, const char *peer, const char 
 		g_free(line);
 	}
 	for (i = 0; i < n; i++) {
-		g = grouped(d[i].fingerprint[0] ? d[i].fingerprint : "?");
-		line = g_strdup_printf("%s device %u: %s, %s%s", jid, d[i].id, g,
-		                       trust_word(d[i].trust), d[i].active ? "" : _(" (gone)"));
+		g = mend_fingerprint_grouped(d[i].fingerprint[0] ? d[i].fingerprint : "?");
+		line =
+		    g_strdup_printf("%s device %u: %s, %s%s", jid, d[i].id, g,
+		                    mend_trust_name(d[i].trust), d[i].active ? "" : _(" (gone)"));
 		say(a, peer, line);
 		g_free(line);
-		g_free(g);
+		mend_free(g);
 	}
 	mend_free(d);
 }
@@ -410,7 +389,7 @@ static void cmd_status(conn *c, PurpleAccount *a, const char *peer)
 	size_t pending = 0;
 
 	mend_account_fingerprint(c->acc, fp);
-	g = grouped(fp);
+	g = mend_fingerprint_grouped(fp);
 	mend_account_pending_count(c->acc, &pending);
 	line = g_strdup_printf(_("mend: %s, device %u, fingerprint %s; %zu message(s) waiting; "
 	                         "this chat is %s."),
@@ -418,7 +397,7 @@ static void cmd_status(conn *c, PurpleAccount *a, const char *peer)
 	                       enabled(a, peer) ? _("encrypted") : _("NOT encrypted"));
 	say(a, peer, line);
 	g_free(line);
-	g_free(g);
+	mend_free(g);
 }
 
 static void cmd_trust(conn *c, PurpleAccount *a, const char *peer, char **words, int trust)
@@ -451,8 +430,9 @@ static void cmd_on_off(PurpleAccount *a, const char *peer, int on)
 	set_listed(PREF_DISABLED, a, peer, !on && deflt);
 	if (on && c)
 		mend_account_refresh_devices(c->acc, peer);
-	say(a, peer, on ? _("OMEMO encryption is on for this chat.")
-	                : _("OMEMO encryption is off for this chat: messages go in plaintext."));
+	say(a, peer,
+	    on ? _("OMEMO encryption is on for this chat.")
+	       : _("OMEMO encryption is off for this chat: messages go in plaintext."));
 }
 
 static void run_mend(conn *c, PurpleAccount *a, const char *peer, char **w)
@@ -461,20 +441,23 @@ static void run_mend(conn *c, PurpleAccount *a, const char *peer, char **w)
 		cmd_on_off(a, w[1] ? w[1] : peer, !strcmp(w[0], "on"));
 	} else if (!strcmp(w[0], "default") && w[1]) {
 		purple_account_set_bool(a, ACCT_DEFAULT, !strcmp(w[1], "on"));
-		say(a, peer, !strcmp(w[1], "on") ? _("Chats on this account are encrypted by default.")
-		                                 : _("Chats on this account are not encrypted by "
-		                                     "default."));
+		say(a, peer,
+		    !strcmp(w[1], "on") ? _("Chats on this account are encrypted by default.")
+		                        : _("Chats on this account are not encrypted by "
+		                            "default."));
 	} else if (!c) {
 		say(a, peer, _("mend is not connected on this account yet."));
 	} else if (!strcmp(w[0], "status")) {
 		cmd_status(c, a, peer);
 	} else if (!strcmp(w[0], "devices") || !strcmp(w[0], "fingerprint")) {
-		cmd_devices(c, a, peer, w[1] ? w[1] : (!strcmp(w[0], "fingerprint") ? c->bare : peer));
+		cmd_devices(c, a, peer,
+		            w[1] ? w[1] : (!strcmp(w[0], "fingerprint") ? c->bare : peer));
 	} else if ((!strcmp(w[0], "trust") || !strcmp(w[0], "untrust")) && w[1]) {
 		cmd_trust(c, a, peer, w + 1, !strcmp(w[0], "trust"));
 	} else {
-		say(a, peer, _("Usage: /mend on|off|default on|off|status|devices [JID]|fingerprint|"
-		               "trust JID DEVICE|untrust JID DEVICE"));
+		say(a, peer,
+		    _("Usage: /mend on|off|default on|off|status|devices [JID]|fingerprint|"
+		      "trust JID DEVICE|untrust JID DEVICE"));
 	}
 }
 
@@ -510,10 +493,10 @@ static void action_fingerprints(PurplePluginAction *action)
 		conn *c = value;
 
 		mend_account_fingerprint(c->acc, fp);
-		g = grouped(fp);
+		g = mend_fingerprint_grouped(fp);
 		g_string_append_printf(s, "%s, device %u:\n%s\n\n", c->bare,
 		                       mend_account_device_id(c->acc), g);
-		g_free(g);
+		mend_free(g);
 	}
 	purple_notify_formatted(self, "mend", _("This device's OMEMO fingerprints"), NULL,
 	                        s->len ? s->str : _("No account is signed on."), NULL, NULL);
@@ -522,8 +505,8 @@ static void action_fingerprints(PurplePluginAction *action)
 
 static GList *actions(PurplePlugin *plugin, gpointer context)
 {
-	return g_list_append(NULL, purple_plugin_action_new(_("Show my OMEMO fingerprints"),
-	                                                    action_fingerprints));
+	return g_list_append(
+	    NULL, purple_plugin_action_new(_("Show my OMEMO fingerprints"), action_fingerprints));
 }
 
 static PurplePluginPrefFrame *pref_frame(PurplePlugin *plugin)
@@ -558,13 +541,13 @@ static gboolean plugin_load(PurplePlugin *plugin)
 	                      NULL);
 	purple_signal_connect(prpl, "jabber-sending-xmlnode", plugin, PURPLE_CALLBACK(sending),
 	                      NULL);
-	cmd_id = purple_cmd_register("mend", "s", PURPLE_CMD_P_PLUGIN,
-	                             PURPLE_CMD_FLAG_IM | PURPLE_CMD_FLAG_ALLOW_WRONG_ARGS |
-	                                 PURPLE_CMD_FLAG_PRPL_ONLY,
-	                             "prpl-jabber", cmd_mend,
-	                             _("mend on|off|default on|off|status|devices [JID]|fingerprint|"
-	                               "trust JID DEVICE|untrust JID DEVICE: OMEMO encryption."),
-	                             NULL);
+	cmd_id = purple_cmd_register(
+	    "mend", "s", PURPLE_CMD_P_PLUGIN,
+	    PURPLE_CMD_FLAG_IM | PURPLE_CMD_FLAG_ALLOW_WRONG_ARGS | PURPLE_CMD_FLAG_PRPL_ONLY,
+	    "prpl-jabber", cmd_mend,
+	    _("mend on|off|default on|off|status|devices [JID]|fingerprint|"
+	      "trust JID DEVICE|untrust JID DEVICE: OMEMO encryption."),
+	    NULL);
 	/* loaded while connected */
 	for (l = purple_connections_get_all(); l; l = l->next)
 		if (purple_connection_get_state(l->data) == PURPLE_CONNECTED)
@@ -582,33 +565,33 @@ static gboolean plugin_unload(PurplePlugin *plugin)
 }
 
 static PurplePluginInfo info = {
-	PURPLE_PLUGIN_MAGIC,
-	PURPLE_MAJOR_VERSION,
-	PURPLE_MINOR_VERSION,
-	PURPLE_PLUGIN_STANDARD,
-	NULL,
-	0,
-	NULL,
-	PURPLE_PRIORITY_DEFAULT,
-	PLUGIN_ID,
-	"mend",
-	PACKAGE_VERSION,
-	"OMEMO encryption on every device",
-	"mend: OMEMO (XEP-0384) for XMPP, with history on every device through carbons and the "
-	"server archive.",
-	"the mend authors",
-	"",
-	plugin_load,
-	plugin_unload,
-	NULL,
-	NULL,
-	NULL,
-	&prefs_info,
-	actions,
-	NULL,
-	NULL,
-	NULL,
-	NULL,
+    PURPLE_PLUGIN_MAGIC,
+    PURPLE_MAJOR_VERSION,
+    PURPLE_MINOR_VERSION,
+    PURPLE_PLUGIN_STANDARD,
+    NULL,
+    0,
+    NULL,
+    PURPLE_PRIORITY_DEFAULT,
+    PLUGIN_ID,
+    "mend",
+    PACKAGE_VERSION,
+    "OMEMO encryption on every device",
+    "mend: OMEMO (XEP-0384) for XMPP, with history on every device through carbons and the "
+    "server archive.",
+    "the mend authors",
+    "",
+    plugin_load,
+    plugin_unload,
+    NULL,
+    NULL,
+    NULL,
+    &prefs_info,
+    actions,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
 };
 
 static void init_plugin(PurplePlugin *plugin)
