@@ -747,7 +747,7 @@ static void send_failed(mend_account *acc, const mend_pending *p, int err)
 
 	if (err == MEND_ERR_NO_DEVICES)
 		text = g_strdup_printf(_("%s has no OMEMO device mend can encrypt to, so the "
-		                         "message was not sent (nothing left unencrypted)."),
+		                         "message was NOT sent (nothing left unencrypted)."),
 		                       p->jid);
 	else
 		text = g_strdup_printf(_("The message to %s was not sent: %s"), p->jid,

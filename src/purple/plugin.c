@@ -313,20 +313,47 @@ static int encrypts(PurpleConnection *gc, xmlnode *node, char **to, char **body)
 	return 1;
 }
 
-static void send_encrypted(conn *c, PurpleAccount *a, const char *to, const char *body,
-                           const char *id)
+/* Empties a message node in place: its attributes stay, every child element goes. */
+static void strip_children(xmlnode *node)
 {
-	char *stanza = NULL;
-	int r;
+	xmlnode *c = node->child, *next;
 
-	if (!c) {
-		say(a, to, _("OMEMO is not ready on this account; the message was NOT sent."));
-		return;
+	for (; c; c = next) {
+		next = c->next;
+		if (c->type != XMLNODE_TYPE_ATTRIB)
+			xmlnode_free(c);
 	}
-	r = mend_account_encrypt_or_queue(c->acc, to, body, id, &stanza);
+}
+
+/* Makes `node` the encrypted message (its children from `stanza`), in place. */
+static void become(xmlnode *node, const char *stanza)
+{
+	xmlnode *enc = xmlnode_from_str(stanza, -1), *c;
+
+	for (c = enc ? enc->child : NULL; c; c = c->next)
+		if (c->type == XMLNODE_TYPE_TAG)
+			xmlnode_insert_child(node, xmlnode_copy(c));
+	if (enc)
+		xmlnode_free(enc);
+}
+
+/* Encrypts now (the node becomes the encrypted message), or queues (the node becomes a chat state).
+ */
+static void encrypt_in_place(conn *c, PurpleAccount *a, xmlnode *node, const char *to,
+                             const char *body)
+{
+	const char *id = xmlnode_get_attrib(node, "id");
+	char *stanza = NULL, *keep_id = g_strdup(id);
+	int r = c ? mend_account_encrypt_or_queue(c->acc, to, body, keep_id, &stanza)
+	          : MEND_ERR_NOT_FOUND;
+
+	strip_children(node);
 	if (r == 0)
-		op_send(stanza, c);
-	else if (r == 1)
+		become(node, stanza);
+	else
+		xmlnode_set_namespace(xmlnode_new_child(node, "active"),
+		                      "http://jabber.org/protocol/chatstates");
+	if (r == 1)
 		say(a, to,
 		    _("Fetching the contact's keys; the message leaves encrypted as soon as "
 		      "they arrive."));
@@ -334,24 +361,28 @@ static void send_encrypted(conn *c, PurpleAccount *a, const char *to, const char
 		say(a, to,
 		    _("This contact has no OMEMO device mend can encrypt to; the message was "
 		      "NOT sent. /mend off sends without encryption."));
-	else
+	else if (r == MEND_ERR_NOT_FOUND)
+		say(a, to, _("OMEMO is not ready on this account; the message was NOT sent."));
+	else if (r < 0)
 		say(a, to, mend_strerror(r));
 	mend_free(stanza);
+	g_free(keep_id);
 }
 
+/*
+ * jabber-sending-xmlnode: the node belongs to the caller, so it is changed in
+ * place. A chat message with a body to a contact with encryption on becomes
+ * the encrypted message, or, when it cannot be encrypted now, an empty chat
+ * state: the plaintext never leaves.
+ */
 static void sending(PurpleConnection *gc, xmlnode **packet, gpointer data)
 {
 	char *to = NULL, *body = NULL;
-	const char *id;
 
 	if (!packet || !*packet || !is_jabber(gc) || !encrypts(gc, *packet, &to, &body))
 		return;
-	/* never the plaintext: the caller owns the node and frees it; we only drop it here */
-	id = xmlnode_get_attrib(*packet, "id");
-	if (body)
-		send_encrypted(g_hash_table_lookup(conns, gc), purple_connection_get_account(gc),
-		               to, body, id);
-	*packet = NULL;
+	encrypt_in_place(g_hash_table_lookup(conns, gc), purple_connection_get_account(gc), *packet,
+	                 to, body ? body : "");
 	g_free(body);
 	g_free(to);
 }
