@@ -65,8 +65,12 @@ def _isolated_env(root, extra=None):
            # fail fast instead of reaching a real session bus
            "DBUS_SESSION_BUS_ADDRESS": "unix:path=" + os.path.join(root, "no-dbus")}
     env.update(dirs)
+    if os.environ.get("MEND_SANITIZERS"):
+        # libpurple, NSS and dbus-glib leak at exit on their own; the core's leaks are
+        # checked by the unit tests and the mend client under the same sanitizers
+        env["ASAN_OPTIONS"] = "detect_leaks=0"
     for k in ("top_builddir", "top_srcdir", "MEND_XEP_DIR", "MEND_SIGNAL", "MEND_SANITIZERS",
-              "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
+              "UBSAN_OPTIONS", "LSAN_OPTIONS"):
         if k in os.environ:
             env[k] = os.environ[k]
     env.update(extra or {})
