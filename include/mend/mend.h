@@ -53,7 +53,9 @@ enum mend_error {
 	MEND_ERR_PROTOCOL = -23,           /* another ratchet failure */
 	MEND_ERR_NOT_FOUND = -24,          /* no such item */
 	MEND_ERR_FORGED = -25,             /* a carbon or archive result not from our account */
-	MEND_ERR_LAST = -26
+	MEND_ERR_NONE_TRUSTED = -26,       /* the contact has devices, none of them trusted */
+	MEND_ERR_VERIFY_MISMATCH = -27,    /* a verification URI does not match a known key */
+	MEND_ERR_LAST = -28
 };
 
 /* A sentence for the user, translated (domain "mend"). Never NULL; static. */
@@ -67,10 +69,23 @@ MEND_EXPORT void mend_free(void *p);
 
 /* Trust in a device's identity key. */
 typedef enum mend_trust {
-	MEND_TRUST_UNTRUSTED = 0, /* never encrypted to; a changed key lands here */
-	MEND_TRUST_TOFU = 1,      /* trusted on first use */
-	MEND_TRUST_VERIFIED = 2   /* the user compared fingerprints */
+	MEND_TRUST_UNTRUSTED = 0,  /* the user said: never encrypt to it */
+	MEND_TRUST_TOFU = 1,       /* trusted on first use */
+	MEND_TRUST_VERIFIED = 2,   /* the user compared fingerprints */
+	MEND_TRUST_BLIND = 3,      /* btbv: trusted while no device of the contact is verified */
+	MEND_TRUST_UNDECIDED = 4,  /* waits for the user (manual, or btbv after a verification) */
+	MEND_TRUST_COMPROMISED = 5 /* its identity key changed: nothing goes to it until accepted */
 } mend_trust;
+
+/* How new devices are trusted (per account, changeable per contact). */
+typedef enum mend_policy {
+	MEND_POLICY_TOFU = 0,  /* trust on first use; a changed key is never trusted silently */
+	MEND_POLICY_BTBV = 1,  /* blind trust before verification (as Conversations) */
+	MEND_POLICY_MANUAL = 2 /* nothing is trusted until the user says so */
+} mend_policy;
+
+/* Whether we encrypt to a device in this state (TOFU, VERIFIED, BLIND). */
+MEND_EXPORT int mend_trust_is_trusted(int trust);
 
 /* Whether a message came as a Message Carbon (XEP-0280), and which way. */
 typedef enum mend_carbon {
@@ -310,9 +325,10 @@ MEND_EXPORT int mend_account_busy(mend_account *acc);
 /* What we know of one device. */
 typedef struct mend_device_info {
 	uint32_t id;
-	char fingerprint[65]; /* 64 hex digits, or "" when we have not seen its key */
-	int trust;            /* mend_trust, or -1 when unknown */
-	int active;           /* listed in the current device list */
+	char fingerprint[65];     /* 64 hex digits, or "" when we have not seen its key */
+	char new_fingerprint[65]; /* COMPROMISED: the new key it now shows, else "" */
+	int trust;                /* mend_trust, or -1 when unknown */
+	int active;               /* listed in the current device list */
 	int has_session;
 	int64_t last_seen; /* unix time of the last message from it, 0 if never */
 } mend_device_info;
@@ -330,9 +346,43 @@ MEND_EXPORT char *mend_fingerprint_grouped(const char *hex);
  */
 MEND_EXPORT const char *mend_trust_name(int trust);
 
-/* Sets the trust of a device whose key we know. */
+/*
+ * Sets the trust of a device whose key we know. Trusting (TOFU or VERIFIED) a
+ * COMPROMISED device accepts its new identity key: the old session is
+ * dropped and a new one is built from its bundle.
+ */
 MEND_EXPORT int mend_account_set_trust(mend_account *acc, const char *jid, uint32_t device,
                                        mend_trust trust);
+
+/* The trust policy for `jid` (NULL: the account's). A contact without its own uses the account's.
+ */
+MEND_EXPORT int mend_account_set_policy(mend_account *acc, const char *jid, mend_policy policy);
+MEND_EXPORT mend_policy mend_account_get_policy(mend_account *acc, const char *jid);
+MEND_EXPORT const char *mend_policy_name(mend_policy policy);
+/* Parses "tofu", "btbv" or "manual"; -1 for anything else. */
+MEND_EXPORT int mend_policy_parse(const char *name);
+
+/*
+ * Our verification URI, as Conversations and Dino exchange them (often as a
+ * QR code): xmpp:JID?omemo-sid-ID=HEX;omemo-sid-ID=HEX... for this device and
+ * our other devices whose keys we know. Free *uri with mend_free().
+ */
+MEND_EXPORT int mend_account_verification_uri(mend_account *acc, char **uri);
+/*
+ * Marks every device named in `uri` whose known key matches VERIFIED (a
+ * COMPROMISED device whose new key matches is accepted as verified). If any
+ * named device's key does not match, nothing changes:
+ * MEND_ERR_VERIFY_MISMATCH. *verified (may be NULL) gets how many were
+ * verified; MEND_ERR_NOT_FOUND when none of them is known yet.
+ */
+MEND_EXPORT int mend_account_verify_uri(mend_account *acc, const char *uri, unsigned *verified);
+
+/*
+ * Makes a new identity key (and prekeys) for this device, keeping its device
+ * id: for a key that may have leaked. Contacts see the device as COMPROMISED
+ * until they accept the new key. Republishes the bundle when connected.
+ */
+MEND_EXPORT int mend_account_reset_identity(mend_account *acc);
 
 #ifdef __cplusplus
 }

@@ -14,6 +14,7 @@
 #include <libintl.h>
 #include "internal.h"
 #include "keyring.h"
+#include <sqlite3.h>
 #include "sigstore.h"
 #include "xep/omemo_legacy.h"
 
@@ -83,11 +84,12 @@ int mend_account_txn_begin(mend_account *acc)
 
 int mend_account_txn_end(mend_account *acc, int r)
 {
-	if (r < 0) {
+	if (r < 0)
 		mend_store_rollback(acc->store);
-		return r;
-	}
-	return mend_store_commit(acc->store);
+	else
+		r = mend_store_commit(acc->store);
+	mend_trust_flush(acc);
+	return r;
 }
 
 int mend_account_signal_err(mend_account *acc, int sg_err)
@@ -281,6 +283,56 @@ static int load_identity(mend_account *acc)
 	return r;
 }
 
+/* Deletes every one-time prekey and every session (a new identity invalidates them). */
+static int drop_keys_and_sessions(mend_account *acc)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	r = mend_store_stmt(acc->store, "DELETE FROM prekeys", &st);
+	if (r == MEND_OK) {
+		r = sqlite3_step(st) == SQLITE_DONE ? MEND_OK : MEND_ERR_STORE;
+		sqlite3_reset(st);
+	}
+	if (r == MEND_OK)
+		r = mend_store_stmt(acc->store, "DELETE FROM sessions", &st);
+	if (r == MEND_OK) {
+		r = sqlite3_step(st) == SQLITE_DONE ? MEND_OK : MEND_ERR_STORE;
+		sqlite3_reset(st);
+	}
+	mend_sigstore_forget_sessions(acc);
+	return r;
+}
+
+int mend_account_reset_identity(mend_account *acc)
+{
+	ratchet_identity_key_pair *ikp = NULL;
+	uint32_t spk = 0;
+	int r;
+
+	r = signal_protocol_key_helper_generate_identity_key_pair(&ikp, acc->sctx);
+	if (r < 0)
+		return mend_account_signal_err(acc, r);
+	mend_store_signed_prekey_latest(acc->store, &spk);
+	r = mend_account_txn_begin(acc);
+	if (r == MEND_OK) {
+		r = save_identity_pair(acc, ikp);
+		if (r >= 0)
+			r = create_signed_prekey(acc, ikp, spk + 1);
+		if (r >= 0)
+			r = drop_keys_and_sessions(acc);
+		if (r >= 0)
+			r = mend_account_replenish_prekeys(acc);
+		r = mend_account_txn_end(acc, r);
+	}
+	SIGNAL_UNREF(ikp);
+	if (r == MEND_OK) {
+		mend_log(acc, MEND_LOG_WARNING, "new identity key for device %u", acc->device_id);
+		mend_account_notify_bundle(acc);
+	}
+	return r;
+}
+
 /* --- opening --------------------------------------------------------------- */
 
 static int open_signal(mend_account *acc)
@@ -383,6 +435,10 @@ void mend_account_free(mend_account *acc)
 	if (!acc)
 		return;
 	mend_engine_free(acc->eng);
+	g_free(acc->changed_jid);
+	g_free(acc->changed_key);
+	if (acc->skipped)
+		g_ptr_array_free(acc->skipped, TRUE);
 	if (acc->sessions)
 		g_hash_table_destroy(acc->sessions);
 	if (acc->sstore)

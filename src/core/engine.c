@@ -796,6 +796,44 @@ static int encrypt_pending(mend_account *acc, mend_pending *p)
 	return mend_store_commit(acc->store);
 }
 
+static int trust_of(mend_account *acc, const char *jid, uint32_t device);
+
+/*
+ * DESIGN §7: which devices did not get the message and how to include them,
+ * e.g. "bob@example.org device 123 (KEY CHANGED) did not get this message;
+ * trust it to include it." NULL when every device got it.
+ */
+static char *skipped_text(mend_account *acc)
+{
+	GString *s;
+	guint i;
+
+	if (!acc->skipped || !acc->skipped->len)
+		return NULL;
+	s = g_string_new(NULL);
+	for (i = 0; i < acc->skipped->len; i++) {
+		char **w = g_strsplit(g_ptr_array_index(acc->skipped, i), " ", 2);
+		uint32_t dev = (uint32_t)g_ascii_strtoull(w[1], NULL, 10);
+
+		g_string_append_printf(s,
+		                       _("%s%s device %s (%s) did not get this message; "
+		                         "verify its fingerprint and trust it to include it."),
+		                       i ? " " : "", w[0], w[1],
+		                       mend_trust_name(trust_of(acc, w[0], dev)));
+		g_strfreev(w);
+	}
+	return g_string_free(s, FALSE);
+}
+
+static void report_skipped(mend_account *acc, const char *peer)
+{
+	char *text = skipped_text(acc);
+
+	if (text)
+		notice(acc, peer, text);
+	g_free(text);
+}
+
 /* How many devices a stanza of ours is encrypted for. */
 static unsigned count_keys(mend_account *acc, const char *stanza)
 {
@@ -813,6 +851,7 @@ static unsigned count_keys(mend_account *acc, const char *stanza)
 static void send_pending(mend_account *acc, mend_pending *p)
 {
 	mend_event ev = {.kind = MEND_EVENT_SENT, .peer = p->jid, .id = p->msg_id, .trust = -1};
+	char *skipped;
 	int r = MEND_OK;
 
 	/* a stanza encrypted before a crash is sent as it is: the ratchet dedupes it */
@@ -829,7 +868,9 @@ static void send_pending(mend_account *acc, mend_pending *p)
 	remember_sent(acc, p);
 	mend_store_pending_delete(acc->store, p->row);
 	ev.n_devices = count_keys(acc, p->stanza);
+	ev.text = skipped = skipped_text(acc);
 	emit(acc, &ev);
+	g_free(skipped);
 }
 
 /* Sends what waits for `jid` once nothing it needs is being fetched. */
@@ -948,6 +989,7 @@ int mend_account_encrypt_or_queue(mend_account *acc, const char *to, const char 
 		p.body = (char *)body;
 		p.msg_id = (char *)id;
 		remember_sent(acc, &p);
+		report_skipped(acc, b);
 	}
 	if (r == MEND_ERR_NEED_BUNDLE) /* a device appeared: fetch and send it later */
 		r = mend_account_send(acc, to, body, NULL) == MEND_OK ? 1 : MEND_ERR_STORE;
@@ -1114,11 +1156,12 @@ static int decrypt_and_keep(mend_account *acc, const inbound *in, mend_message *
 	}
 	if (r == MEND_OK)
 		r = touch_device(acc, m->from, m->device);
-	if (r < 0) {
+	if (r < 0)
 		mend_store_rollback(acc->store);
-		return r;
-	}
-	return mend_store_commit(acc->store);
+	else
+		r = mend_store_commit(acc->store);
+	mend_trust_flush(acc); /* a changed identity key seen while decrypting */
+	return r;
 }
 
 /* A copy of our own message (archive, carbon reflection): shown from local history. */
@@ -1409,6 +1452,7 @@ static int handle_mam_result(mend_account *acc, xmpp_stanza_t *st, xmpp_stanza_t
 		mend_store_meta_set(acc->store, "mam_last_ts", ts);
 	}
 	mend_store_commit(acc->store);
+	mend_trust_flush(acc);
 	g_free(in.timestamp);
 	return 1;
 }
@@ -1614,6 +1658,12 @@ static void fill_info(mend_account *acc, const char *jid, mend_device_info *d)
 	for (i = 0; len == MEND_PUBKEY_LEN && i < 32; i++)
 		g_snprintf(d->fingerprint + 2 * i, 3, "%02x", key[i + 1]);
 	g_free(key);
+	key = NULL;
+	if (d->trust == MEND_TRUST_COMPROMISED &&
+	    mend_store_peer_pending_get(acc->store, jid, d->id, &key, &len) == MEND_OK)
+		for (i = 0; len == MEND_PUBKEY_LEN && i < 32; i++)
+			g_snprintf(d->new_fingerprint + 2 * i, 3, "%02x", key[i + 1]);
+	g_free(key);
 	d->has_session = mend_store_session_exists(acc->store, jid, d->id) == 1;
 }
 
@@ -1643,19 +1693,4 @@ int mend_account_device_infos(mend_account *acc, const char *jid, mend_device_in
 	g_free(active);
 	g_free(seen);
 	return MEND_OK;
-}
-
-int mend_account_set_trust(mend_account *acc, const char *jid, uint32_t device, mend_trust trust)
-{
-	uint8_t *key = NULL;
-	size_t len = 0;
-	int old, r;
-
-	if (!jid || strchr(jid, '/') || trust < MEND_TRUST_UNTRUSTED || trust > MEND_TRUST_VERIFIED)
-		return MEND_ERR_INVALID_ARG;
-	r = mend_store_peer_identity_get(acc->store, jid, device, &key, &len, &old);
-	if (r == MEND_OK)
-		r = mend_store_peer_identity_put(acc->store, jid, device, key, len, (int)trust);
-	g_free(key);
-	return r;
 }

@@ -49,6 +49,12 @@ static const char *const messages[] = {
         N_("No keyring (Secret Service) answered; start or unlock GNOME Keyring or KWallet."),
     [-MEND_ERR_PROTOCOL] = N_("The encrypted session failed; ask the sender to send again."),
     [-MEND_ERR_NOT_FOUND] = N_("Not found."),
+    [-MEND_ERR_NONE_TRUSTED] = N_("None of the contact's devices is trusted, so nothing was "
+                                  "sent; list them with devices and trust one you have "
+                                  "checked."),
+    [-MEND_ERR_VERIFY_MISMATCH] = N_("The fingerprints in that link do not match the keys "
+                                     "this contact's devices use; nothing was verified. Compare "
+                                     "them in person before trusting anything."),
     [-MEND_ERR_FORGED] = N_("A forwarded message claimed to come from your own account but "
                             "did not; it was rejected."),
 };
@@ -132,6 +138,12 @@ const char *mend_trust_name(int trust)
 		return dgettext(GETTEXT_PACKAGE, "trusted (first use)");
 	case MEND_TRUST_VERIFIED:
 		return dgettext(GETTEXT_PACKAGE, "verified");
+	case MEND_TRUST_BLIND:
+		return dgettext(GETTEXT_PACKAGE, "trusted (blindly, not verified)");
+	case MEND_TRUST_UNDECIDED:
+		return dgettext(GETTEXT_PACKAGE, "not trusted yet (waiting for you)");
+	case MEND_TRUST_COMPROMISED:
+		return dgettext(GETTEXT_PACKAGE, "KEY CHANGED (not trusted)");
 	default:
 		return dgettext(GETTEXT_PACKAGE, "unknown");
 	}

@@ -26,8 +26,15 @@ struct mend_account {
 	GRecMutex lock; /* the signal context lock */
 	uint32_t device_id;
 	int in_catchup;
-	int bundle_dirty;     /* prekeys replenished since the last publish request */
-	mend_engine *eng;     /* the protocol engine's state (engine.c) */
+	int bundle_dirty; /* prekeys replenished since the last publish request */
+	mend_engine *eng; /* the protocol engine's state (engine.c) */
+	/* an identity key change seen inside a transaction that rolls back (trust.c) */
+	char *changed_jid;
+	uint32_t changed_device;
+	uint8_t *changed_key;
+	size_t changed_len;
+	/* devices skipped by the last encrypt (not trusted): "jid device" strings */
+	GPtrArray *skipped;
 	GHashTable *sessions; /* write-through cache of session records ("device/jid" -> GBytes) */
 	uint64_t sessions_state; /* mend_store_state() the cache is valid for */
 	int store_err;           /* the store failure behind a libsignal error, or 0 */
@@ -43,6 +50,15 @@ struct mend_account {
 int mend_account_replenish_prekeys(mend_account *acc);
 
 void mend_engine_free(mend_engine *eng);
+
+/* trust.c */
+int mend_trust_initial(mend_account *acc, const char *jid);
+void mend_trust_key_changed(mend_account *acc, const char *jid, uint32_t device, const uint8_t *key,
+                            size_t len);
+/* Writes a remembered key change once no transaction is open. */
+void mend_trust_flush(mend_account *acc);
+/* Drops the session cache (sessions were deleted behind it). */
+void mend_sigstore_forget_sessions(mend_account *acc);
 /* Republishes our bundle when connected (prekeys were replenished). */
 void mend_engine_bundle_changed(mend_account *acc);
 

@@ -36,6 +36,7 @@ static void recipients_free(GArray *rs)
 	g_array_free(rs, TRUE);
 }
 
+/* A device with a session that we must not encrypt to (trust.c decides). */
 static int untrusted(mend_account *acc, const char *jid, uint32_t device)
 {
 	uint8_t *key = NULL;
@@ -45,24 +46,29 @@ static int untrusted(mend_account *acc, const char *jid, uint32_t device)
 	if (mend_store_peer_identity_get(acc->store, jid, device, &key, &len, &trust) < 0)
 		return 0;
 	g_free(key);
-	return trust == MEND_TRUST_UNTRUSTED;
+	return !mend_trust_is_trusted(trust);
 }
 
-/* Adds the devices of `jid` that have a session; counts those still waiting for a bundle. */
+/*
+ * Adds the devices of `jid` that have a session and are trusted; counts those
+ * still waiting for a bundle; remembers the untrusted ones in acc->skipped.
+ * Returns how many devices of jid were added, or <0.
+ */
 static int add_recipients(mend_account *acc, const char *jid, GArray *rs, size_t *missing)
 {
 	uint32_t *ids = NULL;
 	size_t n = 0, i;
-	int r;
+	int r, added = 0;
 
 	r = mend_account_devices(acc, jid, &ids, &n);
 	for (i = 0; r >= 0 && i < n; i++) {
 		r = mend_store_session_exists(acc->store, jid, ids[i]);
-		if (r == 1 && untrusted(acc, jid, ids[i]))
-			continue; /* the user said not to encrypt to it */
-		if (r == 1) {
+		if (r == 1 && untrusted(acc, jid, ids[i])) {
+			g_ptr_array_add(acc->skipped, g_strdup_printf("%s %u", jid, ids[i]));
+		} else if (r == 1) {
 			mend_recipient rc = {g_strdup(jid), ids[i]};
 			g_array_append_val(rs, rc);
+			added++;
 		} else if (r == 0) {
 			r = mend_store_device_is_broken(acc->store, jid, ids[i]);
 			if (r == 0)
@@ -70,22 +76,32 @@ static int add_recipients(mend_account *acc, const char *jid, GArray *rs, size_t
 		}
 	}
 	g_free(ids);
-	return r < 0 ? r : MEND_OK;
+	return r < 0 ? r : added;
 }
 
 static int collect_recipients(mend_account *acc, const char *to, GArray *rs)
 {
 	size_t missing = 0;
-	int r;
+	int r, to_peer;
 
-	r = add_recipients(acc, to, rs, &missing);
-	if (r == MEND_OK && !g_str_equal(to, acc->jid))
+	if (acc->skipped)
+		g_ptr_array_set_size(acc->skipped, 0);
+	else
+		acc->skipped = g_ptr_array_new_with_free_func(g_free);
+	size_t peer_skipped;
+
+	r = to_peer = add_recipients(acc, to, rs, &missing);
+	peer_skipped = acc->skipped->len;
+	if (r >= 0 && !g_str_equal(to, acc->jid))
 		r = add_recipients(acc, acc->jid, rs, &missing);
 	if (r < 0)
 		return r;
 	if (missing)
 		return MEND_ERR_NEED_BUNDLE;
-	return rs->len ? MEND_OK : MEND_ERR_NO_DEVICES;
+	/* the recipient must get it: our own devices alone are no delivery */
+	if (to_peer == 0)
+		return peer_skipped ? MEND_ERR_NONE_TRUSTED : MEND_ERR_NO_DEVICES;
+	return MEND_OK;
 }
 
 /* Ratchet-encrypts the key material for one device into `k`. */

@@ -304,10 +304,10 @@ static int get_local_registration_id(void *ud, uint32_t *registration_id)
 }
 
 /*
- * Trust on first use (the tofu policy; the other policies come with the
- * trust module): the first identity key seen for (jid, device) is kept and
- * trusted; a different key later for the same device is never trusted
- * automatically.
+ * libsignal asks before it builds or uses a session. Only a CHANGED key is
+ * refused here (DESIGN §7: never trusted silently): the device is marked
+ * COMPROMISED and its new key kept for the user to accept. Which devices get
+ * messages is decided when recipients are chosen (trust.c).
  */
 static int is_trusted_identity(const signal_protocol_address *address, uint8_t *key_data,
                                size_t key_len, void *ud)
@@ -320,22 +320,21 @@ static int is_trusted_identity(const signal_protocol_address *address, uint8_t *
 
 	r = mend_store_peer_identity_get(acc->store, jid, (uint32_t)address->device_id, &known,
 	                                 &known_len, &trust);
-	g_free(jid);
 	if (r == MEND_ERR_NOT_FOUND)
-		return 1;
-	if (r < 0)
-		return fail(acc, r);
-	r = known_len == key_len && memcmp(known, key_data, key_len) == 0 &&
-	    trust != MEND_TRUST_UNTRUSTED;
+		r = 1;
+	else if (r < 0)
+		r = fail(acc, r);
+	else
+		r = known_len == key_len && memcmp(known, key_data, key_len) == 0 &&
+		    trust != MEND_TRUST_COMPROMISED;
+	if (r == 0)
+		mend_trust_key_changed(acc, jid, (uint32_t)address->device_id, key_data, key_len);
 	g_free(known);
-	if (!r)
-		mend_log(acc, MEND_LOG_WARNING,
-		         "identity key of %.*s device %d differs from the one "
-		         "trusted before: refused",
-		         (int)address->name_len, address->name, address->device_id);
+	g_free(jid);
 	return r;
 }
 
+/* First sight of a device's identity key: its trust comes from the policy. */
 static int save_identity(const signal_protocol_address *address, uint8_t *key_data, size_t key_len,
                          void *ud)
 {
@@ -349,10 +348,16 @@ static int save_identity(const signal_protocol_address *address, uint8_t *key_da
 	                                 &known_len, &trust);
 	if (r == MEND_ERR_NOT_FOUND)
 		r = mend_store_peer_identity_put(acc->store, jid, (uint32_t)address->device_id,
-		                                 key_data, key_len, MEND_TRUST_TOFU);
+		                                 key_data, key_len, mend_trust_initial(acc, jid));
 	g_free(known);
 	g_free(jid);
 	return r < 0 ? fail(acc, r) : 0;
+}
+
+void mend_sigstore_forget_sessions(mend_account *acc)
+{
+	if (acc->sessions)
+		g_hash_table_remove_all(acc->sessions);
 }
 
 void mend_sigstore_install(mend_account *acc)

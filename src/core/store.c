@@ -165,10 +165,14 @@ static const char schema_v2[] =
     " ts INTEGER NOT NULL, msg_id TEXT, data BLOB NOT NULL);"
     "CREATE INDEX history_peer_ts ON history (peer, ts);";
 
+/* Version 2 -> 3: a device's new identity key, kept (sealed) until the user accepts it. */
+static const char schema_v3[] = "ALTER TABLE peer_identities ADD COLUMN pending BLOB;";
+
 /* migrations[v] takes a database from version v to v + 1. */
 static const char *const migrations[MEND_STORE_SCHEMA_VERSION] = {
     [0] = schema_v1,
     [1] = schema_v2,
+    [2] = schema_v3,
 };
 
 struct mend_store {
@@ -618,6 +622,11 @@ static int run(mend_store *s, enum stmt which)
 
 	st_reset(s->st[which]);
 	return rc;
+}
+
+int mend_store_depth(mend_store *s)
+{
+	return s->depth;
 }
 
 /* Nesting: the outermost level is a transaction, inner levels are savepoints. */

@@ -24,7 +24,7 @@
 #include "crypto.h"
 
 #define MEND_STORE_KEY_LEN        32
-#define MEND_STORE_SCHEMA_VERSION 2
+#define MEND_STORE_SCHEMA_VERSION 3
 
 typedef struct mend_store mend_store;
 
@@ -49,6 +49,8 @@ int mend_store_exists(const char *path);
 uint64_t mend_store_state(mend_store *s);
 
 int mend_store_begin(mend_store *s);
+/* How deep the open transactions nest (0: none). */
+int mend_store_depth(mend_store *s);
 int mend_store_commit(mend_store *s);
 void mend_store_rollback(mend_store *s);
 
@@ -153,6 +155,12 @@ int mend_store_history_get(mend_store *s, const char *key, mend_history_item *ou
 int mend_store_history_by_msg_id(mend_store *s, const char *peer, const char *msg_id,
                                  mend_history_item *out);
 void mend_history_clear(mend_history_item *it);
+
+/* A device's changed identity key, waiting for the user (NULL key clears it). */
+int mend_store_peer_pending_get(mend_store *s, const char *jid, uint32_t device, uint8_t **key,
+                                size_t *len);
+int mend_store_peer_pending_set(mend_store *s, const char *jid, uint32_t device, const uint8_t *key,
+                                size_t len);
 
 /* Records that `device` of `jid` sent us something at `when` (unix seconds). */
 int mend_store_device_touch(mend_store *s, const char *jid, uint32_t device, int64_t when);

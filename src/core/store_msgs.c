@@ -383,3 +383,61 @@ int mend_store_devices_known(mend_store *s, const char *jid, uint32_t **ids, int
 	*last_seen = (int64_t *)(void *)g_array_free(c, r < 0);
 	return r;
 }
+
+/* --- pending identity keys ------------------------------------------------------ */
+
+static char *pending_aad(const char *jid, uint32_t device)
+{
+	return g_strdup_printf("peer_pending|%s/%u", jid, device);
+}
+
+int mend_store_peer_pending_get(mend_store *s, const char *jid, uint32_t device, uint8_t **key,
+                                size_t *len)
+{
+	sqlite3_stmt *st = NULL;
+	char *aad;
+	int r, rc;
+
+	r = prepare(s, "SELECT pending FROM peer_identities WHERE jid = ?1 AND device = ?2", &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, jid, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, device);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+		aad = pending_aad(jid, device);
+		r = mend_store_unseal(s, aad, sqlite3_column_blob(st, 0),
+		                      (size_t)sqlite3_column_bytes(st, 0), key, len);
+		g_free(aad);
+	} else {
+		r = rc == SQLITE_ROW || rc == SQLITE_DONE ? MEND_ERR_NOT_FOUND : sql_err(rc);
+	}
+	finish(st);
+	return r;
+}
+
+int mend_store_peer_pending_set(mend_store *s, const char *jid, uint32_t device, const uint8_t *key,
+                                size_t len)
+{
+	sqlite3_stmt *st = NULL;
+	char *aad = pending_aad(jid, device);
+	int r;
+
+	r = prepare(s, "UPDATE peer_identities SET pending = ?1 WHERE jid = ?2 AND device = ?3",
+	            &st);
+	if (r < 0)
+		goto out;
+	sqlite3_bind_text(st, 2, jid, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, device);
+	if (key) {
+		r = bind_sealed(s, st, 1, aad, key, len);
+		if (r < 0) {
+			finish(st);
+			goto out;
+		}
+	}
+	r = exec_done(st);
+out:
+	g_free(aad);
+	return r;
+}
