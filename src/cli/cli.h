@@ -39,6 +39,10 @@ enum cli_command {
 	CMD_FINGERPRINT,
 	CMD_TRUST,
 	CMD_UNTRUST,
+	CMD_URI,
+	CMD_VERIFY,
+	CMD_POLICY,
+	CMD_IDENTITY,
 	CMD_ACCOUNT
 };
 
@@ -160,6 +164,8 @@ void out_devices_done(struct cli *c, const char *jid, size_t n);
 void out_fingerprint(struct cli *c, uint32_t device, const char *hex);
 void out_trust(struct cli *c, const char *jid, uint32_t device, mend_trust trust);
 void out_usage(enum cli_command cmd, int to_stderr);
+void out_text(struct cli *c, const char *type, const char *key, const char *value);
+void out_qr(struct cli *c, const char *text);
 char *out_iso_time(int64_t unix_time);
 
 #endif /* MEND_CLI_H */

@@ -72,6 +72,10 @@ static const struct {
     {"fingerprint", CMD_FINGERPRINT, 0, 0},
     {"trust", CMD_TRUST, 2, 2},
     {"untrust", CMD_UNTRUST, 2, 2},
+    {"uri", CMD_URI, 0, 0},
+    {"verify", CMD_VERIFY, 1, 1},
+    {"policy", CMD_POLICY, 0, 2},
+    {"identity", CMD_IDENTITY, 1, 1},
     {"account", CMD_ACCOUNT, 2, 2},
 };
 

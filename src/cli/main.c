@@ -93,7 +93,10 @@ static void common_event(struct cli *c, const mend_event *ev)
 		break;
 	case MEND_EVENT_SENT: /* an earlier queued message left */
 		out_sent(c, ev->peer, ev->id, ev->n_devices, 1);
+		if (ev->text) /* devices that did not get it, and how to include them */
+			out_notice(c, ev->peer, ev->text);
 		break;
+
 	case MEND_EVENT_SEND_FAILED:
 		out_notice(c, ev->peer, ev->text ? ev->text : mend_strerror(ev->error));
 		break;
@@ -166,6 +169,8 @@ static void send_result(struct cli *c, const mend_event *ev)
 		/* it left; a round trip makes sure the server has it */
 		c->sent = 1;
 		c->n_devices = ev->n_devices;
+		if (ev->text) /* devices that did not get it, and how to include them */
+			out_notice(c, ev->peer, ev->text);
 		cli_send_ping(c, ping_done);
 	}
 }
@@ -610,6 +615,94 @@ static int cmd_trust(struct cli *c)
 	return r;
 }
 
+/* --- trust: the verification URI, policies, a new identity ---------------------- */
+
+static int cmd_uri(struct cli *c)
+{
+	char *uri = NULL;
+	int r = open_offline(c);
+
+	if (r != CLI_OK)
+		return r;
+	r = mend_account_verification_uri(c->acc, &uri);
+	if (r < 0)
+		return cli_fail(c, CLI_ERROR, r, _("Our verification URI cannot be made: %s"),
+		                mend_strerror(r));
+	out_text(c, "uri", "uri", uri);
+	out_qr(c, uri);
+	mend_free(uri);
+	return CLI_OK;
+}
+
+static int cmd_verify(struct cli *c)
+{
+	unsigned n = 0;
+	char *line;
+	int r = open_offline(c);
+
+	if (r != CLI_OK)
+		return r;
+	r = mend_account_verify_uri(c->acc, c->o.args[0], &n);
+	if (r == MEND_ERR_INVALID_ARG)
+		return cli_fail(c, CLI_USAGE, r,
+		                _("That is not a verification URI; it looks like "
+		                  "xmpp:bob@example.org?omemo-sid-123=<64 hex digits>."));
+	if (r == MEND_ERR_NOT_FOUND)
+		return cli_fail(c, CLI_ERROR, r,
+		                _("None of the devices in that URI is known yet; run 'mend devices "
+		                  "JID' first, then verify again."));
+	if (r < 0)
+		return cli_fail(c, CLI_ERROR, r, "%s", mend_strerror(r));
+	line = g_strdup_printf(ngettext("%u device verified.", "%u devices verified.", n), n);
+	out_text(c, "verified", "text", line);
+	g_free(line);
+	return CLI_OK;
+}
+
+static int cmd_policy(struct cli *c)
+{
+	const char *a = c->o.n_args > 0 ? c->o.args[0] : NULL,
+	           *b = c->o.n_args > 1 ? c->o.args[1] : NULL;
+	const char *jid = a && mend_policy_parse(a) < 0 ? a : NULL, *name = jid ? b : a;
+	char *line;
+	int p = name ? mend_policy_parse(name) : 0, r = open_offline(c);
+
+	if (r != CLI_OK)
+		return r;
+	if (name && p < 0)
+		return cli_fail(c, CLI_USAGE, 0,
+		                _("'%s' is not a policy; use tofu, btbv or manual."), name);
+	if (name) {
+		r = mend_account_set_policy(c->acc, jid, (mend_policy)p);
+		if (r < 0)
+			return cli_fail(c, CLI_ERROR, r, "%s", mend_strerror(r));
+	}
+	line = g_strdup_printf(_("Trust policy for %s: %s"), jid ? jid : _("this account"),
+	                       mend_policy_name(mend_account_get_policy(c->acc, jid)));
+	out_text(c, "policy", "text", line);
+	g_free(line);
+	return CLI_OK;
+}
+
+static int cmd_identity(struct cli *c)
+{
+	int r;
+
+	if (strcmp(c->o.args[0], "reset") != 0)
+		return cli_fail(c, CLI_USAGE, 0, _("Usage: mend identity reset"));
+	r = open_offline(c);
+	if (r != CLI_OK)
+		return r;
+	r = mend_account_reset_identity(c->acc);
+	if (r < 0)
+		return cli_fail(c, CLI_ERROR, r, _("The new identity key cannot be made: %s"),
+		                mend_strerror(r));
+	out_text(c, "identity", "text",
+	         _("This device has a new identity key; it is published the next time mend "
+	           "connects. Contacts must accept it before they encrypt to this device again."));
+	return CLI_OK;
+}
+
 static int run_command(struct cli *c)
 {
 	switch (c->o.command) {
@@ -626,6 +719,14 @@ static int run_command(struct cli *c)
 	case CMD_TRUST:
 	case CMD_UNTRUST:
 		return cmd_trust(c);
+	case CMD_URI:
+		return cmd_uri(c);
+	case CMD_VERIFY:
+		return cmd_verify(c);
+	case CMD_POLICY:
+		return cmd_policy(c);
+	case CMD_IDENTITY:
+		return cmd_identity(c);
 	case CMD_ACCOUNT:
 		return cli_account_add(c, c->o.args[1]);
 	default:

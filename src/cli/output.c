@@ -157,6 +157,12 @@ static const char *trust_name(int trust)
 		return "tofu";
 	case MEND_TRUST_VERIFIED:
 		return "verified";
+	case MEND_TRUST_BLIND:
+		return "blind";
+	case MEND_TRUST_UNDECIDED:
+		return "undecided";
+	case MEND_TRUST_COMPROMISED:
+		return "compromised";
 	}
 	return NULL;
 }
@@ -428,6 +434,7 @@ static void device_json(const char *jid, const mend_device_info *d, int own)
 	json_str(s, "jid", jid);
 	json_int(s, "device", d->id);
 	json_str(s, "fingerprint", d->fingerprint[0] ? d->fingerprint : NULL);
+	json_str(s, "new_fingerprint", d->new_fingerprint[0] ? d->new_fingerprint : NULL);
 	json_str(s, "trust", trust ? trust : "unknown");
 	json_bool(s, "active", d->active);
 	json_bool(s, "session", d->has_session);
@@ -437,16 +444,25 @@ static void device_json(const char *jid, const mend_device_info *d, int own)
 	g_free(seen);
 }
 
-static void device_human(const mend_device_info *d, int own)
+static void device_human(const char *jid, const mend_device_info *d, int own)
 {
-	const char *trust = trust_name(d->trust);
 	char *seen = d->last_seen ? out_iso_time(d->last_seen) : g_strdup(_("never"));
 	char *fp =
 	    d->fingerprint[0] ? mend_fingerprint_grouped(d->fingerprint) : g_strdup(_("unknown"));
+	char *nfp;
 
 	printf(_("device %u%s: %s, %s, last seen %s\n"), d->id, own ? _(" (this device)") : "",
-	       trust ? trust : _("unknown"), d->active ? _("active") : _("inactive"), seen);
+	       mend_trust_name(d->trust), d->active ? _("active") : _("inactive"), seen);
 	printf(_("  fingerprint %s\n"), fp);
+	if (d->new_fingerprint[0]) {
+		/* DESIGN §7: the old and the new key, and what to do */
+		nfp = mend_fingerprint_grouped(d->new_fingerprint);
+		printf(_("  NEW KEY     %s\n  This device changed its identity key; nothing is "
+		         "encrypted to it. If you have checked the new fingerprint with its owner: "
+		         "mend trust %s %u\n"),
+		       nfp, jid, d->id);
+		g_free(nfp);
+	}
 	fflush(stdout);
 	g_free(fp);
 	g_free(seen);
@@ -457,7 +473,7 @@ void out_device(struct cli *c, const char *jid, const mend_device_info *d, int o
 	if (c->o.json)
 		device_json(jid, d, own);
 	else
-		device_human(d, own);
+		device_human(jid, d, own);
 }
 
 void out_devices_done(struct cli *c, const char *jid, size_t n)
@@ -519,6 +535,59 @@ void out_trust(struct cli *c, const char *jid, uint32_t device, mend_trust trust
 	json_end(s);
 }
 
+void out_text(struct cli *c, const char *type, const char *key, const char *value)
+{
+	GString *s;
+
+	if (!c->o.json) {
+		printf("%s\n", value);
+		fflush(stdout);
+		return;
+	}
+	s = json_begin(type);
+	json_str(s, key, value);
+	json_end(s);
+}
+
+#ifdef HAVE_QRENCODE
+#include <qrencode.h>
+
+/* The URI as a QR code in the terminal: two modules per character cell, a quiet zone of 2. */
+void out_qr(struct cli *c, const char *text)
+{
+	QRcode *q = QRcode_encodeString(text, 0, QR_ECLEVEL_L, QR_MODE_8, 1);
+	int x, y, w;
+
+	if (!q || c->o.json) {
+		if (q)
+			QRcode_free(q);
+		return;
+	}
+	w = q->width;
+	for (y = -2; y < w + 2; y += 2) {
+		for (x = -2; x < w + 2; x++) {
+			int top = y >= 0 && y < w && x >= 0 && x < w && (q->data[y * w + x] & 1);
+			int bot = y + 1 >= 0 && y + 1 < w && x >= 0 && x < w &&
+			          (q->data[(y + 1) * w + x] & 1);
+
+			/* light on dark terminals: print the light modules */
+			fputs(!top && !bot ? "\u2588"
+			      : !top       ? "\u2580"
+			      : !bot       ? "\u2584"
+			                   : " ",
+			      stdout);
+		}
+		putchar('\n');
+	}
+	fflush(stdout);
+	QRcode_free(q);
+}
+#else
+void out_qr(struct cli *c, const char *text)
+{
+}
+#endif
+
 /* --- usage ---------------------------------------------------------------------- */
 
 static const char *usage_text(enum cli_command cmd)
@@ -556,6 +625,27 @@ static const char *usage_text(enum cli_command cmd)
 		return _("Usage: mend trust JID DEVICE | mend untrust JID DEVICE\n"
 		         "Marks a device of JID as verified (after comparing fingerprints) or as\n"
 		         "untrusted (mend stops encrypting to it). No network.\n");
+	case CMD_URI:
+		return _("Usage: mend uri\n"
+		         "Prints our verification URI (xmpp:JID?omemo-sid-ID=FINGERPRINT;...) as\n"
+		         "Conversations and Dino scan it, and a QR code of it on a terminal.\n");
+	case CMD_VERIFY:
+		return _(
+		    "Usage: mend verify URI\n"
+		    "Marks every device named in a contact's verification URI as verified, if\n"
+		    "its fingerprint matches; if one does not match, nothing is changed.\n");
+	case CMD_POLICY:
+		return _(
+		    "Usage: mend policy [JID] [tofu|btbv|manual]\n"
+		    "Shows or sets how new devices are trusted, for the account or one contact:\n"
+		    "  tofu    trust on first use; a changed key is never trusted by itself\n"
+		    "  btbv    trust blindly until you verify a device of the contact\n"
+		    "  manual  trust nothing until you say so\n");
+	case CMD_IDENTITY:
+		return _(
+		    "Usage: mend identity reset\n"
+		    "Makes a new identity key for this device (same device id), for a key that\n"
+		    "may have leaked. Contacts must accept the new key.\n");
 	case CMD_ACCOUNT:
 		return _("Usage: mend account add JID\n"
 		         "Stores JID's password in the Secret Service; the password is read from\n"
@@ -577,6 +667,10 @@ static const char *general_usage(void)
 	    "  devices [JID]                        devices, fingerprints, trust\n"
 	    "  fingerprint                          our device id and fingerprint\n"
 	    "  trust JID DEVICE | untrust JID DEVICE\n"
+	    "  uri                                  our verification URI (and QR code)\n"
+	    "  verify URI                           verify a contact's devices by their URI\n"
+	    "  policy [JID] [tofu|btbv|manual]      how new devices are trusted\n"
+	    "  identity reset                       a new identity key for this device\n"
 	    "  account add JID                      store the password in the Secret Service\n\n"
 	    "Options:\n"
 	    "  --jid JID[/RESOURCE]         our account (resource default: mend-RANDOM)\n"

@@ -115,7 +115,7 @@ static int all_trusted(const char *jid)
 	if (!M.acc || mend_account_device_infos(M.acc, jid, &d, &n) < 0)
 		return 1;
 	for (i = 0; i < n; i++)
-		ok &= !d[i].active || d[i].trust != MEND_TRUST_UNTRUSTED;
+		ok &= !d[i].active || d[i].trust < 0 || mend_trust_is_trusted(d[i].trust);
 	mend_free(d);
 	return ok;
 }
@@ -571,6 +571,38 @@ static void cmd_trust(int trust, char *jid, char *dev)
 	mark_window(jid);
 }
 
+/* /mend uri | verify URI | policy [JID] [tofu|btbv|manual] */
+static void cmd_trust_extra(const char *sub, char *a, char *b)
+{
+	char *uri = NULL;
+	unsigned n = 0;
+	int r, p;
+
+	if (!need_account())
+		return;
+	if (!strcmp(sub, "uri")) {
+		mend_account_verification_uri(M.acc, &uri);
+		showf(NULL, _("mend: our verification URI (scan or compare it): %s"), uri);
+		mend_free(uri);
+	} else if (!strcmp(sub, "verify")) {
+		r = a ? mend_account_verify_uri(M.acc, a, &n) : MEND_ERR_INVALID_ARG;
+		if (r < 0)
+			showf(NULL, "mend: %s", mend_strerror(r));
+		else
+			showf(NULL, _("mend: %u device(s) verified."), n);
+	} else {
+		const char *jid = a && mend_policy_parse(a) < 0 ? a : NULL, *name = jid ? b : a;
+
+		p = name ? mend_policy_parse(name) : 0;
+		if (name && p >= 0)
+			mend_account_set_policy(M.acc, jid, (mend_policy)p);
+		else if (name)
+			M.api->cons_show(_("mend: a policy is tofu, btbv or manual."));
+		showf(NULL, _("mend: trust policy for %s: %s"), jid ? jid : _("this account"),
+		      mend_policy_name(mend_account_get_policy(M.acc, jid)));
+	}
+}
+
 static void cmd_mend(char **args)
 {
 	const char *sub = args[0];
@@ -593,6 +625,8 @@ static void cmd_mend(char **args)
 		}
 	} else if (!strcmp(sub, "trust") || !strcmp(sub, "untrust")) {
 		cmd_trust(!strcmp(sub, "trust"), args[1], args[2]);
+	} else if (!strcmp(sub, "uri") || !strcmp(sub, "verify") || !strcmp(sub, "policy")) {
+		cmd_trust_extra(sub, args[1], args[2]);
 	} else {
 		M.api->cons_show(_("mend: unknown command; see /help mend."));
 	}
@@ -613,12 +647,16 @@ static void register_commands(void)
 	    {"status", "This device's id, fingerprint, queue and library."},
 	    {"devices [<jid>]", "Devices of a contact (or yours), fingerprints and trust."},
 	    {"fingerprint [<jid>]", "The same as devices."},
-	    {"trust|untrust <jid> <device>", "Mark a device verified, or never encrypt to it."},
+	    {"trust|untrust <jid> <device>",
+	     "Mark a device verified (accepting a changed key), or never encrypt to it."},
+	    {"uri", "Our verification URI, as Conversations and Dino scan it."},
+	    {"verify <uri>", "Verify a contact's devices from their URI."},
+	    {"policy [<jid>] [tofu|btbv|manual]", "How new devices are trusted."},
 	    {NULL, NULL}};
 	static char *examples[] = {"/mend on bob@example.org", "/mend devices bob@example.org",
 	                           "/mend trust bob@example.org 12345", NULL};
-	static char *subs[] = {"on",          "off",   "default", "status", "devices",
-	                       "fingerprint", "trust", "untrust", NULL};
+	static char *subs[] = {"on",    "off",     "default", "status", "devices", "fingerprint",
+	                       "trust", "untrust", "uri",     "verify", "policy",  NULL};
 	static char *onoff[] = {"on", "off", NULL};
 
 	M.api->register_command(MEND_PROF_FILE, "/mend", 1, 3, synopsis,

@@ -452,6 +452,32 @@ static void cmd_trust(conn *c, PurpleAccount *a, const char *peer, char **words,
 	g_free(line);
 }
 
+/* /mend uri | verify URI | policy [tofu|btbv|manual] (for this chat's contact) */
+static void cmd_trust_extra(conn *c, PurpleAccount *a, const char *peer, char **w)
+{
+	char *uri = NULL, *line;
+	unsigned n = 0;
+	int r, p;
+
+	if (!strcmp(w[0], "uri")) {
+		mend_account_verification_uri(c->acc, &uri);
+		line = g_strdup_printf(_("Our verification URI (scan or compare it): %s"), uri);
+		mend_free(uri);
+	} else if (!strcmp(w[0], "verify")) {
+		r = w[1] ? mend_account_verify_uri(c->acc, w[1], &n) : MEND_ERR_INVALID_ARG;
+		line = r < 0 ? g_strdup(mend_strerror(r))
+		             : g_strdup_printf(_("%u device(s) verified."), n);
+	} else {
+		p = w[1] ? mend_policy_parse(w[1]) : 0;
+		if (w[1] && p >= 0)
+			mend_account_set_policy(c->acc, peer, (mend_policy)p);
+		line = g_strdup_printf(_("Trust policy for %s: %s"), peer,
+		                       mend_policy_name(mend_account_get_policy(c->acc, peer)));
+	}
+	say(a, peer, line);
+	g_free(line);
+}
+
 static void cmd_on_off(PurpleAccount *a, const char *peer, int on)
 {
 	int deflt = account_default(a);
@@ -485,6 +511,8 @@ static void run_mend(conn *c, PurpleAccount *a, const char *peer, char **w)
 		            w[1] ? w[1] : (!strcmp(w[0], "fingerprint") ? c->bare : peer));
 	} else if ((!strcmp(w[0], "trust") || !strcmp(w[0], "untrust")) && w[1]) {
 		cmd_trust(c, a, peer, w + 1, !strcmp(w[0], "trust"));
+	} else if (!strcmp(w[0], "uri") || !strcmp(w[0], "verify") || !strcmp(w[0], "policy")) {
+		cmd_trust_extra(c, a, peer, w);
 	} else {
 		say(a, peer,
 		    _("Usage: /mend on|off|default on|off|status|devices [JID]|fingerprint|"
