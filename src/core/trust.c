@@ -270,7 +270,7 @@ static int parse_uri(const char *uri, char **jid, GArray *pairs)
 			continue; /* other parameters (action, ...) are not ours */
 		char *id = g_strndup(params[i] + 10, (gsize)(eq - params[i] - 10));
 
-		r = mend_parse_device_id(id, &p.device);
+		r = mend_parse_device_id(id, &p.device) == MEND_OK ? MEND_OK : MEND_ERR_INVALID_ARG;
 		g_free(id);
 		if (r == MEND_OK &&
 		    (strlen(eq + 1) != 64 || strspn(eq + 1, "0123456789abcdefABCDEF") != 64))
