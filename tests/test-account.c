@@ -551,6 +551,31 @@ static void test_two_handles(sim *s, sim_dev *a, sim_dev *b)
 	g_free(w3);
 }
 
+/* The verification URI's QR code: square, one text line per two module rows. */
+static void test_qr(sim_dev *a)
+{
+	char *uri = NULL, *qr, **lines;
+	glong width;
+	int i, same = 1;
+
+	mend_account_verification_uri(a->acc, &uri);
+	qr = mend_qr_text(uri);
+#ifdef HAVE_QRENCODE
+	TAP_OK(qr != NULL, "a QR code of our URI");
+	lines = g_strsplit(qr ? qr : "", "\n", -1);
+	width = g_utf8_strlen(lines[0], -1);
+	for (i = 0; lines[i] && lines[i][0]; i++)
+		same &= g_utf8_strlen(lines[i], -1) == width;
+	TAP_OK(same && width >= 25 && (i == (width + 1) / 2 || i == width / 2),
+	       "the QR code is square: %d lines of %ld cells", i, width);
+	g_strfreev(lines);
+#else
+	TAP_OK(qr == NULL, "no QR code without libqrencode");
+#endif
+	mend_free(qr);
+	mend_free(uri);
+}
+
 int main(void)
 {
 	sim *s = sim_new();
@@ -566,6 +591,7 @@ int main(void)
 	if (sim_publish_all(s) < 0)
 		TAP_BAIL("cannot publish device lists");
 	test_first_use(s, a);
+	test_qr(a);
 	test_first_message(s, a, b);
 	test_tamper(s, a, b);
 	test_layouts(s, a, b);

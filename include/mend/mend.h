@@ -342,6 +342,12 @@ MEND_EXPORT int mend_account_device_infos(mend_account *acc, const char *jid,
  * Dino: 8 groups of 8, space separated. Free with mend_free().
  */
 MEND_EXPORT char *mend_fingerprint_grouped(const char *hex);
+/*
+ * `text` (a verification URI) as a QR code drawn with block characters, one
+ * line per two rows of modules; NULL when mend was built without libqrencode.
+ * Free with mend_free().
+ */
+MEND_EXPORT char *mend_qr_text(const char *text);
 /* A trust state in words, translated ("untrusted", "trusted (first use)", "verified", "unknown").
  */
 MEND_EXPORT const char *mend_trust_name(int trust);

@@ -549,44 +549,17 @@ void out_text(struct cli *c, const char *type, const char *key, const char *valu
 	json_end(s);
 }
 
-#ifdef HAVE_QRENCODE
-#include <qrencode.h>
-
-/* The URI as a QR code in the terminal: two modules per character cell, a quiet zone of 2. */
+/* The URI as a QR code in the terminal (when mend was built with libqrencode). */
 void out_qr(struct cli *c, const char *text)
 {
-	QRcode *q = QRcode_encodeString(text, 0, QR_ECLEVEL_L, QR_MODE_8, 1);
-	int x, y, w;
+	char *qr = c->o.json ? NULL : mend_qr_text(text);
 
-	if (!q || c->o.json) {
-		if (q)
-			QRcode_free(q);
-		return;
+	if (qr) {
+		fputs(qr, stdout);
+		fflush(stdout);
 	}
-	w = q->width;
-	for (y = -2; y < w + 2; y += 2) {
-		for (x = -2; x < w + 2; x++) {
-			int top = y >= 0 && y < w && x >= 0 && x < w && (q->data[y * w + x] & 1);
-			int bot = y + 1 >= 0 && y + 1 < w && x >= 0 && x < w &&
-			          (q->data[(y + 1) * w + x] & 1);
-
-			/* light on dark terminals: print the light modules */
-			fputs(!top && !bot ? "\u2588"
-			      : !top       ? "\u2580"
-			      : !bot       ? "\u2584"
-			                   : " ",
-			      stdout);
-		}
-		putchar('\n');
-	}
-	fflush(stdout);
-	QRcode_free(q);
+	mend_free(qr);
 }
-#else
-void out_qr(struct cli *c, const char *text)
-{
-}
-#endif
 
 /* --- usage ---------------------------------------------------------------------- */
 

@@ -148,3 +148,42 @@ const char *mend_trust_name(int trust)
 		return dgettext(GETTEXT_PACKAGE, "unknown");
 	}
 }
+
+#ifdef HAVE_QRENCODE
+#include <qrencode.h>
+
+static int dark(const QRcode *q, int x, int y)
+{
+	return x >= 0 && y >= 0 && x < q->width && y < q->width && (q->data[y * q->width + x] & 1);
+}
+
+/* Two modules per character cell, light on dark, with a quiet zone of 2. */
+char *mend_qr_text(const char *text)
+{
+	QRcode *q = text ? QRcode_encodeString(text, 0, QR_ECLEVEL_L, QR_MODE_8, 1) : NULL;
+	GString *s;
+	int x, y;
+
+	if (!q)
+		return NULL;
+	s = g_string_new(NULL);
+	for (y = -2; y < q->width + 2; y += 2) {
+		for (x = -2; x < q->width + 2; x++) {
+			int top = dark(q, x, y), bot = dark(q, x, y + 1);
+
+			g_string_append(s, !top && !bot ? "\u2588"
+			                   : !top       ? "\u2580"
+			                   : !bot       ? "\u2584"
+			                                : " ");
+		}
+		g_string_append_c(s, '\n');
+	}
+	QRcode_free(q);
+	return g_string_free(s, FALSE);
+}
+#else
+char *mend_qr_text(const char *text)
+{
+	return NULL;
+}
+#endif

@@ -571,6 +571,21 @@ static void cmd_trust(int trust, char *jid, char *dev)
 	mark_window(jid);
 }
 
+/* The URI's QR code in the console, a line at a time. */
+static void show_qr(const char *uri)
+{
+	char *qr = mend_qr_text(uri), **lines;
+	int i;
+
+	if (!qr)
+		return;
+	lines = g_strsplit(qr, "\n", -1);
+	for (i = 0; lines[i] && lines[i][0]; i++)
+		M.api->cons_show(lines[i]);
+	g_strfreev(lines);
+	mend_free(qr);
+}
+
 /* /mend uri | verify URI | policy [JID] [tofu|btbv|manual] */
 static void cmd_trust_extra(const char *sub, char *a, char *b)
 {
@@ -583,6 +598,7 @@ static void cmd_trust_extra(const char *sub, char *a, char *b)
 	if (!strcmp(sub, "uri")) {
 		mend_account_verification_uri(M.acc, &uri);
 		showf(NULL, _("mend: our verification URI (scan or compare it): %s"), uri);
+		show_qr(uri);
 		mend_free(uri);
 	} else if (!strcmp(sub, "verify")) {
 		r = a ? mend_account_verify_uri(M.acc, a, &n) : MEND_ERR_INVALID_ARG;
