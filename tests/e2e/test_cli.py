@@ -15,7 +15,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import skip, start_omemo_peer, test, wait_for, wait_ready, main  # noqa: E402
+from harness import run, skip, start_omemo_peer, test, wait_for, wait_ready, main  # noqa: E402
 
 from mendcli import (MEND, Mend, iso, messages, server, wait_listening,  # noqa: E402
                      wait_message)
@@ -200,6 +200,42 @@ def a_message_queued_before_a_restart_is_sent_once():
                 al2.wait_exit(30)
             n = [m for m in messages(bl) if m["body"] == "queued while the server was down"]
             assert len(n) == 1, f"want exactly one copy, got {len(n)}: {bl.describe()}"
+
+
+@test
+def defaults_from_the_config_file_and_passwords_from_env_or_keyring():
+    import shutil
+    import subprocess
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        bob = Mend(srv, root, "bob", "phone")
+        bob.publish()
+        alice = Mend(srv, root, "alice", "laptop")
+        cfg = os.path.join(alice.env["XDG_CONFIG_HOME"], "mend")
+        os.makedirs(cfg, exist_ok=True)
+        with open(os.path.join(cfg, "config"), "w") as f:
+            f.write(f"[mend]\njid=alice@localhost/laptop\nserver={srv.address}\ntls=off\n"
+                    f"data-dir={os.path.join(alice.dir, 'data')}\n")
+        # only the command: everything else from the config file, the password from the env
+        env = dict(alice.env, MEND_PASSWORD="pw")
+        cp = run([MEND, "--json", "send", "bob@localhost", "configured"], timeout=60, env=env)
+        assert cp.returncode == 0, cp.stderr
+        with bob.listen("--count", "1", "--timeout", "30") as bl:
+            wait_message(bl, "configured")
+        # no password anywhere: one sentence naming the three ways, exit 2
+        cp = run([MEND, "send", "bob@localhost", "x"], timeout=60, env=alice.env)
+        assert cp.returncode == 2 and "MEND_PASSWORD" in cp.stderr, cp.stderr
+        # the Secret Service: a real gnome-keyring in a private D-Bus session
+        if not (shutil.which("dbus-run-session") and shutil.which("gnome-keyring-daemon")):
+            skip("no dbus-run-session / gnome-keyring-daemon")
+        script = ('eval "$(printf pw | gnome-keyring-daemon --unlock --components=secrets)"; '
+                  'printf pw | "$0" account add alice@localhost && '
+                  '"$0" --json send bob@localhost "password from the keyring"')
+        keyenv = {k: v for k, v in alice.env.items() if k != "DBUS_SESSION_BUS_ADDRESS"}
+        cp = subprocess.run(["timeout", "90", "dbus-run-session", "--", "sh", "-c", script, MEND],
+                            capture_output=True, text=True, env=keyenv, timeout=120)
+        assert cp.returncode == 0, f"{cp.returncode}: {cp.stdout} {cp.stderr}"
+        with bob.listen("--count", "1", "--timeout", "30") as bl:
+            wait_message(bl, "password from the keyring")
 
 
 if __name__ == "__main__":

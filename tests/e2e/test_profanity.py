@@ -76,6 +76,16 @@ def profanity_and_the_mend_client_both_ways():
             p.say("bob@localhost", "still alive")
             wait_message(bl, "still alive", timeout=30)
             assert p.alive(), p.pane_status()
+            # trust shows in the title bar; a device the user distrusts gets nothing
+            p.command(f"/mend untrust bob@localhost {bob.device_id()}")
+            p.open_chat("bob@localhost")
+            p.wait_screen(lambda sc: "OMEMO untrusted" in p.title(sc), 10,
+                          "the title bar to say a device is untrusted")
+            # our verification URI, with its QR code, in the console
+            p.win(1)
+            p.command("/mend uri")
+            p.wait_screen(lambda sc: "omemo-sid-" in sc and "\u2580" in sc, 10,
+                          "the URI and its QR code")
             assert "<body>hello from profanity</body>" not in p.log_text(), \
                 "the plaintext left in a <body>"
 
