@@ -467,7 +467,7 @@ uint32_t mend_account_device_id(const mend_account *acc)
 int mend_account_fingerprint(const mend_account *acc, char out[65])
 {
 	uint8_t *pub = NULL, *priv = NULL;
-	size_t pub_len = 0, priv_len = 0, i;
+	size_t pub_len = 0, priv_len = 0;
 	uint32_t id;
 	int r;
 
@@ -481,8 +481,7 @@ int mend_account_fingerprint(const mend_account *acc, char out[65])
 		g_free(pub);
 		return MEND_ERR_STORE_CORRUPT;
 	}
-	for (i = 0; i < 32; i++)
-		g_snprintf(out + 2 * i, 3, "%02x", pub[i + 1]);
+	mend_key_fingerprint(pub, pub_len, out);
 	g_free(pub);
 	return MEND_OK;
 }

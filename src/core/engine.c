@@ -796,8 +796,6 @@ static int encrypt_pending(mend_account *acc, mend_pending *p)
 	return mend_store_commit(acc->store);
 }
 
-static int trust_of(mend_account *acc, const char *jid, uint32_t device);
-
 /*
  * DESIGN §7: which devices did not get the message and how to include them,
  * e.g. "bob@example.org device 123 (KEY CHANGED) did not get this message;
@@ -819,7 +817,7 @@ static char *skipped_text(mend_account *acc)
 		                       _("%s%s device %s (%s) did not get this message; "
 		                         "verify its fingerprint and trust it to include it."),
 		                       i ? " " : "", w[0], w[1],
-		                       mend_trust_name(trust_of(acc, w[0], dev)));
+		                       mend_trust_name(mend_trust_of(acc, w[0], dev)));
 		g_strfreev(w);
 	}
 	return g_string_free(s, FALSE);
@@ -1053,18 +1051,6 @@ static const char *msg_id_of(xmpp_stanza_t *msg)
 	return id ? id : xmpp_stanza_get_id(msg);
 }
 
-static int trust_of(mend_account *acc, const char *jid, uint32_t device)
-{
-	uint8_t *key = NULL;
-	size_t len = 0;
-	int trust = -1;
-
-	if (mend_store_peer_identity_get(acc->store, jid, device, &key, &len, &trust) < 0)
-		trust = -1;
-	g_free(key);
-	return trust;
-}
-
 static void emit_undecryptable(mend_account *acc, const mend_history_item *it, int archived);
 
 static void emit_item(mend_account *acc, const mend_history_item *it, int archived)
@@ -1087,7 +1073,7 @@ static void emit_item(mend_account *acc, const mend_history_item *it, int archiv
 	}
 	ev.trust = it->outgoing && it->device == acc->device_id
 	               ? MEND_TRUST_VERIFIED
-	               : trust_of(acc, it->from, it->device);
+	               : mend_trust_of(acc, it->from, it->device);
 	emit(acc, &ev);
 }
 
@@ -1125,11 +1111,11 @@ static int touch_device(mend_account *acc, const char *jid, uint32_t device)
 	gint64 now = g_get_real_time() / G_USEC_PER_SEC;
 	char *key = g_strdup_printf("%u/%s", device, jid);
 	gpointer last = g_hash_table_lookup(eng->touched, key);
-	int r = MEND_OK;
+	int r = MEND_OK, due = !last || now - (gint64)GPOINTER_TO_SIZE(last) >= 60;
 
-	if (!last || now - GPOINTER_TO_SIZE(last) >= 60)
+	if (due)
 		r = mend_store_device_touch(acc->store, jid, device, now);
-	if (r == MEND_OK && (!last || now - GPOINTER_TO_SIZE(last) >= 60))
+	if (due && r == MEND_OK)
 		g_hash_table_replace(eng->touched, key, GSIZE_TO_POINTER((gsize)now));
 	else
 		g_free(key);
@@ -1643,7 +1629,7 @@ int mend_account_handle_stanza(mend_account *acc, const char *xml)
 static void fill_info(mend_account *acc, const char *jid, mend_device_info *d)
 {
 	uint8_t *key = NULL;
-	size_t len = 0, i;
+	size_t len = 0;
 
 	d->trust = -1;
 	if (is_own_bare(acc, jid) && d->id == acc->device_id) {
@@ -1655,14 +1641,12 @@ static void fill_info(mend_account *acc, const char *jid, mend_device_info *d)
 		d->trust = -1;
 		return;
 	}
-	for (i = 0; len == MEND_PUBKEY_LEN && i < 32; i++)
-		g_snprintf(d->fingerprint + 2 * i, 3, "%02x", key[i + 1]);
+	mend_key_fingerprint(key, len, d->fingerprint);
 	g_free(key);
 	key = NULL;
 	if (d->trust == MEND_TRUST_COMPROMISED &&
 	    mend_store_peer_pending_get(acc->store, jid, d->id, &key, &len) == MEND_OK)
-		for (i = 0; len == MEND_PUBKEY_LEN && i < 32; i++)
-			g_snprintf(d->new_fingerprint + 2 * i, 3, "%02x", key[i + 1]);
+		mend_key_fingerprint(key, len, d->new_fingerprint);
 	g_free(key);
 	d->has_session = mend_store_session_exists(acc->store, jid, d->id) == 1;
 }

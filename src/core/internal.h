@@ -52,6 +52,10 @@ int mend_account_replenish_prekeys(mend_account *acc);
 void mend_engine_free(mend_engine *eng);
 
 /* trust.c */
+/* 64 hex digits of a serialized public key's Curve25519 form; "" if it is not 33 bytes. */
+void mend_key_fingerprint(const uint8_t *key, size_t len, char out[65]);
+/* The trust state of a device of jid, or -1 when its key is not known. */
+int mend_trust_of(mend_account *acc, const char *jid, uint32_t device);
 int mend_trust_initial(mend_account *acc, const char *jid);
 void mend_trust_key_changed(mend_account *acc, const char *jid, uint32_t device, const uint8_t *key,
                             size_t len);

@@ -39,14 +39,9 @@ static void recipients_free(GArray *rs)
 /* A device with a session that we must not encrypt to (trust.c decides). */
 static int untrusted(mend_account *acc, const char *jid, uint32_t device)
 {
-	uint8_t *key = NULL;
-	size_t len = 0;
-	int trust = MEND_TRUST_TOFU;
+	int trust = mend_trust_of(acc, jid, device);
 
-	if (mend_store_peer_identity_get(acc->store, jid, device, &key, &len, &trust) < 0)
-		return 0;
-	g_free(key);
-	return !mend_trust_is_trusted(trust);
+	return trust >= 0 && !mend_trust_is_trusted(trust);
 }
 
 /*

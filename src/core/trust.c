@@ -82,15 +82,8 @@ static int has_verified(mend_account *acc, const char *jid)
 
 	if (mend_store_devices_known(acc->store, jid, &ids, &active, &seen, &n) < 0)
 		return 0;
-	for (i = 0; i < n && !found; i++) {
-		uint8_t *key = NULL;
-		size_t len = 0;
-		int trust = -1;
-
-		if (mend_store_peer_identity_get(acc->store, jid, ids[i], &key, &len, &trust) == 0)
-			found = trust == MEND_TRUST_VERIFIED;
-		g_free(key);
-	}
+	for (i = 0; i < n && !found; i++)
+		found = mend_trust_of(acc, jid, ids[i]) == MEND_TRUST_VERIFIED;
 	g_free(ids);
 	g_free(active);
 	g_free(seen);
@@ -202,13 +195,25 @@ int mend_account_set_trust(mend_account *acc, const char *jid, uint32_t device, 
 
 /* --- verification URIs ------------------------------------------------------------ */
 
-static void fingerprint_of(const uint8_t *key, size_t len, char out[65])
+void mend_key_fingerprint(const uint8_t *key, size_t len, char out[65])
 {
 	size_t i;
 
 	out[0] = '\0';
-	for (i = 0; len == MEND_PUBKEY_LEN && i < 32; i++)
+	for (i = 0; key && len == MEND_PUBKEY_LEN && i < 32; i++)
 		g_snprintf(out + 2 * i, 3, "%02x", key[i + 1]);
+}
+
+int mend_trust_of(mend_account *acc, const char *jid, uint32_t device)
+{
+	uint8_t *key = NULL;
+	size_t len = 0;
+	int trust = -1;
+
+	if (mend_store_peer_identity_get(acc->store, jid, device, &key, &len, &trust) < 0)
+		trust = -1;
+	g_free(key);
+	return trust;
 }
 
 static void append_pair(GString *s, uint32_t id, const char *hex)
@@ -236,7 +241,7 @@ int mend_account_verification_uri(mend_account *acc, char **uri)
 		if (mend_store_peer_identity_get(acc->store, acc->jid, ids[i], &key, &len,
 		                                 &trust) == MEND_OK &&
 		    mend_trust_is_trusted(trust)) {
-			fingerprint_of(key, len, fp);
+			mend_key_fingerprint(key, len, fp);
 			append_pair(s, ids[i], fp);
 		}
 		g_free(key);
@@ -298,14 +303,14 @@ static int matches(mend_account *acc, const char *jid, const uri_pair *p, int *c
 	r = mend_store_peer_identity_get(acc->store, jid, p->device, &key, &len, &trust);
 	if (r < 0)
 		return r;
-	fingerprint_of(key, len, fp);
+	mend_key_fingerprint(key, len, fp);
 	g_free(key);
 	if (g_ascii_strcasecmp(fp, p->hex) == 0 && trust != MEND_TRUST_COMPROMISED)
 		return 1;
 	if (trust != MEND_TRUST_COMPROMISED ||
 	    mend_store_peer_pending_get(acc->store, jid, p->device, &key, &len) < 0)
 		return 0;
-	fingerprint_of(key, len, fp);
+	mend_key_fingerprint(key, len, fp);
 	g_free(key);
 	*changed = g_ascii_strcasecmp(fp, p->hex) == 0;
 	return *changed;
