@@ -97,3 +97,13 @@ def wait_message(proc, body, timeout=30, start=0, **fields):
 
 def server(**kw):
     return Prosody(accounts={"alice": "pw", "bob": "pw", "carol": "pw"}, **kw)
+
+
+def stored_on_server(srv, text):
+    """Whether `text` stands in plaintext anywhere in the Prosody's data (archives, offline store)."""
+    for dirpath, _, files in os.walk(os.path.join(srv.dir, "data")):
+        for f in files:
+            with open(os.path.join(dirpath, f), "rb") as fh:
+                if text.encode() in fh.read():
+                    return True
+    return False

@@ -13,7 +13,7 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import skip, test, main, wait_for  # noqa: E402
 from profanity import Profanity, profanity_missing  # noqa: E402
-from mendcli import BUILD, Mend, server, wait_listening, wait_message  # noqa: E402
+from mendcli import BUILD, Mend, server, stored_on_server, wait_listening, wait_message  # noqa: E402,E501
 
 LIBS = os.path.join(BUILD, ".libs")
 PLUGIN = os.path.join(LIBS, "mend.so")
@@ -206,18 +206,9 @@ def no_plaintext_when_the_peers_keys_cannot_be_had():
             # a positive control: with mend off the same check does see plaintext
             p.command("/mend off carol@localhost")
             p.say("carol@localhost", "canary-plain-2")
-            data = os.path.join(srv.dir, "data")
-
-            def stored(text):
-                for dirpath, _, files in os.walk(data):
-                    for f in files:
-                        with open(os.path.join(dirpath, f), "rb") as fh:
-                            if text.encode() in fh.read():
-                                return True
-                return False
-            wait_for(lambda: stored("canary-plain-2"), 20,
+            wait_for(lambda: stored_on_server(srv, "canary-plain-2"), 20,
                      "the plaintext control message to reach carol's offline store")
-            assert not stored("canary-secret-1"), "the encrypted-only message left in plaintext"
+            assert not stored_on_server(srv, "canary-secret-1"), "the encrypted-only message left in plaintext"
             assert "<body>canary-secret-1</body>" not in p.log_text()
 
 

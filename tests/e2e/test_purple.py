@@ -13,7 +13,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import skip, start_omemo_peer, test, main, wait_for, wait_ready  # noqa: E402
-from mendcli import BUILD, Mend, server, wait_listening, wait_message  # noqa: E402
+from mendcli import BUILD, Mend, server, stored_on_server, wait_listening, wait_message  # noqa: E402,E501
 from purple import Purple, purple_missing, finch_loads_plugin, finch_missing  # noqa: E402
 
 LIBS = os.path.join(BUILD, ".libs")
@@ -40,15 +40,6 @@ def wait_published(srv, root, user):
         return cp.returncode == 0 and any(o.get("type") == "device" and o.get("fingerprint")
                                           for o in probe.lines(cp))
     wait_for(seen, 30, f"{user}'s mend device to be published", interval=0.3)
-
-
-def stored_on_server(srv, text):
-    for dirpath, _, files in os.walk(os.path.join(srv.dir, "data")):
-        for f in files:
-            with open(os.path.join(dirpath, f), "rb") as fh:
-                if text.encode() in fh.read():
-                    return True
-    return False
 
 
 @test
