@@ -390,6 +390,14 @@ MEND_EXPORT int mend_account_verify_uri(mend_account *acc, const char *uri, unsi
  */
 MEND_EXPORT int mend_account_reset_identity(mend_account *acc);
 
+/*
+ * The bare JID every per-chat setting and lookup is keyed by (RFC 7622
+ * basics): the resource dropped, localpart and domainpart case-folded (NFC),
+ * a trailing '.' of the domain removed. "Bob@Example.org/phone" gives
+ * "bob@example.org". NULL for NULL or a malformed JID. Free with mend_free().
+ */
+MEND_EXPORT char *mend_jid_normalize(const char *jid);
+
 #ifdef __cplusplus
 }
 #endif
