@@ -434,6 +434,7 @@ void mend_account_free(mend_account *acc)
 {
 	if (!acc)
 		return;
+	mend_archive_reset(acc);
 	mend_engine_free(acc->eng);
 	g_free(acc->changed_jid);
 	g_free(acc->changed_key);

@@ -20,6 +20,7 @@
 #include <libintl.h>
 #include <string.h>
 #include "internal.h"
+#include "engine.h"
 #include "xep/omemo_legacy.h"
 
 #define _(s) dgettext(GETTEXT_PACKAGE, s)
@@ -29,15 +30,9 @@
 #define NS_PUBSUB_EVENT "http://jabber.org/protocol/pubsub#event"
 #define NS_DATA         "jabber:x:data"
 #define NS_CARBONS      "urn:xmpp:carbons:2"
-#define NS_FORWARD      "urn:xmpp:forward:0"
 #define NS_DELAY        "urn:xmpp:delay"
-#define NS_MAM          "urn:xmpp:mam:2"
-#define NS_RSM          "http://jabber.org/protocol/rsm"
 #define NS_SID          "urn:xmpp:sid:0"
 #define NS_DISCO_INFO   "http://jabber.org/protocol/disco#info"
-#define MAM_PAGE        "250"
-
-typedef void (*iq_cb)(mend_account *acc, xmpp_stanza_t *iq, int ok, void *data);
 
 typedef struct iq_wait {
 	char *to; /* whom we asked; NULL = our own account */
@@ -45,15 +40,6 @@ typedef struct iq_wait {
 	void *data;
 	GDestroyNotify free_data;
 } iq_wait;
-
-enum mam_kind { MAM_CATCHUP = 1, MAM_HISTORY = 2 };
-
-typedef struct mam_query {
-	enum mam_kind kind;
-	char *queryid;
-	char *with;
-	char *start;
-} mam_query;
 
 struct mend_engine {
 	char *full_jid;
@@ -67,7 +53,6 @@ struct mend_engine {
 	GHashTable *fresh;      /* jids whose device list was fetched on this connection */
 	GHashTable *refreshing; /* jids whose devices mend_account_refresh_devices() fetches */
 	GHashTable *touched;    /* "device/jid" -> when we last wrote its last-seen time */
-	mam_query *mam;         /* the archive query under way, if any */
 };
 
 static void iq_wait_free(gpointer p)
@@ -93,16 +78,6 @@ static mend_engine *engine(mend_account *acc)
 	return acc->eng;
 }
 
-static void mam_free(mam_query *q)
-{
-	if (!q)
-		return;
-	g_free(q->queryid);
-	g_free(q->with);
-	g_free(q->start);
-	g_free(q);
-}
-
 void mend_engine_free(mend_engine *eng)
 {
 	if (!eng)
@@ -111,14 +86,13 @@ void mend_engine_free(mend_engine *eng)
 	g_hash_table_destroy(eng->fresh);
 	g_hash_table_destroy(eng->refreshing);
 	g_hash_table_destroy(eng->touched);
-	mam_free(eng->mam);
 	g_free(eng->full_jid);
 	g_free(eng);
 }
 
 /* --- stanza helpers -------------------------------------------------------- */
 
-static xmpp_stanza_t *el(mend_account *acc, const char *name, const char *ns)
+xmpp_stanza_t *el(mend_account *acc, const char *name, const char *ns)
 {
 	xmpp_stanza_t *st = xmpp_stanza_new(acc->xctx);
 
@@ -129,14 +103,14 @@ static xmpp_stanza_t *el(mend_account *acc, const char *name, const char *ns)
 }
 
 /* Adds `child` to `parent`, giving up our reference; returns the child. */
-static xmpp_stanza_t *add(xmpp_stanza_t *parent, xmpp_stanza_t *child)
+xmpp_stanza_t *add(xmpp_stanza_t *parent, xmpp_stanza_t *child)
 {
 	xmpp_stanza_add_child(parent, child);
 	xmpp_stanza_release(child);
 	return child;
 }
 
-static void add_text(mend_account *acc, xmpp_stanza_t *parent, const char *text)
+void add_text(mend_account *acc, xmpp_stanza_t *parent, const char *text)
 {
 	xmpp_stanza_t *t = xmpp_stanza_new(acc->xctx);
 
@@ -145,8 +119,8 @@ static void add_text(mend_account *acc, xmpp_stanza_t *parent, const char *text)
 }
 
 /* <field var=VAR [type=TYPE]><value>VALUE</value></field> */
-static void add_field(mend_account *acc, xmpp_stanza_t *x, const char *var, const char *type,
-                      const char *value)
+void add_field(mend_account *acc, xmpp_stanza_t *x, const char *var, const char *type,
+               const char *value)
 {
 	xmpp_stanza_t *f = add(x, el(acc, "field", NULL));
 
@@ -157,8 +131,7 @@ static void add_field(mend_account *acc, xmpp_stanza_t *x, const char *var, cons
 }
 
 /* A data form (XEP-0004) of type submit with FORM_TYPE and one more field. */
-static xmpp_stanza_t *form(mend_account *acc, const char *form_type, const char *var,
-                           const char *value)
+xmpp_stanza_t *form(mend_account *acc, const char *form_type, const char *var, const char *value)
 {
 	xmpp_stanza_t *x = el(acc, "x", NS_DATA);
 
@@ -169,7 +142,7 @@ static xmpp_stanza_t *form(mend_account *acc, const char *form_type, const char 
 	return x;
 }
 
-static xmpp_stanza_t *child(xmpp_stanza_t *st, const char *name, const char *ns)
+xmpp_stanza_t *child(xmpp_stanza_t *st, const char *name, const char *ns)
 {
 	return st ? mend_child(st, name, ns) : NULL;
 }
@@ -179,7 +152,7 @@ static char *bare(const char *jid)
 	return jid ? g_strndup(jid, strcspn(jid, "/")) : NULL;
 }
 
-static int is_own_bare(mend_account *acc, const char *jid)
+int is_own_bare(mend_account *acc, const char *jid)
 {
 	return jid && g_str_equal(jid, acc->jid);
 }
@@ -193,7 +166,7 @@ static void send_text(mend_account *acc, xmpp_stanza_t *st)
 	g_free(text);
 }
 
-static void emit(mend_account *acc, const mend_event *ev)
+void emit(mend_account *acc, const mend_event *ev)
 {
 	if (acc->ops.event)
 		acc->ops.event(ev, acc->user_data);
@@ -209,8 +182,8 @@ static void notice(mend_account *acc, const char *peer, const char *text)
 /* --- IQ tracking ------------------------------------------------------------ */
 
 /* Sends `iq` (consumed) to `to` (NULL: our account) and calls cb with its reply. */
-static void send_iq(mend_account *acc, xmpp_stanza_t *iq, const char *to, iq_cb cb, void *data,
-                    GDestroyNotify free_data)
+void send_iq(mend_account *acc, xmpp_stanza_t *iq, const char *to, iq_cb cb, void *data,
+             GDestroyNotify free_data)
 {
 	mend_engine *eng = engine(acc);
 	iq_wait *w = g_new0(iq_wait, 1);
@@ -228,7 +201,7 @@ static void send_iq(mend_account *acc, xmpp_stanza_t *iq, const char *to, iq_cb 
 	xmpp_stanza_release(iq);
 }
 
-static xmpp_stanza_t *iq_new(mend_account *acc, const char *type)
+xmpp_stanza_t *iq_new(mend_account *acc, const char *type)
 {
 	xmpp_stanza_t *iq = el(acc, "iq", NULL);
 
@@ -517,8 +490,6 @@ static void enable_carbons(mend_account *acc)
 	send_iq(acc, iq, NULL, carbons_reply, NULL, NULL);
 }
 
-static void catchup_start(mend_account *acc);
-
 int mend_account_connected(mend_account *acc, const char *full_jid, unsigned flags)
 {
 	mend_engine *eng;
@@ -536,7 +507,7 @@ int mend_account_connected(mend_account *acc, const char *full_jid, unsigned fla
 	if (flags & MEND_CONNECT_CARBONS)
 		enable_carbons(acc);
 	if (flags & MEND_CONNECT_CATCHUP)
-		catchup_start(acc);
+		mend_archive_catchup_start(acc);
 	return MEND_OK;
 }
 
@@ -547,8 +518,7 @@ void mend_account_disconnected(mend_account *acc)
 	g_hash_table_remove_all(eng->iqs);
 	g_hash_table_remove_all(eng->fresh);
 	g_hash_table_remove_all(eng->refreshing);
-	mam_free(eng->mam);
-	eng->mam = NULL;
+	mend_archive_reset(acc);
 	g_free(eng->full_jid);
 	eng->full_jid = NULL;
 	eng->connected = eng->ready = eng->publishing = 0;
@@ -559,6 +529,11 @@ void mend_account_disconnected(mend_account *acc)
 int mend_account_busy(mend_account *acc)
 {
 	return g_hash_table_size(engine(acc)->iqs) > 0;
+}
+
+int mend_engine_connected(mend_account *acc)
+{
+	return engine(acc)->connected;
 }
 
 /* Our bundle changed (prekeys replenished): republish it ourselves when connected. */
@@ -707,7 +682,7 @@ int mend_account_refresh_devices(mend_account *acc, const char *jid)
 
 /* --- sending ------------------------------------------------------------------ */
 
-static char *iso_now(void)
+char *iso_now(void)
 {
 	GDateTime *now = g_date_time_new_now_utc();
 	char *s = g_date_time_format(now, "%Y-%m-%dT%H:%M:%SZ");
@@ -1004,18 +979,8 @@ int mend_account_pending_count(mend_account *acc, size_t *n)
 
 /* --- receiving ------------------------------------------------------------------ */
 
-/* What came with an encrypted message besides the message itself. */
-typedef struct inbound {
-	xmpp_stanza_t *msg;     /* the <message/> with <encrypted/> (inner one for carbons/MAM) */
-	const char *archive_id; /* the MAM result id: our archive's stanza-id of it */
-	char *timestamp;        /* ISO 8601 UTC */
-	mend_carbon carbon;
-	int archived;
-	int history; /* answering a history query: serve local copies */
-} inbound;
-
 /* XEP-0203: the <delay/> stamp under `holder`, normalised to UTC; NULL if none or bad. */
-static char *delay_of(xmpp_stanza_t *holder)
+char *delay_of(xmpp_stanza_t *holder)
 {
 	xmpp_stanza_t *d = child(holder, "delay", NS_DELAY);
 	const char *stamp = d ? xmpp_stanza_get_attribute(d, "stamp") : NULL;
@@ -1032,7 +997,7 @@ static char *delay_of(xmpp_stanza_t *holder)
 	return out;
 }
 
-static int64_t unix_of(const char *iso)
+int64_t unix_of(const char *iso)
 {
 	GDateTime *dt = iso ? g_date_time_new_from_iso8601(iso, NULL) : NULL;
 	int64_t t = dt ? g_date_time_to_unix(dt) : g_get_real_time() / G_USEC_PER_SEC;
@@ -1231,7 +1196,7 @@ static int from_local(mend_account *acc, const inbound *in, const char *key)
 	return 1;
 }
 
-static int process_encrypted(mend_account *acc, const inbound *in)
+int process_encrypted(mend_account *acc, const inbound *in)
 {
 	mend_history_item it = {0};
 	mend_message m = {0};
@@ -1291,183 +1256,6 @@ static int handle_carbon(mend_account *acc, xmpp_stanza_t *st, xmpp_stanza_t *wr
 	r = process_encrypted(acc, &in);
 	g_free(in.timestamp);
 	return r;
-}
-
-/* --- the archive (XEP-0313) -------------------------------------------------- */
-
-static void mam_send(mend_account *acc, const char *after);
-
-static char *iso_of_unix(int64_t t)
-{
-	GDateTime *dt = g_date_time_new_from_unix_utc(t);
-	char *s = g_date_time_format(dt, "%Y-%m-%dT%H:%M:%SZ");
-
-	g_date_time_unref(dt);
-	return s;
-}
-
-/* Where a catch-up starts when it has no archive id: when we last saw one, or our birth. */
-static char *catchup_since(mend_account *acc)
-{
-	char *v = NULL;
-	int64_t t = g_get_real_time() / G_USEC_PER_SEC;
-
-	if (mend_store_meta_get(acc->store, "mam_last_ts", &v) == MEND_OK ||
-	    mend_store_meta_get(acc->store, "created", &v) == MEND_OK)
-		t = g_ascii_strtoll(v, NULL, 10);
-	g_free(v);
-	/* Prosody's start filter has one-second resolution (DESIGN §8) */
-	return iso_of_unix(t - 1);
-}
-
-static void catchup_start(mend_account *acc)
-{
-	mend_engine *eng = engine(acc);
-	char *last = NULL;
-
-	mend_account_catchup_begin(acc);
-	eng->mam = g_new0(mam_query, 1);
-	eng->mam->kind = MAM_CATCHUP;
-	eng->mam->queryid = g_uuid_string_random();
-	if (mend_store_meta_get(acc->store, "mam_last", &last) != MEND_OK)
-		eng->mam->start = catchup_since(acc);
-	mam_send(acc, last);
-	g_free(last);
-}
-
-static void mam_finish(mend_account *acc, int err)
-{
-	mend_engine *eng = engine(acc);
-	mend_event ev = {.error = err, .trust = -1};
-
-	ev.kind = eng->mam->kind == MAM_CATCHUP ? MEND_EVENT_CATCHUP_DONE : MEND_EVENT_HISTORY_DONE;
-	mam_free(eng->mam);
-	eng->mam = NULL;
-	mend_account_catchup_end(acc);
-	if (err)
-		mend_log(acc, MEND_LOG_WARNING, "archive query failed: %s", mend_strerror(err));
-	emit(acc, &ev);
-}
-
-static const char *fin_last(xmpp_stanza_t *fin)
-{
-	xmpp_stanza_t *last = child(child(fin, "set", NS_RSM), "last", NULL);
-
-	return last ? xmpp_stanza_get_text_ptr(xmpp_stanza_get_children(last)) : NULL;
-}
-
-static void mam_reply(mend_account *acc, xmpp_stanza_t *iq, int ok, void *data)
-{
-	mend_engine *eng = engine(acc);
-	xmpp_stanza_t *fin = child(iq, "fin", NS_MAM);
-	const char *complete = fin ? xmpp_stanza_get_attribute(fin, "complete") : NULL;
-	const char *last = fin_last(fin);
-
-	if (!eng->mam || !g_str_equal(eng->mam->queryid, (const char *)data))
-		return;
-	if (!ok && eng->mam->kind == MAM_CATCHUP && !eng->mam->start) {
-		/* the archive no longer knows our last id: go by time instead */
-		mend_log(acc, MEND_LOG_INFO, "archive position unknown; catching up by time");
-		eng->mam->start = catchup_since(acc);
-		mam_send(acc, NULL);
-		return;
-	}
-	if (!ok) {
-		mam_finish(acc, MEND_ERR_PROTOCOL);
-		return;
-	}
-	if (last && eng->mam->kind == MAM_CATCHUP)
-		mend_store_meta_set(acc->store, "mam_last", last);
-	if (complete && (g_str_equal(complete, "true") || g_str_equal(complete, "1")))
-		mam_finish(acc, 0);
-	else if (last)
-		mam_send(acc, last);
-	else
-		mam_finish(acc, 0);
-}
-
-static void mam_send(mend_account *acc, const char *after)
-{
-	mam_query *q = engine(acc)->mam;
-	xmpp_stanza_t *iq = iq_new(acc, "set"), *query, *x, *set;
-
-	query = add(iq, el(acc, "query", NS_MAM));
-	xmpp_stanza_set_attribute(query, "queryid", q->queryid);
-	x = add(query, form(acc, NS_MAM, q->with ? "with" : NULL, q->with));
-	if (q->start)
-		add_field(acc, x, "start", NULL, q->start);
-	set = add(query, el(acc, "set", NS_RSM));
-	add_text(acc, add(set, el(acc, "max", NULL)), MAM_PAGE);
-	if (after)
-		add_text(acc, add(set, el(acc, "after", NULL)), after);
-	send_iq(acc, iq, NULL, mam_reply, g_strdup(q->queryid), g_free);
-}
-
-/* XEP-0313 §4.2: results of our own query, from our own archive only. */
-static int handle_mam_result(mend_account *acc, xmpp_stanza_t *st, xmpp_stanza_t *result)
-{
-	mend_engine *eng = engine(acc);
-	xmpp_stanza_t *fwd = child(result, "forwarded", NS_FORWARD);
-	const char *qid = xmpp_stanza_get_attribute(result, "queryid");
-	const char *from = xmpp_stanza_get_from(st);
-	inbound in = {.msg = child(fwd, "message", NULL), .archived = 1};
-	char ts[24];
-
-	if (!eng->mam || !qid || !g_str_equal(qid, eng->mam->queryid))
-		return 0; /* the host's own query */
-	if (from && !is_own_bare(acc, from)) {
-		mend_log(acc, MEND_LOG_WARNING, "archive result from %s rejected", from);
-		return MEND_ERR_FORGED;
-	}
-	in.archive_id = xmpp_stanza_get_id(result);
-	in.history = eng->mam->kind == MAM_HISTORY;
-	if (!in.msg || !in.archive_id)
-		return MEND_ERR_MALFORMED;
-	in.timestamp = delay_of(fwd);
-	if (!in.timestamp)
-		in.timestamp = iso_now();
-	/* the message and the catch-up position commit together (one commit per result) */
-	if (mend_store_begin(acc->store) < 0) {
-		g_free(in.timestamp);
-		return MEND_ERR_STORE;
-	}
-	process_encrypted(acc, &in);
-	if (!in.history) {
-		mend_store_meta_set(acc->store, "mam_last", in.archive_id);
-		g_snprintf(ts, sizeof(ts), "%" G_GINT64_FORMAT, unix_of(in.timestamp));
-		mend_store_meta_set(acc->store, "mam_last_ts", ts);
-	}
-	mend_store_commit(acc->store);
-	mend_trust_flush(acc);
-	g_free(in.timestamp);
-	return 1;
-}
-
-int mend_account_history(mend_account *acc, const char *with, const char *since)
-{
-	mend_engine *eng = engine(acc);
-	GDateTime *dt = NULL;
-
-	if (!with || strchr(with, '/'))
-		return MEND_ERR_INVALID_ARG;
-	if (since && !(dt = g_date_time_new_from_iso8601(since, NULL)))
-		return MEND_ERR_INVALID_ARG;
-	if (!eng->connected || eng->mam) {
-		if (dt)
-			g_date_time_unref(dt);
-		return eng->connected ? MEND_ERR_PROTOCOL : MEND_ERR_NOT_FOUND;
-	}
-	mend_account_catchup_begin(acc);
-	eng->mam = g_new0(mam_query, 1);
-	eng->mam->kind = MAM_HISTORY;
-	eng->mam->queryid = g_uuid_string_random();
-	eng->mam->with = g_strdup(with);
-	if (dt) {
-		eng->mam->start = iso_of_unix(g_date_time_to_unix(dt));
-		g_date_time_unref(dt);
-	}
-	mam_send(acc, NULL);
-	return MEND_OK;
 }
 
 /* --- PEP notifications (XEP-0163 §4.3) ---------------------------------------- */
@@ -1594,7 +1382,7 @@ static int handle_message(mend_account *acc, xmpp_stanza_t *st)
 	if ((c = child(st, "sent", NS_CARBONS)))
 		return handle_carbon(acc, st, c, MEND_CARBON_SENT);
 	if ((c = child(st, "result", NS_MAM)))
-		return handle_mam_result(acc, st, c);
+		return mend_archive_handle_result(acc, st, c);
 	if (child(st, "encrypted", MEND_NS_LEGACY))
 		return handle_direct(acc, st);
 	return 0;

@@ -38,6 +38,8 @@ struct mend_account {
 	GHashTable *sessions; /* write-through cache of session records ("device/jid" -> GBytes) */
 	uint64_t sessions_state; /* mend_store_state() the cache is valid for */
 	int store_err;           /* the store failure behind a libsignal error, or 0 */
+	/* the archive query under way, if any (archive.c) */
+	struct mend_mam_query *mam;
 };
 
 /* How many one-time prekeys we keep published (XEP-0384 v0.3 §4.3: at least 20; we keep 100). */
@@ -50,6 +52,8 @@ struct mend_account {
 int mend_account_replenish_prekeys(mend_account *acc);
 
 void mend_engine_free(mend_engine *eng);
+/* Forgets the archive query under way (archive.c). */
+void mend_archive_reset(mend_account *acc);
 
 /* trust.c */
 /* 64 hex digits of a serialized public key's Curve25519 form; "" if it is not 33 bytes. */

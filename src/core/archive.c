@@ -1,0 +1,210 @@
+/*
+ * archive.c - catching up from our archive and reading a conversation's
+ * history (XEP-0313 MAM, paged with XEP-0059 RSM).
+ *
+ * A catch-up starts on connect from the last archive id we processed (or, if
+ * the archive no longer knows it, from the time of the last one); each result
+ * and the position commit together. Until it ends, used one-time prekeys stay
+ * (DESIGN §3).
+ */
+#include "config.h"
+
+#include <string.h>
+#include "engine.h"
+
+#define MAM_PAGE "250"
+
+enum mam_kind { MAM_CATCHUP = 1, MAM_HISTORY = 2 };
+
+typedef struct mend_mam_query {
+	enum mam_kind kind;
+	char *queryid;
+	char *with;
+	char *start;
+} mam_query;
+
+static void mam_free(mam_query *q)
+{
+	if (!q)
+		return;
+	g_free(q->queryid);
+	g_free(q->with);
+	g_free(q->start);
+	g_free(q);
+}
+
+void mend_archive_reset(mend_account *acc)
+{
+	mam_free(acc->mam);
+	acc->mam = NULL;
+}
+
+static void mam_send(mend_account *acc, const char *after);
+
+static char *iso_of_unix(int64_t t)
+{
+	GDateTime *dt = g_date_time_new_from_unix_utc(t);
+	char *s = g_date_time_format(dt, "%Y-%m-%dT%H:%M:%SZ");
+
+	g_date_time_unref(dt);
+	return s;
+}
+
+/* Where a catch-up starts when it has no archive id: when we last saw one, or our birth. */
+static char *catchup_since(mend_account *acc)
+{
+	char *v = NULL;
+	int64_t t = g_get_real_time() / G_USEC_PER_SEC;
+
+	if (mend_store_meta_get(acc->store, "mam_last_ts", &v) == MEND_OK ||
+	    mend_store_meta_get(acc->store, "created", &v) == MEND_OK)
+		t = g_ascii_strtoll(v, NULL, 10);
+	g_free(v);
+	/* Prosody's start filter has one-second resolution (DESIGN §8) */
+	return iso_of_unix(t - 1);
+}
+
+void mend_archive_catchup_start(mend_account *acc)
+{
+	char *last = NULL;
+
+	mend_account_catchup_begin(acc);
+	acc->mam = g_new0(mam_query, 1);
+	acc->mam->kind = MAM_CATCHUP;
+	acc->mam->queryid = g_uuid_string_random();
+	if (mend_store_meta_get(acc->store, "mam_last", &last) != MEND_OK)
+		acc->mam->start = catchup_since(acc);
+	mam_send(acc, last);
+	g_free(last);
+}
+
+static void mam_finish(mend_account *acc, int err)
+{
+	mend_event ev = {.error = err, .trust = -1};
+
+	ev.kind = acc->mam->kind == MAM_CATCHUP ? MEND_EVENT_CATCHUP_DONE : MEND_EVENT_HISTORY_DONE;
+	mam_free(acc->mam);
+	acc->mam = NULL;
+	mend_account_catchup_end(acc);
+	if (err)
+		mend_log(acc, MEND_LOG_WARNING, "archive query failed: %s", mend_strerror(err));
+	emit(acc, &ev);
+}
+
+static const char *fin_last(xmpp_stanza_t *fin)
+{
+	xmpp_stanza_t *last = child(child(fin, "set", NS_RSM), "last", NULL);
+
+	return last ? xmpp_stanza_get_text_ptr(xmpp_stanza_get_children(last)) : NULL;
+}
+
+static void mam_reply(mend_account *acc, xmpp_stanza_t *iq, int ok, void *data)
+{
+	xmpp_stanza_t *fin = child(iq, "fin", NS_MAM);
+	const char *complete = fin ? xmpp_stanza_get_attribute(fin, "complete") : NULL;
+	const char *last = fin_last(fin);
+
+	if (!acc->mam || !g_str_equal(acc->mam->queryid, (const char *)data))
+		return;
+	if (!ok && acc->mam->kind == MAM_CATCHUP && !acc->mam->start) {
+		/* the archive no longer knows our last id: go by time instead */
+		mend_log(acc, MEND_LOG_INFO, "archive position unknown; catching up by time");
+		acc->mam->start = catchup_since(acc);
+		mam_send(acc, NULL);
+		return;
+	}
+	if (!ok) {
+		mam_finish(acc, MEND_ERR_PROTOCOL);
+		return;
+	}
+	if (last && acc->mam->kind == MAM_CATCHUP)
+		mend_store_meta_set(acc->store, "mam_last", last);
+	if (complete && (g_str_equal(complete, "true") || g_str_equal(complete, "1")))
+		mam_finish(acc, 0);
+	else if (last)
+		mam_send(acc, last);
+	else
+		mam_finish(acc, 0);
+}
+
+static void mam_send(mend_account *acc, const char *after)
+{
+	mam_query *q = acc->mam;
+	xmpp_stanza_t *iq = iq_new(acc, "set"), *query, *x, *set;
+
+	query = add(iq, el(acc, "query", NS_MAM));
+	xmpp_stanza_set_attribute(query, "queryid", q->queryid);
+	x = add(query, form(acc, NS_MAM, q->with ? "with" : NULL, q->with));
+	if (q->start)
+		add_field(acc, x, "start", NULL, q->start);
+	set = add(query, el(acc, "set", NS_RSM));
+	add_text(acc, add(set, el(acc, "max", NULL)), MAM_PAGE);
+	if (after)
+		add_text(acc, add(set, el(acc, "after", NULL)), after);
+	send_iq(acc, iq, NULL, mam_reply, g_strdup(q->queryid), g_free);
+}
+
+/* XEP-0313 §4.2: results of our own query, from our own archive only. */
+int mend_archive_handle_result(mend_account *acc, xmpp_stanza_t *st, xmpp_stanza_t *result)
+{
+	xmpp_stanza_t *fwd = child(result, "forwarded", NS_FORWARD);
+	const char *qid = xmpp_stanza_get_attribute(result, "queryid");
+	const char *from = xmpp_stanza_get_from(st);
+	inbound in = {.msg = child(fwd, "message", NULL), .archived = 1};
+	char ts[24];
+
+	if (!acc->mam || !qid || !g_str_equal(qid, acc->mam->queryid))
+		return 0; /* the host's own query */
+	if (from && !is_own_bare(acc, from)) {
+		mend_log(acc, MEND_LOG_WARNING, "archive result from %s rejected", from);
+		return MEND_ERR_FORGED;
+	}
+	in.archive_id = xmpp_stanza_get_id(result);
+	in.history = acc->mam->kind == MAM_HISTORY;
+	if (!in.msg || !in.archive_id)
+		return MEND_ERR_MALFORMED;
+	in.timestamp = delay_of(fwd);
+	if (!in.timestamp)
+		in.timestamp = iso_now();
+	/* the message and the catch-up position commit together (one commit per result) */
+	if (mend_store_begin(acc->store) < 0) {
+		g_free(in.timestamp);
+		return MEND_ERR_STORE;
+	}
+	process_encrypted(acc, &in);
+	if (!in.history) {
+		mend_store_meta_set(acc->store, "mam_last", in.archive_id);
+		g_snprintf(ts, sizeof(ts), "%" G_GINT64_FORMAT, unix_of(in.timestamp));
+		mend_store_meta_set(acc->store, "mam_last_ts", ts);
+	}
+	mend_store_commit(acc->store);
+	mend_trust_flush(acc);
+	g_free(in.timestamp);
+	return 1;
+}
+
+int mend_account_history(mend_account *acc, const char *with, const char *since)
+{
+	GDateTime *dt = NULL;
+
+	if (!with || strchr(with, '/'))
+		return MEND_ERR_INVALID_ARG;
+	if (since && !(dt = g_date_time_new_from_iso8601(since, NULL)))
+		return MEND_ERR_INVALID_ARG;
+	if (!mend_engine_connected(acc) || acc->mam) {
+		if (dt)
+			g_date_time_unref(dt);
+		return mend_engine_connected(acc) ? MEND_ERR_PROTOCOL : MEND_ERR_NOT_FOUND;
+	}
+	mend_account_catchup_begin(acc);
+	acc->mam = g_new0(mam_query, 1);
+	acc->mam->kind = MAM_HISTORY;
+	acc->mam->queryid = g_uuid_string_random();
+	acc->mam->with = g_strdup(with);
+	if (dt) {
+		acc->mam->start = iso_of_unix(g_date_time_to_unix(dt));
+		g_date_time_unref(dt);
+	}
+	mam_send(acc, NULL);
+	return MEND_OK;
+}

@@ -1,0 +1,60 @@
+/*
+ * engine.h - what the protocol engine (engine.c) shares with the modules
+ * split from it (archive.c): stanza builders, IQ tracking, events and the
+ * receive path. Nothing here is seen by a host.
+ */
+#ifndef MEND_CORE_ENGINE_H
+#define MEND_CORE_ENGINE_H
+
+#include "internal.h"
+
+#define NS_FORWARD "urn:xmpp:forward:0"
+#define NS_MAM     "urn:xmpp:mam:2"
+#define NS_RSM     "http://jabber.org/protocol/rsm"
+
+/* The reply to an IQ we sent: ok = type "result", else an error or our own timeout. */
+typedef void (*iq_cb)(mend_account *acc, xmpp_stanza_t *iq, int ok, void *data);
+
+/* What came with an encrypted message besides the message itself. */
+typedef struct inbound {
+	xmpp_stanza_t *msg;     /* the <message/> with <encrypted/> (inner one for carbons/MAM) */
+	const char *archive_id; /* the MAM result id: our archive's stanza-id of it */
+	char *timestamp;        /* ISO 8601 UTC */
+	mend_carbon carbon;
+	int archived;
+	int history; /* answering a history query: serve local copies */
+} inbound;
+
+/* --- stanza helpers (engine.c) --- */
+xmpp_stanza_t *el(mend_account *acc, const char *name, const char *ns);
+/* Adds `child` to `parent`, giving up our reference; returns the child. */
+xmpp_stanza_t *add(xmpp_stanza_t *parent, xmpp_stanza_t *child);
+void add_text(mend_account *acc, xmpp_stanza_t *parent, const char *text);
+/* <field var=VAR [type=TYPE]><value>VALUE</value></field> */
+void add_field(mend_account *acc, xmpp_stanza_t *x, const char *var, const char *type,
+               const char *value);
+/* A data form (XEP-0004) of type submit with FORM_TYPE and one more field. */
+xmpp_stanza_t *form(mend_account *acc, const char *form_type, const char *var, const char *value);
+/* mend_child(), NULL-safe. */
+xmpp_stanza_t *child(xmpp_stanza_t *st, const char *name, const char *ns);
+int is_own_bare(mend_account *acc, const char *jid);
+void emit(mend_account *acc, const mend_event *ev);
+/* Sends `iq` (consumed) to `to` (NULL: our account) and calls cb with its reply. */
+void send_iq(mend_account *acc, xmpp_stanza_t *iq, const char *to, iq_cb cb, void *data,
+             GDestroyNotify free_data);
+xmpp_stanza_t *iq_new(mend_account *acc, const char *type);
+/* Time: now, a XEP-0203 <delay/> under `holder` (NULL if none), ISO 8601 to unix. */
+char *iso_now(void);
+char *delay_of(xmpp_stanza_t *holder);
+int64_t unix_of(const char *iso);
+/* Decrypts, dedupes, stores and emits one inbound encrypted message. */
+int process_encrypted(mend_account *acc, const inbound *in);
+int mend_engine_connected(mend_account *acc);
+
+/* --- the archive (archive.c, XEP-0313) --- */
+/* Catches up from where the last catch-up left (on connect). */
+void mend_archive_catchup_start(mend_account *acc);
+/* A <result/> of our own archive query; 0 when it is not ours. */
+int mend_archive_handle_result(mend_account *acc, xmpp_stanza_t *st, xmpp_stanza_t *result);
+
+#endif
