@@ -2,13 +2,17 @@
  * test-keyring.c - where the store key lives (src/core/keyring.c).
  * `test-keyring secret`: inside a throwaway D-Bus session with an unlocked
  * gnome-keyring (keyring-secret.sh); `test-keyring nodbus`: with no bus at
- * all (keyring-nodbus.sh), where the key file takes over.
+ * all (keyring-nodbus.sh), where the key file takes over; `test-keyring
+ * locked`: with gnome-keyring's real unlock prompt (gcr-prompter on a
+ * private X server), answered by typing the password with xdotool
+ * (keyring-locked.sh).
  * HOME and the XDG directories point at a temp dir: no real keyring is used.
  */
 #include "config.h"
 
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <glib.h>
 #include <glib/gstdio.h>
 #include <libsecret/secret.h>
@@ -95,7 +99,7 @@ static int get_key(const char *db, mend_keyring_mode mode, int may_create, uint8
 {
 	*src = 0;
 	*created = -1;
-	return mend_keyring_get_key(JID, db, mode, may_create, key, src, created, why);
+	return mend_keyring_get_key(JID, db, mode, 1000, may_create, key, src, created, why);
 }
 
 /* The key as the Secret Service holds it, looked up directly. */
@@ -252,6 +256,134 @@ static void test_nodbus(void)
 	g_free(db);
 }
 
+/* ---- locked: the unlock prompt ------------------------------------------ */
+
+/* Locks (or checks) the default collection, where the key went. */
+static int default_locked(int lock)
+{
+	SecretService *svc = secret_service_get_sync(SECRET_SERVICE_NONE, NULL, NULL);
+	SecretCollection *coll =
+	    svc ? secret_collection_for_alias_sync(svc, SECRET_COLLECTION_DEFAULT,
+	                                           SECRET_COLLECTION_NONE, NULL, NULL)
+	        : NULL;
+	GList one = {coll, NULL, NULL};
+	int locked = -1;
+
+	if (coll && lock)
+		secret_service_lock_sync(svc, &one, NULL, NULL, NULL);
+	if (coll) {
+		secret_collection_refresh(coll);
+		locked = secret_collection_get_locked(coll);
+	}
+	g_clear_object(&coll);
+	g_clear_object(&svc);
+	return locked;
+}
+
+/* Runs xdotool on the prompt dialog: waits for it (20 s), then types `keys`. */
+static GPid answer_prompt(const char *keys, int wait)
+{
+	char *cmd = g_strdup_printf("timeout 20 xdotool search --sync --name 'Unlock' >/dev/null"
+	                            " && xdotool %s",
+	                            keys);
+	char *argv[] = {(char *)"sh", (char *)"-c", cmd, NULL};
+	GPid pid = 0;
+	int status = -1;
+
+	if (wait)
+		g_spawn_sync(NULL, argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, &status,
+		             NULL);
+	else
+		g_spawn_async(NULL, argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD,
+		              NULL, NULL, &pid, NULL);
+	if (wait)
+		printf("# xdotool %s: status %d\n", keys, status);
+	g_free(cmd);
+	return pid;
+}
+
+static void reap(GPid pid)
+{
+	int status = -1;
+
+	if (pid > 0)
+		waitpid(pid, &status, 0);
+	printf("# answerer exited: %d\n", status);
+}
+
+/* get_key with an unlock wait; *ms gets how long it took. */
+static int get_key_wait(const char *db, int wait_ms, uint8_t *key, double *ms)
+{
+	mend_key_source src;
+	int created, r;
+	gint64 t0 = g_get_monotonic_time();
+
+	r = mend_keyring_get_key(JID, db, MEND_KEYRING_AUTO, wait_ms, 0, key, &src, &created, NULL);
+	*ms = (double)(g_get_monotonic_time() - t0) / 1000.0;
+	printf("# get_key (wait %d ms): %d after %.0f ms\n", wait_ms, r, *ms);
+	return r;
+}
+
+/* Polls (no prompt) until the key is readable again, up to 15 s. */
+static int readable_again(const char *db, uint8_t *key)
+{
+	int i, r = -1;
+
+	for (i = 0; i < 150 && r != 0; i++) {
+		if (i)
+			g_usleep(100000);
+		r = mend_keyring_get_key(JID, db, MEND_KEYRING_AUTO, -1, 0, key, NULL, NULL, NULL);
+	}
+	return r;
+}
+
+/* The prompt is left up when nobody answers in time; answered later, the key reads. */
+static void locked_unanswered(const char *db, const uint8_t *key)
+{
+	uint8_t again[MEND_STORE_KEY_LEN];
+	char *keyfile = g_strconcat(db, ".key", NULL);
+	double ms;
+
+	TAP_EQ(default_locked(1), 1, "the collection is locked");
+	TAP_EQ(get_key_wait(db, -1, again, &ms), MEND_ERR_KEYRING_LOCKED,
+	       "no prompt asked for: keyring locked");
+	TAP_OK(ms < 5000, "at once");
+	TAP_EQ(get_key_wait(db, 1500, again, &ms), MEND_ERR_KEYRING_LOCKED,
+	       "prompt not answered in time: keyring locked");
+	TAP_OK(ms >= 1400 && ms < 10000, "after the bounded wait (%.0f ms)", ms);
+	TAP_OK(!file_exists(keyfile), "no key file made while locked");
+	answer_prompt("type --delay 30 pw && xdotool key Return", 1);
+	TAP_EQ(readable_again(db, again), 0, "the prompt left up, answered later, unlocks");
+	TAP_OK(memcmp(key, again, MEND_STORE_KEY_LEN) == 0, "same key");
+	g_free(keyfile);
+}
+
+static void test_locked(void)
+{
+	uint8_t key[MEND_STORE_KEY_LEN], again[MEND_STORE_KEY_LEN];
+	char *db = path_in_tmp("acct.db");
+	double ms;
+	GPid pid;
+
+	secret_first(db, key);
+	store_write(db, key, 1);
+	locked_unanswered(db, key);
+	TAP_EQ(default_locked(1), 1, "locked again");
+	pid = answer_prompt("key Escape", 0);
+	TAP_EQ(get_key_wait(db, 20000, again, &ms), MEND_ERR_KEYRING_LOCKED,
+	       "prompt cancelled: keyring locked");
+	TAP_OK(ms < 15000, "without waiting out the limit");
+	reap(pid);
+	TAP_EQ(default_locked(0), 1, "still locked");
+	pid = answer_prompt("type --delay 30 pw && xdotool key Return", 0);
+	TAP_EQ(get_key_wait(db, 20000, again, &ms), 0, "prompt answered: the key");
+	reap(pid);
+	TAP_OK(memcmp(key, again, sizeof(key)) == 0, "same key");
+	TAP_EQ(default_locked(0), 0, "the collection is unlocked");
+	store_read(db, again);
+	g_free(db);
+}
+
 static void rm_tree(const char *path)
 {
 	GDir *d = g_dir_open(path, 0, NULL);
@@ -273,8 +405,9 @@ static void rm_tree(const char *path)
 
 int main(int argc, char **argv)
 {
-	if (argc != 2 || (strcmp(argv[1], "secret") != 0 && strcmp(argv[1], "nodbus") != 0)) {
-		fprintf(stderr, "usage: %s secret|nodbus\n", argv[0]);
+	if (argc != 2 || (strcmp(argv[1], "secret") != 0 && strcmp(argv[1], "nodbus") != 0 &&
+	                  strcmp(argv[1], "locked") != 0)) {
+		fprintf(stderr, "usage: %s secret|nodbus|locked\n", argv[0]);
 		return 99;
 	}
 	tmpdir = g_dir_make_tmp("mend-test-keyring-XXXXXX", NULL);
@@ -285,6 +418,8 @@ int main(int argc, char **argv)
 		TAP_BAIL("crypto init");
 	if (strcmp(argv[1], "secret") == 0)
 		test_secret();
+	else if (strcmp(argv[1], "locked") == 0)
+		test_locked();
 	else
 		test_nodbus();
 	secret_service_disconnect();

@@ -55,7 +55,8 @@ enum mend_error {
 	MEND_ERR_FORGED = -25,             /* a carbon or archive result not from our account */
 	MEND_ERR_NONE_TRUSTED = -26,       /* the contact has devices, none of them trusted */
 	MEND_ERR_VERIFY_MISMATCH = -27,    /* a verification URI does not match a known key */
-	MEND_ERR_LAST = -28
+	MEND_ERR_KEYRING_LOCKED = -28,     /* the keyring holding the store key is locked */
+	MEND_ERR_LAST = -29
 };
 
 /* A sentence for the user, translated (domain "mend"). Never NULL; static. */
@@ -164,7 +165,14 @@ typedef struct mend_host_ops {
 typedef enum mend_keyring_mode {
 	MEND_KEYRING_AUTO = 0,   /* Secret Service; a 0600 key file if none answers */
 	MEND_KEYRING_SECRET = 1, /* Secret Service only: fail if none answers */
-	MEND_KEYRING_FILE = 2    /* key file only */
+	MEND_KEYRING_FILE = 2,   /* key file only */
+	/*
+	 * Flag, or'ed into the above: a locked keyring is not asked to unlock
+	 * (no prompt; MEND_ERR_KEYRING_LOCKED at once). Without it, the desktop's
+	 * unlock prompt is requested and its answer awaited for up to 30 s; an
+	 * unanswered prompt stays up, so hosts retry later with this flag.
+	 */
+	MEND_KEYRING_NO_PROMPT = 0x100
 } mend_keyring_mode;
 
 typedef struct mend_account mend_account;

@@ -25,6 +25,7 @@ enum cli_status {
 	CLI_USAGE = 2,
 	CLI_AUTH = 3,
 	CLI_CONNECT = 4,
+	CLI_LOCKED = 5,  /* the keyring holding the store key stayed locked */
 	CLI_QUEUED = 75, /* EX_TEMPFAIL: the message waits in the queue */
 	CLI_INTERRUPTED = 130,
 	CLI_HELP = -1 /* help or version was printed: exit 0 */

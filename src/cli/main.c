@@ -4,7 +4,7 @@
  * history, devices (over the network, conn.c), fingerprint, trust, untrust
  * (store only), account add (Secret Service) - and exits with a status a
  * script can test (cli.h: 0 done, 1 error, 2 usage, 3 login refused,
- * 4 no connection, 75 message queued for later).
+ * 4 no connection, 5 keyring locked, 75 message queued for later).
  */
 #include "config.h"
 
@@ -29,7 +29,7 @@ static int open_account(struct cli *c)
 	cli_host_ops(&ops);
 	r = mend_account_open(&c->acc, c->bare, c->data_dir, MEND_KEYRING_AUTO, &ops, c);
 	if (r < 0)
-		return cli_fail(c, CLI_ERROR, r,
+		return cli_fail(c, r == MEND_ERR_KEYRING_LOCKED ? CLI_LOCKED : CLI_ERROR, r,
 		                _("The OMEMO store of %s in %s cannot be opened: %s"), c->bare,
 		                c->data_dir, mend_strerror(r));
 	return CLI_OK;

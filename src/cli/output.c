@@ -659,7 +659,7 @@ static const char *general_usage(void)
 	    "tls, password-file, data-dir. The password comes from --password-file, else\n"
 	    "MEND_PASSWORD, else the Secret Service (mend account add JID).\n"
 	    "Exit status: 0 done, 1 error, 2 usage or configuration, 3 login refused,\n"
-	    "4 no connection, 75 message queued for later.\n");
+	    "4 no connection, 5 keyring locked, 75 message queued for later.\n");
 }
 
 void out_usage(enum cli_command cmd, int to_stderr)

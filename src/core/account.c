@@ -14,6 +14,7 @@
 #include <libintl.h>
 #include "internal.h"
 #include "keyring.h"
+#include "unlock.h"
 #include <sqlite3.h>
 #include "sigstore.h"
 #include "xep/omemo_legacy.h"
@@ -383,8 +384,9 @@ static int open_store(mend_account *acc, const char *data_dir, mend_keyring_mode
 		return MEND_ERR_STORE;
 	}
 	path = g_build_filename(data_dir, "omemo.sqlite", NULL);
-	r = mend_keyring_get_key(acc->jid, path, mode, !mend_store_exists(path), key, &source,
-	                         &created, &why);
+	r = mend_keyring_get_key(acc->jid, path, mode & ~MEND_KEYRING_NO_PROMPT,
+	                         mode & MEND_KEYRING_NO_PROMPT ? -1 : MEND_UNLOCK_WAIT_MS,
+	                         !mend_store_exists(path), key, &source, &created, &why);
 	if (r == MEND_OK && created && source == MEND_KEY_FROM_FILE)
 		notice_keyfile(acc, path, why);
 	if (r == MEND_OK)

@@ -55,6 +55,8 @@ static const char *const messages[] = {
     [-MEND_ERR_VERIFY_MISMATCH] = N_("The fingerprints in that link do not match the keys "
                                      "this contact's devices use; nothing was verified. Compare "
                                      "them in person before trusting anything."),
+    [-MEND_ERR_KEYRING_LOCKED] =
+        N_("The keyring is locked; unlock it to use mend on this account."),
     [-MEND_ERR_FORGED] = N_("A forwarded message claimed to come from your own account but "
                             "did not; it was rejected."),
 };

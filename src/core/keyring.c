@@ -19,6 +19,7 @@
 #include <glib.h>
 #include <libsecret/secret.h>
 #include "keyring.h"
+#include "unlock.h"
 
 #define HEX_LEN (2 * MEND_STORE_KEY_LEN)
 
@@ -38,8 +39,9 @@ struct key_ctx {
 	const char *jid;
 	char *store;
 	char *file;
-	char *why;      /* the Secret Service's error, g_free */
-	int no_service; /* the Secret Service did not answer */
+	char *why;          /* the Secret Service's error, g_free */
+	int no_service;     /* the Secret Service did not answer */
+	int unlock_wait_ms; /* < 0: a locked keyring is not asked to unlock */
 };
 
 static void hex_encode(const uint8_t key[MEND_STORE_KEY_LEN], char hex[HEX_LEN + 1])
@@ -80,13 +82,50 @@ static void note_failure(struct key_ctx *k, GError *err)
 
 /* ---- Secret Service --------------------------------------------------- */
 
-/* 1 found, 0 not there, < 0 no answer (k->no_service) or a bad value. */
+/*
+ * Unlocks what holds the key when all of it is locked (the desktop's
+ * prompt, unlock.c): 0 readable now, MEND_ERR_KEYRING_LOCKED still locked,
+ * MEND_ERR_KEYRING no answer. For a new key (`items_only` 0), the default
+ * collection is unlocked as well.
+ */
+static int secret_unlock(struct key_ctx *k, int items_only)
+{
+	SecretService *svc;
+	GHashTable *attrs;
+	GError *err = NULL;
+	GList *items;
+	int rc = MEND_ERR_KEYRING;
+
+	svc = secret_service_get_sync(SECRET_SERVICE_NONE, NULL, &err);
+	if (!svc)
+		goto out;
+	attrs = secret_attributes_build(&key_schema, "account", k->jid, "store", k->store, NULL);
+	items = secret_service_search_sync(svc, &key_schema, attrs, SECRET_SEARCH_ALL, NULL, &err);
+	g_hash_table_unref(attrs);
+	if (!err)
+		rc = mend_unlock_items(svc, items, k->unlock_wait_ms, &k->why);
+	g_list_free_full(items, g_object_unref);
+	if (rc == 0 && !items_only)
+		rc = mend_unlock_default(svc, k->unlock_wait_ms, &k->why);
+	g_object_unref(svc);
+out:
+	if (err)
+		note_failure(k, err);
+	else if (rc == MEND_ERR_KEYRING)
+		k->no_service = 1;
+	g_clear_error(&err);
+	return rc;
+}
+
+/* 1 found, 0 not there, < 0 no answer (k->no_service), locked or a bad value. */
 static int secret_lookup(struct key_ctx *k, uint8_t key[MEND_STORE_KEY_LEN])
 {
 	GError *err = NULL;
 	gchar *pw;
-	int rc = 0;
+	int rc = secret_unlock(k, 1);
 
+	if (rc)
+		return rc;
 	pw = secret_password_lookup_sync(&key_schema, NULL, &err, "account", k->jid, "store",
 	                                 k->store, NULL);
 	if (err) {
@@ -107,6 +146,9 @@ static int secret_store(struct key_ctx *k, const uint8_t key[MEND_STORE_KEY_LEN]
 	gchar *label;
 	int rc = 0;
 
+	rc = secret_unlock(k, 0);
+	if (rc)
+		return rc;
 	hex_encode(key, hex);
 	label = g_strdup_printf("mend store key for %s", k->jid);
 	if (!secret_password_store_sync(&key_schema, SECRET_COLLECTION_DEFAULT, label, hex, NULL,
@@ -276,7 +318,7 @@ static int key_make(struct key_ctx *k, mend_keyring_mode mode, uint8_t key[MEND_
 		*created = 1;
 		goto out;
 	}
-	if (mode == MEND_KEYRING_SECRET)
+	if (mode == MEND_KEYRING_SECRET || rc == MEND_ERR_KEYRING_LOCKED)
 		goto out;
 	rc = file_create(k->file, key);
 	*source = MEND_KEY_FROM_FILE;
@@ -288,10 +330,10 @@ out:
 }
 
 int mend_keyring_get_key(const char *account_jid, const char *db_path, mend_keyring_mode mode,
-                         int may_create, uint8_t key[MEND_STORE_KEY_LEN], mend_key_source *source,
-                         int *created, char **why)
+                         int unlock_wait_ms, int may_create, uint8_t key[MEND_STORE_KEY_LEN],
+                         mend_key_source *source, int *created, char **why)
 {
-	struct key_ctx k = {.jid = account_jid};
+	struct key_ctx k = {.jid = account_jid, .unlock_wait_ms = unlock_wait_ms};
 	mend_key_source src = 0;
 	int made = 0, rc = MEND_ERR_INVALID_ARG;
 

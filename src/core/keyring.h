@@ -23,12 +23,17 @@ typedef enum mend_key_source {
  * *source says where the key is; *created is 1 when it was just made.
  * MEND_ERR_STORE_KEY_MISSING when there is none and may_create is 0;
  * MEND_ERR_KEYRING when mode is MEND_KEYRING_SECRET and no Secret Service answers.
+ * When the key (or, for a new key, the default collection) is only in a
+ * locked collection, the Secret Service is asked to unlock it (the desktop's
+ * prompt, unlock.h) and the answer awaited up to `unlock_wait_ms`;
+ * MEND_ERR_KEYRING_LOCKED when it stays locked or `unlock_wait_ms` < 0 (no
+ * prompt). No key file is made then.
  * When `why` is non-NULL and the Secret Service failed, *why receives its
  * message (g_free) for the log.
  */
 int mend_keyring_get_key(const char *account_jid, const char *db_path, mend_keyring_mode mode,
-                         int may_create, uint8_t key[MEND_STORE_KEY_LEN], mend_key_source *source,
-                         int *created, char **why);
+                         int unlock_wait_ms, int may_create, uint8_t key[MEND_STORE_KEY_LEN],
+                         mend_key_source *source, int *created, char **why);
 
 /* Removes the key from the Secret Service and the key file (tests, account removal). */
 int mend_keyring_forget(const char *account_jid, const char *db_path);
