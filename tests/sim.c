@@ -18,9 +18,22 @@ static void on_notice(mend_notice_kind kind, const char *jid, const char *text, 
 	((sim_dev *)ud)->notices++;
 }
 
+/* Decrypted messages reported to the host: how many, and the last body. */
+static void on_event(const mend_event *ev, void *ud)
+{
+	sim_dev *d = ud;
+
+	if (ev->kind != MEND_EVENT_MESSAGE)
+		return;
+	d->messages++;
+	g_free(d->last_body);
+	d->last_body = g_strdup(ev->body);
+}
+
 static const mend_host_ops sim_ops = {
     .bundle_changed = on_bundle_changed,
     .show_notice = on_notice,
+    .event = on_event,
 };
 
 sim *sim_new(void)
@@ -72,6 +85,7 @@ void sim_free(sim *s)
 		g_free(d->jid);
 		g_free(d->resource);
 		g_free(d->dir);
+		g_free(d->last_body);
 		g_free(d);
 	}
 	g_ptr_array_free(s->devs, TRUE);

@@ -1,8 +1,10 @@
 /*
  * test-trust.c - whose keys alice encrypts to, in one process: trust on
  * first use (the default) for every new device, an identity key change
- * (the device is COMPROMISED and gets nothing until alice accepts the new
- * key), blind trust before verification, manual trust for one contact,
+ * (a candidate beside the trusted key, which keeps getting messages, until
+ * alice accepts the new key by its fingerprint; the message that came with
+ * it is held and then shown), a forged key change, blind trust before
+ * verification, manual trust for one contact,
  * verification URIs as Conversations and Dino exchange them, and all of it
  * kept across a restart.
  */
@@ -19,6 +21,7 @@
 #define DAVE  "dave@example.org"
 #define ERIN  "erin@example.org"
 #define FRANK "frank@example.org"
+#define GRACE "grace@example.org"
 
 #define NOT_LISTED (-2) /* trust_of(): the device is not in device_infos at all */
 
@@ -166,55 +169,73 @@ static sim_dev *test_tofu(sim *s, sim_dev *a, sim_dev *b1)
 
 /* --- 2. an identity key change ---------------------------------------------------- */
 
+/* Checks what alice shows for device `id`: trust, fingerprint, first new key and how many. */
+static void shows(sim_dev *a, const char *jid, uint32_t id, int trust, const char *fp,
+                  const char *new_fp, unsigned n_new, const char *what)
+{
+	mend_device_info i = info_of(a, jid, id);
+
+	TAP_EQ(i.trust, trust, "%s: trust", what);
+	TAP_OK(same(i.fingerprint, fp), "%s: the fingerprint of the trusted key", what);
+	TAP_OK(same(i.new_fingerprint, new_fp), "%s: the new key beside it", what);
+	TAP_EQ(i.n_new_keys, n_new, "%s: %u new key(s)", what, n_new);
+}
+
 static void test_key_change(sim *s, sim_dev *a, sim_dev *b1, sim_dev *b2)
 {
-	char old_fp[65], new_fp[65], *st = NULL;
-	mend_device_info i;
-	int r;
+	char old_fp[65], new_fp[65], *st = NULL, *grouped;
+	int r, seen;
 
 	fp_of(b2, old_fp);
 	TAP_EQ(mend_account_reset_identity(b2->acc), MEND_OK, "bob's laptop makes a new key");
 	fp_of(b2, new_fp);
 	TAP_OK(mend_account_device_id(b2->acc) == b2->device_id && !g_str_equal(old_fp, new_fp),
 	       "same device id, another fingerprint");
-	TAP_EQ(give_bundle(a, b2), MEND_ERR_UNTRUSTED, "alice refuses the laptop's new bundle");
-	i = info_of(a, BOB, b2->device_id);
-	TAP_EQ(i.trust, MEND_TRUST_COMPROMISED, "the laptop is COMPROMISED for alice");
-	TAP_OK(same(i.fingerprint, old_fp), "alice still shows the old fingerprint");
-	TAP_OK(same(i.new_fingerprint, new_fp), "and the new one, waiting for her");
+	TAP_EQ(give_bundle(a, b2), MEND_ERR_UNTRUSTED,
+	       "alice does not take the laptop's new bundle");
+	shows(a, BOB, b2->device_id, MEND_TRUST_TOFU, old_fp, new_fp, 1,
+	      "a changed key is a candidate beside the trusted one");
+	TAP_EQ(give_bundle(a, b2), MEND_ERR_UNTRUSTED, "the same bundle again");
+	shows(a, BOB, b2->device_id, MEND_TRUST_TOFU, old_fp, new_fp, 1, "a key seen twice");
 
-	TAP_EQ(mend_account_encrypt(a->acc, BOB, "not for the laptop", NULL, &st), MEND_OK,
+	TAP_EQ(mend_account_encrypt(a->acc, BOB, "still for the old key", NULL, &st), MEND_OK,
 	       "alice still writes to bob");
 	TAP_EQ(keys_for(st, b1->device_id), 1, "bob's phone gets it");
-	TAP_EQ(keys_for(st, b2->device_id), 0, "the compromised laptop does not");
-	TAP_EQ(deliver(s, st, a, b1, "not for the laptop"), MEND_OK, "bob's phone decrypts it");
-	TAP_EQ(deliver(s, st, a, b2, NULL), MEND_ERR_NOT_FOR_THIS_DEVICE,
-	       "the laptop cannot read it");
+	TAP_EQ(keys_for(st, b2->device_id), 1,
+	       "the laptop's trusted key too: a new key never displaces it by itself");
+	TAP_EQ(deliver(s, st, a, b1, "still for the old key"), MEND_OK, "bob's phone decrypts it");
 	mend_free(st);
 
 	TAP_EQ(sim_send(s, b2, ALICE, "from my new key", &st), MEND_OK,
 	       "the laptop writes to alice with its new key");
+	seen = a->messages;
 	r = deliver(s, st, b2, a, NULL);
-	TAP_OK(r < 0 && r > -1000, "alice refuses its prekey message (%d: %s)", r,
-	       r < 0 ? mend_strerror(r) : "decrypted");
+	TAP_EQ(r, MEND_ERR_KEY_CHANGED, "alice holds its prekey message until she accepts the key");
+	TAP_EQ(a->messages, seen, "and shows nothing of it yet");
 	mend_free(st);
-	i = info_of(a, BOB, b2->device_id);
-	TAP_EQ(i.trust, MEND_TRUST_COMPROMISED, "the laptop is still COMPROMISED");
-	TAP_OK(same(i.new_fingerprint, new_fp), "with the same new key waiting");
+	shows(a, BOB, b2->device_id, MEND_TRUST_TOFU, old_fp, new_fp, 1, "after the message");
 
-	TAP_EQ(mend_account_set_trust(a->acc, BOB, b2->device_id, MEND_TRUST_VERIFIED), MEND_OK,
-	       "alice accepts the new key as verified");
-	i = info_of(a, BOB, b2->device_id);
-	TAP_EQ(i.trust, MEND_TRUST_VERIFIED, "the laptop is VERIFIED");
-	TAP_OK(same(i.fingerprint, new_fp), "with the new fingerprint");
-	TAP_OK(i.new_fingerprint[0] == '\0', "and nothing waits any more");
-	TAP_EQ(mend_account_encrypt(a->acc, BOB, "x", NULL, &st), MEND_ERR_NEED_BUNDLE,
-	       "the old session went with the old key");
-	TAP_EQ(give_bundle(a, b2), MEND_OK, "the laptop's new bundle is accepted now");
+	TAP_EQ(mend_account_set_trust(a->acc, BOB, b2->device_id, MEND_TRUST_VERIFIED),
+	       MEND_ERR_KEY_CHANGED, "trust without the fingerprint accepts nothing");
+	shows(a, BOB, b2->device_id, MEND_TRUST_TOFU, old_fp, new_fp, 1, "nothing changed");
+	TAP_EQ(mend_account_trust_key(a->acc, BOB, b2->device_id, "0123"), MEND_ERR_INVALID_ARG,
+	       "a fingerprint must have 64 hex digits");
+	grouped = mend_fingerprint_grouped(new_fp);
+	grouped[0] = grouped[0] == '0' ? '1' : '0';
+	TAP_EQ(mend_account_trust_key(a->acc, BOB, b2->device_id, grouped),
+	       MEND_ERR_VERIFY_MISMATCH, "a key the laptop never showed is not accepted");
+	mend_free(grouped);
+	grouped = mend_fingerprint_grouped(new_fp);
+	TAP_EQ(mend_account_trust_key(a->acc, BOB, b2->device_id, grouped), MEND_OK,
+	       "alice accepts the new key, naming its fingerprint (grouped)");
+	mend_free(grouped);
+	shows(a, BOB, b2->device_id, MEND_TRUST_VERIFIED, new_fp, "", 0, "accepted");
+	TAP_EQ(a->messages, seen + 1, "the held message is shown now");
+	TAP_OK(a->last_body && same(a->last_body, "from my new key"), "decrypted");
 	talk(s, a, b2, "welcome back, laptop");
 }
 
-/* Frank has one device: once it is compromised nothing can go to frank. */
+/* Frank has one device: his new key waits beside the old one, which still gets messages. */
 static sim_dev *test_only_device_changed(sim *s, sim_dev *a)
 {
 	sim_dev *f = add(s, FRANK, "frank's phone");
@@ -222,14 +243,99 @@ static sim_dev *test_only_device_changed(sim *s, sim_dev *a)
 
 	talk(s, a, f, "hello frank");
 	TAP_EQ(mend_account_reset_identity(f->acc), MEND_OK, "frank's phone makes a new key");
-	TAP_EQ(give_bundle(a, f), MEND_ERR_UNTRUSTED, "alice refuses frank's new bundle");
-	TAP_EQ(trust_of(a, FRANK, f->device_id), MEND_TRUST_COMPROMISED,
-	       "frank's phone is COMPROMISED");
-	TAP_EQ(mend_account_encrypt(a->acc, FRANK, "x", NULL, &st), MEND_ERR_NONE_TRUSTED,
-	       "frank's only device is compromised: nothing is encrypted");
-	TAP_OK(st == NULL, "and no stanza comes out");
+	TAP_EQ(give_bundle(a, f), MEND_ERR_UNTRUSTED, "alice does not take frank's new bundle");
+	TAP_EQ(trust_of(a, FRANK, f->device_id), MEND_TRUST_TOFU,
+	       "frank's old key keeps its trust");
+	TAP_EQ(mend_account_encrypt(a->acc, FRANK, "x", NULL, &st), MEND_OK,
+	       "alice still encrypts to frank's trusted key");
+	TAP_EQ(keys_for(st, f->device_id), 1, "for his phone");
 	mend_free(st);
 	return f;
+}
+
+/* --- 3. a forged key change --------------------------------------------------------- */
+
+/*
+ * Mallory writes as one of grace's devices (its id in the header) under her own
+ * identity key. Delivery to grace's trusted key goes on; trust without the
+ * fingerprint accepts nothing; a second forged key does not replace the first.
+ */
+static char *forge(sim *s, sim_dev *a, sim_dev *victim, const char *body, char fp[65])
+{
+	sim *elsewhere = sim_new();
+	sim_dev *m = elsewhere ? sim_add(elsewhere, victim->jid, "mallory") : NULL;
+	char *bundle = NULL, *list, *st = NULL, *wire = NULL, *from, *to;
+	GString *g;
+
+	if (!m)
+		TAP_BAIL("cannot make mallory");
+	list = g_strdup_printf("<list xmlns='eu.siacs.conversations.axolotl'><device id='%u'/>"
+	                       "</list>",
+	                       a->device_id);
+	if (mend_account_devicelist_update(m->acc, ALICE, list) == MEND_OK &&
+	    mend_account_bundle_xml(a->acc, &bundle) == MEND_OK &&
+	    mend_account_bundle_process(m->acc, ALICE, a->device_id, bundle) == MEND_OK &&
+	    mend_account_encrypt(m->acc, ALICE, body, NULL, &st) == MEND_OK) {
+		/* the header as the server serialises it: sid="ID" */
+		from = g_strdup_printf("sid=\"%u\"", m->device_id);
+		to = g_strdup_printf("sid=\"%u\"", victim->device_id);
+		wire = sim_stamp(s, st, victim, a, 0);
+		g = g_string_new(wire);
+		if (g_string_replace(g, from, to, 1) != 1)
+			TAP_BAIL("no %s in %s", from, wire);
+		g_free(wire);
+		wire = g_string_free(g, FALSE);
+		g_free(from);
+		g_free(to);
+	}
+	fp_of(m, fp);
+	mend_free(st);
+	mend_free(bundle);
+	g_free(list);
+	sim_free(elsewhere);
+	return wire;
+}
+
+static void test_forged_change(sim *s, sim_dev *a)
+{
+	sim_dev *g = add(s, GRACE, "grace's phone");
+	char fp[65], m1[65], m2[65], *w1, *w2, *st = NULL;
+	mend_message *msg = NULL;
+	int seen;
+
+	talk(s, a, g, "hello grace");
+	fp_of(g, fp);
+	w1 = forge(s, a, g, "it is me, grace, with a new key", m1);
+	w2 = forge(s, a, g, "no, this is my new key", m2);
+	TAP_OK(w1 && w2, "mallory forges two messages naming grace's device id");
+	seen = a->messages;
+	TAP_EQ(mend_account_decrypt(a->acc, w1, &msg), MEND_ERR_KEY_CHANGED,
+	       "the first is held: it decrypts only under mallory's key");
+	shows(a, GRACE, g->device_id, MEND_TRUST_TOFU, fp, m1, 1, "after one forged key");
+	TAP_EQ(mend_account_decrypt(a->acc, w2, &msg), MEND_ERR_KEY_CHANGED, "the second too");
+	shows(a, GRACE, g->device_id, MEND_TRUST_TOFU, fp, m1, 2,
+	      "the last arrival does not replace the key under review");
+	TAP_EQ(a->messages, seen, "neither is shown");
+
+	TAP_EQ(mend_account_encrypt(a->acc, GRACE, "to the real grace", NULL, &st), MEND_OK,
+	       "alice still writes to grace");
+	TAP_EQ(keys_for(st, g->device_id), 1, "grace's trusted key still gets it");
+	TAP_EQ(deliver(s, st, a, g, "to the real grace"), MEND_OK, "and grace reads it");
+	mend_free(st);
+	TAP_EQ(mend_account_set_trust(a->acc, GRACE, g->device_id, MEND_TRUST_VERIFIED),
+	       MEND_ERR_KEY_CHANGED, "trust without a fingerprint accepts nothing");
+	TAP_EQ(mend_account_set_trust(a->acc, GRACE, g->device_id, MEND_TRUST_TOFU),
+	       MEND_ERR_KEY_CHANGED, "not even on first use");
+	shows(a, GRACE, g->device_id, MEND_TRUST_TOFU, fp, m1, 2, "nothing changed");
+
+	TAP_EQ(mend_account_trust_key(a->acc, GRACE, g->device_id, m2), MEND_OK,
+	       "alice accepts exactly the second key, naming it");
+	shows(a, GRACE, g->device_id, MEND_TRUST_VERIFIED, m2, m1, 1,
+	      "that key is trusted, the other still waits");
+	TAP_EQ(a->messages, seen + 1, "the message that came with it is shown, and only it");
+	TAP_OK(a->last_body && same(a->last_body, "no, this is my new key"), "decrypted");
+	g_free(w1);
+	g_free(w2);
 }
 
 /* --- 4. manual trust for one contact ----------------------------------------------- */
@@ -424,7 +530,7 @@ static char *snapshot(sim_dev *d, const char *jid)
 
 static void test_restart(sim *s, sim_dev *a, sim_dev *f)
 {
-	static const char *const jids[] = {ALICE, BOB, CAROL, DAVE, ERIN, FRANK};
+	static const char *const jids[] = {ALICE, BOB, CAROL, DAVE, ERIN, FRANK, GRACE};
 	char *before[G_N_ELEMENTS(jids)], *after, *st = NULL, *uri = NULL, *old;
 	char fp[65];
 	size_t k;
@@ -443,18 +549,20 @@ static void test_restart(sim *s, sim_dev *a, sim_dev *f)
 		g_free(after);
 		g_free(before[k]);
 	}
-	TAP_EQ(trust_of(a, FRANK, f->device_id), MEND_TRUST_COMPROMISED,
-	       "frank: still compromised");
-	TAP_EQ(mend_account_encrypt(a->acc, FRANK, "x", NULL, &st), MEND_ERR_NONE_TRUSTED,
-	       "and still nothing goes to him");
+	fp_of(f, fp);
+	TAP_OK(same(info_of(a, FRANK, f->device_id).new_fingerprint, fp),
+	       "frank's new key still waits beside the old one");
+	TAP_EQ(mend_account_encrypt(a->acc, FRANK, "x", NULL, &st), MEND_OK,
+	       "and his old key still gets messages");
 	mend_free(st);
 
 	/* frank shows alice his new key: the URI accepts it */
-	fp_of(f, fp);
 	old = g_strdup_printf("xmpp:%s?omemo-sid-%u=%s", FRANK, f->device_id,
 	                      info_of(a, FRANK, f->device_id).fingerprint);
-	TAP_EQ(mend_account_verify_uri(a->acc, old, &n), MEND_ERR_VERIFY_MISMATCH,
-	       "the old key does not accept a changed device");
+	TAP_EQ(mend_account_verify_uri(a->acc, old, &n), MEND_OK,
+	       "a URI with the old key verifies the old key");
+	TAP_OK(same(info_of(a, FRANK, f->device_id).new_fingerprint, fp),
+	       "and leaves the new one waiting");
 	TAP_EQ(mend_account_verification_uri(f->acc, &uri), MEND_OK, "frank's URI");
 	TAP_EQ(mend_account_verify_uri(a->acc, uri, &n), MEND_OK, "alice verifies it");
 	TAP_EQ(n, 1, "one device verified");
@@ -479,6 +587,7 @@ int main(void)
 	b2 = test_tofu(s, a, b1);
 	test_key_change(s, a, b1, b2);
 	f = test_only_device_changed(s, a);
+	test_forged_change(s, a);
 	test_manual(s, a);
 	test_uris(s, a, b1);
 	test_btbv(s, a);

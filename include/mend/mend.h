@@ -56,7 +56,8 @@ enum mend_error {
 	MEND_ERR_NONE_TRUSTED = -26,       /* the contact has devices, none of them trusted */
 	MEND_ERR_VERIFY_MISMATCH = -27,    /* a verification URI does not match a known key */
 	MEND_ERR_KEYRING_LOCKED = -28,     /* the keyring holding the store key is locked */
-	MEND_ERR_LAST = -29
+	MEND_ERR_KEY_CHANGED = -29, /* the device shows a new key: accept it by fingerprint */
+	MEND_ERR_LAST = -30
 };
 
 /* A sentence for the user, translated (domain "mend"). Never NULL; static. */
@@ -127,6 +128,8 @@ typedef struct mend_event {
 	int error;          /* MEND_ERR_* */
 	const char *text;   /* a sentence for the user (notices, errors) */
 	unsigned n_devices; /* SENT: how many devices it was encrypted for */
+	int announced;      /* MESSAGE: 0 when the sending device is not in the sender's published
+	                       device list (after one refresh): never treat it as trusted */
 } mend_event;
 
 typedef enum mend_log_level {
@@ -338,7 +341,8 @@ typedef struct mend_device_info {
 	int trust;                /* mend_trust, or -1 when unknown */
 	int active;               /* listed in the current device list */
 	int has_session;
-	int64_t last_seen; /* unix time of the last message from it, 0 if never */
+	int64_t last_seen;   /* unix time of the last message from it, 0 if never */
+	unsigned n_new_keys; /* how many new keys it showed (new_fingerprint: the first of them) */
 } mend_device_info;
 
 /* Devices of `jid` (for our own JID: all of ours, this one included). Free *out with mend_free().
@@ -361,12 +365,26 @@ MEND_EXPORT char *mend_qr_text(const char *text);
 MEND_EXPORT const char *mend_trust_name(int trust);
 
 /*
- * Sets the trust of a device whose key we know. Trusting (TOFU or VERIFIED) a
- * COMPROMISED device accepts its new identity key: the old session is
- * dropped and a new one is built from its bundle.
+ * Sets the trust of a device whose key we know. Trust belongs to the key the
+ * device had when we first saw it: a device that has since shown another key
+ * (new_fingerprint set) or is COMPROMISED cannot be trusted this way
+ * (MEND_ERR_KEY_CHANGED, nothing changes): name the key with
+ * mend_account_trust_key(). Untrusting is always allowed.
  */
 MEND_EXPORT int mend_account_set_trust(mend_account *acc, const char *jid, uint32_t device,
                                        mend_trust trust);
+/*
+ * Marks the key of `device` of `jid` whose fingerprint is `fingerprint_hex`
+ * (64 hex digits; spaces allowed) VERIFIED. It may be the device's current key
+ * or one of the new keys it showed: that key then replaces the old one (the old
+ * session is dropped; a new one is built from its bundle), and the messages that
+ * arrived under it, kept sealed until now, are decrypted and reported as MESSAGE
+ * events. MEND_ERR_VERIFY_MISMATCH when the device never showed that key (nothing
+ * changes), MEND_ERR_NOT_FOUND when no key of the device is known,
+ * MEND_ERR_INVALID_ARG when the fingerprint is not 64 hex digits.
+ */
+MEND_EXPORT int mend_account_trust_key(mend_account *acc, const char *jid, uint32_t device,
+                                       const char *fingerprint_hex);
 
 /* The trust policy for `jid` (NULL: the account's). A contact without its own uses the account's.
  */

@@ -70,7 +70,7 @@ static const struct {
     {"history", CMD_HISTORY, 1, 1},
     {"devices", CMD_DEVICES, 0, 1},
     {"fingerprint", CMD_FINGERPRINT, 0, 0},
-    {"trust", CMD_TRUST, 2, 2},
+    {"trust", CMD_TRUST, 2, 10}, /* JID DEVICE [FINGERPRINT, maybe in 8 groups] */
     {"untrust", CMD_UNTRUST, 2, 2},
     {"uri", CMD_URI, 0, 0},
     {"verify", CMD_VERIFY, 1, 1},

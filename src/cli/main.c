@@ -581,19 +581,66 @@ static int device_arg(struct cli *c, const char *arg, uint32_t *out)
 	return CLI_OK;
 }
 
-static int set_trust(struct cli *c, const char *peer, uint32_t device, mend_trust trust)
+/* A device that showed a new key: its fingerprints and the command that accepts one (exit 2). */
+static int key_changed(struct cli *c, const char *peer, uint32_t device)
 {
-	int r = mend_account_set_trust(c->acc, peer, device, trust);
+	mend_device_info *infos = NULL;
+	size_t i, n = 0;
 
+	if (mend_account_device_infos(c->acc, peer, &infos, &n) == MEND_OK)
+		for (i = 0; i < n; i++)
+			if (infos[i].id == device)
+				out_device(c, peer, &infos[i], 0);
+	mend_free(infos);
+	return cli_fail(c, CLI_USAGE, MEND_ERR_KEY_CHANGED,
+	                _("Device %u of %s showed a new identity key, so trust must name the key: "
+	                  "mend trust %s %u FINGERPRINT (nothing was changed)."),
+	                device, peer, peer, device);
+}
+
+static int trust_failed(struct cli *c, const char *peer, uint32_t device, int r)
+{
 	if (r == MEND_ERR_NOT_FOUND)
 		return cli_fail(c, CLI_ERROR, r,
 		                _("mend does not know the key of device %u of %s yet; run "
 		                  "'mend devices %s' first."),
 		                device, peer, peer);
+	if (r == MEND_ERR_KEY_CHANGED)
+		return key_changed(c, peer, device);
+	if (r == MEND_ERR_INVALID_ARG)
+		return cli_fail(
+		    c, CLI_USAGE, r,
+		    _("A fingerprint is 64 hex digits (spaces allowed), as 'mend devices "
+		      "%s' shows it."),
+		    peer);
+	if (r == MEND_ERR_VERIFY_MISMATCH)
+		return cli_fail(
+		    c, CLI_ERROR, r,
+		    _("Device %u of %s never showed a key with that fingerprint; nothing "
+		      "was changed. 'mend devices %s' shows its keys."),
+		    device, peer, peer);
+	return cli_fail(c, CLI_ERROR, r, _("The trust in device %u of %s cannot be set: %s"),
+	                device, peer, mend_strerror(r));
+}
+
+/* trust JID DEVICE [FINGERPRINT]: the fingerprint (64 hex digits, maybe in groups) names the key.
+ */
+static int set_trust(struct cli *c, const char *peer, uint32_t device, mend_trust trust)
+{
+	char *fp = NULL;
+	int r;
+
+	if (c->o.n_args > 2) {
+		fp = g_strjoinv(" ", c->o.args + 2);
+		/* messages held under that key are shown once it is accepted */
+		c->on_event = common_event;
+		r = mend_account_trust_key(c->acc, peer, device, fp);
+		g_free(fp);
+	} else {
+		r = mend_account_set_trust(c->acc, peer, device, trust);
+	}
 	if (r < 0)
-		return cli_fail(c, CLI_ERROR, r,
-		                _("The trust in device %u of %s cannot be set: %s"), device, peer,
-		                mend_strerror(r));
+		return trust_failed(c, peer, device, r);
 	out_trust(c, peer, device, trust);
 	return CLI_OK;
 }

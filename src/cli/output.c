@@ -457,10 +457,15 @@ static void device_human(const char *jid, const mend_device_info *d, int own)
 	if (d->new_fingerprint[0]) {
 		/* DESIGN §7: the old and the new key, and what to do */
 		nfp = mend_fingerprint_grouped(d->new_fingerprint);
-		printf(_("  NEW KEY     %s\n  This device changed its identity key; nothing is "
-		         "encrypted to it. If you have checked the new fingerprint with its owner: "
-		         "mend trust %s %u\n"),
-		       nfp, jid, d->id);
+		printf(
+		    _("  NEW KEY     %s\n  This device showed a new identity key; mend still "
+		      "encrypts only to the key above. If its owner confirms the new fingerprint: "
+		      "mend trust %s %u %s\n"),
+		    nfp, jid, d->id, d->new_fingerprint);
+		if (d->n_new_keys > 1)
+			printf(ngettext("  (and %u other new key)\n", "  (and %u other new keys)\n",
+			                d->n_new_keys - 1),
+			       d->n_new_keys - 1);
 		g_free(nfp);
 	}
 	fflush(stdout);
@@ -595,9 +600,12 @@ static const char *usage_text(enum cli_command cmd)
 		         "Prints our own device id and fingerprint (no network).\n");
 	case CMD_TRUST:
 	case CMD_UNTRUST:
-		return _("Usage: mend trust JID DEVICE | mend untrust JID DEVICE\n"
+		return _("Usage: mend trust JID DEVICE [FINGERPRINT] | mend untrust JID DEVICE\n"
 		         "Marks a device of JID as verified (after comparing fingerprints) or as\n"
-		         "untrusted (mend stops encrypting to it). No network.\n");
+		         "untrusted (mend stops encrypting to it). A device that showed a new key\n"
+		         "is trusted only by naming that key: its FINGERPRINT (64 hex digits,\n"
+		         "spaces allowed, as 'mend devices JID' shows it); messages that came\n"
+		         "under it are shown then. No network.\n");
 	case CMD_URI:
 		return _("Usage: mend uri\n"
 		         "Prints our verification URI (xmpp:JID?omemo-sid-ID=FINGERPRINT;...) as\n"

@@ -77,6 +77,8 @@ int mend_account_txn_begin(mend_account *acc)
 	int r;
 
 	acc->store_err = 0;
+	if (mend_store_depth(acc->store) == 0)
+		mend_trust_forget_change(acc);
 	r = mend_store_begin(acc->store);
 	if (r == MEND_OK)
 		mend_sigstore_check_cache(acc);
@@ -753,7 +755,7 @@ static int build_session(mend_account *acc, const char *jid, uint32_t device,
 {
 	signal_protocol_address addr = {jid, strlen(jid), (int32_t)device};
 	session_builder *builder = NULL;
-	int r;
+	int r, valid = 0;
 
 	r = session_builder_create(&builder, acc->sstore, &addr, acc->sctx);
 	if (r < 0)
@@ -763,10 +765,15 @@ static int build_session(mend_account *acc, const char *jid, uint32_t device,
 		r = session_builder_process_pre_key_bundle(builder, pkb);
 		if (r < 0)
 			r = mend_account_signal_err(acc, r);
+		/* another key than the one we trust: a candidate if its bundle is valid */
+		if (r == MEND_ERR_UNTRUSTED)
+			valid = mend_trust_probe_bundle(acc, builder, pkb);
 		if (r == MEND_OK)
 			r = mend_store_device_set_broken(acc->store, jid, device, 0);
 		r = mend_account_txn_end(acc, r);
 	}
+	if (valid)
+		mend_trust_keep_candidate(acc);
 	session_builder_free(builder);
 	return r;
 }
@@ -818,7 +825,7 @@ int mend_account_catchup_end(mend_account *acc)
 
 void mend_account_notify_bundle(mend_account *acc)
 {
-	if (!acc->bundle_dirty || acc->in_catchup)
+	if (!acc->bundle_dirty || acc->in_catchup || acc->probe_key)
 		return;
 	acc->bundle_dirty = 0;
 	mend_engine_bundle_changed(acc);

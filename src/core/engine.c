@@ -1112,7 +1112,8 @@ static int decrypt_and_keep(mend_account *acc, const inbound *in, mend_message *
 	else
 		r = mend_store_commit(acc->store);
 	mend_trust_flush(acc); /* a changed identity key seen while decrypting */
-	return r;
+	return mend_held_keep(acc, in->msg, m->stanza_id, in->timestamp, in->carbon, in->archived,
+	                      r);
 }
 
 /* A copy of our own message (archive, carbon reflection): shown from local history. */
@@ -1144,7 +1145,9 @@ static void emit_undecryptable(mend_account *acc, const mend_history_item *it, i
 	                 .trust = -1};
 	char *text;
 
-	if (it->error == MEND_ERR_NOT_FOR_THIS_DEVICE)
+	if (it->error == MEND_ERR_KEY_CHANGED) /* held until the user accepts the key */
+		text = mend_held_text(acc, it->from, it->device);
+	else if (it->error == MEND_ERR_NOT_FOR_THIS_DEVICE)
 		text = g_strdup_printf(_("A message from %s was not encrypted for this device "
 		                         "(device %u); read it on another device."),
 		                       it->from, acc->device_id);
@@ -1174,8 +1177,10 @@ static void undecryptable(mend_account *acc, const inbound *in, const mend_messa
 	it.outgoing = is_own_bare(acc, m->from);
 	it.error = r;
 	it.ts = unix_of(in->timestamp);
-	/* a failure of ours (disk, memory) is not the message's: it may come again */
-	if (m->stanza_id && m->from && r != MEND_ERR_STORE && r != MEND_ERR_NOMEM) {
+	/* a failure of ours (disk, memory) is not the message's: it may come again; a held
+	 * message (held.c) is kept apart and shown once its key is accepted */
+	if (m->stanza_id && m->from && r != MEND_ERR_STORE && r != MEND_ERR_NOMEM &&
+	    r != MEND_ERR_KEY_CHANGED) {
 		it.key = m->stanza_id;
 		mend_store_stanza_mark(acc->store, acc->jid, m->stanza_id);
 		mend_store_history_put(acc->store, &it);
@@ -1218,6 +1223,18 @@ int process_encrypted(mend_account *acc, const inbound *in)
 	g_free(it.key);
 	mend_message_clear(&m);
 	return r == MEND_ERR_NOT_FOUND ? 0 : 1;
+}
+
+int mend_engine_process_held(mend_account *acc, xmpp_stanza_t *msg, const char *stanza_id,
+                             const char *timestamp, int carbon, int archived)
+{
+	inbound in = {.msg = msg, .archive_id = stanza_id, .carbon = carbon, .archived = archived};
+	int r;
+
+	in.timestamp = timestamp ? g_strdup(timestamp) : iso_now();
+	r = process_encrypted(acc, &in);
+	g_free(in.timestamp);
+	return r;
 }
 
 static int handle_direct(mend_account *acc, xmpp_stanza_t *st)
@@ -1418,6 +1435,7 @@ static void fill_info(mend_account *acc, const char *jid, mend_device_info *d)
 {
 	uint8_t *key = NULL;
 	size_t len = 0;
+	GPtrArray *news;
 
 	d->trust = -1;
 	if (is_own_bare(acc, jid) && d->id == acc->device_id) {
@@ -1431,11 +1449,13 @@ static void fill_info(mend_account *acc, const char *jid, mend_device_info *d)
 	}
 	mend_key_fingerprint(key, len, d->fingerprint);
 	g_free(key);
-	key = NULL;
-	if (d->trust == MEND_TRUST_COMPROMISED &&
-	    mend_store_peer_pending_get(acc->store, jid, d->id, &key, &len) == MEND_OK)
-		mend_key_fingerprint(key, len, d->new_fingerprint);
-	g_free(key);
+	/* the keys it showed besides this one: the first is the one the user reviews */
+	news = mend_trust_candidates(acc, jid, d->id);
+	d->n_new_keys = news->len;
+	if (news->len)
+		mend_key_fingerprint(g_bytes_get_data(news->pdata[0], &len),
+		                     g_bytes_get_size(news->pdata[0]), d->new_fingerprint);
+	g_ptr_array_unref(news);
 	d->has_session = mend_store_session_exists(acc->store, jid, d->id) == 1;
 }
 

@@ -57,6 +57,9 @@ static const char *const messages[] = {
                                      "them in person before trusting anything."),
     [-MEND_ERR_KEYRING_LOCKED] =
         N_("The keyring is locked; unlock it to use mend on this account."),
+    [-MEND_ERR_KEY_CHANGED] = N_("This device now shows a new identity key. Compare its new "
+                                 "fingerprint with its owner, then accept that key by naming "
+                                 "its fingerprint."),
     [-MEND_ERR_FORGED] = N_("A forwarded message claimed to come from your own account but "
                             "did not; it was rejected."),
 };

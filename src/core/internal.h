@@ -33,6 +33,11 @@ struct mend_account {
 	uint32_t changed_device;
 	uint8_t *changed_key;
 	size_t changed_len;
+	/* while probing whether a message or bundle is valid under a changed key (trust.c) */
+	const uint8_t *probe_key;
+	size_t probe_len;
+	int replaying;     /* decrypting a held message again: it was marked seen when held */
+	int identity_lost; /* the device asked about has a session but no key row (sigstore.c) */
 	/* devices skipped by the last encrypt (not trusted): "jid device" strings */
 	GPtrArray *skipped;
 	GHashTable *sessions; /* write-through cache of session records ("device/jid" -> GBytes) */
@@ -63,8 +68,36 @@ int mend_trust_of(mend_account *acc, const char *jid, uint32_t device);
 int mend_trust_initial(mend_account *acc, const char *jid);
 void mend_trust_key_changed(mend_account *acc, const char *jid, uint32_t device, const uint8_t *key,
                             size_t len);
-/* Writes a remembered key change once no transaction is open. */
+/* Logs a remembered key change once no transaction is open (held.c keeps the key). */
 void mend_trust_flush(mend_account *acc);
+/* Forgets a remembered key change (a new operation starts). */
+void mend_trust_forget_change(mend_account *acc);
+/*
+ * After a bundle was refused for a changed key (inside the caller's transaction):
+ * whether it is valid under that key (the signature checks out); nothing is kept.
+ */
+int mend_trust_probe_bundle(mend_account *acc, session_builder *builder,
+                            session_pre_key_bundle *pkb);
+/* Keeps the remembered changed key as a candidate (outside any transaction). */
+int mend_trust_keep_candidate(mend_account *acc);
+/* The candidate keys of a device (legacy pending key first): GPtrArray of GBytes. */
+GPtrArray *mend_trust_candidates(mend_account *acc, const char *jid, uint32_t device);
+
+/* held.c: messages that came under a changed key, kept sealed until it is accepted */
+/*
+ * `msg` was refused because its sender showed another identity key: when it decrypts
+ * under that key, keep the key as a candidate and the message sealed, mark it seen, and
+ * return MEND_ERR_KEY_CHANGED; otherwise return `r`. Outside any transaction.
+ */
+int mend_held_keep(mend_account *acc, xmpp_stanza_t *msg, const char *stanza_id,
+                   const char *timestamp, int carbon, int archived, int r);
+/* The sentence for a held message: the old and new fingerprint and the command. g_free. */
+char *mend_held_text(mend_account *acc, const char *jid, uint32_t device);
+/* Decrypts and reports the messages held for key `fp` of (jid, device), then drops them. */
+void mend_held_replay(mend_account *acc, const char *jid, uint32_t device, const char *fp);
+/* engine.c: a held message, decrypted and reported as it would have been on arrival. */
+int mend_engine_process_held(mend_account *acc, xmpp_stanza_t *msg, const char *stanza_id,
+                             const char *timestamp, int carbon, int archived);
 /* Drops the session cache (sessions were deleted behind it). */
 void mend_sigstore_forget_sessions(mend_account *acc);
 /* Republishes our bundle when connected (prekeys were replenished). */

@@ -36,12 +36,13 @@ static void recipients_free(GArray *rs)
 	g_array_free(rs, TRUE);
 }
 
-/* A device with a session that we must not encrypt to (trust.c decides). */
+/*
+ * A device with a session that we must not encrypt to (trust.c decides). A key
+ * row that is missing or does not open means untrusted, never trusted (DESIGN §4).
+ */
 static int untrusted(mend_account *acc, const char *jid, uint32_t device)
 {
-	int trust = mend_trust_of(acc, jid, device);
-
-	return trust >= 0 && !mend_trust_is_trusted(trust);
+	return !mend_trust_is_trusted(mend_trust_of(acc, jid, device));
 }
 
 /*
@@ -438,8 +439,9 @@ int mend_account_decrypt_stanza(mend_account *acc, xmpp_stanza_t *st, const char
 	if (!stanza_id)
 		stanza_id = mend_our_stanza_id(acc, st);
 	msg->stanza_id = g_strdup(stanza_id);
-	/* DESIGN §3: dedupe by stanza-id before anything else. */
-	r = stanza_id ? mend_store_stanza_seen(acc->store, acc->jid, stanza_id) : 0;
+	/* DESIGN §3: dedupe by stanza-id before anything else (a held message was marked) */
+	r = stanza_id && !acc->replaying ? mend_store_stanza_seen(acc->store, acc->jid, stanza_id)
+	                                 : 0;
 	if (r > 0)
 		r = MEND_ERR_DUPLICATE;
 	if (r == 0)
@@ -468,6 +470,7 @@ int mend_account_decrypt(mend_account *acc, const char *stanza, mend_message **o
 		r = MEND_ERR_MALFORMED;
 	} else {
 		r = mend_account_decrypt_stanza(acc, st, NULL, msg);
+		r = mend_held_keep(acc, st, msg->stanza_id, NULL, MEND_CARBON_NONE, 0, r);
 		xmpp_stanza_release(st);
 	}
 	if (r < 0) {

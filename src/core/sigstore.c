@@ -304,25 +304,31 @@ static int get_local_registration_id(void *ud, uint32_t *registration_id)
 }
 
 /*
- * libsignal asks before it builds or uses a session. Only a CHANGED key is
- * refused here (DESIGN §7: never trusted silently): the device is marked
- * COMPROMISED and its new key kept for the user to accept. Which devices get
- * messages is decided when recipients are chosen (trust.c).
+ * libsignal asks before it builds a session from a bundle or a prekey message.
+ * A CHANGED key is refused here and remembered for the caller (trust.c): it
+ * never replaces the key we know by itself (DESIGN §4). While the caller probes
+ * whether the message or bundle is valid under that key, that key alone passes.
+ * Which devices get messages is decided when recipients are chosen (trust.c).
  */
 static int is_trusted_identity(const signal_protocol_address *address, uint8_t *key_data,
                                size_t key_len, void *ud)
 {
 	mend_account *acc = ud;
-	char *jid = addr_name(address);
+	char *jid;
 	uint8_t *known = NULL;
 	size_t known_len = 0;
 	int trust = 0, r;
 
+	if (acc->probe_key)
+		return acc->probe_len == key_len && memcmp(acc->probe_key, key_data, key_len) == 0;
+	jid = addr_name(address);
 	r = mend_store_peer_identity_get(acc->store, jid, (uint32_t)address->device_id, &known,
 	                                 &known_len, &trust);
-	if (r == MEND_ERR_NOT_FOUND)
+	if (r == MEND_ERR_NOT_FOUND) { /* first use; or a key row that went missing */
+		acc->identity_lost =
+		    mend_store_session_exists(acc->store, jid, (uint32_t)address->device_id) != 0;
 		r = 1;
-	else if (r < 0)
+	} else if (r < 0)
 		r = fail(acc, r);
 	else
 		r = known_len == key_len && memcmp(known, key_data, key_len) == 0 &&
@@ -334,21 +340,30 @@ static int is_trusted_identity(const signal_protocol_address *address, uint8_t *
 	return r;
 }
 
-/* First sight of a device's identity key: its trust comes from the policy. */
+/*
+ * First sight of a device's identity key: its trust comes from the policy. A
+ * device we already had a session with when libsignal asked (is_trusted_identity)
+ * but whose key row is gone (the store was edited) is not trusted on first use
+ * again: it waits for the user.
+ */
 static int save_identity(const signal_protocol_address *address, uint8_t *key_data, size_t key_len,
                          void *ud)
 {
 	mend_account *acc = ud;
-	char *jid = addr_name(address);
+	uint32_t device = (uint32_t)address->device_id;
+	char *jid;
 	uint8_t *known = NULL;
 	size_t known_len = 0;
 	int trust = 0, r;
 
-	r = mend_store_peer_identity_get(acc->store, jid, (uint32_t)address->device_id, &known,
-	                                 &known_len, &trust);
-	if (r == MEND_ERR_NOT_FOUND)
-		r = mend_store_peer_identity_put(acc->store, jid, (uint32_t)address->device_id,
-		                                 key_data, key_len, mend_trust_initial(acc, jid));
+	if (acc->probe_key) /* a probe keeps nothing */
+		return 0;
+	jid = addr_name(address);
+	r = mend_store_peer_identity_get(acc->store, jid, device, &known, &known_len, &trust);
+	if (r == MEND_ERR_NOT_FOUND) {
+		trust = acc->identity_lost ? MEND_TRUST_UNDECIDED : mend_trust_initial(acc, jid);
+		r = mend_store_peer_identity_put(acc->store, jid, device, key_data, key_len, trust);
+	}
 	g_free(known);
 	g_free(jid);
 	return r < 0 ? fail(acc, r) : 0;

@@ -168,11 +168,26 @@ static const char schema_v2[] =
 /* Version 2 -> 3: a device's new identity key, kept (sealed) until the user accepts it. */
 static const char schema_v3[] = "ALTER TABLE peer_identities ADD COLUMN pending BLOB;";
 
+/*
+ * Version 3 -> 4: trust bound to a key. key_candidates: the other identity keys a device
+ * showed (sealed, one row per distinct key); held: messages that came under them, sealed
+ * until the user accepts that key; devices.seal binds a device's list state into a seal.
+ */
+static const char schema_v4[] =
+    "CREATE TABLE key_candidates (jid TEXT NOT NULL, device INTEGER NOT NULL,"
+    " fingerprint TEXT NOT NULL, key BLOB NOT NULL, first_seen INTEGER NOT NULL,"
+    " PRIMARY KEY (jid, device, fingerprint));"
+    "CREATE TABLE held (id INTEGER PRIMARY KEY, jid TEXT NOT NULL, device INTEGER NOT NULL,"
+    " fingerprint TEXT NOT NULL, data BLOB NOT NULL, received INTEGER NOT NULL);"
+    "CREATE INDEX held_device ON held (jid, device, fingerprint);"
+    "ALTER TABLE devices ADD COLUMN seal BLOB;";
+
 /* migrations[v] takes a database from version v to v + 1. */
 static const char *const migrations[MEND_STORE_SCHEMA_VERSION] = {
     [0] = schema_v1,
     [1] = schema_v2,
     [2] = schema_v3,
+    [3] = schema_v4,
 };
 
 struct mend_store {

@@ -24,7 +24,7 @@
 #include "crypto.h"
 
 #define MEND_STORE_KEY_LEN        32
-#define MEND_STORE_SCHEMA_VERSION 3
+#define MEND_STORE_SCHEMA_VERSION 4
 
 typedef struct mend_store mend_store;
 
@@ -161,6 +161,27 @@ int mend_store_peer_pending_get(mend_store *s, const char *jid, uint32_t device,
                                 size_t *len);
 int mend_store_peer_pending_set(mend_store *s, const char *jid, uint32_t device, const uint8_t *key,
                                 size_t len);
+
+/* --- keys a device showed besides its trusted one, and what came under them (store_keys.c) ---
+ * A candidate key is sealed under "key_candidates|<fingerprint>|<device>|<jid>"; a held
+ * message (a stanza that arrived under a candidate key) under
+ * "held|<fingerprint>|<device>|<jid>": neither can be moved to another device or key.
+ */
+#define MEND_STORE_MAX_CANDIDATES 8  /* distinct new keys kept per device */
+#define MEND_STORE_MAX_HELD       64 /* messages kept per device */
+/* Adds a candidate key unless it is known; MEND_ERR_TOO_LARGE when the device has too many. */
+int mend_store_candidate_add(mend_store *s, const char *jid, uint32_t device, const char *fp,
+                             const uint8_t *key, size_t len);
+/* The candidate keys of a device, oldest first: a GPtrArray of GBytes (unref it). */
+int mend_store_candidates(mend_store *s, const char *jid, uint32_t device, GPtrArray **keys);
+/* Forgets the candidate `fp` (NULL: all of the device's). */
+int mend_store_candidate_delete(mend_store *s, const char *jid, uint32_t device, const char *fp);
+int mend_store_held_add(mend_store *s, const char *jid, uint32_t device, const char *fp,
+                        const uint8_t *data, size_t len);
+/* Held messages of (jid, device, fp), oldest first: row ids (int64_t) and GBytes. */
+int mend_store_held_list(mend_store *s, const char *jid, uint32_t device, const char *fp,
+                         GArray *rows, GPtrArray *data);
+int mend_store_held_delete(mend_store *s, int64_t row);
 
 /* Records that `device` of `jid` sent us something at `when` (unix seconds). */
 int mend_store_device_touch(mend_store *s, const char *jid, uint32_t device, int64_t when);

@@ -106,72 +106,172 @@ int mend_trust_initial(mend_account *acc, const char *jid)
 /* --- identity key changes --------------------------------------------------------- */
 
 /*
+ * Trust belongs to a key, not to a device id (DESIGN §4): a device that shows
+ * another identity key keeps its trusted key, which keeps getting our
+ * messages; the new key becomes a candidate beside it, kept only when a
+ * message or bundle proves it (it decrypts, or its signature checks out
+ * under that key), one row per distinct key so that a later arrival never
+ * replaces the one the user is reviewing. Only the user moves trust to a
+ * candidate, naming it by fingerprint (mend_account_trust_key).
+ *
  * libsignal saw a different identity key for a known device, inside a
- * transaction that is about to roll back: remember it, and write it (the
- * device becomes COMPROMISED, the new key waits for the user) once the store
- * is outside any transaction (mend_trust_flush).
+ * transaction that is about to roll back: remember it for the caller.
  */
 void mend_trust_key_changed(mend_account *acc, const char *jid, uint32_t device, const uint8_t *key,
                             size_t len)
 {
-	g_free(acc->changed_jid);
-	g_free(acc->changed_key);
+	mend_trust_forget_change(acc);
 	acc->changed_jid = g_strdup(jid);
 	acc->changed_device = device;
 	acc->changed_key = g_memdup2(key, len);
 	acc->changed_len = len;
 }
 
-void mend_trust_flush(mend_account *acc)
+void mend_trust_forget_change(mend_account *acc)
 {
-	uint8_t *known = NULL;
-	size_t len = 0;
-	int trust = -1;
-
-	if (!acc->changed_jid || mend_store_depth(acc->store) > 0)
-		return;
-	if (mend_store_begin(acc->store) == MEND_OK) {
-		if (mend_store_peer_identity_get(acc->store, acc->changed_jid, acc->changed_device,
-		                                 &known, &len, &trust) == MEND_OK &&
-		    mend_store_peer_identity_put(acc->store, acc->changed_jid, acc->changed_device,
-		                                 known, len, MEND_TRUST_COMPROMISED) == MEND_OK &&
-		    mend_store_peer_pending_set(acc->store, acc->changed_jid, acc->changed_device,
-		                                acc->changed_key, acc->changed_len) == MEND_OK)
-			mend_store_commit(acc->store);
-		else
-			mend_store_rollback(acc->store);
-	}
-	g_free(known);
-	mend_log(acc, MEND_LOG_WARNING, "%s device %u changed its identity key: not trusted",
-	         acc->changed_jid, acc->changed_device);
 	g_clear_pointer(&acc->changed_jid, g_free);
 	g_clear_pointer(&acc->changed_key, g_free);
+	acc->changed_len = 0;
 }
 
-/* Accepts a COMPROMISED device's new key with `trust`: a new session follows. */
-static int accept_new_key(mend_account *acc, const char *jid, uint32_t device, int trust)
+void mend_trust_flush(mend_account *acc)
+{
+	if (acc->changed_jid && mend_store_depth(acc->store) == 0)
+		mend_log(acc, MEND_LOG_WARNING, "%s device %u showed another identity key",
+		         acc->changed_jid, acc->changed_device);
+}
+
+int mend_trust_probe_bundle(mend_account *acc, session_builder *builder,
+                            session_pre_key_bundle *pkb)
+{
+	int r;
+
+	if (!acc->changed_key || mend_store_begin(acc->store) < 0)
+		return 0;
+	acc->probe_key = acc->changed_key;
+	acc->probe_len = acc->changed_len;
+	r = session_builder_process_pre_key_bundle(builder, pkb);
+	acc->probe_key = NULL;
+	mend_store_rollback(acc->store);
+	return r == 0;
+}
+
+int mend_trust_keep_candidate(mend_account *acc)
+{
+	char fp[65];
+	int r;
+
+	if (!acc->changed_jid)
+		return MEND_ERR_NOT_FOUND;
+	mend_key_fingerprint(acc->changed_key, acc->changed_len, fp);
+	r = mend_store_candidate_add(acc->store, acc->changed_jid, acc->changed_device, fp,
+	                             acc->changed_key, acc->changed_len);
+	if (r < 0)
+		mend_log(acc, MEND_LOG_WARNING, "new key of %s device %u not kept: %s",
+		         acc->changed_jid, acc->changed_device, mend_strerror(r));
+	return r;
+}
+
+GPtrArray *mend_trust_candidates(mend_account *acc, const char *jid, uint32_t device)
+{
+	GPtrArray *keys = NULL;
+	uint8_t *key = NULL;
+	size_t len = 0;
+
+	if (mend_store_candidates(acc->store, jid, device, &keys) < 0)
+		g_ptr_array_set_size(keys, 0);
+	/* schema v3 kept one new key beside the device's row */
+	if (mend_store_peer_pending_get(acc->store, jid, device, &key, &len) == MEND_OK)
+		g_ptr_array_insert(keys, 0, g_bytes_new_take(key, len));
+	return keys;
+}
+
+/* The candidate of (jid, device) whose fingerprint is `fp`, or NULL. g_bytes_unref. */
+static GBytes *candidate_by_fp(mend_account *acc, const char *jid, uint32_t device, const char *fp)
+{
+	GPtrArray *keys = mend_trust_candidates(acc, jid, device);
+	GBytes *found = NULL;
+	char kfp[65];
+	guint i;
+
+	for (i = 0; i < keys->len && !found; i++) {
+		gsize len = 0;
+		const uint8_t *k = g_bytes_get_data(keys->pdata[i], &len);
+
+		mend_key_fingerprint(k, len, kfp);
+		if (g_str_equal(kfp, fp))
+			found = g_bytes_ref(keys->pdata[i]);
+	}
+	g_ptr_array_unref(keys);
+	return found;
+}
+
+/* The candidate `key` becomes the device's key with `trust`: a new session follows. */
+static int accept_key(mend_account *acc, const char *jid, uint32_t device, GBytes *key,
+                      const char *fp, int trust)
+{
+	gsize len = 0;
+	const uint8_t *k = g_bytes_get_data(key, &len);
+	int r = mend_store_begin(acc->store);
+
+	if (r < 0)
+		return r;
+	r = mend_store_peer_identity_put(acc->store, jid, device, k, len, trust);
+	if (r == MEND_OK)
+		r = mend_store_candidate_delete(acc->store, jid, device, fp);
+	if (r == MEND_OK)
+		r = mend_store_peer_pending_set(acc->store, jid, device, NULL, 0);
+	if (r == MEND_OK) /* the old session belongs to the old key */
+		r = mend_store_session_delete(acc->store, jid, device);
+	if (r == MEND_OK)
+		r = mend_store_device_set_broken(acc->store, jid, device, 0);
+	r = r == MEND_OK ? mend_store_commit(acc->store) : (mend_store_rollback(acc->store), r);
+	mend_sigstore_forget_sessions(acc);
+	return r;
+}
+
+/* 64 lower-case hex digits from `in` (spaces allowed); 0 if it is not a fingerprint. */
+static int normalize_fp(const char *in, char out[65])
+{
+	size_t n = 0;
+
+	for (; in && *in; in++) {
+		if (*in == ' ')
+			continue;
+		if (!g_ascii_isxdigit(*in) || n == 64)
+			return 0;
+		out[n++] = g_ascii_tolower(*in);
+	}
+	out[n] = '\0';
+	return n == 64;
+}
+
+int mend_account_trust_key(mend_account *acc, const char *jid, uint32_t device,
+                           const char *fingerprint_hex)
 {
 	uint8_t *key = NULL;
 	size_t len = 0;
-	int r;
+	GBytes *cand;
+	char fp[65], cur[65];
+	int trust, r;
 
-	r = mend_store_peer_pending_get(acc->store, jid, device, &key, &len);
+	if (!jid || strchr(jid, '/') || !normalize_fp(fingerprint_hex, fp))
+		return MEND_ERR_INVALID_ARG;
+	r = mend_store_peer_identity_get(acc->store, jid, device, &key, &len, &trust);
 	if (r < 0)
 		return r;
-	r = mend_store_begin(acc->store);
-	if (r == MEND_OK) {
-		r = mend_store_peer_identity_put(acc->store, jid, device, key, len, trust);
+	mend_key_fingerprint(key, len, cur);
+	if (g_str_equal(cur, fp))
+		r = mend_store_peer_identity_put(acc->store, jid, device, key, len,
+		                                 MEND_TRUST_VERIFIED);
+	else if ((cand = candidate_by_fp(acc, jid, device, fp))) {
+		r = accept_key(acc, jid, device, cand, fp, MEND_TRUST_VERIFIED);
+		g_bytes_unref(cand);
 		if (r == MEND_OK)
-			r = mend_store_peer_pending_set(acc->store, jid, device, NULL, 0);
-		if (r == MEND_OK) /* the old session belongs to the old key */
-			r = mend_store_session_delete(acc->store, jid, device);
-		if (r == MEND_OK)
-			r = mend_store_device_set_broken(acc->store, jid, device, 0);
-		r = r == MEND_OK ? mend_store_commit(acc->store)
-		                 : (mend_store_rollback(acc->store), r);
-	}
+			mend_held_replay(acc, jid, device, fp);
+	} else
+		r = MEND_ERR_VERIFY_MISMATCH;
 	g_free(key);
-	mend_sigstore_forget_sessions(acc);
 	return r;
 }
 
@@ -179,15 +279,21 @@ int mend_account_set_trust(mend_account *acc, const char *jid, uint32_t device, 
 {
 	uint8_t *key = NULL;
 	size_t len = 0;
+	GPtrArray *cands;
 	int old, r;
 
 	if (!jid || strchr(jid, '/') || trust < MEND_TRUST_UNTRUSTED ||
 	    trust > MEND_TRUST_COMPROMISED)
 		return MEND_ERR_INVALID_ARG;
 	r = mend_store_peer_identity_get(acc->store, jid, device, &key, &len, &old);
-	if (r == MEND_OK && old == MEND_TRUST_COMPROMISED && mend_trust_is_trusted(trust))
-		r = accept_new_key(acc, jid, device, trust);
-	else if (r == MEND_OK)
+	if (r == MEND_OK && mend_trust_is_trusted(trust)) {
+		/* a device that showed another key: the user must name the key (DESIGN §4) */
+		cands = mend_trust_candidates(acc, jid, device);
+		if (cands->len || old == MEND_TRUST_COMPROMISED)
+			r = MEND_ERR_KEY_CHANGED;
+		g_ptr_array_unref(cands);
+	}
+	if (r == MEND_OK)
 		r = mend_store_peer_identity_put(acc->store, jid, device, key, len, (int)trust);
 	g_free(key);
 	return r;
@@ -291,29 +397,27 @@ static int parse_uri(const char *uri, char **jid, GArray *pairs)
 	return r;
 }
 
-/* 1: the key matches (current, or the new one of a changed device), 0: mismatch, <0 unknown. */
-static int matches(mend_account *acc, const char *jid, const uri_pair *p, int *changed)
+/* 1: the key matches (current, or one the device showed since), 0: mismatch, <0 unknown. */
+static int matches(mend_account *acc, const char *jid, const uri_pair *p)
 {
 	uint8_t *key = NULL;
 	size_t len = 0;
-	char fp[65];
+	GBytes *cand;
+	char fp[65], want[65];
 	int trust, r;
 
-	*changed = 0;
 	r = mend_store_peer_identity_get(acc->store, jid, p->device, &key, &len, &trust);
 	if (r < 0)
 		return r;
 	mend_key_fingerprint(key, len, fp);
 	g_free(key);
-	if (g_ascii_strcasecmp(fp, p->hex) == 0 && trust != MEND_TRUST_COMPROMISED)
+	normalize_fp(p->hex, want);
+	if (g_str_equal(fp, want))
 		return 1;
-	if (trust != MEND_TRUST_COMPROMISED ||
-	    mend_store_peer_pending_get(acc->store, jid, p->device, &key, &len) < 0)
-		return 0;
-	mend_key_fingerprint(key, len, fp);
-	g_free(key);
-	*changed = g_ascii_strcasecmp(fp, p->hex) == 0;
-	return *changed;
+	cand = candidate_by_fp(acc, jid, p->device, want);
+	if (cand)
+		g_bytes_unref(cand);
+	return cand != NULL;
 }
 
 int mend_account_verify_uri(mend_account *acc, const char *uri, unsigned *verified)
@@ -322,22 +426,22 @@ int mend_account_verify_uri(mend_account *acc, const char *uri, unsigned *verifi
 	char *jid = NULL;
 	unsigned n = 0;
 	guint i;
-	int r, changed, m;
+	int r, m;
 
 	if (verified)
 		*verified = 0;
 	r = parse_uri(uri, &jid, pairs);
 	/* every known device must match before anything is marked */
 	for (i = 0; r == MEND_OK && i < pairs->len; i++) {
-		m = matches(acc, jid, &g_array_index(pairs, uri_pair, i), &changed);
+		m = matches(acc, jid, &g_array_index(pairs, uri_pair, i));
 		if (m == 0)
 			r = MEND_ERR_VERIFY_MISMATCH;
 	}
 	for (i = 0; r == MEND_OK && i < pairs->len; i++) {
 		uri_pair *p = &g_array_index(pairs, uri_pair, i);
 
-		if (matches(acc, jid, p, &changed) == 1 &&
-		    mend_account_set_trust(acc, jid, p->device, MEND_TRUST_VERIFIED) == MEND_OK)
+		if (matches(acc, jid, p) == 1 &&
+		    mend_account_trust_key(acc, jid, p->device, p->hex) == MEND_OK)
 			n++;
 	}
 	if (r == MEND_OK && n == 0)

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Trust over a real Prosody with the mend client: trust on first use, a
-changed identity key (the device gets nothing until the user accepts it),
+changed identity key (a candidate beside the trusted one, accepted only by its
+fingerprint; the message that came with it is held and shown then),
 blind trust before verification, manual trust, and verification URIs between
 two mend devices.
 """
@@ -47,7 +48,7 @@ def tofu_first_contact_and_new_devices():
 
 
 @test
-def a_changed_identity_key_gets_nothing_until_accepted():
+def a_changed_identity_key_is_accepted_only_by_its_fingerprint():
     with server() as srv, tempfile.TemporaryDirectory() as root:
         alice, phone = Mend(srv, root, "alice", "laptop"), Mend(srv, root, "bob", "phone")
         phone.publish()
@@ -60,23 +61,31 @@ def a_changed_identity_key_gets_nothing_until_accepted():
         assert new_fp != old_fp
         with alice.listen() as al:
             wait_listening(al)
-            # bob's device writes with its new key: alice must refuse it, not trust it
+            # bob's device writes with its new key: alice holds it, says so, trusts nothing
             phone.send("alice@localhost", "from the new key")
-            al.wait_line(lambda o: o.get("type") == "error" and o.get("device") == pid, 30,
-                         "alice to refuse the changed key")
+            err = al.wait_line(lambda o: o.get("type") == "error" and o.get("device") == pid,
+                               30, "alice to hold the message under the changed key")
+            assert err["code"] == -29 and new_fp in err["text"], err
+            assert f"trust bob@localhost {pid} {new_fp}" in err["text"], err
             assert not [o for o in al.lines if o.get("body") == "from the new key"]
         d = devices(alice, "bob@localhost")[pid]
-        assert d["trust"] == "compromised", d
+        assert d["trust"] == "tofu", d
         assert d["fingerprint"] == old_fp and d["new_fingerprint"] == new_fp, d
-        # a message now: the changed device is left out and alice is told so
-        cp = alice.send("bob@localhost", "while compromised", expect_rc=1)
-        assert "trust" in cp.stderr.lower(), cp.stderr
-        with phone.listen("--timeout", "5") as pl:
-            pl.wait_exit(30)
-            assert not [o for o in pl.lines if o.get("body") == "while compromised"]
-        one(alice, "trust", "bob@localhost", str(pid))
+        # trust without the fingerprint: the new one and the command, exit 2, nothing changes
+        cp = one(alice, "trust", "bob@localhost", str(pid), rc=2)
+        assert f"mend trust bob@localhost {pid} FINGERPRINT" in cp.stderr, cp.stderr
+        shown = [o for o in alice.lines(cp) if o["type"] == "device"]
+        assert shown and shown[0]["new_fingerprint"] == new_fp, cp.stdout
+        assert devices(alice, "bob@localhost")[pid] == d, "trust without a fingerprint changed it"
+        # naming the key (grouped as users read it) accepts it, and the held message is shown
+        grouped = [new_fp[i:i + 8] for i in range(0, 64, 8)]
+        cp = one(alice, "trust", "bob@localhost", str(pid), *grouped)
+        got = [o for o in alice.lines(cp) if o["type"] == "message"]
+        assert [o["body"] for o in got] == ["from the new key"], cp.stdout
+        assert got[0]["trust"] == "verified", got
         d = devices(alice, "bob@localhost")[pid]
         assert d["trust"] == "verified" and d["fingerprint"] == new_fp, d
+        assert d["new_fingerprint"] is None, d
         alice.send("bob@localhost", "after accepting")
         with phone.listen("--count", "1", "--timeout", "30") as pl:
             wait_message(pl, "after accepting")
