@@ -99,8 +99,8 @@ typedef enum mend_carbon {
 typedef enum mend_event_kind {
 	MEND_EVENT_MESSAGE = 1,       /* a decrypted message */
 	MEND_EVENT_UNDECRYPTABLE = 2, /* an OMEMO message we cannot read (error, text) */
-	MEND_EVENT_SENT = 3,          /* our message left, encrypted (id, peer, devices) */
-	MEND_EVENT_SEND_FAILED = 4,   /* our message will not be sent (id, peer, error, text) */
+	MEND_EVENT_SENT = 3,          /* our message left, encrypted (id, peer, body, devices) */
+	MEND_EVENT_SEND_FAILED = 4,   /* our message won't be sent (id, peer, body, error, text) */
 	MEND_EVENT_NOTICE = 5,        /* a sentence for the user (peer may be NULL) */
 	MEND_EVENT_READY = 6,         /* our device list and bundle are published */
 	MEND_EVENT_CATCHUP_DONE = 7,  /* the archive catch-up after connecting ended */

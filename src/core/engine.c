@@ -716,6 +716,7 @@ static void send_failed(mend_account *acc, const mend_pending *p, int err)
 	mend_event ev = {.kind = MEND_EVENT_SEND_FAILED,
 	                 .peer = p->jid,
 	                 .id = p->msg_id,
+	                 .body = p->body,
 	                 .error = err,
 	                 .trust = -1};
 	char *text;
@@ -823,7 +824,8 @@ static unsigned count_keys(mend_account *acc, const char *stanza)
 
 static void send_pending(mend_account *acc, mend_pending *p)
 {
-	mend_event ev = {.kind = MEND_EVENT_SENT, .peer = p->jid, .id = p->msg_id, .trust = -1};
+	mend_event ev = {
+	    .kind = MEND_EVENT_SENT, .peer = p->jid, .id = p->msg_id, .body = p->body, .trust = -1};
 	char *skipped;
 	int r = MEND_OK;
 

@@ -43,10 +43,11 @@
 #define _(s)          dgettext(GETTEXT_PACKAGE, s)
 #define PLUGIN_ID     "core-mend"
 #define PREFS         "/plugins/core/mend"
-#define PREF_DEFAULT  PREFS "/default"
+#define PREF_DEFAULT  PREFS "/encrypt_by_default"
 #define PREF_ENABLED  PREFS "/enabled"
 #define PREF_DISABLED PREFS "/disabled"
 #define ACCT_DEFAULT  "mend-default"
+#define ASKED_WINDOW  15 /* seconds an asked-for device list may take to arrive */
 
 /* One per signed-on jabber account. */
 typedef struct conn {
@@ -55,6 +56,9 @@ typedef struct conn {
 	char *bare;
 	/* set while the core handles an incoming stanza */
 	int rx_consumed;
+	/* set while mend writes a decrypted message through serv_got_im */
+	int showing_decrypted;
+	GHashTable *asked; /* normalised JID -> when we asked for its device list (s) */
 } conn;
 
 static PurplePlugin *self;
@@ -71,11 +75,29 @@ static char *bare_of(const char *jid)
 	return jid ? g_strndup(jid, strcspn(jid, "/")) : NULL;
 }
 
+/* The key of every per-chat setting and lookup: the bare JID, case folded (RFC 7622 §3.2,
+ * §3.3: the domain and, in practice, the local part compare without case). */
+static char *norm_jid(const char *jid)
+{
+	char *b = bare_of(jid), *n = b ? g_utf8_strdown(b, -1) : NULL;
+
+	g_free(b);
+	return n;
+}
+
 /* --- settings: per conversation, with a per-account default ------------------- */
+
+static char *pref_key(PurpleAccount *a, const char *jid)
+{
+	char *n = norm_jid(jid), *key = g_strdup_printf("%s %s", purple_account_get_username(a), n);
+
+	g_free(n);
+	return key;
+}
 
 static int listed(const char *pref, PurpleAccount *a, const char *jid)
 {
-	char *key = g_strdup_printf("%s %s", purple_account_get_username(a), jid);
+	char *key = pref_key(a, jid);
 	GList *l = purple_prefs_get_string_list(pref), *it;
 	int found = 0;
 
@@ -88,7 +110,7 @@ static int listed(const char *pref, PurpleAccount *a, const char *jid)
 
 static void set_listed(const char *pref, PurpleAccount *a, const char *jid, int on)
 {
-	char *key = g_strdup_printf("%s %s", purple_account_get_username(a), jid);
+	char *key = pref_key(a, jid);
 	GList *l = purple_prefs_get_string_list(pref), *it, *next;
 
 	for (it = l; it; it = next) {
@@ -105,37 +127,174 @@ static void set_listed(const char *pref, PurpleAccount *a, const char *jid, int 
 	g_free(key);
 }
 
+static conn *conn_of(PurpleAccount *a)
+{
+	return conns ? g_hash_table_lookup(conns, purple_account_get_connection(a)) : NULL;
+}
+
 static int account_default(PurpleAccount *a)
 {
 	return purple_account_get_bool(a, ACCT_DEFAULT, purple_prefs_get_bool(PREF_DEFAULT));
 }
 
+/* Asks for jid's device list now, so that the default can go by it (DESIGN §7). */
+static void ask_devices(conn *c, const char *jid)
+{
+	char *n = norm_jid(jid);
+
+	if (c && n && strcmp(n, c->bare) != 0 && mend_account_refresh_devices(c->acc, n) == MEND_OK)
+		g_hash_table_replace(
+		    c->asked, g_strdup(n),
+		    GINT_TO_POINTER((int)(g_get_monotonic_time() / G_USEC_PER_SEC)));
+	g_free(n);
+}
+
+/*
+ * Whether jid publishes OMEMO devices as far as we know. While an answer to
+ * our own request for its list may still be on its way (asked less than
+ * ASKED_WINDOW seconds ago and the core still waiting for answers), the
+ * answer is yes: the message then waits for the list, and fails with a clear
+ * error if there is none, rather than leaving unencrypted.
+ */
+static int has_devices(conn *c, const char *jid, int asked_counts)
+{
+	uint32_t *ids = NULL;
+	size_t n = 0;
+	char *k = norm_jid(jid);
+	gpointer asked = NULL;
+	int now = (int)(g_get_monotonic_time() / G_USEC_PER_SEC);
+
+	if (c && k)
+		mend_account_devices(c->acc, k, &ids, &n);
+	mend_free(ids);
+	if (!n && asked_counts && c && k && g_hash_table_lookup_extended(c->asked, k, NULL, &asked))
+		n = now - GPOINTER_TO_INT(asked) < ASKED_WINDOW && mend_account_busy(c->acc);
+	g_free(k);
+	return n > 0;
+}
+
+/*
+ * Whether the chat with jid is encrypted: the user's choice for this chat,
+ * else the account's default for contacts who publish OMEMO devices (on by
+ * default, as Conversations, Dino and Gajim).
+ */
 static int enabled(PurpleAccount *a, const char *jid)
 {
-	if (account_default(a))
-		return !listed(PREF_DISABLED, a, jid);
-	return listed(PREF_ENABLED, a, jid);
+	if (listed(PREF_ENABLED, a, jid))
+		return 1;
+	if (listed(PREF_DISABLED, a, jid))
+		return 0;
+	return account_default(a) && has_devices(conn_of(a), jid, 1);
 }
 
 /* --- writing into conversations ------------------------------------------------ */
 
+/* The IM conversation with jid: by its name, else one bound to any resource of it. */
 static PurpleConversation *conv_for(PurpleAccount *a, const char *jid)
 {
 	PurpleConversation *c = purple_find_conversation_with_account(PURPLE_CONV_TYPE_IM, jid, a);
+	char *want = c ? NULL : norm_jid(jid), *have;
+	GList *l;
 
+	for (l = purple_get_ims(); !c && l; l = l->next) {
+		if (purple_conversation_get_account(l->data) != a)
+			continue;
+		have = norm_jid(purple_conversation_get_name(l->data));
+		if (!g_strcmp0(have, want))
+			c = l->data;
+		g_free(have);
+	}
+	g_free(want);
 	return c ? c : purple_conversation_new(PURPLE_CONV_TYPE_IM, a, jid);
 }
 
-static void say(PurpleAccount *a, const char *jid, const char *text)
+static void write_line(PurpleAccount *a, const char *jid, const char *text,
+                       PurpleMessageFlags flags)
 {
 	char *esc = g_markup_escape_text(text, -1);
 
 	if (jid)
-		purple_conversation_write(conv_for(a, jid), NULL, esc, PURPLE_MESSAGE_SYSTEM,
-		                          time(NULL));
+		purple_conversation_write(conv_for(a, jid), NULL, esc, flags, time(NULL));
 	else
 		purple_notify_info(self, "mend", text, NULL);
 	g_free(esc);
+}
+
+static void say(PurpleAccount *a, const char *jid, const char *text)
+{
+	write_line(a, jid, text, PURPLE_MESSAGE_SYSTEM);
+}
+
+/* An error in the conversation, drawn as one (Pidgin in red, Finch in its error colour). */
+static void say_error(PurpleAccount *a, const char *jid, const char *text)
+{
+	write_line(a, jid, text, PURPLE_MESSAGE_ERROR);
+}
+
+/* --- what a received message is marked with ------------------------------------------ */
+
+typedef enum mark {
+	MARK_VERIFIED,    /* from a device whose fingerprint the user compared */
+	MARK_UNVERIFIED,  /* trusted on first use or blindly, never compared */
+	MARK_UNTRUSTED,   /* from a device the user does not (or not yet) trust */
+	MARK_UNANNOUNCED, /* from a device missing from the sender's published list */
+	MARK_PLAINTEXT    /* not encrypted, in a chat that is (or could be) */
+} mark;
+
+static const char *mark_text(mark m)
+{
+	switch (m) {
+	case MARK_VERIFIED:
+		return _("[verified]");
+	case MARK_UNVERIFIED:
+		return _("[unverified]");
+	case MARK_UNTRUSTED:
+		return _("[UNTRUSTED device]");
+	case MARK_UNANNOUNCED:
+		return _("[device NOT in the contact's list]");
+	default:
+		return _("[UNENCRYPTED]");
+	}
+}
+
+/* `escaped` (markup) with its mark in front; warnings in bold. g_free() the result. */
+static char *with_mark(mark m, const char *escaped)
+{
+	char *t = g_markup_escape_text(mark_text(m), -1), *r;
+
+	r = m <= MARK_UNVERIFIED ? g_strdup_printf("%s %s", t, escaped)
+	                         : g_strdup_printf("<b>%s</b> %s", t, escaped);
+	g_free(t);
+	return r;
+}
+
+/*
+ * Whether device `id` of jid is in jid's published device list (XEP-0384
+ * §4.2). Before any list of jid is known there is nothing to compare with:
+ * the answer is then yes, and the trust mark alone tells.
+ */
+static int announced(conn *c, const char *jid, uint32_t id)
+{
+	mend_device_info *d = NULL;
+	size_t n = 0, i;
+	int listed_any = 0, found = 0;
+
+	if (mend_account_device_infos(c->acc, jid, &d, &n) == MEND_OK)
+		for (i = 0; i < n; i++) {
+			listed_any |= d[i].active;
+			found |= d[i].id == id && d[i].active;
+		}
+	mend_free(d);
+	return found || !listed_any;
+}
+
+static mark mark_of(conn *c, const mend_event *ev)
+{
+	if (!mend_trust_is_trusted(ev->trust))
+		return MARK_UNTRUSTED;
+	if (!announced(c, ev->from, ev->device))
+		return MARK_UNANNOUNCED;
+	return ev->trust == MEND_TRUST_VERIFIED ? MARK_VERIFIED : MARK_UNVERIFIED;
 }
 
 static time_t time_of(const char *iso)
@@ -152,16 +311,43 @@ static void show_message(conn *c, const mend_event *ev)
 {
 	PurpleAccount *a = purple_connection_get_account(c->gc);
 	PurpleMessageFlags f = ev->archived ? PURPLE_MESSAGE_DELAYED : 0;
-	char *esc = g_markup_escape_text(ev->body ? ev->body : "", -1);
+	char *esc = g_markup_escape_text(ev->body ? ev->body : "", -1), *shown;
 	time_t t = time_of(ev->timestamp);
 
-	if (ev->outgoing) /* a sent carbon or our own message from the archive */
+	if (ev->outgoing) { /* a sent carbon or our own message from the archive */
 		purple_conv_im_write(PURPLE_CONV_IM(conv_for(a, ev->peer)),
 		                     purple_account_get_username(a), esc, PURPLE_MESSAGE_SEND | f,
 		                     t);
-	else
-		serv_got_im(c->gc, ev->peer, esc, PURPLE_MESSAGE_RECV | f, t);
+	} else {
+		shown = with_mark(mark_of(c, ev), esc);
+		c->showing_decrypted = 1;
+		serv_got_im(c->gc, ev->peer, shown, PURPLE_MESSAGE_RECV | f, t);
+		c->showing_decrypted = 0;
+		g_free(shown);
+	}
 	g_free(esc);
+}
+
+/*
+ * receiving-im-msg: every message libpurple is about to show. A plaintext
+ * one (mend's own decrypted ones are flagged while written) in a chat that
+ * is encrypted, or with a contact who has OMEMO devices, gets the
+ * [UNENCRYPTED] mark, so it never looks like an encrypted one.
+ */
+static gboolean receiving_im(PurpleAccount *a, char **sender, char **msg, PurpleConversation *conv,
+                             PurpleMessageFlags *flags, gpointer data)
+{
+	conn *c = conn_of(a);
+	char *marked;
+
+	if (!c || c->showing_decrypted || !sender || !*sender || !msg || !*msg)
+		return FALSE;
+	if (!listed(PREF_ENABLED, a, *sender) && !has_devices(c, *sender, 0))
+		return FALSE;
+	marked = with_mark(MARK_PLAINTEXT, *msg);
+	g_free(*msg);
+	*msg = marked;
+	return FALSE;
 }
 
 /* --- host ops ------------------------------------------------------------------------ */
@@ -194,17 +380,38 @@ static void op_log(mend_log_level level, const char *text, void *ud)
 		purple_debug_info("mend", "%s\n", text);
 }
 
+/* Our message as sent, in the conversation with peer (text is plain). */
+static void show_sent(PurpleAccount *a, const char *peer, const char *text)
+{
+	char *esc = g_markup_escape_text(text ? text : "", -1);
+
+	purple_conv_im_write(PURPLE_CONV_IM(conv_for(a, peer)), NULL, esc, PURPLE_MESSAGE_SEND,
+	                     time(NULL));
+	g_free(esc);
+}
+
 static void op_event(const mend_event *ev, void *ud)
 {
 	conn *c = ud;
 	PurpleAccount *a = purple_connection_get_account(c->gc);
+	char *failed;
 
 	switch (ev->kind) {
 	case MEND_EVENT_MESSAGE:
 		show_message(c, ev);
 		break;
-	case MEND_EVENT_UNDECRYPTABLE:
+	case MEND_EVENT_SENT: /* a message that waited for keys has left: now it shows as sent */
+		show_sent(a, ev->peer, ev->body);
+		break;
 	case MEND_EVENT_SEND_FAILED:
+		failed =
+		    g_strdup_printf("%s %s", ev->text ? ev->text : "", ev->body ? ev->body : "");
+		say_error(a, ev->peer, failed);
+		g_free(failed);
+		break;
+	case MEND_EVENT_UNDECRYPTABLE:
+		say_error(a, ev->peer, ev->text);
+		break;
 	case MEND_EVENT_NOTICE:
 		say(a, ev->peer, ev->text);
 		break;
@@ -230,6 +437,8 @@ static void conn_free(gpointer p)
 		mend_account_disconnected(c->acc);
 		mend_account_free(c->acc);
 	}
+	if (c->asked)
+		g_hash_table_destroy(c->asked);
 	g_free(c->bare);
 	g_free(c);
 }
@@ -252,7 +461,8 @@ static void signed_on(PurpleConnection *gc, gpointer data)
 		return;
 	c = g_new0(conn, 1);
 	c->gc = gc;
-	c->bare = bare_of(purple_account_get_username(a));
+	c->bare = norm_jid(purple_account_get_username(a));
+	c->asked = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	dir = g_build_filename(purple_user_dir(), "mend", c->bare, NULL);
 	r = mend_account_open(&c->acc, c->bare, dir, MEND_KEYRING_AUTO, &ops, c);
 	g_free(dir);
@@ -337,6 +547,31 @@ static void become(xmlnode *node, const char *stanza)
 		xmlnode_free(enc);
 }
 
+/* What the user reads when a message could not leave encrypted at once (r from encrypt_or_queue).
+ */
+static void report_unsent(PurpleAccount *a, const char *to, const char *text, int r)
+{
+	char *line;
+
+	if (r == 1) {
+		say(a, to,
+		    _("Fetching the contact's keys; the message leaves encrypted as soon as they "
+		      "arrive, and shows here once it has."));
+		return;
+	}
+	line = g_strdup_printf(
+	    "%s %s",
+	    r == MEND_ERR_NO_DEVICES
+	        ? _("This contact has no OMEMO device mend can encrypt to; the message was NOT "
+	            "sent (/mend off sends without encryption):")
+	    : r == MEND_ERR_NOT_FOUND
+	        ? _("OMEMO is not ready on this account; the message was NOT sent:")
+	        : mend_strerror(r),
+	    text);
+	say_error(a, to, line);
+	g_free(line);
+}
+
 /* Encrypts now (the node becomes the encrypted message), or queues (the node becomes a chat state).
  */
 static void encrypt_in_place(conn *c, PurpleAccount *a, xmlnode *node, const char *to,
@@ -353,20 +588,45 @@ static void encrypt_in_place(conn *c, PurpleAccount *a, xmlnode *node, const cha
 	else
 		xmlnode_set_namespace(xmlnode_new_child(node, "active"),
 		                      "http://jabber.org/protocol/chatstates");
-	if (r == 1)
-		say(a, to,
-		    _("Fetching the contact's keys; the message leaves encrypted as soon as "
-		      "they arrive."));
-	else if (r == MEND_ERR_NO_DEVICES)
-		say(a, to,
-		    _("This contact has no OMEMO device mend can encrypt to; the message was "
-		      "NOT sent. /mend off sends without encryption."));
-	else if (r == MEND_ERR_NOT_FOUND)
-		say(a, to, _("OMEMO is not ready on this account; the message was NOT sent."));
-	else if (r < 0)
-		say(a, to, mend_strerror(r));
+	if (r != 0)
+		report_unsent(a, to, body, r);
 	mend_free(stanza);
 	g_free(keep_id);
+}
+
+/*
+ * sending-im-msg: what the user typed, before libpurple sends and shows it.
+ * In an encrypted chat mend takes the message over, so that what the window
+ * shows as sent was sent: encrypted now, it is sent and shown as sent; when
+ * keys must be fetched first, it is shown once it has left (MEND_EVENT_SENT);
+ * when it cannot be encrypted, an error is shown instead and nothing leaves.
+ * libpurple then neither sends nor shows it (*msg = NULL).
+ */
+static void sending_im(PurpleAccount *a, const char *who, char **msg, gpointer data)
+{
+	conn *c = conn_of(a);
+	char *to, *body = NULL, *stanza = NULL;
+	int r;
+
+	if (!msg || !*msg || !**msg || !who ||
+	    strcmp(purple_account_get_protocol_id(a), "prpl-jabber") != 0 || !enabled(a, who))
+		return;
+	to = norm_jid(who);
+	purple_markup_html_to_xhtml(*msg, NULL, &body);
+	r = c ? mend_account_encrypt_or_queue(c->acc, to, body ? body : "", NULL, &stanza)
+	      : MEND_ERR_NOT_FOUND;
+	if (r == 0) {
+		op_send(stanza, c);
+		purple_conv_im_write(PURPLE_CONV_IM(conv_for(a, who)), NULL, *msg,
+		                     PURPLE_MESSAGE_SEND, time(NULL));
+	} else {
+		report_unsent(a, who, body ? body : "", r);
+	}
+	mend_free(stanza);
+	g_free(body);
+	g_free(to);
+	g_free(*msg);
+	*msg = NULL;
 }
 
 /*
@@ -388,6 +648,33 @@ static void sending(PurpleConnection *gc, xmlnode **packet, gpointer data)
 }
 
 /* --- /mend ---------------------------------------------------------------------- */
+
+/* Every /mend command, for /help mend and the usage line. */
+#define HELP_TEXT                                                                                  \
+	_("mend: OMEMO encryption. /mend on|off [JID]: encrypt this chat or not; /mend default "   \
+	  "on|off: whether new chats with contacts who use OMEMO are encrypted (this account); "   \
+	  "/mend status; /mend devices [JID]; /mend fingerprint; /mend trust JID DEVICE; "         \
+	  "/mend untrust JID DEVICE; /mend uri: our verification URI; /mend verify URI; "          \
+	  "/mend policy [tofu|btbv|manual]. Group chats are not encrypted yet.")
+
+/* The chat's state in one sentence (the status line and /mend status). */
+static const char *state_text(PurpleAccount *a, const char *peer)
+{
+	conn *c = conn_of(a);
+
+	if (listed(PREF_ENABLED, a, peer) && !c)
+		return _("OMEMO: this chat is encrypted; mend is not ready on this account, so "
+		         "nothing is sent until it is.");
+	if (enabled(a, peer) && has_devices(c, peer, 0))
+		return _("OMEMO: this chat is encrypted.");
+	if (enabled(a, peer))
+		return _("OMEMO: this chat is encrypted; the contact's devices are being looked up "
+		         "(nothing leaves unencrypted).");
+	if (listed(PREF_DISABLED, a, peer))
+		return _("OMEMO: this chat is NOT encrypted (turned off; /mend on encrypts it).");
+	return _("OMEMO: this chat is NOT encrypted: the contact publishes no OMEMO device "
+	         "(/mend on encrypts it anyway).");
+}
 
 static void cmd_devices(conn *c, PurpleAccount *a, const char *peer, const char *jid)
 {
@@ -422,10 +709,10 @@ static void cmd_status(conn *c, PurpleAccount *a, const char *peer)
 	mend_account_fingerprint(c->acc, fp);
 	g = mend_fingerprint_grouped(fp);
 	mend_account_pending_count(c->acc, &pending);
-	line = g_strdup_printf(_("mend: %s, device %u, fingerprint %s; %zu message(s) waiting; "
-	                         "this chat is %s."),
+	line = g_strdup_printf(_("mend: %s, device %u, fingerprint %s; %zu message(s) waiting. "
+	                         "%s"),
 	                       c->bare, mend_account_device_id(c->acc), g, pending,
-	                       enabled(a, peer) ? _("encrypted") : _("NOT encrypted"));
+	                       state_text(a, peer));
 	say(a, peer, line);
 	g_free(line);
 	mend_free(g);
@@ -478,15 +765,13 @@ static void cmd_trust_extra(conn *c, PurpleAccount *a, const char *peer, char **
 	g_free(line);
 }
 
-static void cmd_on_off(PurpleAccount *a, const char *peer, int on)
+/* /mend on|off [JID], typed in the chat with peer */
+static void cmd_on_off(PurpleAccount *a, const char *peer, const char *jid, int on)
 {
-	int deflt = account_default(a);
-	conn *c = g_hash_table_lookup(conns, purple_account_get_connection(a));
-
-	set_listed(PREF_ENABLED, a, peer, on && !deflt);
-	set_listed(PREF_DISABLED, a, peer, !on && deflt);
-	if (on && c)
-		mend_account_refresh_devices(c->acc, peer);
+	set_listed(PREF_ENABLED, a, jid, on);
+	set_listed(PREF_DISABLED, a, jid, !on);
+	if (on)
+		ask_devices(conn_of(a), jid);
 	say(a, peer,
 	    on ? _("OMEMO encryption is on for this chat.")
 	       : _("OMEMO encryption is off for this chat: messages go in plaintext."));
@@ -495,11 +780,12 @@ static void cmd_on_off(PurpleAccount *a, const char *peer, int on)
 static void run_mend(conn *c, PurpleAccount *a, const char *peer, char **w)
 {
 	if (!strcmp(w[0], "on") || !strcmp(w[0], "off")) {
-		cmd_on_off(a, w[1] ? w[1] : peer, !strcmp(w[0], "on"));
+		cmd_on_off(a, peer, w[1] ? w[1] : peer, !strcmp(w[0], "on"));
 	} else if (!strcmp(w[0], "default") && w[1]) {
 		purple_account_set_bool(a, ACCT_DEFAULT, !strcmp(w[1], "on"));
 		say(a, peer,
-		    !strcmp(w[1], "on") ? _("Chats on this account are encrypted by default.")
+		    !strcmp(w[1], "on") ? _("Chats with contacts who use OMEMO are encrypted by "
+		                            "default on this account.")
 		                        : _("Chats on this account are not encrypted by "
 		                            "default."));
 	} else if (!c) {
@@ -514,28 +800,64 @@ static void run_mend(conn *c, PurpleAccount *a, const char *peer, char **w)
 	} else if (!strcmp(w[0], "uri") || !strcmp(w[0], "verify") || !strcmp(w[0], "policy")) {
 		cmd_trust_extra(c, a, peer, w);
 	} else {
-		say(a, peer,
-		    _("Usage: /mend on|off|default on|off|status|devices [JID]|fingerprint|"
-		      "trust JID DEVICE|untrust JID DEVICE"));
+		say(a, peer, HELP_TEXT);
 	}
+}
+
+/* In a group chat: nothing is encrypted there yet, and /mend says so rather than "on". */
+static void run_mend_room(PurpleConversation *conv, char **w)
+{
+	const char *text = !strcmp(w[0], "on") ? _("Group chats are not encrypted by mend yet: "
+	                                           "nothing changed, messages in this room go "
+	                                           "unencrypted.")
+	                   : !strcmp(w[0], "off") || !strcmp(w[0], "status")
+	                       ? _("OMEMO: this group chat is NOT encrypted (mend encrypts "
+	                           "one-to-one chats only).")
+	                       : _("In a group chat /mend on|off|status tell about the room; the "
+	                           "other /mend commands work in a one-to-one chat.");
+
+	purple_conversation_write(conv, NULL, text, PURPLE_MESSAGE_SYSTEM, time(NULL));
 }
 
 static PurpleCmdRet cmd_mend(PurpleConversation *conv, const gchar *cmd, gchar **args,
                              gchar **error, void *data)
 {
 	PurpleAccount *a = purple_conversation_get_account(conv);
-	conn *c = g_hash_table_lookup(conns, purple_account_get_connection(a));
-	char *peer = bare_of(purple_conversation_get_name(conv));
+	conn *c = conn_of(a);
+	char *peer = norm_jid(purple_conversation_get_name(conv));
 	char **w = g_strsplit_set(args[0] ? args[0] : "", " \t", 4);
 
 	if (!w[0] || !*w[0]) {
 		g_strfreev(w);
 		w = g_strsplit("status", " ", 1);
 	}
-	run_mend(c, a, peer, w);
+	if (purple_conversation_get_type(conv) == PURPLE_CONV_TYPE_CHAT)
+		run_mend_room(conv, w);
+	else
+		run_mend(c, a, peer, w);
 	g_strfreev(w);
 	g_free(peer);
 	return PURPLE_CMD_RET_OK;
+}
+
+/*
+ * conversation-created: the chat's state as its first line (Finch's status
+ * line; Pidgin also shows it in the window), and the contact's device list
+ * asked for so that the default goes by what the contact publishes now.
+ */
+static void conversation_created(PurpleConversation *conv, gpointer data)
+{
+	PurpleAccount *a = purple_conversation_get_account(conv);
+	conn *c = conn_of(a);
+	char *peer;
+
+	if (!c || purple_conversation_get_type(conv) != PURPLE_CONV_TYPE_IM)
+		return;
+	peer = norm_jid(purple_conversation_get_name(conv));
+	ask_devices(c, peer);
+	purple_conversation_write(conv, NULL, state_text(a, peer), PURPLE_MESSAGE_SYSTEM,
+	                          time(NULL));
+	g_free(peer);
 }
 
 /* --- actions and preferences ------------------------------------------------------- */
@@ -598,15 +920,19 @@ static gboolean plugin_load(PurplePlugin *plugin)
 	                      NULL);
 	purple_signal_connect(prpl, "jabber-receiving-xmlnode", plugin, PURPLE_CALLBACK(receiving),
 	                      NULL);
+	purple_signal_connect(purple_conversations_get_handle(), "sending-im-msg", plugin,
+	                      PURPLE_CALLBACK(sending_im), NULL);
+	purple_signal_connect(purple_conversations_get_handle(), "receiving-im-msg", plugin,
+	                      PURPLE_CALLBACK(receiving_im), NULL);
+	purple_signal_connect(purple_conversations_get_handle(), "conversation-created", plugin,
+	                      PURPLE_CALLBACK(conversation_created), NULL);
 	purple_signal_connect(prpl, "jabber-sending-xmlnode", plugin, PURPLE_CALLBACK(sending),
 	                      NULL);
-	cmd_id = purple_cmd_register(
-	    "mend", "s", PURPLE_CMD_P_PLUGIN,
-	    PURPLE_CMD_FLAG_IM | PURPLE_CMD_FLAG_ALLOW_WRONG_ARGS | PURPLE_CMD_FLAG_PRPL_ONLY,
-	    "prpl-jabber", cmd_mend,
-	    _("mend on|off|default on|off|status|devices [JID]|fingerprint|"
-	      "trust JID DEVICE|untrust JID DEVICE: OMEMO encryption."),
-	    NULL);
+	cmd_id =
+	    purple_cmd_register("mend", "s", PURPLE_CMD_P_PLUGIN,
+	                        PURPLE_CMD_FLAG_IM | PURPLE_CMD_FLAG_CHAT |
+	                            PURPLE_CMD_FLAG_ALLOW_WRONG_ARGS | PURPLE_CMD_FLAG_PRPL_ONLY,
+	                        "prpl-jabber", cmd_mend, HELP_TEXT, NULL);
 	/* loaded while connected */
 	for (l = purple_connections_get_all(); l; l = l->next)
 		if (purple_connection_get_state(l->data) == PURPLE_CONNECTED)
@@ -656,7 +982,7 @@ static PurplePluginInfo info = {
 static void init_plugin(PurplePlugin *plugin)
 {
 	purple_prefs_add_none(PREFS);
-	purple_prefs_add_bool(PREF_DEFAULT, FALSE);
+	purple_prefs_add_bool(PREF_DEFAULT, TRUE);
 	purple_prefs_add_string_list(PREF_ENABLED, NULL);
 	purple_prefs_add_string_list(PREF_DISABLED, NULL);
 	info.dependencies = g_list_append(NULL, (gpointer) "prpl-jabber");

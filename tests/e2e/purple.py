@@ -305,6 +305,18 @@ class Purple:
         -> {"type":"cmd","status":"ok"|"failed"|"not_found"|"wrong_args"|...,"error":...}"""
         return self._command(f"cmd {jid} {command}", ("cmd",), timeout, f"{command} for {jid}")
 
+    def chatcmd(self, room, command, timeout=10):
+        """The same as cmd() in a group chat conversation with `room` (not joined)."""
+        return self._command(f"chatcmd {room} {command}", ("cmd",), timeout,
+                             f"{command} in {room}")
+
+    def join(self, room, nick, timeout=20):
+        """Join the group chat room@service as nick; wait until libpurple says joined."""
+        m = self.mark()
+        self._command(f"join {room} {nick}", ("join_sent",), timeout, f"join {room}")
+        return self.wait_line(lambda o: o["type"] == "chat_joined", timeout,
+                              f"{self.name} to join {room}", start=m)
+
     def raw(self, xml, timeout=10):
         """Send a stanza through "jabber-sending-xmlnode" (plugins see it, as the
         prpl's own stanzas). -> {"type":"raw_sent","blocked":BOOL}"""

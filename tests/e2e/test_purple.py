@@ -15,6 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import skip, start_omemo_peer, test, main, wait_for, wait_ready  # noqa: E402
 from mendcli import BUILD, Mend, server, stored_on_server, wait_listening, wait_message  # noqa: E402,E501
 from purple import Purple, purple_missing, finch_loads_plugin, finch_missing  # noqa: E402
+from profanity import xmpp_session  # noqa: E402
 
 LIBS = os.path.join(BUILD, ".libs")
 PLUGIN = os.path.join(LIBS, "mend-purple.so")
@@ -24,6 +25,11 @@ if why:
     skip(why)
 if not os.path.exists(PLUGIN):
     skip(f"{PLUGIN} is not built")
+
+
+def ends(text):
+    """An "im" line showing `text`, after whatever mark mend put in front."""
+    return lambda o: o["text"] == text or o["text"].endswith(" " + text)
 
 
 def with_mend(srv, user, resource="purple", user_dir=None):
@@ -56,7 +62,7 @@ def purple_and_the_mend_client_both_ways():
             assert m["from"] == "alice@localhost", m
             Mend(srv, root, "bob", "cli", device="phone").send("alice@localhost",
                                                                "hello from the mend client")
-            got = a.wait_im("hello from the mend client", timeout=30, flags=("recv",))
+            got = a.wait_im(ends("hello from the mend client"), timeout=30, flags=("recv",))
             assert got["who"] == "bob@localhost", got
             assert not stored_on_server(srv, "hello from libpurple"), \
                 "the plaintext reached the server"
@@ -79,7 +85,7 @@ def purple_and_python_omemo_both_ways():
                                o["body"] == "to python-omemo", 30, "the peer to decrypt")
             assert m["from"] == "alice@localhost", m
             peer.send_line("send alice@localhost from python-omemo")
-            a.wait_im("from python-omemo", timeout=30, flags=("recv",))
+            a.wait_im(ends("from python-omemo"), timeout=30, flags=("recv",))
 
 
 @test
@@ -99,7 +105,7 @@ def carbons_from_another_own_device():
                 wait_listening(pl)
                 bob.send("alice@localhost/phone", "to the phone only")
                 wait_message(pl, "to the phone only", timeout=30)
-                got = a.wait_im("to the phone only", timeout=30, flags=("recv",))
+                got = a.wait_im(ends("to the phone only"), timeout=30, flags=("recv",))
                 assert got["who"] == "bob@localhost", got
 
 
@@ -119,9 +125,10 @@ def catch_up_after_being_offline_once_and_in_order():
             wait_for(lambda: time.time() >= sent_at + 2, 5, "the clock to move on")
             a.restart()
             for t in texts:
-                a.wait_im(t, timeout=30)
-            got = [m for m in a.ims() if m["text"].startswith("while offline")]
-            assert [m["text"] for m in got] == texts, [m["text"] for m in got]
+                a.wait_im(ends(t), timeout=30)
+            got = [m for m in a.ims() if "while offline" in m["text"]]
+            assert [m["text"] for m in got] == [f"[unverified] {t}" for t in texts], \
+                [m["text"] for m in got]
             for m in got:
                 assert m["mtime"] <= sent_at + 1, f"not the original time: {m}"
             a.restart()
@@ -129,8 +136,8 @@ def catch_up_after_being_offline_once_and_in_order():
             mark = a.mark()
             a.wait_signed_on()
             bob.send("alice@localhost", "a new one")
-            a.wait_im("a new one", timeout=30, start=mark)
-            again = [m for m in a.ims(start=mark) if m["text"].startswith("while offline")]
+            a.wait_im(ends("a new one"), timeout=30, start=mark)
+            again = [m for m in a.ims(start=mark) if "while offline" in m["text"]]
             assert again == [], f"shown again after a restart: {again}"
 
 
@@ -141,12 +148,138 @@ def the_peer_receives_no_plaintext():
             a.wait_signed_on()
             a.cmd("carol@localhost", "/mend on")
             a.send("carol@localhost", "canary-secret-purple")
-            a.wait_im(lambda o: "NOT sent" in o["text"], timeout=30, flags=("system",))
+            a.wait_im(lambda o: "NOT sent" in o["text"], timeout=30, flags=("error",))
             a.cmd("carol@localhost", "/mend off")
             a.send("carol@localhost", "canary-plain-purple")
             wait_for(lambda: stored_on_server(srv, "canary-plain-purple"), 20,
                      "the plaintext control message to reach the server")
             assert not stored_on_server(srv, "canary-secret-purple"), "plaintext left"
+
+
+def fingerprint(dev):
+    cp = dev.run("fingerprint")
+    o = dev.lines(cp)[0]
+    return o["device"], o["fingerprint"]
+
+
+@test
+def every_received_message_carries_its_trust_mark():
+    """verified, trusted on first use, untrusted, a device the contact never
+    announced, and plaintext in an encrypted chat: five distinct marks."""
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        phone, ghost = Mend(srv, root, "bob", "phone"), Mend(srv, root, "bob", "ghost")
+        phone.publish()
+        pid, pfp = fingerprint(phone)
+        with with_mend(srv, "alice") as a:
+            a.wait_signed_on()
+            wait_published(srv, root, "alice")
+            phone.send("alice@localhost", "first use")
+            a.wait_im("[unverified] first use", timeout=30, flags=("recv",))
+            a.cmd("bob@localhost", f"/mend trust bob@localhost {pid} {pfp}")
+            phone.send("alice@localhost", "compared")
+            a.wait_im("[verified] compared", timeout=30, flags=("recv",))
+            a.cmd("bob@localhost", f"/mend untrust bob@localhost {pid}")
+            phone.send("alice@localhost", "from a distrusted phone")
+            a.wait_im("[UNTRUSTED device] from a distrusted phone", timeout=30,
+                      flags=("recv",))
+            with xmpp_session("127.0.0.1", srv.port, "bob@localhost", "pw") as x:
+                x._send("<message type='chat' to='alice@localhost' id='p1'>"
+                        "<body>in the clear</body></message>")
+                a.wait_im("[UNENCRYPTED] in the clear", timeout=30, flags=("recv",))
+            a.quit()
+            # a device bob's published list does not name (XEP-0384 §4.2)
+            ghost.send("alice@localhost", "from nowhere")
+            with xmpp_session("127.0.0.1", srv.port, "bob@localhost", "pw") as x:
+                x.publish_devicelist([pid])
+            a.restart()
+            a.wait_im("[device NOT in the contact's list] from nowhere", timeout=30,
+                      flags=("recv",))
+            shown = [m["text"] for m in a.ims() if m["text"].endswith("from nowhere")]
+            assert len(shown) == 1, shown
+
+
+@test
+def per_chat_switch_ignores_case_and_resource_and_rooms_stay_honest():
+    with server(extra_config='Component "conference.localhost" "muc"\n') as srv, \
+            tempfile.TemporaryDirectory() as root:
+        bob = Mend(srv, root, "bob", "phone")
+        bob.publish()
+        with with_mend(srv, "alice") as a, bob.listen() as bl:
+            a.wait_signed_on()
+            wait_listening(bl)
+            a.cmd("bob@localhost", "/mend default off")
+            a.cmd("Bob@LocalHost/phone", "/mend on")
+            a.send("bob@localhost", "case-folded-secret")
+            wait_message(bl, "case-folded-secret", timeout=30)
+            a.cmd("bob@localhost", "/mend off")
+            a.cmd("bob@localhost", "/mend on BOB@localhost/elsewhere")
+            a.send("bob@localhost/phone", "resource-secret")
+            wait_message(bl, "resource-secret", timeout=30)
+            assert not stored_on_server(srv, "case-folded-secret"), "plaintext left"
+            assert not stored_on_server(srv, "resource-secret"), "plaintext left"
+            a.join("room@conference.localhost", "alice")
+            m = a.mark()
+            r = a.chatcmd("room@conference.localhost", "/mend on")
+            assert r["status"] == "ok", r
+            said = [o["text"] for o in a.find(lambda o: o["type"] == "chat", m)]
+            assert said, a.lines[m:]
+            assert any("not encrypted" in t for t in said), said
+            assert not any("is on" in t for t in said), said
+
+
+@test
+def a_failed_send_shows_an_error_not_a_sent_message():
+    with server() as srv:
+        with with_mend(srv, "alice") as a:
+            a.wait_signed_on()
+            a.cmd("carol@localhost", "/mend on")
+            a.send("carol@localhost", "never-leaves")
+            a.wait_im(lambda o: "NOT sent" in o["text"] and "never-leaves" in o["text"],
+                      timeout=30, flags=("error",))
+            a.ping()
+            sent = [o for o in a.ims() if "send" in o["flags"] and "never-leaves" in o["text"]]
+            assert sent == [], f"shown as sent: {sent}"
+            assert not stored_on_server(srv, "never-leaves"), "plaintext left"
+
+
+@test
+def help_mend_lists_every_command():
+    with server() as srv:
+        with with_mend(srv, "alice") as a:
+            a.wait_signed_on()
+            m = a.mark()
+            a.cmd("bob@localhost", "/help mend")
+            text = a.wait_im(lambda o: "mend" in o["text"] and "/mend" in o["text"],
+                             timeout=10, start=m)["text"]
+            for word in ("on|off", "default", "status", "devices", "fingerprint", "trust",
+                         "untrust", "uri", "verify", "policy"):
+                assert word in text, f"{word!r} missing from /help mend: {text}"
+
+
+@test
+def on_by_default_for_a_contact_with_omemo_devices():
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        bob = Mend(srv, root, "bob", "phone")
+        bob.publish()
+        with with_mend(srv, "alice") as a, bob.listen() as bl:
+            a.wait_signed_on()
+            wait_listening(bl)
+            a.send("bob@localhost", "secret-by-default")
+            wait_message(bl, "secret-by-default", timeout=30)
+            assert not stored_on_server(srv, "secret-by-default"), "plaintext left"
+            # a contact without OMEMO: plaintext once mend knows (the chat says so)
+            def carol_known():
+                m = a.mark()
+                a.cmd("carol@localhost", "/mend status")
+                return any("NOT encrypted" in o["text"] for o in a.ims(start=m))
+            wait_for(carol_known, 20, "mend to learn that carol has no OMEMO device",
+                     interval=0.3)
+            a.send("carol@localhost", "plain-to-carol")
+            wait_for(lambda: stored_on_server(srv, "plain-to-carol"), 20,
+                     "the message to carol to reach the server")
+            said = [o["text"] for o in a.ims(conv="carol@localhost")]
+            assert any("NOT encrypted" in t for t in said), said
+
 
 
 @test

@@ -19,7 +19,7 @@
  *    "flags":["recv",...],"mtime":UNIX}           what the conversation window shows
  *   {"type":"xml","dir":"in"|"out","xml":STR}     the wire (with --xml)
  *   {"type":"notify",...}, {"type":"request",...}, command results, {"type":"bye"}
- * stdin: one command per line (send, sendhtml, cmd, raw, rawtext, close, load,
+ * stdin: one command per line (send, sendhtml, cmd, chatcmd, join, raw, rawtext, close, load,
  * unload, answer, cancel, account, ping, quit); EOF quits too.
  * stderr: libpurple's warnings and errors; everything with --verbose.
  */
@@ -48,6 +48,7 @@
 #include <prpl.h>
 #include <request.h>
 #include <savedstatuses.h>
+#include <server.h>
 #include <signals.h>
 #include <status.h>
 #include <util.h>
@@ -855,6 +856,23 @@ static PurpleConversation *im_conv(const char *line, const char *jid)
 	return conv;
 }
 
+/* /help [COMMAND], as Pidgin's and Finch's own: the registered help texts of a command */
+static PurpleCmdRet help_cb(PurpleConversation *conv, const gchar *cmd, gchar **args, gchar **error,
+                            void *data)
+{
+	GList *text = purple_cmd_help(conv, args[0] && *args[0] ? args[0] : NULL), *l;
+	GString *s = g_string_new(NULL);
+
+	for (l = text; l; l = l->next)
+		g_string_append_printf(s, "%s%s", (char *)l->data, l->next ? "\n" : "");
+	if (!text)
+		g_string_append(s, "No such command (in this context).");
+	purple_conversation_write(conv, NULL, s->str, PURPLE_MESSAGE_NO_LOG, time(NULL));
+	g_list_free(text);
+	g_string_free(s, TRUE);
+	return PURPLE_CMD_RET_OK;
+}
+
 /* --- commands on stdin ------------------------------------------------------------- */
 
 static void do_quit(void)
@@ -929,7 +947,22 @@ static void cmd_send(const char *line, const char *args, gboolean html)
 	g_free(jid);
 }
 
-static void cmd_cmd(const char *line, const char *args)
+/* a group chat conversation (not joined: for commands typed in its window) */
+static PurpleConversation *chat_conv(const char *line, const char *room)
+{
+	PurpleConversation *conv;
+
+	if (connection(line) == NULL)
+		return NULL;
+	conv = purple_find_conversation_with_account(PURPLE_CONV_TYPE_CHAT, room, account);
+	if (conv == NULL)
+		conv = purple_conversation_new(PURPLE_CONV_TYPE_CHAT, account, room);
+	if (conv == NULL)
+		emit_error(line, "no conversation");
+	return conv;
+}
+
+static void cmd_cmd(const char *line, const char *args, gboolean chat)
 {
 	const char *cmdline;
 	char *jid = first_word(args, &cmdline);
@@ -938,8 +971,8 @@ static void cmd_cmd(const char *line, const char *args)
 	if (*cmdline == '/')
 		cmdline++;
 	if (!*jid || !*cmdline) {
-		emit_error(line, "usage: cmd JID /COMMAND ARGS");
-	} else if ((conv = im_conv(line, jid)) != NULL) {
+		emit_error(line, "usage: cmd|chatcmd JID /COMMAND ARGS");
+	} else if ((conv = chat ? chat_conv(line, jid) : im_conv(line, jid)) != NULL) {
 		char *markup = g_markup_escape_text(cmdline, -1);
 		char *error = NULL;
 		PurpleCmdStatus s = purple_cmd_do_command(conv, cmdline, markup, &error);
@@ -1014,6 +1047,38 @@ static void cmd_close(const char *line, const char *jid)
 	json_end(j);
 }
 
+/* join ROOM@SERVICE NICK: a group chat (XEP-0045), as the join dialog does */
+static void cmd_join(const char *line, const char *args)
+{
+	const char *nick;
+	char *room = first_word(args, &nick), *at = strchr(room, '@');
+	PurpleConnection *gc = connection(line);
+	GHashTable *comps;
+
+	if (gc == NULL || at == NULL || !*nick) {
+		if (gc != NULL)
+			emit_error(line, "usage: join ROOM@SERVICE NICK");
+		g_free(room);
+		return;
+	}
+	comps = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	g_hash_table_insert(comps, g_strdup("room"), g_strndup(room, at - room));
+	g_hash_table_insert(comps, g_strdup("server"), g_strdup(at + 1));
+	g_hash_table_insert(comps, g_strdup("handle"), g_strdup(nick));
+	serv_join_chat(gc, comps);
+	g_hash_table_destroy(comps);
+	g_free(room);
+	json_end(json_begin("join_sent"));
+}
+
+static void chat_joined(PurpleConversation *conv, gpointer data)
+{
+	GString *j = json_begin("chat_joined");
+
+	json_str(j, "conv", purple_conversation_get_name(conv));
+	json_end(j);
+}
+
 static void cmd_unload(const char *line, const char *what)
 {
 	PurplePlugin *p = purple_plugins_find_with_id(what);
@@ -1051,7 +1116,11 @@ static void run_command(const char *line)
 	} else if (!strcmp(verb, "sendhtml")) {
 		cmd_send(line, args, TRUE);
 	} else if (!strcmp(verb, "cmd")) {
-		cmd_cmd(line, args);
+		cmd_cmd(line, args, FALSE);
+	} else if (!strcmp(verb, "chatcmd")) {
+		cmd_cmd(line, args, TRUE);
+	} else if (!strcmp(verb, "join")) {
+		cmd_join(line, args);
 	} else if (!strcmp(verb, "raw")) {
 		cmd_raw(line, args);
 	} else if (!strcmp(verb, "rawtext")) {
@@ -1074,7 +1143,8 @@ static void run_command(const char *line)
 		do_quit();
 	} else if (*verb) {
 		emit_error(line, "unknown command (send JID TEXT | sendhtml JID HTML | cmd JID "
-		                 "/CMD | raw XML | rawtext XML | close JID | load ID | unload ID | "
+		                 "/CMD | chatcmd ROOM /CMD | join ROOM NICK | raw XML | rawtext "
+		                 "XML | close JID | load ID | unload ID | "
 		                 "answer ID [ARG] | cancel ID | account | ping | quit)");
 	}
 	g_free(verb);
@@ -1160,6 +1230,8 @@ static void connect_signals(void)
 	                      PURPLE_CALLBACK(signed_off), NULL);
 	purple_signal_connect(purple_connections_get_handle(), "connection-error", &handle,
 	                      PURPLE_CALLBACK(connection_error), NULL);
+	purple_signal_connect(purple_conversations_get_handle(), "chat-joined", &handle,
+	                      PURPLE_CALLBACK(chat_joined), NULL);
 	if (opt.xml && jabber) {
 		purple_signal_connect_priority(jabber, "jabber-receiving-xmlnode", &handle,
 		                               PURPLE_CALLBACK(xml_in), NULL,
@@ -1198,6 +1270,10 @@ int main(int argc, char **argv)
 	purple_blist_load();
 	purple_prefs_load();
 	connect_signals();
+	purple_cmd_register(
+	    "help", "w", PURPLE_CMD_P_DEFAULT,
+	    PURPLE_CMD_FLAG_CHAT | PURPLE_CMD_FLAG_IM | PURPLE_CMD_FLAG_ALLOW_WRONG_ARGS, NULL,
+	    help_cb, "help &lt;command&gt;: Help on a specific command.", NULL);
 
 	for (p = opt.plugins; p && *p; p++)
 		load_plugin(*p);
