@@ -70,19 +70,14 @@ static PurplePlugin *jabber(void)
 	return purple_find_prpl("prpl-jabber");
 }
 
-static char *bare_of(const char *jid)
-{
-	return jid ? g_strndup(jid, strcspn(jid, "/")) : NULL;
-}
-
-/* The key of every per-chat setting and lookup: the bare JID, case folded (RFC 7622 §3.2,
- * §3.3: the domain and, in practice, the local part compare without case). */
+/* The key of every per-chat setting and lookup: the core's one normaliser (bare, case-folded);
+ * g_free()able. */
 static char *norm_jid(const char *jid)
 {
-	char *b = bare_of(jid), *n = b ? g_utf8_strdown(b, -1) : NULL;
+	char *n = mend_jid_normalize(jid), *r = n ? g_strdup(n) : NULL;
 
-	g_free(b);
-	return n;
+	mend_free(n);
+	return r;
 }
 
 /* --- settings: per conversation, with a per-account default ------------------- */
@@ -513,7 +508,7 @@ static int encrypts(PurpleConnection *gc, xmlnode *node, char **to, char **body)
 	if (xmlnode_get_child_with_namespace(node, "encrypted", "eu.siacs.conversations.axolotl"))
 		return 0; /* ours, already encrypted */
 	b = xmlnode_get_child(node, "body");
-	*to = bare_of(xmlnode_get_attrib(node, "to"));
+	*to = norm_jid(xmlnode_get_attrib(node, "to"));
 	if (!b || !*to || !enabled(purple_connection_get_account(gc), *to)) {
 		g_free(*to);
 		*to = NULL;
