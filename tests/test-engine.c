@@ -10,7 +10,10 @@
  * configure fallback, READY once), a message queued before READY, a peer
  * without OMEMO, forged carbons (XEP-0280 §11), archive results of our own
  * query only, deduped by stanza-id (XEP-0313, XEP-0359), garbage from the
- * network (DESIGN §7), and republishing a device list the server lost.
+ * network (DESIGN §7), republishing a device list the server lost, an
+ * archive error mid-catch-up (position and used prekeys kept, asked again
+ * later), and the bundle republished once READY after a catch-up and batched
+ * for live prekey messages.
  */
 #include "config.h"
 
@@ -19,12 +22,14 @@
 #include <glib/gstdio.h>
 #include <strophe.h>
 #include "mend/mend.h"
+#include "internal.h" /* mend_account_set_clock */
 #include "tap.h"
 
 #define ALICE        "alice@x"
 #define ALICE_FULL   "alice@x/r"
 #define BOB          "bob@x"
 #define CAROL        "carol@x"
+#define ERIN         "erin@x"
 #define NS_LEGACY    "eu.siacs.conversations.axolotl"
 #define NODE_LIST    NS_LEGACY ".devicelist"
 #define NODE_BUNDLES NS_LEGACY ".bundles:"
@@ -772,6 +777,251 @@ static void test_archive(mend_account *a, mend_account *b)
 	g_free(i2);
 }
 
+/* --- 5b. the archive answers with an error mid-catch-up ----------------------------------- */
+
+static mend_account *open_in(const char *root, const char *jid, const mend_host_ops *ops);
+
+/* How many MESSAGE events since `mark` had `body`. */
+static int count_bodies(guint mark, const char *body)
+{
+	int n = 0;
+
+	for (guint i = mark; i < events->len; i++) {
+		const rec *r = g_ptr_array_index(events, i);
+
+		n += r->kind == MEND_EVENT_MESSAGE && str_is(r->body, body);
+	}
+	return n;
+}
+
+static int64_t test_clock(void *data)
+{
+	return *(const int64_t *)data;
+}
+
+/*
+ * Alice's bundle offering only its n-th one-time prekey (0: the first), whose
+ * id goes to *id: whoever uses the bundle takes that one. g_free.
+ */
+static char *nth_prekey_bundle(mend_account *a, int n, char *id)
+{
+	GRegex *re = g_regex_new("<preKeyPublic preKeyId=['\"]([0-9]+)['\"]>[^<]*</preKeyPublic>",
+	                         0, 0, NULL);
+	GMatchInfo *mi = NULL;
+	char *bundle = NULL, *out = NULL, *keep = NULL, *pid;
+	int first = -1, last = -1, start, end, k = 0;
+
+	if (mend_account_bundle_xml(a, &bundle) < 0)
+		TAP_BAIL("no bundle for alice");
+	for (g_regex_match(re, bundle, 0, &mi); g_match_info_matches(mi);
+	     g_match_info_next(mi, NULL)) {
+		g_match_info_fetch_pos(mi, 0, &start, &end);
+		if (first < 0)
+			first = start;
+		last = end;
+		if (k++ == n) {
+			keep = g_match_info_fetch(mi, 0);
+			pid = g_match_info_fetch(mi, 1);
+			g_strlcpy(id, pid, 16);
+			g_free(pid);
+		}
+	}
+	g_match_info_free(mi);
+	g_regex_unref(re);
+	if (!keep)
+		TAP_BAIL("alice's bundle has no prekey %d", n);
+	out = g_strdup_printf("%.*s%s%s", first, bundle, keep, bundle + last);
+	g_free(keep);
+	mend_free(bundle);
+	return out;
+}
+
+static char *one_prekey_bundle(mend_account *a)
+{
+	char id[16];
+
+	return nth_prekey_bundle(a, 0, id);
+}
+
+/* The first message of `s` to alice, built on `bundle`, as alice's archive holds it. g_free. */
+static char *first_message(mend_account *s, const char *from, const char *bundle, const char *body)
+{
+	char *list = list_xml(aid), *st = NULL, *out;
+
+	mend_account_devicelist_update(s, ALICE, list);
+	g_free(list);
+	if (mend_account_bundle_process(s, ALICE, aid, bundle) < 0 ||
+	    mend_account_encrypt(s, ALICE, body, NULL, &st) < 0)
+		TAP_BAIL("%s cannot encrypt to alice", from);
+	out = stamped(st, from, ALICE, NULL);
+	mend_free(st);
+	return out;
+}
+
+/*
+ * Carol and erin both start a session on the same one-time prekey while
+ * alice is offline. The archive serves carol's message, then fails: the
+ * catch-up must not end (position and used prekey kept) and must ask again
+ * later, from the same position, so that erin's message still decrypts.
+ */
+static void test_archive_error(const char *root, mend_account *a)
+{
+	static const mend_host_ops quiet = {0};
+	mend_account *c = open_in(root, CAROL, &quiet), *e = open_in(root, ERIN, &quiet);
+	char *bundle = one_prekey_bundle(a);
+	char *ic = first_message(c, CAROL "/pc", bundle, "carol while offline");
+	char *ie = first_message(e, ERIN "/pc", bundle, "erin while offline");
+	int64_t now = g_get_real_time() / G_USEC_PER_SEC;
+	char *qid = NULL, *qid2 = NULL;
+	guint ev0, mark;
+	const rec *n;
+	int q, q2;
+
+	mend_account_set_clock(a, test_clock, &now);
+	q = catchup(a, &qid);
+	ev0 = events->len;
+	TAP_EQ(handle(a, mam_result(NULL, qid, "e1", ic)), 1, "carol's message from the archive");
+	mark = sent->len;
+	TAP_EQ(answer_error(a, q, ALICE, "internal-server-error"), 1,
+	       "then the archive answers the query with an error");
+	TAP_EQ(count_events(ev0, MEND_EVENT_CATCHUP_DONE), 0, "the catch-up has not ended");
+	n = event_of(ev0, MEND_EVENT_NOTICE);
+	TAP_OK(n && n->text && strstr(n->text, "internal-server-error") &&
+	           strstr(n->text, "10 seconds"),
+	       "the user is told, with the reason and when mend asks again: %s",
+	       n && n->text ? n->text : "(no notice)");
+	now += 9;
+	mend_account_tick(a);
+	TAP_EQ(sent_find(mark, "query", NS_MAM, NULL, NULL), -1, "no new query before its time");
+	now += 1;
+	mend_account_tick(a);
+	q2 = sent_find(mark, "query", NS_MAM, NULL, NULL);
+	qid2 = sent_queryid(q2);
+	TAP_OK(q2 >= 0 && qid2, "10 seconds later the archive is asked again");
+	TAP_OK(sent_text_is(q2, "after", "e1"), "from the kept position: after e1");
+	if (!qid2)
+		TAP_BAIL("no retry");
+	TAP_EQ(handle(a, mam_result(NULL, qid2, "e1", ic)), 1, "a server that repeats e1");
+	TAP_EQ(handle(a, mam_result(NULL, qid2, "e2", ie)), 1, "erin's message");
+	TAP_EQ(mam_fin(a, q2, "e2"), 1, "fin complete");
+	TAP_EQ(count_events(ev0, MEND_EVENT_MESSAGE), 2, "two messages");
+	TAP_EQ(count_bodies(ev0, "carol while offline"), 1, "carol's, once");
+	TAP_EQ(count_bodies(ev0, "erin while offline"), 1,
+	       "and erin's, built on the one-time prekey carol used: it was kept");
+	TAP_EQ(count_events(ev0, MEND_EVENT_UNDECRYPTABLE), 0, "nothing undecryptable");
+	TAP_EQ(count_events(ev0, MEND_EVENT_CATCHUP_DONE), 1, "CATCHUP_DONE once, at the end");
+	mend_account_set_clock(a, NULL, NULL);
+	g_free(qid);
+	g_free(qid2);
+	g_free(bundle);
+	g_free(ic);
+	g_free(ie);
+	mend_account_free(c);
+	mend_account_free(e);
+}
+
+/* --- 5c. the published bundle never offers a used prekey ------------------------------------ */
+
+/* The bundle publishes sent since `mark`: their count; *last the index of the last one. */
+static int bundle_publishes(guint mark, int *last)
+{
+	char node[64];
+	int n = 0;
+
+	g_snprintf(node, sizeof(node), NODE_BUNDLES "%u", aid);
+	*last = -1;
+	for (guint i = mark; i < sent->len; i++)
+		if (sent_has(i, "publish", NULL, "node", node)) {
+			n++;
+			*last = (int)i;
+		}
+	return n;
+}
+
+/* Whether sent stanza `i` offers one-time prekey `id`. */
+static int offers(int i, const char *id)
+{
+	char *a = g_strdup_printf("preKeyId='%s'", id), *b = g_strdup_printf("preKeyId=\"%s\"", id);
+	const char *xml = i >= 0 ? g_ptr_array_index(sent, i) : "";
+	int r = strstr(xml, a) || strstr(xml, b);
+
+	g_free(a);
+	g_free(b);
+	return r;
+}
+
+/*
+ * A catch-up that used a one-time prekey ends after our bundle publish left
+ * but before it was answered (before READY): the refilled bundle must still
+ * go out once READY. Then live: three new contacts start sessions at once;
+ * the bundle goes out once at the first, once more for the other two.
+ */
+static void test_republish(const char *root, mend_account *a)
+{
+	static const mend_host_ops quiet = {0};
+	const char *who[] = {"frank@x", "grace@x", "heidi@x", "ivan@x"};
+	mend_account *s[4];
+	char id[4][16], *qid = NULL;
+	guint mark, ev0;
+	int q, pub, last, n;
+
+	for (int k = 0; k < 4; k++)
+		s[k] = open_in(root, who[k], &quiet);
+	mark = sent->len;
+	q = items_query(mark, NODE_LIST, ALICE);
+	answer_list(a, reconnect(a, MEND_CONNECT_CATCHUP), ALICE, aid);
+	q = sent_find(mark, "query", NS_MAM, NULL, NULL);
+	qid = sent_queryid(q);
+	TAP_EQ(bundle_publishes(mark, &pub), 1, "connected: our bundle is published");
+	if (!qid)
+		TAP_BAIL("no catch-up query");
+	{
+		char *b = nth_prekey_bundle(a, 0, id[0]);
+		char *m = first_message(s[0], "frank@x/pc", b, "frank while offline");
+
+		TAP_EQ(handle(a, mam_result(NULL, qid, "r1", m)), 1,
+		       "frank's first message, archived");
+		g_free(b);
+		g_free(m);
+	}
+	TAP_EQ(mam_fin(a, q, "r1"), 1, "catch-up ends before the publish is answered");
+	ev0 = events->len;
+	mark = sent->len;
+	answer_ok(a, pub, ALICE);
+	TAP_EQ(count_events(ev0, MEND_EVENT_READY), 1, "READY");
+	TAP_EQ(bundle_publishes(mark, &pub), 1, "then the refilled bundle is published, once");
+	TAP_OK(pub >= 0 && !offers(pub, id[0]), "without prekey %s, which frank used", id[0]);
+	answer_ok(a, pub, ALICE);
+	TAP_EQ(bundle_publishes(mark, &last), 1, "and no more");
+
+	mark = sent->len;
+	for (int k = 1; k < 4; k++) {
+		char *b = nth_prekey_bundle(a, k - 1, id[k]);
+		char *from = g_strdup_printf("%s/pc", who[k]);
+		char *m = first_message(s[k], from, b, "hello, live");
+		char *sid = g_strdup_printf("live%d", k), *live = stamped(m, NULL, ALICE_FULL, sid);
+
+		handle(a, live);
+		g_free(b);
+		g_free(m);
+		g_free(sid);
+		g_free(from);
+	}
+	TAP_EQ(count_bodies(ev0, "hello, live"), 3, "three new contacts, three first messages");
+	n = bundle_publishes(mark, &pub);
+	TAP_EQ(n, 1, "one publish while the first is in flight (not one per used prekey)");
+	answer_ok(a, pub, ALICE);
+	n = bundle_publishes(mark, &last);
+	TAP_EQ(n, 2, "and one more when it is answered");
+	TAP_OK(last > pub && !offers(last, id[1]) && !offers(last, id[2]) && !offers(last, id[3]),
+	       "which offers none of the three used prekeys");
+	answer_ok(a, last, ALICE);
+	TAP_EQ(bundle_publishes(mark, &last), 2, "then nothing more");
+	g_free(qid);
+	for (int k = 0; k < 4; k++)
+		mend_account_free(s[k]);
+}
+
 /* --- 6. garbage ------------------------------------------------------------------------------ */
 
 static char *huge_list_event(unsigned n)
@@ -921,6 +1171,8 @@ int main(void)
 	test_no_omemo(a);
 	test_carbons(a, b);
 	test_archive(a, b);
+	test_archive_error(root, a);
+	test_republish(root, a);
 	test_garbage(a, b);
 	test_list_lost(a);
 	test_first_publish_lost(root);

@@ -424,6 +424,13 @@ MEND_EXPORT int mend_account_reset_identity(mend_account *acc);
  */
 MEND_EXPORT char *mend_jid_normalize(const char *jid);
 
+/*
+ * Lets the core do what waits for time (asking the archive again after it
+ * answered a catch-up with an error). Call it every few seconds while
+ * connected; handling a stanza does the same.
+ */
+MEND_EXPORT void mend_account_tick(mend_account *acc);
+
 #ifdef __cplusplus
 }
 #endif

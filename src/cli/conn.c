@@ -263,6 +263,8 @@ static void loop(struct cli *c)
 		xmpp_run_once(c->ctx, TURN_MS);
 		if (!c->finished && stop_signal)
 			interrupted(c);
+		if (!c->finished && c->online && c->acc)
+			mend_account_tick(c->acc);
 		if (!c->finished && c->on_tick)
 			c->on_tick(c);
 		if (!c->finished && c->deadline && g_get_monotonic_time() >= c->deadline) {

@@ -805,6 +805,19 @@ int mend_account_bundle_process(mend_account *acc, const char *jid, uint32_t dev
 	return r;
 }
 
+/* --- the clock ----------------------------------------------------------- */
+
+int64_t mend_now(const mend_account *acc)
+{
+	return acc->now ? acc->now(acc->now_data) : g_get_real_time() / G_USEC_PER_SEC;
+}
+
+void mend_account_set_clock(mend_account *acc, int64_t (*now)(void *data), void *data)
+{
+	acc->now = now;
+	acc->now_data = data;
+}
+
 /* --- catch-up -------------------------------------------------------------- */
 
 void mend_account_catchup_begin(mend_account *acc)
@@ -827,8 +840,9 @@ void mend_account_notify_bundle(mend_account *acc)
 {
 	if (!acc->bundle_dirty || acc->in_catchup || acc->probe_key)
 		return;
-	acc->bundle_dirty = 0;
-	mend_engine_bundle_changed(acc);
+	/* connected, the engine publishes it (building it clears the flag), once READY */
+	if (!mend_engine_bundle_changed(acc))
+		acc->bundle_dirty = 0;
 	if (acc->ops.bundle_changed)
 		acc->ops.bundle_changed(acc->user_data);
 }

@@ -9,10 +9,16 @@
  */
 #include "config.h"
 
+#include <libintl.h>
 #include <string.h>
 #include "engine.h"
 
+#define _(s) dgettext(GETTEXT_PACKAGE, s)
+
 #define MAM_PAGE "250"
+/* After an archive error the catch-up pauses: 10 s, doubling up to 5 minutes. */
+#define MAM_RETRY_FIRST 10
+#define MAM_RETRY_MAX   300
 
 enum mam_kind { MAM_CATCHUP = 1, MAM_HISTORY = 2 };
 
@@ -21,6 +27,9 @@ typedef struct mend_mam_query {
 	char *queryid;
 	char *with;
 	char *start;
+	char *unknown;     /* a position the archive said it does not know */
+	int64_t retry_at;  /* paused by an archive error until then (0: running) */
+	unsigned failures; /* errors in a row */
 } mam_query;
 
 static void mam_free(mam_query *q)
@@ -30,6 +39,7 @@ static void mam_free(mam_query *q)
 	g_free(q->queryid);
 	g_free(q->with);
 	g_free(q->start);
+	g_free(q->unknown);
 	g_free(q);
 }
 
@@ -54,7 +64,7 @@ static char *iso_of_unix(int64_t t)
 static char *catchup_since(mend_account *acc)
 {
 	char *v = NULL;
-	int64_t t = g_get_real_time() / G_USEC_PER_SEC;
+	int64_t t = mend_now(acc);
 
 	if (mend_store_meta_get(acc->store, "mam_last_ts", &v) == MEND_OK ||
 	    mend_store_meta_get(acc->store, "created", &v) == MEND_OK)
@@ -64,18 +74,38 @@ static char *catchup_since(mend_account *acc)
 	return iso_of_unix(t - 1);
 }
 
-void mend_archive_catchup_start(mend_account *acc)
+/* (Re)asks the archive from the stored position: after the last id, else by time. */
+static void catchup_query(mend_account *acc)
 {
 	char *last = NULL;
 
-	mend_account_catchup_begin(acc);
-	acc->mam = g_new0(mam_query, 1);
-	acc->mam->kind = MAM_CATCHUP;
+	g_free(acc->mam->queryid);
 	acc->mam->queryid = g_uuid_string_random();
-	if (mend_store_meta_get(acc->store, "mam_last", &last) != MEND_OK)
+	acc->mam->retry_at = 0;
+	if (mend_store_meta_get(acc->store, "mam_last", &last) == MEND_OK &&
+	    g_strcmp0(last, acc->mam->unknown) == 0)
+		g_clear_pointer(&last, g_free);
+	if (!last && !acc->mam->start)
 		acc->mam->start = catchup_since(acc);
 	mam_send(acc, last);
 	g_free(last);
+}
+
+void mend_archive_catchup_start(mend_account *acc)
+{
+	mend_account_catchup_begin(acc);
+	acc->mam = g_new0(mam_query, 1);
+	acc->mam->kind = MAM_CATCHUP;
+	catchup_query(acc);
+}
+
+void mend_archive_poll(mend_account *acc)
+{
+	if (acc->mam && acc->mam->retry_at && mend_now(acc) >= acc->mam->retry_at) {
+		mend_log(acc, MEND_LOG_INFO, "asking the archive again (attempt %u)",
+		         acc->mam->failures + 1);
+		catchup_query(acc);
+	}
 }
 
 static void mam_finish(mend_account *acc, int err)
@@ -98,6 +128,47 @@ static const char *fin_last(xmpp_stanza_t *fin)
 	return last ? xmpp_stanza_get_text_ptr(xmpp_stanza_get_children(last)) : NULL;
 }
 
+/* RFC 6120 §8.3.3: the defined condition of an IQ error, or "" when there is none. */
+static const char *error_condition(xmpp_stanza_t *iq)
+{
+	xmpp_stanza_t *c = xmpp_stanza_get_children(child(iq, "error", NULL));
+
+	for (; c; c = xmpp_stanza_get_next(c))
+		if (xmpp_stanza_get_name(c) &&
+		    g_strcmp0(xmpp_stanza_get_ns(c), "urn:ietf:params:xml:ns:xmpp-stanzas") == 0)
+			return xmpp_stanza_get_name(c);
+	return "";
+}
+
+/*
+ * The archive answered a catch-up page with an error. The catch-up has not
+ * ended: the position and the used one-time prekeys stay (DESIGN §3), and
+ * the same query is asked again later (mend_archive_poll, on the next connect).
+ */
+static void catchup_pause(mend_account *acc, const char *condition)
+{
+	mam_query *q = acc->mam;
+	int64_t delay = MAM_RETRY_FIRST;
+	mend_event ev = {.kind = MEND_EVENT_NOTICE, .trust = -1};
+	char *text;
+
+	for (unsigned i = 0; i < q->failures && delay < MAM_RETRY_MAX; i++)
+		delay *= 2;
+	delay = MIN(delay, MAM_RETRY_MAX);
+	q->failures++;
+	q->retry_at = mend_now(acc) + delay;
+	mend_log(acc, MEND_LOG_WARNING,
+	         "archive error (%s); catch-up paused, retry in %" G_GINT64_FORMAT " s",
+	         *condition ? condition : "no condition", delay);
+	text = g_strdup_printf(_("The server's archive answered with an error (%s); catching up "
+	                         "again in %d seconds. Messages that came while you were offline "
+	                         "may be missing until then."),
+	                       *condition ? condition : _("no reason given"), (int)delay);
+	ev.text = text;
+	emit(acc, &ev);
+	g_free(text);
+}
+
 static void mam_reply(mend_account *acc, xmpp_stanza_t *iq, int ok, void *data)
 {
 	xmpp_stanza_t *fin = child(iq, "fin", NS_MAM);
@@ -106,17 +177,26 @@ static void mam_reply(mend_account *acc, xmpp_stanza_t *iq, int ok, void *data)
 
 	if (!acc->mam || !g_str_equal(acc->mam->queryid, (const char *)data))
 		return;
-	if (!ok && acc->mam->kind == MAM_CATCHUP && !acc->mam->start) {
-		/* the archive no longer knows our last id: go by time instead */
+	if (!ok && acc->mam->kind == MAM_CATCHUP && !acc->mam->start &&
+	    g_str_equal(error_condition(iq), "item-not-found")) {
+		/* XEP-0313 §5.1: the archive no longer knows our last id: go by time instead */
 		mend_log(acc, MEND_LOG_INFO, "archive position unknown; catching up by time");
 		acc->mam->start = catchup_since(acc);
+		g_free(acc->mam->unknown);
+		acc->mam->unknown = NULL;
+		mend_store_meta_get(acc->store, "mam_last", &acc->mam->unknown);
 		mam_send(acc, NULL);
+		return;
+	}
+	if (!ok && acc->mam->kind == MAM_CATCHUP) {
+		catchup_pause(acc, error_condition(iq));
 		return;
 	}
 	if (!ok) {
 		mam_finish(acc, MEND_ERR_PROTOCOL);
 		return;
 	}
+	acc->mam->failures = 0;
 	if (last && acc->mam->kind == MAM_CATCHUP)
 		mend_store_meta_set(acc->store, "mam_last", last);
 	if (complete && (g_str_equal(complete, "true") || g_str_equal(complete, "1")))

@@ -53,6 +53,7 @@ struct mend_engine {
 	GHashTable *fresh;      /* jids whose device list was fetched on this connection */
 	GHashTable *refreshing; /* jids whose devices mend_account_refresh_devices() fetches */
 	GHashTable *touched;    /* "device/jid" -> when we last wrote its last-seen time */
+	int republishing;       /* a bundle republish is in flight (archive.c's batching) */
 };
 
 static void iq_wait_free(gpointer p)
@@ -335,6 +336,7 @@ static void publish(mend_account *acc, const char *node, char *payload,
 /* --- connecting -------------------------------------------------------------- */
 
 static void pump_all(mend_account *acc);
+static void republish_bundle(mend_account *acc);
 
 static void published(mend_account *acc, int ok)
 {
@@ -348,21 +350,23 @@ static void published(mend_account *acc, int ok)
 	if (eng->publishing > 0 && --eng->publishing == 0 && !eng->ready) {
 		eng->ready = 1;
 		emit(acc, &ev);
+		/* prekeys used by a catch-up that ended before READY */
+		republish_bundle(acc);
 		pump_all(acc);
 	}
 }
 
-static void publish_bundle(mend_account *acc)
+static void publish_bundle(mend_account *acc, void (*done)(mend_account *acc, int ok))
 {
 	char node[sizeof(MEND_NODE_LEGACY_BUNDLES) + 12];
 	char *xml = NULL;
 
 	if (mend_account_bundle_xml(acc, &xml) < 0) {
-		published(acc, 0);
+		done(acc, 0);
 		return;
 	}
 	g_snprintf(node, sizeof(node), "%s%u", MEND_NODE_LEGACY_BUNDLES, acc->device_id);
-	publish(acc, node, xml, published);
+	publish(acc, node, xml, done);
 }
 
 static void publish_own_list(mend_account *acc)
@@ -464,7 +468,7 @@ static void own_list_reply(mend_account *acc, xmpp_stanza_t *iq, int ok, void *d
 	/* an error (item-not-found, forbidden on Prosody) means: no list yet */
 	devicelist_arrived(acc, acc->jid, ok ? items_of(iq) : NULL);
 	eng->publishing = 2;
-	publish_bundle(acc);
+	publish_bundle(acc, published);
 	/* XEP-0384 v0.3 §4.2: add ourselves, never dropping another device */
 	if (ok && server_lists_us(acc, items_of(iq))) {
 		published(acc, 1);
@@ -521,7 +525,7 @@ void mend_account_disconnected(mend_account *acc)
 	mend_archive_reset(acc);
 	g_free(eng->full_jid);
 	eng->full_jid = NULL;
-	eng->connected = eng->ready = eng->publishing = 0;
+	eng->connected = eng->ready = eng->publishing = eng->republishing = 0;
 	eng->fetches = 0;
 	acc->in_catchup = 0;
 }
@@ -536,13 +540,35 @@ int mend_engine_connected(mend_account *acc)
 	return engine(acc)->connected;
 }
 
-/* Our bundle changed (prekeys replenished): republish it ourselves when connected. */
-void mend_engine_bundle_changed(mend_account *acc)
+static void republished(mend_account *acc, int ok)
+{
+	engine(acc)->republishing = 0;
+	if (ok)
+		republish_bundle(acc);
+}
+
+/*
+ * One republish at a time, of the bundle as it is when it leaves: prekeys
+ * used while one is in flight go out together when it is answered, so the
+ * server offers a used prekey for at most one round trip (XEP-0384 v0.3 §4.3).
+ */
+static void republish_bundle(mend_account *acc)
 {
 	mend_engine *eng = engine(acc);
 
-	if (eng->ready)
-		publish_bundle(acc);
+	if (!eng->ready || eng->republishing || !acc->bundle_dirty || acc->in_catchup)
+		return;
+	eng->republishing = 1;
+	publish_bundle(acc, republished);
+}
+
+/* Our bundle changed (prekeys replenished): 1 when we republish it (now or once READY). */
+int mend_engine_bundle_changed(mend_account *acc)
+{
+	if (!engine(acc)->connected)
+		return 0;
+	republish_bundle(acc);
+	return 1;
 }
 
 /* --- fetching device lists and bundles --------------------------------------- */
@@ -1428,7 +1454,13 @@ int mend_account_handle_stanza(mend_account *acc, const char *xml)
 	         (!type || (!g_str_equal(type, "error") && !g_str_equal(type, "groupchat"))))
 		r = handle_message(acc, st);
 	xmpp_stanza_release(st);
+	mend_archive_poll(acc);
 	return r;
+}
+
+void mend_account_tick(mend_account *acc)
+{
+	mend_archive_poll(acc);
 }
 
 /* --- devices and trust --------------------------------------------------------- */

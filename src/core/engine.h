@@ -56,5 +56,7 @@ int mend_engine_connected(mend_account *acc);
 void mend_archive_catchup_start(mend_account *acc);
 /* A <result/> of our own archive query; 0 when it is not ours. */
 int mend_archive_handle_result(mend_account *acc, xmpp_stanza_t *st, xmpp_stanza_t *result);
+/* Asks the archive again when a catch-up paused by an error is due. */
+void mend_archive_poll(mend_account *acc);
 
 #endif

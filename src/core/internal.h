@@ -45,6 +45,9 @@ struct mend_account {
 	int store_err;           /* the store failure behind a libsignal error, or 0 */
 	/* the archive query under way, if any (archive.c) */
 	struct mend_mam_query *mam;
+	/* the clock, seconds since the epoch (NULL: the real one); tests move it */
+	int64_t (*now)(void *data);
+	void *now_data;
 };
 
 /* How many one-time prekeys we keep published (XEP-0384 v0.3 §4.3: at least 20; we keep 100). */
@@ -59,6 +62,11 @@ int mend_account_replenish_prekeys(mend_account *acc);
 void mend_engine_free(mend_engine *eng);
 /* Forgets the archive query under way (archive.c). */
 void mend_archive_reset(mend_account *acc);
+
+/* The account's clock: seconds since the epoch (account.c). */
+int64_t mend_now(const mend_account *acc);
+/* For tests: replaces the clock (now = NULL: the real one again). */
+void mend_account_set_clock(mend_account *acc, int64_t (*now)(void *data), void *data);
 
 /* trust.c */
 /* 64 hex digits of a serialized public key's Curve25519 form; "" if it is not 33 bytes. */
@@ -100,8 +108,8 @@ int mend_engine_process_held(mend_account *acc, xmpp_stanza_t *msg, const char *
                              const char *timestamp, int carbon, int archived);
 /* Drops the session cache (sessions were deleted behind it). */
 void mend_sigstore_forget_sessions(mend_account *acc);
-/* Republishes our bundle when connected (prekeys were replenished). */
-void mend_engine_bundle_changed(mend_account *acc);
+/* Republishes our bundle when connected (prekeys were replenished): 1 if it does. */
+int mend_engine_bundle_changed(mend_account *acc);
 
 /* Asks the host to republish our bundle if prekeys changed (not during catch-up). */
 void mend_account_notify_bundle(mend_account *acc);
