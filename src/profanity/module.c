@@ -35,6 +35,7 @@
 static struct {
 	const struct mend_prof_api *api;
 	mend_account *acc;
+	int locked; /* the keyring holding the store key is locked: retried every few seconds */
 	char *account;
 	char *fulljid;
 	char *bare;
@@ -237,33 +238,50 @@ static const mend_host_ops ops = {
 
 static void disconnect(void)
 {
-	if (!M.acc)
-		return;
-	mend_account_disconnected(M.acc);
-	mend_account_free(M.acc);
-	M.acc = NULL;
+	M.locked = 0;
+	if (M.acc) {
+		mend_account_disconnected(M.acc);
+		mend_account_free(M.acc);
+		M.acc = NULL;
+	}
 	g_clear_pointer(&M.fulljid, g_free);
 	g_clear_pointer(&M.bare, g_free);
 }
 
-static void connect_account(const char *account_name, const char *fulljid)
+/* Opens the store of M.bare (the keyring may prompt unless `mode` says not to). */
+static int open_account(int mode)
 {
-	char *dir;
-	int r;
+	char *dir = g_build_filename(g_get_user_data_dir(), "mend", "profanity", M.bare, NULL);
+	int r = mend_account_open(&M.acc, M.bare, dir, (mend_keyring_mode)mode, &ops, NULL);
 
-	disconnect();
-	M.bare = bare_of(fulljid);
-	M.fulljid = g_strdup(fulljid);
-	dir = g_build_filename(g_get_user_data_dir(), "mend", "profanity", M.bare, NULL);
-	r = mend_account_open(&M.acc, M.bare, dir, MEND_KEYRING_AUTO, &ops, NULL);
 	g_free(dir);
+	M.locked = r == MEND_ERR_KEYRING_LOCKED;
+	if (M.locked && (mode & MEND_KEYRING_NO_PROMPT))
+		return r; /* said so at the first attempt */
 	if (r < 0) {
 		showf(NULL, _("mend: cannot open the OMEMO store for %s: %s"), M.bare,
 		      mend_strerror(r));
-		return;
+		return r;
 	}
 	/* Profanity answers disco and sends presence; carbons we enable, the archive we read */
-	mend_account_connected(M.acc, fulljid, MEND_CONNECT_CARBONS | MEND_CONNECT_CATCHUP);
+	mend_account_connected(M.acc, M.fulljid, MEND_CONNECT_CARBONS | MEND_CONNECT_CATCHUP);
+	return r;
+}
+
+static void connect_account(const char *account_name, const char *fulljid)
+{
+	disconnect();
+	M.bare = bare_of(fulljid);
+	M.fulljid = g_strdup(fulljid);
+	open_account(MEND_KEYRING_AUTO);
+}
+
+/* Every few seconds: while the keyring is locked, try again without a new prompt. */
+static void retry_locked(void)
+{
+	if (M.locked && !M.acc && M.bare &&
+	    open_account(MEND_KEYRING_AUTO | MEND_KEYRING_NO_PROMPT) == 0)
+		M.api->cons_show(_("mend: the keyring is unlocked; OMEMO is on again."));
 }
 
 static void on_connect(const char *account_name, const char *fulljid)
@@ -296,9 +314,17 @@ static int on_message_receive(const char *text)
 	xmpp_stanza_t *st;
 	int r, pep;
 
-	if (!M.acc)
+	if (!M.acc && !M.locked)
 		return 1;
 	st = xmpp_stanza_new_from_string(M.xctx, text);
+	if (!M.acc) {
+		/* unreadable until the keyring opens: not shown as its fallback body; the
+		 * catch-up from the archive (XEP-0313) after the unlock brings it back */
+		r = has_child_ns(st, "eu.siacs.conversations.axolotl");
+		if (st)
+			xmpp_stanza_release(st);
+		return !r;
+	}
 	/* device list events are Profanity's too (its own OMEMO reads them) */
 	pep = has_child_ns(st, "http://jabber.org/protocol/pubsub#event");
 	if (st)
@@ -478,6 +504,11 @@ static int need_account(void)
 {
 	if (M.acc)
 		return 1;
+	if (M.locked) {
+		M.api->cons_show(_("mend: keyring locked. Unlock the keyring to use mend on this "
+		                   "account; mend tries again every few seconds."));
+		return 0;
+	}
 	M.api->cons_show(_("mend: not connected; connect an account first."));
 	return 0;
 }
@@ -692,6 +723,7 @@ static void init(const char *version, const char *status, const char *account_na
 	mend_i18n_init();
 	M.xctx = xmpp_ctx_new(NULL, NULL);
 	register_commands();
+	M.api->register_timed(MEND_PROF_FILE, retry_locked, 5);
 	/* loaded while connected: there will be no on_connect (HOSTS.md) */
 	if (account_name && fulljid)
 		connect_account(account_name, fulljid);

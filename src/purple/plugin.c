@@ -48,6 +48,7 @@
 #define PREF_DISABLED PREFS "/disabled"
 #define ACCT_DEFAULT  "mend-default"
 #define ASKED_WINDOW  15 /* seconds an asked-for device list may take to arrive */
+#define LOCKED_RETRY  5  /* seconds between silent retries while the keyring is locked */
 
 /* One per signed-on jabber account. */
 typedef struct conn {
@@ -62,7 +63,8 @@ typedef struct conn {
 } conn;
 
 static PurplePlugin *self;
-static GHashTable *conns; /* PurpleConnection* -> conn* */
+static GHashTable *conns;  /* PurpleConnection* -> conn* */
+static GHashTable *locked; /* PurpleConnection* -> retry timer, while the keyring is locked */
 static PurpleCmdId cmd_id;
 
 static PurplePlugin *jabber(void)
@@ -444,7 +446,8 @@ static int is_jabber(PurpleConnection *gc)
 	              "prpl-jabber") == 0;
 }
 
-static void signed_on(PurpleConnection *gc, gpointer data)
+/* Opens the account's store (the keyring may prompt, unless `mode` says not to). */
+static int start_conn(PurpleConnection *gc, int mode)
 {
 	PurpleAccount *a = purple_connection_get_account(gc);
 	const char *full = purple_connection_get_display_name(gc);
@@ -452,28 +455,61 @@ static void signed_on(PurpleConnection *gc, gpointer data)
 	char *dir;
 	int r;
 
-	if (!is_jabber(gc))
-		return;
 	c = g_new0(conn, 1);
 	c->gc = gc;
 	c->bare = norm_jid(purple_account_get_username(a));
 	c->asked = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	dir = g_build_filename(purple_user_dir(), "mend", c->bare, NULL);
-	r = mend_account_open(&c->acc, c->bare, dir, MEND_KEYRING_AUTO, &ops, c);
+	r = mend_account_open(&c->acc, c->bare, dir, (mend_keyring_mode)mode, &ops, c);
 	g_free(dir);
 	if (r < 0) {
-		say(a, NULL, mend_strerror(r));
 		conn_free(c);
-		return;
+		return r;
 	}
 	g_hash_table_replace(conns, gc, c);
 	if (!full || !strchr(full, '/'))
 		full = purple_account_get_username(a);
 	mend_account_connected(c->acc, full, MEND_CONNECT_CARBONS | MEND_CONNECT_CATCHUP);
+	return 0;
+}
+
+/* While the keyring stays locked: try again without a prompt (the first one may still be up). */
+static gboolean retry_locked(gpointer data)
+{
+	PurpleConnection *gc = data;
+	int r = start_conn(gc, MEND_KEYRING_AUTO | MEND_KEYRING_NO_PROMPT);
+
+	if (r == MEND_ERR_KEYRING_LOCKED)
+		return TRUE;
+	g_hash_table_steal(locked, gc); /* this timer ends by returning FALSE */
+	if (r < 0)
+		say(purple_connection_get_account(gc), NULL, mend_strerror(r));
+	return FALSE;
+}
+
+static void stop_retry(gpointer timer)
+{
+	purple_timeout_remove(GPOINTER_TO_UINT(timer));
+}
+
+static void signed_on(PurpleConnection *gc, gpointer data)
+{
+	int r;
+
+	if (!is_jabber(gc))
+		return;
+	r = start_conn(gc, MEND_KEYRING_AUTO);
+	if (r == MEND_ERR_KEYRING_LOCKED)
+		g_hash_table_replace(
+		    locked, gc,
+		    GUINT_TO_POINTER(purple_timeout_add_seconds(LOCKED_RETRY, retry_locked, gc)));
+	if (r < 0)
+		say(purple_connection_get_account(gc), NULL, mend_strerror(r));
 }
 
 static void signing_off(PurpleConnection *gc, gpointer data)
 {
+	g_hash_table_remove(locked, gc);
 	g_hash_table_remove(conns, gc);
 }
 
@@ -485,6 +521,15 @@ static void receiving(PurpleConnection *gc, xmlnode **packet, gpointer data)
 	char *text;
 	int r;
 
+	if (!c && packet && *packet && g_hash_table_contains(locked, gc) &&
+	    xmlnode_get_child_with_namespace(*packet, "encrypted",
+	                                     "eu.siacs.conversations.axolotl")) {
+		/* unreadable until the keyring opens: not shown as its fallback body; the
+		 * catch-up from the archive (XEP-0313) after the unlock brings it back */
+		xmlnode_free(*packet);
+		*packet = NULL;
+		return;
+	}
 	if (!c || !packet || !*packet)
 		return;
 	text = xmlnode_to_str(*packet, NULL);
@@ -575,7 +620,9 @@ static void encrypt_in_place(conn *c, PurpleAccount *a, xmlnode *node, const cha
 	const char *id = xmlnode_get_attrib(node, "id");
 	char *stanza = NULL, *keep_id = g_strdup(id);
 	int r = c ? mend_account_encrypt_or_queue(c->acc, to, body, keep_id, &stanza)
-	          : MEND_ERR_NOT_FOUND;
+	        : g_hash_table_contains(locked, purple_account_get_connection(a))
+	            ? MEND_ERR_KEYRING_LOCKED
+	            : MEND_ERR_NOT_FOUND;
 
 	strip_children(node);
 	if (r == 0)
@@ -783,6 +830,10 @@ static void run_mend(conn *c, PurpleAccount *a, const char *peer, char **w)
 		                            "default on this account.")
 		                        : _("Chats on this account are not encrypted by "
 		                            "default."));
+	} else if (!c && g_hash_table_contains(locked, purple_account_get_connection(a))) {
+		say(a, peer,
+		    _("mend: keyring locked. Unlock the keyring to use mend on this account; mend "
+		      "tries again every few seconds."));
 	} else if (!c) {
 		say(a, peer, _("mend is not connected on this account yet."));
 	} else if (!strcmp(w[0], "status")) {
@@ -910,6 +961,7 @@ static gboolean plugin_load(PurplePlugin *plugin)
 	self = plugin;
 	mend_i18n_init();
 	conns = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, conn_free);
+	locked = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, stop_retry);
 	purple_signal_connect(conn_handle, "signed-on", plugin, PURPLE_CALLBACK(signed_on), NULL);
 	purple_signal_connect(conn_handle, "signing-off", plugin, PURPLE_CALLBACK(signing_off),
 	                      NULL);
@@ -939,6 +991,7 @@ static gboolean plugin_unload(PurplePlugin *plugin)
 {
 	purple_cmd_unregister(cmd_id);
 	purple_signals_disconnect_by_handle(plugin);
+	g_hash_table_destroy(locked);
 	g_hash_table_destroy(conns);
 	conns = NULL;
 	return TRUE;
