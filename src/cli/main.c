@@ -375,18 +375,25 @@ static int cmd_send(struct cli *c)
 
 /* --- listen ---------------------------------------------------------------- */
 
+/*
+ * Initial presence goes out before the archive query: the server then hands
+ * over (and deletes) what it kept offline; had we queried the archive first,
+ * Prosody would keep it (mod_mam skips the offline broadcast for sessions that
+ * asked the archive) and the offline store would grow for ever. What arrives
+ * both ways is deduped by stanza-id (XEP-0359). Nothing is handled before the
+ * engine starts: stanzas are read only once this returns.
+ */
 static void listen_online(struct cli *c)
 {
 	char *caps = NULL, *presence;
 
-	if (start_engine(c, MEND_CONNECT_CARBONS | MEND_CONNECT_CATCHUP) != CLI_OK)
-		return;
 	/* XEP-0115 caps: the server then asks what we do and pushes device lists (+notify) */
 	mend_account_caps_xml(c->acc, &caps);
 	presence = g_strdup_printf("<presence>%s</presence>", caps ? caps : "");
 	cli_send_raw(c, presence);
 	g_free(presence);
 	mend_free(caps);
+	start_engine(c, MEND_CONNECT_CARBONS | MEND_CONNECT_CATCHUP);
 }
 
 static void listen_event(struct cli *c, const mend_event *ev)

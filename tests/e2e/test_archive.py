@@ -1,0 +1,159 @@
+#!/usr/bin/python3
+"""Catch-up on a real Prosody (127.0.0.1, started and stopped here): the
+server's offline store is drained, and the bundle published right after a
+catch-up offers none of the one-time prekeys that catch-up used.
+
+What the server holds is read from its own storage (storage = "internal":
+Lua files under the harness's data dir): the offline store of an account, the
+archived stanzas (whose OMEMO prekey messages name the prekey they use) and
+the PEP bundle node.
+"""
+
+import base64
+import glob
+import os
+import re
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import skip, test, wait_for, main  # noqa: E402
+
+from mendcli import MEND, Mend, messages, server, wait_message  # noqa: E402
+
+if not os.access(MEND, os.X_OK):
+    skip(f"{MEND} is not built")
+
+
+def store_file(srv, store, user):
+    return os.path.join(srv.dir, "data", srv.host, store, f"{user}.list")
+
+
+def read(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+def offline_items(srv, user):
+    """How many stanzas Prosody keeps in `user`'s offline store (mod_offline)."""
+    return len(re.findall(r"^item\(", read(store_file(srv, "offline", user)), re.M))
+
+
+def published_prekeys(srv, user, device):
+    """The one-time prekey ids of the bundle `user` has on the server for `device`."""
+    node = f"pep_eu%2esiacs%2econversations%2eaxolotl%2ebundles%3a{device}"
+    items = read(os.path.join(srv.dir, "data", srv.host, node, f"{user}.list")).split("item(")
+    return set(int(i) for i in re.findall(r'\["preKeyId"\] = "(\d+)"', items[-1]))
+
+
+def varint(buf, i):
+    v = shift = 0
+    while True:
+        b = buf[i]
+        i += 1
+        v |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return v, i
+
+
+def prekey_id(message):
+    """The one-time prekey id a PreKeySignalMessage (version byte + protobuf) names."""
+    i = 1
+    while i < len(message):
+        key, i = varint(message, i)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            v, i = varint(message, i)
+            if field == 1:
+                return v
+        elif wire == 2:
+            n, i = varint(message, i)
+            i += n
+        else:
+            raise ValueError(f"wire type {wire} in a PreKeySignalMessage")
+    return None
+
+
+def archived_prekey_ids(srv, user, device):
+    """The prekey ids named by the OMEMO prekey messages for `device` in `user`'s archive."""
+    text = read(store_file(srv, "archive", user))
+    ids = []
+    # an element is a Lua table {"text"; ["name"] = ...; ["attr"] = {...}} in any order
+    for m in re.finditer(r"\{((?:[^{}]|\{[^{}]*\})*)\}", text):
+        el = m.group(1)
+        attrs = re.search(r'\["attr"\] = \{([^}]*)\}', el)
+        b64 = re.search(r'^\s*"([A-Za-z0-9+/=]+)";', el, re.M)
+        if (re.search(r'\["name"\] = "key";', el) and attrs and b64 and
+                f'["rid"] = "{device}"' in attrs.group(1) and
+                re.search(r'\["prekey"\] = "(true|1)"', attrs.group(1))):
+            ids.append(prekey_id(base64.b64decode(b64.group(1))))
+    return ids
+
+
+@test
+def the_offline_store_is_drained_and_nothing_shows_twice():
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        alice, bob = Mend(srv, root, "alice", "laptop"), Mend(srv, root, "bob", "phone")
+        bob.publish()
+        bodies = [f"while bob is away {i:02d}" for i in range(12)]
+        for b in bodies:
+            alice.send("bob@localhost", b)
+        held = offline_items(srv, "bob")
+        assert held == len(bodies), f"Prosody should hold {len(bodies)} offline items, holds {held}"
+        with bob.listen("--timeout", "60") as bl:
+            wait_for(lambda: any(o.get("type") == "catchup_done" for o in bl.lines), 30,
+                     "bob's catch-up to end")
+            wait_for(lambda: len(messages(bl)) >= len(bodies), 30, "bob to show every message")
+            wait_for(lambda: offline_items(srv, "bob") == 0, 10,
+                     f"Prosody's offline store for bob to be empty (holds "
+                     f"{offline_items(srv, 'bob')})")
+            alice.send("bob@localhost", "and now live")
+            wait_message(bl, "and now live")
+            got = [m["body"] for m in messages(bl)]
+        assert got == bodies + ["and now live"], f"shown (in order, each once): {got}"
+        assert offline_items(srv, "bob") == 0, "a live message went to the offline store"
+        with bob.listen("--timeout", "4") as again:
+            assert again.wait_exit(30) == 0, again.describe()
+            assert messages(again) == [], f"shown again: {messages(again)}"
+
+
+@test
+def thirty_new_sessions_while_offline_then_a_clean_bundle():
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        bob = Mend(srv, root, "bob", "phone")
+        bob.publish()
+        bob_id = bob.device_id()
+        offered = published_prekeys(srv, "bob", bob_id)
+        assert len(offered) == 100, f"bob's first bundle offers {len(offered)} prekeys"
+        senders = [Mend(srv, root, "alice", f"d{i:02d}") for i in range(30)]
+        for i, s in enumerate(senders):
+            s.send("bob@localhost", f"hello from d{i:02d}", timeout=90)
+        used = set(archived_prekey_ids(srv, "bob", bob_id))
+        assert used and used <= offered, f"prekeys named by the 30 messages: {sorted(used)}"
+        print(f"# the 30 prekey messages name {len(used)} distinct one-time prekeys")
+        with bob.listen("--timeout", "120") as bl:
+            wait_for(lambda: any(o.get("type") == "catchup_done" for o in bl.lines), 60,
+                     "bob's catch-up to end")
+            wait_for(lambda: not (published_prekeys(srv, "bob", bob_id) & used), 5,
+                     "bob's published bundle to drop the used prekeys right after catch-up "
+                     f"(still offers {sorted(published_prekeys(srv, 'bob', bob_id) & used)})")
+            now = published_prekeys(srv, "bob", bob_id)
+            assert len(now) == 100, f"the refilled bundle offers {len(now)} prekeys, not 100"
+            wait_for(lambda: len(messages(bl)) >= 30, 30, "bob to show the 30 messages")
+            late = Mend(srv, root, "alice", "late")
+            late.send("bob@localhost", "a new device, after the catch-up")
+            wait_message(bl, "a new device, after the catch-up")
+            got = sorted(m["body"] for m in messages(bl))
+            errors = [o for o in bl.lines if o.get("type") == "error"]
+        want = sorted([f"hello from d{i:02d}" for i in range(30)] +
+                      ["a new device, after the catch-up"])
+        assert got == want, f"each message once: {got}"
+        assert errors == [], f"errors: {errors}"
+
+
+if __name__ == "__main__":
+    main()
