@@ -1,6 +1,8 @@
 #!/usr/bin/python3
-"""A locked keyring in libpurple (Pidgin, Finch): the plugin asks the desktop
-to unlock it and works after the answer.
+"""A locked keyring in libpurple (Pidgin, Finch) and Profanity: the plugin asks
+the desktop to unlock it and works after the answer; when the dialog is
+cancelled, /mend status says "keyring locked", and an unlock done later by
+hand is picked up by the plugin's retries without a second dialog.
 
 Everything real and private: a D-Bus session bus of our own with its own
 gnome-keyring-daemon, and a private X server (Xvfb) where gnome-keyring's
@@ -22,9 +24,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import HarnessError, _stop_pid, pid_alive, run, skip, tail, test, main, wait_for  # noqa: E402,E501
 from mendcli import BUILD, Mend, server, wait_listening, wait_message  # noqa: E402
 from purple import Purple, purple_missing  # noqa: E402
+from profanity import Profanity, profanity_missing  # noqa: E402
 
 LIBS = os.path.join(BUILD, ".libs")
 PLUGIN = os.path.join(LIBS, "mend-purple.so")
+PROF_PLUGIN = os.path.join(LIBS, "mend.so")
+PROF_MODULE = os.path.join(LIBS, "mend-profanity-module.so")
 LOGIN = "/org/freedesktop/secrets/collection/login"
 PROMPT_CALL = "interface=org.freedesktop.Secret.Prompt; member=Prompt"
 LOCKED_STATUS = "mend: keyring locked"
@@ -98,6 +103,10 @@ class PrivateKeyring:
         if not addr:
             raise HarnessError("dbus-daemon did not print its address within 20 s")
         return addr
+
+    def host_env(self):
+        """What a host needs to reach this keyring and its prompter (its HOME stays its own)."""
+        return {k: self.env[k] for k in ("DISPLAY", "DBUS_SESSION_BUS_ADDRESS")}
 
     def gdbus(self, *args, timeout=20):
         return run(["gdbus", "call", "--session", *args], timeout, env=self.env)
@@ -197,7 +206,8 @@ def wait_published(bob):
 
 
 def with_mend(srv, kr, xml=False):
-    return Purple(srv, "alice", plugins=("core-mend",), plugin_dir=LIBS, env=kr.env, xml=xml)
+    return Purple(srv, "alice", plugins=("core-mend",), plugin_dir=LIBS, env=kr.host_env(),
+                  xml=xml)
 
 
 @test
@@ -266,6 +276,39 @@ def prompt_cancelled_status_says_locked_and_a_later_unlock_is_picked_up():
             got = a.wait_im(lambda o: o["text"].endswith("sent while the keyring was locked"),
                             timeout=30, flags=("recv",))
             assert got["who"] == "bob@localhost", got
+
+
+
+@test
+def profanity_says_keyring_locked_and_starts_after_the_unlock():
+    if profanity_missing() or not os.path.exists(PROF_MODULE):
+        skip(profanity_missing() or f"{PROF_MODULE} is not built")
+    if os.environ.get("MEND_SANITIZERS"):
+        skip("a sanitizer build: the plugin cannot load into Profanity (HOSTS.md)")
+    with server() as srv, tempfile.TemporaryDirectory() as root, PrivateKeyring(root) as kr:
+        env = dict(kr.host_env(), MEND_PROFANITY_MODULE=PROF_MODULE)
+        with Profanity(srv, "alice", env=env, plugins=[PROF_PLUGIN]) as p:
+            p.connect()
+            p.win(1)  # mend's status goes to the console
+            p.command("/mend status")
+            p.wait_screen("mend: alice@localhost, device", 20, "/mend status to answer")
+            p.quit()
+            kr.lock()
+            before = kr.prompts()
+            cancel = kr.answer("key Escape")
+            p.restart()
+            cancel.wait(timeout=40)
+            p.win(1)
+            p.command("/mend status")
+            p.wait_screen("mend: keyring locked", 20, "/mend status to say keyring locked")
+            assert kr.prompts() == before + 1, kr.prompts() - before
+            kr.unlock_by_hand()
+            p.wait_screen("the keyring is unlocked; OMEMO is on again", 20,
+                          "the retry to open the store")
+            p.command("/clear")
+            p.command("/mend status")
+            p.wait_screen("mend: alice@localhost, device", 20, "/mend status to answer")
+            assert kr.prompts() == before + 2, "the retries asked again"
 
 
 if __name__ == "__main__":
