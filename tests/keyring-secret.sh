@@ -48,13 +48,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 99' INT TERM HUP
 
-export HOME="$tmp/home"
-export XDG_DATA_HOME="$HOME/.local/share" XDG_CONFIG_HOME="$HOME/.config"
-export XDG_CACHE_HOME="$HOME/.cache" XDG_RUNTIME_DIR="$tmp/run"
-mkdir -p "$XDG_DATA_HOME" "$XDG_CONFIG_HOME" "$XDG_CACHE_HOME" "$XDG_RUNTIME_DIR"
-chmod 700 "$tmp" "$XDG_RUNTIME_DIR"
-# Never reach a keyring daemon of the real session.
-unset GNOME_KEYRING_CONTROL GNOME_KEYRING_PID DBUS_SESSION_BUS_ADDRESS
+# shellcheck source=tests/private-home.sh
+. "${top_srcdir:-$(dirname "$0")/..}/tests/private-home.sh"
 
 status=0
 # The daemon claims its bus name a little after --unlock returns: wait for
