@@ -65,6 +65,19 @@ typedef struct conn {
 static PurplePlugin *self;
 static GHashTable *conns;  /* PurpleConnection* -> conn* */
 static GHashTable *locked; /* PurpleConnection* -> retry timer, while the keyring is locked */
+
+/*
+ * A connection between signing on and mend's account being open, or whose
+ * account could not be opened: until the first try its one-to-one messages
+ * are held; after a failed one an OMEMO message becomes an error line. So
+ * nothing reaches the screen before mend can judge it.
+ */
+typedef struct early {
+	GQueue held; /* xmlnode* <message/> stanzas, oldest first */
+	int err;     /* why the account could not be opened; 0 while not tried */
+} early;
+
+static GHashTable *earlies; /* PurpleConnection* -> early* */
 static PurpleCmdId cmd_id;
 
 static PurplePlugin *jabber(void)
@@ -337,7 +350,8 @@ static gboolean receiving_im(PurpleAccount *a, char **sender, char **msg, Purple
 	conn *c = conn_of(a);
 	char *marked;
 
-	if (!c || c->showing_decrypted || !sender || !*sender || !msg || !*msg)
+	if ((c && c->showing_decrypted) || !sender || !*sender || !msg || !*msg ||
+	    strcmp(purple_account_get_protocol_id(a), "prpl-jabber") != 0)
 		return FALSE;
 	if (!listed(PREF_ENABLED, a, *sender) && !has_devices(c, *sender, 0))
 		return FALSE;
@@ -451,17 +465,20 @@ static int start_conn(PurpleConnection *gc, int mode)
 {
 	PurpleAccount *a = purple_connection_get_account(gc);
 	const char *full = purple_connection_get_display_name(gc);
+	const char *user = purple_account_get_username(a);
 	conn *c;
-	char *dir;
+	char *dir, *raw;
 	int r;
 
 	c = g_new0(conn, 1);
 	c->gc = gc;
-	c->bare = norm_jid(purple_account_get_username(a));
+	c->bare = norm_jid(user);
 	c->asked = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-	dir = g_build_filename(purple_user_dir(), "mend", c->bare, NULL);
-	r = mend_account_open(&c->acc, c->bare, dir, (mend_keyring_mode)mode, &ops, c);
+	raw = g_strndup(user, strcspn(user, "/")); /* the store's name, as it always was */
+	dir = g_build_filename(purple_user_dir(), "mend", raw, NULL);
+	r = mend_account_open(&c->acc, raw, dir, (mend_keyring_mode)mode, &ops, c);
 	g_free(dir);
+	g_free(raw);
 	if (r < 0) {
 		conn_free(c);
 		return r;
@@ -473,6 +490,118 @@ static int start_conn(PurpleConnection *gc, int mode)
 	return 0;
 }
 
+static void early_free(gpointer p)
+{
+	early *e = p;
+
+	g_queue_clear_full(&e->held, (GDestroyNotify)xmlnode_free);
+	g_free(e);
+}
+
+static void signing_on(PurpleConnection *gc, gpointer data)
+{
+	if (is_jabber(gc))
+		g_hash_table_replace(earlies, gc, g_new0(early, 1));
+}
+
+static int is_omemo(xmlnode *node)
+{
+	char *text = xmlnode_to_str(node, NULL);
+	int omemo = text && (strstr(text, "eu.siacs.conversations.axolotl") ||
+	                     strstr(text, "urn:xmpp:omemo:2"));
+
+	g_free(text);
+	return omemo;
+}
+
+/* An OMEMO message mend cannot read now: an error line in its chat instead of its fallback body.
+ */
+static void refuse(PurpleConnection *gc, xmlnode *node, int err)
+{
+	char *from = norm_jid(xmlnode_get_attrib(node, "from")), *line;
+
+	if (err == MEND_ERR_KEYRING_LOCKED) /* the archive brings it back after the unlock */
+		line =
+		    g_strdup_printf(_("An encrypted message from %s arrived while the keyring is "
+		                      "locked; it shows once the keyring is unlocked."),
+		                    from ? from : "?");
+	else
+		line = g_strdup_printf(_("An encrypted message from %s arrived, but mend cannot "
+		                         "read it now (%s); it is not shown."),
+		                       from ? from : "?", mend_strerror(err));
+	say_error(purple_connection_get_account(gc), from, line);
+	g_free(line);
+	g_free(from);
+}
+
+/* A held plaintext message, shown as libpurple would have (plaintext marks apply). */
+static void show_plain(PurpleConnection *gc, xmlnode *node)
+{
+	xmlnode *b = xmlnode_get_child(node, "body"), *d = xmlnode_get_child(node, "delay");
+	char *body = b ? xmlnode_get_data(b) : NULL, *esc;
+	const char *from = xmlnode_get_attrib(node, "from");
+
+	if (body && *body && from) {
+		esc = g_markup_escape_text(body, -1);
+		serv_got_im(gc, from, esc, PURPLE_MESSAGE_RECV,
+		            time_of(d ? xmlnode_get_attrib(d, "stamp") : NULL));
+		g_free(esc);
+	}
+	g_free(body);
+}
+
+/*
+ * After a try to open the account (r): what was held goes to the core first,
+ * as if just received; if the account could not be opened, OMEMO messages
+ * are refused and the rest shown. Once open, the connection is no longer early.
+ */
+static void settle_early(PurpleConnection *gc, int r)
+{
+	early *e = g_hash_table_lookup(earlies, gc);
+	conn *c = g_hash_table_lookup(conns, gc);
+	xmlnode *n;
+	char *text;
+
+	if (!e)
+		return;
+	e->err = r < 0 ? r : 0;
+	while ((n = g_queue_pop_head(&e->held)) != NULL) {
+		text = xmlnode_to_str(n, NULL);
+		if (!c && is_omemo(n))
+			refuse(gc, n, r);
+		else if (!c || mend_account_handle_stanza(c->acc, text) == 0)
+			show_plain(gc, n);
+		g_free(text);
+		xmlnode_free(n);
+	}
+	if (c)
+		g_hash_table_remove(earlies, gc);
+}
+
+/*
+ * A <message/> for a connection without an open account: held until the
+ * first try to open it; after a failed one an OMEMO message is refused (an
+ * error line) and the rest passes. Group chat messages and errors pass.
+ */
+static void hold_early(PurpleConnection *gc, xmlnode **packet)
+{
+	early *e = g_hash_table_lookup(earlies, gc);
+	const char *type = xmlnode_get_attrib(*packet, "type");
+
+	if (!e || strcmp((*packet)->name, "message") != 0 ||
+	    (type && (!strcmp(type, "groupchat") || !strcmp(type, "error"))))
+		return;
+	if (e->err && !is_omemo(*packet))
+		return;
+	if (e->err) {
+		refuse(gc, *packet, e->err);
+		xmlnode_free(*packet);
+	} else {
+		g_queue_push_tail(&e->held, *packet); /* ours now: the signal frees only *packet */
+	}
+	*packet = NULL;
+}
+
 /* While the keyring stays locked: try again without a prompt (the first one may still be up). */
 static gboolean retry_locked(gpointer data)
 {
@@ -482,6 +611,7 @@ static gboolean retry_locked(gpointer data)
 	if (r == MEND_ERR_KEYRING_LOCKED)
 		return TRUE;
 	g_hash_table_steal(locked, gc); /* this timer ends by returning FALSE */
+	settle_early(gc, r);
 	if (r < 0)
 		say(purple_connection_get_account(gc), NULL, mend_strerror(r));
 	return FALSE;
@@ -505,12 +635,14 @@ static void signed_on(PurpleConnection *gc, gpointer data)
 		    GUINT_TO_POINTER(purple_timeout_add_seconds(LOCKED_RETRY, retry_locked, gc)));
 	if (r < 0)
 		say(purple_connection_get_account(gc), NULL, mend_strerror(r));
+	settle_early(gc, r);
 }
 
 static void signing_off(PurpleConnection *gc, gpointer data)
 {
 	g_hash_table_remove(locked, gc);
 	g_hash_table_remove(conns, gc);
+	g_hash_table_remove(earlies, gc);
 }
 
 /* --- the stanza signals ------------------------------------------------------------ */
@@ -521,17 +653,12 @@ static void receiving(PurpleConnection *gc, xmlnode **packet, gpointer data)
 	char *text;
 	int r;
 
-	if (!c && packet && *packet && g_hash_table_contains(locked, gc) &&
-	    xmlnode_get_child_with_namespace(*packet, "encrypted",
-	                                     "eu.siacs.conversations.axolotl")) {
-		/* unreadable until the keyring opens: not shown as its fallback body; the
-		 * catch-up from the archive (XEP-0313) after the unlock brings it back */
-		xmlnode_free(*packet);
-		*packet = NULL;
+	if (!packet || !*packet)
+		return;
+	if (!c) {
+		hold_early(gc, packet);
 		return;
 	}
-	if (!c || !packet || !*packet)
-		return;
 	text = xmlnode_to_str(*packet, NULL);
 	r = mend_account_handle_stanza(c->acc, text);
 	g_free(text);
@@ -962,6 +1089,8 @@ static gboolean plugin_load(PurplePlugin *plugin)
 	mend_i18n_init();
 	conns = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, conn_free);
 	locked = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, stop_retry);
+	earlies = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, early_free);
+	purple_signal_connect(conn_handle, "signing-on", plugin, PURPLE_CALLBACK(signing_on), NULL);
 	purple_signal_connect(conn_handle, "signed-on", plugin, PURPLE_CALLBACK(signed_on), NULL);
 	purple_signal_connect(conn_handle, "signing-off", plugin, PURPLE_CALLBACK(signing_off),
 	                      NULL);
@@ -992,6 +1121,7 @@ static gboolean plugin_unload(PurplePlugin *plugin)
 	purple_cmd_unregister(cmd_id);
 	purple_signals_disconnect_by_handle(plugin);
 	g_hash_table_destroy(locked);
+	g_hash_table_destroy(earlies);
 	g_hash_table_destroy(conns);
 	conns = NULL;
 	return TRUE;

@@ -6,6 +6,7 @@ python-omemo peer, our own other device, after being offline, and when the
 peer cannot be encrypted to. Finch in tmux loads the plugin too.
 """
 
+import json
 import os
 import sys
 import tempfile
@@ -280,6 +281,31 @@ def on_by_default_for_a_contact_with_omemo_devices():
             said = [o["text"] for o in a.ims(conv="carol@localhost")]
             assert any("NOT encrypted" in t for t in said), said
 
+
+
+@test
+def an_omemo_message_is_never_shown_as_its_fallback_when_mend_cannot_open():
+    """The store's key is gone: mend cannot open the account, and an OMEMO
+    message from bob becomes an error line, not libpurple's fallback body."""
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        bob = Mend(srv, root, "bob", "phone")
+        bob.publish()
+        with with_mend(srv, "alice") as a:
+            a.wait_signed_on()
+            wait_published(srv, root, "alice")
+            a.quit()
+            keys = [os.path.join(d, f) for d, _, fs in os.walk(a.user_dir) for f in fs
+                    if f.endswith(".key")]
+            assert keys, f"no key file under {a.user_dir}"
+            for k in keys:
+                os.unlink(k)
+            a.restart()
+            bob.send("alice@localhost", "sealed-while-locked")
+            a.wait_im(lambda o: "cannot read" in o["text"], timeout=30, flags=("error",))
+            a.ping()
+            shown = [o for o in a.ims() if "recv" in o["flags"]]
+            assert shown == [], f"a fallback body was shown: {shown}"
+            assert not a.find(lambda o: "sealed-while-locked" in json.dumps(o)), "decrypted?"
 
 
 @test
