@@ -302,8 +302,8 @@ MEND_EXPORT int mend_account_send(mend_account *acc, const char *to, const char 
  * `body` now, keeps it in local history and returns 0 with the whole
  * <message/> in *stanza (mend_free) for the host to send instead of the
  * plaintext one. Otherwise queues it exactly like mend_account_send() and
- * returns 1 with *stanza NULL (SENT or SEND_FAILED follow). `id` (may be
- * NULL) is the host's message id, kept as the origin-id.
+ * returns 1 with *stanza NULL (SENT or SEND_FAILED follow, with `id`). `id`
+ * (may be NULL: a random one) is the host's message id, kept as the origin-id.
  */
 MEND_EXPORT int mend_account_encrypt_or_queue(mend_account *acc, const char *to, const char *body,
                                               const char *id, char **stanza);

@@ -922,28 +922,31 @@ static void pump_all(mend_account *acc)
 	g_hash_table_destroy(jids);
 }
 
-int mend_account_send(mend_account *acc, const char *to, const char *body, char **id)
+/* Queues `body` for `to` under the message id `msg_id` and sends what can be sent. */
+static int queue_message(mend_account *acc, const char *to, const char *body, const char *msg_id)
 {
-	char *msg_id;
 	int r;
 
-	if (id)
-		*id = NULL;
 	/* a full JID addresses one resource; devices are those of its bare JID */
 	if (!to || !*to || *to == '/' || !body || !g_utf8_validate(body, -1, NULL))
 		return MEND_ERR_INVALID_ARG;
-	msg_id = g_uuid_string_random();
 	r = mend_store_pending_add(acc->store, to, msg_id, body);
-	if (r < 0) {
-		g_free(msg_id);
+	if (r < 0)
 		return r;
-	}
 	pump(acc, to);
-	if (id)
-		*id = msg_id;
-	else
-		g_free(msg_id);
 	return MEND_OK;
+}
+
+int mend_account_send(mend_account *acc, const char *to, const char *body, char **id)
+{
+	char *msg_id = g_uuid_string_random();
+	int r = queue_message(acc, to, body, msg_id);
+
+	if (id)
+		*id = r == MEND_OK ? msg_id : NULL;
+	if (!id || r != MEND_OK)
+		g_free(msg_id);
+	return r;
 }
 
 /* Whether `jid`'s devices (and ours) are all known on this connection, none waiting for a bundle.
@@ -979,7 +982,7 @@ int mend_account_encrypt_or_queue(mend_account *acc, const char *to, const char 
 		goto out;
 	}
 	if (!keys_at_hand(acc, b)) {
-		r = mend_account_send(acc, to, body, NULL) == MEND_OK ? 1 : MEND_ERR_STORE;
+		r = queue_message(acc, to, body, id) == MEND_OK ? 1 : MEND_ERR_STORE;
 		goto out;
 	}
 	r = mend_account_encrypt_opts(acc, b, body, id, 0, stanza);
@@ -993,7 +996,7 @@ int mend_account_encrypt_or_queue(mend_account *acc, const char *to, const char 
 		report_skipped(acc, b);
 	}
 	if (r == MEND_ERR_NEED_BUNDLE) /* a device appeared: fetch and send it later */
-		r = mend_account_send(acc, to, body, NULL) == MEND_OK ? 1 : MEND_ERR_STORE;
+		r = queue_message(acc, to, body, id) == MEND_OK ? 1 : MEND_ERR_STORE;
 out:
 	g_free(own_id);
 	g_free(b);

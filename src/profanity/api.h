@@ -12,7 +12,7 @@
 #ifndef MEND_PROFANITY_API_H
 #define MEND_PROFANITY_API_H
 
-#define MEND_PROF_ABI   1
+#define MEND_PROF_ABI   2
 #define MEND_PROF_ENTRY "mend_profanity_module"
 /* The plugin's file name as Profanity knows it, for the calls that take one. */
 #define MEND_PROF_FILE "mend.c"
@@ -52,6 +52,9 @@ struct mend_prof_api {
 	int (*chat_show_themed)(const char *const barejid, const char *const group,
 	                        const char *const item, const char *const def, const char *const ch,
 	                        const char *const message);
+	char *(*get_current_muc)(void);
+	int (*room_show)(const char *const roomjid, const char *const message);
+	int (*current_win_is_console)(void);
 };
 
 /* The module's side: Profanity's hooks, forwarded by the shim (NULL members are skipped). */

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <profapi.h>
 #include "api.h"
 
@@ -71,6 +72,9 @@ static void fill_api(struct mend_prof_api *a)
 	a->chat_unset_outgoing_char = prof_chat_unset_outgoing_char;
 	a->chat_show = prof_chat_show;
 	a->chat_show_themed = prof_chat_show_themed;
+	a->get_current_muc = prof_get_current_muc;
+	a->room_show = prof_room_show;
+	a->current_win_is_console = prof_current_win_is_console;
 }
 
 /* The module sits beside the installed plugin; MEND_PROFANITY_MODULE overrides (tests). */
@@ -148,17 +152,30 @@ EXPORT void prof_on_disconnect(const char *account_name, const char *fulljid)
 		hooks->on_disconnect(account_name, fulljid);
 }
 
-/* Without the module: is encryption on for `jid` (settings only)? */
+/* Whether `jid` is in the settings list `key` (JIDs compare without case: RFC 7622 §3.2). */
+static int listed(char *key, const char *jid)
+{
+	char **list = prof_settings_string_list_get("mend", key);
+	int i, found = 0;
+
+	for (i = 0; list && list[i]; i++) {
+		found |= jid && strcasecmp(list[i], jid) == 0;
+		free(list[i]);
+	}
+	free(list);
+	return found;
+}
+
+/*
+ * Without the module: is encryption on for `jid` (settings only)? Chats are encrypted by
+ * default and the module cannot tell whether the contact has OMEMO: only an explicit
+ * /mend off lets a message go.
+ */
 static int on_for(const char *jid)
 {
-	char **list;
-	int i, on = prof_settings_boolean_get("mend", "default", 0);
-
-	list = prof_settings_string_list_get("mend", on ? "disabled" : "enabled");
-	for (i = 0; jid && list && list[i]; i++)
-		if (strcmp(list[i], jid) == 0)
-			on = !on;
-	return on;
+	if (listed("disabled", jid))
+		return 0;
+	return listed("enabled", jid) || prof_settings_boolean_get("mend", "default", 1);
 }
 
 /* Without the module: is encryption on for the stanza's recipient? */

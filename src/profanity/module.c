@@ -14,6 +14,12 @@
  * arrive) and an empty chat state goes instead. Plaintext never leaves for a
  * contact with encryption on, not even when something fails here.
  *
+ * Marks (the character after the time): every received message says how it
+ * came: "+" from a verified device, "~" from a trusted one (first use,
+ * blind trust), "?" from an untrusted or unknown one, "!" from a device its
+ * owner does not announce, and a plaintext message in a chat where
+ * encryption is on gets "-" and "[unencrypted]", never "~".
+ *
  * Profanity's hooks run on one thread, so the adapter keeps one state.
  */
 #include "config.h"
@@ -28,9 +34,16 @@
 #include "profanity/api.h"
 #include "sigproto.h"
 
-#define _(s)     dgettext(GETTEXT_PACKAGE, s)
-#define ENC_CHAR "~"
-#define SETTINGS "mend"
+#define _(s)             dgettext(GETTEXT_PACKAGE, s)
+#define ENC_CHAR         "~" /* from a trusted device (first use or blind trust), or ours */
+#define MARK_VERIFIED    "+"
+#define MARK_UNTRUSTED   "?"
+#define MARK_UNANNOUNCED "!"
+#define MARK_PLAIN       "-" /* unencrypted */
+#define MARK_NOTICE      "-"
+#define MARK_BROKEN      "x" /* an OMEMO message we cannot read */
+#define SETTINGS         "mend"
+#define HELD_MAX         1000 /* stanzas held while the account is not open */
 
 static struct {
 	const struct mend_prof_api *api;
@@ -45,26 +58,59 @@ static struct {
 	int rx_keep; /* let Profanity go on with the stanza */
 	char *rx_peer;
 	char *rx_text;
+	const char *rx_mark;
+	char *rx_plain_peer; /* a plaintext message from this JID is about to be shown */
+	/* where the running /mend command was typed (NULL: the console) */
+	char *here_chat;
+	char *here_room;
+	GPtrArray *held;      /* OMEMO stanzas that arrived before the account was open */
+	GHashTable *outbox;   /* message id -> "peer\nbody" of messages waiting for keys */
+	GHashTable *shown;    /* ids of messages shown in this session (history skips them) */
+	GHashTable *opened;   /* chats whose history mend showed in this session */
+	GHashTable *no_omemo; /* contacts found without OMEMO devices (on by default skips them) */
 } M;
 
 /* --- small helpers ---------------------------------------------------------- */
 
-static void show(const char *jid, const char *text)
+/*
+ * Opens `jid`'s chat window as the user would (/msg JID) and goes back to the window
+ * that was current (the plugin API has no call that opens a window in the background).
+ */
+static void open_chat_window(const char *jid)
 {
-	char *line;
+	const char *chat = M.api->get_current_recipient();
+	const char *room = M.api->get_current_muc();
+	char *back = chat                              ? g_strdup_printf("/win %s", chat)
+	             : room                            ? g_strdup_printf("/win %s", room)
+	             : M.api->current_win_is_console() ? g_strdup("/win console")
+	                                               : NULL;
+	char *line = g_strdup_printf("/msg %s", jid);
 
+	M.api->send_line(line);
+	if (back)
+		M.api->send_line(back);
+	g_free(line);
+	g_free(back);
+}
+
+/* Prints `text` in `jid`'s chat window with `mark`, opening the window if there is none. */
+static void show_marked(const char *jid, const char *mark, const char *text)
+{
 	if (!jid) {
 		M.api->cons_show(text);
 		return;
 	}
-	if (M.api->chat_show_themed(jid, NULL, NULL, NULL, ENC_CHAR, text))
+	if (M.api->chat_show_themed(jid, NULL, NULL, NULL, mark, text))
 		return;
-	/* no window for that chat yet: open it as the user would (/msg JID), then show */
-	line = g_strdup_printf("/msg %s", jid);
-	M.api->send_line(line);
-	g_free(line);
-	if (!M.api->chat_show_themed(jid, NULL, NULL, NULL, ENC_CHAR, text))
+	open_chat_window(jid);
+	if (!M.api->chat_show_themed(jid, NULL, NULL, NULL, mark, text))
 		M.api->cons_show(text);
+}
+
+/* A notice about `jid`'s chat (NULL: the console). */
+static void show(const char *jid, const char *text)
+{
+	show_marked(jid, MARK_NOTICE, text);
 }
 
 static void showf(const char *jid, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
@@ -81,9 +127,39 @@ static void showf(const char *jid, const char *fmt, ...)
 	g_free(text);
 }
 
-static char *bare_of(const char *jid)
+/* Command output: in the window the command was typed in (chat, room or console). */
+static void reply(const char *text)
 {
-	return jid ? g_strndup(jid, strcspn(jid, "/")) : NULL;
+	if (M.here_chat &&
+	    M.api->chat_show_themed(M.here_chat, NULL, NULL, NULL, MARK_NOTICE, text))
+		return;
+	if (M.here_room && M.api->room_show(M.here_room, text))
+		return;
+	M.api->cons_show(text);
+}
+
+static void replyf(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+
+static void replyf(const char *fmt, ...)
+{
+	va_list ap;
+	char *text;
+
+	va_start(ap, fmt);
+	text = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	reply(text);
+	g_free(text);
+}
+
+/* The bare JID every setting and lookup is keyed by (mend_jid_normalize), g_free'd. */
+static char *norm(const char *jid)
+{
+	char *n = jid ? mend_jid_normalize(jid) : NULL;
+	char *out = g_strdup(n);
+
+	mend_free(n);
+	return out;
 }
 
 static int in_list(const char *key, const char *jid)
@@ -91,18 +167,70 @@ static int in_list(const char *key, const char *jid)
 	char **list = M.api->settings_string_list_get(SETTINGS, (char *)key);
 	int found = 0, i;
 
-	for (i = 0; list && list[i]; i++)
-		found |= strcmp(list[i], jid) == 0;
+	for (i = 0; list && list[i]; i++) {
+		char *n = norm(list[i]);
+
+		found |= n && strcmp(n, jid) == 0;
+		g_free(n);
+	}
 	g_strfreev(list);
 	return found;
 }
 
-/* Whether messages to `jid` are encrypted: the default, unless the user said otherwise. */
+/* Removes every spelling of `jid` (normalised) from the settings list `key`. */
+static void list_remove(const char *key, const char *jid)
+{
+	char **list = M.api->settings_string_list_get(SETTINGS, (char *)key);
+	int i;
+
+	for (i = 0; list && list[i]; i++) {
+		char *n = norm(list[i]);
+
+		if (!n || strcmp(n, jid) == 0)
+			M.api->settings_string_list_remove(SETTINGS, (char *)key, list[i]);
+		g_free(n);
+	}
+	g_strfreev(list);
+}
+
+/* The settings key of this account's default ("default.ACCOUNT"; "default" when unknown). */
+static char *default_key(void)
+{
+	return M.account ? g_strconcat("default.", M.account, NULL) : g_strdup("default");
+}
+
+/* Whether new chats are encrypted (when the contact has OMEMO): on unless the user said off. */
+static int default_on(void)
+{
+	char *key = default_key();
+	int on = M.api->settings_boolean_get(SETTINGS, "default", 1);
+
+	on = M.api->settings_boolean_get(SETTINGS, key, on);
+	g_free(key);
+	return on;
+}
+
+/*
+ * Whether messages to `jid` are encrypted: what the user said for this chat; else the
+ * default, unless mend found that the contact publishes no OMEMO device (M.no_omemo).
+ * Not knowing yet counts as on: the first message waits for the device list rather than
+ * leave in plaintext.
+ */
 static int enabled(const char *jid)
 {
-	if (M.api->settings_boolean_get(SETTINGS, "default", 0))
-		return !in_list("disabled", jid);
-	return in_list("enabled", jid);
+	char *n = norm(jid);
+	int on;
+
+	if (!n)
+		return default_on();
+	if (in_list("disabled", n))
+		on = 0;
+	else if (in_list("enabled", n))
+		on = 1;
+	else
+		on = default_on() && !g_hash_table_contains(M.no_omemo, n);
+	g_free(n);
+	return on;
 }
 
 /* --- the chat window's marks ------------------------------------------------- */
@@ -166,26 +294,66 @@ static void op_log(mend_log_level level, const char *text, void *ud)
 	g_free(line);
 }
 
-/* Messages Profanity will not show itself (sent carbons, the archive): shown here. */
+/* The mark of a message from a device in this trust state (see the top of this file). */
+static const char *trust_mark(const mend_event *ev)
+{
+	if (ev->trust == MEND_TRUST_VERIFIED)
+		return MARK_VERIFIED;
+	if (mend_trust_is_trusted(ev->trust))
+		return ENC_CHAR;
+	return MARK_UNTRUSTED;
+}
+
+/* Remembers that the message `id` / `stanza_id` was shown (history then skips it). */
+static void remember_shown(const char *id, const char *stanza_id)
+{
+	if (id)
+		g_hash_table_add(M.shown, g_strdup(id));
+	if (stanza_id)
+		g_hash_table_add(M.shown, g_strdup(stanza_id));
+}
+
+static int was_shown(const mend_event *ev)
+{
+	return (ev->id && g_hash_table_contains(M.shown, ev->id)) ||
+	       (ev->stanza_id && g_hash_table_contains(M.shown, ev->stanza_id));
+}
+
+/* Messages Profanity will not show itself (sent carbons, the archive, held ones): shown here. */
 static void show_ourselves(const mend_event *ev)
 {
 	const char *who = ev->outgoing ? "me" : ev->from;
+	const char *mark = ev->outgoing ? ENC_CHAR : trust_mark(ev);
+	char *line;
 
+	if (ev->archived && was_shown(ev))
+		return;
+	remember_shown(ev->id, ev->stanza_id);
 	if (ev->archived)
-		showf(ev->peer, "%s: %s  [%s]", who, ev->body, ev->timestamp);
+		line = g_strdup_printf("%s: %s  [%s]", who, ev->body, ev->timestamp);
 	else
-		showf(ev->peer, "%s: %s", who, ev->body);
+		line = g_strdup_printf("%s: %s", who, ev->body);
+	show_marked(ev->peer, mark, line);
+	g_free(line);
+}
+
+/* What Profanity is about to show for the stanza being received (pre_display swaps it in). */
+static void set_rx(const char *peer, const char *text, const char *mark)
+{
+	M.rx_keep = 1;
+	g_free(M.rx_peer);
+	g_free(M.rx_text);
+	M.rx_peer = g_strdup(peer);
+	M.rx_text = g_strdup(text);
+	M.rx_mark = mark;
 }
 
 static void on_message(const mend_event *ev)
 {
 	if (M.rx_active && !ev->archived && ev->carbon != MEND_CARBON_SENT) {
 		/* Profanity shows it: pre_chat_message_display gets our text */
-		M.rx_keep = 1;
-		g_free(M.rx_peer);
-		g_free(M.rx_text);
-		M.rx_peer = g_strdup(ev->peer);
-		M.rx_text = g_strdup(ev->body);
+		remember_shown(ev->id, ev->stanza_id);
+		set_rx(ev->peer, ev->body, trust_mark(ev));
 		return;
 	}
 	show_ourselves(ev);
@@ -194,14 +362,45 @@ static void on_message(const mend_event *ev)
 static void on_undecryptable(const mend_event *ev)
 {
 	if (M.rx_active && !ev->archived) {
-		M.rx_keep = 1;
-		g_free(M.rx_peer);
-		g_free(M.rx_text);
-		M.rx_peer = g_strdup(ev->peer);
-		M.rx_text = g_strdup(ev->text);
+		set_rx(ev->peer, ev->text, MARK_BROKEN);
 		return;
 	}
-	show(ev->peer, ev->text);
+	show_marked(ev->peer, MARK_BROKEN, ev->text);
+}
+
+/* A message that waited for keys left (SENT) or will not leave (SEND_FAILED). */
+static void on_send_result(const mend_event *ev)
+{
+	char *waiting = ev->id ? g_hash_table_lookup(M.outbox, ev->id) : NULL;
+	char *line;
+
+	if (ev->kind == MEND_EVENT_SEND_FAILED) {
+		show(ev->peer, ev->text);
+		if (ev->error == MEND_ERR_NO_DEVICES && ev->peer && !in_list("enabled", ev->peer)) {
+			/* on by default only where the contact has OMEMO: the next one goes plain
+			 */
+			g_hash_table_add(M.no_omemo, g_strdup(ev->peer));
+			mark_window(ev->peer);
+			showf(ev->peer,
+			      _("Encryption is now off for %s (no OMEMO); send it again to send it "
+			        "unencrypted, or /mend on %s to require encryption."),
+			      ev->peer, ev->peer);
+		}
+		if (waiting) {
+			line = g_strdup_printf(_("NOT sent: %s"), waiting);
+			show(ev->peer, line);
+			g_free(line);
+		}
+	} else if (waiting) {
+		line = g_strconcat("me: ", waiting, NULL);
+		show_marked(ev->peer, ENC_CHAR, line);
+		remember_shown(ev->id, NULL);
+		g_free(line);
+	}
+	if (ev->kind == MEND_EVENT_SENT && ev->text && *ev->text)
+		show(ev->peer, ev->text); /* devices skipped (not trusted) */
+	if (ev->id)
+		g_hash_table_remove(M.outbox, ev->id);
 }
 
 static void op_event(const mend_event *ev, void *ud)
@@ -214,12 +413,15 @@ static void op_event(const mend_event *ev, void *ud)
 		on_undecryptable(ev);
 		break;
 	case MEND_EVENT_SENT:
-		break;
 	case MEND_EVENT_SEND_FAILED:
+		on_send_result(ev);
+		break;
 	case MEND_EVENT_NOTICE:
 		show(ev->peer, ev->text);
 		break;
 	case MEND_EVENT_DEVICELIST:
+		if (ev->peer && ev->n_devices > 0)
+			g_hash_table_remove(M.no_omemo, ev->peer);
 		mark_window(ev->peer);
 		break;
 	default:
@@ -248,6 +450,19 @@ static void disconnect(void)
 	g_clear_pointer(&M.bare, g_free);
 }
 
+/* The stanzas held while the account was not open, handled now that it is. */
+static void release_held(void)
+{
+	GPtrArray *held = M.held;
+	guint i;
+
+	M.held = g_ptr_array_new_with_free_func(g_free);
+	for (i = 0; held && i < held->len; i++)
+		mend_account_handle_stanza(M.acc, g_ptr_array_index(held, i));
+	if (held)
+		g_ptr_array_free(held, TRUE);
+}
+
 /* Opens the store of M.bare (the keyring may prompt unless `mode` says not to). */
 static int open_account(int mode)
 {
@@ -265,13 +480,16 @@ static int open_account(int mode)
 	}
 	/* Profanity answers disco and sends presence; carbons we enable, the archive we read */
 	mend_account_connected(M.acc, M.fulljid, MEND_CONNECT_CARBONS | MEND_CONNECT_CATCHUP);
+	release_held();
 	return r;
 }
 
 static void connect_account(const char *account_name, const char *fulljid)
 {
 	disconnect();
-	M.bare = bare_of(fulljid);
+	g_free(M.account);
+	M.account = g_strdup(account_name);
+	M.bare = norm(fulljid);
 	M.fulljid = g_strdup(fulljid);
 	open_account(MEND_KEYRING_AUTO);
 }
@@ -300,6 +518,15 @@ static void on_shutdown(void)
 	if (M.xctx)
 		xmpp_ctx_free(M.xctx);
 	M.xctx = NULL;
+	g_clear_pointer(&M.held, g_ptr_array_unref);
+	g_clear_pointer(&M.outbox, g_hash_table_unref);
+	g_clear_pointer(&M.shown, g_hash_table_unref);
+	g_clear_pointer(&M.opened, g_hash_table_unref);
+	g_clear_pointer(&M.no_omemo, g_hash_table_unref);
+	g_clear_pointer(&M.account, g_free);
+	g_clear_pointer(&M.rx_peer, g_free);
+	g_clear_pointer(&M.rx_text, g_free);
+	g_clear_pointer(&M.rx_plain_peer, g_free);
 }
 
 /* --- receiving ----------------------------------------------------------------- */
@@ -309,30 +536,59 @@ static int has_child_ns(xmpp_stanza_t *st, const char *ns)
 	return st && xmpp_stanza_get_child_by_ns(st, ns) != NULL;
 }
 
+/* Whether the stanza carries an OMEMO <encrypted/> (legacy or OMEMO:2), maybe in a carbon. */
+static int has_omemo_payload(const char *text)
+{
+	return strstr(text, "<encrypted") &&
+	       (strstr(text, "eu.siacs.conversations.axolotl\"") ||
+	        strstr(text, "eu.siacs.conversations.axolotl'") ||
+	        strstr(text, "urn:xmpp:omemo:2\"") || strstr(text, "urn:xmpp:omemo:2'"));
+}
+
+/*
+ * A plaintext chat message Profanity will show: remembers its sender, so that
+ * pre_display marks it unencrypted. A received carbon names the sender inside.
+ */
+static void note_plaintext(xmpp_stanza_t *st)
+{
+	xmpp_stanza_t *fwd, *inner;
+	const char *type = st ? xmpp_stanza_get_type(st) : NULL;
+
+	g_clear_pointer(&M.rx_plain_peer, g_free);
+	if (!st || (type && strcmp(type, "chat") != 0 && strcmp(type, "normal") != 0))
+		return;
+	fwd = xmpp_stanza_get_child_by_name_and_ns(st, "received", "urn:xmpp:carbons:2");
+	fwd = fwd ? xmpp_stanza_get_child_by_name(fwd, "forwarded") : NULL;
+	inner = fwd ? xmpp_stanza_get_child_by_name(fwd, "message") : st;
+	if (inner && xmpp_stanza_get_child_by_name(inner, "body"))
+		M.rx_plain_peer = norm(xmpp_stanza_get_from(inner));
+}
+
 static int on_message_receive(const char *text)
 {
 	xmpp_stanza_t *st;
 	int r, pep;
 
-	if (!M.acc && !M.locked)
-		return 1;
-	st = xmpp_stanza_new_from_string(M.xctx, text);
 	if (!M.acc) {
-		/* unreadable until the keyring opens: not shown as its fallback body; the
-		 * catch-up from the archive (XEP-0313) after the unlock brings it back */
-		r = has_child_ns(st, "eu.siacs.conversations.axolotl");
-		if (st)
-			xmpp_stanza_release(st);
-		return !r;
+		/* mend cannot judge it yet (store not open, keyring locked): hold it, never shown
+		 * as its fallback body; what the cap drops comes back from the archive catch-up */
+		if (!has_omemo_payload(text))
+			return 1;
+		if (M.held && M.held->len < HELD_MAX)
+			g_ptr_array_add(M.held, g_strdup(text));
+		return 0;
 	}
+	st = xmpp_stanza_new_from_string(M.xctx, text);
 	/* device list events are Profanity's too (its own OMEMO reads them) */
 	pep = has_child_ns(st, "http://jabber.org/protocol/pubsub#event");
-	if (st)
-		xmpp_stanza_release(st);
 	M.rx_active = 1;
 	M.rx_keep = 0;
 	r = mend_account_handle_stanza(M.acc, text);
 	M.rx_active = 0;
+	if (r == 0 && !pep)
+		note_plaintext(st);
+	if (st)
+		xmpp_stanza_release(st);
 	if (r == 0 || pep)
 		return 1;
 	/* ours: shown through Profanity (rx_keep), shown by us, or a duplicate to drop */
@@ -347,15 +603,41 @@ static int on_iq_receive(const char *text)
 	return mend_account_handle_stanza(M.acc, text) == 1 ? 0 : 1;
 }
 
+/* The body OMEMO clients put beside the encrypted payload (mend's, Conversations', Dino's...). */
+static int looks_like_fallback(const char *text)
+{
+	return text && strlen(text) < 400 && strstr(text, "OMEMO") &&
+	       (strstr(text, "encrypted") || strstr(text, "ENCRYPTED"));
+}
+
+/*
+ * Profanity is about to show a message from `barejid` (live, or from its history): the
+ * text mend decrypted, with the sending device's trust as the mark; a plaintext message in
+ * a chat where encryption is on with the unencrypted mark and a word saying so.
+ */
 static char *pre_display(const char *barejid, const char *resource, const char *message)
 {
-	char *out;
+	char *n = norm(barejid), *out = NULL;
 
-	if (!M.rx_text || !M.rx_peer || strcmp(barejid, M.rx_peer) != 0)
-		return NULL;
-	out = strdup(M.rx_text);
-	g_clear_pointer(&M.rx_text, g_free);
-	g_clear_pointer(&M.rx_peer, g_free);
+	if (M.rx_text && M.rx_peer && n && strcmp(n, M.rx_peer) == 0) {
+		M.api->chat_set_incoming_char(barejid, M.rx_mark);
+		out = strdup(M.rx_text);
+		g_clear_pointer(&M.rx_text, g_free);
+		g_clear_pointer(&M.rx_peer, g_free);
+	} else if (M.rx_plain_peer && n && strcmp(n, M.rx_plain_peer) == 0) {
+		g_clear_pointer(&M.rx_plain_peer, g_free);
+		M.api->chat_set_incoming_char(barejid, MARK_PLAIN);
+		if (enabled(n)) {
+			char *s = g_strdup_printf(_("[unencrypted] %s"), message);
+
+			out = strdup(s);
+			g_free(s);
+		}
+	} else if (looks_like_fallback(message)) {
+		/* Profanity's history keeps what came on the wire: mend shows the text itself */
+		out = strdup(_("[an OMEMO message: mend shows its text from its own history]"));
+	}
+	g_free(n);
 	return out;
 }
 
@@ -375,6 +657,14 @@ static char *empty_message(const char *to, const char *id)
 	g_free(eto);
 	g_free(eid);
 	return out;
+}
+
+static void say_no_devices(const char *bare)
+{
+	showf(bare,
+	      _("%s has no OMEMO device mend can encrypt to; the message was NOT sent. /mend off "
+	        "%s sends without encryption."),
+	      bare, bare);
 }
 
 static char *encrypt_outgoing(const char *to, const char *bare, const char *id, const char *body)
@@ -399,10 +689,7 @@ static char *encrypt_outgoing(const char *to, const char *bare, const char *id, 
 		        "arrive."),
 		      bare);
 	else if (r == MEND_ERR_NO_DEVICES)
-		showf(bare,
-		      _("%s has no OMEMO device mend can encrypt to; the message was NOT "
-		        "sent. /mend off %s sends without encryption."),
-		      bare, bare);
+		say_no_devices(bare);
 	else
 		showf(bare, _("The message was NOT sent: %s"), mend_strerror(r));
 	return empty_message(to, id);
@@ -428,7 +715,16 @@ static char *on_message_send(const char *text)
 	to = xmpp_stanza_get_to(st);
 	type = xmpp_stanza_get_type(st);
 	body = xmpp_stanza_get_child_by_name(st, "body");
-	bare = bare_of(to);
+	bare = norm(to);
+	if (body && bare && type && strcmp(type, "groupchat") == 0 && in_list("enabled", bare)) {
+		/* a setting that says "on" must never let the room's messages out in plaintext */
+		showf(NULL,
+		      _("mend: group chats are not encrypted yet; the message to %s was NOT "
+		        "sent. /mend off %s sends it without encryption."),
+		      bare, bare);
+		out = empty_message(NULL, NULL);
+		goto out;
+	}
 	if (!body || !bare || (type && strcmp(type, "chat") != 0 && strcmp(type, "normal") != 0) ||
 	    has_child_ns(st, "eu.siacs.conversations.axolotl") || !enabled(bare))
 		goto out;
@@ -445,94 +741,134 @@ out:
 
 /*
  * Typed in a chat with encryption on: Profanity neither sends nor shows it
- * (NULL); mend sends it encrypted (now, or queued until the keys arrive) and
- * shows it with the encryption mark.
+ * (NULL); mend sends it encrypted and shows it with the encryption mark once it
+ * left (now, or when the keys arrive); a message that does not leave is never
+ * shown as sent.
  */
 static char *pre_send(const char *barejid, const char *message)
 {
-	char *stanza = NULL, *line;
+	char *stanza = NULL, *id, *to = norm(barejid);
 	int r;
 
-	if (!enabled(barejid))
+	if (!enabled(barejid)) {
+		g_free(to);
 		return strdup(message);
-	if (!M.acc) {
+	}
+	if (!M.acc || !to) {
 		showf(barejid, _("Not connected to OMEMO yet; the message was NOT sent. Try again "
 		                 "in a moment."));
+		g_free(to);
 		return NULL;
 	}
-	r = mend_account_encrypt_or_queue(M.acc, barejid, message, NULL, &stanza);
+	id = g_uuid_string_random();
+	r = mend_account_encrypt_or_queue(M.acc, to, message, id, &stanza);
 	if (r == 0 && !M.api->send_stanza(stanza))
 		r = MEND_ERR_PROTOCOL;
 	mend_free(stanza);
-	if (r == MEND_ERR_NO_DEVICES) {
-		showf(barejid,
-		      _("%s has no OMEMO device mend can encrypt to; the message was NOT sent. "
-		        "/mend off %s sends without encryption."),
-		      barejid, barejid);
-		return NULL;
-	}
-	if (r < 0) {
+	if (r == MEND_ERR_NO_DEVICES)
+		say_no_devices(to);
+	else if (r < 0)
 		showf(barejid, _("The message was NOT sent: %s"), mend_strerror(r));
-		return NULL;
-	}
-	line = g_strconcat("me: ", message, NULL);
-	show(barejid, line);
-	g_free(line);
-	if (r == 1)
+	if (r == 0) {
+		char *line = g_strconcat("me: ", message, NULL);
+
+		show_marked(barejid, ENC_CHAR, line);
+		remember_shown(id, NULL);
+		g_free(line);
+	} else if (r == 1) {
+		g_hash_table_replace(M.outbox, g_strdup(id), g_strdup(message));
 		showf(barejid,
-		      _("Fetching %s's keys; the message leaves encrypted as soon as they "
-		        "arrive."),
-		      barejid);
+		      _("Fetching %s's keys; the message is shown here once it left encrypted."),
+		      to);
+	}
+	g_free(id);
+	g_free(to);
 	return NULL;
+}
+
+/* The first time a chat is opened in this session: mend's own history of it (sealed). */
+static void show_history(const char *jid)
+{
+	if (!M.acc || g_hash_table_contains(M.opened, jid))
+		return;
+	g_hash_table_add(M.opened, g_strdup(jid));
+	mend_account_history(M.acc, jid, NULL);
 }
 
 static void on_focus(const char *barejid)
 {
+	char *n = norm(barejid);
+
 	mark_window(barejid);
+	if (n && M.acc)
+		show_history(n);
+	g_free(n);
 }
 
 /* --- /mend --------------------------------------------------------------------- */
-
-static const char *target(char *arg)
-{
-	const char *jid = arg ? arg : M.api->get_current_recipient();
-
-	return jid && *jid ? jid : NULL;
-}
 
 static int need_account(void)
 {
 	if (M.acc)
 		return 1;
 	if (M.locked) {
-		M.api->cons_show(_("mend: keyring locked. Unlock the keyring to use mend on this "
-		                   "account; mend tries again every few seconds."));
+		reply(
+		    _("mend: keyring locked. Unlock the keyring to use mend on this account; mend "
+		      "tries again every few seconds."));
 		return 0;
 	}
-	M.api->cons_show(_("mend: not connected; connect an account first."));
+	reply(_("mend: not connected; connect an account first."));
 	return 0;
+}
+
+/* Whether `jid` names the group chat the command was typed in. */
+static int is_room(const char *jid)
+{
+	char *room = norm(M.here_room);
+	int yes = room && (!jid || strcmp(jid, room) == 0);
+
+	g_free(room);
+	return yes;
 }
 
 static void cmd_on_off(int on, char *arg)
 {
-	const char *jid = target(arg);
-	int deflt = M.api->settings_boolean_get(SETTINGS, "default", 0);
+	char *jid = norm(arg ? arg : M.here_chat);
 
-	if (!jid) {
-		M.api->cons_show(_("mend: give a contact (/mend on JID) or open a chat first."));
+	if (is_room(jid)) {
+		reply(_("mend: group chats are not encrypted yet; nothing was changed."));
+		g_free(jid);
 		return;
 	}
-	M.api->settings_string_list_remove(SETTINGS, "enabled", (char *)jid);
-	M.api->settings_string_list_remove(SETTINGS, "disabled", (char *)jid);
-	if (on != deflt)
-		M.api->settings_string_list_add(SETTINGS, on ? "enabled" : "disabled", (char *)jid);
+	if (!jid) {
+		reply(arg ? _("mend: that is not a JID.")
+		          : _("mend: give a contact (/mend on JID) or open a chat first."));
+		return;
+	}
+	list_remove("enabled", jid);
+	list_remove("disabled", jid);
+	M.api->settings_string_list_add(SETTINGS, on ? "enabled" : "disabled", jid);
 	if (on && M.acc)
 		mend_account_refresh_devices(M.acc, jid);
 	mark_window(jid);
-	showf(jid,
-	      on ? _("OMEMO encryption is on for %s.")
-	         : _("OMEMO encryption is off for %s: messages go in plaintext."),
-	      jid);
+	replyf(on ? _("OMEMO encryption is on for %s.")
+	          : _("OMEMO encryption is off for %s: messages go in plaintext."),
+	       jid);
+	g_free(jid);
+}
+
+static void cmd_default(const char *arg)
+{
+	char *key = default_key();
+	int on = arg && !strcmp(arg, "on");
+
+	if (arg && (on || !strcmp(arg, "off")))
+		M.api->settings_boolean_set(SETTINGS, key, on);
+	else if (arg)
+		reply(_("mend: usage: /mend default on|off"));
+	replyf(_("mend: new chats with contacts who have OMEMO are %s by default."),
+	       default_on() ? _("encrypted") : _("not encrypted"));
+	g_free(key);
 }
 
 static void cmd_status(void)
@@ -548,11 +884,11 @@ static void cmd_status(void)
 	mend_account_pending_count(M.acc, &pending);
 	/* which ratchet library our calls reach (DESIGN §2: libomemo-c, not Profanity's) */
 	dladdr((void *)signal_context_create, &info);
-	showf(NULL, _("mend: %s, device %u"), M.bare, mend_account_device_id(M.acc));
-	showf(NULL, _("mend: fingerprint %s"), g);
-	showf(NULL, _("mend: %zu message(s) waiting to be sent; new chats encrypted: %s"), pending,
-	      M.api->settings_boolean_get(SETTINGS, "default", 0) ? _("yes") : _("no"));
-	showf(NULL, _("mend: ratchet library %s"), info.dli_fname ? info.dli_fname : "?");
+	replyf(_("mend: %s, device %u"), M.bare, mend_account_device_id(M.acc));
+	replyf(_("mend: fingerprint %s"), g);
+	replyf(_("mend: %zu message(s) waiting to be sent; new chats encrypted: %s"), pending,
+	       default_on() ? _("yes") : _("no"));
+	replyf(_("mend: ratchet library %s"), info.dli_fname ? info.dli_fname : "?");
 	mend_free(g);
 }
 
@@ -563,46 +899,66 @@ static void show_devices(const char *jid)
 	char *g;
 
 	if (mend_account_device_infos(M.acc, jid, &d, &n) < 0 || n == 0) {
-		showf(NULL, _("mend: no OMEMO device known for %s yet."), jid);
+		replyf(_("mend: no OMEMO device known for %s yet."), jid);
 		mend_free(d);
 		return;
 	}
 	for (i = 0; i < n; i++) {
 		g = mend_fingerprint_grouped(d[i].fingerprint[0] ? d[i].fingerprint : "?");
-		showf(NULL, "mend: %s device %u%s  %s  %s%s", jid, d[i].id,
-		      d[i].id == mend_account_device_id(M.acc) && !strcmp(jid, M.bare) ? " (this)"
-		                                                                       : "",
-		      g, mend_trust_name(d[i].trust), d[i].active ? "" : _(" (gone)"));
+		replyf("mend: %s device %u%s  %s  %s%s", jid, d[i].id,
+		       d[i].id == mend_account_device_id(M.acc) && !strcmp(jid, M.bare) ? " (this)"
+		                                                                        : "",
+		       g, mend_trust_name(d[i].trust), d[i].active ? "" : _(" (gone)"));
 		mend_free(g);
 	}
 	mend_free(d);
 }
 
-static void cmd_trust(int trust, char *jid, char *dev)
+/* /mend devices [JID]: the contact's (the chat's when typed in one), or ours. */
+static void cmd_devices(char *arg)
 {
-	uint32_t id = dev ? (uint32_t)g_ascii_strtoull(dev, NULL, 10) : 0;
-	int r;
+	char *jid;
 
 	if (!need_account())
 		return;
-	if (!jid || !id) {
-		M.api->cons_show(_("mend: usage: /mend trust|untrust JID DEVICE"));
+	jid = norm(arg ? arg : M.here_chat ? M.here_chat : M.bare);
+	if (!jid) {
+		reply(_("mend: that is not a JID."));
 		return;
+	}
+	if (strcmp(jid, M.bare) != 0)
+		mend_account_refresh_devices(M.acc, jid);
+	show_devices(jid);
+	g_free(jid);
+}
+
+static void cmd_trust(int trust, char *arg, char *dev)
+{
+	uint32_t id = dev ? (uint32_t)g_ascii_strtoull(dev, NULL, 10) : 0;
+	char *jid = norm(arg);
+	int r;
+
+	if (!need_account())
+		goto out;
+	if (!jid || !id) {
+		reply(_("mend: usage: /mend trust|untrust JID DEVICE"));
+		goto out;
 	}
 	r = mend_account_set_trust(M.acc, jid, id,
 	                           trust ? MEND_TRUST_VERIFIED : MEND_TRUST_UNTRUSTED);
 	if (r < 0)
-		showf(NULL, _("mend: %s device %u: %s Run /mend devices %s first."), jid, id,
-		      mend_strerror(r), jid);
+		replyf(_("mend: %s device %u: %s Run /mend devices %s first."), jid, id,
+		       mend_strerror(r), jid);
 	else
-		showf(NULL,
-		      trust ? _("mend: %s device %u is verified.")
-		            : _("mend: %s device %u will get nothing from you."),
-		      jid, id);
+		replyf(trust ? _("mend: %s device %u is verified.")
+		             : _("mend: %s device %u will get nothing from you."),
+		       jid, id);
 	mark_window(jid);
+out:
+	g_free(jid);
 }
 
-/* The URI's QR code in the console, a line at a time. */
+/* The URI's QR code, a line at a time. */
 static void show_qr(const char *uri)
 {
 	char *qr = mend_qr_text(uri), **lines;
@@ -612,7 +968,7 @@ static void show_qr(const char *uri)
 		return;
 	lines = g_strsplit(qr, "\n", -1);
 	for (i = 0; lines[i] && lines[i][0]; i++)
-		M.api->cons_show(lines[i]);
+		reply(lines[i]);
 	g_strfreev(lines);
 	mend_free(qr);
 }
@@ -628,55 +984,61 @@ static void cmd_trust_extra(const char *sub, char *a, char *b)
 		return;
 	if (!strcmp(sub, "uri")) {
 		mend_account_verification_uri(M.acc, &uri);
-		showf(NULL, _("mend: our verification URI (scan or compare it): %s"), uri);
+		replyf(_("mend: our verification URI (scan or compare it): %s"), uri);
 		show_qr(uri);
 		mend_free(uri);
 	} else if (!strcmp(sub, "verify")) {
 		r = a ? mend_account_verify_uri(M.acc, a, &n) : MEND_ERR_INVALID_ARG;
 		if (r < 0)
-			showf(NULL, "mend: %s", mend_strerror(r));
+			replyf("mend: %s", mend_strerror(r));
 		else
-			showf(NULL, _("mend: %u device(s) verified."), n);
+			replyf(_("mend: %u device(s) verified."), n);
 	} else {
-		const char *jid = a && mend_policy_parse(a) < 0 ? a : NULL, *name = jid ? b : a;
+		char *jid = a && mend_policy_parse(a) < 0 ? norm(a) : NULL;
+		const char *name = a && mend_policy_parse(a) < 0 ? b : a;
 
 		p = name ? mend_policy_parse(name) : 0;
 		if (name && p >= 0)
 			mend_account_set_policy(M.acc, jid, (mend_policy)p);
 		else if (name)
-			M.api->cons_show(_("mend: a policy is tofu, btbv or manual."));
-		showf(NULL, _("mend: trust policy for %s: %s"), jid ? jid : _("this account"),
-		      mend_policy_name(mend_account_get_policy(M.acc, jid)));
+			reply(_("mend: a policy is tofu, btbv or manual."));
+		replyf(_("mend: trust policy for %s: %s"), jid ? jid : _("this account"),
+		       mend_policy_name(mend_account_get_policy(M.acc, jid)));
+		g_free(jid);
 	}
 }
 
-static void cmd_mend(char **args)
+static void cmd_dispatch(char **args)
 {
 	const char *sub = args[0];
 
-	if (!strcmp(sub, "on") || !strcmp(sub, "off")) {
+	if (!strcmp(sub, "on") || !strcmp(sub, "off"))
 		cmd_on_off(!strcmp(sub, "on"), args[1]);
-	} else if (!strcmp(sub, "default") && args[1]) {
-		M.api->settings_boolean_set(SETTINGS, "default", !strcmp(args[1], "on"));
-		showf(NULL, _("mend: new chats are %s by default."),
-		      !strcmp(args[1], "on") ? _("encrypted") : _("not encrypted"));
-	} else if (!strcmp(sub, "status")) {
+	else if (!strcmp(sub, "default"))
+		cmd_default(args[1]);
+	else if (!strcmp(sub, "status"))
 		cmd_status();
-	} else if (!strcmp(sub, "devices") || !strcmp(sub, "fingerprint")) {
-		if (need_account()) {
-			const char *jid = args[1] ? args[1] : M.bare;
-
-			if (strcmp(jid, M.bare) != 0)
-				mend_account_refresh_devices(M.acc, jid);
-			show_devices(jid);
-		}
-	} else if (!strcmp(sub, "trust") || !strcmp(sub, "untrust")) {
+	else if (!strcmp(sub, "devices") || !strcmp(sub, "fingerprint"))
+		cmd_devices(args[1]);
+	else if (!strcmp(sub, "trust") || !strcmp(sub, "untrust"))
 		cmd_trust(!strcmp(sub, "trust"), args[1], args[2]);
-	} else if (!strcmp(sub, "uri") || !strcmp(sub, "verify") || !strcmp(sub, "policy")) {
+	else if (!strcmp(sub, "uri") || !strcmp(sub, "verify") || !strcmp(sub, "policy"))
 		cmd_trust_extra(sub, args[1], args[2]);
-	} else {
-		M.api->cons_show(_("mend: unknown command; see /help mend."));
-	}
+	else
+		reply(_("mend: unknown command; see /help mend."));
+}
+
+/* /mend ...: answered in the window it was typed in. */
+static void cmd_mend(char **args)
+{
+	const char *chat = M.api->get_current_recipient();
+	const char *room = M.api->get_current_muc ? M.api->get_current_muc() : NULL;
+
+	M.here_chat = g_strdup(chat && *chat ? chat : NULL);
+	M.here_room = g_strdup(room && *room ? room : NULL);
+	cmd_dispatch(args);
+	g_clear_pointer(&M.here_chat, g_free);
+	g_clear_pointer(&M.here_room, g_free);
 }
 
 static void register_commands(void)
@@ -687,12 +1049,21 @@ static void register_commands(void)
 	                           "/mend devices [<jid>]",
 	                           "/mend fingerprint [<jid>]",
 	                           "/mend trust|untrust <jid> <device>",
+	                           "/mend uri",
+	                           "/mend verify <uri>",
+	                           "/mend policy [<jid>] [tofu|btbv|manual]",
 	                           NULL};
 	static char *arguments[][2] = {
-	    {"on|off [<jid>]", "Encrypt messages to the contact (default: the current chat)."},
-	    {"default on|off", "Whether chats are encrypted unless turned off."},
+	    {"on|off [<jid>]",
+	     "Encrypt messages to the contact, or not (default: the current chat). Group chats "
+	     "are not encrypted yet."},
+	    {"default on|off",
+	     "Whether chats with contacts who have OMEMO are encrypted unless turned off (this "
+	     "account; on when never set)."},
 	    {"status", "This device's id, fingerprint, queue and library."},
-	    {"devices [<jid>]", "Devices of a contact (or yours), fingerprints and trust."},
+	    {"devices [<jid>]",
+	     "Devices of a contact (default: the current chat, else yours), fingerprints and "
+	     "trust."},
 	    {"fingerprint [<jid>]", "The same as devices."},
 	    {"trust|untrust <jid> <device>",
 	     "Mark a device verified (accepting a changed key), or never encrypt to it."},
@@ -705,12 +1076,16 @@ static void register_commands(void)
 	static char *subs[] = {"on",    "off",     "default", "status", "devices", "fingerprint",
 	                       "trust", "untrust", "uri",     "verify", "policy",  NULL};
 	static char *onoff[] = {"on", "off", NULL};
+	static char *policies[] = {"tofu", "btbv", "manual", NULL};
 
 	M.api->register_command(MEND_PROF_FILE, "/mend", 1, 3, synopsis,
-	                        _("OMEMO encryption on every device (mend)."), arguments, examples,
-	                        cmd_mend);
+	                        _("OMEMO encryption on every device (mend). Marks before a "
+	                          "received message: + verified device, ~ trusted, ? untrusted, ! "
+	                          "not announced by its owner, - unencrypted."),
+	                        arguments, examples, cmd_mend);
 	M.api->completer_add(MEND_PROF_FILE, "/mend", subs);
 	M.api->completer_add(MEND_PROF_FILE, "/mend default", onoff);
+	M.api->completer_add(MEND_PROF_FILE, "/mend policy", policies);
 	M.api->disco_add_feature(MEND_PROF_FILE,
 	                         (char *)"eu.siacs.conversations.axolotl.devicelist+notify");
 }
@@ -722,6 +1097,11 @@ static void init(const char *version, const char *status, const char *account_na
 {
 	mend_i18n_init();
 	M.xctx = xmpp_ctx_new(NULL, NULL);
+	M.held = g_ptr_array_new_with_free_func(g_free);
+	M.outbox = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	M.shown = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	M.opened = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	M.no_omemo = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	register_commands();
 	M.api->register_timed(MEND_PROF_FILE, retry_locked, 5);
 	/* loaded while connected: there will be no on_connect (HOSTS.md) */

@@ -12,7 +12,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import skip, test, main, wait_for  # noqa: E402
-from profanity import Profanity, profanity_missing  # noqa: E402
+from profanity import Profanity, profanity_missing, xmpp_session  # noqa: E402
 from mendcli import BUILD, Mend, server, stored_on_server, wait_listening, wait_message  # noqa: E402,E501
 
 LIBS = os.path.join(BUILD, ".libs")
@@ -31,10 +31,10 @@ if not (os.path.exists(PLUGIN) and os.path.exists(MODULE)):
     skip(f"{PLUGIN} is not built")
 
 
-def with_mend(srv, user, resource="prof", load_at_start=True):
+def with_mend(srv, user, resource="prof", load_at_start=True, prefs=None):
     """Profanity with mend.so: loaded at start-up (or later by the test)."""
     return Profanity(srv, user, resource=resource, env={"MEND_PROFANITY_MODULE": MODULE},
-                     plugins=[PLUGIN] if load_at_start else ())
+                     plugins=[PLUGIN] if load_at_start else (), prefs=prefs)
 
 
 def mend_ready(p, timeout=20):
@@ -191,6 +191,8 @@ def messages_sent_while_profanity_was_closed_appear_once():
             lines = [m["text"] for m in p.messages()]
             for t in texts:
                 assert sum(1 for x in lines if t in x) == 1, f"{t!r} not exactly once: {lines}"
+            # held until mend could judge them: never shown as the fallback body
+            assert "OMEMO-encrypted" not in p.screen(), p.screen()
 
 
 @test
@@ -203,6 +205,9 @@ def no_plaintext_when_the_peers_keys_cannot_be_had():
             p.command("/mend on carol@localhost")
             p.say("carol@localhost", "canary-secret-1")
             p.wait_screen("NOT sent", 20, "mend to say the message was not sent")
+            # a message that did not leave is not shown as an outgoing one
+            sent = [m for m in p.messages() if m["sender"] == "me" and "canary-secret-1" in m["text"]]
+            assert not sent, f"a failed message shown as sent: {sent}\n{p.screen()}"
             # a positive control: with mend off the same check does see plaintext
             p.command("/mend off carol@localhost")
             p.say("carol@localhost", "canary-plain-2")
@@ -210,6 +215,152 @@ def no_plaintext_when_the_peers_keys_cannot_be_had():
                      "the plaintext control message to reach carol's offline store")
             assert not stored_on_server(srv, "canary-secret-1"), "the encrypted-only message left in plaintext"
             assert "<body>canary-secret-1</body>" not in p.log_text()
+
+
+FALLBACK = "OMEMO-encrypted"
+
+
+def bob_plaintext(srv, text):
+    """bob sends `text` to alice unencrypted, from a raw session (not an OMEMO client)."""
+    with xmpp_session("127.0.0.1", srv.port, "bob@localhost", "pw", resource="plain") as x:
+        x._send(f"<message to='alice@localhost' type='chat' id='plain-{abs(hash(text))}'>"
+                f"<body>{text}</body></message>")
+        # a round trip: the server handled the message before the stream closes
+        x.iq("<iq type='get' id='ping1'><ping xmlns='urn:xmpp:ping'/></iq>", "ping1")
+
+
+@test
+def received_messages_carry_their_devices_trust():
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        bob = Mend(srv, root, "bob", "phone")
+        bob.publish()
+        dev = bob.device_id()
+        bob_cli = Mend(srv, root, "bob", "phone-cli", device="phone")
+        with with_mend(srv, "alice") as p, bob.listen() as bl:
+            p.connect()
+            mend_ready(p)
+            wait_listening(bl)
+            # on by default: nothing typed about encryption, bob has OMEMO
+            p.say("bob@localhost", "default-on-canary")
+            wait_message(bl, "default-on-canary", timeout=30)
+            assert not stored_on_server(srv, "default-on-canary"), "on by default left plaintext"
+            p.wait_message("bob@localhost", "default-on-canary", timeout=10, sender="me",
+                           mark="~")
+            bob_cli.send("alice@localhost", "from-first-use")
+            got = p.wait_message("bob@localhost", "from-first-use", timeout=30)
+            assert got["mark"] == "~", got
+            p.command(f"/mend trust bob@localhost {dev}")
+            p.wait_screen("is verified", 10, "the device to be verified")
+            bob_cli.send("alice@localhost", "from-verified")
+            got = p.wait_message("bob@localhost", "from-verified", timeout=30)
+            assert got["mark"] == "+", f"a verified device's message: {got}"
+            p.command(f"/mend untrust bob@localhost {dev}")
+            p.wait_screen("will get nothing from you", 10, "the device to be untrusted")
+            bob_cli.send("alice@localhost", "from-untrusted")
+            got = p.wait_message("bob@localhost", "from-untrusted", timeout=30)
+            assert got["mark"] == "?", f"an untrusted device's message: {got}"
+            bob_plaintext(srv, "plain-in-encrypted-chat")
+            got = p.wait_message("bob@localhost", "plain-in-encrypted-chat", timeout=30)
+            assert got["mark"] == "-" and got["text"].startswith("[unencrypted]"), \
+                f"plaintext in an encrypted chat must say so: {got}"
+
+
+@test
+def mend_on_with_another_case_or_a_resource_encrypts():
+    with server(extra_config='Component "conference.localhost" "muc"\n') as srv, \
+            tempfile.TemporaryDirectory() as root:
+        bob = Mend(srv, root, "bob", "phone")
+        bob.publish()
+        with with_mend(srv, "alice") as p, bob.listen() as bl:
+            p.connect()
+            mend_ready(p)
+            wait_listening(bl)
+            p.command("/mend default off")
+            p.wait_screen("not encrypted by default", 10, "the default to be off")
+            # a positive control: off means plaintext, which the disk check sees
+            p.say("bob@localhost", "case-control-plain")
+            wait_for(lambda: stored_on_server(srv, "case-control-plain"), 20,
+                     "the plaintext control to reach the server")
+            for i, spelling in enumerate(["Bob@LocalHost", "bob@localhost/Phone"]):
+                p.command("/mend off bob@localhost")
+                p.command(f"/mend on {spelling}")
+                p.wait_screen(f"encryption is on for bob@localhost.", 10,
+                              f"/mend on {spelling} to confirm")
+                text = f"case-canary-{i}"
+                p.say("bob@localhost", text)
+                wait_message(bl, text, timeout=30)
+                assert not stored_on_server(srv, text), f"/mend on {spelling}: plaintext left"
+            # a group chat: never a claim of "on"
+            p.command("/join room@conference.localhost")
+            p.wait_screen("You have joined the room", 15, "the room window")
+            p.command("/mend on")
+            p.wait_screen("group chats are not encrypted yet", 10, "the refusal in the room")
+            assert "encryption is on for room" not in p.screen(), p.screen()
+
+
+@test
+def mend_output_goes_to_the_window_it_was_typed_in():
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        bob = Mend(srv, root, "bob", "phone")
+        bob.publish()
+        dev = bob.device_id()
+        with with_mend(srv, "alice") as p:
+            p.connect()
+            mend_ready(p)
+            p.open_chat("bob@localhost")
+            p.command("/mend devices")
+            p.wait_screen(f"mend: bob@localhost device {dev}", 20,
+                          "bob's devices in bob's chat window")
+            assert p.chat_focused("bob@localhost"), p.title()
+            assert "alice@localhost device" not in p.screen(), "our devices, not the contact's"
+            p.command("/mend status")
+            p.wait_screen(re.compile(r"mend: alice@localhost, device \d+"), 10,
+                          "/mend status in the chat window")
+            assert p.chat_focused("bob@localhost"), p.title()
+
+
+@test
+def reopened_chat_shows_decrypted_history_both_ways():
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        bob = Mend(srv, root, "bob", "phone")
+        bob.publish()
+        # Profanity's own history on: it shows what its chat log holds for the chat
+        with with_mend(srv, "alice", prefs={"ui": {"history": "true"}}) as p, \
+                bob.listen() as bl:
+            p.connect()
+            mend_ready(p)
+            wait_listening(bl)
+            p.say("bob@localhost", "history-out-1")
+            wait_message(bl, "history-out-1", timeout=30)
+            Mend(srv, root, "bob", "phone-cli", device="phone").send("alice@localhost",
+                                                                    "history-in-2")
+            p.wait_message("bob@localhost", "history-in-2", timeout=30)
+            p.restart()
+            mend_ready(p)
+            p.open_chat("bob@localhost")
+            p.wait_message("bob@localhost", "history-out-1", timeout=30, sender="me")
+            p.wait_message("bob@localhost", "history-in-2", timeout=30)
+            assert FALLBACK not in p.screen(), f"the fallback body is shown:\n{p.screen()}"
+
+
+@test
+def a_message_that_waited_for_keys_and_failed_is_not_shown_as_sent():
+    with server() as srv:
+        with with_mend(srv, "alice") as p:
+            p.connect()
+            mend_ready(p)
+            # on by default: mend must learn that carol has no OMEMO; the message waits, fails
+            p.say("carol@localhost", "canary-waited-3")
+            p.wait_screen("NOT sent: canary-waited-3", 30, "mend to say it was not sent")
+            sent = [m for m in p.messages() if m["sender"] == "me"]
+            assert not sent, f"a failed message shown as sent: {sent}\n{p.screen()}"
+            assert not stored_on_server(srv, "canary-waited-3"), "it left in plaintext"
+            # now known to have no OMEMO: the next one goes unencrypted, and looks it
+            p.say("carol@localhost", "canary-plain-4")
+            got = p.wait_message("carol@localhost", "canary-plain-4", timeout=20, sender="me")
+            assert got["mark"] == "-", got
+            wait_for(lambda: stored_on_server(srv, "canary-plain-4"), 20,
+                     "the unencrypted message to reach carol's offline store")
 
 
 if __name__ == "__main__":
