@@ -2,10 +2,10 @@
 # keyring-locked.sh - a locked keyring asks for the unlock: a throwaway D-Bus
 # session with its own gnome-keyring-daemon and a private X server (Xvfb)
 # where gnome-keyring's real prompter (gcr-prompter) shows the unlock dialog;
-# test-keyring answers it with xdotool. dbus-monitor records the D-Bus
-# traffic: the Prompt calls must be exactly the ones test-keyring asked for
-# (three; none while retrying without a prompt). HOME and XDG directories are
-# temporary, so no real keyring is touched (DESIGN §8).
+# test-keyring, then the mend client, answer or cancel it with xdotool.
+# dbus-monitor records the D-Bus traffic: the Prompt calls must be exactly the
+# ones asked for (six; none while retrying without a prompt). HOME and XDG
+# directories are temporary, so no real keyring is touched (DESIGN §8).
 # shellcheck disable=SC2317 # functions run from the EXIT trap
 set -eu
 
@@ -79,6 +79,18 @@ cli_checks() {
 	else
 		echo "not ok - exit $rc: $(cat "$tmp/err")"
 	fi
+	# the XMPP password in the keyring: locked is not "no password"
+	printf 'xmpp-pw\n' | mend account add alice@localhost >/dev/null 2>&1
+	lock_login
+	answer key Escape &
+	rc=0
+	mend send bob@localhost hi >/dev/null 2>"$tmp/err" || rc=$?
+	wait
+	if [ $rc = 5 ] && grep -q "The keyring is locked" "$tmp/err"; then
+		echo "ok - password prompt cancelled: mend exits 5 and says the keyring is locked"
+	else
+		echo "not ok - exit $rc, want 5: $(cat "$tmp/err")"
+	fi
 }
 
 mend() {
@@ -136,8 +148,8 @@ status=0
 timeout 120 dbus-run-session -- sh "$0" in-session "$tmp" || status=$?
 prompts=$(grep -c "interface=org.freedesktop.Secret.Prompt; member=Prompt$" "$tmp/monitor" || :)
 echo "# D-Bus Prompt calls seen: $prompts"
-if [ "$status" -eq 0 ] && [ "$prompts" != 5 ]; then
-	echo "Bail out! expected 5 Prompt calls on the bus (3 test-keyring, 2 mend), saw $prompts"
+if [ "$status" -eq 0 ] && [ "$prompts" != 6 ]; then
+	echo "Bail out! expected 6 Prompt calls on the bus (3 test-keyring, 3 mend), saw $prompts"
 	status=1
 fi
 exit "$status"

@@ -502,6 +502,22 @@ static char *password_from_secret_service(struct cli *c)
 	return copy;
 }
 
+/* Whether the password is there but stays locked (its unlock prompt was cancelled). */
+static int password_locked(struct cli *c)
+{
+	GHashTable *attrs = secret_attributes_build(&password_schema, "account", c->bare, NULL);
+	GList *items = secret_service_search_sync(NULL, &password_schema, attrs, SECRET_SEARCH_ALL,
+	                                          NULL, NULL),
+	      *l;
+	int locked = items != NULL;
+
+	for (l = items; l; l = l->next)
+		locked &= secret_item_get_locked(l->data);
+	g_list_free_full(items, g_object_unref);
+	g_hash_table_unref(attrs);
+	return locked;
+}
+
 int cli_resolve_password(struct cli *c)
 {
 	const char *env = getenv("MEND_PASSWORD");
@@ -515,6 +531,9 @@ int cli_resolve_password(struct cli *c)
 	c->password = password_from_secret_service(c);
 	if (c->password)
 		return CLI_OK;
+	if (password_locked(c))
+		return cli_fail(c, CLI_LOCKED, MEND_ERR_KEYRING_LOCKED, "%s",
+		                mend_strerror(MEND_ERR_KEYRING_LOCKED));
 	return cli_fail(
 	    c, CLI_USAGE, 0,
 	    _("No password for %s: give one with --password-file FILE, with the "
