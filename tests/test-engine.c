@@ -1118,6 +1118,287 @@ static void test_first_publish_lost(const char *root)
 	self_full = ALICE_FULL;
 }
 
+/* --- 8. repair, heartbeats, key-only messages (repair.c) ------------------------------------ */
+
+#define FAY "fay@x"
+
+static unsigned next_sid;
+
+/* Fay's message `wire` as alice's server hands it, with a fresh stanza-id. */
+static int fay_arrives(mend_account *a, const char *wire)
+{
+	char sid[24];
+
+	g_snprintf(sid, sizeof(sid), "fay-%u", ++next_sid);
+	return handle(a, stamped(wire, FAY "/r", ALICE_FULL, sid));
+}
+
+/* Sent stanza `i` is an OMEMO key transport: <encrypted/> with neither payload nor body. */
+static int is_key_transport(guint i)
+{
+	return sent_has(i, "encrypted", NS_LEGACY, NULL, NULL) &&
+	       !sent_has(i, "payload", NULL, NULL, NULL) && !sent_has(i, "body", NULL, NULL, NULL);
+}
+
+/* Key transports alice sent to `to` since `mark`; *last gets the last one's index. */
+static int key_transports_to(guint mark, const char *to, int *last)
+{
+	int n = 0;
+	guint i;
+
+	for (i = mark; i < sent->len; i++)
+		if (sent_attr_is((int)i, "to", to) && is_key_transport(i)) {
+			n++;
+			if (last)
+				*last = (int)i;
+		}
+	return n;
+}
+
+/* Whether the <key/> of an OMEMO stanza says prekey (a PreKeySignalMessage). */
+static int is_prekey(const char *xml)
+{
+	xmpp_stanza_t *st = xmpp_stanza_new_from_string(xctx, xml),
+	              *k = st ? find(st, "key", NULL) : NULL;
+	int yes = k && str_is(xmpp_stanza_get_attribute(k, "prekey"), "true");
+
+	if (st)
+		xmpp_stanza_release(st);
+	return yes;
+}
+
+/* Fay decrypts sent stanza `i`; *m (may be NULL) gets the message. */
+static int fay_reads(mend_account *e, int i, mend_message **m)
+{
+	mend_message *own = NULL;
+	char *wire;
+	int r;
+
+	if (i < 0)
+		return -1000;
+	wire = stamped(g_ptr_array_index(sent, i), ALICE_FULL, NULL, NULL);
+	r = mend_account_decrypt(e, wire, m ? m : &own);
+	mend_message_free(own);
+	g_free(wire);
+	return r;
+}
+
+/* `xml` without its <payload/>: the same ratchet message as a key transport. g_free it. */
+static char *without_payload(const char *xml)
+{
+	const char *p = strstr(xml, "<payload>"), *q = p ? strstr(p, "</payload>") : NULL;
+	char *head, *out;
+
+	if (!q)
+		TAP_BAIL("no payload to take away");
+	head = g_strndup(xml, (gsize)(p - xml));
+	out = g_strconcat(head, q + strlen("</payload>"), NULL);
+	g_free(head);
+	return out;
+}
+
+static void test_heartbeats(mend_account *a, mend_account *e)
+{
+	guint mark = sent->len, ev0 = events->len;
+	char *wire = bob_encrypts(e, a, "hello from fay");
+	mend_message *m = NULL;
+	int kt = -1, i;
+
+	TAP_OK(is_prekey(wire), "fay's first message starts a session (prekey)");
+	TAP_EQ(fay_arrives(a, wire), 1, "alice takes it");
+	TAP_EQ(count_events(ev0, MEND_EVENT_MESSAGE), 1, "and shows it");
+	TAP_EQ(key_transports_to(mark, FAY, &kt), 1,
+	       "alice answers a prekey message with one empty key transport (heartbeat)");
+	TAP_OK(sent_has(kt, "store", "urn:xmpp:hints", NULL, NULL), "with a store hint");
+	TAP_EQ(fay_reads(e, kt, &m), 0, "fay decrypts the heartbeat");
+	TAP_OK(m && m->key_only && !m->body, "as a key-only message without a body");
+	mend_message_free(m);
+	g_free(wire);
+	wire = bob_encrypts(e, a, "second");
+	TAP_OK(!is_prekey(wire), "so fay's next message is no prekey message any more");
+	mark = sent->len;
+	fay_arrives(a, wire);
+	g_free(wire);
+	for (i = 2; i < 53; i++) {
+		wire = bob_encrypts(e, a, "more");
+		fay_arrives(a, wire);
+		g_free(wire);
+	}
+	TAP_EQ(key_transports_to(mark, FAY, NULL), 0, "52 messages unanswered: no heartbeat yet");
+	wire = bob_encrypts(e, a, "the 53rd");
+	fay_arrives(a, wire);
+	g_free(wire);
+	TAP_EQ(key_transports_to(mark, FAY, &kt), 1, "the 53rd unanswered message: a heartbeat");
+	TAP_EQ(fay_reads(e, kt, NULL), 0, "fay decrypts it");
+}
+
+static void test_key_only(mend_account *a, mend_account *e)
+{
+	guint ev0 = events->len;
+	char *wire = bob_encrypts(e, a, "never shown"), *ko = without_payload(wire), *rid, *other;
+
+	TAP_EQ(fay_arrives(a, ko), 1, "a key-only message is consumed (the host shows nothing)");
+	TAP_EQ(count_events(ev0, MEND_EVENT_MESSAGE), 0, "no MESSAGE for it");
+	g_free(wire);
+	wire = bob_encrypts(e, a, "for another device");
+	g_free(ko);
+	ko = without_payload(wire);
+	rid = g_strdup_printf("rid='%u'", aid);
+	other = g_strdup_printf("rid='%u'", aid ^ 0x5a5a);
+	{
+		char **parts = g_strsplit(ko, rid, -1);
+
+		g_free(ko);
+		ko = g_strjoinv(other, parts);
+		g_strfreev(parts);
+	}
+	TAP_EQ(fay_arrives(a, ko), 1, "a key-only message for another of our devices: consumed");
+	TAP_EQ(count_events(ev0, MEND_EVENT_MESSAGE), 0, "still no MESSAGE");
+	TAP_EQ(count_events(ev0, MEND_EVENT_UNDECRYPTABLE), 0,
+	       "and no 'not encrypted for this device' error");
+	g_free(wire);
+	g_free(ko);
+	g_free(rid);
+	g_free(other);
+}
+
+static void copy_dir(const char *from, const char *to)
+{
+	GDir *dir = g_dir_open(from, 0, NULL);
+	const char *name;
+
+	g_mkdir_with_parents(to, 0700);
+	while (dir && (name = g_dir_read_name(dir))) {
+		char *src = g_build_filename(from, name, NULL),
+		     *dst = g_build_filename(to, name, NULL);
+		char *data = NULL;
+		gsize len = 0;
+
+		if (g_file_get_contents(src, &data, &len, NULL))
+			g_file_set_contents(dst, data, (gssize)len, NULL);
+		g_free(data);
+		g_free(src);
+		g_free(dst);
+	}
+	if (dir)
+		g_dir_close(dir);
+}
+
+/* Fay's store as it was in `backup` (a restored backup: her session is behind). */
+static mend_account *fay_restored(mend_account *e, const char *root, const char *backup)
+{
+	char *dir = g_build_filename(root, FAY, NULL);
+
+	mend_account_free(e);
+	copy_dir(backup, dir);
+	g_free(dir);
+	return open_in(root, FAY, NULL);
+}
+
+/* Answers alice's fetch of fay's bundle (the first since mark); 1 when there was one. */
+static int serve_fay_bundle(mend_account *a, mend_account *e, guint mark)
+{
+	char node[64], *bundle = NULL;
+	int q, r;
+
+	g_snprintf(node, sizeof(node), NODE_BUNDLES "%u", mend_account_device_id(e));
+	q = items_query(mark, node, FAY);
+	if (q < 0)
+		return 0;
+	mend_account_bundle_xml(e, &bundle);
+	r = answer_items(a, q, FAY, node, bundle);
+	mend_free(bundle);
+	return r;
+}
+
+static mend_account *test_repair(mend_account *a, mend_account *e, const char *root)
+{
+	char *backup = g_build_filename(root, "fay-backup", NULL), *dir, *wire;
+	guint mark, ev0;
+	const rec *ev;
+	mend_message *m = NULL;
+	int64_t now;
+	int kt = -1;
+
+	dir = g_build_filename(root, FAY, NULL);
+	mend_account_free(e);
+	copy_dir(dir, backup);
+	g_free(dir);
+	e = open_in(root, FAY, NULL);
+	for (int i = 0; i < 3; i++) { /* the backup is three messages behind */
+		wire = bob_encrypts(e, a, "after the backup");
+		fay_arrives(a, wire);
+		g_free(wire);
+	}
+	e = fay_restored(e, root, backup);
+	mark = sent->len;
+	ev0 = events->len;
+	wire = bob_encrypts(e, a, "from a restored backup");
+	TAP_EQ(fay_arrives(a, wire), 1, "fay writes from a restored backup");
+	g_free(wire);
+	ev = event_of(ev0, MEND_EVENT_UNDECRYPTABLE);
+	TAP_EQ(ev ? ev->error : 0, MEND_ERR_STALE_SESSION, "alice cannot read it: a stale session");
+	TAP_OK(ev && ev->text && strstr(ev->text, "asked to start a new session"),
+	       "and is told fay's device was asked to start over");
+	TAP_EQ(serve_fay_bundle(a, e, mark), 1, "alice fetches fay's bundle");
+	TAP_EQ(key_transports_to(mark, FAY, &kt), 1, "and sends fay one key transport");
+	TAP_OK(kt >= 0 && is_prekey(g_ptr_array_index(sent, kt)),
+	       "in a PreKeySignalMessage (a fresh session)");
+	TAP_EQ(fay_reads(e, kt, &m), 0, "fay takes it: it replaces her broken session");
+	TAP_OK(m && m->key_only && m->prekey, "a key-only prekey message");
+	mend_message_free(m);
+	ev0 = events->len;
+	wire = bob_encrypts(e, a, "readable again");
+	fay_arrives(a, wire);
+	g_free(wire);
+	ev = event_of(ev0, MEND_EVENT_MESSAGE);
+	TAP_OK(ev && str_is(ev->body, "readable again"), "fay's next message decrypts");
+	e = fay_restored(e, root, backup);
+	mark = sent->len;
+	ev0 = events->len;
+	wire = bob_encrypts(e, a, "stale again");
+	fay_arrives(a, wire);
+	g_free(wire);
+	ev = event_of(ev0, MEND_EVENT_UNDECRYPTABLE);
+	TAP_OK(ev && ev->text && !strstr(ev->text, "asked"),
+	       "stale again within the hour: reported");
+	TAP_EQ(serve_fay_bundle(a, e, mark), 0, "but no second repair of that device this hour");
+	now = g_get_real_time() / G_USEC_PER_SEC + 3601;
+	mend_account_set_clock(a, test_clock, &now);
+	mark = sent->len;
+	wire = bob_encrypts(e, a, "an hour later");
+	fay_arrives(a, wire);
+	g_free(wire);
+	TAP_EQ(serve_fay_bundle(a, e, mark), 1, "an hour later the device is repaired again");
+	TAP_EQ(key_transports_to(mark, FAY, &kt), 1, "with a new key transport");
+	TAP_EQ(fay_reads(e, kt, NULL), 0, "which fay takes");
+	mend_account_set_clock(a, NULL, NULL);
+	g_free(backup);
+	return e;
+}
+
+/* After an identity reset every device alice had a session with learns the new key. */
+static void test_reset_announced(mend_account *a, mend_account *e)
+{
+	guint mark = sent->len;
+	mend_device_info *infos = NULL;
+	size_t n = 0, i;
+	char fp[65];
+	int kt = -1, found = 0;
+
+	TAP_EQ(mend_account_reset_identity(a), 0, "alice resets her identity key");
+	TAP_EQ(serve_fay_bundle(a, e, mark), 1, "alice fetches fay's bundle at once");
+	TAP_EQ(key_transports_to(mark, FAY, &kt), 1, "and announces the new key to fay");
+	TAP_EQ(fay_reads(e, kt, NULL), MEND_ERR_KEY_CHANGED,
+	       "fay sees a changed key (not trusted silently)");
+	mend_account_fingerprint(a, fp);
+	mend_account_device_infos(e, ALICE, &infos, &n);
+	for (i = 0; i < n; i++)
+		found |= infos[i].id == aid && str_is(infos[i].new_fingerprint, fp);
+	TAP_OK(found, "fay's device list shows alice's new fingerprint beside the old key");
+	mend_free(infos);
+}
+
 /* --- main ---------------------------------------------------------------------------------- */
 
 static void rm_rf(const char *path)
@@ -1155,7 +1436,7 @@ int main(void)
 {
 	static const mend_host_ops quiet = {0};
 	char *root = g_dir_make_tmp("mend-engine-XXXXXX", NULL);
-	mend_account *a, *b;
+	mend_account *a, *b, *e;
 
 	if (!root)
 		TAP_BAIL("no temp dir");
@@ -1174,6 +1455,12 @@ int main(void)
 	test_archive_error(root, a);
 	test_republish(root, a);
 	test_garbage(a, b);
+	e = open_in(root, FAY, &quiet);
+	test_heartbeats(a, e);
+	test_key_only(a, e);
+	e = test_repair(a, e, root);
+	test_reset_announced(a, e);
+	mend_account_free(e);
 	test_list_lost(a);
 	test_first_publish_lost(root);
 	mend_account_free(a);

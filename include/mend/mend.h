@@ -56,8 +56,9 @@ enum mend_error {
 	MEND_ERR_NONE_TRUSTED = -26,       /* the contact has devices, none of them trusted */
 	MEND_ERR_VERIFY_MISMATCH = -27,    /* a verification URI does not match a known key */
 	MEND_ERR_KEYRING_LOCKED = -28,     /* the keyring holding the store key is locked */
-	MEND_ERR_KEY_CHANGED = -29, /* the device shows a new key: accept it by fingerprint */
-	MEND_ERR_LAST = -30
+	MEND_ERR_KEY_CHANGED = -29,   /* the device shows a new key: accept it by fingerprint */
+	MEND_ERR_STALE_SESSION = -30, /* a new message under a message key already used */
+	MEND_ERR_LAST = -31
 };
 
 /* A sentence for the user, translated (domain "mend"). Never NULL; static. */
@@ -236,6 +237,7 @@ typedef struct mend_message {
 	char *body;      /* plaintext; NULL for a key transport message */
 	char *stanza_id; /* XEP-0359 stanza-id stamped by our server, or NULL */
 	int prekey;      /* 1 when this message started a new session */
+	int key_only;    /* 1 for a key transport message (no <payload/>): protocol, not text */
 } mend_message;
 
 /*

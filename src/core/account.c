@@ -322,6 +322,8 @@ int mend_account_reset_identity(mend_account *acc)
 		r = save_identity_pair(acc, ikp);
 		if (r >= 0)
 			r = create_signed_prekey(acc, ikp, spk + 1);
+		if (r >= 0) /* our peers are told the new key (repair.c) */
+			r = mend_repair_note_sessions(acc);
 		if (r >= 0)
 			r = drop_keys_and_sessions(acc);
 		if (r >= 0)
@@ -332,6 +334,7 @@ int mend_account_reset_identity(mend_account *acc)
 	if (r == MEND_OK) {
 		mend_log(acc, MEND_LOG_WARNING, "new identity key for device %u", acc->device_id);
 		mend_account_notify_bundle(acc);
+		mend_repair_flush(acc);
 	}
 	return r;
 }
@@ -440,6 +443,7 @@ void mend_account_free(mend_account *acc)
 		return;
 	mend_archive_reset(acc);
 	mend_engine_free(acc->eng);
+	mend_repair_free(acc->rep);
 	g_free(acc->changed_jid);
 	g_free(acc->changed_key);
 	if (acc->skipped)

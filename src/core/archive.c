@@ -119,6 +119,7 @@ static void mam_finish(mend_account *acc, int err)
 	if (err)
 		mend_log(acc, MEND_LOG_WARNING, "archive query failed: %s", mend_strerror(err));
 	emit(acc, &ev);
+	mend_repair_flush(acc); /* repairs and heartbeats wait for the end of catch-up */
 }
 
 static const char *fin_last(xmpp_stanza_t *fin)

@@ -353,6 +353,7 @@ static void published(mend_account *acc, int ok)
 		/* prekeys used by a catch-up that ended before READY */
 		republish_bundle(acc);
 		pump_all(acc);
+		mend_repair_flush(acc);
 	}
 }
 
@@ -528,6 +529,7 @@ void mend_account_disconnected(mend_account *acc)
 	eng->connected = eng->ready = eng->publishing = eng->republishing = 0;
 	eng->fetches = 0;
 	acc->in_catchup = 0;
+	mend_repair_disconnected(acc);
 }
 
 int mend_account_busy(mend_account *acc)
@@ -569,6 +571,19 @@ int mend_engine_bundle_changed(mend_account *acc)
 		return 0;
 	republish_bundle(acc);
 	return 1;
+}
+
+int mend_engine_can_send(mend_account *acc)
+{
+	mend_engine *eng = engine(acc);
+
+	return eng->connected && eng->ready && !acc->mam && !acc->in_catchup;
+}
+
+void mend_engine_send(mend_account *acc, const char *xml)
+{
+	if (acc->ops.send_stanza)
+		acc->ops.send_stanza(xml, acc->user_data);
 }
 
 /* --- fetching device lists and bundles --------------------------------------- */
@@ -638,6 +653,43 @@ static void bundle_reply(mend_account *acc, xmpp_stanza_t *iq, int ok, void *dat
 	}
 	g_free(xml);
 	fetch_done(acc);
+}
+
+typedef struct bundle_wait {
+	char *jid;
+	uint32_t device;
+	mend_bundle_cb cb;
+} bundle_wait;
+
+static void bundle_wait_free(gpointer p)
+{
+	bundle_wait *w = p;
+
+	g_free(w->jid);
+	g_free(w);
+}
+
+static void bundle_for_cb(mend_account *acc, xmpp_stanza_t *iq, int ok, void *data)
+{
+	bundle_wait *w = data;
+	char *xml =
+	    mend_stanza_text(child(child(items_of(iq), "item", NULL), "bundle", MEND_NS_LEGACY));
+
+	w->cb(acc, w->jid, w->device, ok ? xml : NULL);
+	g_free(xml);
+}
+
+void mend_engine_fetch_bundle(mend_account *acc, const char *jid, uint32_t device,
+                              mend_bundle_cb cb)
+{
+	bundle_wait *w = g_new0(bundle_wait, 1);
+	char node[sizeof(MEND_NODE_LEGACY_BUNDLES) + 12];
+
+	w->jid = g_strdup(jid);
+	w->device = device;
+	w->cb = cb;
+	g_snprintf(node, sizeof(node), "%s%u", MEND_NODE_LEGACY_BUNDLES, device);
+	send_iq(acc, items_iq(acc, node), jid, bundle_for_cb, w, bundle_wait_free);
 }
 
 static void start_fetch(mend_account *acc, const char *jid, uint32_t device)
@@ -1047,7 +1099,8 @@ static const char *msg_id_of(xmpp_stanza_t *msg)
 	return id ? id : xmpp_stanza_get_id(msg);
 }
 
-static void emit_undecryptable(mend_account *acc, const mend_history_item *it, int archived);
+static void emit_undecryptable(mend_account *acc, const mend_history_item *it, int archived,
+                               int asked);
 
 static void emit_item(mend_account *acc, const mend_history_item *it, int archived)
 {
@@ -1064,7 +1117,7 @@ static void emit_item(mend_account *acc, const mend_history_item *it, int archiv
 	                 .outgoing = it->outgoing};
 
 	if (it->error) {
-		emit_undecryptable(acc, it, archived);
+		emit_undecryptable(acc, it, archived, 0);
 		return;
 	}
 	ev.trust = it->outgoing && it->device == acc->device_id
@@ -1132,7 +1185,8 @@ static int decrypt_and_keep(mend_account *acc, const inbound *in, mend_message *
 	if (r < 0)
 		return r;
 	r = mend_account_decrypt_stanza(acc, in->msg, in->archive_id, m);
-	if (r == MEND_OK) {
+	/* DESIGN §4a: key-only messages are protocol, never history */
+	if (r == MEND_OK && !m->key_only) {
 		item_of(acc, in, m, it);
 		r = mend_store_history_put(acc->store, it);
 	}
@@ -1161,7 +1215,9 @@ static void own_message(mend_account *acc, const inbound *in, const char *from)
 	g_free(peer);
 }
 
-static void emit_undecryptable(mend_account *acc, const mend_history_item *it, int archived)
+/* asked: the sender's device was asked to start a new session (repair.c). */
+static void emit_undecryptable(mend_account *acc, const mend_history_item *it, int archived,
+                               int asked)
 {
 	mend_event ev = {.kind = MEND_EVENT_UNDECRYPTABLE,
 	                 .peer = it->peer,
@@ -1182,6 +1238,11 @@ static void emit_undecryptable(mend_account *acc, const mend_history_item *it, i
 		text = g_strdup_printf(_("A message from %s was not encrypted for this device "
 		                         "(device %u); read it on another device."),
 		                       it->from, acc->device_id);
+	else if (asked)
+		text = g_strdup_printf(_("A message from %s could not be decrypted: %s Its device "
+		                         "%u was asked to start a new session; ask %s to send it "
+		                         "again."),
+		                       it->from, mend_strerror(it->error), it->device, it->from);
 	else
 		text = g_strdup_printf(_("A message from %s could not be decrypted: %s"), it->from,
 		                       mend_strerror(it->error));
@@ -1197,6 +1258,7 @@ static void emit_undecryptable(mend_account *acc, const mend_history_item *it, i
 static void undecryptable(mend_account *acc, const inbound *in, const mend_message *m, int r)
 {
 	mend_history_item it = {0};
+	int asked;
 
 	it.peer = peer_of(acc, in->msg, m->from);
 	it.from = m->from;
@@ -1208,6 +1270,7 @@ static void undecryptable(mend_account *acc, const inbound *in, const mend_messa
 	it.outgoing = is_own_bare(acc, m->from);
 	it.error = r;
 	it.ts = unix_of(in->timestamp);
+	asked = mend_repair_failed(acc, m->from, m->device, r, in->archived);
 	/* a failure of ours (disk, memory) is not the message's: it may come again; a held
 	 * message (held.c) is kept apart and shown once its key is accepted */
 	if (m->stanza_id && m->from && r != MEND_ERR_STORE && r != MEND_ERR_NOMEM &&
@@ -1216,8 +1279,42 @@ static void undecryptable(mend_account *acc, const inbound *in, const mend_messa
 		mend_store_stanza_mark(acc->store, acc->jid, m->stanza_id);
 		mend_store_history_put(acc->store, &it);
 	}
-	emit_undecryptable(acc, &it, in->archived);
+	emit_undecryptable(acc, &it, in->archived, asked);
 	g_free(it.peer);
+}
+
+/*
+ * DESIGN §4a: a key-only message that fails is nobody's conversation: no error, no history.
+ * A broken session is still repaired; a new identity key it proves (an announcement after
+ * an identity reset, held.c keeps it as a candidate) is said once, with what to do.
+ */
+static void key_only_failed(mend_account *acc, const inbound *in, const mend_message *m, int r)
+{
+	GPtrArray *keys;
+	char fp[65], *grouped, *text;
+	gsize len = 0;
+	const uint8_t *k;
+
+	if (r != MEND_ERR_KEY_CHANGED) {
+		mend_repair_failed(acc, m->from, m->device, r, in->archived);
+		return;
+	}
+	keys = mend_trust_candidates(acc, m->from, m->device);
+	if (!keys->len || !mend_repair_first_news(acc, m->from, m->device)) {
+		g_ptr_array_unref(keys);
+		return;
+	}
+	k = g_bytes_get_data(keys->pdata[keys->len - 1], &len);
+	mend_key_fingerprint(k, len, fp);
+	grouped = mend_fingerprint_grouped(fp);
+	text = g_strdup_printf(_("Device %u of %s announced a new identity key: %s. Nothing is "
+	                         "encrypted to it until you accept that key; if its owner "
+	                         "confirms it: trust %s %u %s"),
+	                       m->device, m->from, grouped, m->from, m->device, fp);
+	notice(acc, m->from, text);
+	g_free(text);
+	g_free(grouped);
+	g_ptr_array_unref(keys);
 }
 
 /* Serves a message seen before from local history (history queries only). */
@@ -1241,10 +1338,14 @@ int process_encrypted(mend_account *acc, const inbound *in)
 	if (from_local(acc, in, in->archive_id))
 		return 1;
 	r = decrypt_and_keep(acc, in, &m, &it);
-	if (r == MEND_OK)
+	if (r == MEND_OK && !m.key_only)
 		emit_item(acc, &it, in->archived);
-	else if (r == MEND_ERR_DUPLICATE)
+	if (r == MEND_OK)
+		mend_repair_received(acc, m.from, m.device, m.prekey, in->history);
+	else if (r == MEND_ERR_DUPLICATE || (r == MEND_ERR_STALE_SESSION && in->archived))
 		from_local(acc, in, m.stanza_id);
+	else if (m.key_only)
+		key_only_failed(acc, in, &m, r);
 	else if (r == MEND_ERR_NOT_FOR_THIS_DEVICE && is_own_bare(acc, m.from) &&
 	         m.device == acc->device_id)
 		own_message(acc, in, m.from);

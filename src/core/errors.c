@@ -62,6 +62,9 @@ static const char *const messages[] = {
                                  "its fingerprint."),
     [-MEND_ERR_FORGED] = N_("A forwarded message claimed to come from your own account but "
                             "did not; it was rejected."),
+    [-MEND_ERR_STALE_SESSION] = N_("The sender's device encrypted it with a session state "
+                                   "this device has already moved past (was it restored from "
+                                   "a backup?)."),
 };
 
 void mend_i18n_init(void)

@@ -48,6 +48,7 @@ struct mend_account {
 	/* the clock, seconds since the epoch (NULL: the real one); tests move it */
 	int64_t (*now)(void *data);
 	void *now_data;
+	struct mend_repair *rep; /* repair.c: key transports waiting to be sent */
 };
 
 /* How many one-time prekeys we keep published (XEP-0384 v0.3 §4.3: at least 20; we keep 100). */
@@ -114,6 +115,39 @@ int mend_engine_bundle_changed(mend_account *acc);
 /* Asks the host to republish our bundle if prekeys changed (not during catch-up). */
 void mend_account_notify_bundle(mend_account *acc);
 
+/* engine.c, for repair.c */
+/* Connected, our keys published, no archive being read: protocol messages may leave now. */
+int mend_engine_can_send(mend_account *acc);
+/* Sends a stanza through the host. */
+void mend_engine_send(mend_account *acc, const char *xml);
+/* Fetches one device's bundle; cb gets its <bundle/> serialized, or NULL when there is none. */
+typedef void (*mend_bundle_cb)(mend_account *acc, const char *jid, uint32_t device,
+                               const char *bundle_xml);
+void mend_engine_fetch_bundle(mend_account *acc, const char *jid, uint32_t device,
+                              mend_bundle_cb cb);
+
+/* repair.c: session repair, heartbeats, identity announcements (key transport messages) */
+typedef struct mend_repair mend_repair;
+void mend_repair_free(mend_repair *rep);
+/* A message from `device` of `jid` decrypted (prekey: it started a session); history: an old one
+ * served to a history query. Sends a heartbeat when one is due. */
+void mend_repair_received(mend_account *acc, const char *jid, uint32_t device, int prekey,
+                          int history);
+/* We encrypted for this device: no heartbeat is due. */
+void mend_repair_sent(mend_account *acc, const char *jid, uint32_t device);
+/* A message from it failed with `err`: 1 when the device is (or will be, after catch-up) asked
+ * to start a new session, 0 when not (archived, not a session failure, asked this hour). */
+int mend_repair_failed(mend_account *acc, const char *jid, uint32_t device, int err, int archived);
+/* 1 the first time it is asked about this device (a new identity key told once). */
+int mend_repair_first_news(mend_account *acc, const char *jid, uint32_t device);
+/* The stream went down: announcements under way are taken again on the next connection. */
+void mend_repair_disconnected(mend_account *acc);
+/* Sends what waited for the end of catch-up or for the connection. */
+void mend_repair_flush(mend_account *acc);
+/* Identity reset: every device we have a session with is told the new key (inside the reset's
+ * transaction, before the sessions go). */
+int mend_repair_note_sessions(mend_account *acc);
+
 /* Encrypt variants, for interop with what older clients send (and for tests). */
 #define MEND_ENC_TAG_IN_PAYLOAD 0x1 /* 16-byte key, tag after the payload */
 #define MEND_ENC_IV16           0x2 /* a 16-byte IV */
@@ -122,7 +156,8 @@ typedef struct mend_recipient {
 	char *jid;
 	uint32_t device;
 } mend_recipient;
-/* Encrypts for exactly these devices (which must have sessions); the rest as encrypt_opts. */
+/* Encrypts for exactly these devices (which must have sessions); the rest as encrypt_opts.
+ * body NULL: a key transport message (XEP-0384 v0.3 §4.5, no payload, no fallback body). */
 int mend_account_encrypt_for(mend_account *acc, const char *to, const mend_recipient *rs, size_t n,
                              const char *body, const char *id, int flags, char **stanza);
 int mend_account_encrypt_opts(mend_account *acc, const char *to, const char *body, const char *id,

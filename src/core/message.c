@@ -161,7 +161,12 @@ static int encrypt_payload(mend_account *acc, const char *body, int flags, mend_
 	return MEND_OK;
 }
 
-/* The <message/>: encrypted element, EME and store hints, fallback body, origin-id. */
+/*
+ * The <message/>: encrypted element, EME and store hints, fallback body, origin-id.
+ * A key transport element (XEP-0384 v0.3 §4.5, no <payload/>) carries no body and no
+ * EME hint: there is nothing for a non-OMEMO client to show. The store hint stays
+ * (Business Rules: offline devices must get it too).
+ */
 static char *wrap_message(mend_account *acc, const char *to, const char *id,
                           const mend_encrypted *m)
 {
@@ -172,12 +177,17 @@ static char *wrap_message(mend_account *acc, const char *to, const char *id,
 
 	g_string_append_printf(s, "<message to='%s' type='chat' id='%s'>", eto, eid);
 	r = mend_legacy_encrypted_text(s, m);
-	/* XEP-0380 EME, XEP-0334 store hint, XEP-0359 origin-id */
-	g_string_append_printf(s,
-	                       "<encryption xmlns='%s' namespace='%s' name='OMEMO'/>"
-	                       "<store xmlns='%s'/><body>%s</body>"
-	                       "<origin-id xmlns='%s' id='%s'/></message>",
-	                       NS_EME, MEND_NS_LEGACY, NS_HINTS, FALLBACK_BODY, NS_SID, eid);
+	if (!m->has_payload)
+		g_string_append_printf(
+		    s, "<store xmlns='%s'/><origin-id xmlns='%s' id='%s'/></message>", NS_HINTS,
+		    NS_SID, eid);
+	else /* XEP-0380 EME, XEP-0334 store hint, XEP-0359 origin-id */
+		g_string_append_printf(s,
+		                       "<encryption xmlns='%s' namespace='%s' name='OMEMO'/>"
+		                       "<store xmlns='%s'/><body>%s</body>"
+		                       "<origin-id xmlns='%s' id='%s'/></message>",
+		                       NS_EME, MEND_NS_LEGACY, NS_HINTS, FALLBACK_BODY, NS_SID,
+		                       eid);
 	g_free(eto);
 	g_free(eid);
 	g_free(own_id);
@@ -199,7 +209,21 @@ static int encrypt_for_all(mend_account *acc, const mend_recipient *rs, size_t n
 			return r;
 		}
 		m->n_keys++;
+		mend_repair_sent(acc, rs[i].jid, rs[i].device);
 	}
+	return r;
+}
+
+/* XEP-0384 v0.3 §4.5: a key transport element has a fresh key (key||tag size) and no payload. */
+static int key_transport_material(mend_encrypted *m, uint8_t km[32], size_t *km_len)
+{
+	int r;
+
+	m->iv_len = PAYLOAD_IV_LEN;
+	r = mend_random(km, PAYLOAD_KEY_LEN + MEND_GCM_TAG_LEN);
+	if (r == MEND_OK)
+		r = mend_nonce(m->iv, m->iv_len);
+	*km_len = PAYLOAD_KEY_LEN + MEND_GCM_TAG_LEN;
 	return r;
 }
 
@@ -212,7 +236,10 @@ int mend_account_encrypt_for(mend_account *acc, const char *to, const mend_recip
 	int r;
 
 	*stanza = NULL;
-	r = encrypt_payload(acc, body, flags, &m, km, &km_len);
+	if (body)
+		r = encrypt_payload(acc, body, flags, &m, km, &km_len);
+	else
+		r = key_transport_material(&m, km, &km_len);
 	if (r < 0)
 		goto out;
 	m.sid = acc->device_id;
@@ -298,6 +325,10 @@ static int decrypt_err(mend_account *acc, int r)
 	/* libsignal reports a failed MAC, on every session state tried, as an invalid message */
 	if (r == SG_ERR_INVALID_MESSAGE || r == SG_ERR_INVALID_MAC)
 		return MEND_ERR_KEY_AUTH;
+	/* a message key already used: when the stanza-id was unseen the message is new, so
+	 * the sender's session went back in time (a restored backup): repair.c decides */
+	if (r == SG_ERR_DUPLICATE_MESSAGE)
+		return MEND_ERR_STALE_SESSION;
 	return mend_err_from_signal(r);
 }
 
@@ -401,6 +432,9 @@ static int decrypt_parsed(mend_account *acc, const mend_encrypted *m, const char
 	if (r < 0)
 		return r;
 	r = decrypt_key(acc, msg->from, m->sid, k, &plain);
+	/* without a stanza-id of our server a reused message key may be a plain duplicate */
+	if (r == MEND_ERR_STALE_SESSION && !sid_id)
+		r = MEND_ERR_DUPLICATE;
 	if (r == MEND_OK && m->has_payload)
 		r = open_payload(acc, m, signal_buffer_data(plain), signal_buffer_len(plain),
 		                 &msg->body);
@@ -446,6 +480,8 @@ int mend_account_decrypt_stanza(mend_account *acc, xmpp_stanza_t *st, const char
 		r = MEND_ERR_DUPLICATE;
 	if (r == 0)
 		r = parse_message(acc, st, &m, msg);
+	if (r == MEND_OK)
+		msg->key_only = !m.has_payload;
 	if (r == MEND_OK)
 		r = decrypt_parsed(acc, &m, stanza_id, msg);
 	mend_encrypted_clear(&m);
