@@ -8,6 +8,7 @@ peer cannot be encrypted to. Finch in tmux loads the plugin too.
 
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -15,7 +16,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import skip, start_omemo_peer, test, main, wait_for, wait_ready  # noqa: E402
 from mendcli import BUILD, Mend, server, stored_on_server, wait_listening, wait_message  # noqa: E402,E501
-from purple import Purple, purple_missing, finch_loads_plugin, finch_missing  # noqa: E402
+from purple import Finch, Purple, purple_missing, finch_loads_plugin, finch_missing  # noqa: E402,E501
 from profanity import xmpp_session  # noqa: E402
 
 LIBS = os.path.join(BUILD, ".libs")
@@ -306,6 +307,72 @@ def an_omemo_message_is_never_shown_as_its_fallback_when_mend_cannot_open():
             shown = [o for o in a.ims() if "recv" in o["flags"]]
             assert shown == [], f"a fallback body was shown: {shown}"
             assert not a.find(lambda o: "sealed-while-locked" in json.dumps(o)), "decrypted?"
+
+
+@test
+def finch_shows_the_marks_and_the_help():
+    """The real Finch in tmux: received messages with their marks, and /help mend."""
+    reason = finch_missing()
+    if reason:
+        skip(reason)
+    if os.environ.get("MEND_SANITIZERS"):
+        skip("a sanitizer build: an ASan plugin cannot load into the uninstrumented Finch")
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        phone = Mend(srv, root, "bob", "phone")
+        phone.publish()
+        pid, pfp = fingerprint(phone)
+        account = dict(jid="alice@localhost/finch", port=srv.port, password="pw")
+        with Finch(plugins=[PLUGIN], account=account, width=120, height=40) as f:
+            wait_published(srv, root, "alice")
+            phone.send("alice@localhost", "hello finch")
+
+            def flat():
+                """The front window's text as one line (Finch wraps long lines itself):
+                the rows between its left border and its right one (the 'k' of its top)."""
+                rows = f.screen().splitlines()
+                top = re.match(r"l[^k]*k", rows[0]) if rows else None
+                right = top.end() - 1 if top else 200
+                return " ".join(r[1:right].rstrip(" a") for r in rows[1:] if r.startswith("x"))
+
+            def shown(text):
+                return wait_for(lambda: text in flat(), 30,
+                                lambda: f"{text!r} on Finch's screen\n{f.diagnostics()}",
+                                interval=0.3)
+
+            def window(title):  # gnt: M-N brings window N of the task bar to the front
+                bar = wait_for(lambda: next((ln for ln in reversed(f.screen().splitlines())
+                                             if title in ln), None), 30,
+                               lambda: f"a window {title!r}\n{f.diagnostics()}", interval=0.3)
+                n = [t.strip() for t in bar.split("x")].index(
+                    next(t.strip() for t in bar.split("x") if t.strip().startswith(title)))
+                f.send_keys(f"M-{n + 1}")
+                wait_for(lambda: title in f.screen().splitlines()[0], 10,
+                         lambda: f"{title!r} in front\n{f.diagnostics()}", interval=0.2)
+
+            def type_line(text):
+                f.send_keys("-l", text)
+                f.send_keys("Enter")
+
+            window("bob")
+            shown("bob: [unverified] hello finch")
+            shown("OMEMO: this chat is encrypted")
+            type_line(f"/mend trust bob@localhost {pid} {pfp}")
+            shown("is verified")
+            phone.send("alice@localhost", "checked in finch")
+            shown("bob: [verified] checked in finch")
+            type_line(f"/mend untrust bob@localhost {pid}")
+            shown("will get nothing from you")
+            phone.send("alice@localhost", "distrusted in finch")
+            shown("bob: [UNTRUSTED device] distrusted in finch")
+            with xmpp_session("127.0.0.1", srv.port, "bob@localhost", "pw") as x:
+                x._send("<message type='chat' to='alice@localhost' id='f1'>"
+                        "<body>clear in finch</body></message>")
+                shown("bob: [UNENCRYPTED] clear in finch")
+            type_line("/help mend")
+            for words in ("/mend on|off", "/mend default on|off", "/mend status",
+                          "/mend devices", "/mend fingerprint", "/mend trust", "/mend untrust",
+                          "/mend uri", "/mend verify URI", "/mend policy"):
+                shown(words)
 
 
 @test
