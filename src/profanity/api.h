@@ -55,6 +55,7 @@ struct mend_prof_api {
 	char *(*get_current_muc)(void);
 	int (*room_show)(const char *const roomjid, const char *const message);
 	int (*current_win_is_console)(void);
+	char *(*get_name_from_roster)(const char *barejid); /* malloc'd */
 };
 
 /* The module's side: Profanity's hooks, forwarded by the shim (NULL members are skipped). */

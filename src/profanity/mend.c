@@ -75,6 +75,7 @@ static void fill_api(struct mend_prof_api *a)
 	a->get_current_muc = prof_get_current_muc;
 	a->room_show = prof_room_show;
 	a->current_win_is_console = prof_current_win_is_console;
+	a->get_name_from_roster = prof_get_name_from_roster;
 }
 
 /* The module sits beside the installed plugin; MEND_PROFANITY_MODULE overrides (tests). */

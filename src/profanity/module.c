@@ -322,18 +322,21 @@ static int was_shown(const mend_event *ev)
 /* Messages Profanity will not show itself (sent carbons, the archive, held ones): shown here. */
 static void show_ourselves(const mend_event *ev)
 {
-	const char *who = ev->outgoing ? "me" : ev->from;
 	const char *mark = ev->outgoing ? ENC_CHAR : trust_mark(ev);
-	char *line;
+	char *line, *who;
 
 	if (ev->archived && was_shown(ev))
 		return;
 	remember_shown(ev->id, ev->stanza_id);
+	/* named as Profanity names the contact in its own lines */
+	who = ev->outgoing || !ev->from ? strdup(ev->outgoing ? "me" : "?")
+	                                : M.api->get_name_from_roster(ev->from);
 	if (ev->archived)
 		line = g_strdup_printf("%s: %s  [%s]", who, ev->body, ev->timestamp);
 	else
 		line = g_strdup_printf("%s: %s", who, ev->body);
 	show_marked(ev->peer, mark, line);
+	free(who);
 	g_free(line);
 }
 

@@ -185,7 +185,8 @@ def messages_sent_while_profanity_was_closed_appear_once():
                 bob.send("alice@localhost", t)
             p.restart()
             for t in texts:
-                p.wait_message("bob@localhost", t, timeout=30)
+                got = p.wait_message("bob@localhost", t, timeout=30)
+                assert got["mark"] == "~" and got["sender"] == "bob", got
             mend_ready(p)  # catch-up has run by now as well
             p.open_chat("bob@localhost")
             lines = [m["text"] for m in p.messages()]
