@@ -294,9 +294,30 @@ static void op_log(mend_log_level level, const char *text, void *ud)
 	g_free(line);
 }
 
-/* The mark of a message from a device in this trust state (see the top of this file). */
+/*
+ * Whether the sending device is missing from its owner's published device list (a list we
+ * know: for a contact whose list we never saw there is nothing to compare with).
+ */
+static int unannounced(const mend_event *ev)
+{
+	mend_device_info *d = NULL;
+	size_t n = 0, i;
+	int listed = 0;
+
+	if (!M.acc || !ev->from || ev->outgoing ||
+	    mend_account_device_infos(M.acc, ev->from, &d, &n) < 0)
+		return 0;
+	for (i = 0; i < n; i++)
+		listed |= d[i].id == ev->device && d[i].active;
+	mend_free(d);
+	return n > 0 && !listed;
+}
+
+/* The mark of a message from a device in this state (see the top of this file). */
 static const char *trust_mark(const mend_event *ev)
 {
+	if (unannounced(ev))
+		return MARK_UNANNOUNCED;
 	if (ev->trust == MEND_TRUST_VERIFIED)
 		return MARK_VERIFIED;
 	if (mend_trust_is_trusted(ev->trust))
