@@ -337,6 +337,20 @@ static int readable_again(const char *db, uint8_t *key)
 	return r;
 }
 
+/* A new key goes to the locked default collection: keyring locked, no key file instead. */
+static int new_store_while_locked(void)
+{
+	uint8_t key[MEND_STORE_KEY_LEN];
+	char *db = path_in_tmp("new.db"), *keyfile = g_strconcat(db, ".key", NULL);
+	int r = mend_keyring_get_key(JID, db, MEND_KEYRING_AUTO, -1, 1, key, NULL, NULL, NULL);
+
+	printf("# new store while locked: %d\n", r);
+	r = r == MEND_ERR_KEYRING_LOCKED && !file_exists(keyfile);
+	g_free(keyfile);
+	g_free(db);
+	return r;
+}
+
 /* The prompt is left up when nobody answers in time; answered later, the key reads. */
 static void locked_unanswered(const char *db, const uint8_t *key)
 {
@@ -352,6 +366,7 @@ static void locked_unanswered(const char *db, const uint8_t *key)
 	       "prompt not answered in time: keyring locked");
 	TAP_OK(ms >= 1400 && ms < 10000, "after the bounded wait (%.0f ms)", ms);
 	TAP_OK(!file_exists(keyfile), "no key file made while locked");
+	TAP_OK(new_store_while_locked(), "a new store's key waits for the unlock too");
 	answer_prompt("type --delay 30 pw && xdotool key Return", 1);
 	TAP_EQ(readable_again(db, again), 0, "the prompt left up, answered later, unlocks");
 	TAP_OK(memcmp(key, again, MEND_STORE_KEY_LEN) == 0, "same key");
