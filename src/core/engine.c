@@ -1290,22 +1290,15 @@ static void undecryptable(mend_account *acc, const inbound *in, const mend_messa
  */
 static void key_only_failed(mend_account *acc, const inbound *in, const mend_message *m, int r)
 {
-	GPtrArray *keys;
 	char fp[65], *grouped, *text;
-	gsize len = 0;
-	const uint8_t *k;
 
 	if (r != MEND_ERR_KEY_CHANGED) {
 		mend_repair_failed(acc, m->from, m->device, r, in->archived);
 		return;
 	}
-	keys = mend_trust_candidates(acc, m->from, m->device);
-	if (!keys->len || !mend_repair_first_news(acc, m->from, m->device)) {
-		g_ptr_array_unref(keys);
+	if (!mend_repair_new_key(acc, m->from, m->device, fp) ||
+	    !mend_repair_first_news(acc, m->from, m->device))
 		return;
-	}
-	k = g_bytes_get_data(keys->pdata[keys->len - 1], &len);
-	mend_key_fingerprint(k, len, fp);
 	grouped = mend_fingerprint_grouped(fp);
 	text = g_strdup_printf(_("Device %u of %s announced a new identity key: %s. Nothing is "
 	                         "encrypted to it until you accept that key; if its owner "
@@ -1314,7 +1307,6 @@ static void key_only_failed(mend_account *acc, const inbound *in, const mend_mes
 	notice(acc, m->from, text);
 	g_free(text);
 	g_free(grouped);
-	g_ptr_array_unref(keys);
 }
 
 /* Serves a message seen before from local history (history queries only). */

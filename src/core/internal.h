@@ -138,6 +138,9 @@ void mend_repair_sent(mend_account *acc, const char *jid, uint32_t device);
 /* A message from it failed with `err`: 1 when the device is (or will be, after catch-up) asked
  * to start a new session, 0 when not (archived, not a session failure, asked this hour). */
 int mend_repair_failed(mend_account *acc, const char *jid, uint32_t device, int err, int archived);
+/* 1 when the device proved a new identity key not accepted yet; fp (may be NULL) gets the
+ * newest one's fingerprint. */
+int mend_repair_new_key(mend_account *acc, const char *jid, uint32_t device, char fp[65]);
 /* 1 the first time it is asked about this device (a new identity key told once). */
 int mend_repair_first_news(mend_account *acc, const char *jid, uint32_t device);
 /* The stream went down: announcements under way are taken again on the next connection. */

@@ -257,6 +257,21 @@ void mend_repair_sent(mend_account *acc, const char *jid, uint32_t device)
 	g_free(key);
 }
 
+int mend_repair_new_key(mend_account *acc, const char *jid, uint32_t device, char fp[65])
+{
+	GPtrArray *keys = mend_trust_candidates(acc, jid, device);
+	int found = keys->len > 0;
+	gsize len = 0;
+	const uint8_t *k;
+
+	if (found && fp) {
+		k = g_bytes_get_data(keys->pdata[keys->len - 1], &len);
+		mend_key_fingerprint(k, len, fp);
+	}
+	g_ptr_array_unref(keys);
+	return found;
+}
+
 int mend_repair_first_news(mend_account *acc, const char *jid, uint32_t device)
 {
 	return g_hash_table_add(state(acc)->told, dev_key(jid, device));
