@@ -11,17 +11,19 @@ an independent python-omemo peer (omemo_peer.py):
   in a PreKeySignalMessage) and the following messages decrypt both ways;
 - identity reset: bob's mend device announces its new key to alice at once;
   alice is told, nothing reaches the new key until she accepts it by its
-  fingerprint, then bob reads her message.
+  fingerprint, then bob reads her message;
+- Profanity and libpurple with mend show python-omemo's heartbeats nowhere.
 """
 
 import os
+import re
 import shutil
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import skip, start_omemo_peer, test, wait_ready, main  # noqa: E402
-from mendcli import MEND, Mend, messages, server, wait_listening, wait_message  # noqa: E402
+from mendcli import BUILD, MEND, Mend, messages, server, wait_listening, wait_message  # noqa: E402,E501
 
 if not os.access(MEND, os.X_OK):
     skip(f"{MEND} is not built")
@@ -199,6 +201,74 @@ def an_identity_reset_is_announced_and_held_until_accepted():
                 assert len([o for o in al.lines if o.get("type") == "notice" and
                             o.get("jid") == "bob@localhost"]) == 1, \
                     "the new key was told more than once"
+
+def heartbeat_from(peer, m):
+    """python-omemo answered mend's prekey message with its own heartbeat (an empty
+    message) and then wrote a real one: the heartbeat reached alice's host first."""
+    peer.wait_line(lambda o: o["type"] == "message" and o["body"] == "to python-omemo", 30,
+                   "python-omemo to decrypt mend's first message", start=m)
+    peer_sends(peer, "alice@localhost", "after the heartbeat")
+
+
+@test
+def libpurple_shows_no_key_only_message():
+    from purple import Purple, purple_missing
+    why = purple_missing()
+    libs = os.path.join(BUILD, ".libs")
+    if why or not os.path.exists(os.path.join(libs, "mend-purple.so")):
+        skip(why or "mend-purple.so is not built")
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        peer = start_omemo_peer(srv, "bob", "py", os.path.join(root, "bob-py"))
+        with peer, Purple(srv, "alice", resource="purple", plugins=("core-mend",),
+                          plugin_dir=libs) as a:
+            wait_ready(peer)
+            a.wait_signed_on()
+            a.cmd("bob@localhost", "/mend on")
+            peer.send_line("refresh alice@localhost")
+            peer.wait_line(lambda o: o["type"] == "refreshed" and o["devices"], 20,
+                           "the peer to see alice's device")
+            m = peer.mark()
+            a.send("bob@localhost", "to python-omemo")
+            heartbeat_from(peer, m)
+            a.wait_im(lambda o: o["text"].endswith("after the heartbeat"), timeout=30,
+                      flags=("recv",))
+            a.ping()
+            got = [o for o in a.ims() if "recv" in o.get("flags", ())]
+            assert len(got) == 1, f"libpurple showed more than the one message: {got}"
+            assert not [o for o in a.ims() if "decrypt" in o["text"] or
+                        "this device" in o["text"]], a.ims()
+
+
+@test
+def profanity_shows_no_key_only_message():
+    from profanity import Profanity, profanity_missing
+    why = profanity_missing()
+    libs = os.path.join(BUILD, ".libs")
+    plugin, module = os.path.join(libs, "mend.so"), os.path.join(libs, "mend-profanity-module.so")
+    if why or not (os.path.exists(plugin) and os.path.exists(module)):
+        skip(why or "mend.so is not built")
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        peer = start_omemo_peer(srv, "bob", "py", os.path.join(root, "bob-py"))
+        with peer, Profanity(srv, "alice", env={"MEND_PROFANITY_MODULE": module},
+                             plugins=[plugin]) as p:
+            wait_ready(peer)
+            p.connect()
+            p.win(1)
+            p.command("/mend status")
+            p.wait_screen(re.compile(r"mend: \S+, device (\d+)"), 20, "mend to be ready")
+            p.command("/mend on bob@localhost")
+            peer.send_line("refresh alice@localhost")
+            peer.wait_line(lambda o: o["type"] == "refreshed" and o["devices"], 20,
+                           "the peer to see alice's device")
+            m = peer.mark()
+            p.say("bob@localhost", "to python-omemo")
+            heartbeat_from(peer, m)
+            p.wait_message("bob@localhost", "after the heartbeat", timeout=30)
+            theirs = [line for line in p.message_lines() if re.search(r" bob:( |$)", line)]
+            assert len(theirs) == 1, f"Profanity showed more than the one message: {theirs}"
+            assert not [line for line in p.message_lines() if "decrypt" in line or
+                        "this device" in line], p.message_lines()
+
 
 if __name__ == "__main__":
     main()
