@@ -318,6 +318,13 @@ def mend_output_goes_to_the_window_it_was_typed_in():
             p.wait_screen(re.compile(r"mend: alice@localhost, device \d+"), 10,
                           "/mend status in the chat window")
             assert p.chat_focused("bob@localhost"), p.title()
+            # the help lists every command
+            p.win(1)
+            p.command("/help mend")
+            p.wait_screen("/mend policy", 10, "the help")
+            for sub in ("on|off", "default on|off", "status", "devices", "fingerprint",
+                        "trust|untrust", "/mend uri", "/mend verify"):
+                assert sub in p.screen(), f"/help mend lacks {sub}:\n{p.screen()}"
 
 
 @test
