@@ -18,11 +18,17 @@ static void on_notice(mend_notice_kind kind, const char *jid, const char *text, 
 	((sim_dev *)ud)->notices++;
 }
 
-/* Decrypted messages reported to the host: how many, and the last body. */
+/* Decrypted messages reported to the host (how many, the last body), and notices. */
 static void on_event(const mend_event *ev, void *ud)
 {
 	sim_dev *d = ud;
 
+	if (ev->kind == MEND_EVENT_NOTICE) {
+		if (!d->notes)
+			d->notes = g_ptr_array_new_with_free_func(g_free);
+		g_ptr_array_add(d->notes,
+		                g_strdup_printf("%s: %s", ev->peer ? ev->peer : "-", ev->text));
+	}
 	if (ev->kind != MEND_EVENT_MESSAGE)
 		return;
 	d->messages++;
@@ -81,6 +87,8 @@ void sim_free(sim *s)
 		sim_dev *d = g_ptr_array_index(s->devs, i);
 
 		mend_account_free(d->acc);
+		if (d->notes)
+			g_ptr_array_free(d->notes, TRUE);
 		g_free(d->name);
 		g_free(d->jid);
 		g_free(d->resource);

@@ -19,8 +19,9 @@ typedef struct sim_dev {
 	int bundle_changed; /* how often the core asked for a republish */
 	int notices;        /* how many notices it showed */
 	uint32_t device_id;
-	int messages;    /* MESSAGE events reported to it */
-	char *last_body; /* the body of the last one */
+	int messages;     /* MESSAGE events reported to it */
+	char *last_body;  /* the body of the last one */
+	GPtrArray *notes; /* "PEER: TEXT" of every NOTICE event it reported (NULL until one) */
 } sim_dev;
 
 typedef struct sim {

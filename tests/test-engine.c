@@ -12,8 +12,9 @@
  * query only, deduped by stanza-id (XEP-0313, XEP-0359), garbage from the
  * network (DESIGN §7), republishing a device list the server lost, an
  * archive error mid-catch-up (position and used prekeys kept, asked again
- * later), and the bundle republished once READY after a catch-up and batched
- * for live prekey messages.
+ * later), the bundle republished once READY after a catch-up and batched
+ * for live prekey messages, and subscribing to a contact's device list
+ * (hosts without +notify).
  */
 #include "config.h"
 
@@ -1399,6 +1400,92 @@ static void test_reset_announced(mend_account *a, mend_account *e)
 	mend_free(infos);
 }
 
+/* --- 9. subscribing to a contact's device list (libpurple) ------------------------------------ */
+
+/* A PEP push of bob's device list with devices d1 and d2 (XEP-0163 §4.3). */
+static char *bob_list_push(uint32_t d1, uint32_t d2)
+{
+	return g_strdup_printf("<message from='" BOB "' to='" ALICE "' type='headline'>"
+	                       "<event xmlns='http://jabber.org/protocol/pubsub#event'>"
+	                       "<items node='" NODE_LIST "'><item id='current'>"
+	                       "<list xmlns='" NS_LEGACY "'><device id='%u'/><device id='%u'/>"
+	                       "</list></item></items></event></message>",
+	                       d1, d2);
+}
+
+/* Sends a message to bob and answers what the core asks; returns the subscribe IQ or -1. */
+static int send_subscribed(mend_account *a, mend_account *b, guint mark, int first)
+{
+	char node[64];
+	int sub, q;
+
+	mend_account_send(a, BOB, first ? "first" : "second", NULL);
+	sub = sent_find(mark, "subscribe", NS_PUBSUB, "node", NODE_LIST);
+	if (sub >= 0)
+		answer(a, sub, BOB, "result",
+		       "<pubsub xmlns='" NS_PUBSUB "'><subscription node='" NODE_LIST
+		       "' jid='" ALICE "' subscription='subscribed'/></pubsub>");
+	q = items_query(mark, NODE_LIST, BOB);
+	if (q >= 0)
+		answer_list(a, q, BOB, bid);
+	/* bob's bundle, should alice have no session with him (any more) */
+	g_snprintf(node, sizeof(node), NODE_BUNDLES "%u", bid);
+	q = items_query(mark, node, BOB);
+	if (q >= 0)
+		answer_bundle(a, b, q);
+	return sub;
+}
+
+/*
+ * MEND_CONNECT_SUBSCRIBE (hosts without +notify in their caps): the first
+ * fetch of a contact's device list on a connection also subscribes our bare
+ * JID to it (XEP-0060 §6.1.1), once; a push naming a new device of a contact
+ * we talk to fetches its bundle at once and announces it in that chat.
+ */
+static void test_subscribe(mend_account *a, mend_account *b, const char *root)
+{
+	char *dir = g_build_filename(root, "bob-tablet", NULL), node[64], *bundle = NULL;
+	mend_account *b2 = NULL;
+	guint mark, ev0;
+	int sub, q;
+	const rec *ev;
+
+	TAP_EQ(sent_find(0, "subscribe", NS_PUBSUB, NULL, NULL), -1,
+	       "without the flag the core never subscribed");
+	if (mend_account_open(&b2, BOB, dir, MEND_KEYRING_FILE, NULL, NULL) < 0)
+		TAP_BAIL("cannot open bob's tablet");
+	mark = sent->len;
+	answer_list(a, reconnect(a, MEND_CONNECT_SUBSCRIBE), ALICE, aid);
+	answer_ok(a, sent_find(mark, "publish", NULL, NULL, NULL), ALICE);
+	mark = sent->len;
+	sub = send_subscribed(a, b, mark, 1);
+	TAP_OK(sub >= 0 && sent_attr_is(sub, "to", BOB) &&
+	           sent_has(sub, "subscribe", NS_PUBSUB, "jid", ALICE),
+	       "the first message to bob subscribes alice@x to bob's device list");
+	TAP_EQ(messages_to(mark, BOB), 1, "and the message leaves");
+	mark = sent->len;
+	TAP_EQ(send_subscribed(a, b, mark, 0), -1, "the second message subscribes no more");
+	TAP_EQ(items_query(mark, NODE_LIST, BOB), -1, "nor fetches the list: pushes keep it");
+	TAP_EQ(messages_to(mark, BOB), 1, "it leaves at once");
+
+	mark = sent->len;
+	ev0 = events->len;
+	TAP_EQ(handle(a, bob_list_push(bid, mend_account_device_id(b2))), 1,
+	       "bob's list with a new device is pushed");
+	g_snprintf(node, sizeof(node), NODE_BUNDLES "%u", mend_account_device_id(b2));
+	q = items_query(mark, node, BOB);
+	TAP_OK(q >= 0, "the new device's bundle is fetched at once");
+	mend_account_bundle_xml(b2, &bundle);
+	answer_items(a, q, BOB, node, bundle);
+	ev = event_of(ev0, MEND_EVENT_NOTICE);
+	TAP_OK(ev && str_is(ev->peer, BOB) && ev->text && strstr(ev->text, "new device"),
+	       "and announced in bob's chat: %s", ev && ev->text ? ev->text : "(none)");
+	TAP_EQ(count_events(ev0, MEND_EVENT_NOTICE), 1, "once");
+	mend_free(bundle);
+	mend_account_free(b2);
+	g_free(dir);
+}
+
 /* --- main ---------------------------------------------------------------------------------- */
 
 static void rm_rf(const char *path)
@@ -1463,6 +1550,7 @@ int main(void)
 	mend_account_free(e);
 	test_list_lost(a);
 	test_first_publish_lost(root);
+	test_subscribe(a, b, root);
 	mend_account_free(a);
 	mend_account_free(b);
 	g_ptr_array_free(sent, TRUE);

@@ -271,6 +271,12 @@ MEND_EXPORT int mend_account_prekey_count(mend_account *acc, size_t *n);
 #define MEND_CONNECT_CARBONS 0x1 /* enable Message Carbons (XEP-0280) */
 #define MEND_CONNECT_CATCHUP 0x2 /* catch up from the archive (XEP-0313) from where we left */
 #define MEND_CONNECT_DISCO   0x4 /* answer disco#info and ping (for hosts that answer neither) */
+/*
+ * The host cannot announce "+notify" in its caps (libpurple): subscribe to
+ * each contact's device-list node (XEP-0060 §6.1) when it is first fetched on
+ * the connection, so that its changes are pushed all the same.
+ */
+#define MEND_CONNECT_SUBSCRIBE 0x8
 
 /*
  * The stream is up as `full_jid`: fetch our device list, add us, publish it
@@ -345,7 +351,16 @@ typedef struct mend_device_info {
 	int has_session;
 	int64_t last_seen;   /* unix time of the last message from it, 0 if never */
 	unsigned n_new_keys; /* how many new keys it showed (new_fingerprint: the first of them) */
+	int stale;           /* a contact's device silent for MEND_STALE_DAYS: not encrypted to */
 } mend_device_info;
+
+/*
+ * A contact's device from which nothing came for this many days (counted from
+ * when it was first listed, or when the user last trusted it) is inactive:
+ * messages skip it (and name it) while the contact has another trusted
+ * device, until it sends again or the user trusts it again.
+ */
+#define MEND_STALE_DAYS 90
 
 /* Devices of `jid` (for our own JID: all of ours, this one included). Free *out with mend_free().
  */

@@ -437,11 +437,20 @@ static void device_json(const char *jid, const mend_device_info *d, int own)
 	json_str(s, "new_fingerprint", d->new_fingerprint[0] ? d->new_fingerprint : NULL);
 	json_str(s, "trust", trust ? trust : "unknown");
 	json_bool(s, "active", d->active);
+	json_bool(s, "stale", d->stale);
 	json_bool(s, "session", d->has_session);
 	json_str(s, "last_seen", seen);
 	json_bool(s, "own", own);
 	json_end(s);
 	g_free(seen);
+}
+
+/* Listed and heard from, listed but silent for MEND_STALE_DAYS, or no longer listed. */
+static const char *device_state(const mend_device_info *d)
+{
+	if (!d->active)
+		return _("not listed");
+	return d->stale ? _("inactive") : _("active");
 }
 
 static void device_human(const char *jid, const mend_device_info *d, int own)
@@ -452,7 +461,12 @@ static void device_human(const char *jid, const mend_device_info *d, int own)
 	char *nfp;
 
 	printf(_("device %u%s: %s, %s, last seen %s\n"), d->id, own ? _(" (this device)") : "",
-	       mend_trust_name(d->trust), d->active ? _("active") : _("inactive"), seen);
+	       mend_trust_name(d->trust), device_state(d), seen);
+	if (d->stale)
+		printf(
+		    _("  Nothing came from it for %d days: messages skip it until it sends again "
+		      "or you trust it again (mend trust %s %u %s).\n"),
+		    MEND_STALE_DAYS, jid, d->id, d->fingerprint);
 	printf(_("  fingerprint %s\n"), fp);
 	if (d->new_fingerprint[0]) {
 		/* DESIGN §7: the old and the new key, and what to do */

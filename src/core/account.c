@@ -667,6 +667,8 @@ int mend_account_devicelist_update(mend_account *acc, const char *jid, const cha
 	}
 	r = mend_store_devicelist_set(acc->store, jid, dl.ids, dl.n);
 	mend_devicelist_clear(&dl);
+	if (r == MEND_OK)
+		mend_devices_listed(acc, jid);
 	return r;
 }
 
@@ -805,6 +807,8 @@ int mend_account_bundle_process(mend_account *acc, const char *jid, uint32_t dev
 		if (r == MEND_ERR_MALFORMED || r == MEND_ERR_BAD_BASE64 ||
 		    r == MEND_ERR_INVALID_KEY || r == MEND_ERR_TOO_LARGE)
 			mend_store_device_set_broken(acc->store, jid, device, 1);
+	} else {
+		mend_devices_announce(acc, jid, device);
 	}
 	return r;
 }

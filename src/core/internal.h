@@ -185,6 +185,18 @@ int mend_account_txn_end(mend_account *acc, int r);
 /* The MEND_ERR_* behind a failed libsignal call. */
 int mend_account_signal_err(mend_account *acc, int sg_err);
 
+/* devices.c */
+/* A device list of jid was stored: new devices are marked (and announced if their key is known). */
+void mend_devices_listed(mend_account *acc, const char *jid);
+/* Announces a new device of jid once, when its key is known (a NOTICE in jid's chat). */
+void mend_devices_announce(mend_account *acc, const char *jid, uint32_t device);
+/* Whether a listed device of jid is new and not announced yet. */
+int mend_devices_news_pending(mend_account *acc, const char *jid);
+/* Whether a contact's device has been silent for MEND_STALE_DAYS. */
+int mend_device_is_stale(mend_account *acc, const char *jid, uint32_t device);
+/* The user trusts the device: a stale one counts its silence from now. */
+void mend_devices_include(mend_account *acc, const char *jid, uint32_t device);
+
 /* Serializes a stanza into a g_malloc'd string (NULL on failure). */
 char *mend_stanza_text(xmpp_stanza_t *st);
 /* Parses one element from text (NULL on malformed XML). */

@@ -46,12 +46,35 @@ static int untrusted(mend_account *acc, const char *jid, uint32_t device)
 }
 
 /*
+ * Inactive devices (devices.c) of jid, trusted and with a session, are
+ * skipped and named when another device of jid gets the message; when none
+ * does, they all get it (a contact who only reads is still reached).
+ */
+static int place_stale(mend_account *acc, const char *jid, GArray *rs, GArray *stale, int added)
+{
+	guint i;
+
+	for (i = 0; i < stale->len; i++) {
+		uint32_t id = g_array_index(stale, uint32_t, i);
+
+		if (added) {
+			g_ptr_array_add(acc->skipped, g_strdup_printf("%s %u", jid, id));
+		} else {
+			mend_recipient rc = {g_strdup(jid), id};
+			g_array_append_val(rs, rc);
+		}
+	}
+	return added ? added : (int)stale->len;
+}
+
+/*
  * Adds the devices of `jid` that have a session and are trusted; counts those
  * still waiting for a bundle; remembers the untrusted ones in acc->skipped.
  * Returns how many devices of jid were added, or <0.
  */
 static int add_recipients(mend_account *acc, const char *jid, GArray *rs, size_t *missing)
 {
+	GArray *stale = g_array_new(FALSE, FALSE, sizeof(uint32_t));
 	uint32_t *ids = NULL;
 	size_t n = 0, i;
 	int r, added = 0;
@@ -61,6 +84,8 @@ static int add_recipients(mend_account *acc, const char *jid, GArray *rs, size_t
 		r = mend_store_session_exists(acc->store, jid, ids[i]);
 		if (r == 1 && untrusted(acc, jid, ids[i])) {
 			g_ptr_array_add(acc->skipped, g_strdup_printf("%s %u", jid, ids[i]));
+		} else if (r == 1 && mend_device_is_stale(acc, jid, ids[i])) {
+			g_array_append_val(stale, ids[i]);
 		} else if (r == 1) {
 			mend_recipient rc = {g_strdup(jid), ids[i]};
 			g_array_append_val(rs, rc);
@@ -71,6 +96,9 @@ static int add_recipients(mend_account *acc, const char *jid, GArray *rs, size_t
 				(*missing)++;
 		}
 	}
+	if (r >= 0)
+		added = place_stale(acc, jid, rs, stale, added);
+	g_array_free(stale, TRUE);
 	g_free(ids);
 	return r < 0 ? r : added;
 }
@@ -485,9 +513,10 @@ int mend_account_decrypt_stanza(mend_account *acc, xmpp_stanza_t *st, const char
 	if (r == MEND_OK)
 		r = decrypt_parsed(acc, &m, stanza_id, msg);
 	mend_encrypted_clear(&m);
-	if (r == MEND_OK)
+	if (r == MEND_OK) {
 		mend_account_notify_bundle(acc);
-	else if (r != MEND_ERR_NOT_FOUND && r != MEND_ERR_DUPLICATE)
+		mend_devices_announce(acc, msg->from, msg->device); /* a new device wrote first */
+	} else if (r != MEND_ERR_NOT_FOUND && r != MEND_ERR_DUPLICATE)
 		mend_log(acc, MEND_LOG_WARNING, "message from %s rejected: %s",
 		         msg->from ? msg->from : "?", mend_strerror(r));
 	return r;

@@ -182,12 +182,19 @@ static const char schema_v4[] =
     "CREATE INDEX held_device ON held (jid, device, fingerprint);"
     "ALTER TABLE devices ADD COLUMN seal BLOB;";
 
+/*
+ * Version 4 -> 5: when a device was first listed (or last trusted again: its
+ * silence counts from then) and whether it is a new device still to be
+ * announced. Devices listed now count from the upgrade.
+ */
+static const char schema_v5[] =
+    "ALTER TABLE devices ADD COLUMN listed_at INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE devices ADD COLUMN news INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE devices SET listed_at = CAST(strftime('%s', 'now') AS INTEGER) WHERE active <> 0;";
+
 /* migrations[v] takes a database from version v to v + 1. */
 static const char *const migrations[MEND_STORE_SCHEMA_VERSION] = {
-    [0] = schema_v1,
-    [1] = schema_v2,
-    [2] = schema_v3,
-    [3] = schema_v4,
+    [0] = schema_v1, [1] = schema_v2, [2] = schema_v3, [3] = schema_v4, [4] = schema_v5,
 };
 
 struct mend_store {

@@ -24,7 +24,7 @@
 #include "crypto.h"
 
 #define MEND_STORE_KEY_LEN        32
-#define MEND_STORE_SCHEMA_VERSION 4
+#define MEND_STORE_SCHEMA_VERSION 5
 
 typedef struct mend_store mend_store;
 
@@ -188,6 +188,23 @@ int mend_store_device_touch(mend_store *s, const char *jid, uint32_t device, int
 /* Every device known for jid, active or not, with its flags. Free the arrays with g_free. */
 int mend_store_devices_known(mend_store *s, const char *jid, uint32_t **ids, int **active,
                              int64_t **last_seen, size_t *n);
+
+/*
+ * Devices of jid listed for the first time get listed_at = now; when we have
+ * a session with another device of jid (we talk to them), they are marked as
+ * news: new devices, to be announced once their key is known.
+ */
+int mend_store_devices_mark_listed(mend_store *s, const char *jid, int64_t now);
+/* Whether a device is news (1, 0, <0); clear takes the mark off. */
+int mend_store_device_news(mend_store *s, const char *jid, uint32_t device);
+int mend_store_device_news_clear(mend_store *s, const char *jid, uint32_t device);
+/* Whether a listed device of jid is news (1, 0, <0). */
+int mend_store_devices_news_any(mend_store *s, const char *jid);
+/* When a device was first listed (or last trusted again) and last sent; 0 when never. */
+int mend_store_device_times(mend_store *s, const char *jid, uint32_t device, int64_t *listed_at,
+                            int64_t *last_seen);
+/* Counts a device's silence from `when` (the user included it again). */
+int mend_store_device_relist(mend_store *s, const char *jid, uint32_t device, int64_t when);
 
 /* Sealing and the database handle, for the message-level tables. */
 struct sqlite3;

@@ -384,6 +384,102 @@ int mend_store_devices_known(mend_store *s, const char *jid, uint32_t **ids, int
 	return r;
 }
 
+/*
+ * Runs `sql` over (jid ?1, device ?2, value ?3) to its end. A parameter the
+ * SQL does not use is not bound (SQLITE_RANGE, ignored).
+ */
+static int device_exec(mend_store *s, const char *sql, const char *jid, uint32_t device,
+                       int64_t value)
+{
+	sqlite3_stmt *st = NULL;
+	int r = prepare(s, sql, &st);
+
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, jid, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, device);
+	sqlite3_bind_int64(st, 3, value);
+	return exec_done(st);
+}
+
+/* 1 when `sql` over (jid ?1, device ?2) yields a row, 0 when not, <0 on errors (as above). */
+static int device_exists(mend_store *s, const char *sql, const char *jid, uint32_t device)
+{
+	sqlite3_stmt *st = NULL;
+	int r = prepare(s, sql, &st), rc;
+
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, jid, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, device);
+	rc = sqlite3_step(st);
+	r = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : sql_err(rc);
+	finish(st);
+	return r;
+}
+
+int mend_store_devices_mark_listed(mend_store *s, const char *jid, int64_t now)
+{
+	int talk = device_exists(s, "SELECT 1 FROM sessions WHERE jid = ?1 LIMIT 1", jid, 0);
+
+	if (talk < 0)
+		return talk;
+	/* ?2: the news flag in the device's place */
+	return device_exec(s,
+	                   "UPDATE devices SET listed_at = ?3, news = ?2"
+	                   " WHERE jid = ?1 AND active <> 0 AND listed_at = 0",
+	                   jid, (uint32_t)talk, now);
+}
+
+int mend_store_device_news(mend_store *s, const char *jid, uint32_t device)
+{
+	return device_exists(
+	    s, "SELECT 1 FROM devices WHERE jid = ?1 AND device = ?2 AND news <> 0", jid, device);
+}
+
+int mend_store_device_news_clear(mend_store *s, const char *jid, uint32_t device)
+{
+	return device_exec(s, "UPDATE devices SET news = ?3 WHERE jid = ?1 AND device = ?2", jid,
+	                   device, 0);
+}
+
+int mend_store_devices_news_any(mend_store *s, const char *jid)
+{
+	return device_exists(s,
+	                     "SELECT 1 FROM devices WHERE jid = ?1 AND news <> 0 AND active <> 0"
+	                     " LIMIT 1",
+	                     jid, 0);
+}
+
+int mend_store_device_times(mend_store *s, const char *jid, uint32_t device, int64_t *listed_at,
+                            int64_t *last_seen)
+{
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	*listed_at = *last_seen = 0;
+	r = prepare(s, "SELECT listed_at, last_seen FROM devices WHERE jid = ?1 AND device = ?2",
+	            &st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, jid, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, device);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*listed_at = sqlite3_column_int64(st, 0);
+		*last_seen = sqlite3_column_int64(st, 1);
+	}
+	r = rc == SQLITE_ROW ? MEND_OK : rc == SQLITE_DONE ? MEND_ERR_NOT_FOUND : sql_err(rc);
+	finish(st);
+	return r;
+}
+
+int mend_store_device_relist(mend_store *s, const char *jid, uint32_t device, int64_t when)
+{
+	return device_exec(s, "UPDATE devices SET listed_at = ?3 WHERE jid = ?1 AND device = ?2",
+	                   jid, device, when);
+}
+
 /* --- pending identity keys ------------------------------------------------------ */
 
 static char *pending_aad(const char *jid, uint32_t device)

@@ -271,6 +271,8 @@ int mend_account_trust_key(mend_account *acc, const char *jid, uint32_t device,
 			mend_held_replay(acc, jid, device, fp);
 	} else
 		r = MEND_ERR_VERIFY_MISMATCH;
+	if (r == MEND_OK) /* an inactive device is included again */
+		mend_devices_include(acc, jid, device);
 	g_free(key);
 	return r;
 }
@@ -295,6 +297,8 @@ int mend_account_set_trust(mend_account *acc, const char *jid, uint32_t device, 
 	}
 	if (r == MEND_OK)
 		r = mend_store_peer_identity_put(acc->store, jid, device, key, len, (int)trust);
+	if (r == MEND_OK && mend_trust_is_trusted(trust)) /* an inactive device is included again */
+		mend_devices_include(acc, jid, device);
 	g_free(key);
 	return r;
 }

@@ -932,7 +932,10 @@ static void show_devices(const char *jid)
 		replyf("mend: %s device %u%s  %s  %s%s", jid, d[i].id,
 		       d[i].id == mend_account_device_id(M.acc) && !strcmp(jid, M.bare) ? " (this)"
 		                                                                        : "",
-		       g, mend_trust_name(d[i].trust), d[i].active ? "" : _(" (gone)"));
+		       g, mend_trust_name(d[i].trust),
+		       !d[i].active ? _(" (gone)")
+		       : d[i].stale ? _(" (inactive: skipped)")
+		                    : "");
 		mend_free(g);
 	}
 	mend_free(d);

@@ -486,7 +486,9 @@ static int start_conn(PurpleConnection *gc, int mode)
 	g_hash_table_replace(conns, gc, c);
 	if (!full || !strchr(full, '/'))
 		full = purple_account_get_username(a);
-	mend_account_connected(c->acc, full, MEND_CONNECT_CARBONS | MEND_CONNECT_CATCHUP);
+	/* libpurple's caps cannot say +notify: subscribe to contacts' device lists */
+	mend_account_connected(
+	    c->acc, full, MEND_CONNECT_CARBONS | MEND_CONNECT_CATCHUP | MEND_CONNECT_SUBSCRIBE);
 	return 0;
 }
 
@@ -860,9 +862,11 @@ static void cmd_devices(conn *c, PurpleAccount *a, const char *peer, const char 
 	}
 	for (i = 0; i < n; i++) {
 		g = mend_fingerprint_grouped(d[i].fingerprint[0] ? d[i].fingerprint : "?");
-		line =
-		    g_strdup_printf("%s device %u: %s, %s%s", jid, d[i].id, g,
-		                    mend_trust_name(d[i].trust), d[i].active ? "" : _(" (gone)"));
+		line = g_strdup_printf("%s device %u: %s, %s%s", jid, d[i].id, g,
+		                       mend_trust_name(d[i].trust),
+		                       !d[i].active ? _(" (gone)")
+		                       : d[i].stale ? _(" (inactive: skipped)")
+		                                    : "");
 		say(a, peer, line);
 		g_free(line);
 		mend_free(g);

@@ -1,0 +1,180 @@
+#!/usr/bin/python3
+"""A contact's devices over a real Prosody (issues 9 and 10): a device bob
+adds is announced once in his chat, with its fingerprint and what the trust
+policy made of it, and gets alice's next message; in Pidgin/Finch (libpurple,
+whose caps cannot ask for device-list pushes) the plugin subscribes to bob's
+device list and hears of the new device while signed on; a device silent for
+90 days is inactive, skipped and named, and active again once it writes.
+"""
+
+import os
+import sqlite3
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import run, skip, test, main  # noqa: E402
+from mendcli import BUILD, MEND, Mend, server, wait_listening, wait_message  # noqa: E402
+from purple import Purple, purple_missing  # noqa: E402
+
+if not os.access(MEND, os.X_OK):
+    skip(f"{MEND} is not built")
+
+LIBS = os.path.join(BUILD, ".libs")
+PLUGIN = os.path.join(LIBS, "mend-purple.so")
+STALE_DAYS = 90
+
+
+def one(me, *cmd, rc=0):
+    cp = me.run(*cmd)
+    assert cp.returncode == rc, f"mend {' '.join(cmd)} exited {cp.returncode}: {cp.stderr}"
+    return cp
+
+
+def ident(me):
+    """(device id, fingerprint) of a mend device (its store is made if new)."""
+    o = [o for o in me.lines(one(me, "fingerprint")) if o["type"] == "fingerprint"][0]
+    return o["device"], o["fingerprint"]
+
+
+def grouped(fp):
+    return " ".join(fp[i:i + 8] for i in range(0, len(fp), 8))
+
+
+def new_device_line(owner, dev, state):
+    device, fp = ident(dev)
+    return f"{owner} has a new device {device} (fingerprint {grouped(fp)}); {state}"
+
+
+def announcements(lines):
+    return [o["text"] for o in lines if o.get("type") == "notice" and
+            "has a new device" in o.get("text", "")]
+
+
+def devices(me, jid):
+    return {o["device"]: o for o in me.lines(one(me, "devices", jid)) if o["type"] == "device"}
+
+
+@test
+def a_new_device_is_announced_once_and_gets_the_next_message():
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        alice, phone = Mend(srv, root, "alice", "laptop"), Mend(srv, root, "bob", "phone")
+        phone.publish()
+        cp = alice.send("bob@localhost", "first contact")
+        assert not announcements(alice.lines(cp)), \
+            f"the device alice first meets bob with was announced: {cp.stdout}"
+        tablet = Mend(srv, root, "bob", "tablet")
+        want = new_device_line("bob@localhost", tablet, "it now gets your messages.")
+        with alice.listen() as al:
+            wait_listening(al)
+            tablet.publish()
+            # the server pushes bob's new list (+notify); alice fetches the key at once
+            got = al.wait_line(lambda o: announcements([o]), 30, "alice to hear of the tablet")
+            assert got["text"] == want and got["jid"] == "bob@localhost", got
+        cp = alice.send("bob@localhost", "to the tablet too")
+        assert not announcements(alice.lines(cp)), f"announced twice: {cp.stdout}"
+        with tablet.listen("--count", "1", "--timeout", "30") as tl:
+            wait_message(tl, "to the tablet too")
+
+
+@test
+def after_a_verification_a_new_device_gets_nothing_until_trusted():
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        alice, phone = Mend(srv, root, "alice", "laptop"), Mend(srv, root, "bob", "phone")
+        one(alice, "policy", "bob@localhost", "btbv")
+        phone.publish()
+        alice.send("bob@localhost", "blindly")
+        one(alice, "verify", phone.lines(one(phone, "uri"))[0]["uri"])
+        tablet = Mend(srv, root, "bob", "tablet")
+        tablet.publish()
+        # a one-shot send fetches bob's list first: the tablet is new to alice
+        cp = alice.send("bob@localhost", "verified only")
+        told = announcements(alice.lines(cp))
+        assert told == [new_device_line("bob@localhost", tablet,
+                                        "it gets nothing until you trust it.")], \
+            f"{cp.stdout}\n{cp.stderr}"
+        cp = alice.send("bob@localhost", "still verified only")
+        assert not announcements(alice.lines(cp)), f"announced twice: {cp.stdout}"
+
+
+def age_device(me, jid, device, days):
+    """Moves what `me` knows of a device `days` into the past (the store's plain columns)."""
+    db = sqlite3.connect(os.path.join(me.dir, "data", "omemo.sqlite"))
+    with db:
+        past = int(time.time()) - days * 86400
+        n = db.execute("UPDATE devices SET listed_at = ?, last_seen = 0 WHERE jid = ? AND "
+                       "device = ?", (past, jid, device)).rowcount
+    db.close()
+    assert n == 1, f"no row for {jid} device {device} in {me.user}'s store"
+
+
+@test
+def a_device_silent_for_90_days_is_skipped_until_it_writes():
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        alice = Mend(srv, root, "alice", "laptop")
+        phone, tablet = Mend(srv, root, "bob", "phone"), Mend(srv, root, "bob", "tablet")
+        phone.publish()
+        tablet.publish()
+        cp = alice.send("bob@localhost", "to both")
+        assert [o["devices"] for o in alice.lines(cp) if o["type"] == "sent"] == [2], cp.stdout
+        pid = phone.device_id()
+        assert not devices(alice, "bob@localhost")[pid]["stale"]
+
+        age_device(alice, "bob@localhost", pid, STALE_DAYS + 1)
+        d = devices(alice, "bob@localhost")[pid]
+        assert d["stale"] and d["active"], d
+        cp = run([a for a in alice.argv("devices", "bob@localhost") if a != "--json"], 60,
+                 env=alice.env)
+        assert f"device {pid}: " in cp.stdout and "inactive" in cp.stdout, cp.stdout
+        cp = alice.send("bob@localhost", "phone skipped")
+        assert [o["devices"] for o in alice.lines(cp) if o["type"] == "sent"] == [1], cp.stdout
+        told = [o["text"] for o in alice.lines(cp) if o["type"] == "notice"]
+        assert any(str(pid) in t and "inactive" in t for t in told), \
+            f"the skipped phone is not named: {cp.stdout}"
+
+        # the phone writes: it is active again the moment alice reads it
+        phone.send("alice@localhost", "I am back")
+        with alice.listen("--count", "1", "--timeout", "30") as al:
+            wait_message(al, "I am back")
+        assert not devices(alice, "bob@localhost")[pid]["stale"]
+        cp = alice.send("bob@localhost", "to both again")
+        assert [o["devices"] for o in alice.lines(cp) if o["type"] == "sent"] == [2], cp.stdout
+
+
+@test
+def pidgin_hears_of_a_new_device_while_signed_on():
+    why = purple_missing()
+    if why:
+        skip(why)
+    if not os.path.exists(PLUGIN):
+        skip(f"{PLUGIN} is not built")
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        phone = Mend(srv, root, "bob", "phone")
+        phone.publish()
+        with Purple(srv, "alice", plugins=("core-mend",), plugin_dir=LIBS) as a, \
+                phone.listen() as pl:
+            a.wait_signed_on()
+            wait_listening(pl)
+            a.cmd("bob@localhost", "/mend on")
+            a.send("bob@localhost", "hello phone")
+            wait_message(pl, "hello phone", timeout=30)
+            tablet = Mend(srv, root, "bob", "tablet")
+            want = new_device_line("bob@localhost", tablet, "it now gets your messages.")
+            m = a.mark()
+            tablet.publish()
+            # no +notify in libpurple's caps: the push comes through the subscription
+            a.wait_im(lambda o: "has a new device" in o["text"], timeout=30,
+                      conv="bob@localhost", flags=("system",), start=m)
+            said = [o["text"] for o in a.ims(start=m) if "has a new device" in o["text"]]
+            assert said == [want], said
+            m = a.mark()
+            a.send("bob@localhost", "to the tablet too")
+            with tablet.listen("--count", "1", "--timeout", "30") as tl:
+                wait_message(tl, "to the tablet too")
+            assert not [o for o in a.ims(start=m) if "has a new device" in o["text"]], \
+                "announced twice"
+
+
+if __name__ == "__main__":
+    main()
