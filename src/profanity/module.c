@@ -68,6 +68,8 @@ static struct {
 	GHashTable *shown;    /* ids of messages shown in this session (history skips them) */
 	GHashTable *opened;   /* chats whose history mend showed in this session */
 	GHashTable *no_omemo; /* contacts found without OMEMO devices (on by default skips them) */
+	char *history_wanted; /* a chat whose history waits for the archive query running now */
+	int archive_idle;     /* the archive query that made it wait has ended */
 } M;
 
 /* --- small helpers ---------------------------------------------------------- */
@@ -443,6 +445,10 @@ static void op_event(const mend_event *ev, void *ud)
 	case MEND_EVENT_NOTICE:
 		show(ev->peer, ev->text);
 		break;
+	case MEND_EVENT_CATCHUP_DONE:
+	case MEND_EVENT_HISTORY_DONE:
+		M.archive_idle = 1; /* a waiting history query goes once the core returned */
+		break;
 	case MEND_EVENT_DEVICELIST:
 		if (ev->peer && ev->n_devices > 0)
 			g_hash_table_remove(M.no_omemo, ev->peer);
@@ -547,6 +553,7 @@ static void on_shutdown(void)
 	g_clear_pointer(&M.shown, g_hash_table_unref);
 	g_clear_pointer(&M.opened, g_hash_table_unref);
 	g_clear_pointer(&M.no_omemo, g_hash_table_unref);
+	g_clear_pointer(&M.history_wanted, g_free);
 	g_clear_pointer(&M.account, g_free);
 	g_clear_pointer(&M.rx_peer, g_free);
 	g_clear_pointer(&M.rx_text, g_free);
@@ -554,6 +561,8 @@ static void on_shutdown(void)
 }
 
 /* --- receiving ----------------------------------------------------------------- */
+
+static void history_flush(void);
 
 static int has_child_ns(xmpp_stanza_t *st, const char *ns)
 {
@@ -609,6 +618,7 @@ static int on_message_receive(const char *text)
 	M.rx_keep = 0;
 	r = mend_account_handle_stanza(M.acc, text);
 	M.rx_active = 0;
+	history_flush();
 	if (r == 0 && !pep)
 		note_plaintext(st);
 	if (st)
@@ -621,10 +631,14 @@ static int on_message_receive(const char *text)
 
 static int on_iq_receive(const char *text)
 {
+	int r;
+
 	if (!M.acc)
 		return 1;
 	/* a reply to one of our requests is ours alone */
-	return mend_account_handle_stanza(M.acc, text) == 1 ? 0 : 1;
+	r = mend_account_handle_stanza(M.acc, text);
+	history_flush();
+	return r == 1 ? 0 : 1;
 }
 
 /* The body OMEMO clients put beside the encrypted payload (mend's, Conversations', Dino's...). */
@@ -810,13 +824,47 @@ static char *pre_send(const char *barejid, const char *message)
 	return NULL;
 }
 
-/* The first time a chat is opened in this session: mend's own history of it (sealed). */
+#define HISTORY_DAYS 7 /* how far back a chat's history goes when it is opened */
+
+/*
+ * The first time a chat is opened in this session: mend's own history of it (the sealed
+ * local copies and the server archive) of the last HISTORY_DAYS days. The core runs one
+ * archive query at a time: while another runs (the catch-up after connecting), the chat
+ * waits in M.history_wanted until that one ends.
+ */
 static void show_history(const char *jid)
 {
+	GDateTime *now, *since;
+	char *iso;
+	int r;
+
 	if (!M.acc || g_hash_table_contains(M.opened, jid))
 		return;
-	g_hash_table_add(M.opened, g_strdup(jid));
-	mend_account_history(M.acc, jid, NULL);
+	now = g_date_time_new_now_utc();
+	since = g_date_time_add_days(now, -HISTORY_DAYS);
+	iso = g_date_time_format(since, "%Y-%m-%dT%H:%M:%SZ");
+	r = mend_account_history(M.acc, jid, iso);
+	g_free(iso);
+	g_date_time_unref(since);
+	g_date_time_unref(now);
+	g_clear_pointer(&M.history_wanted, g_free);
+	M.archive_idle = 0;
+	if (r == MEND_OK)
+		g_hash_table_add(M.opened, g_strdup(jid));
+	else
+		M.history_wanted = g_strdup(jid);
+}
+
+/* Asks for a chat's history that waited for another archive query, now that it ended. */
+static void history_flush(void)
+{
+	char *jid;
+
+	if (!M.archive_idle || !M.history_wanted)
+		return;
+	jid = g_strdup(M.history_wanted);
+	show_history(jid);
+	g_free(jid);
 }
 
 static void on_focus(const char *barejid)
