@@ -1126,12 +1126,18 @@ static void test_first_publish_lost(const char *root)
 static unsigned next_sid;
 
 /* Fay's message `wire` as alice's server hands it, with a fresh stanza-id. */
-static int fay_arrives(mend_account *a, const char *wire)
+/* `wire` from `from` (a full JID) as alice's server hands it, with a fresh stanza-id. */
+static int arrives(mend_account *a, const char *from, const char *wire)
 {
 	char sid[24];
 
 	g_snprintf(sid, sizeof(sid), "fay-%u", ++next_sid);
-	return handle(a, stamped(wire, FAY "/r", ALICE_FULL, sid));
+	return handle(a, stamped(wire, from, ALICE_FULL, sid));
+}
+
+static int fay_arrives(mend_account *a, const char *wire)
+{
+	return arrives(a, FAY "/r", wire);
 }
 
 /* Sent stanza `i` is an OMEMO key transport: <encrypted/> with neither payload nor body. */
@@ -1297,17 +1303,17 @@ static mend_account *fay_restored(mend_account *e, const char *root, const char 
 }
 
 /* Answers alice's fetch of fay's bundle (the first since mark); 1 when there was one. */
-static int serve_fay_bundle(mend_account *a, mend_account *e, guint mark)
+static int serve_bundle(mend_account *a, mend_account *e, const char *jid, guint mark)
 {
 	char node[64], *bundle = NULL;
 	int q, r;
 
 	g_snprintf(node, sizeof(node), NODE_BUNDLES "%u", mend_account_device_id(e));
-	q = items_query(mark, node, FAY);
+	q = items_query(mark, node, jid);
 	if (q < 0)
 		return 0;
 	mend_account_bundle_xml(e, &bundle);
-	r = answer_items(a, q, FAY, node, bundle);
+	r = answer_items(a, q, jid, node, bundle);
 	mend_free(bundle);
 	return r;
 }
@@ -1341,7 +1347,7 @@ static mend_account *test_repair(mend_account *a, mend_account *e, const char *r
 	TAP_EQ(ev ? ev->error : 0, MEND_ERR_STALE_SESSION, "alice cannot read it: a stale session");
 	TAP_OK(ev && ev->text && strstr(ev->text, "asked to start a new session"),
 	       "and is told fay's device was asked to start over");
-	TAP_EQ(serve_fay_bundle(a, e, mark), 1, "alice fetches fay's bundle");
+	TAP_EQ(serve_bundle(a, e, FAY, mark), 1, "alice fetches fay's bundle");
 	TAP_EQ(key_transports_to(mark, FAY, &kt), 1, "and sends fay one key transport");
 	TAP_OK(kt >= 0 && is_prekey(g_ptr_array_index(sent, kt)),
 	       "in a PreKeySignalMessage (a fresh session)");
@@ -1363,19 +1369,102 @@ static mend_account *test_repair(mend_account *a, mend_account *e, const char *r
 	ev = event_of(ev0, MEND_EVENT_UNDECRYPTABLE);
 	TAP_OK(ev && ev->text && !strstr(ev->text, "asked"),
 	       "stale again within the hour: reported");
-	TAP_EQ(serve_fay_bundle(a, e, mark), 0, "but no second repair of that device this hour");
+	TAP_EQ(serve_bundle(a, e, FAY, mark), 0, "but no second repair of that device this hour");
 	now = g_get_real_time() / G_USEC_PER_SEC + 3601;
 	mend_account_set_clock(a, test_clock, &now);
 	mark = sent->len;
 	wire = bob_encrypts(e, a, "an hour later");
 	fay_arrives(a, wire);
 	g_free(wire);
-	TAP_EQ(serve_fay_bundle(a, e, mark), 1, "an hour later the device is repaired again");
+	TAP_EQ(serve_bundle(a, e, FAY, mark), 1, "an hour later the device is repaired again");
 	TAP_EQ(key_transports_to(mark, FAY, &kt), 1, "with a new key transport");
 	TAP_EQ(fay_reads(e, kt, NULL), 0, "which fay takes");
 	mend_account_set_clock(a, NULL, NULL);
 	g_free(backup);
 	return e;
+}
+
+#define GUS "gus@x"
+#define HAL "hal@x"
+
+/* `wire` (a SignalMessage) with its MAC damaged: it parses, and fails to authenticate. */
+static char *damaged_key(const char *wire)
+{
+	char *out = g_strdup(wire), *end = strstr(strstr(out, "<key "), "</key>");
+	char *c = end - 1;
+
+	while (*c == '=')
+		c--;
+	c -= 3;
+	*c = *c == 'A' ? 'B' : 'A';
+	return out;
+}
+
+/* A session gus has confirmed: his messages are no prekey messages any more. */
+static mend_account *gus_with_session(mend_account *a, const char *root)
+{
+	static const mend_host_ops quiet = {0};
+	mend_account *g = open_in(root, GUS, &quiet);
+	char *w = bob_encrypts(g, a, "hello, I am gus");
+	guint mark = sent->len;
+	int kt = -1;
+
+	arrives(a, GUS "/r", w);
+	key_transports_to(mark, GUS, &kt);
+	if (fay_reads(g, kt, NULL) < 0)
+		TAP_BAIL("gus cannot read alice's heartbeat");
+	g_free(w);
+	return g;
+}
+
+/*
+ * XEP-0384 v0.3 Business Rules, DESIGN §3: nothing is repaired from the archive,
+ * and heartbeats and repairs for live messages wait until the catch-up ended.
+ */
+static void test_repair_waits_for_catchup(mend_account *a, const char *root)
+{
+	static const mend_host_ops quiet = {0};
+	mend_account *g = gus_with_session(a, root), *h = open_in(root, HAL, &quiet);
+	char *first = bob_encrypts(h, a, "hal live during catch-up"), *w, *bad, *qid = NULL;
+	guint mark, ev0;
+	const rec *ev;
+	int q = catchup(a, &qid), kt = -1;
+
+	mark = sent->len;
+	ev0 = events->len;
+	TAP_EQ(arrives(a, HAL "/r", first), 1, "a prekey message arrives live during catch-up");
+	TAP_EQ(count_events(ev0, MEND_EVENT_MESSAGE), 1, "and is shown");
+	w = bob_encrypts(g, a, "archived, damaged");
+	bad = damaged_key(w);
+	g_free(w);
+	TAP_EQ(handle(a, mam_result(NULL, qid, "gus-a1", stamped(bad, GUS "/r", ALICE, NULL))), 1,
+	       "a damaged message from the archive");
+	ev = event_of(ev0, MEND_EVENT_UNDECRYPTABLE);
+	TAP_OK(ev && ev->archived && ev->error == MEND_ERR_KEY_AUTH && !strstr(ev->text, "asked"),
+	       "is reported, and no repair is promised for it");
+	g_free(bad);
+	w = bob_encrypts(g, a, "live, damaged");
+	bad = damaged_key(w);
+	g_free(w);
+	ev0 = events->len;
+	arrives(a, GUS "/r", bad);
+	ev = event_of(ev0, MEND_EVENT_UNDECRYPTABLE);
+	TAP_OK(ev && !ev->archived && strstr(ev->text, "asked to start a new session"),
+	       "a damaged live message during catch-up: the device will be asked to start over");
+	TAP_EQ(key_transports_to(mark, GUS, NULL) + key_transports_to(mark, HAL, NULL), 0,
+	       "but nothing goes to gus or hal during catch-up");
+	TAP_EQ(serve_bundle(a, g, GUS, mark), 0, "not even a bundle request");
+	TAP_EQ(mam_fin(a, q, "gus-a1"), 1, "the catch-up ends");
+	TAP_EQ(key_transports_to(mark, HAL, &kt), 1, "then hal gets his heartbeat");
+	TAP_OK(kt >= 0 && !is_prekey(g_ptr_array_index(sent, kt)), "on the session he started");
+	TAP_EQ(serve_bundle(a, g, GUS, mark), 1, "gus's bundle is fetched");
+	TAP_EQ(key_transports_to(mark, GUS, &kt), 1, "and one key transport goes to gus");
+	TAP_OK(kt >= 0 && is_prekey(g_ptr_array_index(sent, kt)), "a fresh session for him");
+	g_free(bad);
+	g_free(first);
+	g_free(qid);
+	mend_account_free(g);
+	mend_account_free(h);
 }
 
 /* After an identity reset every device alice had a session with learns the new key. */
@@ -1388,7 +1477,7 @@ static void test_reset_announced(mend_account *a, mend_account *e)
 	int kt = -1, found = 0;
 
 	TAP_EQ(mend_account_reset_identity(a), 0, "alice resets her identity key");
-	TAP_EQ(serve_fay_bundle(a, e, mark), 1, "alice fetches fay's bundle at once");
+	TAP_EQ(serve_bundle(a, e, FAY, mark), 1, "alice fetches fay's bundle at once");
 	TAP_EQ(key_transports_to(mark, FAY, &kt), 1, "and announces the new key to fay");
 	TAP_EQ(fay_reads(e, kt, NULL), MEND_ERR_KEY_CHANGED,
 	       "fay sees a changed key (not trusted silently)");
@@ -1546,6 +1635,7 @@ int main(void)
 	test_heartbeats(a, e);
 	test_key_only(a, e);
 	e = test_repair(a, e, root);
+	test_repair_waits_for_catchup(a, root);
 	test_reset_announced(a, e);
 	mend_account_free(e);
 	test_list_lost(a);

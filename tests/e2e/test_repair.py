@@ -10,8 +10,8 @@ an independent python-omemo peer (omemo_peer.py):
   has moved past; mend says so, asks the device to start over (a key transport
   in a PreKeySignalMessage) and the following messages decrypt both ways;
 - identity reset: bob's mend device announces its new key to alice at once;
-  alice is told, nothing reaches the new key until she accepts it by its
-  fingerprint, then bob reads her message;
+  alice is told, her device list shows the new key, nothing reaches it until
+  she verifies bob's new URI, then bob reads her message;
 - Profanity and libpurple with mend show python-omemo's heartbeats nowhere.
 """
 
@@ -160,10 +160,11 @@ def a_python_omemo_device_restored_from_a_backup_is_repaired():
 
 
 @test
-def an_identity_reset_is_announced_and_held_until_accepted():
+def an_identity_reset_is_announced_and_held_until_verified():
     with server() as srv, tempfile.TemporaryDirectory() as root:
         alice, phone = Mend(srv, root, "alice", "laptop"), Mend(srv, root, "bob", "phone")
         sender = Mend(srv, root, "alice", "cli", device="laptop")  # the laptop, while it listens
+        phone_cli = Mend(srv, root, "bob", "cli", device="phone")
         phone.publish()
         alice.publish()
         pid = phone.device_id()
@@ -192,8 +193,15 @@ def an_identity_reset_is_announced_and_held_until_accepted():
                                    "bob's device to say it cannot read the old key's message",
                                    start=m)
                 assert "asked to start a new session" in err["text"], err
-                grouped = [new_fp[i:i + 8] for i in range(0, 64, 8)]
-                cp = sender.run("trust", "bob@localhost", str(pid), *grouped)
+                # the device list shows the new key beside the old one, and bob's real
+                # verification URI (with the new key) is taken
+                cp = sender.run("devices", "bob@localhost")
+                d = [o for o in sender.lines(cp) if o["type"] == "device" and
+                     o["device"] == pid]
+                assert d and d[0]["new_fingerprint"] == new_fp, cp.stdout
+                uri = phone_cli.lines(phone_cli.run("uri"))[0]["uri"]
+                assert f"omemo-sid-{pid}={new_fp}" in uri, uri
+                cp = sender.run("verify", uri)
                 assert cp.returncode == 0, cp.stderr
                 sender.send("bob@localhost", "after accepting")
                 wait_message(pl, "after accepting")
