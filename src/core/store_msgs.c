@@ -334,22 +334,32 @@ void mend_history_clear(mend_history_item *it)
 
 /* --- devices ------------------------------------------------------------------ */
 
-int mend_store_device_touch(mend_store *s, const char *jid, uint32_t device, int64_t when)
+/*
+ * Runs `sql` over (jid ?1, device ?2, value ?3) to its end. A parameter the
+ * SQL does not use is not bound (SQLITE_RANGE, ignored).
+ */
+static int device_exec(mend_store *s, const char *sql, const char *jid, uint32_t device,
+                       int64_t value)
 {
 	sqlite3_stmt *st = NULL;
-	int r;
+	int r = prepare(s, sql, &st);
 
-	r = prepare(s,
-	            "INSERT INTO devices (jid, device, active, broken, last_seen)"
-	            " VALUES (?1, ?2, 0, 0, ?3)"
-	            " ON CONFLICT (jid, device) DO UPDATE SET last_seen = excluded.last_seen",
-	            &st);
 	if (r < 0)
 		return r;
 	sqlite3_bind_text(st, 1, jid, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, device);
-	sqlite3_bind_int64(st, 3, when);
+	sqlite3_bind_int64(st, 3, value);
 	return exec_done(st);
+}
+
+int mend_store_device_touch(mend_store *s, const char *jid, uint32_t device, int64_t when)
+{
+	return device_exec(
+	    s,
+	    "INSERT INTO devices (jid, device, active, broken, last_seen)"
+	    " VALUES (?1, ?2, 0, 0, ?3)"
+	    " ON CONFLICT (jid, device) DO UPDATE SET last_seen = excluded.last_seen",
+	    jid, device, when);
 }
 
 int mend_store_devices_known(mend_store *s, const char *jid, uint32_t **ids, int **active,
@@ -382,24 +392,6 @@ int mend_store_devices_known(mend_store *s, const char *jid, uint32_t **ids, int
 	*active = (int *)(void *)g_array_free(b, r < 0);
 	*last_seen = (int64_t *)(void *)g_array_free(c, r < 0);
 	return r;
-}
-
-/*
- * Runs `sql` over (jid ?1, device ?2, value ?3) to its end. A parameter the
- * SQL does not use is not bound (SQLITE_RANGE, ignored).
- */
-static int device_exec(mend_store *s, const char *sql, const char *jid, uint32_t device,
-                       int64_t value)
-{
-	sqlite3_stmt *st = NULL;
-	int r = prepare(s, sql, &st);
-
-	if (r < 0)
-		return r;
-	sqlite3_bind_text(st, 1, jid, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, device);
-	sqlite3_bind_int64(st, 3, value);
-	return exec_done(st);
 }
 
 /* 1 when `sql` over (jid ?1, device ?2) yields a row, 0 when not, <0 on errors (as above). */
