@@ -17,12 +17,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import run, skip, test, main  # noqa: E402
 from mendcli import BUILD, MEND, Mend, server, wait_listening, wait_message  # noqa: E402
 from purple import Purple, purple_missing  # noqa: E402
+from profanity import Profanity, profanity_missing  # noqa: E402
 
 if not os.access(MEND, os.X_OK):
     skip(f"{MEND} is not built")
 
 LIBS = os.path.join(BUILD, ".libs")
 PLUGIN = os.path.join(LIBS, "mend-purple.so")
+PROF_PLUGIN = os.path.join(LIBS, "mend.so")
+PROF_MODULE = os.path.join(LIBS, "mend-profanity-module.so")
 STALE_DAYS = 90
 
 
@@ -174,6 +177,38 @@ def pidgin_hears_of_a_new_device_while_signed_on():
                 wait_message(tl, "to the tablet too")
             assert not [o for o in a.ims(start=m) if "has a new device" in o["text"]], \
                 "announced twice"
+
+
+@test
+def profanity_shows_the_new_device_in_the_chat():
+    why = profanity_missing()
+    if why:
+        skip(why)
+    if os.environ.get("MEND_SANITIZERS"):
+        skip("a sanitizer build: the plugin cannot load into Profanity")
+    if not (os.path.exists(PROF_PLUGIN) and os.path.exists(PROF_MODULE)):
+        skip(f"{PROF_PLUGIN} is not built")
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        phone = Mend(srv, root, "bob", "phone")
+        phone.publish()
+        with Profanity(srv, "alice", env={"MEND_PROFANITY_MODULE": PROF_MODULE},
+                       plugins=[PROF_PLUGIN]) as p, phone.listen() as pl:
+            p.connect()
+            wait_listening(pl)
+            p.command("/mend on bob@localhost")
+            # the first message waits until mend has published and fetched bob's keys
+            p.say("bob@localhost", "hello phone")
+            wait_message(pl, "hello phone", timeout=30)
+            tablet = Mend(srv, root, "bob", "tablet")
+            device, fp = ident(tablet)
+            tablet.publish()
+            # Profanity asks for the pushes (+notify); the line goes into bob's chat
+            p.wait_screen(f"has a new device {device} (fingerprint {grouped(fp)[:26]}", 30,
+                          "the new-device line in bob's chat")
+            assert p.chat_focused("bob@localhost"), p.title()
+            p.say("bob@localhost", "to the tablet too")
+            with tablet.listen("--count", "1", "--timeout", "30") as tl:
+                wait_message(tl, "to the tablet too")
 
 
 if __name__ == "__main__":
