@@ -210,9 +210,15 @@ def an_identity_reset_is_announced_and_held_until_verified():
                             o.get("jid") == "bob@localhost"]) == 1, \
                     "the new key was told more than once"
 
-def heartbeat_from(peer, m):
-    """python-omemo answered mend's prekey message with its own heartbeat (an empty
-    message) and then wrote a real one: the heartbeat reached alice's host first."""
+def heartbeat_then_message(peer, say):
+    """The host (through `say`) starts a session with python-omemo, which answers with
+    its own heartbeat (an empty message) and then a real message: the heartbeat
+    reached alice's host first."""
+    peer.send_line("refresh alice@localhost")
+    peer.wait_line(lambda o: o["type"] == "refreshed" and o["devices"], 20,
+                   "the peer to see alice's device")
+    m = peer.mark()
+    say("bob@localhost", "to python-omemo")
     peer.wait_line(lambda o: o["type"] == "message" and o["body"] == "to python-omemo", 30,
                    "python-omemo to decrypt mend's first message", start=m)
     peer_sends(peer, "alice@localhost", "after the heartbeat")
@@ -232,12 +238,7 @@ def libpurple_shows_no_key_only_message():
             wait_ready(peer)
             a.wait_signed_on()
             a.cmd("bob@localhost", "/mend on")
-            peer.send_line("refresh alice@localhost")
-            peer.wait_line(lambda o: o["type"] == "refreshed" and o["devices"], 20,
-                           "the peer to see alice's device")
-            m = peer.mark()
-            a.send("bob@localhost", "to python-omemo")
-            heartbeat_from(peer, m)
+            heartbeat_then_message(peer, a.send)
             a.wait_im(lambda o: o["text"].endswith("after the heartbeat"), timeout=30,
                       flags=("recv",))
             a.ping()
@@ -265,12 +266,7 @@ def profanity_shows_no_key_only_message():
             p.command("/mend status")
             p.wait_screen(re.compile(r"mend: \S+, device (\d+)"), 20, "mend to be ready")
             p.command("/mend on bob@localhost")
-            peer.send_line("refresh alice@localhost")
-            peer.wait_line(lambda o: o["type"] == "refreshed" and o["devices"], 20,
-                           "the peer to see alice's device")
-            m = peer.mark()
-            p.say("bob@localhost", "to python-omemo")
-            heartbeat_from(peer, m)
+            heartbeat_then_message(peer, p.say)
             p.wait_message("bob@localhost", "after the heartbeat", timeout=30)
             theirs = [line for line in p.message_lines() if re.search(r" bob:( |$)", line)]
             assert len(theirs) == 1, f"Profanity showed more than the one message: {theirs}"
