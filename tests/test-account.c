@@ -479,6 +479,75 @@ static void test_catchup(sim *s)
 	}
 }
 
+/* --- signed prekey rotation, with the account's clock moved -------------------------------- */
+
+#define DAY (24 * 3600)
+
+static int64_t test_clock(void *data)
+{
+	return *(const int64_t *)data;
+}
+
+/* The signedPreKeyId of d's bundle, or -1. */
+static int bundle_spk(sim_dev *d)
+{
+	char *xml = NULL;
+	const char *v;
+	int id = -1;
+
+	mend_account_bundle_xml(d->acc, &xml);
+	v = xml ? attr_of(xml, "signedPreKeyPublic", "signedPreKeyId") : NULL;
+	if (v)
+		id = (int)g_ascii_strtoll(v, NULL, 10);
+	mend_free(xml);
+	return id;
+}
+
+static void test_rotation(sim *s)
+{
+	sim_dev *f = sim_add(s, "frank@example.org", "frank's phone");
+	sim_dev *early1 = sim_add(s, "gina@example.org", "gina's phone");
+	sim_dev *early2 = sim_add(s, "hank@example.org", "hank's phone");
+	sim_dev *later = sim_add(s, "ivy@example.org", "ivy's phone");
+	int64_t now = g_get_real_time() / G_USEC_PER_SEC;
+	char *m1, *m2, *m3;
+	int changed;
+
+	sim_publish_all(s);
+	mend_account_set_clock(f->acc, test_clock, &now);
+	TAP_EQ(mend_account_rotate_signed_prekey(f->acc), MEND_OK, "day 0: nothing to rotate");
+	TAP_EQ(bundle_spk(f), 1, "frank's bundle has signed prekey 1");
+	m1 = wire_msg(s, early1, f, "built on signed prekey 1", 1);
+	m2 = wire_msg(s, early2, f, "also built on signed prekey 1", 1);
+
+	now += 8 * DAY;
+	changed = f->bundle_changed;
+	TAP_EQ(mend_account_rotate_signed_prekey(f->acc), MEND_OK, "day 8: rotation");
+	TAP_EQ(bundle_spk(f), 2, "the bundle now has signed prekey 2");
+	TAP_EQ(f->bundle_changed, changed + 1, "and frank is asked to republish it");
+	TAP_EQ(decrypt_expect(f, m1, "built on signed prekey 1"), MEND_OK,
+	       "a prekey message built on the previous signed prekey still decrypts");
+	m3 = wire_msg(s, later, f, "built on signed prekey 2", 1);
+
+	now += 29 * DAY;
+	TAP_EQ(mend_account_rotate_signed_prekey(f->acc), MEND_OK, "day 37: rotation");
+	TAP_EQ(bundle_spk(f), 3, "signed prekey 3");
+	changed = f->bundle_changed;
+	now += 2 * DAY;
+	TAP_EQ(mend_account_rotate_signed_prekey(f->acc), MEND_OK, "day 39: no rotation due");
+	TAP_EQ(f->bundle_changed, changed, "nothing to republish");
+	TAP_EQ(decrypt_expect(f, m2, NULL), MEND_ERR_OLD_SIGNED_PREKEY,
+	       "signed prekey 1, replaced 31 days ago, is gone: its message is refused");
+	TAP_OK(strstr(mend_strerror(MEND_ERR_OLD_SIGNED_PREKEY), "signed prekey"),
+	       "with a clear line: %s", mend_strerror(MEND_ERR_OLD_SIGNED_PREKEY));
+	TAP_EQ(decrypt_expect(f, m3, "built on signed prekey 2"), MEND_OK,
+	       "signed prekey 2, replaced 2 days ago, still works");
+	mend_account_set_clock(f->acc, NULL, NULL);
+	g_free(m1);
+	g_free(m2);
+	g_free(m3);
+}
+
 static void test_bad_bundles(sim *s)
 {
 	sim_dev *f = sim_add(s, "frank@example.org", "frank's phone");
@@ -602,6 +671,7 @@ int main(void)
 	test_store_key(s, a);
 	test_catchup(s);
 	test_bad_bundles(s);
+	test_rotation(s);
 	sim_free(s);
 	xmpp_ctx_free(xctx);
 	return tap_done();

@@ -56,9 +56,10 @@ enum mend_error {
 	MEND_ERR_NONE_TRUSTED = -26,       /* the contact has devices, none of them trusted */
 	MEND_ERR_VERIFY_MISMATCH = -27,    /* a verification URI does not match a known key */
 	MEND_ERR_KEYRING_LOCKED = -28,     /* the keyring holding the store key is locked */
-	MEND_ERR_KEY_CHANGED = -29,   /* the device shows a new key: accept it by fingerprint */
-	MEND_ERR_STALE_SESSION = -30, /* a new message under a message key already used */
-	MEND_ERR_LAST = -31
+	MEND_ERR_KEY_CHANGED = -29,       /* the device shows a new key: accept it by fingerprint */
+	MEND_ERR_STALE_SESSION = -30,     /* a new message under a message key already used */
+	MEND_ERR_OLD_SIGNED_PREKEY = -31, /* a prekey message on a signed prekey we retired */
+	MEND_ERR_LAST = -32
 };
 
 /* A sentence for the user, translated (domain "mend"). Never NULL; static. */

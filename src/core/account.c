@@ -196,7 +196,7 @@ static int create_signed_prekey(mend_account *acc, ratchet_identity_key_pair *ik
 	int r;
 
 	r = signal_protocol_key_helper_generate_signed_pre_key(
-	    &spk, ikp, id, (uint64_t)time(NULL) * 1000, acc->sctx);
+	    &spk, ikp, id, (uint64_t)mend_now(acc) * 1000, acc->sctx);
 	if (r < 0)
 		return mend_account_signal_err(acc, r);
 	r = session_signed_pre_key_serialize(&buf, spk);
@@ -824,6 +824,92 @@ void mend_account_set_clock(mend_account *acc, int64_t (*now)(void *data), void 
 {
 	acc->now = now;
 	acc->now_data = data;
+}
+
+/* --- signed prekey rotation -------------------------------------------------- */
+
+/* When signed prekey `id` was made (seconds, from its record); MEND_ERR_NOT_FOUND if gone. */
+static int spk_made(mend_account *acc, uint32_t id, int64_t *when)
+{
+	session_signed_pre_key *spk = NULL;
+	uint8_t *rec = NULL;
+	size_t len = 0;
+	int r = mend_store_signed_prekey_get(acc->store, id, &rec, &len);
+
+	if (r < 0)
+		return r;
+	r = session_signed_pre_key_deserialize(&spk, rec, len, acc->sctx);
+	memset(rec, 0, len);
+	g_free(rec);
+	if (r < 0)
+		return MEND_ERR_STORE_CORRUPT;
+	*when = (int64_t)(session_signed_pre_key_get_timestamp(spk) / 1000);
+	SIGNAL_UNREF(spk);
+	return MEND_OK;
+}
+
+static int new_signed_prekey(mend_account *acc, uint32_t id)
+{
+	ratchet_identity_key_pair *ikp = NULL;
+	int r = signal_protocol_identity_get_key_pair(acc->sstore, &ikp);
+
+	if (r < 0)
+		return mend_account_signal_err(acc, r);
+	r = create_signed_prekey(acc, ikp, id);
+	SIGNAL_UNREF(ikp);
+	if (r == MEND_OK)
+		acc->bundle_dirty = 1;
+	return r;
+}
+
+/* Deletes the signed prekeys replaced more than MEND_SPK_KEEP seconds ago (below `latest`). */
+static int retire_signed_prekeys(mend_account *acc, uint32_t latest, int64_t now)
+{
+	int64_t replaced = 0;
+	uint32_t id;
+	int r = MEND_OK;
+
+	/* ids are consecutive: the successor of `id` says when `id` was replaced */
+	for (id = latest; id > 1 && r == MEND_OK; id--) {
+		r = spk_made(acc, id, &replaced);
+		if (r == MEND_OK && now - replaced > MEND_SPK_KEEP) {
+			r = mend_store_signed_prekey_delete(acc->store, id - 1);
+			if (r == MEND_OK)
+				mend_log(acc, MEND_LOG_INFO, "signed prekey %u retired", id - 1);
+		}
+	}
+	return r == MEND_ERR_NOT_FOUND ? MEND_OK : r;
+}
+
+/*
+ * XEP-0384 v0.3 §4.3 leaves rotation to us: a new signed prekey every
+ * MEND_SPK_ROTATE seconds, the replaced ones kept MEND_SPK_KEEP seconds more
+ * for prekey messages built on them that are still on their way.
+ */
+int mend_account_rotate_signed_prekey(mend_account *acc)
+{
+	int64_t now = mend_now(acc), made = 0;
+	uint32_t latest = 0;
+	int r, rotated = 0;
+
+	r = mend_account_txn_begin(acc);
+	if (r < 0)
+		return r;
+	r = mend_store_signed_prekey_latest(acc->store, &latest);
+	if (r == MEND_OK)
+		r = spk_made(acc, latest, &made);
+	if (r == MEND_OK && now - made >= MEND_SPK_ROTATE) {
+		r = new_signed_prekey(acc, ++latest);
+		rotated = r == MEND_OK;
+	}
+	if (r == MEND_OK)
+		r = retire_signed_prekeys(acc, latest, now);
+	r = mend_account_txn_end(acc, r);
+	if (r == MEND_OK && rotated) {
+		mend_log(acc, MEND_LOG_INFO, "new signed prekey %u", latest);
+		mend_account_notify_bundle(acc);
+	}
+	return r;
 }
 
 /* --- catch-up -------------------------------------------------------------- */

@@ -27,9 +27,10 @@ typedef struct mend_mam_query {
 	char *queryid;
 	char *with;
 	char *start;
-	char *unknown;     /* a position the archive said it does not know */
-	int64_t retry_at;  /* paused by an archive error until then (0: running) */
-	unsigned failures; /* errors in a row */
+	char *unknown;      /* a position the archive said it does not know */
+	int64_t retry_at;   /* paused by an archive error until then (0: running) */
+	unsigned failures;  /* errors in a row */
+	unsigned predating; /* messages from before this device was announced (not for it) */
 } mam_query;
 
 static void mam_free(mam_query *q)
@@ -108,9 +109,66 @@ void mend_archive_poll(mend_account *acc)
 	}
 }
 
+/* Once a catch-up ends: the messages that predate this device, in one line. */
+static void predating_summary(mend_account *acc, unsigned n)
+{
+	mend_event ev = {.kind = MEND_EVENT_NOTICE, .trust = -1};
+	char *text;
+
+	if (!n)
+		return;
+	text = g_strdup_printf(dngettext(GETTEXT_PACKAGE,
+	                                 "%u earlier message was sent before this device was "
+	                                 "announced, so it was not encrypted for it; read it on "
+	                                 "another device.",
+	                                 "%u earlier messages were sent before this device was "
+	                                 "announced, so they were not encrypted for it; read them "
+	                                 "on another device.",
+	                                 n),
+	                       n);
+	ev.text = text;
+	emit(acc, &ev);
+	g_free(text);
+}
+
+/* When others could first know this device (its first READY; not yet: now). A message
+ * stamped in that very second may predate it: seconds are all a delay stamp has. */
+static int64_t announced(mend_account *acc)
+{
+	char *v = NULL;
+	int64_t t = mend_now(acc);
+
+	if (mend_store_meta_get(acc->store, "announced", &v) == MEND_OK)
+		t = g_ascii_strtoll(v, NULL, 10);
+	g_free(v);
+	return t;
+}
+
+void mend_archive_ready(mend_account *acc)
+{
+	char *v = NULL, now[24];
+
+	if (mend_store_meta_get(acc->store, "announced", &v) == MEND_OK) {
+		g_free(v);
+		return;
+	}
+	g_snprintf(now, sizeof(now), "%" G_GINT64_FORMAT, mend_now(acc));
+	mend_store_meta_set(acc->store, "announced", now);
+}
+
+int mend_archive_quiet(mend_account *acc, int error, int64_t ts)
+{
+	if (!acc->mam || acc->mam->kind != MAM_CATCHUP || error != MEND_ERR_NOT_FOR_THIS_DEVICE ||
+	    ts > announced(acc))
+		return 0;
+	acc->mam->predating++;
+	return 1;
+}
+
 static void mam_finish(mend_account *acc, int err)
 {
 	mend_event ev = {.error = err, .trust = -1};
+	unsigned predating = acc->mam->predating;
 
 	ev.kind = acc->mam->kind == MAM_CATCHUP ? MEND_EVENT_CATCHUP_DONE : MEND_EVENT_HISTORY_DONE;
 	mam_free(acc->mam);
@@ -118,6 +176,7 @@ static void mam_finish(mend_account *acc, int err)
 	mend_account_catchup_end(acc);
 	if (err)
 		mend_log(acc, MEND_LOG_WARNING, "archive query failed: %s", mend_strerror(err));
+	predating_summary(acc, predating);
 	emit(acc, &ev);
 	mend_repair_flush(acc); /* repairs and heartbeats wait for the end of catch-up */
 }

@@ -352,6 +352,7 @@ static void published(mend_account *acc, int ok)
 		         "to encrypt to it. See the log for the server's answer."));
 	if (eng->publishing > 0 && --eng->publishing == 0 && !eng->ready) {
 		eng->ready = 1;
+		mend_archive_ready(acc);
 		emit(acc, &ev);
 		/* prekeys used by a catch-up that ended before READY */
 		republish_bundle(acc);
@@ -506,6 +507,7 @@ int mend_account_connected(mend_account *acc, const char *full_jid, unsigned fla
 	    (full_jid[strlen(acc->jid)] != '/' && full_jid[strlen(acc->jid)] != '\0'))
 		return MEND_ERR_INVALID_ARG;
 	mend_account_disconnected(acc);
+	mend_account_rotate_signed_prekey(acc); /* before our bundle goes out */
 	eng = engine(acc);
 	eng->full_jid = g_strdup(full_jid);
 	eng->flags = flags;
@@ -1333,7 +1335,8 @@ static void undecryptable(mend_account *acc, const inbound *in, const mend_messa
 		mend_store_stanza_mark(acc->store, acc->jid, m->stanza_id);
 		mend_store_history_put(acc->store, &it);
 	}
-	emit_undecryptable(acc, &it, in->archived, asked);
+	if (!mend_archive_quiet(acc, r, it.ts))
+		emit_undecryptable(acc, &it, in->archived, asked);
 	g_free(it.peer);
 }
 
@@ -1623,7 +1626,13 @@ int mend_account_handle_stanza(mend_account *acc, const char *xml)
 
 void mend_account_tick(mend_account *acc)
 {
+	int64_t now = mend_now(acc);
+
 	mend_archive_poll(acc);
+	if (now - acc->spk_checked >= 3600) {
+		acc->spk_checked = now;
+		mend_account_rotate_signed_prekey(acc);
+	}
 }
 
 /* --- devices and trust --------------------------------------------------------- */

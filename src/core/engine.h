@@ -58,5 +58,12 @@ void mend_archive_catchup_start(mend_account *acc);
 int mend_archive_handle_result(mend_account *acc, xmpp_stanza_t *st, xmpp_stanza_t *result);
 /* Asks the archive again when a catch-up paused by an error is due. */
 void mend_archive_poll(mend_account *acc);
+/* READY: remembers when this device was first announced. */
+void mend_archive_ready(mend_account *acc);
+/*
+ * A message that was not for this device, during catch-up: 1 when it predates
+ * the device's announcement, counted for one summary line instead of its own.
+ */
+int mend_archive_quiet(mend_account *acc, int error, int64_t ts);
 
 #endif

@@ -65,6 +65,9 @@ static const char *const messages[] = {
     [-MEND_ERR_STALE_SESSION] = N_("The sender's device encrypted it with a session state "
                                    "this device has already moved past (was it restored from "
                                    "a backup?)."),
+    [-MEND_ERR_OLD_SIGNED_PREKEY] =
+        N_("The message was built on a signed prekey this device retired (replaced more than "
+           "30 days ago); ask the sender to send again."),
 };
 
 void mend_i18n_init(void)

@@ -49,6 +49,7 @@ struct mend_account {
 	int64_t (*now)(void *data);
 	void *now_data;
 	struct mend_repair *rep; /* repair.c: key transports waiting to be sent */
+	int64_t spk_checked;     /* when mend_account_tick() last looked at the signed prekey */
 };
 
 /* How many one-time prekeys we keep published (XEP-0384 v0.3 §4.3: at least 20; we keep 100). */
@@ -59,6 +60,12 @@ struct mend_account {
 /* Brings the unused one-time prekeys back to MEND_PREKEY_TARGET (inside the caller's transaction).
  */
 int mend_account_replenish_prekeys(mend_account *acc);
+
+/* A new signed prekey every 7 days; a replaced one is kept 30 days more (account.c). */
+#define MEND_SPK_ROTATE (7 * 24 * 3600)
+#define MEND_SPK_KEEP   (30 * 24 * 3600)
+/* Rotates the signed prekey when due and retires old ones; republishes if it rotated. */
+int mend_account_rotate_signed_prekey(mend_account *acc);
 
 void mend_engine_free(mend_engine *eng);
 /* Forgets the archive query under way (archive.c). */

@@ -381,7 +381,12 @@ static int decrypt_key(mend_account *acc, const char *jid, uint32_t sid, const m
 		r = session_cipher_decrypt_pre_key_signal_message(cipher, rm.pm, NULL, plain);
 	else
 		r = session_cipher_decrypt_signal_message(cipher, rm.sm, NULL, plain);
-	if (r < 0)
+	/* a prekey message on a signed prekey we retired (account.c's rotation) */
+	if (r == SG_ERR_INVALID_KEY_ID && rm.pm && !acc->store_err &&
+	    signal_protocol_signed_pre_key_contains_key(
+	        acc->sstore, pre_key_signal_message_get_signed_pre_key_id(rm.pm)) == 0)
+		r = MEND_ERR_OLD_SIGNED_PREKEY;
+	else if (r < 0)
 		r = decrypt_err(acc, r);
 	session_cipher_free(cipher);
 free_msg:

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Catch-up on a real Prosody (127.0.0.1, started and stopped here): the
-server's offline store is drained, and the bundle published right after a
-catch-up offers none of the one-time prekeys that catch-up used.
+server's offline store is drained, the bundle published right after a
+catch-up offers none of the one-time prekeys that catch-up used, and a new
+device sums up the messages that predate it in one line.
 
 What the server holds is read from its own storage (storage = "internal":
 Lua files under the harness's data dir): the offline store of an account, the
@@ -153,6 +154,32 @@ def thirty_new_sessions_while_offline_then_a_clean_bundle():
                       ["a new device, after the catch-up"])
         assert got == want, f"each message once: {got}"
         assert errors == [], f"errors: {errors}"
+
+
+
+@test
+def a_new_device_sums_up_what_predates_it_in_one_line():
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        alice, phone = Mend(srv, root, "alice", "laptop"), Mend(srv, root, "bob", "phone")
+        phone.publish()
+        for i in range(5):
+            alice.send("bob@localhost", f"before the tablet {i}")
+        tablet = Mend(srv, root, "bob", "tablet")
+        tablet.publish()
+        cp = alice.send("bob@localhost", "after the tablet")
+        assert alice.lines(cp)[-1]["devices"] == 2, cp.stdout
+        with tablet.listen("--timeout", "60") as tl:
+            wait_for(lambda: any(o.get("type") == "catchup_done" for o in tl.lines), 30,
+                     "the tablet's catch-up to end")
+            wait_message(tl, "after the tablet")
+            wait_for(lambda: offline_items(srv, "bob") == 0, 10, "bob's offline store to drain")
+            lines = list(tl.lines)
+        errors = [o for o in lines if o.get("type") == "error"]
+        notices = [o["text"] for o in lines if o.get("type") == "notice"]
+        assert errors == [], f"one error per earlier message: {errors}"
+        summary = [n for n in notices if "5 earlier messages" in n]
+        assert len(summary) == 1, f"want one summary line for the 5 earlier messages: {notices}"
+        assert [m["body"] for m in messages(tl)] == ["after the tablet"], messages(tl)
 
 
 if __name__ == "__main__":
