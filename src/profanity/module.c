@@ -1007,7 +1007,32 @@ static void cmd_devices(char *arg)
 	g_free(jid);
 }
 
-static void cmd_trust(int trust, char *arg, char *dev)
+/* A device that showed a new key: its old and new fingerprint and the command that accepts it. */
+static void show_key_changed(const char *jid, uint32_t id)
+{
+	mend_device_info *d = NULL;
+	size_t n = 0, i;
+	char *old, *new;
+
+	mend_account_device_infos(M.acc, jid, &d, &n);
+	for (i = 0; i < n; i++) {
+		if (d[i].id != id || !d[i].new_fingerprint[0])
+			continue;
+		old = mend_fingerprint_grouped(d[i].fingerprint);
+		new = mend_fingerprint_grouped(d[i].new_fingerprint);
+		replyf(_("mend: %s device %u showed a new key; nothing was changed."), jid, id);
+		replyf(_("mend:   old key %s"), old);
+		replyf(_("mend:   NEW key %s"), new);
+		replyf(_("mend: if its owner confirms the new key: /mend trust %s %u %s"), jid, id,
+		       d[i].new_fingerprint);
+		mend_free(old);
+		mend_free(new);
+	}
+	mend_free(d);
+}
+
+/* /mend trust JID DEVICE [FINGERPRINT]: a changed key is accepted only by naming it. */
+static void cmd_trust(int trust, char *arg, char *dev, char *fp)
 {
 	uint32_t id = dev ? (uint32_t)g_ascii_strtoull(dev, NULL, 10) : 0;
 	char *jid = norm(arg);
@@ -1016,12 +1041,18 @@ static void cmd_trust(int trust, char *arg, char *dev)
 	if (!need_account())
 		goto out;
 	if (!jid || !id) {
-		reply(_("mend: usage: /mend trust|untrust JID DEVICE"));
+		reply(_("mend: usage: /mend trust JID DEVICE [FINGERPRINT] | /mend untrust JID "
+		        "DEVICE"));
 		goto out;
 	}
-	r = mend_account_set_trust(M.acc, jid, id,
-	                           trust ? MEND_TRUST_VERIFIED : MEND_TRUST_UNTRUSTED);
-	if (r < 0)
+	if (trust && fp)
+		r = mend_account_trust_key(M.acc, jid, id, fp);
+	else
+		r = mend_account_set_trust(M.acc, jid, id,
+		                           trust ? MEND_TRUST_VERIFIED : MEND_TRUST_UNTRUSTED);
+	if (r == MEND_ERR_KEY_CHANGED)
+		show_key_changed(jid, id);
+	else if (r < 0)
 		replyf(_("mend: %s device %u: %s Run /mend devices %s first."), jid, id,
 		       mend_strerror(r), jid);
 	else
@@ -1096,7 +1127,7 @@ static void cmd_dispatch(char **args)
 	else if (!strcmp(sub, "devices") || !strcmp(sub, "fingerprint"))
 		cmd_devices(args[1]);
 	else if (!strcmp(sub, "trust") || !strcmp(sub, "untrust"))
-		cmd_trust(!strcmp(sub, "trust"), args[1], args[2]);
+		cmd_trust(!strcmp(sub, "trust"), args[1], args[2], args[2] ? args[3] : NULL);
 	else if (!strcmp(sub, "uri") || !strcmp(sub, "verify") || !strcmp(sub, "policy"))
 		cmd_trust_extra(sub, args[1], args[2]);
 	else
@@ -1123,7 +1154,8 @@ static void register_commands(void)
 	                           "/mend status",
 	                           "/mend devices [<jid>]",
 	                           "/mend fingerprint [<jid>]",
-	                           "/mend trust|untrust <jid> <device>",
+	                           "/mend trust <jid> <device> [<fingerprint>]",
+	                           "/mend untrust <jid> <device>",
 	                           "/mend uri",
 	                           "/mend verify <uri>",
 	                           "/mend policy [<jid>] [tofu|btbv|manual]",
@@ -1140,8 +1172,10 @@ static void register_commands(void)
 	     "Devices of a contact (default: the current chat, else yours), fingerprints and "
 	     "trust."},
 	    {"fingerprint [<jid>]", "The same as devices."},
-	    {"trust|untrust <jid> <device>",
-	     "Mark a device verified (accepting a changed key), or never encrypt to it."},
+	    {"trust <jid> <device> [<fingerprint>]",
+	     "Mark a device verified; a device that showed a new key needs that key's "
+	     "fingerprint (64 hex digits, quoted if spaced)."},
+	    {"untrust <jid> <device>", "Never encrypt to a device."},
 	    {"uri", "Our verification URI, as Conversations and Dino scan it."},
 	    {"verify <uri>", "Verify a contact's devices from their URI."},
 	    {"policy [<jid>] [tofu|btbv|manual]", "How new devices are trusted."},
@@ -1153,7 +1187,7 @@ static void register_commands(void)
 	static char *onoff[] = {"on", "off", NULL};
 	static char *policies[] = {"tofu", "btbv", "manual", NULL};
 
-	M.api->register_command(MEND_PROF_FILE, "/mend", 1, 3, synopsis,
+	M.api->register_command(MEND_PROF_FILE, "/mend", 1, 4, synopsis,
 	                        _("OMEMO encryption on every device (mend). Marks before a "
 	                          "received message: + verified device, ~ trusted, ? untrusted, ! "
 	                          "not announced by its owner, - unencrypted."),

@@ -824,7 +824,8 @@ static void sending(PurpleConnection *gc, xmlnode **packet, gpointer data)
 #define HELP_TEXT                                                                                  \
 	_("mend: OMEMO encryption. /mend on|off [JID]: encrypt this chat or not; /mend default "   \
 	  "on|off: whether new chats with contacts who use OMEMO are encrypted (this account); "   \
-	  "/mend status; /mend devices [JID]; /mend fingerprint; /mend trust JID DEVICE; "         \
+	  "/mend status; /mend devices [JID]; /mend fingerprint; /mend trust JID DEVICE "          \
+	  "[FINGERPRINT] (a device that showed a new key needs it); "                              \
 	  "/mend untrust JID DEVICE; /mend uri: our verification URI; /mend verify URI; "          \
 	  "/mend policy [tofu|btbv|manual]. Group chats are not encrypted yet.")
 
@@ -891,6 +892,32 @@ static void cmd_status(conn *c, PurpleAccount *a, const char *peer)
 	mend_free(g);
 }
 
+/* A device that showed a new key: its old and new fingerprint and the command. g_free. */
+static char *key_changed_text(conn *c, const char *jid, uint32_t id)
+{
+	mend_device_info *d = NULL;
+	size_t n = 0, i;
+	char *old, *new, *line = NULL;
+
+	mend_account_device_infos(c->acc, jid, &d, &n);
+	for (i = 0; i < n && !line; i++) {
+		if (d[i].id != id || !d[i].new_fingerprint[0])
+			continue;
+		old = mend_fingerprint_grouped(d[i].fingerprint);
+		new = mend_fingerprint_grouped(d[i].new_fingerprint);
+		line =
+		    g_strdup_printf(_("%s device %u showed a new key; nothing was changed. Old key "
+		                      "%s, NEW key %s. If its owner confirms the new key: /mend "
+		                      "trust %s %u %s"),
+		                    jid, id, old, new, jid, id, d[i].new_fingerprint);
+		mend_free(old);
+		mend_free(new);
+	}
+	mend_free(d);
+	return line ? line : g_strdup(mend_strerror(MEND_ERR_KEY_CHANGED));
+}
+
+/* /mend trust JID DEVICE [FINGERPRINT]: a changed key is accepted only by naming it. */
 static void cmd_trust(conn *c, PurpleAccount *a, const char *peer, char **words, int trust)
 {
 	uint32_t id = words[1] ? (uint32_t)g_ascii_strtoull(words[1], NULL, 10) : 0;
@@ -898,16 +925,23 @@ static void cmd_trust(conn *c, PurpleAccount *a, const char *peer, char **words,
 	int r;
 
 	if (!words[1] || !id) {
-		say(a, peer, _("Usage: /mend trust|untrust JID DEVICE"));
+		say(a, peer,
+		    _("Usage: /mend trust JID DEVICE [FINGERPRINT] | /mend untrust JID DEVICE"));
 		return;
 	}
-	r = mend_account_set_trust(c->acc, words[0], id,
-	                           trust ? MEND_TRUST_VERIFIED : MEND_TRUST_UNTRUSTED);
-	line = r < 0 ? g_strdup_printf(_("%s device %u: %s Run /mend devices %s first."), words[0],
-	                               id, mend_strerror(r), words[0])
-	             : g_strdup_printf(trust ? _("%s device %u is verified.")
-	                                     : _("%s device %u will get nothing from you."),
-	                               words[0], id);
+	if (trust && words[2])
+		r = mend_account_trust_key(c->acc, words[0], id, words[2]);
+	else
+		r = mend_account_set_trust(c->acc, words[0], id,
+		                           trust ? MEND_TRUST_VERIFIED : MEND_TRUST_UNTRUSTED);
+	if (r == MEND_ERR_KEY_CHANGED)
+		line = key_changed_text(c, words[0], id);
+	else
+		line = r < 0 ? g_strdup_printf(_("%s device %u: %s Run /mend devices %s first."),
+		                               words[0], id, mend_strerror(r), words[0])
+		             : g_strdup_printf(trust ? _("%s device %u is verified.")
+		                                     : _("%s device %u will get nothing from you."),
+		                               words[0], id);
 	say(a, peer, line);
 	g_free(line);
 }
