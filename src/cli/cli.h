@@ -59,9 +59,10 @@ struct cli_opts {
 	enum cli_command command;
 	char **args; /* the command's operands, borrowed from argv */
 	int n_args;
-	long count;     /* listen --count; 0: none */
-	double timeout; /* seconds; 0: none given */
-	char *since;    /* history --since, normalised to UTC "...Z" */
+	long count;         /* listen --count; 0: none */
+	double timeout;     /* seconds; 0: none given */
+	char *since;        /* history --since, normalised to UTC "...Z" */
+	int encrypted_only; /* listen, history --encrypted-only: plaintext messages hidden */
 };
 
 /* One SENT / SEND_FAILED event kept while mend_account_send() runs. */

@@ -41,7 +41,8 @@ enum {
 	OPT_VERSION,
 	OPT_COUNT,
 	OPT_TIMEOUT,
-	OPT_SINCE
+	OPT_SINCE,
+	OPT_ENCRYPTED_ONLY
 };
 
 static const struct option long_opts[] = {
@@ -57,6 +58,7 @@ static const struct option long_opts[] = {
     {"count", required_argument, NULL, OPT_COUNT},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"since", required_argument, NULL, OPT_SINCE},
+    {"encrypted-only", no_argument, NULL, OPT_ENCRYPTED_ONLY},
     {NULL, 0, NULL, 0},
 };
 
@@ -216,6 +218,11 @@ static int take_option(struct cli *c, int ch, const char *word)
 		return take_timeout(c, optarg);
 	case OPT_SINCE:
 		return take_since(c, optarg);
+	case OPT_ENCRYPTED_ONLY:
+		if (c->o.command != CMD_LISTEN && c->o.command != CMD_HISTORY)
+			return option_misplaced(c, "encrypted-only", "listen|history");
+		c->o.encrypted_only = 1;
+		return CLI_OK;
 	}
 	return bad_option(c, ch, word);
 }

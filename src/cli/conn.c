@@ -154,6 +154,41 @@ static void answer_iq(struct cli *c, xmpp_stanza_t *st)
 	xmpp_stanza_release(reply);
 }
 
+/* XEP-0203: the <delay/> stamp of an offline message, or NULL. */
+static const char *delay_stamp(xmpp_stanza_t *st)
+{
+	xmpp_stanza_t *d = xmpp_stanza_get_child_by_name_and_ns(st, "delay", "urn:xmpp:delay");
+
+	return d ? xmpp_stanza_get_attribute(d, "stamp") : NULL;
+}
+
+/*
+ * A chat message the core left alone: it came unencrypted. It is shown, marked
+ * [unencrypted] ("encrypted": false), never silently dropped nor passed as encrypted.
+ */
+static void plaintext_message(struct cli *c, xmpp_stanza_t *st)
+{
+	const char *type = xmpp_stanza_get_type(st), *from = xmpp_stanza_get_from(st);
+	xmpp_stanza_t *b = xmpp_stanza_get_child_by_name(st, "body");
+	char *body = b ? xmpp_stanza_get_text(b) : NULL, *sender = from ? cli_bare_jid(from) : NULL;
+	mend_event ev = {.kind = MEND_EVENT_MESSAGE,
+	                 .peer = sender,
+	                 .from = sender,
+	                 .body = body,
+	                 .timestamp = delay_stamp(st),
+	                 .id = xmpp_stanza_get_id(st),
+	                 .trust = -1,
+	                 .announced = 1,
+	                 .plaintext = 1};
+
+	if (body && sender && c->on_event &&
+	    (!type || !strcmp(type, "chat") || !strcmp(type, "normal")))
+		c->on_event(c, &ev);
+	g_free(sender);
+	if (body)
+		xmpp_free(c->ctx, body);
+}
+
 static int on_stanza(xmpp_conn_t *conn G_GNUC_UNUSED, xmpp_stanza_t *st, void *user_data)
 {
 	struct cli *c = user_data;
@@ -169,6 +204,8 @@ static int on_stanza(xmpp_conn_t *conn G_GNUC_UNUSED, xmpp_stanza_t *st, void *u
 		fprintf(stderr, "mend: a stanza was rejected: %s\n", mend_strerror(r));
 	if (r == 0 && name && strcmp(name, "iq") == 0)
 		answer_iq(c, st);
+	else if (r == 0 && name && strcmp(name, "message") == 0)
+		plaintext_message(c, st);
 	xmpp_free(c->ctx, xml);
 	return 1;
 }

@@ -85,6 +85,8 @@ static void common_event(struct cli *c, const mend_event *ev)
 		c->ready = 1;
 		break;
 	case MEND_EVENT_MESSAGE:
+		if (ev->plaintext && c->o.encrypted_only)
+			break; /* --encrypted-only */
 		c->n_messages++;
 		out_message(c, ev);
 		break;

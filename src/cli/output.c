@@ -241,6 +241,45 @@ void out_status(struct cli *c, const char *type, const char *text)
 
 /* --- messages --------------------------------------------------------------- */
 
+/*
+ * What the message's sender device is to us, as one word (JSON "mark") and as the
+ * mark in front of the human line: unencrypted, from an unannounced device, or
+ * the trust in its key.
+ */
+static const char *mark_word(const mend_event *ev)
+{
+	const char *t = trust_name(ev->trust);
+
+	if (ev->plaintext)
+		return "unencrypted";
+	if (!ev->announced)
+		return "unannounced";
+	return t ? t : "unknown";
+}
+
+static const char *mark_text(const mend_event *ev)
+{
+	if (ev->plaintext)
+		return _("[unencrypted]");
+	if (!ev->announced)
+		return _("[unannounced device]");
+	switch (ev->trust) {
+	case MEND_TRUST_VERIFIED:
+		return _("[verified]");
+	case MEND_TRUST_TOFU:
+		return _("[trusted on first use]");
+	case MEND_TRUST_BLIND:
+		return _("[blind trust]");
+	case MEND_TRUST_UNTRUSTED:
+		return _("[untrusted]");
+	case MEND_TRUST_UNDECIDED:
+		return _("[undecided]");
+	case MEND_TRUST_COMPROMISED:
+		return _("[compromised]");
+	}
+	return _("[unknown key]");
+}
+
 static void message_json(const mend_event *ev, const char *ts)
 {
 	GString *s = json_begin("message");
@@ -256,7 +295,10 @@ static void message_json(const mend_event *ev, const char *ts)
 	json_bool(s, "archived", ev->archived);
 	json_bool(s, "outgoing", ev->outgoing);
 	json_str(s, "trust", trust_name(ev->trust));
-	json_str(s, "version", "0.3");
+	json_bool(s, "encrypted", !ev->plaintext);
+	json_bool(s, "announced", ev->plaintext || ev->announced);
+	json_str(s, "mark", mark_word(ev));
+	json_str(s, "version", ev->plaintext ? NULL : "0.3");
 	json_end(s);
 }
 
@@ -271,9 +313,12 @@ static void message_human(const mend_event *ev, const char *ts)
 		g_string_append(s, _("[carbon received] "));
 	if (ev->archived)
 		g_string_append(s, _("[archive] "));
-	if (ev->trust == MEND_TRUST_UNTRUSTED)
-		g_string_append(s, _("[untrusted] "));
-	g_string_append_printf(s, _("%s (device %u)"), ev->from ? ev->from : "?", ev->device);
+	g_string_append_printf(s, "%s ", mark_text(ev));
+	if (ev->plaintext)
+		g_string_append(s, ev->from ? ev->from : "?");
+	else
+		g_string_append_printf(s, _("%s (device %u)"), ev->from ? ev->from : "?",
+		                       ev->device);
 	if (ev->outgoing && ev->peer)
 		g_string_append_printf(s, " -> %s", ev->peer);
 	g_string_append_printf(s, ": %s", ev->body ? ev->body : "");
@@ -594,16 +639,25 @@ static const char *usage_text(enum cli_command cmd)
 		    "  --timeout SEC   give up waiting after SEC seconds (default 30)\n");
 	case CMD_LISTEN:
 		return _(
-		    "Usage: mend listen [--count N] [--timeout SEC]\n"
+		    "Usage: mend listen [--count N] [--timeout SEC] [--encrypted-only]\n"
 		    "Goes online and prints each decrypted message as it arrives (messages that\n"
-		    "came while offline first). Runs until SIGINT/SIGTERM unless limited:\n"
+		    "came while offline first), marked with its sender device's state: "
+		    "[verified],\n"
+		    "[trusted on first use], [blind trust], [untrusted], [undecided], "
+		    "[unannounced\n"
+		    "device] (not in its owner's device list), or [unencrypted] for plaintext.\n"
+		    "Runs until SIGINT/SIGTERM unless limited:\n"
 		    "  --count N       stop after N messages (exit 1 if the timeout comes first)\n"
-		    "  --timeout SEC   stop after SEC seconds\n");
+		    "  --timeout SEC   stop after SEC seconds\n"
+		    "  --encrypted-only  hide messages that came unencrypted\n");
 	case CMD_HISTORY:
-		return _("Usage: mend history JID [--since ISO8601] [--timeout SEC]\n"
-		         "Prints our messages with JID from the server archive, oldest first.\n"
-		         "  --since TIME    only messages since TIME (e.g. 2026-11-21T10:00:00Z)\n"
-		         "  --timeout SEC   give up after SEC seconds (default 60)\n");
+		return _(
+		    "Usage: mend history JID [--since ISO8601] [--timeout SEC] [--encrypted-only]\n"
+		    "Prints our messages with JID from the server archive, oldest first, marked\n"
+		    "as 'mend listen' marks them.\n"
+		    "  --since TIME    only messages since TIME (e.g. 2026-11-21T10:00:00Z)\n"
+		    "  --timeout SEC   give up after SEC seconds (default 60)\n"
+		    "  --encrypted-only  hide messages that came unencrypted\n");
 	case CMD_DEVICES:
 		return _(
 		    "Usage: mend devices [JID] [--timeout SEC]\n"

@@ -444,6 +444,7 @@ void mend_account_free(mend_account *acc)
 	mend_archive_reset(acc);
 	mend_engine_free(acc->eng);
 	mend_repair_free(acc->rep);
+	mend_announce_free(acc->announce);
 	g_free(acc->changed_jid);
 	g_free(acc->changed_key);
 	if (acc->skipped)

@@ -172,8 +172,7 @@ static void send_text(mend_account *acc, xmpp_stanza_t *st)
 
 void emit(mend_account *acc, const mend_event *ev)
 {
-	if (acc->ops.event)
-		acc->ops.event(ev, acc->user_data);
+	mend_announce_emit(acc, ev); /* announced: is its device in the sender's list? */
 }
 
 static void notice(mend_account *acc, const char *peer, const char *text)
@@ -431,6 +430,7 @@ static void devicelist_arrived(mend_account *acc, const char *jid, xmpp_stanza_t
 		for (i = 0; i < n; i++)
 			mend_store_device_set_broken(acc->store, jid, ids[i], 0);
 	g_free(ids);
+	mend_announce_list_arrived(acc, jid); /* messages waiting for this list */
 }
 
 static xmpp_stanza_t *items_iq(mend_account *acc, const char *node)
@@ -525,6 +525,7 @@ void mend_account_disconnected(mend_account *acc)
 {
 	mend_engine *eng = engine(acc);
 
+	mend_announce_disconnected(acc);
 	g_hash_table_remove_all(eng->iqs);
 	g_hash_table_remove_all(eng->fresh);
 	g_hash_table_remove_all(eng->refreshing);
@@ -1378,6 +1379,34 @@ static int from_local(mend_account *acc, const inbound *in, const char *key)
 	return 1;
 }
 
+/* An archived chat message without OMEMO (history queries): a MESSAGE with plaintext = 1. */
+static void plaintext_item(mend_account *acc, const inbound *in)
+{
+	const char *from = xmpp_stanza_get_from(in->msg), *type = xmpp_stanza_get_type(in->msg);
+	xmpp_stanza_t *b = child(in->msg, "body", NULL);
+	char *body = b ? xmpp_stanza_get_text(b) : NULL, *sender = from ? bare(from) : NULL;
+	char *peer = sender ? peer_of(acc, in->msg, sender) : NULL;
+	mend_event ev = {.kind = MEND_EVENT_MESSAGE,
+	                 .peer = peer,
+	                 .from = sender,
+	                 .body = body,
+	                 .timestamp = in->timestamp,
+	                 .stanza_id = in->archive_id,
+	                 .id = msg_id_of(in->msg),
+	                 .archived = 1,
+	                 .outgoing = sender && is_own_bare(acc, sender),
+	                 .trust = -1,
+	                 .announced = 1,
+	                 .plaintext = 1};
+
+	if (body && sender && (!type || strcmp(type, "error") != 0))
+		emit(acc, &ev);
+	if (body)
+		xmpp_free(xmpp_stanza_get_context(in->msg), body);
+	g_free(sender);
+	g_free(peer);
+}
+
 int process_encrypted(mend_account *acc, const inbound *in)
 {
 	mend_history_item it = {0};
@@ -1400,6 +1429,8 @@ int process_encrypted(mend_account *acc, const inbound *in)
 		own_message(acc, in, m.from);
 	else if (r != MEND_ERR_NOT_FOUND)
 		undecryptable(acc, in, &m, r);
+	else if (in->history) /* the archive holds it unencrypted: shown, marked so */
+		plaintext_item(acc, in);
 	g_free(it.peer);
 	g_free(it.key);
 	mend_message_clear(&m);

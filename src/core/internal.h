@@ -38,6 +38,7 @@ struct mend_account {
 	size_t probe_len;
 	int replaying;     /* decrypting a held message again: it was marked seen when held */
 	int identity_lost; /* the device asked about has a session but no key row (sigstore.c) */
+	struct mend_announce *announce; /* events waiting for a sender's device list (announce.c) */
 	/* devices skipped by the last encrypt (not trusted): "jid device" strings */
 	GPtrArray *skipped;
 	GHashTable *sessions; /* write-through cache of session records ("device/jid" -> GBytes) */
@@ -98,6 +99,15 @@ int mend_trust_probe_bundle(mend_account *acc, session_builder *builder,
 int mend_trust_keep_candidate(mend_account *acc);
 /* The candidate keys of a device (legacy pending key first): GPtrArray of GBytes. */
 GPtrArray *mend_trust_candidates(mend_account *acc, const char *jid, uint32_t device);
+
+/* announce.c: whether a message's device is in its sender's published list */
+/* Hands an event to the host; a message from an unlisted device waits for one list fetch. */
+void mend_announce_emit(mend_account *acc, const mend_event *ev);
+/* The device list of `jid` arrived (or failed): the messages waiting for it go. */
+void mend_announce_list_arrived(mend_account *acc, const char *jid);
+/* The stream went down: everything waiting goes, with the lists we know. */
+void mend_announce_disconnected(mend_account *acc);
+void mend_announce_free(struct mend_announce *a);
 
 /* held.c: messages that came under a changed key, kept sealed until it is accepted */
 /*

@@ -1,0 +1,172 @@
+/*
+ * announce.c - whether the device a message came from is in its owner's
+ * published device list (XEP-0384 v0.3 §4.2: a device announces itself
+ * there). A message from a device absent from the list we know makes us
+ * fetch that list once (per contact and connection) before the message is
+ * shown; if the device is still absent, the message is shown with
+ * announced = 0 and the device is never reported as trusted.
+ *
+ * While a fetch is outstanding, the events that follow (messages, failures,
+ * the end of a history query or catch-up) wait behind it, so the host sees
+ * them in the order they came. The wait ends with the list (or its error), or
+ * when the stream goes down.
+ */
+#include "config.h"
+
+#include <string.h>
+#include "engine.h"
+
+struct mend_announce {
+	GQueue waiting;    /* of mend_event* (deep copies), oldest first */
+	GHashTable *asked; /* jids whose list we fetched for this on this connection */
+	GHashTable *open;  /* jids whose fetch is outstanding */
+};
+
+static struct mend_announce *state(mend_account *acc)
+{
+	if (!acc->announce) {
+		acc->announce = g_new0(struct mend_announce, 1);
+		g_queue_init(&acc->announce->waiting);
+		acc->announce->asked = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+		acc->announce->open = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	}
+	return acc->announce;
+}
+
+static mend_event *event_copy(const mend_event *ev)
+{
+	mend_event *c = g_memdup2(ev, sizeof(*ev));
+
+	c->peer = g_strdup(ev->peer);
+	c->from = g_strdup(ev->from);
+	c->body = g_strdup(ev->body);
+	c->timestamp = g_strdup(ev->timestamp);
+	c->stanza_id = g_strdup(ev->stanza_id);
+	c->id = g_strdup(ev->id);
+	c->text = g_strdup(ev->text);
+	return c;
+}
+
+static void event_free(gpointer p)
+{
+	mend_event *ev = p;
+
+	g_free((char *)ev->peer);
+	g_free((char *)ev->from);
+	if (ev->body)
+		explicit_bzero((char *)ev->body, strlen(ev->body));
+	g_free((char *)ev->body);
+	g_free((char *)ev->timestamp);
+	g_free((char *)ev->stanza_id);
+	g_free((char *)ev->id);
+	g_free((char *)ev->text);
+	g_free(ev);
+}
+
+void mend_announce_free(struct mend_announce *a)
+{
+	if (!a)
+		return;
+	g_queue_clear_full(&a->waiting, event_free);
+	g_hash_table_destroy(a->asked);
+	g_hash_table_destroy(a->open);
+	g_free(a);
+}
+
+/* Whether device `device` of `jid` is in the device list we know (this device always is). */
+static int listed(mend_account *acc, const char *jid, uint32_t device)
+{
+	uint32_t *ids = NULL;
+	size_t n = 0, i;
+	int found = is_own_bare(acc, jid) && device == acc->device_id;
+
+	if (!found && mend_store_devicelist_get(acc->store, jid, &ids, &n) == MEND_OK)
+		for (i = 0; i < n && !found; i++)
+			found = ids[i] == device;
+	g_free(ids);
+	return found;
+}
+
+/* Hands a MESSAGE event to the host with `announced` set from the list we know now. */
+static void deliver(mend_account *acc, mend_event *ev)
+{
+	if (ev->kind == MEND_EVENT_MESSAGE) {
+		ev->announced = ev->from ? listed(acc, ev->from, ev->device) : 1;
+		if (!ev->announced && mend_trust_is_trusted(ev->trust))
+			ev->trust = MEND_TRUST_UNDECIDED; /* never trusted while unannounced */
+	}
+	if (acc->ops.event)
+		acc->ops.event(ev, acc->user_data);
+}
+
+/* Whether events of this kind keep their order behind a message that waits. */
+static int ordered(mend_event_kind kind)
+{
+	return kind == MEND_EVENT_MESSAGE || kind == MEND_EVENT_UNDECRYPTABLE ||
+	       kind == MEND_EVENT_HISTORY_DONE || kind == MEND_EVENT_CATCHUP_DONE;
+}
+
+/* Whether a message must wait for a fresh list of its sender's devices (starting the fetch). */
+static int must_wait(mend_account *acc, const mend_event *ev)
+{
+	struct mend_announce *a = state(acc);
+
+	if (ev->kind != MEND_EVENT_MESSAGE || !ev->from || listed(acc, ev->from, ev->device))
+		return 0;
+	if (g_hash_table_contains(a->open, ev->from))
+		return 1;
+	if (g_hash_table_contains(a->asked, ev->from) || !mend_engine_connected(acc))
+		return 0;
+	g_hash_table_add(a->asked, g_strdup(ev->from));
+	if (mend_account_refresh_devices(acc, ev->from) < 0)
+		return 0;
+	mend_log(acc, MEND_LOG_INFO, "%s device %u is not in its list: fetching the list once",
+	         ev->from, ev->device);
+	g_hash_table_add(a->open, g_strdup(ev->from));
+	return 1;
+}
+
+void mend_announce_emit(mend_account *acc, const mend_event *ev)
+{
+	struct mend_announce *a = state(acc);
+	mend_event copy;
+
+	if (ordered(ev->kind) && (must_wait(acc, ev) || !g_queue_is_empty(&a->waiting))) {
+		g_queue_push_tail(&a->waiting, event_copy(ev));
+		return;
+	}
+	copy = *ev;
+	deliver(acc, &copy);
+}
+
+/* Delivers waiting events from the oldest until one still waits for its list. */
+static void drain(mend_account *acc, int all)
+{
+	struct mend_announce *a = state(acc);
+	mend_event *ev;
+
+	while ((ev = g_queue_peek_head(&a->waiting))) {
+		if (!all && ev->kind == MEND_EVENT_MESSAGE && ev->from &&
+		    g_hash_table_contains(a->open, ev->from))
+			break;
+		g_queue_pop_head(&a->waiting);
+		deliver(acc, ev);
+		event_free(ev);
+	}
+}
+
+void mend_announce_list_arrived(mend_account *acc, const char *jid)
+{
+	if (!acc->announce || !g_hash_table_remove(acc->announce->open, jid))
+		return;
+	drain(acc, 0);
+}
+
+void mend_announce_disconnected(mend_account *acc)
+{
+	if (!acc->announce)
+		return;
+	g_hash_table_remove_all(acc->announce->open);
+	drain(acc, 1);
+	g_hash_table_remove_all(acc->announce->asked);
+}
