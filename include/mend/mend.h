@@ -131,8 +131,8 @@ typedef struct mend_event {
 	const char *text;   /* a sentence for the user (notices, errors) */
 	unsigned n_devices; /* SENT: how many devices it was encrypted for */
 	int announced;      /* MESSAGE: 0 when the sending device is not in the sender's published
-	                       device list (fetched once more first); its trust is then never a
-	                       trusted state */
+	                       device list (fetched once more first): hosts show it so and never
+	                       as trusted, whatever `trust` says */
 	int plaintext;      /* MESSAGE: 1 when it came unencrypted (answering mend_account_history;
 	                       live plaintext is left to the host) */
 } mend_event;

@@ -4,7 +4,7 @@
  * there). A message from a device absent from the list we know makes us
  * fetch that list once (per contact and connection) before the message is
  * shown; if the device is still absent, the message is shown with
- * announced = 0 and the device is never reported as trusted.
+ * announced = 0, which every host shows as such and never as trusted.
  *
  * While a fetch is outstanding, the events that follow (messages, failures,
  * the end of a history query or catch-up) wait behind it, so the host sees
@@ -73,7 +73,11 @@ void mend_announce_free(struct mend_announce *a)
 	g_free(a);
 }
 
-/* Whether device `device` of `jid` is in the device list we know (this device always is). */
+/*
+ * Whether device `device` of `jid` is in the device list we know (this device
+ * always is). Before any list of jid is known there is nothing to compare with,
+ * and a first list from the same server would tell nothing more: yes.
+ */
 static int listed(mend_account *acc, const char *jid, uint32_t device)
 {
 	uint32_t *ids = NULL;
@@ -81,20 +85,17 @@ static int listed(mend_account *acc, const char *jid, uint32_t device)
 	int found = is_own_bare(acc, jid) && device == acc->device_id;
 
 	if (!found && mend_store_devicelist_get(acc->store, jid, &ids, &n) == MEND_OK)
-		for (i = 0; i < n && !found; i++)
+		for (i = 0, found = n == 0; i < n && !found; i++)
 			found = ids[i] == device;
 	g_free(ids);
 	return found;
 }
 
-/* Hands a MESSAGE event to the host with `announced` set from the list we know now. */
+/* Hands an event to the host; a MESSAGE with `announced` set from the list we know now. */
 static void deliver(mend_account *acc, mend_event *ev)
 {
-	if (ev->kind == MEND_EVENT_MESSAGE) {
-		ev->announced = ev->from ? listed(acc, ev->from, ev->device) : 1;
-		if (!ev->announced && mend_trust_is_trusted(ev->trust))
-			ev->trust = MEND_TRUST_UNDECIDED; /* never trusted while unannounced */
-	}
+	if (ev->kind == MEND_EVENT_MESSAGE)
+		ev->announced = ev->from && !ev->plaintext ? listed(acc, ev->from, ev->device) : 1;
 	if (acc->ops.event)
 		acc->ops.event(ev, acc->user_data);
 }
@@ -111,7 +112,8 @@ static int must_wait(mend_account *acc, const mend_event *ev)
 {
 	struct mend_announce *a = state(acc);
 
-	if (ev->kind != MEND_EVENT_MESSAGE || !ev->from || listed(acc, ev->from, ev->device))
+	if (ev->kind != MEND_EVENT_MESSAGE || !ev->from || ev->plaintext ||
+	    listed(acc, ev->from, ev->device))
 		return 0;
 	if (g_hash_table_contains(a->open, ev->from))
 		return 1;
