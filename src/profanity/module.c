@@ -1154,8 +1154,7 @@ static void register_commands(void)
 	                           "/mend status",
 	                           "/mend devices [<jid>]",
 	                           "/mend fingerprint [<jid>]",
-	                           "/mend trust <jid> <device> [<fingerprint>]",
-	                           "/mend untrust <jid> <device>",
+	                           "/mend trust|untrust <jid> <device> [<fingerprint>]",
 	                           "/mend uri",
 	                           "/mend verify <uri>",
 	                           "/mend policy [<jid>] [tofu|btbv|manual]",
@@ -1172,10 +1171,10 @@ static void register_commands(void)
 	     "Devices of a contact (default: the current chat, else yours), fingerprints and "
 	     "trust."},
 	    {"fingerprint [<jid>]", "The same as devices."},
-	    {"trust <jid> <device> [<fingerprint>]",
-	     "Mark a device verified; a device that showed a new key needs that key's "
-	     "fingerprint (64 hex digits, quoted if spaced)."},
-	    {"untrust <jid> <device>", "Never encrypt to a device."},
+	    {"trust|untrust <jid> <device> [<fingerprint>]",
+	     "Mark a device verified, or never encrypt to it. A device that showed a new key "
+	     "is trusted only by naming that key's fingerprint (64 hex digits, quoted if "
+	     "spaced)."},
 	    {"uri", "Our verification URI, as Conversations and Dino scan it."},
 	    {"verify <uri>", "Verify a contact's devices from their URI."},
 	    {"policy [<jid>] [tofu|btbv|manual]", "How new devices are trusted."},
