@@ -982,6 +982,27 @@ static void cmd_on_off(PurpleAccount *a, const char *peer, const char *jid, int 
 	say(a, peer,
 	    on ? _("OMEMO encryption is on for this chat.")
 	       : _("OMEMO encryption is off for this chat: messages go in plaintext."));
+	purple_signal_emit(self, "mend-state-changed", a, jid);
+}
+
+/*
+ * IPC for the Pidgin window's toggle (gtk-mend), libpurple's public plugin
+ * IPC: "state" (account, jid) -> 1 when the chat is encrypted, and "set"
+ * (account, jid, on) as /mend on|off typed in that chat. The signal
+ * "mend-state-changed" (account, jid) tells when a chat's switch changed.
+ */
+static int ipc_state(PurpleAccount *a, const char *jid)
+{
+	return a && jid && enabled(a, jid);
+}
+
+static void ipc_set(PurpleAccount *a, const char *jid, unsigned on)
+{
+	char *peer = a && jid ? norm_jid(jid) : NULL;
+
+	if (peer)
+		cmd_on_off(a, peer, peer, on != 0);
+	g_free(peer);
 }
 
 static void run_mend(conn *c, PurpleAccount *a, const char *peer, char **w)
@@ -1126,6 +1147,17 @@ static gboolean plugin_load(PurplePlugin *plugin)
 	self = plugin;
 	mend_i18n_init();
 	conns = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, conn_free);
+	purple_plugin_ipc_register(
+	    plugin, "state", PURPLE_CALLBACK(ipc_state), purple_marshal_INT__POINTER_POINTER,
+	    purple_value_new(PURPLE_TYPE_INT), 2, purple_value_new(PURPLE_TYPE_POINTER),
+	    purple_value_new(PURPLE_TYPE_STRING));
+	purple_plugin_ipc_register(
+	    plugin, "set", PURPLE_CALLBACK(ipc_set), purple_marshal_VOID__POINTER_POINTER_UINT,
+	    NULL, 3, purple_value_new(PURPLE_TYPE_POINTER), purple_value_new(PURPLE_TYPE_STRING),
+	    purple_value_new(PURPLE_TYPE_UINT));
+	purple_signal_register(plugin, "mend-state-changed", purple_marshal_VOID__POINTER_POINTER,
+	                       NULL, 2, purple_value_new(PURPLE_TYPE_POINTER),
+	                       purple_value_new(PURPLE_TYPE_STRING));
 	locked = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, stop_retry);
 	earlies = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, early_free);
 	purple_signal_connect(conn_handle, "signing-on", plugin, PURPLE_CALLBACK(signing_on), NULL);
@@ -1158,6 +1190,8 @@ static gboolean plugin_unload(PurplePlugin *plugin)
 {
 	purple_cmd_unregister(cmd_id);
 	purple_signals_disconnect_by_handle(plugin);
+	purple_signals_unregister_by_instance(plugin);
+	purple_plugin_ipc_unregister_all(plugin);
 	g_hash_table_destroy(locked);
 	g_hash_table_destroy(earlies);
 	g_hash_table_destroy(conns);

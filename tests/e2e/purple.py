@@ -32,6 +32,7 @@ import time
 from harness import (HarnessError, JsonLinesProcess, pid_alive, tail, wait_for)
 
 __all__ = ["Purple", "harness_path", "purple_missing", "build_purple_plugin",
+           "accounts_xml", "plugins_prefs_xml",
            "Finch", "FinchResult", "finch_loads_plugin", "finch_missing"]
 
 TMUX = shutil.which("tmux") or "/usr/bin/tmux"
@@ -501,6 +502,48 @@ def _xml_escape(s):
             .replace("'", "&apos;").replace('"', "&quot;"))
 
 
+def plugins_prefs_xml(ui, paths):
+    """prefs.xml that makes UI ("finch", "pidgin") load the plugins at `paths` at start-up."""
+    items = "".join(f"\t\t\t\t<item value='{_xml_escape(p)}'/>\n" for p in paths)
+    return ("<?xml version='1.0' encoding='UTF-8' ?>\n\n"
+            "<pref version='1' name='/'>\n"
+            f"\t<pref name='{ui}'>\n"
+            "\t\t<pref name='plugins'>\n"
+            "\t\t\t<pref name='loaded' type='pathlist'>\n"
+            f"{items}"
+            "\t\t\t</pref>\n"
+            "\t\t</pref>\n"
+            "\t</pref>\n"
+            "</pref>\n")
+
+
+def accounts_xml(a, ui):
+    """accounts.xml with one jabber account (dict jid, port, password, server) that
+    UI ("gnt-purple" Finch, "gtk-gaim" Pidgin) signs in at start-up."""
+    return f"""<?xml version='1.0' encoding='UTF-8' ?>
+
+<account version='1.0'>
+	<account>
+		<protocol>prpl-jabber</protocol>
+		<name>{_xml_escape(a["jid"])}</name>
+		<password>{_xml_escape(a.get("password", "pw"))}</password>
+		<settings>
+			<setting name='connect_server' type='string'>{_xml_escape(a.get("server", "127.0.0.1"))}</setting>
+			<setting name='port' type='int'>{int(a["port"])}</setting>
+			<setting name='connection_security' type='string'>opportunistic_tls</setting>
+			<setting name='auth_plain_in_clear' type='bool'>1</setting>
+		</settings>
+		<settings ui='{ui}'>
+			<setting name='auto-login' type='bool'>1</setting>
+		</settings>
+		<proxy>
+			<type>none</type>
+		</proxy>
+	</account>
+</account>
+"""
+
+
 class Finch:
     """Finch 2.14 in a private tmux server (`tmux -S <tmp>/tmux.sock`, never the
     user's), HOME/XDG in its own temp dir, TERM=xterm-256color, no D-Bus, purple
@@ -555,43 +598,11 @@ class Finch:
         for p in self.plugins:
             self.install_plugin(p)
         self.plugins = []
-        items = "".join(f"\t\t\t\t<item value='{_xml_escape(p)}'/>\n" for p in self.installed)
         with open(os.path.join(self.user_dir, "prefs.xml"), "w") as f:
-            f.write("<?xml version='1.0' encoding='UTF-8' ?>\n\n"
-                    "<pref version='1' name='/'>\n"
-                    "\t<pref name='finch'>\n"
-                    "\t\t<pref name='plugins'>\n"
-                    "\t\t\t<pref name='loaded' type='pathlist'>\n"
-                    f"{items}"
-                    "\t\t\t</pref>\n"
-                    "\t\t</pref>\n"
-                    "\t</pref>\n"
-                    "</pref>\n")
+            f.write(plugins_prefs_xml("finch", self.installed))
         if self.account:
-            a = self.account
             with open(os.path.join(self.user_dir, "accounts.xml"), "w") as f:
-                f.write(f"""<?xml version='1.0' encoding='UTF-8' ?>
-
-<account version='1.0'>
-	<account>
-		<protocol>prpl-jabber</protocol>
-		<name>{_xml_escape(a["jid"])}</name>
-		<password>{_xml_escape(a.get("password", "pw"))}</password>
-		<settings>
-			<setting name='connect_server' type='string'>{_xml_escape(a.get("server", "127.0.0.1"))}</setting>
-			<setting name='port' type='int'>{int(a["port"])}</setting>
-			<setting name='connection_security' type='string'>opportunistic_tls</setting>
-			<setting name='auth_plain_in_clear' type='bool'>1</setting>
-		</settings>
-		<settings ui='gnt-purple'>
-			<setting name='auto-login' type='bool'>1</setting>
-		</settings>
-		<proxy>
-			<type>none</type>
-		</proxy>
-	</account>
-</account>
-""")
+                f.write(accounts_xml(self.account, "gnt-purple"))
         with open(self.tmux_conf, "w") as f:
             f.write("set -g status off\nset -g remain-on-exit on\n"
                     "set -g default-terminal xterm-256color\nset -g escape-time 0\n")

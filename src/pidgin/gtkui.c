@@ -1,0 +1,201 @@
+/*
+ * gtkui.c - mend's piece of Pidgin's conversation window (plugin gtk-mend,
+ * built only when pidgin-dev is found): an OMEMO toggle button in every IM
+ * window's toolbar that shows whether the chat is encrypted and switches it.
+ *
+ * Only Pidgin's public headers (gtkconv.h, gtkplugin.h) and libpurple's
+ * public plugin IPC are used: the state comes from the libpurple plugin
+ * core-mend ("state", "set", signal "mend-state-changed"), so Finch and
+ * Pidgin share one setting per chat.
+ */
+#include "config.h"
+
+#include <libintl.h>
+#include <string.h>
+#include <glib.h>
+#include <gtk/gtk.h>
+
+#define PURPLE_PLUGINS
+#include <conversation.h>
+#include <debug.h>
+#include <plugin.h>
+#include <signals.h>
+#include <version.h>
+
+#include <gtkconv.h>
+#include <gtkconvwin.h>
+#include <gtkplugin.h>
+
+#define _(s)      dgettext(GETTEXT_PACKAGE, s)
+#define PLUGIN_ID "gtk-mend"
+#define CORE_ID   "core-mend"
+#define BUTTON    "mend-button" /* conversation data: our toggle button */
+#define REFRESH   2             /* seconds: device lists change the default's answer */
+
+static guint refresh_timer;
+
+static PurplePlugin *core(void)
+{
+	return purple_plugins_find_with_id(CORE_ID);
+}
+
+static int is_jabber_im(PurpleConversation *conv)
+{
+	return purple_conversation_get_type(conv) == PURPLE_CONV_TYPE_IM &&
+	       !strcmp(purple_account_get_protocol_id(purple_conversation_get_account(conv)),
+	               "prpl-jabber");
+}
+
+/* 1 when core-mend says this chat is encrypted. */
+static int encrypted(PurpleConversation *conv)
+{
+	gboolean ok = FALSE;
+	int on = GPOINTER_TO_INT(purple_plugin_ipc_call(core(), "state", &ok,
+	                                                purple_conversation_get_account(conv),
+	                                                purple_conversation_get_name(conv)));
+
+	return ok && on;
+}
+
+/* The button shows the state; the debug log says where it is (for tests driving it). */
+static void show_state(PurpleConversation *conv)
+{
+	GtkWidget *b = purple_conversation_get_data(conv, BUTTON);
+	int on = encrypted(conv), x = 0, y = 0;
+
+	if (!b)
+		return;
+	g_signal_handlers_block_matched(b, G_SIGNAL_MATCH_DATA, 0, 0, NULL, NULL, conv);
+	gtk_toggle_button_set_active(GTK_TOGGLE_BUTTON(b), on);
+	gtk_button_set_label(GTK_BUTTON(b), on ? _("OMEMO: encrypted") : _("OMEMO: NOT encrypted"));
+	g_signal_handlers_unblock_matched(b, G_SIGNAL_MATCH_DATA, 0, 0, NULL, NULL, conv);
+	if (gtk_widget_get_window(b))
+		gdk_window_get_origin(gtk_widget_get_window(b), &x, &y);
+	purple_debug_info(PLUGIN_ID, "%s: %s (button at %d,%d %dx%d)\n",
+	                  purple_conversation_get_name(conv), on ? "encrypted" : "not encrypted",
+	                  x + b->allocation.x, y + b->allocation.y, b->allocation.width,
+	                  b->allocation.height);
+}
+
+static void toggled(GtkToggleButton *b, PurpleConversation *conv)
+{
+	purple_plugin_ipc_call(core(), "set", NULL, purple_conversation_get_account(conv),
+	                       purple_conversation_get_name(conv),
+	                       (guint)gtk_toggle_button_get_active(b));
+	show_state(conv);
+}
+
+/* Adds the toggle to an IM window's toolbar (as pidgin-otr adds its button). */
+static void attach(PurpleConversation *conv)
+{
+	PidginConversation *gtkconv = PIDGIN_CONVERSATION(conv);
+	GtkWidget *b;
+
+	if (!gtkconv || !is_jabber_im(conv) || purple_conversation_get_data(conv, BUTTON))
+		return;
+	b = gtk_toggle_button_new_with_label("");
+	gtk_button_set_relief(GTK_BUTTON(b), GTK_RELIEF_NONE);
+	gtk_widget_set_tooltip_text(b, _("Encrypt this chat with OMEMO (mend); the same as "
+	                                 "/mend on and /mend off"));
+	gtk_box_pack_end(GTK_BOX(gtkconv->toolbar), b, FALSE, FALSE, 0);
+	g_signal_connect(b, "toggled", G_CALLBACK(toggled), conv);
+	purple_conversation_set_data(conv, BUTTON, b);
+	gtk_widget_show(b);
+	show_state(conv);
+}
+
+static void detach(PurpleConversation *conv)
+{
+	GtkWidget *b = purple_conversation_get_data(conv, BUTTON);
+
+	if (b)
+		gtk_widget_destroy(b);
+	purple_conversation_set_data(conv, BUTTON, NULL);
+}
+
+static void displayed(PidginConversation *gtkconv, gpointer data)
+{
+	attach(gtkconv->active_conv);
+}
+
+static void state_changed(PurpleAccount *a, const char *jid, gpointer data)
+{
+	GList *l;
+
+	for (l = purple_get_ims(); l; l = l->next)
+		if (purple_conversation_get_account(l->data) == a)
+			show_state(l->data);
+}
+
+static gboolean refresh(gpointer data)
+{
+	GList *l;
+
+	for (l = purple_get_ims(); l; l = l->next)
+		show_state(l->data);
+	return TRUE;
+}
+
+static gboolean plugin_load(PurplePlugin *plugin)
+{
+	GList *l;
+
+	if (!core())
+		return FALSE;
+	purple_signal_connect(pidgin_conversations_get_handle(), "conversation-displayed", plugin,
+	                      PURPLE_CALLBACK(displayed), NULL);
+	purple_signal_connect(core(), "mend-state-changed", plugin, PURPLE_CALLBACK(state_changed),
+	                      NULL);
+	for (l = purple_get_ims(); l; l = l->next)
+		attach(l->data);
+	refresh_timer = purple_timeout_add_seconds(REFRESH, refresh, NULL);
+	return TRUE;
+}
+
+static gboolean plugin_unload(PurplePlugin *plugin)
+{
+	GList *l;
+
+	purple_timeout_remove(refresh_timer);
+	purple_signals_disconnect_by_handle(plugin);
+	for (l = purple_get_ims(); l; l = l->next)
+		detach(l->data);
+	return TRUE;
+}
+
+static PurplePluginInfo info = {
+    PURPLE_PLUGIN_MAGIC,
+    PURPLE_MAJOR_VERSION,
+    PURPLE_MINOR_VERSION,
+    PURPLE_PLUGIN_STANDARD,
+    PIDGIN_PLUGIN_TYPE,
+    0,
+    NULL,
+    PURPLE_PRIORITY_DEFAULT,
+    PLUGIN_ID,
+    "mend (Pidgin window)",
+    PACKAGE_VERSION,
+    "OMEMO on/off in every conversation window",
+    "A toggle in each chat window's toolbar that shows whether mend encrypts the chat and "
+    "switches it.",
+    "the mend authors",
+    "",
+    plugin_load,
+    plugin_unload,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+};
+
+static void init_plugin(PurplePlugin *plugin)
+{
+	info.dependencies = g_list_append(NULL, (gpointer)CORE_ID);
+}
+
+PURPLE_INIT_PLUGIN(mend_gtk, init_plugin, info)

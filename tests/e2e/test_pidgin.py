@@ -1,0 +1,82 @@
+#!/usr/bin/python3
+"""mend in the real Pidgin (GTK) on a private X server: the OMEMO toggle in the
+conversation window (plugin gtk-mend, over the libpurple plugin core-mend)
+shows that a chat with a contact who has OMEMO devices is encrypted, and
+clicking it switches the chat off and on again; what the user then types
+goes out in plaintext or encrypted, as the button says. A screenshot of the
+window is kept in the build dir (pidgin-window.png) for a human to look at.
+"""
+
+import os
+import re
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import skip, test, main, wait_for  # noqa: E402
+from mendcli import BUILD, Mend, server, stored_on_server, wait_listening, wait_message  # noqa: E402,E501
+from pidgin import Pidgin, pidgin_missing  # noqa: E402
+
+LIBS = os.path.join(BUILD, ".libs")
+CORE, GTK = os.path.join(LIBS, "mend-purple.so"), os.path.join(LIBS, "mend-pidgin.so")
+
+why = pidgin_missing()
+if why:
+    skip(why)
+if not os.path.exists(GTK):
+    skip(f"{GTK} is not built (configure found no pidgin-dev)")
+if os.environ.get("MEND_SANITIZERS"):
+    skip("a sanitizer build: an ASan plugin cannot load into the uninstrumented Pidgin")
+
+BUTTON = r"gtk-mend: bob@localhost\S*: {} \(button at (-?\d+),(-?\d+) (\d+)x(\d+)\)"
+
+
+@test
+def the_window_shows_and_switches_encryption():
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        bob = Mend(srv, root, "bob", "phone")
+        bob.publish()
+        account = dict(jid="alice@localhost/pidgin", port=srv.port, password="pw")
+        with Pidgin(plugins=[CORE, GTK], account=account) as p, bob.listen() as bl:
+            wait_listening(bl)
+            p.wait_debug(r"mend: new OMEMO identity", 30)
+            Mend(srv, root, "bob", "cli", device="phone").send("alice@localhost", "hello pidgin")
+
+            def button(state, start):
+                """Where the button is once it says `state` and is drawn."""
+                rx = re.compile(BUTTON.format(state))
+
+                def drawn():
+                    got = [m for m in rx.finditer(p.debug_text(), start) if int(m[3]) > 1]
+                    return got[-1] if got else None
+                m = wait_for(drawn, 30, lambda: f"the button to say {state}\n"
+                             f"{p.diagnostics()}", interval=0.2)
+                return [int(v) for v in m.groups()]
+
+            x, y, w, h = button("encrypted", 0)
+            p.activate("bob")
+            x, y, w, h = button("encrypted", p.mark())
+            shot = p.screenshot(os.path.join(BUILD, "tests", "e2e", "pidgin-window.png"))
+            assert os.path.getsize(shot) > 0
+
+            def say(text):  # click into the entry under the toolbar, type, Enter
+                p.click(x - 100, y + h + 20)
+                p.type_text(text)
+                p.key("Return")
+
+            m = p.mark()
+            p.click(x + w // 2, y + h // 2)
+            button("not encrypted", m)
+            say("plain-from-pidgin")
+            wait_for(lambda: stored_on_server(srv, "plain-from-pidgin"), 20,
+                     "the plaintext typed with the button off to reach the server")
+            m = p.mark()
+            p.click(x + w // 2, y + h // 2)
+            button("encrypted", m)
+            say("secret-from-pidgin")
+            wait_message(bl, "secret-from-pidgin", timeout=30)
+            assert not stored_on_server(srv, "secret-from-pidgin"), "plaintext left"
+
+
+if __name__ == "__main__":
+    main()
