@@ -140,7 +140,7 @@ class Pidgin:
 
     def activate(self, title):
         """Bring the first window whose title contains `title` to the front."""
-        wid = wait_for(lambda: run(["xdotool", "search", "--name", title], 10,
+        wid = wait_for(lambda: run(["xdotool", "search", "--onlyvisible", "--name", title], 10,
                                    env=self._env()).stdout.split(), 20,
                        lambda: f"a window {title!r}\n{self.diagnostics()}", interval=0.3)[0]
         self.xdotool("windowactivate", "--sync", wid)
@@ -150,7 +150,7 @@ class Pidgin:
         self.xdotool("mousemove", "--sync", str(x), str(y), "click", "1")
 
     def type_text(self, text):
-        self.xdotool("type", "--delay", "20", text)
+        self.xdotool("type", "--clearmodifiers", "--delay", "40", text)
 
     def key(self, name):
         self.xdotool("key", name)

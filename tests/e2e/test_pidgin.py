@@ -28,6 +28,7 @@ if not os.path.exists(GTK):
 if os.environ.get("MEND_SANITIZERS"):
     skip("a sanitizer build: an ASan plugin cannot load into the uninstrumented Pidgin")
 
+FAILED = os.path.join(BUILD, "tests", "e2e", "pidgin-failed.png")
 BUTTON = r"gtk-mend: bob@localhost\S*: {} \(button at (-?\d+),(-?\d+) (\d+)x(\d+)\)"
 
 
@@ -59,7 +60,8 @@ def the_window_shows_and_switches_encryption():
             shot = p.screenshot(os.path.join(BUILD, "tests", "e2e", "pidgin-window.png"))
             assert os.path.getsize(shot) > 0
 
-            def say(text):  # click into the entry under the toolbar, type, Enter
+            def say(text):  # the window in front, click into the entry, type, Enter
+                p.activate("bob")
                 p.click(x - 100, y + h + 20)
                 p.type_text(text)
                 p.key("Return")
@@ -69,7 +71,8 @@ def the_window_shows_and_switches_encryption():
             button("not encrypted", m)
             say("plain-from-pidgin")
             wait_for(lambda: stored_on_server(srv, "plain-from-pidgin"), 20,
-                     "the plaintext typed with the button off to reach the server")
+                     lambda: "the plaintext typed with the button off to reach the server "
+                     f"(screen: {p.screenshot(FAILED)})\n{p.diagnostics()}")
             m = p.mark()
             p.click(x + w // 2, y + h // 2)
             button("encrypted", m)
