@@ -57,24 +57,34 @@ static int encrypted(PurpleConversation *conv)
 	return ok && on;
 }
 
-/* The button shows the state; the debug log says where it is (for tests driving it). */
+/* Where the button is drawn, in the debug log (for tests that click it). */
+static void log_place(GtkWidget *b, GtkAllocation *where, PurpleConversation *conv)
+{
+	int x = 0, y = 0;
+
+	if (gtk_widget_get_window(b))
+		gdk_window_get_origin(gtk_widget_get_window(b), &x, &y);
+	purple_debug_info(
+	    PLUGIN_ID, "%s: %s (button at %d,%d %dx%d)\n", purple_conversation_get_name(conv),
+	    gtk_toggle_button_get_active(GTK_TOGGLE_BUTTON(b)) ? "encrypted" : "not encrypted",
+	    x + where->x, y + where->y, where->width, where->height);
+}
+
+/* The button shows the state (changed only when it changed). */
 static void show_state(PurpleConversation *conv)
 {
 	GtkWidget *b = purple_conversation_get_data(conv, BUTTON);
-	int on = encrypted(conv), x = 0, y = 0;
+	int on = encrypted(conv);
 
-	if (!b)
+	if (!b || (gtk_toggle_button_get_active(GTK_TOGGLE_BUTTON(b)) == on &&
+	           g_object_get_data(G_OBJECT(b), "mend-shown")))
 		return;
+	g_object_set_data(G_OBJECT(b), "mend-shown", b);
 	g_signal_handlers_block_matched(b, G_SIGNAL_MATCH_DATA, 0, 0, NULL, NULL, conv);
 	gtk_toggle_button_set_active(GTK_TOGGLE_BUTTON(b), on);
 	gtk_button_set_label(GTK_BUTTON(b), on ? _("OMEMO: encrypted") : _("OMEMO: NOT encrypted"));
 	g_signal_handlers_unblock_matched(b, G_SIGNAL_MATCH_DATA, 0, 0, NULL, NULL, conv);
-	if (gtk_widget_get_window(b))
-		gdk_window_get_origin(gtk_widget_get_window(b), &x, &y);
-	purple_debug_info(PLUGIN_ID, "%s: %s (button at %d,%d %dx%d)\n",
-	                  purple_conversation_get_name(conv), on ? "encrypted" : "not encrypted",
-	                  x + b->allocation.x, y + b->allocation.y, b->allocation.width,
-	                  b->allocation.height);
+	log_place(b, &b->allocation, conv);
 }
 
 static void toggled(GtkToggleButton *b, PurpleConversation *conv)
@@ -99,6 +109,7 @@ static void attach(PurpleConversation *conv)
 	                                 "/mend on and /mend off"));
 	gtk_box_pack_end(GTK_BOX(gtkconv->toolbar), b, FALSE, FALSE, 0);
 	g_signal_connect(b, "toggled", G_CALLBACK(toggled), conv);
+	g_signal_connect(b, "size-allocate", G_CALLBACK(log_place), conv);
 	purple_conversation_set_data(conv, BUTTON, b);
 	gtk_widget_show(b);
 	show_state(conv);
