@@ -534,23 +534,31 @@ static int add_prekey_cb(uint32_t id, const uint8_t *rec, size_t len, void *ud)
 	return r;
 }
 
+/* Signed prekey `id` from the store (SIGNAL_UNREF it); MEND_ERR_NOT_FOUND if gone. */
+static int load_signed_prekey(mend_account *acc, uint32_t id, session_signed_pre_key **spk)
+{
+	uint8_t *rec = NULL;
+	size_t len = 0;
+	int r = mend_store_signed_prekey_get(acc->store, id, &rec, &len);
+
+	if (r < 0)
+		return r;
+	r = session_signed_pre_key_deserialize(spk, rec, len, acc->sctx);
+	memset(rec, 0, len);
+	g_free(rec);
+	return r < 0 ? MEND_ERR_STORE_CORRUPT : MEND_OK;
+}
+
 static int fill_signed_prekey(mend_account *acc, mend_bundle *b)
 {
 	session_signed_pre_key *spk = NULL;
-	uint8_t *rec = NULL;
-	size_t len = 0;
 	int r;
 
 	r = mend_store_signed_prekey_latest(acc->store, &b->spk_id);
 	if (r == MEND_OK)
-		r = mend_store_signed_prekey_get(acc->store, b->spk_id, &rec, &len);
+		r = load_signed_prekey(acc, b->spk_id, &spk);
 	if (r < 0)
 		return r;
-	r = session_signed_pre_key_deserialize(&spk, rec, len, acc->sctx);
-	memset(rec, 0, len);
-	g_free(rec);
-	if (r < 0)
-		return MEND_ERR_STORE_CORRUPT;
 	r = copy_public(ec_key_pair_get_public(session_signed_pre_key_get_key_pair(spk)), b->spk);
 	if (r == MEND_OK && session_signed_pre_key_get_signature_len(spk) != MEND_SIGNATURE_LEN)
 		r = MEND_ERR_STORE_CORRUPT;
@@ -833,17 +841,10 @@ void mend_account_set_clock(mend_account *acc, int64_t (*now)(void *data), void 
 static int spk_made(mend_account *acc, uint32_t id, int64_t *when)
 {
 	session_signed_pre_key *spk = NULL;
-	uint8_t *rec = NULL;
-	size_t len = 0;
-	int r = mend_store_signed_prekey_get(acc->store, id, &rec, &len);
+	int r = load_signed_prekey(acc, id, &spk);
 
 	if (r < 0)
 		return r;
-	r = session_signed_pre_key_deserialize(&spk, rec, len, acc->sctx);
-	memset(rec, 0, len);
-	g_free(rec);
-	if (r < 0)
-		return MEND_ERR_STORE_CORRUPT;
 	*when = (int64_t)(session_signed_pre_key_get_timestamp(spk) / 1000);
 	SIGNAL_UNREF(spk);
 	return MEND_OK;
