@@ -48,9 +48,9 @@ lock_login() {
 		"['/org/freedesktop/secrets/collection/login']" >/dev/null
 }
 
-# Answers the next unlock dialog with the xdotool arguments given.
+# Answers the next unlock dialog: one xdotool command line per argument.
 answer() {
-	timeout 20 xdotool search --sync --name Unlock >/dev/null && xdotool "$@"
+	sh "$MEND_ANSWER_PROMPT" "$@"
 }
 
 # The client: exit 5 and the sentence while locked, its fingerprint after the unlock.
@@ -61,7 +61,7 @@ cli_checks() {
 		echo "not ok - mend fingerprint: $(cat "$tmp/err")"
 	fi
 	lock_login
-	answer key Escape &
+	answer "key Escape" &
 	rc=0
 	mend fingerprint >/dev/null 2>"$tmp/err" || rc=$?
 	wait
@@ -70,7 +70,7 @@ cli_checks() {
 	else
 		echo "not ok - exit $rc, want 5: $(cat "$tmp/err")"
 	fi
-	{ answer type --delay 30 pw && xdotool key Return; } &
+	answer "type --delay 30 pw" "key Return" &
 	rc=0
 	mend fingerprint >"$tmp/fp2" 2>"$tmp/err" || rc=$?
 	wait
@@ -82,7 +82,7 @@ cli_checks() {
 	# the XMPP password in the keyring: locked is not "no password"
 	printf 'xmpp-pw\n' | mend account add alice@localhost >/dev/null 2>&1
 	lock_login
-	answer key Escape &
+	answer "key Escape" &
 	rc=0
 	mend send bob@localhost hi >/dev/null 2>"$tmp/err" || rc=$?
 	wait
@@ -118,6 +118,9 @@ if [ "${1-}" = in-session ]; then
 fi
 
 # ---- outside: the X server, then this script again in a private session ---
+
+MEND_ANSWER_PROMPT="${top_srcdir:-$(dirname "$0")/..}/tests/answer-prompt.sh"
+export MEND_ANSWER_PROMPT
 
 cleanup() {
 	[ -n "$xpid" ] && kill "$xpid" 2>/dev/null

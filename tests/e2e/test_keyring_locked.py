@@ -33,6 +33,8 @@ PROF_MODULE = os.path.join(LIBS, "mend-profanity-module.so")
 LOGIN = "/org/freedesktop/secrets/collection/login"
 PROMPT_CALL = "interface=org.freedesktop.Secret.Prompt; member=Prompt"
 LOCKED_STATUS = "mend: keyring locked"
+ANSWER_PROMPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                             "answer-prompt.sh")
 
 for tool in ("Xvfb", "xdotool", "dbus-daemon", "dbus-monitor", "gdbus", "gnome-keyring-daemon"):
     if not shutil.which(tool):
@@ -164,10 +166,9 @@ class PrivateKeyring:
         return "true" in cp.stdout
 
     def answer(self, *xdotool):
-        """In the background: wait (30 s) for the unlock dialog, then xdotool ARGS..."""
-        script = ('timeout 30 xdotool search --sync --name Unlock >/dev/null && '
-                  + " && ".join("xdotool " + a for a in xdotool))
-        return self._spawn(["sh", "-c", script], env=self.env)
+        """In the background: wait (30 s) for a new unlock dialog, then run xdotool with
+        each argument (tests/answer-prompt.sh)."""
+        return self._spawn(["sh", ANSWER_PROMPT, *xdotool], env=self.env)
 
     def unlock_by_hand(self):
         """What a user does in Seahorse: unlock the collection, typing the password."""
