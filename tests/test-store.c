@@ -295,6 +295,70 @@ static void test_moved_values(const char *db)
 	mend_store_close(s);
 }
 
+/*
+ * What decides who gets a message fails closed when the file is edited: a
+ * pending message moved to another recipient is never sent, a device row set
+ * active again counts for nothing, a device list or policy copied to another
+ * contact does not open, a trust row copied or deleted is no trust.
+ */
+static void test_fail_closed(const char *db)
+{
+	static const uint32_t two[] = {1, 2}, one[] = {1}, carols[] = {7};
+	mend_store *s = open_ok(db, 0);
+	GArray *pend = g_array_new(FALSE, TRUE, sizeof(mend_pending));
+	uint32_t *ids = NULL;
+	uint8_t *k = NULL;
+	size_t n = 0, len = 0;
+	char *v = NULL;
+	int trust = 0;
+
+	TAP_EQ(mend_store_pending_add(s, "bob@x", "m1", "for bob only"), 0, "queued for bob");
+	TAP_EQ(mend_store_pending_add(s, "bob@x", "m2", "also for bob"), 0, "and another");
+	TAP_EQ(mend_store_devicelist_set(s, "bob@x", two, 2), 0, "bob lists 1 and 2");
+	TAP_EQ(mend_store_devicelist_set(s, "bob@x", one, 1), 0, "then only 1");
+	TAP_EQ(mend_store_devicelist_set(s, "carol@x", carols, 1), 0, "carol lists 7");
+	TAP_EQ(mend_store_devicelist_set(s, "dave@x", one, 1), 0, "dave lists 1");
+	TAP_EQ(mend_store_peer_identity_put(s, "bob@x", 1, (const uint8_t *)"bobkey", 6, 2), 0,
+	       "bob's device 1: verified");
+	TAP_EQ(mend_store_peer_identity_put(s, "bob@x", 2, (const uint8_t *)"oldkey", 6, 0), 0,
+	       "bob's device 2: untrusted");
+	TAP_EQ(mend_store_sealed_set(s, "policy:bob@x", "manual"), 0, "bob: manual");
+	mend_store_close(s);
+	TAP_EQ(plain_sql(
+	           db, "UPDATE pending SET jid = 'mallory@x' WHERE msg_id = 'm1';"
+	               "UPDATE devices SET active = 1 WHERE jid = 'bob@x';"
+	               "INSERT INTO devices (jid, device, active, broken, last_seen)"
+	               " VALUES ('bob@x', 99, 1, 0, 0);"
+	               "UPDATE meta SET value = (SELECT value FROM meta WHERE"
+	               " key = 'sealed:devicelist:carol@x') WHERE key = 'sealed:devicelist:dave@x';"
+	               "UPDATE peer_identities SET key = (SELECT key FROM peer_identities"
+	               " WHERE jid = 'bob@x' AND device = 1) WHERE jid = 'bob@x' AND device = 2;"
+	               "INSERT INTO meta (key, value) SELECT 'sealed:policy:eve@x', value FROM"
+	               " meta WHERE key = 'sealed:policy:bob@x';"),
+	       SQLITE_OK, "edit the delivery rows with plain SQL");
+	s = open_ok(db, 0);
+	TAP_EQ(mend_store_pending_list(s, NULL, pend), 0, "the queue reads");
+	TAP_EQ(pend->len, 1, "the message moved to mallory is not in it");
+	TAP_OK(pend->len == 1 && g_str_equal(g_array_index(pend, mend_pending, 0).jid, "bob@x") &&
+	           g_str_equal(g_array_index(pend, mend_pending, 0).body, "also for bob"),
+	       "bob's other message is");
+	TAP_EQ(mend_store_devicelist_get(s, "bob@x", &ids, &n), 0, "bob's list reads");
+	TAP_OK(n == 1 && ids[0] == 1, "rows set active by hand count for nothing (%zu ids)", n);
+	g_free(ids);
+	ids = NULL;
+	TAP_EQ(mend_store_devicelist_get(s, "dave@x", &ids, &n), 0, "dave's list reads");
+	TAP_EQ(n, 0, "carol's sealed list copied onto dave's opens for nobody");
+	g_free(ids);
+	TAP_EQ(mend_store_peer_identity_get(s, "bob@x", 2, &k, &len, &trust),
+	       MEND_ERR_STORE_CORRUPT, "a verified trust row copied onto another device: no trust");
+	TAP_EQ(mend_store_sealed_get(s, "policy:eve@x", &v), MEND_ERR_STORE_CORRUPT,
+	       "a policy copied to another contact does not open");
+	for (n = 0; n < pend->len; n++)
+		mend_pending_clear(&g_array_index(pend, mend_pending, n));
+	g_array_free(pend, TRUE);
+	mend_store_close(s);
+}
+
 static void test_version(void)
 {
 	char *db = path_in_tmp("newer.db");
@@ -587,6 +651,7 @@ int main(void)
 	test_create_and_reopen(db);
 	test_wrong_key(db);
 	test_moved_values(db);
+	test_fail_closed(db);
 	test_version();
 	test_v0_migrates();
 	test_operations();

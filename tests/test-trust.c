@@ -11,6 +11,7 @@
 #include "config.h"
 
 #include <string.h>
+#include <sqlite3.h>
 #include <strophe.h>
 #include "sim.h"
 #include "tap.h"
@@ -22,6 +23,7 @@
 #define ERIN  "erin@example.org"
 #define FRANK "frank@example.org"
 #define GRACE "grace@example.org"
+#define HENRY "henry@example.org"
 
 #define NOT_LISTED (-2) /* trust_of(): the device is not in device_infos at all */
 
@@ -574,6 +576,60 @@ static void test_restart(sim *s, sim_dev *a, sim_dev *f)
 	g_free(old);
 }
 
+/* --- 8. an edited store fails closed ------------------------------------------------ */
+
+static int sql_on(sim_dev *d, const char *sql)
+{
+	char *path = g_build_filename(d->dir, "omemo.sqlite", NULL);
+	sqlite3 *db = NULL;
+	int rc = sqlite3_open(path, &db);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+	sqlite3_close(db);
+	g_free(path);
+	return rc;
+}
+
+/* Henry's device: a trust row copied from a verified device, or deleted, is no trust. */
+static void test_tampered(sim *s, sim_dev *a, sim_dev *b1)
+{
+	sim_dev *h = add(s, HENRY, "henry's phone");
+	char *st = NULL, *sql;
+
+	talk(s, a, h, "hello henry");
+	TAP_EQ(mend_account_set_trust(a->acc, HENRY, h->device_id, MEND_TRUST_UNTRUSTED), MEND_OK,
+	       "alice untrusts henry's phone");
+	sql = g_strdup_printf("UPDATE peer_identities SET key = (SELECT key FROM peer_identities"
+	                      " WHERE jid = '%s' AND device = %u) WHERE jid = '%s'",
+	                      BOB, b1->device_id, HENRY);
+	TAP_EQ(sql_on(a, sql), SQLITE_OK, "bob's trusted row is copied over henry's");
+	g_free(sql);
+	TAP_EQ(trust_of(a, HENRY, h->device_id), -1, "it does not open: no trust");
+	TAP_EQ(mend_account_encrypt(a->acc, HENRY, "x", NULL, &st), MEND_ERR_NONE_TRUSTED,
+	       "nothing is encrypted to henry's session");
+	mend_free(st);
+	st = NULL;
+	sql = g_strdup_printf("DELETE FROM peer_identities WHERE jid = '%s'", HENRY);
+	TAP_EQ(sql_on(a, sql), SQLITE_OK, "henry's row is deleted");
+	g_free(sql);
+	TAP_EQ(mend_account_encrypt(a->acc, HENRY, "x", NULL, &st), MEND_ERR_NONE_TRUSTED,
+	       "a missing trust row is no trust either");
+	mend_free(st);
+
+	TAP_EQ(sql_on(a, "DELETE FROM meta WHERE key = 'sealed:policy:dave@example.org';"
+	                 "INSERT INTO meta (key, value) SELECT 'sealed:policy:dave@example.org',"
+	                 " value FROM meta WHERE key = 'sealed:policy'"),
+	       SQLITE_OK, "the account's policy is copied onto dave's");
+	TAP_EQ(mend_account_get_policy(a->acc, DAVE), MEND_POLICY_MANUAL,
+	       "it does not open there: manual");
+	TAP_EQ(sql_on(a, "DELETE FROM meta WHERE key = 'sealed:policy'"), SQLITE_OK,
+	       "the account's policy is deleted");
+	TAP_EQ(mend_account_get_policy(a->acc, NULL), MEND_POLICY_MANUAL,
+	       "a missing account policy is manual, not trust on first use");
+	TAP_EQ(mend_account_get_policy(a->acc, ERIN), MEND_POLICY_MANUAL, "for erin too");
+}
+
 int main(void)
 {
 	sim *s = sim_new();
@@ -592,6 +648,7 @@ int main(void)
 	test_uris(s, a, b1);
 	test_btbv(s, a);
 	test_restart(s, a, f);
+	test_tampered(s, a, b1);
 	sim_free(s);
 	xmpp_ctx_free(xctx);
 	return tap_done();

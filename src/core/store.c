@@ -155,8 +155,8 @@ static const char schema_v1[] =
 
 /* Version 1 -> 2: the message-level tables of the protocol engine. */
 static const char schema_v2[] =
-    /* pending: the body sealed under "pending|<msg_id>"; stanza: the encrypted stanza,
-     * sealed likewise, once it was encrypted (resent as is after a crash) */
+    /* pending: the body sealed under "pending|<msg_id>" (v6: "pending|<jid>|<msg_id>"); stanza: the
+     * encrypted stanza, sealed likewise, once it was encrypted (resent as is after a crash) */
     "ALTER TABLE pending ADD COLUMN msg_id TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE pending ADD COLUMN stanza BLOB;"
     /* history: decrypted messages, sealed under "history|<key>" (forward secrecy means an
@@ -192,9 +192,18 @@ static const char schema_v5[] =
     "ALTER TABLE devices ADD COLUMN news INTEGER NOT NULL DEFAULT 0;"
     "UPDATE devices SET listed_at = CAST(strftime('%s', 'now') AS INTEGER) WHERE active <> 0;";
 
+/*
+ * Version 5 -> 6: nothing in SQL; what decides delivery is sealed by
+ * mend_store_seal_upgrade() (store_seal.c): device lists, policies, the pending
+ * queue's recipient.
+ */
+#define SEALED_VERSION 6
+static const char schema_v6[] = "";
+
 /* migrations[v] takes a database from version v to v + 1. */
 static const char *const migrations[MEND_STORE_SCHEMA_VERSION] = {
-    [0] = schema_v1, [1] = schema_v2, [2] = schema_v3, [3] = schema_v4, [4] = schema_v5,
+    [0] = schema_v1, [1] = schema_v2, [2] = schema_v3,
+    [3] = schema_v4, [4] = schema_v5, [5] = schema_v6,
 };
 
 struct mend_store {
@@ -525,7 +534,7 @@ static int check_create(mend_store *s)
 static int migrate(mend_store *s, int *made)
 {
 	char sql[64];
-	int v, rc;
+	int v, from, rc;
 
 	rc = db_exec(s, "BEGIN IMMEDIATE");
 	if (rc)
@@ -537,8 +546,11 @@ static int migrate(mend_store *s, int *made)
 	if (!rc && v > 0)
 		rc = check_key(s);
 	*made = !rc && v == 0;
+	from = v;
 	for (; !rc && v < MEND_STORE_SCHEMA_VERSION; v++)
 		rc = db_exec(s, migrations[v]);
+	if (!rc && from < SEALED_VERSION)
+		rc = mend_store_seal_upgrade(s);
 	if (!rc && *made)
 		rc = check_create(s);
 	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", MEND_STORE_SCHEMA_VERSION);
@@ -1150,6 +1162,8 @@ int mend_store_devicelist_set(mend_store *s, const char *jid, const uint32_t *id
 	rc = jid_run(s, ST_DEV_DEACT, jid, NULL, NULL);
 	for (i = 0; !rc && i < n; i++)
 		rc = device_activate(s, jid, ids[i]);
+	if (!rc) /* what decides delivery is sealed (DESIGN §4) */
+		rc = mend_store_sealed_list_set(s, jid, ids, n);
 	if (rc)
 		mend_store_rollback(s);
 	else
@@ -1158,9 +1172,14 @@ out:
 	return rc;
 }
 
+/* Active ids that the sealed list confirms: a row edited to active counts for nothing. */
 int mend_store_devicelist_get(mend_store *s, const char *jid, uint32_t **ids, size_t *n)
 {
-	return jid_run(s, ST_DEV_GET, jid, ids, n);
+	int rc = jid_run(s, ST_DEV_GET, jid, ids, n);
+
+	if (!rc)
+		rc = mend_store_sealed_list_filter(s, jid, *ids, n);
+	return rc;
 }
 
 int mend_store_device_set_broken(mend_store *s, const char *jid, uint32_t device, int broken)

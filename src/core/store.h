@@ -24,7 +24,7 @@
 #include "crypto.h"
 
 #define MEND_STORE_KEY_LEN        32
-#define MEND_STORE_SCHEMA_VERSION 5
+#define MEND_STORE_SCHEMA_VERSION 6
 
 typedef struct mend_store mend_store;
 
@@ -182,6 +182,18 @@ int mend_store_held_add(mend_store *s, const char *jid, uint32_t device, const c
 int mend_store_held_list(mend_store *s, const char *jid, uint32_t device, const char *fp,
                          GArray *rows, GPtrArray *data);
 int mend_store_held_delete(mend_store *s, int64_t row);
+
+/* --- sealed values that decide delivery (store_seal.c) --- */
+/* A value sealed under "meta|<key>": MEND_ERR_NOT_FOUND, or STORE_CORRUPT when it does not open. */
+int mend_store_sealed_get(mend_store *s, const char *key, char **value);
+int mend_store_sealed_set(mend_store *s, const char *key, const char *value);
+/* jid's active device ids, sealed beside the devices table (mend_store_devicelist_set). */
+int mend_store_sealed_list_set(mend_store *s, const char *jid, const uint32_t *ids, size_t n);
+/* Keeps in ids only those of jid's sealed list (none when it is missing or does not open). */
+int mend_store_sealed_list_filter(mend_store *s, const char *jid, uint32_t *ids, size_t *n);
+/* Schema v6: seals the device lists and policies older stores kept in plain, and re-seals the
+ * pending queue under "pending|<jid>|<msg_id>". */
+int mend_store_seal_upgrade(mend_store *s);
 
 /* Records that `device` of `jid` sent us something at `when` (unix seconds). */
 int mend_store_device_touch(mend_store *s, const char *jid, uint32_t device, int64_t when);

@@ -79,7 +79,8 @@ static int column_text(mend_store *s, sqlite3_stmt *st, int col, const char *aad
 
 int mend_store_pending_add(mend_store *s, const char *jid, const char *msg_id, const char *body)
 {
-	char *aad = g_strconcat("pending|", msg_id, NULL);
+	/* the recipient is bound in: a row moved to another jid does not open */
+	char *aad = g_strconcat("pending|", jid, "|", msg_id, NULL);
 	sqlite3_stmt *st = NULL;
 	int r;
 
@@ -108,7 +109,7 @@ static int pending_row(mend_store *s, sqlite3_stmt *st, mend_pending *p)
 	p->row = sqlite3_column_int64(st, 0);
 	p->jid = g_strdup((const char *)sqlite3_column_text(st, 1));
 	p->msg_id = g_strdup((const char *)sqlite3_column_text(st, 2));
-	aad = g_strconcat("pending|", p->msg_id, NULL);
+	aad = g_strconcat("pending|", p->jid, "|", p->msg_id, NULL);
 	r = column_text(s, st, 3, aad, &p->body);
 	if (r == MEND_OK)
 		r = column_text(s, st, 4, aad, &p->stanza);
@@ -132,6 +133,11 @@ int mend_store_pending_list(mend_store *s, const char *jid, GArray *out)
 		mend_pending p = {0};
 
 		r = pending_row(s, st, &p);
+		if (r == MEND_ERR_STORE_CORRUPT) { /* edited (another recipient?): never sent */
+			mend_pending_clear(&p);
+			r = MEND_OK;
+			continue;
+		}
 		if (r < 0) {
 			mend_pending_clear(&p);
 			break;
@@ -146,7 +152,7 @@ int mend_store_pending_list(mend_store *s, const char *jid, GArray *out)
 
 int mend_store_pending_set_stanza(mend_store *s, const mend_pending *p, const char *stanza)
 {
-	char *aad = g_strconcat("pending|", p->msg_id, NULL);
+	char *aad = g_strconcat("pending|", p->jid, "|", p->msg_id, NULL);
 	sqlite3_stmt *st = NULL;
 	int r;
 

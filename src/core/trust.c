@@ -52,23 +52,29 @@ int mend_account_set_policy(mend_account *acc, const char *jid, mend_policy poli
 	if (policy > MEND_POLICY_MANUAL || (jid && strchr(jid, '/')))
 		return MEND_ERR_INVALID_ARG;
 	key = policy_key(jid);
-	r = mend_store_meta_set(acc->store, key, mend_policy_name(policy));
+	r = mend_store_sealed_set(acc->store, key, mend_policy_name(policy));
 	g_free(key);
 	return r;
 }
 
+/*
+ * Policies are sealed (DESIGN §4): one that does not open, or an account policy
+ * that is gone (every store has one since schema v6), means manual: nothing is
+ * trusted without the user. A contact without its own uses the account's.
+ */
 mend_policy mend_account_get_policy(mend_account *acc, const char *jid)
 {
 	char *key = policy_key(jid), *v = NULL;
-	int p = -1;
+	int p = MEND_POLICY_MANUAL, r;
 
-	if (mend_store_meta_get(acc->store, key, &v) == MEND_OK)
+	r = mend_store_sealed_get(acc->store, key, &v);
+	if (r == MEND_OK && mend_policy_parse(v) >= 0)
 		p = mend_policy_parse(v);
+	else if (r == MEND_ERR_NOT_FOUND && jid)
+		p = mend_account_get_policy(acc, NULL);
 	g_free(v);
 	g_free(key);
-	if (p < 0 && jid)
-		return mend_account_get_policy(acc, NULL);
-	return p < 0 ? MEND_POLICY_TOFU : (mend_policy)p;
+	return (mend_policy)p;
 }
 
 /* Whether any device of `jid` is verified (btbv stops trusting new devices blindly then). */
