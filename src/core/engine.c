@@ -899,6 +899,21 @@ static int encrypt_pending(mend_account *acc, mend_pending *p)
 	return mend_store_commit(acc->store);
 }
 
+/* A recipient that showed a new identity key (an announcement, a repair) got the message
+ * under its trusted key, which it may no longer have: say so, and how to accept the new one. */
+static void changed_key_text(mend_account *acc, GString *s, const char *jid, uint32_t dev)
+{
+	char fp[65];
+
+	if (!mend_repair_new_key(acc, jid, dev, fp))
+		return;
+	g_string_append_printf(s,
+	                       _("%s%s device %u shows a new identity key and may not be able "
+	                         "to read this message; if its owner confirms the new key: trust "
+	                         "%s %u %s"),
+	                       s->len ? " " : "", jid, dev, jid, dev, fp);
+}
+
 /*
  * DESIGN §7: which devices did not get the message and how to include them,
  * e.g. "bob@example.org device 123 (KEY CHANGED) did not get this message;
@@ -913,8 +928,15 @@ static char *skipped_text(mend_account *acc)
 		return NULL;
 	s = g_string_new(NULL);
 	for (i = 0; i < acc->skipped->len; i++) {
-		char **w = g_strsplit(g_ptr_array_index(acc->skipped, i), " ", 2);
+		const char *entry = g_ptr_array_index(acc->skipped, i);
+		char **w = g_strsplit(entry + (*entry == '!'), " ", 2);
 		uint32_t dev = (uint32_t)g_ascii_strtoull(w[1], NULL, 10);
+
+		if (*entry == '!') {
+			changed_key_text(acc, s, w[0], dev);
+			g_strfreev(w);
+			continue;
+		}
 
 		if (mend_device_is_stale(acc, w[0], dev))
 			g_string_append_printf(
@@ -931,7 +953,7 @@ static char *skipped_text(mend_account *acc)
 			    mend_trust_name(mend_trust_of(acc, w[0], dev)));
 		g_strfreev(w);
 	}
-	return g_string_free(s, FALSE);
+	return g_string_free(s, s->len == 0);
 }
 
 static void report_skipped(mend_account *acc, const char *peer)

@@ -69,7 +69,8 @@ static int place_stale(mend_account *acc, const char *jid, GArray *rs, GArray *s
 
 /*
  * Adds the devices of `jid` that have a session and are trusted; counts those
- * still waiting for a bundle; remembers the untrusted ones in acc->skipped.
+ * still waiting for a bundle; remembers the untrusted ones in acc->skipped (and,
+ * marked "!", the trusted ones that showed a new identity key).
  * Returns how many devices of jid were added, or <0.
  */
 static int add_recipients(mend_account *acc, const char *jid, GArray *rs, size_t *missing)
@@ -90,6 +91,10 @@ static int add_recipients(mend_account *acc, const char *jid, GArray *rs, size_t
 			mend_recipient rc = {g_strdup(jid), ids[i]};
 			g_array_append_val(rs, rc);
 			added++;
+			/* it gets it under the trusted key, but said a new one (repair.c) */
+			if (mend_repair_new_key(acc, jid, ids[i], NULL))
+				g_ptr_array_add(acc->skipped,
+				                g_strdup_printf("!%s %u", jid, ids[i]));
 		} else if (r == 0) {
 			r = mend_store_device_is_broken(acc->store, jid, ids[i]);
 			if (r == 0)

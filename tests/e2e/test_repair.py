@@ -186,9 +186,13 @@ def an_identity_reset_is_announced_and_held_until_verified():
                     f"trust bob@localhost {pid} {new_fp}" in told["text"], told
                 assert not protocol_noise(al), protocol_noise(al)
                 # tofu: the new key gets nothing before alice accepts it (the trusted old
-                # key still does, and bob's device says it cannot read that)
+                # key still does: alice is told again, and bob's device says it cannot
+                # read that)
                 m = pl.mark()
-                sender.run("send", "bob@localhost", "not to the new key")
+                cp = sender.run("send", "bob@localhost", "not to the new key")
+                said = [o["text"] for o in sender.lines(cp) if o["type"] == "notice"]
+                assert [t for t in said if "shows a new identity key" in t and
+                        f"trust bob@localhost {pid} {new_fp}" in t], cp.stdout
                 err = pl.wait_line(lambda o: o.get("type") == "error", 30,
                                    "bob's device to say it cannot read the old key's message",
                                    start=m)
