@@ -47,8 +47,9 @@
 #define PREF_ENABLED  PREFS "/enabled"
 #define PREF_DISABLED PREFS "/disabled"
 #define ACCT_DEFAULT  "mend-default"
-#define ASKED_WINDOW  15 /* seconds an asked-for device list may take to arrive */
-#define LOCKED_RETRY  5  /* seconds between silent retries while the keyring is locked */
+#define ASKED_WINDOW  15           /* seconds an asked-for device list may take to arrive */
+#define STATE         "mend-state" /* conversation data: the state line last written */
+#define LOCKED_RETRY  5            /* seconds between silent retries while the keyring is locked */
 
 /* One per signed-on jabber account. */
 typedef struct conn {
@@ -79,6 +80,7 @@ typedef struct early {
 
 static GHashTable *earlies; /* PurpleConnection* -> early* */
 static PurpleCmdId cmd_id;
+static guint recheck_timer;
 
 static PurplePlugin *jabber(void)
 {
@@ -278,32 +280,13 @@ static char *with_mark(mark m, const char *escaped)
 	return r;
 }
 
-/*
- * Whether device `id` of jid is in jid's published device list (XEP-0384
- * §4.2). Before any list of jid is known there is nothing to compare with:
- * the answer is then yes, and the trust mark alone tells.
- */
-static int announced(conn *c, const char *jid, uint32_t id)
+/* The core says whether the device is in its owner's published list (XEP-0384 §4.2). */
+static mark mark_of(const mend_event *ev)
 {
-	mend_device_info *d = NULL;
-	size_t n = 0, i;
-	int listed_any = 0, found = 0;
-
-	if (mend_account_device_infos(c->acc, jid, &d, &n) == MEND_OK)
-		for (i = 0; i < n; i++) {
-			listed_any |= d[i].active;
-			found |= d[i].id == id && d[i].active;
-		}
-	mend_free(d);
-	return found || !listed_any;
-}
-
-static mark mark_of(conn *c, const mend_event *ev)
-{
+	if (!ev->announced)
+		return MARK_UNANNOUNCED;
 	if (!mend_trust_is_trusted(ev->trust))
 		return MARK_UNTRUSTED;
-	if (!announced(c, ev->from, ev->device))
-		return MARK_UNANNOUNCED;
 	return ev->trust == MEND_TRUST_VERIFIED ? MARK_VERIFIED : MARK_UNVERIFIED;
 }
 
@@ -329,7 +312,7 @@ static void show_message(conn *c, const mend_event *ev)
 		                     purple_account_get_username(a), esc, PURPLE_MESSAGE_SEND | f,
 		                     t);
 	} else {
-		shown = with_mark(mark_of(c, ev), esc);
+		shown = with_mark(mark_of(ev), esc);
 		c->showing_decrypted = 1;
 		serv_got_im(c->gc, ev->peer, shown, PURPLE_MESSAGE_RECV | f, t);
 		c->showing_decrypted = 0;
@@ -830,6 +813,12 @@ static void sending(PurpleConnection *gc, xmlnode **packet, gpointer data)
 	  "/mend policy [tofu|btbv|manual]. Group chats are not encrypted yet.")
 
 /* The chat's state in one sentence (the status line and /mend status). */
+static const char *looking_up_text(void)
+{
+	return _("OMEMO: this chat is encrypted; the contact's devices are being looked up "
+	         "(nothing leaves unencrypted).");
+}
+
 static const char *state_text(PurpleAccount *a, const char *peer)
 {
 	conn *c = conn_of(a);
@@ -840,8 +829,7 @@ static const char *state_text(PurpleAccount *a, const char *peer)
 	if (enabled(a, peer) && has_devices(c, peer, 0))
 		return _("OMEMO: this chat is encrypted.");
 	if (enabled(a, peer))
-		return _("OMEMO: this chat is encrypted; the contact's devices are being looked up "
-		         "(nothing leaves unencrypted).");
+		return looking_up_text();
 	if (listed(PREF_DISABLED, a, peer))
 		return _("OMEMO: this chat is NOT encrypted (turned off; /mend on encrypts it).");
 	return _("OMEMO: this chat is NOT encrypted: the contact publishes no OMEMO device "
@@ -1072,6 +1060,19 @@ static PurpleCmdRet cmd_mend(PurpleConversation *conv, const gchar *cmd, gchar *
 	return PURPLE_CMD_RET_OK;
 }
 
+/* The chat's state as a line (Finch's status line), written again only when it changed. */
+static void state_line(PurpleConversation *conv)
+{
+	char *peer = norm_jid(purple_conversation_get_name(conv));
+	const char *now = state_text(purple_conversation_get_account(conv), peer);
+
+	if (purple_conversation_get_data(conv, STATE) != now) {
+		purple_conversation_set_data(conv, STATE, (gpointer)now);
+		purple_conversation_write(conv, NULL, now, PURPLE_MESSAGE_SYSTEM, time(NULL));
+	}
+	g_free(peer);
+}
+
 /*
  * conversation-created: the chat's state as its first line (Finch's status
  * line; Pidgin also shows it in the window), and the contact's device list
@@ -1087,9 +1088,19 @@ static void conversation_created(PurpleConversation *conv, gpointer data)
 		return;
 	peer = norm_jid(purple_conversation_get_name(conv));
 	ask_devices(c, peer);
-	purple_conversation_write(conv, NULL, state_text(a, peer), PURPLE_MESSAGE_SYSTEM,
-	                          time(NULL));
+	state_line(conv);
 	g_free(peer);
+}
+
+/* Once a second: a chat whose devices were being looked up gets its state line again. */
+static gboolean recheck_states(gpointer data)
+{
+	GList *l;
+
+	for (l = purple_get_ims(); l; l = l->next)
+		if (purple_conversation_get_data(l->data, STATE) == looking_up_text())
+			state_line(l->data);
+	return TRUE;
 }
 
 /* --- actions and preferences ------------------------------------------------------- */
@@ -1179,6 +1190,7 @@ static gboolean plugin_load(PurplePlugin *plugin)
 	                        PURPLE_CMD_FLAG_IM | PURPLE_CMD_FLAG_CHAT |
 	                            PURPLE_CMD_FLAG_ALLOW_WRONG_ARGS | PURPLE_CMD_FLAG_PRPL_ONLY,
 	                        "prpl-jabber", cmd_mend, HELP_TEXT, NULL);
+	recheck_timer = purple_timeout_add_seconds(1, recheck_states, NULL);
 	/* loaded while connected */
 	for (l = purple_connections_get_all(); l; l = l->next)
 		if (purple_connection_get_state(l->data) == PURPLE_CONNECTED)
@@ -1189,6 +1201,7 @@ static gboolean plugin_load(PurplePlugin *plugin)
 static gboolean plugin_unload(PurplePlugin *plugin)
 {
 	purple_cmd_unregister(cmd_id);
+	purple_timeout_remove(recheck_timer);
 	purple_signals_disconnect_by_handle(plugin);
 	purple_signals_unregister_by_instance(plugin);
 	purple_plugin_ipc_unregister_all(plugin);

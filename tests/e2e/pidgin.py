@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 
 from harness import HarnessError, pid_alive, run, tail, wait_for
-from purple import _isolated_env, accounts_xml, plugins_prefs_xml
+from purple import _isolated_env, accounts_xml, plugins_prefs_xml, read_text
 
 __all__ = ["Pidgin", "pidgin_missing"]
 
@@ -107,11 +107,7 @@ class Pidgin:
             self.pidgin.poll() is None
 
     def debug_text(self):
-        try:
-            with open(self.debug_path, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return read_text(self.debug_path)
 
     def diagnostics(self):
         state = "running" if self.alive() else f"exited {self.pidgin and self.pidgin.poll()}"

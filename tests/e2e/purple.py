@@ -32,7 +32,7 @@ import time
 from harness import (HarnessError, JsonLinesProcess, pid_alive, tail, wait_for)
 
 __all__ = ["Purple", "harness_path", "purple_missing", "build_purple_plugin",
-           "accounts_xml", "plugins_prefs_xml",
+           "accounts_xml", "plugins_prefs_xml", "read_text",
            "Finch", "FinchResult", "finch_loads_plugin", "finch_missing"]
 
 TMUX = shutil.which("tmux") or "/usr/bin/tmux"
@@ -502,6 +502,15 @@ def _xml_escape(s):
             .replace("'", "&apos;").replace('"', "&quot;"))
 
 
+def read_text(path):
+    """A log file's text so far ("" while it does not exist)."""
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
 def plugins_prefs_xml(ui, paths):
     """prefs.xml that makes UI ("finch", "pidgin") load the plugins at `paths` at start-up."""
     items = "".join(f"\t\t\t\t<item value='{_xml_escape(p)}'/>\n" for p in paths)
@@ -663,11 +672,7 @@ class Finch:
             return None
 
     def debug_text(self):
-        try:
-            with open(self.debug_path, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return read_text(self.debug_path)
 
     def wait_debug(self, text, timeout=15):
         return wait_for(lambda: text in self.debug_text() or (not self.alive() and None),

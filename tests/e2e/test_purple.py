@@ -6,6 +6,7 @@ python-omemo peer, our own other device, after being offline, and when the
 peer cannot be encrypted to. Finch in tmux loads the plugin too.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -39,6 +40,17 @@ def with_mend(srv, user, resource="purple", user_dir=None):
                   user_dir=user_dir)
 
 
+@contextlib.contextmanager
+def alice_and_listening_bob(srv, root):
+    """alice in libpurple, signed on; bob's mend client (published) listening."""
+    bob = Mend(srv, root, "bob", "phone")
+    bob.publish()
+    with with_mend(srv, "alice") as a, bob.listen() as bl:
+        a.wait_signed_on()
+        wait_listening(bl)
+        yield a, bl
+
+
 def wait_published(srv, root, user):
     """Until mend in libpurple has published user's device (another client sees it)."""
     probe = Mend(srv, root, "carol", "probe")
@@ -53,11 +65,7 @@ def wait_published(srv, root, user):
 @test
 def purple_and_the_mend_client_both_ways():
     with server() as srv, tempfile.TemporaryDirectory() as root:
-        bob = Mend(srv, root, "bob", "phone")
-        bob.publish()
-        with with_mend(srv, "alice") as a, bob.listen() as bl:
-            a.wait_signed_on()
-            wait_listening(bl)
+        with alice_and_listening_bob(srv, root) as (a, bl):
             a.cmd("bob@localhost", "/mend on")
             a.send("bob@localhost", "hello from libpurple")
             m = wait_message(bl, "hello from libpurple", timeout=30)
@@ -204,11 +212,7 @@ def every_received_message_carries_its_trust_mark():
 def per_chat_switch_ignores_case_and_resource_and_rooms_stay_honest():
     with server(extra_config='Component "conference.localhost" "muc"\n') as srv, \
             tempfile.TemporaryDirectory() as root:
-        bob = Mend(srv, root, "bob", "phone")
-        bob.publish()
-        with with_mend(srv, "alice") as a, bob.listen() as bl:
-            a.wait_signed_on()
-            wait_listening(bl)
+        with alice_and_listening_bob(srv, root) as (a, bl):
             a.cmd("bob@localhost", "/mend default off")
             a.cmd("Bob@LocalHost/phone", "/mend on")
             a.send("bob@localhost", "case-folded-secret")
@@ -261,14 +265,13 @@ def help_mend_lists_every_command():
 @test
 def on_by_default_for_a_contact_with_omemo_devices():
     with server() as srv, tempfile.TemporaryDirectory() as root:
-        bob = Mend(srv, root, "bob", "phone")
-        bob.publish()
-        with with_mend(srv, "alice") as a, bob.listen() as bl:
-            a.wait_signed_on()
-            wait_listening(bl)
+        with alice_and_listening_bob(srv, root) as (a, bl):
             a.send("bob@localhost", "secret-by-default")
             wait_message(bl, "secret-by-default", timeout=30)
             assert not stored_on_server(srv, "secret-by-default"), "plaintext left"
+            # the state line follows what mend learnt (Finch's status line)
+            a.wait_im("OMEMO: this chat is encrypted.", timeout=30, flags=("system",),
+                      conv="bob@localhost")
             # a contact without OMEMO: plaintext once mend knows (the chat says so)
             def carol_known():
                 m = a.mark()
