@@ -75,45 +75,61 @@ static int count_rows(mend_store *s, const char *sql, const char *jid, uint32_t 
 
 	if (r < 0)
 		return r;
-	sqlite3_bind_text(st, 1, jid, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, device);
-	if (fp)
-		sqlite3_bind_text(st, 3, fp, -1, SQLITE_STATIC);
+	bind_key(st, jid, device, fp);
 	r = sqlite3_step(st) == SQLITE_ROW ? MEND_OK : MEND_ERR_STORE;
 	*n = r == MEND_OK ? (size_t)sqlite3_column_int64(st, 0) : 0;
 	finish(st);
 	return r;
 }
 
-int mend_store_candidate_add(mend_store *s, const char *jid, uint32_t device, const char *fp,
-                             const uint8_t *key, size_t len)
+/* One row that a limit caps: (jid, device, fp, sealed value, now) into `insert`, under `table`. */
+typedef struct capped {
+	const char *table;
+	const char *count; /* SELECT count(*) of the rows the limit counts */
+	const char *insert;
+	size_t max;
+} capped;
+
+static int add_capped(mend_store *s, const capped *c, const char *jid, uint32_t device,
+                      const char *fp, const uint8_t *data, size_t len)
 {
 	sqlite3_stmt *st = NULL;
 	size_t n = 0;
 	char *aad;
-	int r;
+	int r = count_rows(s, c->count, jid, device, fp, &n);
 
-	/* the other keys of this device: a key seen again is not one more */
-	r = count_rows(s,
-	               "SELECT count(*) FROM key_candidates WHERE jid = ?1 AND device = ?2"
-	               " AND fingerprint IS NOT ?3",
-	               jid, device, fp, &n);
-	if (r == MEND_OK && n >= MEND_STORE_MAX_CANDIDATES)
+	if (r == MEND_OK && n >= c->max)
 		r = MEND_ERR_TOO_LARGE;
 	if (r == MEND_OK)
-		r = mend_store_stmt(s,
-		                    "INSERT OR IGNORE INTO key_candidates"
-		                    " (jid, device, fingerprint, key, first_seen)"
-		                    " VALUES (?1, ?2, ?3, ?4, ?5)",
-		                    &st);
+		r = mend_store_stmt(s, c->insert, &st);
 	if (r < 0)
 		return r;
 	bind_key(st, jid, device, fp);
 	sqlite3_bind_int64(st, 5, g_get_real_time() / G_USEC_PER_SEC);
-	aad = aad_of("key_candidates", fp, device, jid);
-	r = run_sealed(s, st, 4, aad, key, len);
+	aad = aad_of(c->table, fp, device, jid);
+	r = run_sealed(s, st, 4, aad, data, len);
 	g_free(aad);
 	return r;
+}
+
+static const capped candidates = {
+    "key_candidates",
+    /* the other keys of this device: a key seen again is not one more */
+    "SELECT count(*) FROM key_candidates WHERE jid = ?1 AND device = ?2"
+    " AND fingerprint IS NOT ?3",
+    "INSERT OR IGNORE INTO key_candidates (jid, device, fingerprint, key, first_seen)"
+    " VALUES (?1, ?2, ?3, ?4, ?5)",
+    MEND_STORE_MAX_CANDIDATES};
+
+static const capped held = {
+    "held", "SELECT count(*) FROM held WHERE jid = ?1 AND device = ?2 AND ?3 IS NOT NULL",
+    "INSERT INTO held (jid, device, fingerprint, data, received) VALUES (?1, ?2, ?3, ?4, ?5)",
+    MEND_STORE_MAX_HELD};
+
+int mend_store_candidate_add(mend_store *s, const char *jid, uint32_t device, const char *fp,
+                             const uint8_t *key, size_t len)
+{
+	return add_capped(s, &candidates, jid, device, fp, key, len);
 }
 
 int mend_store_candidates(mend_store *s, const char *jid, uint32_t device, GPtrArray **keys)
@@ -162,28 +178,7 @@ int mend_store_candidate_delete(mend_store *s, const char *jid, uint32_t device,
 int mend_store_held_add(mend_store *s, const char *jid, uint32_t device, const char *fp,
                         const uint8_t *data, size_t len)
 {
-	sqlite3_stmt *st = NULL;
-	size_t n = 0;
-	char *aad;
-	int r;
-
-	r = count_rows(s, "SELECT count(*) FROM held WHERE jid = ?1 AND device = ?2", jid, device,
-	               NULL, &n);
-	if (r == MEND_OK && n >= MEND_STORE_MAX_HELD)
-		r = MEND_ERR_TOO_LARGE;
-	if (r == MEND_OK)
-		r = mend_store_stmt(s,
-		                    "INSERT INTO held (jid, device, fingerprint, data, received)"
-		                    " VALUES (?1, ?2, ?3, ?4, ?5)",
-		                    &st);
-	if (r < 0)
-		return r;
-	bind_key(st, jid, device, fp);
-	sqlite3_bind_int64(st, 5, g_get_real_time() / G_USEC_PER_SEC);
-	aad = aad_of("held", fp, device, jid);
-	r = run_sealed(s, st, 4, aad, data, len);
-	g_free(aad);
-	return r;
+	return add_capped(s, &held, jid, device, fp, data, len);
 }
 
 int mend_store_held_list(mend_store *s, const char *jid, uint32_t device, const char *fp,
