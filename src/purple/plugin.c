@@ -58,8 +58,8 @@ typedef struct conn {
 	char *bare;
 	/* set while the core handles an incoming stanza */
 	int rx_consumed;
-	/* set while mend writes a decrypted message through serv_got_im */
-	int showing_decrypted;
+	/* set while mend writes a message that was (or will go) encrypted */
+	int writing_encrypted;
 	GHashTable *asked; /* normalised JID -> when we asked for its device list (s) */
 } conn;
 
@@ -300,6 +300,18 @@ static time_t time_of(const char *iso)
 	return t;
 }
 
+/* Our own message, encrypted, as sent (markup) in the chat with peer; who as libpurple's. */
+static void write_ours(conn *c, PurpleAccount *a, const char *peer, const char *who,
+                       const char *markup, PurpleMessageFlags f, time_t t)
+{
+	if (c)
+		c->writing_encrypted = 1;
+	purple_conv_im_write(PURPLE_CONV_IM(conv_for(a, peer)), who, markup,
+	                     PURPLE_MESSAGE_SEND | f, t);
+	if (c)
+		c->writing_encrypted = 0;
+}
+
 static void show_message(conn *c, const mend_event *ev)
 {
 	PurpleAccount *a = purple_connection_get_account(c->gc);
@@ -308,14 +320,12 @@ static void show_message(conn *c, const mend_event *ev)
 	time_t t = time_of(ev->timestamp);
 
 	if (ev->outgoing) { /* a sent carbon or our own message from the archive */
-		purple_conv_im_write(PURPLE_CONV_IM(conv_for(a, ev->peer)),
-		                     purple_account_get_username(a), esc, PURPLE_MESSAGE_SEND | f,
-		                     t);
+		write_ours(c, a, ev->peer, purple_account_get_username(a), esc, f, t);
 	} else {
 		shown = with_mark(mark_of(ev), esc);
-		c->showing_decrypted = 1;
+		c->writing_encrypted = 1;
 		serv_got_im(c->gc, ev->peer, shown, PURPLE_MESSAGE_RECV | f, t);
-		c->showing_decrypted = 0;
+		c->writing_encrypted = 0;
 		g_free(shown);
 	}
 	g_free(esc);
@@ -333,7 +343,7 @@ static gboolean receiving_im(PurpleAccount *a, char **sender, char **msg, Purple
 	conn *c = conn_of(a);
 	char *marked;
 
-	if ((c && c->showing_decrypted) || !sender || !*sender || !msg || !*msg ||
+	if ((c && c->writing_encrypted) || !sender || !*sender || !msg || !*msg ||
 	    strcmp(purple_account_get_protocol_id(a), "prpl-jabber") != 0)
 		return FALSE;
 	if (!listed(PREF_ENABLED, a, *sender) && !has_devices(c, *sender, 0))
@@ -374,13 +384,31 @@ static void op_log(mend_log_level level, const char *text, void *ud)
 		purple_debug_info("mend", "%s\n", text);
 }
 
+/*
+ * writing-im-msg: our own plaintext message (anything sent that mend did not
+ * encrypt) to a contact who has OMEMO devices is shown with [UNENCRYPTED].
+ */
+static gboolean writing_im(PurpleAccount *a, const char *who, char **msg, PurpleConversation *conv,
+                           PurpleMessageFlags flags, gpointer data)
+{
+	conn *c = conn_of(a);
+	char *marked;
+
+	if (!(flags & PURPLE_MESSAGE_SEND) || !c || c->writing_encrypted || !msg || !*msg ||
+	    !has_devices(c, purple_conversation_get_name(conv), 0))
+		return FALSE;
+	marked = with_mark(MARK_PLAINTEXT, *msg);
+	g_free(*msg);
+	*msg = marked;
+	return FALSE;
+}
+
 /* Our message as sent, in the conversation with peer (text is plain). */
-static void show_sent(PurpleAccount *a, const char *peer, const char *text)
+static void show_sent(conn *c, PurpleAccount *a, const char *peer, const char *text)
 {
 	char *esc = g_markup_escape_text(text ? text : "", -1);
 
-	purple_conv_im_write(PURPLE_CONV_IM(conv_for(a, peer)), NULL, esc, PURPLE_MESSAGE_SEND,
-	                     time(NULL));
+	write_ours(c, a, peer, NULL, esc, 0, time(NULL));
 	g_free(esc);
 }
 
@@ -395,7 +423,7 @@ static void op_event(const mend_event *ev, void *ud)
 		show_message(c, ev);
 		break;
 	case MEND_EVENT_SENT: /* a message that waited for keys has left: now it shows as sent */
-		show_sent(a, ev->peer, ev->body);
+		show_sent(c, a, ev->peer, ev->body);
 		break;
 	case MEND_EVENT_SEND_FAILED:
 		failed =
@@ -771,8 +799,7 @@ static void sending_im(PurpleAccount *a, const char *who, char **msg, gpointer d
 	      : MEND_ERR_NOT_FOUND;
 	if (r == 0) {
 		op_send(stanza, c);
-		purple_conv_im_write(PURPLE_CONV_IM(conv_for(a, who)), NULL, *msg,
-		                     PURPLE_MESSAGE_SEND, time(NULL));
+		write_ours(c, a, who, NULL, *msg, 0, time(NULL));
 	} else {
 		report_unsent(a, who, body ? body : "", r);
 	}
@@ -1179,6 +1206,8 @@ static gboolean plugin_load(PurplePlugin *plugin)
 	                      NULL);
 	purple_signal_connect(purple_conversations_get_handle(), "sending-im-msg", plugin,
 	                      PURPLE_CALLBACK(sending_im), NULL);
+	purple_signal_connect(purple_conversations_get_handle(), "writing-im-msg", plugin,
+	                      PURPLE_CALLBACK(writing_im), NULL);
 	purple_signal_connect(purple_conversations_get_handle(), "receiving-im-msg", plugin,
 	                      PURPLE_CALLBACK(receiving_im), NULL);
 	purple_signal_connect(purple_conversations_get_handle(), "conversation-created", plugin,

@@ -218,6 +218,10 @@ def per_chat_switch_ignores_case_and_resource_and_rooms_stay_honest():
             a.send("bob@localhost", "case-folded-secret")
             wait_message(bl, "case-folded-secret", timeout=30)
             a.cmd("bob@localhost", "/mend off")
+            a.send("bob@localhost", "plain-while-off")  # ours, unencrypted: marked so
+            a.wait_im("[UNENCRYPTED] plain-while-off", timeout=10, flags=("send",))
+            sent = [o["text"] for o in a.ims() if "send" in o["flags"]]
+            assert not any(t.startswith("[UNENCRYPTED] case-folded") for t in sent), sent
             a.cmd("bob@localhost", "/mend on BOB@localhost/elsewhere")
             a.send("bob@localhost/phone", "resource-secret")
             wait_message(bl, "resource-secret", timeout=30)
