@@ -424,6 +424,9 @@ static void op_event(const mend_event *ev, void *ud)
 		break;
 	case MEND_EVENT_SENT: /* a message that waited for keys has left: now it shows as sent */
 		show_sent(c, a, ev->peer, ev->body);
+		if (ev->text) /* the devices it skipped (untrusted, inactive), how to include them
+		               */
+			say(a, ev->peer, ev->text);
 		break;
 	case MEND_EVENT_SEND_FAILED:
 		failed =

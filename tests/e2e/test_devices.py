@@ -101,15 +101,15 @@ def after_a_verification_a_new_device_gets_nothing_until_trusted():
         assert not announcements(alice.lines(cp)), f"announced twice: {cp.stdout}"
 
 
-def age_device(me, jid, device, days):
-    """Moves what `me` knows of a device `days` into the past (the store's plain columns)."""
-    db = sqlite3.connect(os.path.join(me.dir, "data", "omemo.sqlite"))
+def age_device(store, jid, device, days):
+    """Moves what a store knows of a device `days` into the past (its plain columns)."""
+    db = sqlite3.connect(store)
     with db:
         past = int(time.time()) - days * 86400
         n = db.execute("UPDATE devices SET listed_at = ?, last_seen = 0 WHERE jid = ? AND "
                        "device = ?", (past, jid, device)).rowcount
     db.close()
-    assert n == 1, f"no row for {jid} device {device} in {me.user}'s store"
+    assert n == 1, f"no row for {jid} device {device} in {store}"
 
 
 @test
@@ -124,7 +124,8 @@ def a_device_silent_for_90_days_is_skipped_until_it_writes():
         pid = phone.device_id()
         assert not devices(alice, "bob@localhost")[pid]["stale"]
 
-        age_device(alice, "bob@localhost", pid, STALE_DAYS + 1)
+        age_device(os.path.join(alice.dir, "data", "omemo.sqlite"), "bob@localhost", pid,
+                   STALE_DAYS + 1)
         d = devices(alice, "bob@localhost")[pid]
         assert d["stale"] and d["active"], d
         cp = run([a for a in alice.argv("devices", "bob@localhost") if a != "--json"], 60,
@@ -177,6 +178,38 @@ def pidgin_hears_of_a_new_device_while_signed_on():
                 wait_message(tl, "to the tablet too")
             assert not [o for o in a.ims(start=m) if "has a new device" in o["text"]], \
                 "announced twice"
+
+
+@test
+def pidgin_names_the_inactive_device_it_skipped():
+    why = purple_missing()
+    if why:
+        skip(why)
+    if not os.path.exists(PLUGIN):
+        skip(f"{PLUGIN} is not built")
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        phone, tablet = Mend(srv, root, "bob", "phone"), Mend(srv, root, "bob", "tablet")
+        phone.publish()
+        tablet.publish()
+        pid = ident(phone)[0]
+        with Purple(srv, "alice", plugins=("core-mend",), plugin_dir=LIBS) as a:
+            a.wait_signed_on()
+            a.cmd("bob@localhost", "/mend on")
+            a.send("bob@localhost", "to both")
+            with phone.listen("--count", "1", "--timeout", "30") as pl:
+                wait_message(pl, "to both")
+            a.quit()
+            age_device(os.path.join(a.user_dir, "mend", "alice@localhost", "omemo.sqlite"),
+                       "bob@localhost", pid, STALE_DAYS + 1)
+            a.start()
+            a.wait_signed_on()
+            a.cmd("bob@localhost", "/mend on")
+            m = a.mark()
+            a.send("bob@localhost", "tablet only")
+            a.wait_im(lambda o: str(pid) in o["text"] and "inactive" in o["text"], timeout=30,
+                      conv="bob@localhost", start=m)
+            with tablet.listen("--count", "1", "--timeout", "30") as tl:
+                wait_message(tl, "tablet only")
 
 
 @test
