@@ -298,7 +298,7 @@ static char *forge(sim *s, sim_dev *a, sim_dev *victim, const char *body, char f
 	return wire;
 }
 
-static void test_forged_change(sim *s, sim_dev *a)
+static sim_dev *test_forged_change(sim *s, sim_dev *a)
 {
 	sim_dev *g = add(s, GRACE, "grace's phone");
 	char fp[65], m1[65], m2[65], *w1, *w2, *st = NULL;
@@ -338,6 +338,7 @@ static void test_forged_change(sim *s, sim_dev *a)
 	TAP_OK(a->last_body && same(a->last_body, "no, this is my new key"), "decrypted");
 	g_free(w1);
 	g_free(w2);
+	return g;
 }
 
 /* --- 4. manual trust for one contact ----------------------------------------------- */
@@ -576,6 +577,49 @@ static void test_restart(sim *s, sim_dev *a, sim_dev *f)
 	g_free(old);
 }
 
+/* The text of <identityKey> in a bundle (g_free), or NULL. */
+static char *identity_of(const char *bundle)
+{
+	const char *a = bundle ? strstr(bundle, "<identityKey") : NULL;
+	const char *b = a ? strchr(a, '>') : NULL, *e = b ? strstr(b, "</identityKey>") : NULL;
+
+	return e ? g_strndup(b + 1, (gsize)(e - b - 1)) : NULL;
+}
+
+/*
+ * A bundle that names grace's device under another identity key whose
+ * signature does not hold under that key proves nothing: no candidate.
+ */
+static void test_unproven_key(sim_dev *a, sim_dev *g)
+{
+	sim *elsewhere = sim_new();
+	sim_dev *m = elsewhere ? sim_add(elsewhere, GRACE, "m") : NULL;
+	char *real = NULL, *other = NULL, *gk, *mk;
+	unsigned before;
+	GString *forged;
+
+	if (!g || !m)
+		TAP_BAIL("no grace or no mallory");
+	before = info_of(a, GRACE, g->device_id).n_new_keys;
+	mend_account_bundle_xml(g->acc, &real);
+	mend_account_bundle_xml(m->acc, &other);
+	gk = identity_of(real);
+	mk = identity_of(other);
+	forged = g_string_new(real);
+	TAP_OK(gk && mk && g_string_replace(forged, gk, mk, 1) == 1,
+	       "grace's bundle with mallory's identity key in it");
+	TAP_EQ(mend_account_bundle_process(a->acc, GRACE, g->device_id, forged->str),
+	       MEND_ERR_UNTRUSTED, "alice does not take it");
+	TAP_EQ(info_of(a, GRACE, g->device_id).n_new_keys, before,
+	       "and keeps no candidate: its signature does not hold under that key");
+	g_string_free(forged, TRUE);
+	g_free(gk);
+	g_free(mk);
+	mend_free(real);
+	mend_free(other);
+	sim_free(elsewhere);
+}
+
 /* --- 8. an edited store fails closed ------------------------------------------------ */
 
 static int sql_on(sim_dev *d, const char *sql)
@@ -643,7 +687,7 @@ int main(void)
 	b2 = test_tofu(s, a, b1);
 	test_key_change(s, a, b1, b2);
 	f = test_only_device_changed(s, a);
-	test_forged_change(s, a);
+	test_unproven_key(a, test_forged_change(s, a));
 	test_manual(s, a);
 	test_uris(s, a, b1);
 	test_btbv(s, a);

@@ -480,6 +480,7 @@ static void device_json(const char *jid, const mend_device_info *d, int own)
 	json_int(s, "device", d->id);
 	json_str(s, "fingerprint", d->fingerprint[0] ? d->fingerprint : NULL);
 	json_str(s, "new_fingerprint", d->new_fingerprint[0] ? d->new_fingerprint : NULL);
+	json_int(s, "new_keys", d->n_new_keys); /* new_fingerprint is the first of them */
 	json_str(s, "trust", trust ? trust : "unknown");
 	json_bool(s, "active", d->active);
 	json_bool(s, "stale", d->stale);

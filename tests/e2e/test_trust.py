@@ -71,6 +71,7 @@ def a_changed_identity_key_is_accepted_only_by_its_fingerprint():
         d = devices(alice, "bob@localhost")[pid]
         assert d["trust"] == "tofu", d
         assert d["fingerprint"] == old_fp and d["new_fingerprint"] == new_fp, d
+        assert d["new_keys"] == 1, d
         # trust without the fingerprint: the new one and the command, exit 2, nothing changes
         cp = one(alice, "trust", "bob@localhost", str(pid), rc=2)
         assert f"mend trust bob@localhost {pid} FINGERPRINT" in cp.stderr, cp.stderr
