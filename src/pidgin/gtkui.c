@@ -1,7 +1,9 @@
 /*
  * gtkui.c - mend's piece of Pidgin's conversation window (plugin gtk-mend,
  * built only when pidgin-dev is found): an OMEMO toggle button in every IM
- * window's toolbar that shows whether the chat is encrypted and switches it.
+ * window's toolbar that shows whether the chat is encrypted and switches it,
+ * and the same switch as "Encrypt with OMEMO" in the window's Conversation
+ * menu (following the window's active chat).
  *
  * Only Pidgin's public headers (gtkconv.h, gtkplugin.h) and libpurple's
  * public plugin IPC are used: the state comes from the libpurple plugin
@@ -30,6 +32,7 @@
 #define PLUGIN_ID "gtk-mend"
 #define CORE_ID   "core-mend"
 #define BUTTON    "mend-button" /* conversation data: our toggle button */
+#define ITEM      "mend-item"   /* window data: our check item in its Conversation menu */
 #define REFRESH   2             /* seconds: device lists change the default's answer */
 
 static guint refresh_timer;
@@ -87,12 +90,60 @@ static void show_state(PurpleConversation *conv)
 	log_place(b, &b->allocation, conv);
 }
 
+/* The window's "Encrypt with OMEMO" item follows its active chat. */
+static void show_menu(PidginWindow *win)
+{
+	GtkWidget *item = win ? g_object_get_data(G_OBJECT(win->window), ITEM) : NULL;
+	PurpleConversation *conv = item ? pidgin_conv_window_get_active_conversation(win) : NULL;
+	int usable = conv && is_jabber_im(conv), on = usable && encrypted(conv);
+
+	if (!item || (gtk_check_menu_item_get_active(GTK_CHECK_MENU_ITEM(item)) == on &&
+	              g_object_get_data(G_OBJECT(item), "mend-conv") == conv))
+		return;
+	g_object_set_data(G_OBJECT(item), "mend-conv", conv);
+	g_signal_handlers_block_matched(item, G_SIGNAL_MATCH_DATA, 0, 0, NULL, NULL, win);
+	gtk_check_menu_item_set_active(GTK_CHECK_MENU_ITEM(item), on);
+	gtk_widget_set_sensitive(item, usable);
+	g_signal_handlers_unblock_matched(item, G_SIGNAL_MATCH_DATA, 0, 0, NULL, NULL, win);
+	purple_debug_info(PLUGIN_ID, "menu of %s: %s\n",
+	                  conv ? purple_conversation_get_name(conv) : "-",
+	                  on ? "checked" : "unchecked");
+}
+
 static void toggled(GtkToggleButton *b, PurpleConversation *conv)
 {
 	purple_plugin_ipc_call(core(), "set", NULL, purple_conversation_get_account(conv),
 	                       purple_conversation_get_name(conv),
 	                       (guint)gtk_toggle_button_get_active(b));
 	show_state(conv);
+}
+
+static void menu_toggled(GtkCheckMenuItem *item, PidginWindow *win)
+{
+	PurpleConversation *conv = pidgin_conv_window_get_active_conversation(win);
+
+	if (conv && is_jabber_im(conv))
+		purple_plugin_ipc_call(core(), "set", NULL, purple_conversation_get_account(conv),
+		                       purple_conversation_get_name(conv),
+		                       (guint)gtk_check_menu_item_get_active(item));
+	if (conv)
+		show_state(conv);
+	show_menu(win);
+}
+
+/* Adds "Encrypt with OMEMO" to the window's Conversation menu (the one with View Log). */
+static void add_menu(PidginWindow *win)
+{
+	GtkWidget *menu, *item;
+
+	if (!win || g_object_get_data(G_OBJECT(win->window), ITEM) || !win->menu.view_log)
+		return;
+	menu = gtk_widget_get_parent(win->menu.view_log);
+	item = gtk_check_menu_item_new_with_mnemonic(_("_Encrypt with OMEMO (mend)"));
+	gtk_menu_shell_append(GTK_MENU_SHELL(menu), item);
+	g_signal_connect(item, "toggled", G_CALLBACK(menu_toggled), win);
+	g_object_set_data(G_OBJECT(win->window), ITEM, item);
+	gtk_widget_show(item);
 }
 
 /* Adds the toggle to an IM window's toolbar (as pidgin-otr adds its button). */
@@ -112,7 +163,9 @@ static void attach(PurpleConversation *conv)
 	g_signal_connect(b, "size-allocate", G_CALLBACK(log_place), conv);
 	purple_conversation_set_data(conv, BUTTON, b);
 	gtk_widget_show(b);
+	add_menu(gtkconv->win);
 	show_state(conv);
+	show_menu(gtkconv->win);
 }
 
 static void detach(PurpleConversation *conv)
@@ -129,6 +182,14 @@ static void displayed(PidginConversation *gtkconv, gpointer data)
 	attach(gtkconv->active_conv);
 }
 
+static void switched(PurpleConversation *conv, gpointer data)
+{
+	PidginConversation *gtkconv = PIDGIN_CONVERSATION(conv);
+
+	if (gtkconv)
+		show_menu(gtkconv->win);
+}
+
 static void state_changed(PurpleAccount *a, const char *jid, gpointer data)
 {
 	GList *l;
@@ -136,6 +197,8 @@ static void state_changed(PurpleAccount *a, const char *jid, gpointer data)
 	for (l = purple_get_ims(); l; l = l->next)
 		if (purple_conversation_get_account(l->data) == a)
 			show_state(l->data);
+	for (l = pidgin_conv_windows_get_list(); l; l = l->next)
+		show_menu(l->data);
 }
 
 static gboolean refresh(gpointer data)
@@ -144,6 +207,8 @@ static gboolean refresh(gpointer data)
 
 	for (l = purple_get_ims(); l; l = l->next)
 		show_state(l->data);
+	for (l = pidgin_conv_windows_get_list(); l; l = l->next)
+		show_menu(l->data);
 	return TRUE;
 }
 
@@ -155,6 +220,8 @@ static gboolean plugin_load(PurplePlugin *plugin)
 		return FALSE;
 	purple_signal_connect(pidgin_conversations_get_handle(), "conversation-displayed", plugin,
 	                      PURPLE_CALLBACK(displayed), NULL);
+	purple_signal_connect(pidgin_conversations_get_handle(), "conversation-switched", plugin,
+	                      PURPLE_CALLBACK(switched), NULL);
 	purple_signal_connect(core(), "mend-state-changed", plugin, PURPLE_CALLBACK(state_changed),
 	                      NULL);
 	for (l = purple_get_ims(); l; l = l->next)
@@ -171,6 +238,14 @@ static gboolean plugin_unload(PurplePlugin *plugin)
 	purple_signals_disconnect_by_handle(plugin);
 	for (l = purple_get_ims(); l; l = l->next)
 		detach(l->data);
+	for (l = pidgin_conv_windows_get_list(); l; l = l->next) {
+		PidginWindow *win = l->data;
+		GtkWidget *item = g_object_get_data(G_OBJECT(win->window), ITEM);
+
+		if (item)
+			gtk_widget_destroy(item);
+		g_object_set_data(G_OBJECT(win->window), ITEM, NULL);
+	}
 	return TRUE;
 }
 
