@@ -6,7 +6,7 @@ import datetime
 import json
 import os
 
-from harness import Prosody, JsonLinesProcess, run, HERE
+from harness import Prosody, JsonLinesProcess, run, wait_for, HERE
 
 BUILD = os.environ.get("top_builddir") or os.path.join(HERE, "..", "..", "build")
 MEND = os.environ.get("MEND_BIN") or os.path.join(BUILD, "mend")
@@ -107,3 +107,14 @@ def stored_on_server(srv, text):
                 if text.encode() in fh.read():
                     return True
     return False
+
+
+def wait_published(srv, root, user):
+    """Until a plugin's mend has published user's device (another client sees it)."""
+    probe = Mend(srv, root, "carol", "probe")
+
+    def seen():
+        cp = probe.run("devices", f"{user}@localhost")
+        return cp.returncode == 0 and any(o.get("type") == "device" and o.get("fingerprint")
+                                          for o in probe.lines(cp))
+    wait_for(seen, 30, f"{user}'s mend device to be published", interval=0.3)

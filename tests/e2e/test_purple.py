@@ -16,7 +16,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import skip, start_omemo_peer, test, main, wait_for, wait_ready  # noqa: E402
-from mendcli import BUILD, Mend, server, stored_on_server, wait_listening, wait_message  # noqa: E402,E501
+from mendcli import (BUILD, Mend, server, stored_on_server, wait_listening, wait_message,  # noqa: E402,E501
+                     wait_published)
 from purple import Finch, Purple, purple_missing, finch_loads_plugin, finch_missing  # noqa: E402,E501
 from profanity import xmpp_session  # noqa: E402
 
@@ -49,17 +50,6 @@ def alice_and_listening_bob(srv, root):
         a.wait_signed_on()
         wait_listening(bl)
         yield a, bl
-
-
-def wait_published(srv, root, user):
-    """Until mend in libpurple has published user's device (another client sees it)."""
-    probe = Mend(srv, root, "carol", "probe")
-
-    def seen():
-        cp = probe.run("devices", f"{user}@localhost")
-        return cp.returncode == 0 and any(o.get("type") == "device" and o.get("fingerprint")
-                                          for o in probe.lines(cp))
-    wait_for(seen, 30, f"{user}'s mend device to be published", interval=0.3)
 
 
 @test

@@ -12,8 +12,8 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import skip, test, main, wait_for  # noqa: E402
-from mendcli import BUILD, Mend, server  # noqa: E402
+from harness import skip, test, main  # noqa: E402
+from mendcli import BUILD, Mend, server, wait_published  # noqa: E402
 from profanity import Profanity, profanity_missing  # noqa: E402
 from purple import Purple, purple_missing  # noqa: E402
 
@@ -38,16 +38,6 @@ def fingerprint(me):
 
 def grouped(fp):
     return " ".join(fp[i:i + 8] for i in range(0, 64, 8))
-
-
-def wait_published(srv, root, user):
-    probe = Mend(srv, root, "carol", "probe")
-
-    def seen():
-        cp = probe.run("devices", f"{user}@localhost")
-        return cp.returncode == 0 and any(o.get("type") == "device" and o.get("fingerprint")
-                                          for o in probe.lines(cp))
-    wait_for(seen, 30, f"{user}'s mend device to be published", interval=0.3)
 
 
 @test
