@@ -146,18 +146,25 @@ def a_device_silent_for_90_days_is_skipped_until_it_writes():
         assert [o["devices"] for o in alice.lines(cp) if o["type"] == "sent"] == [2], cp.stdout
 
 
-@test
-def pidgin_hears_of_a_new_device_while_signed_on():
-    why = purple_missing()
+def needs_purple():
+    """Skips the test where libpurple or the plugin is missing."""
+    why = purple_missing() or (not os.path.exists(PLUGIN) and f"{PLUGIN} is not built")
     if why:
         skip(why)
-    if not os.path.exists(PLUGIN):
-        skip(f"{PLUGIN} is not built")
+
+
+def pidgin(srv):
+    """alice in the headless libpurple client with the mend plugin."""
+    return Purple(srv, "alice", plugins=("core-mend",), plugin_dir=LIBS)
+
+
+@test
+def pidgin_hears_of_a_new_device_while_signed_on():
+    needs_purple()
     with server() as srv, tempfile.TemporaryDirectory() as root:
         phone = Mend(srv, root, "bob", "phone")
         phone.publish()
-        with Purple(srv, "alice", plugins=("core-mend",), plugin_dir=LIBS) as a, \
-                phone.listen() as pl:
+        with pidgin(srv) as a, phone.listen() as pl:
             a.wait_signed_on()
             wait_listening(pl)
             a.cmd("bob@localhost", "/mend on")
@@ -182,17 +189,13 @@ def pidgin_hears_of_a_new_device_while_signed_on():
 
 @test
 def pidgin_names_the_inactive_device_it_skipped():
-    why = purple_missing()
-    if why:
-        skip(why)
-    if not os.path.exists(PLUGIN):
-        skip(f"{PLUGIN} is not built")
+    needs_purple()
     with server() as srv, tempfile.TemporaryDirectory() as root:
         phone, tablet = Mend(srv, root, "bob", "phone"), Mend(srv, root, "bob", "tablet")
         phone.publish()
         tablet.publish()
         pid = ident(phone)[0]
-        with Purple(srv, "alice", plugins=("core-mend",), plugin_dir=LIBS) as a:
+        with pidgin(srv) as a:
             a.wait_signed_on()
             a.cmd("bob@localhost", "/mend on")
             a.send("bob@localhost", "to both")
