@@ -187,6 +187,52 @@ int sim_publish_all(sim *s)
 	return r;
 }
 
+struct share {
+	guint fetcher, n;
+};
+
+static gboolean keep_share(const GMatchInfo *mi, GString *out, gpointer ud)
+{
+	const struct share *sh = ud;
+	char *whole = g_match_info_fetch(mi, 0), *id = g_match_info_fetch(mi, 1);
+
+	if (g_ascii_strtoull(id, NULL, 10) % sh->n == sh->fetcher)
+		g_string_append(out, whole);
+	g_free(whole);
+	g_free(id);
+	return FALSE;
+}
+
+/* The one-time prekeys of `bundle` whose id is `fetcher` modulo the number of devices. */
+static char *prekey_share(sim *s, sim_dev *fetcher, const char *bundle)
+{
+	struct share sh = {0, s->devs->len};
+	GRegex *re = g_regex_new("<preKeyPublic[^>]*preKeyId=[\"']([0-9]+)[\"'][^>]*>[^<]*"
+	                         "</preKeyPublic>",
+	                         0, 0, NULL);
+	char *out;
+
+	while (sh.fetcher < s->devs->len && g_ptr_array_index(s->devs, sh.fetcher) != fetcher)
+		sh.fetcher++;
+	out = g_regex_replace_eval(re, bundle, -1, 0, 0, keep_share, &sh, NULL);
+	g_regex_unref(re);
+	return out;
+}
+
+char *sim_bundle_for(sim *s, sim_dev *fetcher, sim_dev *owner)
+{
+	char *bundle = NULL, *out = NULL;
+	int was_closed = !owner->acc;
+
+	/* PEP serves the bundle even while its device is offline */
+	if (sim_open(owner) == MEND_OK && mend_account_bundle_xml(owner->acc, &bundle) == MEND_OK)
+		out = s->disjoint_prekeys ? prekey_share(s, fetcher, bundle) : g_strdup(bundle);
+	if (was_closed)
+		sim_close(owner);
+	mend_free(bundle);
+	return out;
+}
+
 int sim_fetch_bundles(sim *s, sim_dev *d, const char *jid)
 {
 	uint32_t *ids = NULL;
@@ -196,20 +242,13 @@ int sim_fetch_bundles(sim *s, sim_dev *d, const char *jid)
 	r = mend_account_devices_needing_bundle(d->acc, jid, &ids, &n);
 	for (i = 0; r == MEND_OK && i < n; i++) {
 		sim_dev *o = sim_find(s, jid, ids[i]);
-		char *bundle = NULL;
-		int was_closed = o && !o->acc;
+		char *bundle = o ? sim_bundle_for(s, d, o) : NULL;
 
 		if (!o)
 			continue;
-		/* PEP serves the bundle even while its device is offline */
-		r = sim_open(o);
-		if (r == MEND_OK)
-			r = mend_account_bundle_xml(o->acc, &bundle);
-		if (r == MEND_OK)
-			r = mend_account_bundle_process(d->acc, jid, ids[i], bundle);
-		if (was_closed)
-			sim_close(o);
-		mend_free(bundle);
+		r = bundle ? mend_account_bundle_process(d->acc, jid, ids[i], bundle)
+		           : MEND_ERR_NOT_FOUND;
+		g_free(bundle);
 	}
 	mend_free(ids);
 	return r;

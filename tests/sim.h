@@ -28,6 +28,13 @@ typedef struct sim {
 	char *root;      /* temp dir, removed by sim_free */
 	GPtrArray *devs; /* of sim_dev* */
 	unsigned long next_sid;
+	/*
+	 * When set, each device fetching a bundle gets only the one-time prekeys
+	 * whose id is its index modulo the number of devices, so two senders never
+	 * build on the same one (that race, which XEP-0384 v0.3 §5 lets the later
+	 * sender lose outside catch-up, is test-account's, not every test's).
+	 */
+	int disjoint_prekeys;
 } sim;
 
 sim *sim_new(void);
@@ -40,6 +47,8 @@ int sim_open(sim_dev *d);
 int sim_publish_all(sim *s);
 /* Builds sessions from bundles for every device of `jid` that `d` still lacks. */
 int sim_fetch_bundles(sim *s, sim_dev *d, const char *jid);
+/* The bundle of `owner` as PEP serves it to `fetcher` (see disjoint_prekeys); g_free. */
+char *sim_bundle_for(sim *s, sim_dev *fetcher, sim_dev *owner);
 /* Encrypts body from d to `to`, fetching bundles first if needed. *stanza: mend_free. */
 int sim_send(sim *s, sim_dev *d, const char *to, const char *body, char **stanza);
 /*

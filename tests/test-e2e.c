@@ -211,6 +211,55 @@ static void report(world *w)
 	       "the run really dropped, duplicated and reopened");
 }
 
+/* The one-time prekey ids in a bundle, as a set. */
+static GHashTable *prekey_ids(const char *bundle)
+{
+	GHashTable *ids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	GRegex *re = g_regex_new("preKeyId=[\"']([0-9]+)[\"']", 0, 0, NULL);
+	GMatchInfo *mi = NULL;
+
+	g_regex_match(re, bundle ? bundle : "", 0, &mi);
+	while (g_match_info_matches(mi)) {
+		g_hash_table_add(ids, g_match_info_fetch(mi, 1));
+		g_match_info_next(mi, NULL);
+	}
+	g_match_info_free(mi);
+	g_regex_unref(re);
+	return ids;
+}
+
+/*
+ * Two senders building on the same one-time prekey of a device before it read
+ * either message is a race XEP-0384 v0.3 §5 lets the later one lose (outside
+ * catch-up the key is gone at once; test-account covers it). It happened in
+ * about one run of 40, so the world hands out disjoint prekeys: checked here.
+ */
+static void check_disjoint_prekeys(world *w)
+{
+	int owner, a, shared = 0, offered = 1;
+
+	for (owner = 0; owner < 3; owner++) {
+		sim_dev *f[2] = {w->dev[(owner + 1) % 3], w->dev[(owner + 2) % 3]};
+		char *b[2] = {sim_bundle_for(w->s, f[0], w->dev[owner]),
+		              sim_bundle_for(w->s, f[1], w->dev[owner])};
+		GHashTable *ids[2] = {prekey_ids(b[0]), prekey_ids(b[1])};
+		GHashTableIter it;
+		gpointer id;
+
+		for (a = 0; a < 2; a++)
+			offered = offered && g_hash_table_size(ids[a]) > 0;
+		g_hash_table_iter_init(&it, ids[0]);
+		while (g_hash_table_iter_next(&it, &id, NULL))
+			shared += g_hash_table_contains(ids[1], id);
+		for (a = 0; a < 2; a++) {
+			g_hash_table_destroy(ids[a]);
+			g_free(b[a]);
+		}
+	}
+	TAP_OK(offered && shared == 0,
+	       "two senders are never offered the same one-time prekey (%d shared)", shared);
+}
+
 static void setup(world *w)
 {
 	w->dev[0] = sim_add(w->s, "alice@example.org", "alice's phone");
@@ -220,6 +269,7 @@ static void setup(world *w)
 		TAP_BAIL("cannot open the three devices");
 	if (sim_publish_all(w->s) < 0)
 		TAP_BAIL("cannot exchange device lists");
+	check_disjoint_prekeys(w);
 }
 
 int main(void)
@@ -233,6 +283,7 @@ int main(void)
 	w->s = sim_new();
 	if (!w->s)
 		TAP_BAIL("no temp dir");
+	w->s->disjoint_prekeys = 1;
 	w->rng = g_rand_new_with_seed(seed);
 	w->pending = g_ptr_array_new();
 	setup(w);
