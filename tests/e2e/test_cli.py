@@ -227,7 +227,15 @@ def defaults_from_the_config_file_and_passwords_from_env_or_keyring():
         # the Secret Service: a real gnome-keyring in a private D-Bus session
         if not (shutil.which("dbus-run-session") and shutil.which("gnome-keyring-daemon")):
             skip("no dbus-run-session / gnome-keyring-daemon")
+        # the daemon owns its bus name a little after --unlock returns: a lookup before that
+        # starts a second daemon by D-Bus activation, whose keyring is locked (a flake under
+        # load: "Cannot create an item in a locked collection"); wait for it, 10 s at most
         script = ('eval "$(printf pw | gnome-keyring-daemon --unlock --components=secrets)"; '
+                  'n=0; until dbus-send --session --print-reply --dest=org.freedesktop.DBus '
+                  '/org/freedesktop/DBus org.freedesktop.DBus.GetNameOwner '
+                  'string:org.freedesktop.secrets >/dev/null 2>&1; do n=$((n + 1)); '
+                  '[ $n -lt 100 ] || { echo "no org.freedesktop.secrets after 10 s" >&2; exit 3; }; '
+                  'sleep 0.1; done; '
                   'printf pw | "$0" account add alice@localhost && '
                   '"$0" --json send bob@localhost "password from the keyring"')
         keyenv = {k: v for k, v in alice.env.items() if k != "DBUS_SESSION_BUS_ADDRESS"}
