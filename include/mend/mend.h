@@ -451,6 +451,8 @@ MEND_EXPORT char *mend_jid_normalize(const char *jid);
  * connected; handling a stanza does the same.
  */
 MEND_EXPORT void mend_account_tick(mend_account *acc);
+/* How often the hosts call mend_account_tick() (seconds). */
+#define MEND_TICK_SECONDS 5
 
 #ifdef __cplusplus
 }

@@ -532,6 +532,13 @@ static void retry_locked(void)
 		M.api->cons_show(_("mend: the keyring is unlocked; OMEMO is on again."));
 }
 
+/* Every few seconds while connected: what waits for time (archive retry, prekey rotation). */
+static void tick(void)
+{
+	if (M.acc)
+		mend_account_tick(M.acc);
+}
+
 static void on_connect(const char *account_name, const char *fulljid)
 {
 	connect_account(account_name, fulljid);
@@ -1212,6 +1219,7 @@ static void init(const char *version, const char *status, const char *account_na
 	M.no_omemo = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	register_commands();
 	M.api->register_timed(MEND_PROF_FILE, retry_locked, 5);
+	M.api->register_timed(MEND_PROF_FILE, tick, MEND_TICK_SECONDS);
 	/* loaded while connected: there will be no on_connect (HOSTS.md) */
 	if (account_name && fulljid)
 		connect_account(account_name, fulljid);

@@ -61,6 +61,7 @@ typedef struct conn {
 	/* set while mend writes a message that was (or will go) encrypted */
 	int writing_encrypted;
 	GHashTable *asked; /* normalised JID -> when we asked for its device list (s) */
+	guint tick;        /* the timer calling mend_account_tick() */
 } conn;
 
 static PurplePlugin *self;
@@ -458,6 +459,8 @@ static void conn_free(gpointer p)
 {
 	conn *c = p;
 
+	if (c->tick)
+		purple_timeout_remove(c->tick);
 	if (c->acc) {
 		mend_account_disconnected(c->acc);
 		mend_account_free(c->acc);
@@ -472,6 +475,13 @@ static int is_jabber(PurpleConnection *gc)
 {
 	return strcmp(purple_account_get_protocol_id(purple_connection_get_account(gc)),
 	              "prpl-jabber") == 0;
+}
+
+/* Every few seconds while signed on: what waits for time (archive retry, prekey rotation). */
+static gboolean tick(gpointer data)
+{
+	mend_account_tick(((conn *)data)->acc);
+	return TRUE;
 }
 
 /* Opens the account's store (the keyring may prompt, unless `mode` says not to). */
@@ -503,6 +513,7 @@ static int start_conn(PurpleConnection *gc, int mode)
 	/* libpurple's caps cannot say +notify: subscribe to contacts' device lists */
 	mend_account_connected(
 	    c->acc, full, MEND_CONNECT_CARBONS | MEND_CONNECT_CATCHUP | MEND_CONNECT_SUBSCRIBE);
+	c->tick = purple_timeout_add_seconds(MEND_TICK_SECONDS, tick, c);
 	return 0;
 }
 
