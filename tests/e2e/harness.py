@@ -170,12 +170,14 @@ class Prosody:
     """
 
     def __init__(self, host="localhost", accounts=None, contacts=DEFAULT_CONTACTS,
-                 tls=False, extra_config="", start_timeout=20.0, keep_dir=False):
+                 tls=False, extra_config="", start_timeout=20.0, keep_dir=False,
+                 extra_modules=()):
         self.host = host
         self.port = None
         self.pid = None
         self.tls = tls
         self.extra_config = extra_config
+        self.extra_modules = list(extra_modules)  # more modules_enabled (see plugin_paths)
         self.start_timeout = start_timeout
         self.keep_dir = keep_dir or bool(os.environ.get("MEND_E2E_KEEP"))
         self._accounts = dict(accounts or {})
@@ -205,7 +207,7 @@ class Prosody:
         modules = ["roster", "saslauth", "disco", "carbons", "pep", "private",
                    "blocklist", "vcard4", "vcard_legacy", "version", "uptime",
                    "time", "ping", "register", "mam", "offline", "smacks",
-                   "csi_simple", "groups", "posix"]
+                   "csi_simple", "groups", "posix"] + self.extra_modules
         if self.tls:
             modules.append("tls")
         tls_lines = ""

@@ -5,6 +5,7 @@
 import datetime
 import json
 import os
+import re
 
 from harness import Prosody, JsonLinesProcess, run, wait_for, HERE
 
@@ -97,6 +98,25 @@ def wait_message(proc, body, timeout=30, start=0, **fields):
 
 def server(**kw):
     return Prosody(accounts={"alice": "pw", "bob": "pw", "carol": "pw"}, **kw)
+
+
+def failing_archive(root):
+    """(flag, server() kwargs) for a Prosody whose archive answers one query with an error
+    while the file `flag` exists (mod_mend_mam_fail.lua removes it when it does)."""
+    flag = os.path.join(root, "mam-fails")
+    lua = lambda s: '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'  # noqa: E731
+    return flag, {"extra_modules": ("mend_mam_fail",),
+                  "extra_config": f"plugin_paths = {{ {lua(HERE)} }}\nmam_fail_flag = {lua(flag)}\n"}
+
+
+def offline_items(srv, user):
+    """How many stanzas Prosody keeps in `user`'s offline store (mod_offline, storage internal)."""
+    try:
+        with open(os.path.join(srv.dir, "data", srv.host, "offline", f"{user}.list"),
+                  encoding="utf-8") as f:
+            return len(re.findall(r"^item\(", f.read(), re.M))
+    except FileNotFoundError:
+        return 0
 
 
 def stored_on_server(srv, text):

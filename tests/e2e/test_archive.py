@@ -20,7 +20,7 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import skip, test, wait_for, main  # noqa: E402
 
-from mendcli import MEND, Mend, messages, server, wait_message  # noqa: E402
+from mendcli import MEND, Mend, messages, offline_items, server, wait_message  # noqa: E402
 
 if not os.access(MEND, os.X_OK):
     skip(f"{MEND} is not built")
@@ -36,11 +36,6 @@ def read(path):
             return f.read()
     except FileNotFoundError:
         return ""
-
-
-def offline_items(srv, user):
-    """How many stanzas Prosody keeps in `user`'s offline store (mod_offline)."""
-    return len(re.findall(r"^item\(", read(store_file(srv, "offline", user)), re.M))
 
 
 def published_prekeys(srv, user, device):

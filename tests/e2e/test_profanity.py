@@ -13,7 +13,7 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import skip, test, main, wait_for  # noqa: E402
 from profanity import Profanity, profanity_missing, xmpp_session  # noqa: E402
-from mendcli import BUILD, Mend, server, stored_on_server, wait_listening, wait_message  # noqa: E402,E501
+from mendcli import BUILD, Mend, failing_archive, offline_items, server, stored_on_server, wait_listening, wait_message  # noqa: E402,E501
 
 LIBS = os.path.join(BUILD, ".libs")
 PLUGIN = os.path.join(LIBS, "mend.so")
@@ -183,6 +183,7 @@ def messages_sent_while_profanity_was_closed_appear_once():
             texts = [f"while you were away {i}" for i in range(3)]
             for t in texts:
                 bob.send("alice@localhost", t)
+            assert offline_items(srv, "alice") == len(texts), offline_items(srv, "alice")
             p.restart()
             for t in texts:
                 got = p.wait_message("bob@localhost", t, timeout=30)
@@ -194,6 +195,33 @@ def messages_sent_while_profanity_was_closed_appear_once():
                 assert sum(1 for x in lines if t in x) == 1, f"{t!r} not exactly once: {lines}"
             # held until mend could judge them: never shown as the fallback body
             assert "OMEMO-encrypted" not in p.screen(), p.screen()
+            # the catch-up did not leave them in the server's offline store (issue 9)
+            wait_for(lambda: offline_items(srv, "alice") == 0, 10,
+                     f"alice's offline store to be empty (holds {offline_items(srv, 'alice')})")
+
+
+@test
+def catch_up_asked_again_after_an_archive_error_without_new_traffic():
+    # the retry waits for mend_account_tick(): no stanza arrives after the error
+    with tempfile.TemporaryDirectory() as root:
+        flag, kw = failing_archive(root)
+        with server(**kw) as srv:
+            bob, phone = Mend(srv, root, "bob", "phone"), Mend(srv, root, "alice", "phone")
+            bob.publish()
+            with with_mend(srv, "alice") as p, phone.listen() as pl:
+                p.connect()
+                mend_ready(p)
+                wait_listening(pl)
+                p.quit()
+                # alice's phone is online: the message is archived, not stored offline
+                bob.send("alice@localhost", "only in the archive")
+                wait_message(pl, "only in the archive", timeout=30)
+                open(flag, "w").close()
+                p.restart()
+                wait_for(lambda: not os.path.exists(flag), 30, "the archive to fail once")
+                # asked again 10 s after the error, at the next tick (5 s)
+                got = p.wait_message("bob@localhost", "only in the archive", timeout=22)
+                assert got["sender"] == "bob", got
 
 
 @test

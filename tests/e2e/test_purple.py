@@ -16,8 +16,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import skip, start_omemo_peer, test, main, wait_for, wait_ready  # noqa: E402
-from mendcli import (BUILD, Mend, server, stored_on_server, wait_listening, wait_message,  # noqa: E402,E501
-                     wait_published)
+from mendcli import (BUILD, Mend, failing_archive, offline_items, server, stored_on_server,  # noqa: E402,E501
+                     wait_listening, wait_message, wait_published)
 from purple import Finch, Purple, purple_missing, finch_loads_plugin, finch_missing  # noqa: E402,E501
 from profanity import xmpp_session  # noqa: E402
 
@@ -121,6 +121,7 @@ def catch_up_after_being_offline_once_and_in_order():
             texts = [f"while offline {i}" for i in range(4)]
             for t in texts:
                 bob.send("alice@localhost", t)
+            assert offline_items(srv, "alice") == len(texts), offline_items(srv, "alice")
             sent_at = time.time()
             wait_for(lambda: time.time() >= sent_at + 2, 5, "the clock to move on")
             a.restart()
@@ -131,6 +132,9 @@ def catch_up_after_being_offline_once_and_in_order():
                 [m["text"] for m in got]
             for m in got:
                 assert m["mtime"] <= sent_at + 1, f"not the original time: {m}"
+            # the catch-up did not leave them in the server's offline store (issue 9)
+            wait_for(lambda: offline_items(srv, "alice") == 0, 10,
+                     f"alice's offline store to be empty (holds {offline_items(srv, 'alice')})")
             a.restart()
             a.ping()
             mark = a.mark()
@@ -139,6 +143,32 @@ def catch_up_after_being_offline_once_and_in_order():
             a.wait_im(ends("a new one"), timeout=30, start=mark)
             again = [m for m in a.ims(start=mark) if "while offline" in m["text"]]
             assert again == [], f"shown again after a restart: {again}"
+
+
+@test
+def catch_up_asked_again_after_an_archive_error_without_new_traffic():
+    # the retry waits for mend_account_tick(): no stanza arrives after the error
+    with tempfile.TemporaryDirectory() as root:
+        flag, kw = failing_archive(root)
+        with server(**kw) as srv:
+            bob, phone = Mend(srv, root, "bob", "phone"), Mend(srv, root, "alice", "phone")
+            bob.publish()
+            with with_mend(srv, "alice") as a, phone.listen() as pl:
+                a.wait_signed_on()
+                wait_published(srv, root, "alice")
+                wait_listening(pl)
+                a.quit()
+                # alice's phone is online: the message is archived, not stored offline
+                bob.send("alice@localhost", "only in the archive")
+                wait_message(pl, "only in the archive", timeout=30)
+                open(flag, "w").close()
+                a.start()
+                a.wait_signed_on()
+                wait_for(lambda: not os.path.exists(flag), 30, "the archive to fail once")
+                # asked again 10 s after the error, at the next tick (5 s); libpurple's
+                # own keepalive ping (whose answer would poll the core too) comes at 30 s
+                got = a.wait_im(ends("only in the archive"), timeout=22, flags=("recv",))
+                assert got["who"] == "bob@localhost", got
 
 
 @test
