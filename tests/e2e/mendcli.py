@@ -109,6 +109,16 @@ def failing_archive(root):
                   "extra_config": f"plugin_paths = {{ {lua(HERE)} }}\nmam_fail_flag = {lua(flag)}\n"}
 
 
+def archived_only(srv, root, text):
+    """bob sends `text` to alice while only her mend device "phone" is online: the server
+    archives it and keeps nothing offline, so alice's other devices have it from the archive."""
+    phone = Mend(srv, root, "alice", "phone")
+    with phone.listen() as pl:
+        wait_listening(pl)
+        Mend(srv, root, "bob", "phone").send("alice@localhost", text)
+        wait_message(pl, text, timeout=30)
+
+
 def offline_items(srv, user):
     """How many stanzas Prosody keeps in `user`'s offline store (mod_offline, storage internal)."""
     try:
