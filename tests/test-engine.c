@@ -39,6 +39,7 @@
 #define NS_CARBONS   "urn:xmpp:carbons:2"
 #define NS_MAM       "urn:xmpp:mam:2"
 #define NS_STANZAS   "urn:ietf:params:xml:ns:xmpp-stanzas"
+#define NS_RECEIPTS  "urn:xmpp:receipts"
 #define STAMP        "2020-01-02T03:04:05Z"
 
 /* One event the core reported, copied. */
@@ -55,11 +56,14 @@ static GPtrArray *sent;                    /* char *: every stanza alice's core 
 static GPtrArray *events;                  /* rec *: every event alice's core reported */
 static uint32_t aid, bid;                  /* the device ids of alice and bob */
 static const char *self_full = ALICE_FULL; /* whom the server's answers go to */
+static int host_refuses;                   /* the host's send_stanza fails (connection gone) */
 
 /* --- host ops ---------------------------------------------------------------- */
 
 static int on_send(const char *xml, void *ud)
 {
+	if (host_refuses)
+		return -1;
 	g_ptr_array_add(sent, g_strdup(xml));
 	return 0;
 }
@@ -645,6 +649,19 @@ static void test_pending(mend_account *a, mend_account *b)
 	mend_free(id);
 }
 
+/*
+ * The disco#info question the core asks `jid` after its device list was refused
+ * (since `mark`), answered with a result (cond NULL) or an error. -1000: none asked.
+ */
+static int answer_probe(mend_account *a, guint mark, const char *jid, const char *cond)
+{
+	int i = sent_find(mark, "query", "http://jabber.org/protocol/disco#info", NULL, NULL);
+
+	if (i < 0 || !sent_attr_is(i, "to", jid))
+		return -1000;
+	return cond ? answer_error(a, i, jid, cond) : answer_ok(a, i, jid);
+}
+
 /* --- 3. a peer without OMEMO ------------------------------------------------------------ */
 
 static void test_no_omemo(mend_account *a)
@@ -658,6 +675,7 @@ static void test_no_omemo(mend_account *a)
 	q = items_query(mark, NODE_LIST, CAROL);
 	TAP_OK(q >= 0, "carol's device list is fetched");
 	TAP_EQ(answer_error(a, q, CAROL, "item-not-found"), 1, "carol has none");
+	TAP_EQ(answer_probe(a, mark, CAROL, NULL), 1, "carol's account exists (disco#info)");
 	ev = event_of(ev0, MEND_EVENT_SEND_FAILED);
 	TAP_OK(ev && str_is(ev->id, id), "SEND_FAILED for that message");
 	TAP_EQ(ev ? ev->error : 0, MEND_ERR_NO_DEVICES, "because carol has no device");
@@ -1575,6 +1593,276 @@ static void test_subscribe(mend_account *a, mend_account *b, const char *root)
 	g_free(dir);
 }
 
+/* --- 10. what became of our messages: the host's send, bounces, receipts ----------------- */
+
+/* The first event of `kind` since `mark` about message `id`, or NULL. */
+static const rec *event_for(guint mark, mend_event_kind kind, const char *id)
+{
+	guint i;
+
+	for (i = mark; i < events->len; i++) {
+		const rec *r = g_ptr_array_index(events, i);
+
+		if (r->kind == kind && str_is(r->id, id))
+			return r;
+	}
+	return NULL;
+}
+
+/* Bob's device list is fetched again on this connection (his session exists). */
+static void bob_known(mend_account *a, mend_account *b)
+{
+	guint mark = sent->len;
+	char node[64];
+	int bq;
+
+	g_snprintf(node, sizeof(node), NODE_BUNDLES "%u", bid);
+	TAP_EQ(mend_account_refresh_devices(a, BOB), 0, "bob's devices are refreshed");
+	TAP_EQ(answer_list(a, items_query(mark, NODE_LIST, BOB), BOB, bid), 1, "bob's list");
+	bq = items_query(mark, node, BOB);
+	if (bq >= 0)
+		answer_bundle(a, b, bq);
+}
+
+/* The host could not send: the message stays queued, the user is told, it leaves later. */
+static void test_host_send_fails(mend_account *a, mend_account *b)
+{
+	guint ev0, mark;
+	char *id = NULL, *id2 = NULL;
+	const rec *ev;
+	int first;
+
+	bob_known(a, b);
+	ev0 = events->len;
+	mark = sent->len;
+	host_refuses = 1;
+	TAP_EQ(mend_account_send(a, BOB, "kept for later", &id), 0, "send while the host refuses");
+	host_refuses = 0;
+	TAP_EQ(sent->len, mark, "nothing went out");
+	TAP_EQ(pending(a), 1, "the message stays in the pending queue");
+	TAP_OK(!event_for(ev0, MEND_EVENT_SENT, id), "and is not reported sent");
+	ev = event_for(ev0, MEND_EVENT_NOTICE, id);
+	TAP_OK(ev && str_is(ev->peer, BOB) && ev->text && strstr(ev->text, "queued"),
+	       "the user is told it stays queued: %s", ev && ev->text ? ev->text : "(none)");
+	TAP_EQ(mend_account_send(a, BOB, "after it", &id2), 0, "the host takes stanzas again");
+	TAP_EQ(messages_to(mark, BOB), 2, "both messages leave now");
+	first = sent_find(mark, "message", NULL, "to", BOB);
+	TAP_OK(sent_attr_is(first, "id", id), "the held one first, in order");
+	TAP_OK(event_for(ev0, MEND_EVENT_SENT, id) && event_for(ev0, MEND_EVENT_SENT, id2),
+	       "both reported sent");
+	TAP_EQ(pending(a), 0, "the queue is empty");
+	bob_reads(b, mark, "kept for later");
+	mend_free(id);
+	mend_free(id2);
+}
+
+/* <message type='error'> from `from` for message `id` with condition `cond`. g_free. */
+static char *bounce(const char *from, const char *id, const char *cond)
+{
+	return g_strdup_printf("<message type='error' from='%s' to='" ALICE_FULL "' id='%s'>"
+	                       "<error type='cancel'><%s xmlns='" NS_STANZAS
+	                       "'/></error></message>",
+	                       from, id, cond);
+}
+
+static void test_bounce(mend_account *a)
+{
+	guint ev0 = events->len, mark = sent->len;
+	char *id = NULL;
+	const rec *ev;
+
+	TAP_EQ(mend_account_send(a, BOB, "to an account since deleted", &id), 0, "send to bob");
+	TAP_EQ(messages_to(mark, BOB), 1, "it left");
+	TAP_EQ(handle(a, bounce("mallory@x", id, "service-unavailable")), 0,
+	       "a bounce of our id from someone else is not ours");
+	TAP_EQ(handle(a, bounce(BOB, "not-our-id", "service-unavailable")), 0,
+	       "a bounce of an id we never sent is not ours");
+	TAP_EQ(count_events(ev0, MEND_EVENT_SEND_FAILED), 0, "neither reports anything");
+	TAP_EQ(handle(a, bounce(BOB, id, "service-unavailable")), 1, "the server bounces it");
+	ev = event_for(ev0, MEND_EVENT_SEND_FAILED, id);
+	TAP_OK(ev && str_is(ev->peer, BOB), "SEND_FAILED for that message, in bob's chat");
+	TAP_EQ(ev ? ev->error : 0, MEND_ERR_UNDELIVERABLE, "as undeliverable");
+	TAP_OK(ev && ev->text && strstr(ev->text, "bob@x does not exist") &&
+	           strstr(ev->text, "check the address") && !strstr(ev->text, "OMEMO"),
+	       "in words: %s", ev && ev->text ? ev->text : "(none)");
+	mend_free(id);
+}
+
+/* A contact whose device list cannot be fetched: the words name the real cause. */
+/*
+ * `jid`'s device list is refused with `cond`; if the core then asks whether the
+ * account exists, the answer is `probe` ("" a result). SEND_FAILED with `err`.
+ */
+static void no_list(mend_account *a, const char *jid, const char *cond, const char *probe, int err,
+                    const char *want)
+{
+	guint ev0 = events->len, mark = sent->len;
+	char *id = NULL;
+	const rec *ev;
+
+	mend_account_send(a, jid, "hello?", &id);
+	TAP_EQ(answer_error(a, items_query(mark, NODE_LIST, jid), jid, cond), 1,
+	       "%s's device list: %s", jid, cond);
+	if (probe)
+		TAP_EQ(answer_probe(a, mark, jid, *probe ? probe : NULL), 1,
+		       "then the core asks whether %s exists: %s", jid, *probe ? probe : "it does");
+	else
+		TAP_EQ(answer_probe(a, mark, jid, NULL), -1000, "no need to ask whether it exists");
+	ev = event_for(ev0, MEND_EVENT_SEND_FAILED, id);
+	TAP_EQ(ev ? ev->error : 0, err, "SEND_FAILED %s", mend_strerror(err));
+	TAP_OK(ev && ev->text && strstr(ev->text, want), "says \"%s\": %s", want,
+	       ev && ev->text ? ev->text : "(none)");
+	TAP_OK(ev && ev->text && !strstr(ev->text, "plaintext") && !strstr(ev->text, "/mend off"),
+	       "and never advises plaintext");
+	TAP_EQ(messages_to(mark, jid), 0, "nothing was sent");
+	mend_free(id);
+}
+
+static void test_unknown_recipients(mend_account *a)
+{
+	char *stanza = NULL, *text;
+
+	no_list(a, "bob@exmaple.org", "remote-server-not-found", NULL, MEND_ERR_UNDELIVERABLE,
+	        "The server exmaple.org was not found; check the address bob@exmaple.org.");
+	no_list(a, "nobody@x", "service-unavailable", NULL, MEND_ERR_UNDELIVERABLE,
+	        "nobody@x does not exist on that server");
+	/* Prosody: forbidden for no node and for no account alike; disco#info tells them apart */
+	no_list(a, "nobdy@x", "forbidden", "service-unavailable", MEND_ERR_UNDELIVERABLE,
+	        "nobdy@x does not exist on that server");
+	no_list(a, "quiet@x", "item-not-found", "", MEND_ERR_NO_DEVICES,
+	        "quiet@x has no OMEMO device");
+	TAP_EQ(pending(a), 0, "none of them stays queued");
+	/* the hosts' synchronous path (Profanity, libpurple) gets the same words */
+	TAP_EQ(mend_account_encrypt_or_queue(a, "bob@exmaple.org", "again", NULL, &stanza),
+	       MEND_ERR_UNDELIVERABLE,
+	       "a second message to the typo fails at once, as undeliverable");
+	text = mend_account_send_error_text(a, "bob@exmaple.org", MEND_ERR_UNDELIVERABLE);
+	TAP_OK(text && strstr(text, "exmaple.org was not found; check the address") &&
+	           !strstr(text, "plaintext") && !strstr(text, "without encryption"),
+	       "mend_account_send_error_text says why: %s", text ? text : "(null)");
+	mend_free(text);
+	mend_free(stanza);
+}
+
+/* A receipt from `from` for message `id` (XEP-0184 §7). g_free. */
+static char *receipt(const char *from, const char *id)
+{
+	return g_strdup_printf("<message from='%s' to='" ALICE_FULL "' id='ack-%s'>"
+	                       "<received xmlns='" NS_RECEIPTS "' id='%s'/></message>",
+	                       from, id, id);
+}
+
+static void test_receipts_in(mend_account *a)
+{
+	guint ev0 = events->len, mark = sent->len;
+	char *id = NULL;
+	const rec *ev;
+	int msg;
+
+	TAP_EQ(mend_account_send(a, BOB, "please confirm", &id), 0, "send to bob");
+	msg = sent_find(mark, "message", NULL, "to", BOB);
+	TAP_OK(msg >= 0 && sent_has(msg, "request", NS_RECEIPTS, NULL, NULL),
+	       "the message asks for a receipt (XEP-0184)");
+	TAP_OK(sent_attr_is(msg, "id", id), "under the id SENT reports");
+	TAP_EQ(handle(a, receipt("carol@x/pc", id)), 0, "a receipt from carol for it is not ours");
+	TAP_EQ(handle(a, receipt(BOB "/phone", "never-sent")), 0, "nor one for an id never sent");
+	TAP_EQ(count_events(ev0, MEND_EVENT_DELIVERED), 0, "no DELIVERED for those");
+	TAP_EQ(handle(a, receipt(BOB "/phone", id)), 1, "bob's phone confirms it");
+	ev = event_for(ev0, MEND_EVENT_DELIVERED, id);
+	TAP_OK(ev && str_is(ev->peer, BOB), "DELIVERED with the message id, in bob's chat");
+	TAP_EQ(handle(a, receipt(BOB "/laptop", id)), 1, "bob's laptop confirms it too");
+	TAP_EQ(count_events(ev0, MEND_EVENT_DELIVERED), 1, "DELIVERED once per message");
+	mend_free(id);
+}
+
+/* Sent stanza `i` is a receipt for `id` and nothing else. */
+static int is_receipt_for(int i, const char *id)
+{
+	return i >= 0 && sent_has(i, "received", NS_RECEIPTS, "id", id) &&
+	       !sent_has(i, "request", NS_RECEIPTS, NULL, NULL) &&
+	       !sent_has(i, "body", NULL, NULL, NULL);
+}
+
+/* `wire` with its payload damaged (one base64 character changed). g_free. */
+static char *damaged(const char *wire)
+{
+	char *out = g_strdup(wire), *p = strstr(out, "<payload>");
+
+	if (p) {
+		p += strlen("<payload>");
+		*p = *p == 'A' ? 'B' : 'A';
+	}
+	return out;
+}
+
+static void test_receipts_out(mend_account *a, mend_account *b)
+{
+	char *wire = bob_encrypts(b, a, "do you read me"), *id;
+	xmpp_stanza_t *st = xmpp_stanza_new_from_string(xctx, wire);
+	guint ev0 = events->len, mark = sent->len;
+
+	id = g_strdup(xmpp_stanza_get_id(st));
+	xmpp_stanza_release(st);
+	TAP_EQ(handle(a, damaged(wire)), 1, "a damaged copy asking for a receipt");
+	TAP_EQ(count_events(ev0, MEND_EVENT_UNDECRYPTABLE), 1, "cannot be decrypted");
+	TAP_EQ(messages_to(mark, BOB "/phone"), 0, "and gets no receipt");
+	TAP_EQ(handle(a, carbon(ALICE, "received", stamped(wire, BOB "/phone", ALICE "/o", NULL))),
+	       1, "a carbon of it (another device of ours got it)");
+	TAP_EQ(messages_to(mark, BOB "/phone"), 0, "gets no receipt from this device");
+	g_free(wire);
+	g_free(id);
+	wire = bob_encrypts(b, a, "and now?");
+	st = xmpp_stanza_new_from_string(xctx, wire);
+	id = g_strdup(xmpp_stanza_get_id(st));
+	xmpp_stanza_release(st);
+	mark = sent->len;
+	TAP_EQ(handle(a, stamped(wire, BOB "/phone", ALICE_FULL, "sid-rcpt")), 1, "a live message");
+	TAP_OK(event_of(ev0, MEND_EVENT_MESSAGE), "is shown");
+	TAP_OK(is_receipt_for(sent_find(mark, "received", NS_RECEIPTS, NULL, NULL), id),
+	       "and answered with a receipt for its id, nothing else in it");
+	TAP_OK(
+	    sent_attr_is(sent_find(mark, "received", NS_RECEIPTS, NULL, NULL), "to", BOB "/phone"),
+	    "to the full JID that sent it");
+	mark = sent->len;
+	handle(a, stamped(wire, BOB "/phone", ALICE_FULL, "sid-rcpt"));
+	TAP_EQ(messages_to(mark, BOB "/phone"), 0, "a second copy of it gets no second receipt");
+	g_free(wire);
+	g_free(id);
+}
+
+/* Bob's message `body` as an archive result of query `qid` (archive id `aid_`). */
+static int archived_from_bob(mend_account *a, mend_account *b, const char *qid, const char *aid_,
+                             const char *body)
+{
+	char *wire = bob_encrypts(b, a, body), *inner = stamped(wire, BOB "/phone", ALICE, NULL);
+	int r = handle(a, mam_result(NULL, qid, aid_, inner));
+
+	g_free(wire);
+	g_free(inner);
+	return r;
+}
+
+/* XEP-0184 §5.5: the catch-up is the first receipt of what came while offline; history is not. */
+static void test_receipts_archive(mend_account *a, mend_account *b)
+{
+	guint mark = sent->len;
+	char *qid = NULL;
+	int q = catchup(a, &qid);
+
+	TAP_EQ(archived_from_bob(a, b, qid, "c1", "came while offline"), 1, "a catch-up result");
+	TAP_EQ(messages_to(mark, BOB "/phone"), 1, "is answered with a receipt");
+	mam_fin(a, q, "c1");
+	g_free(qid);
+	mark = sent->len;
+	TAP_EQ(mend_account_history(a, BOB, NULL), 0, "a history query");
+	q = sent_find(mark, "query", NS_MAM, NULL, NULL);
+	qid = sent_queryid(q);
+	TAP_EQ(archived_from_bob(a, b, qid, "h1", "read in history"), 1, "a history result");
+	TAP_EQ(messages_to(mark, BOB "/phone"), 0, "gets no receipt");
+	mam_fin(a, q, "h1");
+	g_free(qid);
+}
+
 /* --- main ---------------------------------------------------------------------------------- */
 
 static void rm_rf(const char *path)
@@ -1631,6 +1919,12 @@ int main(void)
 	test_archive_error(root, a);
 	test_republish(root, a);
 	test_garbage(a, b);
+	test_host_send_fails(a, b);
+	test_bounce(a);
+	test_unknown_recipients(a);
+	test_receipts_in(a);
+	test_receipts_out(a, b);
+	test_receipts_archive(a, b);
 	e = open_in(root, FAY, &quiet);
 	test_heartbeats(a, e);
 	test_key_only(a, e);

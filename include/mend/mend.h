@@ -59,7 +59,8 @@ enum mend_error {
 	MEND_ERR_KEY_CHANGED = -29,       /* the device shows a new key: accept it by fingerprint */
 	MEND_ERR_STALE_SESSION = -30,     /* a new message under a message key already used */
 	MEND_ERR_OLD_SIGNED_PREKEY = -31, /* a prekey message on a signed prekey we retired */
-	MEND_ERR_LAST = -32
+	MEND_ERR_UNDELIVERABLE = -32,     /* the server bounced our message (unknown user...) */
+	MEND_ERR_LAST = -33
 };
 
 /* A sentence for the user, translated (domain "mend"). Never NULL; static. */
@@ -101,13 +102,15 @@ typedef enum mend_carbon {
 typedef enum mend_event_kind {
 	MEND_EVENT_MESSAGE = 1,       /* a decrypted message */
 	MEND_EVENT_UNDECRYPTABLE = 2, /* an OMEMO message we cannot read (error, text) */
-	MEND_EVENT_SENT = 3,          /* our message left, encrypted (id, peer, body, devices) */
-	MEND_EVENT_SEND_FAILED = 4,   /* our message won't be sent (id, peer, body, error, text) */
-	MEND_EVENT_NOTICE = 5,        /* a sentence for the user (peer may be NULL) */
-	MEND_EVENT_READY = 6,         /* our device list and bundle are published */
-	MEND_EVENT_CATCHUP_DONE = 7,  /* the archive catch-up after connecting ended */
-	MEND_EVENT_HISTORY_DONE = 8,  /* a mend_account_history() query ended (error set) */
-	MEND_EVENT_DEVICELIST = 9     /* a contact's device list changed (peer, n_devices) */
+	MEND_EVENT_SENT = 3, /* the host took our message, encrypted (id, peer, body, devices) */
+	/* our message won't be sent, or (error UNDELIVERABLE, after SENT) the server bounced it */
+	MEND_EVENT_SEND_FAILED = 4,  /* (id, peer, body, error, text) */
+	MEND_EVENT_NOTICE = 5,       /* a sentence for the user (peer may be NULL) */
+	MEND_EVENT_READY = 6,        /* our device list and bundle are published */
+	MEND_EVENT_CATCHUP_DONE = 7, /* the archive catch-up after connecting ended */
+	MEND_EVENT_HISTORY_DONE = 8, /* a mend_account_history() query ended (error set) */
+	MEND_EVENT_DEVICELIST = 9,   /* a contact's device list changed (peer, n_devices) */
+	MEND_EVENT_DELIVERED = 10 /* a device of peer confirmed our message (id, body; XEP-0184) */
 } mend_event_kind;
 
 /*
@@ -156,7 +159,10 @@ typedef enum mend_notice_kind {
  * borrowed for the duration of the call.
  */
 typedef struct mend_host_ops {
-	/* Sends a stanza (serialized XML). Returns 0 on success. */
+	/*
+	 * Sends a stanza (serialized XML). Returns 0 when the connection took it; anything
+	 * else keeps a queued message in the queue (the user is told; it is sent later).
+	 */
 	int (*send_stanza)(const char *xml, void *user_data);
 	/* A sentence for the user; jid is the conversation or NULL. */
 	void (*show_notice)(mend_notice_kind kind, const char *jid, const char *text,
@@ -294,7 +300,8 @@ MEND_EXPORT void mend_account_disconnected(mend_account *acc);
 /*
  * A stanza (serialized XML) the host received. Returns 1 when the core
  * consumed it (an OMEMO message, a reply to our request, a PEP event for
- * OMEMO nodes, a carbon or archive result of ours), 0 when it is not ours to
+ * OMEMO nodes, a carbon or archive result of ours, a receipt or a bounce of
+ * one of our messages), 0 when it is not ours to
  * handle, <0 on error (it was still handled: rejected and logged).
  */
 MEND_EXPORT int mend_account_handle_stanza(mend_account *acc, const char *xml);
@@ -303,7 +310,9 @@ MEND_EXPORT int mend_account_handle_stanza(mend_account *acc, const char *xml);
  * Sends `body` to `to` (a bare JID, or a full JID for one resource) encrypted for all its devices
  * and our other devices. If device lists or bundles must be fetched first, the message waits in the
  * persistent pending queue (it survives a restart) and leaves as soon as possible; SENT or
- * SEND_FAILED reports the outcome. Plaintext never leaves. *id (may be NULL) receives the message
+ * SEND_FAILED reports the outcome. It leaves the queue only once the host's send_stanza took it.
+ * Plaintext never leaves. The message asks for a delivery receipt (XEP-0184): DELIVERED reports
+ * it; a bounce from the server is a later SEND_FAILED. *id (may be NULL) receives the message
  * id: mend_free().
  */
 MEND_EXPORT int mend_account_send(mend_account *acc, const char *to, const char *body, char **id);
@@ -319,6 +328,15 @@ MEND_EXPORT int mend_account_send(mend_account *acc, const char *to, const char 
  */
 MEND_EXPORT int mend_account_encrypt_or_queue(mend_account *acc, const char *to, const char *body,
                                               const char *id, char **stanza);
+
+/*
+ * Why a message to `to` could not be sent (error `err` of mend_account_send,
+ * mend_account_encrypt_or_queue or SEND_FAILED), as a sentence the user can act
+ * on: for MEND_ERR_NO_DEVICES what the server said of the address ("does not
+ * exist", "was not found; check the address"). It never advises sending
+ * unencrypted. Free with mend_free().
+ */
+MEND_EXPORT char *mend_account_send_error_text(mend_account *acc, const char *to, int err);
 
 /* Messages waiting in the pending queue. */
 MEND_EXPORT int mend_account_pending_count(mend_account *acc, size_t *n);

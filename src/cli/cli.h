@@ -63,6 +63,7 @@ struct cli_opts {
 	double timeout;     /* seconds; 0: none given */
 	char *since;        /* history --since, normalised to UTC "...Z" */
 	int encrypted_only; /* listen, history --encrypted-only: plaintext messages hidden */
+	int wait_receipt;   /* send --wait-receipt: done once a device confirmed it (XEP-0184) */
 };
 
 /* One SENT / SEND_FAILED event kept while mend_account_send() runs. */
@@ -129,6 +130,8 @@ struct cli {
 	long n_messages;
 	int in_send;         /* inside mend_account_send(): defer SENT / SEND_FAILED */
 	GPtrArray *deferred; /* struct cli_deferred */
+	int confirmed;       /* send: the server answered the ping after our message */
+	int delivered;       /* send: a device of the recipient confirmed it (XEP-0184) */
 };
 
 /* config.c */
@@ -157,6 +160,7 @@ void out_message(struct cli *c, const mend_event *ev);
 void out_undecryptable(struct cli *c, const mend_event *ev);
 void out_sent(struct cli *c, const char *to, const char *id, unsigned n, int earlier);
 void out_queued(struct cli *c, const char *to, const char *id, const char *text);
+void out_receipt(struct cli *c, const char *peer, const char *id);
 void out_status(struct cli *c, const char *type, const char *text);
 void out_ready(struct cli *c);
 void out_devicelist(struct cli *c, const char *jid, unsigned n);

@@ -42,7 +42,8 @@ enum {
 	OPT_COUNT,
 	OPT_TIMEOUT,
 	OPT_SINCE,
-	OPT_ENCRYPTED_ONLY
+	OPT_ENCRYPTED_ONLY,
+	OPT_WAIT_RECEIPT
 };
 
 static const struct option long_opts[] = {
@@ -59,6 +60,7 @@ static const struct option long_opts[] = {
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"since", required_argument, NULL, OPT_SINCE},
     {"encrypted-only", no_argument, NULL, OPT_ENCRYPTED_ONLY},
+    {"wait-receipt", no_argument, NULL, OPT_WAIT_RECEIPT},
     {NULL, 0, NULL, 0},
 };
 
@@ -222,6 +224,11 @@ static int take_option(struct cli *c, int ch, const char *word)
 		if (c->o.command != CMD_LISTEN && c->o.command != CMD_HISTORY)
 			return option_misplaced(c, "encrypted-only", "listen|history");
 		c->o.encrypted_only = 1;
+		return CLI_OK;
+	case OPT_WAIT_RECEIPT:
+		if (c->o.command != CMD_SEND)
+			return option_misplaced(c, "wait-receipt", "send");
+		c->o.wait_receipt = 1;
 		return CLI_OK;
 	}
 	return bad_option(c, ch, word);

@@ -102,6 +102,9 @@ static void common_event(struct cli *c, const mend_event *ev)
 	case MEND_EVENT_SEND_FAILED:
 		out_notice(c, ev->peer, ev->text ? ev->text : mend_strerror(ev->error));
 		break;
+	case MEND_EVENT_DELIVERED: /* XEP-0184: a device of the peer confirmed it */
+		out_receipt(c, ev->peer, ev->id);
+		break;
 	default:
 		break;
 	}
@@ -153,11 +156,26 @@ static int ping_done(xmpp_conn_t *conn G_GNUC_UNUSED, xmpp_stanza_t *st G_GNUC_U
 {
 	struct cli *c = user_data;
 
-	if (!c->finished) {
-		out_sent(c, c->peer, c->msg_id, c->n_devices, 0);
+	if (c->finished)
+		return 0;
+	c->confirmed = 1;
+	out_sent(c, c->peer, c->msg_id, c->n_devices, 0);
+	if (!c->o.wait_receipt || c->delivered)
 		cli_finish(c, CLI_OK);
-	}
 	return 0;
+}
+
+/* XEP-0184: a device of the recipient confirmed our message. */
+static void send_delivered(struct cli *c, const mend_event *ev)
+{
+	if (!c->msg_id || !ev->id || strcmp(ev->id, c->msg_id) != 0 || c->delivered) {
+		common_event(c, ev);
+		return;
+	}
+	c->delivered = 1;
+	out_receipt(c, ev->peer, ev->id);
+	if (c->confirmed)
+		cli_finish(c, CLI_OK);
 }
 
 static void send_result(struct cli *c, const mend_event *ev)
@@ -213,7 +231,9 @@ static void replay_deferred(struct cli *c)
 
 static void send_event(struct cli *c, const mend_event *ev)
 {
-	if (ev->kind != MEND_EVENT_SENT && ev->kind != MEND_EVENT_SEND_FAILED)
+	if (ev->kind == MEND_EVENT_DELIVERED)
+		send_delivered(c, ev);
+	else if (ev->kind != MEND_EVENT_SENT && ev->kind != MEND_EVENT_SEND_FAILED)
 		common_event(c, ev);
 	else if (c->in_send)
 		defer_result(c, ev); /* its id is not known before the call returns */
@@ -278,7 +298,12 @@ static void send_online(struct cli *c)
 /* The command ends before the server confirmed the message: why says why. */
 static void send_give_up(struct cli *c, const char *why, int status, int network)
 {
-	if (c->sent)
+	if (c->confirmed) /* --wait-receipt */
+		cli_fail(c, CLI_ERROR, 0,
+		         _("%s The server has the message to %s, but no device of %s confirmed "
+		           "it yet (it may be offline, or its client sends no receipts)."),
+		         why, c->peer, c->peer);
+	else if (c->sent)
 		cli_fail(c, CLI_ERROR, 0,
 		         _("%s The message to %s left, but the server did not confirm it, so it "
 		           "may not have arrived."),
@@ -335,15 +360,16 @@ static int read_text(struct cli *c)
 {
 	size_t n;
 
-	if (c->o.n_args > 1)
+	/* the body exactly as given; from stdin, only the newline ending its last line goes */
+	if (c->o.n_args > 1) {
 		c->text = g_strjoinv(" ", c->o.args + 1);
-	else
+		n = strlen(c->text);
+	} else {
 		c->text = read_stdin();
-	n = strlen(c->text);
-	if (n > 0 && c->text[n - 1] == '\n')
-		c->text[--n] = '\0';
-	if (n > 0 && c->text[n - 1] == '\r')
-		c->text[--n] = '\0';
+		n = strlen(c->text);
+		if (n > 0 && c->text[n - 1] == '\n')
+			c->text[--n] = '\0';
+	}
 	if (n == 0)
 		return cli_fail(c, CLI_USAGE, 0,
 		                _("Nothing to send: give the text after the JID, or on stdin."));

@@ -414,6 +414,24 @@ void out_queued(struct cli *c, const char *to, const char *id, const char *text)
 	json_end(s);
 }
 
+/* A device of `peer` confirmed our message `id` (XEP-0184): a JSON "receipt" line. */
+void out_receipt(struct cli *c, const char *peer, const char *id)
+{
+	GString *s;
+	char *line;
+
+	if (!c->o.json) {
+		line = g_strdup_printf(_("Delivered to %s (message %s)."), peer, id);
+		say(stdout, line);
+		g_free(line);
+		return;
+	}
+	s = json_begin("receipt");
+	json_str(s, "from", peer);
+	json_str(s, "id", id);
+	json_end(s);
+}
+
 void out_ready(struct cli *c)
 {
 	uint32_t device = mend_account_device_id(c->acc);
@@ -633,10 +651,14 @@ static const char *usage_text(enum cli_command cmd)
 	switch (cmd) {
 	case CMD_SEND:
 		return _(
-		    "Usage: mend send [--timeout SEC] JID [TEXT...]\n"
+		    "Usage: mend send [--wait-receipt] [--timeout SEC] JID [TEXT...]\n"
 		    "Sends TEXT (or stdin when no TEXT is given) to JID, encrypted with OMEMO for\n"
-		    "all of JID's devices and our other devices. Exits 0 once the server has it,\n"
-		    "75 if it stays queued (it is sent the next time mend connects).\n"
+		    "all of JID's devices and our other devices. TEXT is sent exactly as given;\n"
+		    "from stdin, only the newline ending the last line is dropped. Exits 0 once\n"
+		    "the server has it, 75 if it stays queued (it is sent the next time mend\n"
+		    "connects), 1 if it cannot be sent or the server bounced it.\n"
+		    "  --wait-receipt  exit 0 only once a device of JID confirmed it (XEP-0184);\n"
+		    "                  1 when no confirmation came in time\n"
 		    "  --timeout SEC   give up waiting after SEC seconds (default 30)\n");
 	case CMD_LISTEN:
 		return _(
@@ -711,7 +733,7 @@ static const char *general_usage(void)
 	    "Usage: mend [OPTIONS] COMMAND ...\n"
 	    "OMEMO-encrypted XMPP from the command line.\n\n"
 	    "Commands:\n"
-	    "  send JID [TEXT]                      send TEXT (or stdin)\n"
+	    "  send [--wait-receipt] JID [TEXT]     send TEXT (or stdin)\n"
 	    "  listen [--count N] [--timeout SEC]   print messages as they arrive\n"
 	    "  history JID [--since ISO8601]        print the archive with JID\n"
 	    "  devices [JID]                        devices, fingerprints, trust\n"

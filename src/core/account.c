@@ -445,6 +445,7 @@ void mend_account_free(mend_account *acc)
 	mend_engine_free(acc->eng);
 	mend_repair_free(acc->rep);
 	mend_announce_free(acc->announce);
+	mend_delivery_free(acc);
 	g_free(acc->changed_jid);
 	g_free(acc->changed_key);
 	if (acc->skipped)

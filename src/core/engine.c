@@ -33,6 +33,7 @@
 #define NS_DELAY        "urn:xmpp:delay"
 #define NS_SID          "urn:xmpp:sid:0"
 #define NS_DISCO_INFO   "http://jabber.org/protocol/disco#info"
+#define NS_RECEIPTS     "urn:xmpp:receipts"
 
 typedef struct iq_wait {
 	char *to; /* whom we asked; NULL = our own account */
@@ -635,11 +636,32 @@ static void fetch_done(mend_account *acc)
 		pump_all(acc);
 }
 
+static void probe_reply(mend_account *acc, xmpp_stanza_t *iq, int ok, void *data)
+{
+	mend_delivery_probed(acc, ((fetch *)data)->jid, ok ? NULL : iq);
+	fetch_done(acc);
+}
+
+/* XEP-0030: asks `jid` what it is, to tell an account without OMEMO from no account. */
+static void probe_account(mend_account *acc, const char *jid)
+{
+	xmpp_stanza_t *iq = iq_new(acc, "get");
+	fetch *f = g_new0(fetch, 1);
+
+	add(iq, el(acc, "query", NS_DISCO_INFO));
+	f->jid = g_strdup(jid);
+	engine(acc)->fetches++;
+	send_iq(acc, iq, jid, probe_reply, f, fetch_free);
+}
+
 static void list_reply(mend_account *acc, xmpp_stanza_t *iq, int ok, void *data)
 {
 	fetch *f = data;
 
 	devicelist_arrived(acc, f->jid, ok ? items_of(iq) : NULL);
+	mend_delivery_list_failed(acc, f->jid, ok ? NULL : iq);
+	if (!is_own_bare(acc, f->jid) && mend_delivery_wants_probe(acc, f->jid))
+		probe_account(acc, f->jid);
 	fetch_done(acc);
 }
 
@@ -848,14 +870,8 @@ static void send_failed(mend_account *acc, const mend_pending *p, int err)
 	                 .trust = -1};
 	char *text;
 
-	if (err == MEND_ERR_NO_DEVICES)
-		text = g_strdup_printf(_("%s has no OMEMO device mend can encrypt to, so the "
-		                         "message was NOT sent (nothing left unencrypted)."),
-		                       p->jid);
-	else
-		text = g_strdup_printf(_("The message to %s was not sent: %s"), p->jid,
-		                       mend_strerror(err));
-	ev.text = text;
+	ev.error = err = mend_delivery_refine(acc, p->jid, err);
+	ev.text = text = mend_account_send_error_text(acc, p->jid, err);
 	mend_store_pending_delete(acc->store, p->row);
 	emit(acc, &ev);
 	g_free(text);
@@ -979,7 +995,22 @@ static unsigned count_keys(mend_account *acc, const char *stanza)
 	return n;
 }
 
-static void send_pending(mend_account *acc, mend_pending *p)
+/* The host did not take the stanza: the message stays queued, and the user knows. */
+static void held(mend_account *acc, const mend_pending *p)
+{
+	mend_event ev = {.kind = MEND_EVENT_NOTICE, .peer = p->jid, .id = p->msg_id, .trust = -1};
+	char *text = g_strdup_printf(_("The message to %s could not be handed to the server; it "
+	                               "stays queued and is sent once the connection is back."),
+	                             p->jid);
+
+	mend_log(acc, MEND_LOG_WARNING, "the host did not send message %s; kept queued", p->msg_id);
+	ev.text = text;
+	emit(acc, &ev);
+	g_free(text);
+}
+
+/* Sends one queued message; 0 when it is done with (sent or failed), <0 while it waits. */
+static int send_pending(mend_account *acc, mend_pending *p)
 {
 	mend_event ev = {
 	    .kind = MEND_EVENT_SENT, .peer = p->jid, .id = p->msg_id, .body = p->body, .trust = -1};
@@ -990,19 +1021,23 @@ static void send_pending(mend_account *acc, mend_pending *p)
 	if (!p->stanza)
 		r = encrypt_pending(acc, p);
 	if (r == MEND_ERR_NEED_BUNDLE)
-		return; /* a device appeared meanwhile: its bundle is being fetched */
+		return r; /* a device appeared meanwhile: its bundle is being fetched */
 	if (r < 0) {
 		send_failed(acc, p, r);
-		return;
+		return MEND_OK;
 	}
-	if (acc->ops.send_stanza)
-		acc->ops.send_stanza(p->stanza, acc->user_data);
+	/* it leaves the queue only once the host took it (its encrypted stanza stays with it) */
+	if (!acc->ops.send_stanza || acc->ops.send_stanza(p->stanza, acc->user_data) != 0) {
+		held(acc, p);
+		return MEND_ERR_PROTOCOL;
+	}
 	remember_sent(acc, p);
 	mend_store_pending_delete(acc->store, p->row);
 	ev.n_devices = count_keys(acc, p->stanza);
 	ev.text = skipped = skipped_text(acc);
 	emit(acc, &ev);
 	g_free(skipped);
+	return MEND_OK;
 }
 
 /* Sends what waits for `jid` once nothing it needs is being fetched. */
@@ -1024,10 +1059,12 @@ static void pump(mend_account *acc, const char *jid)
 	g_free(b);
 	list = g_array_new(FALSE, TRUE, sizeof(mend_pending));
 	mend_store_pending_list(acc->store, jid, list);
-	for (i = 0; i < list->len; i++) {
-		send_pending(acc, &g_array_index(list, mend_pending, i));
+	/* in order: once one waits, the later ones wait behind it */
+	for (i = 0; i < list->len && send_pending(acc, &g_array_index(list, mend_pending, i)) == 0;
+	     i++)
+		;
+	for (i = 0; i < list->len; i++)
 		mend_pending_clear(&g_array_index(list, mend_pending, i));
-	}
 	g_array_free(list, TRUE);
 }
 
@@ -1128,6 +1165,7 @@ int mend_account_encrypt_or_queue(mend_account *acc, const char *to, const char 
 	}
 	if (r == MEND_ERR_NEED_BUNDLE) /* a device appeared: fetch and send it later */
 		r = queue_message(acc, to, body, id) == MEND_OK ? 1 : MEND_ERR_STORE;
+	r = mend_delivery_refine(acc, b, r); /* no devices: or no such address? */
 out:
 	g_free(own_id);
 	g_free(b);
@@ -1453,6 +1491,9 @@ int process_encrypted(mend_account *acc, const inbound *in)
 		undecryptable(acc, in, &m, r);
 	else if (in->history) /* the archive holds it unencrypted: shown, marked so */
 		plaintext_item(acc, in);
+	/* XEP-0184 §5.5: a receipt when first received (live, offline, catch-up), not in history */
+	if (!in->history && in->carbon == MEND_CARBON_NONE && !is_own_bare(acc, m.from))
+		mend_delivery_answer(acc, in->msg, r, &m);
 	g_free(it.peer);
 	g_free(it.key);
 	mend_message_clear(&m);
@@ -1568,6 +1609,7 @@ static const char *const features[] = {
     NS_DISCO_INFO,
     "urn:xmpp:eme:0",
     "urn:xmpp:ping",
+    "urn:xmpp:receipts", /* XEP-0184 §6 */
 };
 
 /* XEP-0115 §5.1: base64(SHA-1("category/type/lang/name<" + each feature + "<")). */
@@ -1647,6 +1689,8 @@ static int handle_message(mend_account *acc, xmpp_stanza_t *st)
 		return handle_carbon(acc, st, c, MEND_CARBON_SENT);
 	if ((c = child(st, "result", NS_MAM)))
 		return mend_archive_handle_result(acc, st, c);
+	if ((c = child(st, "received", NS_RECEIPTS)))
+		return mend_delivery_receipt(acc, st, c);
 	if (child(st, "encrypted", MEND_NS_LEGACY))
 		return handle_direct(acc, st);
 	return 0;
@@ -1669,8 +1713,9 @@ int mend_account_handle_stanza(mend_account *acc, const char *xml)
 		r = handle_iq_reply(acc, st, type);
 	else if (name && g_str_equal(name, "iq") && type && g_str_equal(type, "get"))
 		r = answer_get(acc, st);
-	else if (name && g_str_equal(name, "message") &&
-	         (!type || (!g_str_equal(type, "error") && !g_str_equal(type, "groupchat"))))
+	else if (name && g_str_equal(name, "message") && type && g_str_equal(type, "error"))
+		r = mend_delivery_bounced(acc, st);
+	else if (name && g_str_equal(name, "message") && (!type || !g_str_equal(type, "groupchat")))
 		r = handle_message(acc, st);
 	xmpp_stanza_release(st);
 	mend_archive_poll(acc);

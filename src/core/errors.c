@@ -60,6 +60,8 @@ static const char *const messages[] = {
     [-MEND_ERR_KEY_CHANGED] = N_("This device now shows a new identity key. Compare its new "
                                  "fingerprint with its owner, then accept that key by naming "
                                  "its fingerprint."),
+    [-MEND_ERR_UNDELIVERABLE] = N_("The server could not deliver the message; check the "
+                                   "address."),
     [-MEND_ERR_FORGED] = N_("A forwarded message claimed to come from your own account but "
                             "did not; it was rejected."),
     [-MEND_ERR_STALE_SESSION] = N_("The sender's device encrypted it with a session state "

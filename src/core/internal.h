@@ -51,6 +51,7 @@ struct mend_account {
 	void *now_data;
 	struct mend_repair *rep; /* repair.c: key transports waiting to be sent */
 	int64_t spk_checked;     /* when mend_account_tick() last looked at the signed prekey */
+	struct mend_delivery *delivery; /* receipts and bounces of our messages (delivery.c) */
 };
 
 /* How many one-time prekeys we keep published (XEP-0384 v0.3 §4.3: at least 20; we keep 100). */
@@ -213,6 +214,23 @@ int mend_devices_news_pending(mend_account *acc, const char *jid);
 int mend_device_is_stale(mend_account *acc, const char *jid, uint32_t device);
 /* The user trusts the device: a stale one counts its silence from now. */
 void mend_devices_include(mend_account *acc, const char *jid, uint32_t device);
+
+/* delivery.c: what became of our messages (XEP-0184 receipts, bounces), in words */
+void mend_delivery_free(mend_account *acc);
+/* A <message type='error'>: 1 (and SEND_FAILED) when it bounces a message of ours, else 0. */
+int mend_delivery_bounced(mend_account *acc, xmpp_stanza_t *st);
+/* A receipt (XEP-0184 <received/>): 1 (and DELIVERED once) when it is for a message of ours. */
+int mend_delivery_receipt(mend_account *acc, xmpp_stanza_t *st, xmpp_stanza_t *received);
+/* Answers the receipt request of a message shown for the first time (decrypt result r). */
+void mend_delivery_answer(mend_account *acc, xmpp_stanza_t *msg, int r, const mend_message *m);
+/* Remembers why the device list fetch of `jid` failed (iq NULL: it did not fail). */
+void mend_delivery_list_failed(mend_account *acc, const char *jid, xmpp_stanza_t *iq);
+/* Whether `jid` (no devices known, its list refused) should be asked whether it exists. */
+int mend_delivery_wants_probe(mend_account *acc, const char *jid);
+/* The answer to that question (iq NULL: it exists; else the error). */
+void mend_delivery_probed(mend_account *acc, const char *jid, xmpp_stanza_t *iq);
+/* MEND_ERR_NO_DEVICES becomes MEND_ERR_UNDELIVERABLE when the address itself failed. */
+int mend_delivery_refine(mend_account *acc, const char *jid, int err);
 
 /* Serializes a stanza into a g_malloc'd string (NULL on failure). */
 char *mend_stanza_text(xmpp_stanza_t *st);

@@ -16,9 +16,10 @@
 #include "b64.h"
 #include "xep/omemo_legacy.h"
 
-#define NS_SID          "urn:xmpp:sid:0" /* XEP-0359 */
-#define NS_EME          "urn:xmpp:eme:0" /* XEP-0380 */
-#define NS_HINTS        "urn:xmpp:hints" /* XEP-0334 */
+#define NS_SID          "urn:xmpp:sid:0"    /* XEP-0359 */
+#define NS_EME          "urn:xmpp:eme:0"    /* XEP-0380 */
+#define NS_HINTS        "urn:xmpp:hints"    /* XEP-0334 */
+#define NS_RECEIPTS     "urn:xmpp:receipts" /* XEP-0184 */
 #define PAYLOAD_KEY_LEN 16
 #define PAYLOAD_IV_LEN  12
 
@@ -214,11 +215,12 @@ static char *wrap_message(mend_account *acc, const char *to, const char *id,
 		g_string_append_printf(
 		    s, "<store xmlns='%s'/><origin-id xmlns='%s' id='%s'/></message>", NS_HINTS,
 		    NS_SID, eid);
-	else /* XEP-0380 EME, XEP-0334 store hint, XEP-0359 origin-id */
+	else /* XEP-0380 EME, XEP-0334 store hint, XEP-0359 origin-id, XEP-0184 §7 request */
 		g_string_append_printf(s,
 		                       "<encryption xmlns='%s' namespace='%s' name='OMEMO'/>"
 		                       "<store xmlns='%s'/><body>%s</body>"
-		                       "<origin-id xmlns='%s' id='%s'/></message>",
+		                       "<origin-id xmlns='%s' id='%s'/>"
+		                       "<request xmlns='" NS_RECEIPTS "'/></message>",
 		                       NS_EME, MEND_NS_LEGACY, NS_HINTS, FALLBACK_BODY, NS_SID,
 		                       eid);
 	g_free(eto);

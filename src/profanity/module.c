@@ -429,6 +429,15 @@ static void on_send_result(const mend_event *ev)
 		g_hash_table_remove(M.outbox, ev->id);
 }
 
+/* XEP-0184: a device of the contact confirmed our message; a line in its open chat window. */
+static void on_delivered(const mend_event *ev)
+{
+	char *text = g_strdup_printf(_("delivered to %s"), ev->peer);
+
+	M.api->chat_show_themed(ev->peer, NULL, NULL, NULL, "\xe2\x9c\x93", text);
+	g_free(text);
+}
+
 static void op_event(const mend_event *ev, void *ud)
 {
 	switch (ev->kind) {
@@ -453,6 +462,9 @@ static void op_event(const mend_event *ev, void *ud)
 		if (ev->peer && ev->n_devices > 0)
 			g_hash_table_remove(M.no_omemo, ev->peer);
 		mark_window(ev->peer);
+		break;
+	case MEND_EVENT_DELIVERED:
+		on_delivered(ev);
 		break;
 	default:
 		break;

@@ -413,6 +413,23 @@ static void show_sent(conn *c, PurpleAccount *a, const char *peer, const char *t
 	g_free(esc);
 }
 
+/* XEP-0184: a device of the contact confirmed our message; a system line in its open chat. */
+static void delivered(PurpleAccount *a, const char *jid)
+{
+	PurpleConversation *conv =
+	    purple_find_conversation_with_account(PURPLE_CONV_TYPE_IM, jid, a);
+	char *text, *esc;
+
+	if (!conv)
+		return;
+	esc = g_markup_escape_text(jid, -1);
+	text = g_strdup_printf(_("Delivered to %s."), esc);
+	purple_conversation_write(conv, NULL, text, PURPLE_MESSAGE_SYSTEM | PURPLE_MESSAGE_NO_LOG,
+	                          time(NULL));
+	g_free(text);
+	g_free(esc);
+}
+
 static void op_event(const mend_event *ev, void *ud)
 {
 	conn *c = ud;
@@ -440,6 +457,9 @@ static void op_event(const mend_event *ev, void *ud)
 		break;
 	case MEND_EVENT_NOTICE:
 		say(a, ev->peer, ev->text);
+		break;
+	case MEND_EVENT_DELIVERED:
+		delivered(a, ev->peer);
 		break;
 	default:
 		break;
@@ -745,7 +765,8 @@ static void become(xmlnode *node, const char *stanza)
  */
 static void report_unsent(PurpleAccount *a, const char *to, const char *text, int r)
 {
-	char *line;
+	conn *c = conn_of(a);
+	char *line, *why = NULL;
 
 	if (r == 1) {
 		say(a, to,
@@ -753,17 +774,19 @@ static void report_unsent(PurpleAccount *a, const char *to, const char *text, in
 		      "arrive, and shows here once it has."));
 		return;
 	}
-	line = g_strdup_printf(
-	    "%s %s",
-	    r == MEND_ERR_NO_DEVICES
-	        ? _("This contact has no OMEMO device mend can encrypt to; the message was NOT "
-	            "sent (/mend off sends without encryption):")
-	    : r == MEND_ERR_NOT_FOUND
-	        ? _("OMEMO is not ready on this account; the message was NOT sent:")
-	        : mend_strerror(r),
-	    text);
+	/* the core's words: a mistyped address is never told to go unencrypted */
+	if ((r == MEND_ERR_NO_DEVICES || r == MEND_ERR_UNDELIVERABLE) && c)
+		why = mend_account_send_error_text(c->acc, to, r);
+	line =
+	    g_strdup_printf("%s %s",
+	                    why ? why
+	                    : r == MEND_ERR_NOT_FOUND
+	                        ? _("OMEMO is not ready on this account; the message was NOT sent:")
+	                        : mend_strerror(r),
+	                    text);
 	say_error(a, to, line);
 	g_free(line);
+	mend_free(why);
 }
 
 /* Encrypts now (the node becomes the encrypted message), or queues (the node becomes a chat state).

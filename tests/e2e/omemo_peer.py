@@ -9,7 +9,9 @@ slixmpp 1.8, nothing from mend.
 stdout: one JSON object per line
     {"type":"ready","jid":FULLJID,"device":ID,"fingerprint":HEX,"pep_notify":BOOL}
     {"type":"message","from":BARE,"to":BARE,"device":SID,"body":TEXT,
-     "carbon":"sent"|"received"|null,"id":ID,"stanza_id":ID|null,"prekey":BOOL}
+     "carbon":"sent"|"received"|null,"id":ID,"stanza_id":ID|null,"prekey":BOOL,
+     "receipt_request":BOOL,"receipt_sent":BOOL}
+    {"type":"receipt","from":FULLJID,"id":ID,"carbon":...}   a XEP-0184 <received/> arrived
     {"type":"empty","from":BARE,"device":SID,"carbon":...}   key transport / session completion
     {"type":"plain","from":BARE,"body":TEXT,"carbon":...}    an unencrypted body arrived
     {"type":"not_for_us","from":BARE,"device":SID,"rids":[IDS],"carbon":...}  no <key> for us
@@ -31,6 +33,8 @@ stdin: one command per line
     devices JID        like refresh, without fetching
     raw XML            send one stanza verbatim (default namespace jabber:client), e.g. a
                        forged carbon or a malformed OMEMO element; prints {"type":"raw_sent"}
+    receipts on|off    XEP-0184 (default off): request receipts on what we send, and answer
+                       requests of messages we decrypted (as Conversations does); prints "pong"
     ping               prints {"type":"pong"} (a barrier: earlier commands are done)
     quit               disconnect and exit 0 (EOF on stdin does the same)
 
@@ -78,6 +82,7 @@ NS_SID = "urn:xmpp:sid:0"
 NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
 NS_CAPS = "http://jabber.org/protocol/caps"
 NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+NS_RECEIPTS = "urn:xmpp:receipts"
 
 DEVICELIST_NODE = f"{OLDMEMO_NS}.devicelist"
 BUNDLES_NODE = f"{OLDMEMO_NS}.bundles:"          # + device id
@@ -186,6 +191,7 @@ class Peer(ClientXMPP):
         self.own_devicelist_seen = None   # asyncio.Event
         self.publish_options_ok = None    # learnt on the first publish
         self.commands = None              # asyncio.Queue of stdin lines
+        self.receipts = False             # XEP-0184: request and answer receipts
 
         self.add_event_handler("session_start", self.on_session_start)
         self.add_event_handler("failed_auth", self.on_failed_auth)
@@ -430,6 +436,11 @@ class Peer(ClientXMPP):
         sid = inner.find("{urn:xmpp:sid:0}stanza-id")
         if sid is not None and JID(sid.get("by") or "").bare == self.bare:
             stanza_id = sid.get("id")
+        rcv = inner.find(f"{{{NS_RECEIPTS}}}received")
+        if rcv is not None:
+            emit({"type": "receipt", "from": inner.get("from") or str(outer_from),
+                  "id": rcv.get("id"), "carbon": carbon})
+            return
         enc = inner.find(f"{{{OLDMEMO_NS}}}encrypted")
         if enc is None:
             body = inner.find(f"{{{NS_CLIENT}}}body")
@@ -463,8 +474,17 @@ class Peer(ClientXMPP):
         if plaintext is None:
             emit(dict(base, type="empty", prekey=prekey))
             return
+        request = inner.find(f"{{{NS_RECEIPTS}}}request") is not None
+        # XEP-0184 §5: answer only live messages to us that we decrypted
+        answer = self.receipts and request and carbon is None and inner.get("id")
+        if answer:
+            ack = self.make_message(mto=inner.get("from"), mtype="chat")
+            ack["id"] = str(uuid.uuid4())
+            ack.append(el(f"{{{NS_RECEIPTS}}}received", {"id": inner.get("id")}))
+            ack.send()
         emit(dict(base, type="message", device=dev.device_id,
-                  body=plaintext.decode("utf-8", "replace"), prekey=prekey))
+                  body=plaintext.decode("utf-8", "replace"), prekey=prekey,
+                  receipt_request=request, receipt_sent=bool(answer)))
 
     async def handle_pep_event(self, from_bare, event):
         items = event.find(f"{{{NS_PUBSUB_EVENT}}}items")
@@ -525,6 +545,9 @@ class Peer(ClientXMPP):
             emit({"type": "pong"})
         elif cmd == "send" and len(parts) == 3:
             await self.send_encrypted(parts[1], parts[2])
+        elif cmd == "receipts" and len(parts) == 2 and parts[1] in ("on", "off"):
+            self.receipts = parts[1] == "on"
+            emit({"type": "pong"})
         elif cmd == "raw" and len(parts) >= 2:
             xml = line[len("raw "):].strip()
             ET.fromstring(xml)      # must be well-formed; sent verbatim
@@ -539,7 +562,7 @@ class Peer(ClientXMPP):
                       "devices": await self.describe_devices(bare)})
         else:
             raise ValueError("unknown command or wrong arguments (send JID TEXT | refresh JID | "
-                             "devices JID | raw XML | ping | quit)")
+                             "devices JID | raw XML | receipts on|off | ping | quit)")
         return False
 
     async def describe_devices(self, bare):
@@ -568,6 +591,8 @@ class Peer(ClientXMPP):
         stanza.append(el(f"{{{NS_HINTS}}}store"))
         stanza.append(el(f"{{{NS_EME}}}encryption", {"namespace": OLDMEMO_NS, "name": "OMEMO"}))
         stanza.append(el(f"{{{NS_SID}}}origin-id", {"id": msg_id}))
+        if self.receipts:
+            stanza.append(el(f"{{{NS_RECEIPTS}}}request"))
         stanza.send()
         recipients = sorted(({"jid": k.bare_jid, "device": k.device_id, "prekey": kex is not None}
                              for k, kex in message.keys),
