@@ -255,7 +255,8 @@ def libpurple_shows_no_key_only_message():
 @test
 def profanity_shows_no_key_only_message():
     from profanity import Profanity, profanity_missing
-    why = profanity_missing()
+    # an ASan-built module cannot load into the uninstrumented Profanity (HOSTS.md)
+    why = profanity_missing() or (os.environ.get("MEND_SANITIZERS") and "a sanitizer build")
     libs = os.path.join(BUILD, ".libs")
     plugin, module = os.path.join(libs, "mend.so"), os.path.join(libs, "mend-profanity-module.so")
     if why or not (os.path.exists(plugin) and os.path.exists(module)):
