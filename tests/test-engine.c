@@ -1443,7 +1443,7 @@ static void test_repair_waits_for_catchup(mend_account *a, const char *root)
 {
 	static const mend_host_ops quiet = {0};
 	mend_account *g = gus_with_session(a, root), *h = open_in(root, HAL, &quiet);
-	char *first = bob_encrypts(h, a, "hal live during catch-up"), *w, *bad, *qid = NULL;
+	char *first = bob_encrypts(h, a, "hal live during catch-up"), *w, *bad, *inner, *qid = NULL;
 	guint mark, ev0;
 	const rec *ev;
 	int q = catchup(a, &qid), kt = -1;
@@ -1455,8 +1455,10 @@ static void test_repair_waits_for_catchup(mend_account *a, const char *root)
 	w = bob_encrypts(g, a, "archived, damaged");
 	bad = damaged_key(w);
 	g_free(w);
-	TAP_EQ(handle(a, mam_result(NULL, qid, "gus-a1", stamped(bad, GUS "/r", ALICE, NULL))), 1,
+	inner = stamped(bad, GUS "/r", ALICE, NULL);
+	TAP_EQ(handle(a, mam_result(NULL, qid, "gus-a1", inner)), 1,
 	       "a damaged message from the archive");
+	g_free(inner);
 	ev = event_of(ev0, MEND_EVENT_UNDECRYPTABLE);
 	TAP_OK(ev && ev->archived && ev->error == MEND_ERR_KEY_AUTH && !strstr(ev->text, "asked"),
 	       "is reported, and no repair is promised for it");
@@ -1797,7 +1799,7 @@ static char *damaged(const char *wire)
 
 static void test_receipts_out(mend_account *a, mend_account *b)
 {
-	char *wire = bob_encrypts(b, a, "do you read me"), *id;
+	char *wire = bob_encrypts(b, a, "do you read me"), *id, *inner;
 	xmpp_stanza_t *st = xmpp_stanza_new_from_string(xctx, wire);
 	guint ev0 = events->len, mark = sent->len;
 
@@ -1806,8 +1808,10 @@ static void test_receipts_out(mend_account *a, mend_account *b)
 	TAP_EQ(handle(a, damaged(wire)), 1, "a damaged copy asking for a receipt");
 	TAP_EQ(count_events(ev0, MEND_EVENT_UNDECRYPTABLE), 1, "cannot be decrypted");
 	TAP_EQ(messages_to(mark, BOB "/phone"), 0, "and gets no receipt");
-	TAP_EQ(handle(a, carbon(ALICE, "received", stamped(wire, BOB "/phone", ALICE "/o", NULL))),
-	       1, "a carbon of it (another device of ours got it)");
+	inner = stamped(wire, BOB "/phone", ALICE "/o", NULL);
+	TAP_EQ(handle(a, carbon(ALICE, "received", inner)), 1,
+	       "a carbon of it (another device of ours got it)");
+	g_free(inner);
 	TAP_EQ(messages_to(mark, BOB "/phone"), 0, "gets no receipt from this device");
 	g_free(wire);
 	g_free(id);
