@@ -633,7 +633,9 @@ static int on_message_receive(const char *text)
 	st = xmpp_stanza_new_from_string(M.xctx, text);
 	/* device list events are Profanity's too (its own OMEMO reads them) */
 	pep = has_child_ns(st, "http://jabber.org/protocol/pubsub#event");
-	M.rx_active = 1;
+	/* a device list event can release messages that waited for it (announce.c): Profanity
+	 * shows none of them for this stanza, so mend shows them itself */
+	M.rx_active = !pep;
 	M.rx_keep = 0;
 	r = mend_account_handle_stanza(M.acc, text);
 	M.rx_active = 0;

@@ -291,6 +291,33 @@ def received_messages_carry_their_devices_trust():
 
 
 @test
+def a_device_the_contact_never_announced_is_marked():
+    """XEP-0384 §4.2: a message from a device missing from its owner's published
+    list is marked "!" (unannounced), never with a trusted mark."""
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        phone, ghost = Mend(srv, root, "bob", "phone"), Mend(srv, root, "bob", "ghost")
+        phone.publish()
+        pid = phone.device_id()
+        with with_mend(srv, "alice") as p:
+            p.connect()
+            mend_ready(p)
+            phone.send("alice@localhost", "from-the-phone")
+            got = p.wait_message("bob@localhost", "from-the-phone", timeout=30)
+            assert got["mark"] == "~", got
+            p.quit()
+            ghost.send("alice@localhost", "from-nowhere")
+            with xmpp_session("127.0.0.1", srv.port, "bob@localhost", "pw") as x:
+                x.publish_devicelist([pid])
+            p.restart()
+            got = p.wait_message("bob@localhost", "from-nowhere", timeout=30)
+            assert got["mark"] == "!", f"an unannounced device's message: {got}"
+            mend_ready(p)
+            p.open_chat("bob@localhost")
+            shown = [m for m in p.messages() if m["text"].endswith("from-nowhere")]
+            assert len(shown) == 1, shown
+
+
+@test
 def mend_on_with_another_case_or_a_resource_encrypts():
     with server(extra_config='Component "conference.localhost" "muc"\n') as srv, \
             tempfile.TemporaryDirectory() as root:
