@@ -479,6 +479,47 @@ static void test_catchup(sim *s)
 	}
 }
 
+/*
+ * A sender that picks our highest prekey id (cut to it here; XEP-0384 v0.3
+ * §4.4 lets it pick any): that id leaves the bundle and the refill does not
+ * hand it out again for another key.
+ */
+static void test_highest_prekey(sim *s)
+{
+	sim_dev *g = sim_add(s, "peggy@example.org", "peggy's phone");
+	sim_dev *h = sim_add(s, "quinn@example.org", "quinn's phone");
+	GRegex *re =
+	    g_regex_new("<prekeys>.*(<preKeyPublic preKeyId=\"([0-9]+)\">[^<]*</preKeyPublic>)"
+	                "</prekeys>",
+	                0, 0, NULL);
+	GMatchInfo *mi = NULL;
+	char *xml = NULL, *cut, *id = NULL, *attr, *wire;
+
+	sim_publish_all(s);
+	mend_account_bundle_xml(h->acc, &xml);
+	cut = g_regex_replace(re, xml, -1, 0, "<prekeys>\\1</prekeys>", 0, NULL);
+	if (g_regex_match(re, xml, 0, &mi))
+		id = g_match_info_fetch(mi, 2);
+	TAP_OK(id && g_str_equal(id, "100"), "quinn's highest prekey id is 100 (%s)",
+	       id ? id : "none");
+	mend_account_bundle_process(g->acc, h->jid, h->device_id, cut);
+	wire = wire_msg(s, g, h, "on the last prekey", 1);
+	TAP_EQ(decrypt_expect(h, wire, "on the last prekey"), MEND_OK, "quinn decrypts it");
+	mend_free(xml);
+	xml = NULL;
+	mend_account_bundle_xml(h->acc, &xml);
+	attr = g_strdup_printf("preKeyId=\"%s\"", id ? id : "");
+	TAP_OK(xml && !strstr(xml, attr), "the used highest id %s left quinn's bundle", attr);
+	TAP_EQ(count_substr(xml, "<preKeyPublic"), 100, "and 100 other prekeys are in it");
+	g_free(attr);
+	g_free(wire);
+	g_free(id);
+	g_free(cut);
+	mend_free(xml);
+	g_match_info_free(mi);
+	g_regex_unref(re);
+}
+
 /* --- signed prekey rotation, with the account's clock moved -------------------------------- */
 
 #define DAY (24 * 3600)
@@ -670,6 +711,7 @@ int main(void)
 	test_two_handles(s, a, b);
 	test_store_key(s, a);
 	test_catchup(s);
+	test_highest_prekey(s);
 	test_bad_bundles(s);
 	test_rotation(s);
 	sim_free(s);

@@ -152,6 +152,29 @@ static int next_prekey_id(mend_account *acc, uint32_t *next)
 	return r == MEND_ERR_NOT_FOUND ? MEND_OK : r;
 }
 
+/*
+ * Records where the next prekey ids start if the store does not say yet (a
+ * new identity, or a store from before this was kept). Called before a used
+ * prekey is deleted, so that its id stays counted even if it was the highest.
+ */
+int mend_account_keep_prekey_next(mend_account *acc)
+{
+	char buf[16];
+	char *v = NULL;
+	uint32_t next = 0;
+	int r;
+
+	r = mend_store_meta_get(acc->store, "prekey_next", &v);
+	g_free(v);
+	if (r != MEND_ERR_NOT_FOUND)
+		return r;
+	r = next_prekey_id(acc, &next);
+	if (r < 0)
+		return r;
+	g_snprintf(buf, sizeof(buf), "%u", next);
+	return mend_store_meta_set(acc->store, "prekey_next", buf);
+}
+
 int mend_account_replenish_prekeys(mend_account *acc)
 {
 	char buf[16];
@@ -258,6 +281,8 @@ static int create_identity(mend_account *acc)
 		r = create_signed_prekey(acc, ikp, 1);
 	if (r >= 0)
 		r = store_prekeys(acc, 1, MEND_PREKEY_TARGET);
+	if (r >= 0)
+		r = mend_account_keep_prekey_next(acc);
 	if (r >= 0)
 		r = store_created(acc);
 	r = mend_account_txn_end(acc, r);

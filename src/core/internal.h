@@ -62,6 +62,8 @@ struct mend_account {
 /* Brings the unused one-time prekeys back to MEND_PREKEY_TARGET (inside the caller's transaction).
  */
 int mend_account_replenish_prekeys(mend_account *acc);
+/* Stores the next prekey id if not stored yet (before a used prekey is deleted). */
+int mend_account_keep_prekey_next(mend_account *acc);
 
 /* A new signed prekey every 7 days; a replaced one is kept 30 days more (account.c). */
 #define MEND_SPK_ROTATE (7 * 24 * 3600)

@@ -231,6 +231,9 @@ static int remove_pre_key(uint32_t id, void *ud)
 	mend_account *acc = ud;
 	int r;
 
+	r = mend_account_keep_prekey_next(acc); /* a deleted highest id is not reused */
+	if (r < 0)
+		return fail(acc, r);
 	if (acc->in_catchup)
 		r = mend_store_prekey_mark_used(acc->store, id);
 	else
