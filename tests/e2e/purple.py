@@ -695,6 +695,20 @@ class Finch:
                 f"  finch screen:\n{tail(self.screen(), 25)}\n"
                 f"  finch debug log tail:\n{tail(self.debug_text(), lines)}")
 
+    def restart(self, while_stopped=None, timeout=15):
+        """Stops finch (and its tmux server) keeping its profile, runs while_stopped(),
+        and starts it again on the same profile."""
+        keep, self.keep_dir = self.keep_dir, True
+        try:
+            self.stop()
+        finally:
+            self.keep_dir = keep
+        if os.path.exists(self.status_path):
+            os.unlink(self.status_path)
+        if while_stopped:
+            while_stopped()
+        return self.start(timeout)
+
     def stop(self):
         if self.pid is not None and pid_alive(self.pid):
             try:

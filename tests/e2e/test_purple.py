@@ -397,6 +397,17 @@ def finch_shows_the_marks_and_the_help():
                           "/mend uri", "/mend verify URI", "/mend policy"):
                 shown(words)
 
+            def ghost_writes():
+                """A device bob's published list does not name (XEP-0384 §4.2) writes while
+                Finch is closed; bob's list then names only his phone again."""
+                Mend(srv, root, "bob", "ghost").send("alice@localhost", "from nowhere in finch")
+                with xmpp_session("127.0.0.1", srv.port, "bob@localhost", "pw") as x:
+                    x.publish_devicelist([pid])
+
+            f.restart(ghost_writes)
+            window("bob")
+            shown("bob: [device NOT in the contact's list] from nowhere in finch")
+
 
 @test
 def finch_lists_and_loads_the_plugin():
