@@ -38,11 +38,14 @@ __all__ = ["Purple", "harness_path", "purple_missing", "build_purple_plugin",
 TMUX = shutil.which("tmux") or "/usr/bin/tmux"
 FINCH = shutil.which("finch") or "/usr/bin/finch"
 
+# build/ at the top of the repository (this file is tests/e2e/purple.py)
+DEFAULT_BUILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "build")
+
 
 def harness_path():
     """$top_builddir/tests/purple/harness (top_builddir: `make check` exports it;
-    default /work/main/build)."""
-    top = os.environ.get("top_builddir") or "/work/main/build"
+    default: build/ in the repository)."""
+    top = os.environ.get("top_builddir") or DEFAULT_BUILD
     return os.path.join(os.path.abspath(top), "tests", "purple", "harness")
 
 
@@ -125,7 +128,7 @@ class Purple:
         self.security = security
         self.plugins = list(plugins or ())
         if plugin_dir == ():
-            top = os.environ.get("top_builddir") or "/work/main/build"
+            top = os.environ.get("top_builddir") or DEFAULT_BUILD
             plugin_dir = [os.path.join(os.path.abspath(top), ".libs")]
         elif isinstance(plugin_dir, str):
             plugin_dir = [plugin_dir]

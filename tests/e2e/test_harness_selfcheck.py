@@ -2,7 +2,7 @@
 """Self-check of the e2e harness and the independent OMEMO peer (no mend involved):
 a throwaway Prosody, alice on two python-omemo devices and bob on one, talking.
 
-    cd /work/main && /usr/bin/python3 tests/e2e/test_harness_selfcheck.py
+    /usr/bin/python3 tests/e2e/test_harness_selfcheck.py
 
 TAP on stdout; exit 0 pass, 1 fail, 77 skip.
 """

@@ -8,7 +8,7 @@ with no mend involved:
   3. Profanity's built-in OMEMO and the python-omemo peer exchange an
      OMEMO-encrypted message both ways.
 
-    cd /work/main && /usr/bin/python3 tests/e2e/test_profanity_selfcheck.py
+    /usr/bin/python3 tests/e2e/test_profanity_selfcheck.py
 
 TAP on stdout; exit 0 pass, 1 fail, 77 skip.
 """

@@ -15,7 +15,7 @@ tests/e2e/purple.py, and Finch in tmux), with no mend involved:
   5. Finch loads a plugin from its prefs.xml (and reports one that cannot load);
      an account written to its accounts.xml signs in.
 
-    cd /work/main && top_builddir=/work/main/build-purple \\
+    top_builddir=build-purple \\
         /usr/bin/python3 tests/e2e/test_purple_selfcheck.py
 
 TAP on stdout; exit 0 pass, 1 fail, 77 skip.
