@@ -314,6 +314,14 @@ class Purple:
         return self._command(f"chatcmd {room} {command}", ("cmd",), timeout,
                              f"{command} in {room}")
 
+    def chatsend(self, room, text, timeout=10):
+        """Type `text` into the joined group chat with `room` and press Enter
+        (purple_conv_chat_send). -> {"type":"chat_sent"}."""
+        if "\n" in text:
+            raise HarnessError("chatsend: one line only")
+        return self._command(f"chatsend {room} {text}", ("chat_sent",), timeout,
+                             f"send to {room}")
+
     def join(self, room, nick, timeout=20):
         """Join the group chat room@service as nick; wait until libpurple says joined."""
         m = self.mark()
@@ -353,12 +361,21 @@ class Purple:
 
     # -- what the user sees ------------------------------------------------------------
 
-    def ims(self, start=0, conv=None):
-        """All {"type":"im"} lines so far (of this run), optionally of one conversation."""
-        return self.find(lambda o: o["type"] == "im"
+    def ims(self, start=0, conv=None, kind="im"):
+        """All {"type":"im"} lines so far (of this run), optionally of one conversation
+        (kind="chat": the group chats' lines)."""
+        return self.find(lambda o: o["type"] == kind
                          and (conv is None or _bare(o.get("conv")) == _bare(conv)), start)
 
-    def wait_im(self, match, timeout=20, who=None, flags=None, conv=None, start=0):
+    def chats(self, start=0, conv=None):
+        """All {"type":"chat"} lines (what group chat windows show)."""
+        return self.ims(start, conv, kind="chat")
+
+    def wait_chat(self, match, timeout=20, who=None, flags=None, conv=None, start=0):
+        """As wait_im() for a group chat's lines; `who` is the sender's nick."""
+        return self.wait_im(match, timeout, who, flags, conv, start, kind="chat")
+
+    def wait_im(self, match, timeout=20, who=None, flags=None, conv=None, start=0, kind="im"):
         """The first "im" line (index >= start) whose text equals `match` (a str) or
         for which match(line) is true; `who`: bare or full JID of the sender (as
         libpurple names it; compared by bare JID); `flags`: names that must all be
@@ -369,7 +386,7 @@ class Purple:
                 raise HarnessError(f"unknown flag {f!r}")
 
         def pred(o):
-            if o["type"] != "im":
+            if o["type"] != kind:
                 return False
             if who is not None and _bare(o.get("who")) != _bare(who):
                 return False
@@ -379,7 +396,7 @@ class Purple:
                 return False
             return match(o) if callable(match) else o.get("text") == match
 
-        desc = f"an im line {match!r}" if not callable(match) else "a matching im line"
+        desc = f"an {kind} line {match!r}" if not callable(match) else "a matching im line"
         if who:
             desc += f" from {who}"
         if flags:

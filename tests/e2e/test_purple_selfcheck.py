@@ -191,6 +191,47 @@ def offline_message_keeps_its_time_and_restart_keeps_state():
             a.wait_im("after restart", 15, flags=("recv",))
 
 
+def joined(p, room, nick):
+    """One try to join `room`: True once joined, False when the room refused (still locked)."""
+    m = p.mark()
+    p.send_line(f"join {room} {nick}")
+    o = p.wait_line(lambda o: o["type"] == "chat_joined" or (o["type"] == "notify" and
+                    "Error joining chat" in (o.get("title") or "")), 10, f"joining {room}",
+                    start=m)
+    return o["type"] == "chat_joined"
+
+
+@test
+def group_chat_typed_both_ways():
+    room = "talk@conference.localhost"
+    with Prosody(accounts={"alice": "pw", "bob": "pw"},
+                 extra_config='Component "conference.localhost" "muc"\n') as srv:
+        with Purple(srv, "alice", plugins=()) as a, Purple(srv, "bob", plugins=()) as b:
+            a.wait_signed_on()
+            b.wait_signed_on()
+            m = a.mark()
+            assert a.join(room, "al")["conv"] == room
+            # libpurple asks the room's maker how to configure it; the room is locked till then
+            ask = a.wait_line(lambda o: o["type"] == "request" and o["title"] == "Create New Room",
+                              10, "libpurple to ask about the new room", start=m)
+            a.answer(ask["id"], str(ask["actions"].index("_Accept Defaults")))
+            wait_for(lambda: joined(b, room, "bo"), 15, "the new room to let bob in",
+                     interval=0.2)
+            a.chatsend(room, "hello <room> & co")
+            got = b.wait_chat("hello <room> & co", 15, who="al", flags=("recv",), conv=room)
+            assert got["html"] == "hello &lt;room&gt; &amp; co", got
+            # the room reflects alice's message: her window shows it as sent
+            a.wait_chat("hello <room> & co", 15, who="al", flags=("send",), conv=room)
+            b.chatsend(room, "hi al")
+            a.wait_chat("hi al", 15, who="bo", flags=("recv",), conv=room)
+            assert a.ims() == [], a.ims()
+            m = a.mark()
+            a.send_line("chatsend nowhere@conference.localhost x")
+            o = a.wait_line(lambda o: o["type"] in ("chat_sent", "command_error"), 10,
+                            "the answer to chatsend", start=m)
+            assert o["type"] == "command_error" and "not in that room" in o["error"], o
+
+
 @test
 def plugin_command_and_stanza_hook():
     d = plugins_dir()

@@ -19,9 +19,9 @@
  *    "flags":["recv",...],"mtime":UNIX}           what the conversation window shows
  *   {"type":"xml","dir":"in"|"out","xml":STR}     the wire (with --xml)
  *   {"type":"notify",...}, {"type":"request",...}, command results, {"type":"bye"}
- * stdin: one command per line (send, sendhtml, cmd, chatcmd, join, raw, rawtext, close, load,
- * unload, answer, cancel, account, ping, quit); EOF quits too.
- * stderr: libpurple's warnings and errors; everything with --verbose.
+ * stdin: one command per line (send, sendhtml, cmd, chatcmd, chatsend, join, raw, rawtext, close,
+ * load, unload, answer, cancel, account, ping, quit); EOF quits too. stderr: libpurple's warnings
+ * and errors; everything with --verbose.
  */
 #include <signal.h>
 #include <stdarg.h>
@@ -962,6 +962,34 @@ static PurpleConversation *chat_conv(const char *line, const char *room)
 	return conv;
 }
 
+/* chatsend ROOM TEXT: typed into the joined group chat's entry (escaped to markup, as a UI's
+ * entry gives it), then purple_conv_chat_send */
+static void cmd_chatsend(const char *line, const char *args)
+{
+	const char *text;
+	char *room = first_word(args, &text), *markup;
+	PurpleConversation *conv;
+	GString *j;
+
+	if (!*room || !*text) {
+		emit_error(line, "usage: chatsend ROOM TEXT");
+	} else if ((conv = chat_conv(line, room)) != NULL) {
+		/* joined: among the connection's chats (serv_got_joined_chat put it there) */
+		if (!g_slist_find(purple_conversation_get_gc(conv)->buddy_chats, conv) ||
+		    purple_conv_chat_has_left(PURPLE_CONV_CHAT(conv))) {
+			emit_error(line, "not in that room");
+		} else {
+			markup = g_markup_escape_text(text, -1);
+			purple_conv_chat_send(PURPLE_CONV_CHAT(conv), markup);
+			g_free(markup);
+			j = json_begin("chat_sent");
+			json_str(j, "to", room);
+			json_end(j);
+		}
+	}
+	g_free(room);
+}
+
 static void cmd_cmd(const char *line, const char *args, gboolean chat)
 {
 	const char *cmdline;
@@ -1119,6 +1147,8 @@ static void run_command(const char *line)
 		cmd_cmd(line, args, FALSE);
 	} else if (!strcmp(verb, "chatcmd")) {
 		cmd_cmd(line, args, TRUE);
+	} else if (!strcmp(verb, "chatsend")) {
+		cmd_chatsend(line, args);
 	} else if (!strcmp(verb, "join")) {
 		cmd_join(line, args);
 	} else if (!strcmp(verb, "raw")) {
@@ -1143,7 +1173,8 @@ static void run_command(const char *line)
 		do_quit();
 	} else if (*verb) {
 		emit_error(line, "unknown command (send JID TEXT | sendhtml JID HTML | cmd JID "
-		                 "/CMD | chatcmd ROOM /CMD | join ROOM NICK | raw XML | rawtext "
+		                 "/CMD | chatcmd ROOM /CMD | chatsend ROOM TEXT | join ROOM NICK | "
+		                 "raw XML | rawtext "
 		                 "XML | close JID | load ID | unload ID | "
 		                 "answer ID [ARG] | cancel ID | account | ping | quit)");
 	}
