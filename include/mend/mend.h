@@ -60,7 +60,13 @@ enum mend_error {
 	MEND_ERR_STALE_SESSION = -30,     /* a new message under a message key already used */
 	MEND_ERR_OLD_SIGNED_PREKEY = -31, /* a prekey message on a signed prekey we retired */
 	MEND_ERR_UNDELIVERABLE = -32,     /* the server bounced our message (unknown user...) */
-	MEND_ERR_LAST = -33
+	/* -33..-36: group chats */
+	MEND_ERR_NO_UPLOAD = -37, /* our server offers no HTTP File Upload (XEP-0363) */
+	MEND_ERR_HTTP = -38,      /* the HTTP server answered with an error, or not at all */
+	MEND_ERR_TIMEOUT = -39,   /* a transfer stalled longer than its time limit */
+	MEND_ERR_TLS = -40,       /* the HTTPS server's certificate could not be verified */
+	MEND_ERR_IO = -41,        /* a local file could not be read or written */
+	MEND_ERR_LAST = -42
 };
 
 /* A sentence for the user, translated (domain "mend"). Never NULL; static. */
@@ -138,6 +144,8 @@ typedef struct mend_event {
 	                       as trusted, whatever `trust` says */
 	int plaintext;      /* MESSAGE: 1 when it came unencrypted (answering mend_account_history;
 	                       live plaintext is left to the host) */
+	/* MESSAGE: the body is an encrypted file's link (XEP-0454), parsed; else NULL */
+	const struct mend_file_link *file;
 } mend_event;
 
 typedef enum mend_log_level {
@@ -471,6 +479,89 @@ MEND_EXPORT char *mend_jid_normalize(const char *jid);
 MEND_EXPORT void mend_account_tick(mend_account *acc);
 /* How often the hosts call mend_account_tick() (seconds). */
 #define MEND_TICK_SECONDS 5
+
+/* --- encrypted files (XEP-0454 over XEP-0363 HTTP File Upload) ------------------
+ * A file is encrypted with AES-256-GCM (a random 32-byte key, a 12-byte IV, the 16-byte
+ * tag appended), PUT into a slot of our server's upload service, and its link
+ * aesgcm://HOST/PATH#<IV hex><key hex> is sent as the body of an OMEMO message, as
+ * Conversations, Dino, Gajim, Monal and Profanity do. HTTP goes through libcurl, HTTPS
+ * only, with the server's certificate verified unless trust_any_tls is set (for test
+ * servers on loopback; nothing else turns verification off).
+ */
+
+/* A received link, parsed (XEP-0454 §3: 12- or 16-byte IV, then the 32-byte key). */
+typedef struct mend_file_link {
+	char *url;      /* the https:// address to download (the fragment removed) */
+	char *host;     /* the server's host name */
+	char *name;     /* a safe file name from the URL's last path segment (no '/') */
+	uint8_t iv[16]; /* iv_len bytes */
+	size_t iv_len;  /* 12 or 16 */
+	uint8_t key[32];
+} mend_file_link;
+
+/*
+ * Parses `text` (surrounding white space allowed) as one aesgcm:// link: the fragment is
+ * exactly 24 or 32 hex digits of IV and 64 of key. MEND_ERR_MALFORMED for anything else.
+ * Free *out with mend_file_link_free().
+ */
+MEND_EXPORT int mend_file_link_parse(const char *text, mend_file_link **out);
+MEND_EXPORT void mend_file_link_free(mend_file_link *link);
+
+/* Defaults of mend_transfer_opts. */
+#define MEND_FILE_TIMEOUT  30                  /* seconds without progress */
+#define MEND_FILE_MAX_SIZE (512 * 1024 * 1024) /* bytes: the largest download accepted */
+
+/* How a transfer runs. Zeroed: verified TLS, the defaults above, no progress. */
+typedef struct mend_transfer_opts {
+	int trust_any_tls; /* 1: accept any certificate (test servers on loopback only) */
+	unsigned timeout;  /* seconds without progress before giving up (0: MEND_FILE_TIMEOUT) */
+	uint64_t max_size; /* downloads: the largest file accepted (0: MEND_FILE_MAX_SIZE) */
+	/* Called as bytes move (total 0 while unknown); nonzero cancels the transfer. */
+	int (*progress)(uint64_t done, uint64_t total, void *data);
+	void *progress_data;
+} mend_transfer_opts;
+
+/* A saved file. */
+typedef struct mend_file_result {
+	char *path;      /* where it was saved */
+	uint64_t size;   /* plaintext bytes */
+	char sha256[65]; /* of the plaintext, hex */
+	char *mime;      /* the server's Content-Type, or NULL when it did not say */
+} mend_file_result;
+
+/*
+ * Downloads, decrypts and checks the file of `link` (blocking; call it from a worker
+ * thread where blocking hurts). It is saved as `out_path` when given (never overwriting:
+ * MEND_ERR_IO if it exists), else in folder `dir` under the link's safe name, as name-1.ext,
+ * name-2.ext... when taken. Nothing is left half-written: a failed tag check
+ * (MEND_ERR_PAYLOAD_AUTH), an HTTP error, a timeout or a size over the limit removes the
+ * partial file. *why (may be NULL) gets a sentence for the user on failure (mend_free).
+ * Clear *res with mend_file_result_clear().
+ */
+MEND_EXPORT int mend_file_download(const mend_file_link *link, const char *dir,
+                                   const char *out_path, const mend_transfer_opts *opts,
+                                   mend_file_result *res, char **why);
+MEND_EXPORT void mend_file_result_clear(mend_file_result *res);
+
+/*
+ * What became of mend_account_send_file(): err 0 and the link's message id (SENT or
+ * SEND_FAILED follow for it as for any message), or an error and a sentence saying why
+ * (an upload service missing, a file over the server's limit with that limit, HTTP, TLS).
+ */
+typedef void (*mend_file_sent_cb)(mend_account *acc, int err, const char *text, const char *link,
+                                  const char *msg_id, void *data);
+
+/*
+ * Sends the file at `path` to `to`: finds our server's upload service (XEP-0363 §3,
+ * disco#items and disco#info, its max-file-size), refuses a file over that limit before
+ * uploading, asks for a slot, encrypts and PUTs the file (blocking, inside the slot's
+ * reply), then sends the link with mend_account_send(). `opts` is copied. Needs the
+ * connection (mend_account_connected). cb is called exactly once unless the stream goes
+ * down first.
+ */
+MEND_EXPORT int mend_account_send_file(mend_account *acc, const char *to, const char *path,
+                                       const mend_transfer_opts *opts, mend_file_sent_cb cb,
+                                       void *data);
 
 #ifdef __cplusplus
 }

@@ -44,7 +44,8 @@ enum cli_command {
 	CMD_VERIFY,
 	CMD_POLICY,
 	CMD_IDENTITY,
-	CMD_ACCOUNT
+	CMD_ACCOUNT,
+	CMD_FETCH
 };
 
 /* What the command line and the config file said; strings are g_free'd. */
@@ -64,6 +65,9 @@ struct cli_opts {
 	char *since;        /* history --since, normalised to UTC "...Z" */
 	int encrypted_only; /* listen, history --encrypted-only: plaintext messages hidden */
 	int wait_receipt;   /* send --wait-receipt: done once a device confirmed it (XEP-0184) */
+	char *file;         /* send --file PATH */
+	char *save_dir;     /* listen, fetch --save-dir DIR */
+	char *out;          /* fetch --out PATH */
 };
 
 /* One SENT / SEND_FAILED event kept while mend_account_send() runs. */
@@ -132,6 +136,11 @@ struct cli {
 	GPtrArray *deferred; /* struct cli_deferred */
 	int confirmed;       /* send: the server answered the ping after our message */
 	int delivered;       /* send: a device of the recipient confirmed it (XEP-0184) */
+	/* files (files.c) */
+	char *file_id;                      /* send --file: the link message's id (mend_free) */
+	const mend_file_result *file_saved; /* the message being printed: its file, saved */
+	const char *file_error;             /* ... or why it was not saved */
+	int progress_shown;                 /* percent last shown, -1 for none */
 };
 
 /* config.c */
@@ -173,5 +182,15 @@ void out_usage(enum cli_command cmd, int to_stderr);
 void out_text(struct cli *c, const char *type, const char *key, const char *value);
 void out_qr(struct cli *c, const char *text);
 char *out_iso_time(int64_t unix_time);
+void out_file_sent(struct cli *c, const char *to, const char *path, const char *link,
+                   const char *id);
+void out_fetched(struct cli *c, const mend_file_link *link, const mend_file_result *res);
+
+/* files.c: encrypted files (XEP-0454, XEP-0363) */
+void cli_transfer_opts(struct cli *c, mend_transfer_opts *o);
+void cli_file_queued(struct cli *c, const char *id); /* main.c */
+void cli_send_file(struct cli *c);
+void cli_save_file(struct cli *c, const mend_event *ev);
+int cli_fetch(struct cli *c);
 
 #endif /* MEND_CLI_H */

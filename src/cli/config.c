@@ -43,7 +43,10 @@ enum {
 	OPT_TIMEOUT,
 	OPT_SINCE,
 	OPT_ENCRYPTED_ONLY,
-	OPT_WAIT_RECEIPT
+	OPT_WAIT_RECEIPT,
+	OPT_FILE,
+	OPT_SAVE_DIR,
+	OPT_OUT
 };
 
 static const struct option long_opts[] = {
@@ -61,6 +64,9 @@ static const struct option long_opts[] = {
     {"since", required_argument, NULL, OPT_SINCE},
     {"encrypted-only", no_argument, NULL, OPT_ENCRYPTED_ONLY},
     {"wait-receipt", no_argument, NULL, OPT_WAIT_RECEIPT},
+    {"file", required_argument, NULL, OPT_FILE},
+    {"save-dir", required_argument, NULL, OPT_SAVE_DIR},
+    {"out", required_argument, NULL, OPT_OUT},
     {NULL, 0, NULL, 0},
 };
 
@@ -81,6 +87,7 @@ static const struct {
     {"policy", CMD_POLICY, 0, 2},
     {"identity", CMD_IDENTITY, 1, 1},
     {"account", CMD_ACCOUNT, 2, 2},
+    {"fetch", CMD_FETCH, 1, 1},
 };
 
 static void set_str(char **field, const char *value)
@@ -149,8 +156,9 @@ static int take_timeout(struct cli *c, const char *arg)
 	char *end;
 	double t;
 
-	if (c->o.command == CMD_NONE || c->o.command >= CMD_FINGERPRINT)
-		return option_misplaced(c, "timeout", "send|listen|history|devices");
+	if (c->o.command == CMD_NONE ||
+	    (c->o.command >= CMD_FINGERPRINT && c->o.command != CMD_FETCH))
+		return option_misplaced(c, "timeout", "send|listen|history|devices|fetch");
 	t = g_ascii_strtod(arg, &end);
 	if (*end || end == arg || !(t > 0) || t > 1e7)
 		return cli_fail(c, CLI_USAGE, 0,
@@ -164,12 +172,29 @@ static int take_since(struct cli *c, const char *arg)
 	if (c->o.command != CMD_HISTORY)
 		return option_misplaced(c, "since", "history");
 	g_free(c->o.since);
+	g_free(c->o.file);
+	g_free(c->o.save_dir);
+	g_free(c->o.out);
+	mend_free(c->file_id);
 	c->o.since = normalise_time(arg);
 	if (!c->o.since)
 		return cli_fail(
 		    c, CLI_USAGE, 0,
 		    _("--since takes an ISO 8601 time such as 2026-11-21T10:00:00Z, not '%s'."),
 		    arg);
+	return CLI_OK;
+}
+
+/* send --file PATH, listen|fetch --save-dir DIR, fetch --out PATH */
+static int take_file_option(struct cli *c, int ch, const char *arg)
+{
+	if (ch == OPT_FILE && c->o.command != CMD_SEND)
+		return option_misplaced(c, "file", "send");
+	if (ch == OPT_SAVE_DIR && c->o.command != CMD_LISTEN && c->o.command != CMD_FETCH)
+		return option_misplaced(c, "save-dir", "listen|fetch");
+	if (ch == OPT_OUT && c->o.command != CMD_FETCH)
+		return option_misplaced(c, "out", "fetch");
+	set_str(ch == OPT_FILE ? &c->o.file : ch == OPT_SAVE_DIR ? &c->o.save_dir : &c->o.out, arg);
 	return CLI_OK;
 }
 
@@ -230,6 +255,10 @@ static int take_option(struct cli *c, int ch, const char *word)
 			return option_misplaced(c, "wait-receipt", "send");
 		c->o.wait_receipt = 1;
 		return CLI_OK;
+	case OPT_FILE:
+	case OPT_SAVE_DIR:
+	case OPT_OUT:
+		return take_file_option(c, ch, optarg);
 	}
 	return bad_option(c, ch, word);
 }
@@ -256,6 +285,19 @@ static int find_command(struct cli *c, const char *name)
 	cli_fail(c, CLI_USAGE, 0, _("Unknown command '%s'; see 'mend --help' for the commands."),
 	         name);
 	return -1;
+}
+
+/* send JID --file PATH [TEXT]: the option right after the JID (the text starts after it). */
+static void send_file_after_jid(struct cli *c)
+{
+	char **a = c->o.args;
+
+	if (c->o.command != CMD_SEND || c->o.n_args < 3 || strcmp(a[1], "--file") != 0)
+		return;
+	set_str(&c->o.file, a[2]);
+	a[2] = a[0]; /* the JID moves next to the text */
+	c->o.args += 2;
+	c->o.n_args -= 2;
 }
 
 static int check_operands(struct cli *c, int i)
@@ -297,6 +339,7 @@ int cli_parse_args(struct cli *c, int argc, char **argv)
 		return r;
 	c->o.args = sub_argv + optind;
 	c->o.n_args = sub_argc - optind;
+	send_file_after_jid(c);
 	return check_operands(c, i);
 }
 

@@ -88,7 +88,10 @@ static void common_event(struct cli *c, const mend_event *ev)
 		if (ev->plaintext && c->o.encrypted_only)
 			break; /* --encrypted-only */
 		c->n_messages++;
-		out_message(c, ev);
+		if (ev->file && c->o.save_dir) /* listen --save-dir: the file, saved */
+			cli_save_file(c, ev);
+		else
+			out_message(c, ev);
 		break;
 	case MEND_EVENT_UNDECRYPTABLE:
 		out_undecryptable(c, ev);
@@ -180,6 +183,13 @@ static void send_delivered(struct cli *c, const mend_event *ev)
 
 static void send_result(struct cli *c, const mend_event *ev)
 {
+	/* send --file TEXT: the link goes first; the text's outcome ends the command */
+	if (c->file_id && ev->id && !strcmp(ev->id, c->file_id) && g_strcmp0(ev->id, c->msg_id)) {
+		if (ev->kind == MEND_EVENT_SEND_FAILED)
+			cli_fail(c, CLI_ERROR, ev->error, "%s",
+			         ev->text ? ev->text : mend_strerror(ev->error));
+		return;
+	}
 	if (!c->msg_id || !ev->id || strcmp(ev->id, c->msg_id) != 0) {
 		common_event(c, ev);
 	} else if (ev->kind == MEND_EVENT_SEND_FAILED) {
@@ -260,6 +270,24 @@ static int queue_message(struct cli *c)
 	return r;
 }
 
+/* send --file: the link went to the queue as message `id`; the text, if any, follows it. */
+void cli_file_queued(struct cli *c, const char *id)
+{
+	int r;
+
+	c->file_id = g_strdup(id);
+	c->in_send = 0;
+	if (!c->text) {
+		c->msg_id = g_strdup(id);
+		replay_deferred(c);
+		return;
+	}
+	r = queue_message(c);
+	if (r < 0)
+		cli_fail(c, CLI_ERROR, r, _("The file went to %s, but the text cannot be sent: %s"),
+		         c->peer, mend_strerror(r));
+}
+
 static void report_queued(struct cli *c, const char *why)
 {
 	char *text;
@@ -289,6 +317,10 @@ static void send_online(struct cli *c)
 
 	if (start_engine(c, 0) != CLI_OK)
 		return;
+	if (c->o.file) { /* the link is queued once the file is uploaded */
+		cli_send_file(c);
+		return;
+	}
 	r = queue_message(c);
 	if (r < 0)
 		cli_fail(c, CLI_ERROR, r, _("The message to %s cannot be sent: %s"), c->peer,
@@ -298,7 +330,9 @@ static void send_online(struct cli *c)
 /* The command ends before the server confirmed the message: why says why. */
 static void send_give_up(struct cli *c, const char *why, int status, int network)
 {
-	if (c->confirmed) /* --wait-receipt */
+	if (c->o.file && !c->file_id) /* files are never queued before their upload */
+		cli_fail(c, status, 0, _("%s The file was not sent."), why);
+	else if (c->confirmed) /* --wait-receipt */
 		cli_fail(c, CLI_ERROR, 0,
 		         _("%s The server has the message to %s, but no device of %s confirmed "
 		           "it yet (it may be offline, or its client sends no receipts)."),
@@ -390,7 +424,7 @@ static int cmd_send(struct cli *c)
 	c->peer = recipient_arg(c, c->o.args[0]);
 	if (!c->peer)
 		return CLI_USAGE;
-	r = read_text(c);
+	r = c->o.file && c->o.n_args < 2 ? CLI_OK : read_text(c);
 	if (r != CLI_OK)
 		return r;
 	c->on_online = send_online;
@@ -811,6 +845,8 @@ static int run_command(struct cli *c)
 		return cmd_identity(c);
 	case CMD_ACCOUNT:
 		return cli_account_add(c, c->o.args[1]);
+	case CMD_FETCH:
+		return cli_fetch(c);
 	default:
 		out_usage(CMD_NONE, 1);
 		return CLI_USAGE;

@@ -280,7 +280,46 @@ static const char *mark_text(const mend_event *ev)
 	return _("[unknown key]");
 }
 
-static void message_json(const mend_event *ev, const char *ts)
+/* XEP-0454: the message's file link, and what became of it (listen --save-dir). */
+static void file_json(struct cli *c, GString *s, const mend_file_link *l)
+{
+	const mend_file_result *r = c->file_saved;
+
+	json_key(s, "file");
+	g_string_append(s, "{\"url\":");
+	out_json_string(s, l->url);
+	json_str(s, "name", l->name);
+	if (r) {
+		json_str(s, "path", r->path);
+		json_int(s, "size", (long long)r->size);
+		json_str(s, "sha256", r->sha256);
+		if (r->mime)
+			json_str(s, "mime", r->mime);
+	}
+	if (c->file_error)
+		json_str(s, "error", c->file_error);
+	g_string_append_c(s, '}');
+}
+
+static void file_human(struct cli *c, const mend_file_link *l)
+{
+	char *size, *line;
+
+	if (c->file_saved) {
+		size = g_format_size(c->file_saved->size);
+		line = g_strdup_printf(_("  file saved as %s (%s)"), c->file_saved->path, size);
+		say(stdout, line);
+		g_free(line);
+		g_free(size);
+	} else if (c->file_error) {
+		line = g_strdup_printf(_("mend: the file %s was not saved: %s"), l->name,
+		                       c->file_error);
+		say(stderr, line);
+		g_free(line);
+	}
+}
+
+static void message_json(struct cli *c, const mend_event *ev, const char *ts)
 {
 	GString *s = json_begin("message");
 
@@ -299,10 +338,12 @@ static void message_json(const mend_event *ev, const char *ts)
 	json_bool(s, "announced", ev->plaintext || ev->announced);
 	json_str(s, "mark", mark_word(ev));
 	json_str(s, "version", ev->plaintext ? NULL : "0.3");
+	if (ev->file)
+		file_json(c, s, ev->file);
 	json_end(s);
 }
 
-static void message_human(const mend_event *ev, const char *ts)
+static void message_human(struct cli *c, const mend_event *ev, const char *ts)
 {
 	GString *s = g_string_new(ts);
 
@@ -324,6 +365,8 @@ static void message_human(const mend_event *ev, const char *ts)
 	g_string_append_printf(s, ": %s", ev->body ? ev->body : "");
 	say(stdout, s->str);
 	g_string_free(s, TRUE);
+	if (ev->file)
+		file_human(c, ev->file);
 }
 
 void out_message(struct cli *c, const mend_event *ev)
@@ -332,9 +375,9 @@ void out_message(struct cli *c, const mend_event *ev)
 	const char *ts = ev->timestamp ? ev->timestamp : now;
 
 	if (c->o.json)
-		message_json(ev, ts);
+		message_json(c, ev, ts);
 	else
-		message_human(ev, ts);
+		message_human(c, ev, ts);
 	g_free(now);
 }
 
@@ -632,6 +675,51 @@ void out_text(struct cli *c, const char *type, const char *key, const char *valu
 	json_end(s);
 }
 
+/* send --file: the file is uploaded and its link queued as message `id`. */
+void out_file_sent(struct cli *c, const char *to, const char *path, const char *link,
+                   const char *id)
+{
+	GString *s;
+	char *line;
+
+	if (!c->o.json) {
+		line = g_strdup_printf(_("Uploaded %s (encrypted) for %s."), path, to);
+		say(stderr, line);
+		g_free(line);
+		return;
+	}
+	s = json_begin("file_sent");
+	json_str(s, "to", to);
+	json_str(s, "id", id);
+	json_str(s, "path", path);
+	json_str(s, "link", link);
+	json_end(s);
+}
+
+/* fetch: the file is saved. */
+void out_fetched(struct cli *c, const mend_file_link *link, const mend_file_result *res)
+{
+	GString *s;
+	char *size;
+
+	if (!c->o.json) {
+		size = g_format_size(res->size);
+		printf(_("Saved %s (%s, SHA-256 %s).\n"), res->path, size, res->sha256);
+		fflush(stdout);
+		g_free(size);
+		return;
+	}
+	s = json_begin("file");
+	json_str(s, "url", link->url);
+	json_str(s, "name", link->name);
+	json_str(s, "path", res->path);
+	json_int(s, "size", (long long)res->size);
+	json_str(s, "sha256", res->sha256);
+	if (res->mime)
+		json_str(s, "mime", res->mime);
+	json_end(s);
+}
+
 /* The URI as a QR code in the terminal (when mend was built with libqrencode). */
 void out_qr(struct cli *c, const char *text)
 {
@@ -651,7 +739,8 @@ static const char *usage_text(enum cli_command cmd)
 	switch (cmd) {
 	case CMD_SEND:
 		return _(
-		    "Usage: mend send [--wait-receipt] [--timeout SEC] JID [TEXT...]\n"
+		    "Usage: mend send [--wait-receipt] [--timeout SEC] JID [--file PATH] "
+		    "[TEXT...]\n"
 		    "Sends TEXT (or stdin when no TEXT is given) to JID, encrypted with OMEMO for\n"
 		    "all of JID's devices and our other devices. TEXT is sent exactly as given;\n"
 		    "from stdin, only the newline ending the last line is dropped. Exits 0 once\n"
@@ -659,7 +748,10 @@ static const char *usage_text(enum cli_command cmd)
 		    "connects), 1 if it cannot be sent or the server bounced it.\n"
 		    "  --wait-receipt  exit 0 only once a device of JID confirmed it (XEP-0184);\n"
 		    "                  1 when no confirmation came in time\n"
-		    "  --timeout SEC   give up waiting after SEC seconds (default 30)\n");
+		    "  --timeout SEC   give up waiting after SEC seconds (default 30)\n"
+		    "  --file PATH     send the file PATH, encrypted (XEP-0454) and uploaded to\n"
+		    "                  our server (XEP-0363), then TEXT if given; a file over the\n"
+		    "                  server's limit is refused before uploading\n");
 	case CMD_LISTEN:
 		return _(
 		    "Usage: mend listen [--count N] [--timeout SEC] [--encrypted-only]\n"
@@ -672,7 +764,10 @@ static const char *usage_text(enum cli_command cmd)
 		    "Runs until SIGINT/SIGTERM unless limited:\n"
 		    "  --count N       stop after N messages (exit 1 if the timeout comes first)\n"
 		    "  --timeout SEC   stop after SEC seconds\n"
-		    "  --encrypted-only  hide messages that came unencrypted\n");
+		    "  --encrypted-only  hide messages that came unencrypted\n"
+		    "  --save-dir DIR  save received files (aesgcm:// links) in DIR, never\n"
+		    "                  overwriting (name-1.ext...); JSON: the message's "
+		    "\"file\"\n");
 	case CMD_HISTORY:
 		return _(
 		    "Usage: mend history JID [--since ISO8601] [--timeout SEC] [--encrypted-only]\n"
@@ -718,6 +813,13 @@ static const char *usage_text(enum cli_command cmd)
 		    "Usage: mend identity reset\n"
 		    "Makes a new identity key for this device (same device id), for a key that\n"
 		    "may have leaked. Contacts must accept the new key.\n");
+	case CMD_FETCH:
+		return _(
+		    "Usage: mend fetch URL [--out PATH | --save-dir DIR] [--timeout SEC]\n"
+		    "Downloads the encrypted file of an aesgcm:// link (XEP-0454), checks it and\n"
+		    "saves it as PATH, or in DIR (default: here) under the link's file name,\n"
+		    "never overwriting. A file that fails its check is removed. No XMPP.\n"
+		    "  --timeout SEC   give up when the server sends nothing for SEC seconds\n");
 	case CMD_ACCOUNT:
 		return _("Usage: mend account add JID\n"
 		         "Stores JID's password in the Secret Service; the password is read from\n"
@@ -729,36 +831,37 @@ static const char *usage_text(enum cli_command cmd)
 
 static const char *general_usage(void)
 {
-	return _(
-	    "Usage: mend [OPTIONS] COMMAND ...\n"
-	    "OMEMO-encrypted XMPP from the command line.\n\n"
-	    "Commands:\n"
-	    "  send [--wait-receipt] JID [TEXT]     send TEXT (or stdin)\n"
-	    "  listen [--count N] [--timeout SEC]   print messages as they arrive\n"
-	    "  history JID [--since ISO8601]        print the archive with JID\n"
-	    "  devices [JID]                        devices, fingerprints, trust\n"
-	    "  fingerprint                          our device id and fingerprint\n"
-	    "  trust JID DEVICE | untrust JID DEVICE\n"
-	    "  uri                                  our verification URI (and QR code)\n"
-	    "  verify URI                           verify a contact's devices by their URI\n"
-	    "  policy [JID] [tofu|btbv|manual]      how new devices are trusted\n"
-	    "  identity reset                       a new identity key for this device\n"
-	    "  account add JID                      store the password in the Secret Service\n\n"
-	    "Options:\n"
-	    "  --jid JID[/RESOURCE]         our account (resource default: mend-RANDOM)\n"
-	    "  --password-file FILE         the password is its first line\n"
-	    "  --server HOST[:PORT]         connect here instead of the JID's domain\n"
-	    "  --tls required|trust-any|off TLS policy (default: required)\n"
-	    "  --data-dir DIR               the OMEMO store (default: "
-	    "$XDG_DATA_HOME/mend/JID)\n"
-	    "  --json                       one JSON object per line on stdout\n"
-	    "  -v, --verbose                log the XMPP traffic to stderr (or MEND_DEBUG=1)\n"
-	    "  -h, --help, --version\n\n"
-	    "Defaults come from $XDG_CONFIG_HOME/mend/config, group [mend]: jid, server,\n"
-	    "tls, password-file, data-dir. The password comes from --password-file, else\n"
-	    "MEND_PASSWORD, else the Secret Service (mend account add JID).\n"
-	    "Exit status: 0 done, 1 error, 2 usage or configuration, 3 login refused,\n"
-	    "4 no connection, 5 keyring locked, 75 message queued for later.\n");
+	return _("Usage: mend [OPTIONS] COMMAND ...\n"
+	         "OMEMO-encrypted XMPP from the command line.\n\n"
+	         "Commands:\n"
+	         "  send [--wait-receipt] JID [TEXT]     send TEXT (or stdin)\n"
+	         "  listen [--count N] [--timeout SEC]   print messages as they arrive\n"
+	         "  history JID [--since ISO8601]        print the archive with JID\n"
+	         "  devices [JID]                        devices, fingerprints, trust\n"
+	         "  fingerprint                          our device id and fingerprint\n"
+	         "  trust JID DEVICE | untrust JID DEVICE\n"
+	         "  uri                                  our verification URI (and QR code)\n"
+	         "  verify URI                           verify a contact's devices by their URI\n"
+	         "  policy [JID] [tofu|btbv|manual]      how new devices are trusted\n"
+	         "  identity reset                       a new identity key for this device\n"
+	         "  account add JID                      store the password in the Secret Service\n"
+	         "  send JID --file PATH [TEXT]          send a file, encrypted\n"
+	         "  fetch URL [--out PATH]               download an encrypted file's link\n\n"
+	         "Options:\n"
+	         "  --jid JID[/RESOURCE]         our account (resource default: mend-RANDOM)\n"
+	         "  --password-file FILE         the password is its first line\n"
+	         "  --server HOST[:PORT]         connect here instead of the JID's domain\n"
+	         "  --tls required|trust-any|off TLS policy (default: required)\n"
+	         "  --data-dir DIR               the OMEMO store (default: "
+	         "$XDG_DATA_HOME/mend/JID)\n"
+	         "  --json                       one JSON object per line on stdout\n"
+	         "  -v, --verbose                log the XMPP traffic to stderr (or MEND_DEBUG=1)\n"
+	         "  -h, --help, --version\n\n"
+	         "Defaults come from $XDG_CONFIG_HOME/mend/config, group [mend]: jid, server,\n"
+	         "tls, password-file, data-dir. The password comes from --password-file, else\n"
+	         "MEND_PASSWORD, else the Secret Service (mend account add JID).\n"
+	         "Exit status: 0 done, 1 error, 2 usage or configuration, 3 login refused,\n"
+	         "4 no connection, 5 keyring locked, 75 message queued for later.\n");
 }
 
 void out_usage(enum cli_command cmd, int to_stderr)

@@ -94,10 +94,18 @@ static int listed(mend_account *acc, const char *jid, uint32_t device)
 /* Hands an event to the host; a MESSAGE with `announced` set from the list we know now. */
 static void deliver(mend_account *acc, mend_event *ev)
 {
+	mend_file_link *file = NULL;
+
 	if (ev->kind == MEND_EVENT_MESSAGE)
 		ev->announced = ev->from && !ev->plaintext ? listed(acc, ev->from, ev->device) : 1;
+	/* XEP-0454: a body that is one aesgcm:// link is a file (encrypted messages only) */
+	if (ev->kind == MEND_EVENT_MESSAGE && ev->body && !ev->plaintext &&
+	    mend_file_link_parse(ev->body, &file) == MEND_OK)
+		ev->file = file;
 	if (acc->ops.event)
 		acc->ops.event(ev, acc->user_data);
+	ev->file = NULL;
+	mend_file_link_free(file);
 }
 
 /* Whether events of this kind keep their order behind a message that waits. */

@@ -70,6 +70,12 @@ static const char *const messages[] = {
     [-MEND_ERR_OLD_SIGNED_PREKEY] =
         N_("The message was built on a signed prekey this device retired (replaced more than "
            "30 days ago); ask the sender to send again."),
+    [-MEND_ERR_NO_UPLOAD] = N_("Your server offers no HTTP File Upload service, so files "
+                               "cannot be sent."),
+    [-MEND_ERR_HTTP] = N_("The file server answered with an error, or not at all."),
+    [-MEND_ERR_TIMEOUT] = N_("The transfer stalled and was given up."),
+    [-MEND_ERR_TLS] = N_("The file server's HTTPS certificate could not be verified."),
+    [-MEND_ERR_IO] = N_("A local file could not be read or written."),
 };
 
 void mend_i18n_init(void)

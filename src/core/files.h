@@ -1,0 +1,65 @@
+/*
+ * files.h - what the file modules share (files.c: the XEP-0454 link, safe
+ * file names, AES-256-GCM over a stream; files_http.c: libcurl;
+ * files_upload.c: the XEP-0363 upload service) and what the unit tests
+ * reach. Nothing here is seen by a host.
+ */
+#ifndef MEND_CORE_FILES_H
+#define MEND_CORE_FILES_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <glib.h>
+#include "mend/mend.h"
+
+#define MEND_FILE_KEY_LEN 32
+#define MEND_FILE_IV_LEN  12 /* what we send; XEP-0454 §3 accepts 16 too */
+
+/* --- files.c --- */
+
+/* "aesgcm://" + the URL after "https://" + "#" + hex(iv) + hex(key). g_free. NULL if
+ * `https_url` is not https://. */
+char *mend_file_link_format(const char *https_url, const uint8_t *iv, size_t iv_len,
+                            const uint8_t key[MEND_FILE_KEY_LEN]);
+
+/*
+ * A file name from the last segment of a URL path (percent-decoded): never empty, no
+ * '/' or '\\', no control characters, not starting with '.', at most 200 bytes. g_free.
+ */
+char *mend_file_safe_name(const char *url_path);
+
+/*
+ * Makes `tmp_path` appear under folder `dir` as `name`, else name-1.ext, name-2.ext ...
+ * (hard links: an existing file is never replaced). *out gets the path taken (g_free).
+ */
+int mend_file_place(const char *tmp_path, const char *dir, const char *name, char **out);
+
+/* AES-256-GCM over a stream: data in any pieces, the 16-byte tag after the data. */
+typedef struct mend_file_cipher mend_file_cipher;
+/* A sink for what comes out; returns 0, or <0 to stop. */
+typedef int (*mend_file_sink)(const uint8_t *buf, size_t len, void *data);
+
+int mend_file_cipher_new(mend_file_cipher **out, int decrypt, const uint8_t *key, const uint8_t *iv,
+                         size_t iv_len, mend_file_sink sink, void *data);
+/* Encrypts or decrypts the next piece (decrypting, the last 16 bytes seen are held back). */
+int mend_file_cipher_feed(mend_file_cipher *c, const uint8_t *buf, size_t len);
+/* The end: encrypting, the rest and the tag go to the sink; decrypting, the tag is checked
+ * (MEND_ERR_PAYLOAD_AUTH; MEND_ERR_MALFORMED when fewer than 16 bytes came). */
+int mend_file_cipher_finish(mend_file_cipher *c);
+/* Bytes handed to the sink so far. */
+uint64_t mend_file_cipher_out(const mend_file_cipher *c);
+void mend_file_cipher_free(mend_file_cipher *c);
+
+/* A Content-Type for a file name by its extension (common pictures, audio, video,
+ * documents), or NULL. Static. */
+const char *mend_file_mime_guess(const char *name);
+
+/* --- files_http.c --- */
+
+/* PUTs the file `f` (size bytes, read from its start) encrypted under key/iv to `put_url`
+ * with the extra headers ("Name: value" strings, NULL-terminated). *why as download's. */
+int mend_http_put(const char *put_url, char *const *headers, FILE *f, uint64_t size,
+                  const char *content_type, const uint8_t *key, const uint8_t *iv, size_t iv_len,
+                  const mend_transfer_opts *opts, char **why);
+
+#endif

@@ -1,0 +1,298 @@
+/*
+ * test-files.c - src/core/files.c: AES-256-GCM over a stream against known
+ * answers (McGrew and Viega's GCM test case 15 with a 12-byte IV; a 16-byte-IV
+ * vector made with python's `cryptography`), pieces of any size, tag failures;
+ * the XEP-0454 link parser (strict lengths, hex, scheme, host) and its
+ * format; safe file names from hostile URLs; placing files without
+ * overwriting.
+ */
+#include "config.h"
+
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+#include <glib.h>
+#include <glib/gstdio.h>
+
+#include "mend/mend.h"
+#include "crypto.h"
+#include "files.h"
+#include "tap.h"
+
+#define KEY_HEX  "feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308"
+#define IV12_HEX "cafebabefacedbaddecaf888"
+#define PT_HEX                                                                                     \
+	"d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532"        \
+	"fcf0e2449a6b525b16aedf5aa0de657ba637b391aafd255"
+/* ciphertext || tag (GCM spec test case 15) */
+#define CT_HEX                                                                                     \
+	"522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa8cb08e48590dbb3da7b08b1"  \
+	"056828838c5f61e6393ba7a0abcc9f662898015adb094dac5d93471bdec1a502270e3cc6c"
+#define KEY2_HEX "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+#define IV16_HEX "000102030405060708090a0b0c0d0e0f"
+#define PT2      "mend file vector with a 16-byte IV (XEP-0454)."
+#define CT2_HEX                                                                                    \
+	"0a09ce1219822344f8dfad4c36d043c174c402d50fadb263750860b7f78da9ea2129a9dc250580e3d21d0362" \
+	"c"                                                                                        \
+	"818bd766cdfed8dd19a8c0475831d71aa87"
+
+static GByteArray *unhex(const char *s)
+{
+	GByteArray *b = g_byte_array_new();
+	guint8 v;
+	size_t i;
+
+	for (i = 0; s[i] && s[i + 1]; i += 2) {
+		v = (guint8)(g_ascii_xdigit_value(s[i]) << 4 | g_ascii_xdigit_value(s[i + 1]));
+		g_byte_array_append(b, &v, 1);
+	}
+	return b;
+}
+
+static int collect(const uint8_t *buf, size_t len, void *data)
+{
+	g_byte_array_append(data, buf, (guint)len);
+	return 0;
+}
+
+/* Runs `in` through a cipher in pieces of `step` bytes; r gets finish's result. */
+static GByteArray *run(int decrypt, const char *key_hex, const char *iv_hex, const GByteArray *in,
+                       size_t step, int *r)
+{
+	GByteArray *key = unhex(key_hex), *iv = unhex(iv_hex), *out = g_byte_array_new();
+	mend_file_cipher *c = NULL;
+	size_t off, n;
+
+	*r = mend_file_cipher_new(&c, decrypt, key->data, iv->data, iv->len, collect, out);
+	for (off = 0; *r == 0 && off < in->len; off += n) {
+		n = MIN(step, in->len - off);
+		*r = mend_file_cipher_feed(c, in->data + off, n);
+	}
+	if (*r == 0)
+		*r = mend_file_cipher_finish(c);
+	mend_file_cipher_free(c);
+	g_byte_array_unref(key);
+	g_byte_array_unref(iv);
+	return out;
+}
+
+static int same(const GByteArray *a, const GByteArray *b)
+{
+	return a->len == b->len && memcmp(a->data, b->data, a->len) == 0;
+}
+
+static void test_vectors(void)
+{
+	static const size_t steps[] = {1, 7, 16, 17, 33, 4096};
+	GByteArray *pt = unhex(PT_HEX), *ct = unhex(CT_HEX), *out;
+	GByteArray *pt2 = g_byte_array_new(), *ct2 = unhex(CT2_HEX);
+	size_t i;
+	int r;
+
+	g_byte_array_append(pt2, (const guint8 *)PT2, strlen(PT2));
+	for (i = 0; i < G_N_ELEMENTS(steps); i++) {
+		out = run(0, KEY_HEX, IV12_HEX, pt, steps[i], &r);
+		TAP_OK(r == 0 && same(out, ct), "encrypt, 12-byte IV, pieces of %zu: test case 15",
+		       steps[i]);
+		g_byte_array_unref(out);
+		out = run(1, KEY_HEX, IV12_HEX, ct, steps[i], &r);
+		TAP_OK(r == 0 && same(out, pt), "decrypt, 12-byte IV, pieces of %zu", steps[i]);
+		g_byte_array_unref(out);
+		out = run(1, KEY2_HEX, IV16_HEX, ct2, steps[i], &r);
+		TAP_OK(r == 0 && same(out, pt2), "decrypt, 16-byte IV, pieces of %zu", steps[i]);
+		g_byte_array_unref(out);
+	}
+	out = run(0, KEY2_HEX, IV16_HEX, pt2, 5, &r);
+	TAP_OK(r == 0 && same(out, ct2), "encrypt, 16-byte IV: python cryptography's answer");
+	g_byte_array_unref(out);
+	g_byte_array_unref(pt);
+	g_byte_array_unref(ct);
+	g_byte_array_unref(pt2);
+	g_byte_array_unref(ct2);
+}
+
+static void test_tag_failures(void)
+{
+	GByteArray *ct = unhex(CT_HEX), *out, *empty = g_byte_array_new();
+	int r;
+
+	ct->data[3] ^= 1; /* a flipped ciphertext bit */
+	out = run(1, KEY_HEX, IV12_HEX, ct, 16, &r);
+	TAP_EQ(r, MEND_ERR_PAYLOAD_AUTH, "tampered ciphertext: tag failure");
+	g_byte_array_unref(out);
+	ct->data[3] ^= 1;
+	ct->data[ct->len - 1] ^= 0x80; /* the tag itself */
+	out = run(1, KEY_HEX, IV12_HEX, ct, 1000, &r);
+	TAP_EQ(r, MEND_ERR_PAYLOAD_AUTH, "tampered tag: tag failure");
+	g_byte_array_unref(out);
+	ct->data[ct->len - 1] ^= 0x80;
+	out = run(1, KEY2_HEX, IV12_HEX, ct, 64, &r);
+	TAP_EQ(r, MEND_ERR_PAYLOAD_AUTH, "wrong key: tag failure");
+	g_byte_array_unref(out);
+	g_byte_array_set_size(ct, 15);
+	out = run(1, KEY_HEX, IV12_HEX, ct, 4, &r);
+	TAP_EQ(r, MEND_ERR_MALFORMED, "15 bytes: not even a tag");
+	g_byte_array_unref(out);
+	out = run(0, KEY_HEX, IV12_HEX, empty, 4, &r);
+	TAP_OK(r == 0 && out->len == 16, "an empty file encrypts to its tag alone");
+	ct = g_byte_array_ref(out);
+	g_byte_array_unref(out);
+	out = run(1, KEY_HEX, IV12_HEX, ct, 3, &r);
+	TAP_OK(r == 0 && out->len == 0, "and decrypts to nothing");
+	g_byte_array_unref(out);
+	g_byte_array_unref(ct);
+	g_byte_array_unref(empty);
+}
+
+#define FRAG12 IV12_HEX KEY_HEX
+#define FRAG16 IV16_HEX KEY_HEX
+
+static int parses(const char *text)
+{
+	mend_file_link *l = NULL;
+	int r = mend_file_link_parse(text, &l);
+
+	mend_file_link_free(l);
+	return r;
+}
+
+static void test_link_parser(void)
+{
+	mend_file_link *l = NULL;
+	char *s;
+	int r;
+
+	r = mend_file_link_parse(" aesgcm://up.example.org:5281/x/y/Photo%201.jpg#" FRAG12 "\n",
+	                         &l);
+	TAP_OK(r == 0 && l, "a 12-byte IV link parses");
+	if (l) {
+		TAP_OK(strcmp(l->url, "https://up.example.org:5281/x/y/Photo%201.jpg") == 0,
+		       "its https URL: %s", l->url);
+		TAP_OK(strcmp(l->host, "up.example.org") == 0, "its host: %s", l->host);
+		TAP_OK(strcmp(l->name, "Photo 1.jpg") == 0, "its name: %s", l->name);
+		TAP_OK(l->iv_len == 12 && l->iv[0] == 0xca && l->key[31] == 0x08, "IV and key");
+		s = mend_file_link_format(l->url, l->iv, l->iv_len, l->key);
+		TAP_OK(s &&
+		           strcmp(s, "aesgcm://up.example.org:5281/x/y/Photo%201.jpg#" FRAG12) == 0,
+		       "formats back");
+		g_free(s);
+	}
+	mend_file_link_free(l);
+	r = mend_file_link_parse("AESGCM://[::1]:443/f.bin#" IV16_HEX KEY_HEX, &l);
+	TAP_OK(r == 0 && l && l->iv_len == 16 && strcmp(l->name, "f.bin") == 0,
+	       "a 16-byte IV link to an IPv6 host");
+	mend_file_link_free(l);
+	TAP_EQ(parses("aesgcm://h/f#"
+	              "CAFEBABEFACEDBADDECAF888" KEY_HEX),
+	       0, "upper-case hex");
+	TAP_EQ(parses("aesgcm://h/f#" FRAG12 "0"), MEND_ERR_MALFORMED, "an odd digit more");
+	TAP_EQ(parses("aesgcm://h/f#" IV12_HEX "0" KEY_HEX "0"), MEND_ERR_MALFORMED,
+	       "25 IV digits");
+	TAP_EQ(parses("aesgcm://h/f#"
+	              "0000" FRAG12),
+	       MEND_ERR_MALFORMED, "28 IV digits");
+	TAP_EQ(parses("aesgcm://h/f#" IV12_HEX "feff"), MEND_ERR_MALFORMED, "a short key");
+	TAP_EQ(parses("aesgcm://h/f#"
+	              "gafebabefacedbaddecaf888" KEY_HEX),
+	       MEND_ERR_MALFORMED, "a non-hex digit");
+	TAP_EQ(parses("aesgcm://h/f"), MEND_ERR_MALFORMED, "no fragment");
+	TAP_EQ(parses("aesgcm://h/f#a#" FRAG12), MEND_ERR_MALFORMED, "two fragments");
+	TAP_EQ(parses("aesgcm://h/a b#" FRAG12), MEND_ERR_MALFORMED, "a space inside");
+	TAP_EQ(parses("https://h/f#" FRAG12), MEND_ERR_MALFORMED, "https:// is no file link");
+	TAP_EQ(parses("see aesgcm://h/f#" FRAG12), MEND_ERR_MALFORMED, "text around it");
+	TAP_EQ(parses("aesgcm://user@h/f#" FRAG12), MEND_ERR_MALFORMED, "user info");
+	TAP_EQ(parses("aesgcm:///f#" FRAG12), MEND_ERR_MALFORMED, "no host");
+	TAP_EQ(parses("aesgcm://h/f\x01#" FRAG12), MEND_ERR_MALFORMED, "a control character");
+	TAP_EQ(parses(NULL), MEND_ERR_INVALID_ARG, "NULL");
+	s = mend_file_link_format("http://h/f", NULL, 0, NULL);
+	TAP_OK(s == NULL, "no link for http://");
+}
+
+static void test_safe_names(void)
+{
+	static const char *const cases[][2] = {
+	    {"/a/b/c.txt", "c.txt"},
+	    {"/x/..", "file"},
+	    {"/x/%2e%2e", "file"},
+	    {"/x/..%2F..%2Fetc%2Fpasswd", "passwd"},
+	    {"/x/..%5C..%5Cboot.ini", "boot.ini"},
+	    {"/x/%2Fetc%2Fshadow", "shadow"},
+	    {"/x/.bashrc", "bashrc"},
+	    {"/x/-rf", "rf"},
+	    {"/x/a%0Ab.txt", "a_b.txt"},
+	    {"/x/C%3A%5Cwin.ini", "win.ini"},
+	    {"/x/a%00b", "a%00b"},
+	    {"/x/%E6%97%A5%E6%9C%AC.png", "\xe6\x97\xa5\xe6\x9c\xac.png"},
+	    {"/x/%FF.bin", "\xef\xbf\xbd.bin"},
+	    {"/", "file"},
+	    {NULL, "file"},
+	};
+	char *name, *longp;
+	size_t i;
+
+	for (i = 0; i < G_N_ELEMENTS(cases); i++) {
+		name = mend_file_safe_name(cases[i][0]);
+		TAP_OK(strcmp(name, cases[i][1]) == 0, "safe name of %s: %s", cases[i][0], name);
+		g_free(name);
+	}
+	longp = g_strnfill(500, 'a');
+	name = mend_file_safe_name(longp);
+	TAP_OK(strlen(name) <= 200, "a 500-byte name is cut to %zu bytes", strlen(name));
+	g_free(name);
+	g_free(longp);
+}
+
+static char *slurp(const char *path)
+{
+	char *text = NULL;
+
+	g_file_get_contents(path, &text, NULL, NULL);
+	return text;
+}
+
+static void test_place(void)
+{
+	char *dir = g_dir_make_tmp("mend-files-XXXXXX", NULL), *tmp, *a = NULL, *b = NULL,
+	     *c = NULL, *text;
+	int r;
+
+	tmp = g_build_filename(dir, ".part", NULL);
+	g_file_set_contents(tmp, "new", 3, NULL);
+	text = g_build_filename(dir, "doc.txt", NULL);
+	g_file_set_contents(text, "old", 3, NULL);
+	r = mend_file_place(tmp, dir, "doc.txt", &a);
+	TAP_OK(r == 0 && a && g_str_has_suffix(a, "/doc-1.txt"), "doc.txt taken: doc-1.txt (%s)",
+	       a ? a : "-");
+	r = mend_file_place(tmp, dir, "doc.txt", &b);
+	TAP_OK(r == 0 && b && g_str_has_suffix(b, "/doc-2.txt"), "then doc-2.txt");
+	r = mend_file_place(tmp, dir, "README", &c);
+	TAP_OK(r == 0 && c && g_str_has_suffix(c, "/README"), "a free name is taken as it is");
+	g_free(tmp);
+	tmp = slurp(text);
+	TAP_OK(tmp && strcmp(tmp, "old") == 0, "the existing file was not overwritten");
+	g_free(tmp);
+	g_unlink(text);
+	tmp = g_build_filename(dir, ".part", NULL);
+	g_unlink(tmp);
+	g_unlink(a);
+	g_unlink(b);
+	g_unlink(c);
+	g_rmdir(dir);
+	g_free(tmp);
+	g_free(text);
+	g_free(a);
+	g_free(b);
+	g_free(c);
+	g_free(dir);
+}
+
+int main(void)
+{
+	mend_crypto_global_init();
+	test_vectors();
+	test_tag_failures();
+	test_link_parser();
+	test_safe_names();
+	test_place();
+	return tap_done();
+}
