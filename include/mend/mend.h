@@ -60,7 +60,10 @@ enum mend_error {
 	MEND_ERR_STALE_SESSION = -30,     /* a new message under a message key already used */
 	MEND_ERR_OLD_SIGNED_PREKEY = -31, /* a prekey message on a signed prekey we retired */
 	MEND_ERR_UNDELIVERABLE = -32,     /* the server bounced our message (unknown user...) */
-	/* -33..-36: group chats */
+	MEND_ERR_ROOM_OPEN = -33,         /* the room is not members-only: no OMEMO there */
+	MEND_ERR_ROOM_ANONYMOUS = -34,    /* the room hides members' addresses: no OMEMO there */
+	MEND_ERR_NOT_A_ROOM = -35,        /* the address is not a group chat (or did not answer) */
+	MEND_ERR_ROOM_PARTIAL = -36,      /* some room members could not read it: waits to be confirmed */
 	MEND_ERR_NO_UPLOAD = -37, /* our server offers no HTTP File Upload (XEP-0363) */
 	MEND_ERR_HTTP = -38,      /* the HTTP server answered with an error, or not at all */
 	MEND_ERR_TIMEOUT = -39,   /* a transfer stalled longer than its time limit */
@@ -116,7 +119,19 @@ typedef enum mend_event_kind {
 	MEND_EVENT_CATCHUP_DONE = 7, /* the archive catch-up after connecting ended */
 	MEND_EVENT_HISTORY_DONE = 8, /* a mend_account_history() query ended (error set) */
 	MEND_EVENT_DEVICELIST = 9,   /* a contact's device list changed (peer, n_devices) */
-	MEND_EVENT_DELIVERED = 10 /* a device of peer confirmed our message (id, body; XEP-0184) */
+	MEND_EVENT_DELIVERED = 10, /* a device of peer confirmed our message (id, body; XEP-0184) */
+	/*
+	 * A room's state is known or changed (room, error: 0 = OMEMO can be used there, else
+	 * MEND_ERR_ROOM_OPEN / _ROOM_ANONYMOUS / _NOT_A_ROOM; text: a sentence saying why).
+	 * Also after membership changes (n_devices: how many devices a message would go to).
+	 */
+	MEND_EVENT_ROOM = 11,
+	/*
+	 * A room message waits for the user (id, room, body, error MEND_ERR_ROOM_PARTIAL, text:
+	 * which members could not read it and why, and what to do). It stays queued until
+	 * mend_account_release() sends it to those who can read it or drops it.
+	 */
+	MEND_EVENT_HELD = 12
 } mend_event_kind;
 
 /*
@@ -146,6 +161,8 @@ typedef struct mend_event {
 	                       live plaintext is left to the host) */
 	/* MESSAGE: the body is an encrypted file's link (XEP-0454), parsed; else NULL */
 	const struct mend_file_link *file;
+	const char *room;   /* group chats: the room's bare JID (peer is the room too), else NULL */
+	const char *nick;   /* group chats: the sender's nick in the room (ours for our own) */
 } mend_event;
 
 typedef enum mend_log_level {
@@ -353,7 +370,9 @@ MEND_EXPORT int mend_account_pending_count(mend_account *acc, size_t *n);
  * Our archive with `with` (bare JID), since `since` (ISO 8601, or NULL for all):
  * every message as a MESSAGE event with archived=1, oldest first (messages
  * decrypted before come from the sealed local history, since forward secrecy
- * means they cannot be decrypted twice), then HISTORY_DONE.
+ * means they cannot be decrypted twice), then HISTORY_DONE. For a remembered room
+ * (`with` = the room's JID) the room's archive is asked, and our own messages in it come
+ * from the sealed local history.
  */
 MEND_EXPORT int mend_account_history(mend_account *acc, const char *with, const char *since);
 
@@ -562,6 +581,91 @@ typedef void (*mend_file_sent_cb)(mend_account *acc, int err, const char *text, 
 MEND_EXPORT int mend_account_send_file(mend_account *acc, const char *to, const char *path,
                                        const mend_transfer_opts *opts, mend_file_sent_cb cb,
                                        void *data);
+
+/* --- group chats (XEP-0045 rooms) -----------------------------------------------
+ * OMEMO only in rooms that are members-only and non-anonymous (XEP-0045 muc_membersonly and
+ * muc_nonanonymous in the room's disco#info). A message is encrypted to every member's
+ * trusted devices (members from occupant presence, muc#user item jid, and from the member,
+ * admin and owner lists, XEP-0045 §9.5, §10.5) and our own other devices, and sent as
+ * type="groupchat" to the room. Room messages reach the host as MESSAGE events with `room`
+ * and `nick` set, `peer` = the room, `from` = the sender's real bare JID.
+ * Every stanza from a room (presence, messages, archive results, IQ replies) goes through
+ * mend_account_handle_stanza() like any other.
+ */
+
+/* Flags of mend_account_room_join(). */
+#define MEND_ROOM_PRESENCE 0x1 /* the core sends the join presence (hosts that join themselves
+                                  leave it out: the CLI sets it, the plugins do not) */
+#define MEND_ROOM_CATCHUP  0x2 /* catch up from the room's archive (XEP-0313 on the room JID)
+                                  from where we left, or the last 100 messages the first time */
+
+/*
+ * We are (or are about to be) in room `room` (bare JID) as `nick`: the room is remembered in
+ * the store (until mend_account_room_leave), its disco#info and affiliation lists are asked
+ * for (ROOM event when known), member device lists fetched, and per flags the join presence
+ * sent and the room archive caught up. Call it again after every reconnect.
+ */
+MEND_EXPORT int mend_account_room_join(mend_account *acc, const char *room, const char *nick,
+                                       unsigned flags);
+/* We left `room`: forgotten from the remembered rooms (the sealed history stays). With
+ * MEND_ROOM_PRESENCE the core sends the unavailable presence. */
+MEND_EXPORT int mend_account_room_leave(mend_account *acc, const char *room, unsigned flags);
+
+/* The remembered rooms: NULL-terminated arrays of room JIDs and nicks; free with
+ * mend_strv_free(). */
+MEND_EXPORT int mend_account_rooms(mend_account *acc, char ***rooms, char ***nicks);
+MEND_EXPORT void mend_strv_free(char **v);
+
+/*
+ * Whether `room` can be encrypted: 0 (yes), MEND_ERR_ROOM_OPEN, MEND_ERR_ROOM_ANONYMOUS,
+ * MEND_ERR_NOT_A_ROOM, or MEND_ERR_NOT_FOUND while its disco#info has not been answered.
+ * A room the core was not told about is asked now (ROOM event follows).
+ */
+MEND_EXPORT int mend_account_room_status(mend_account *acc, const char *room);
+
+/* Flags of mend_account_room_send(). */
+#define MEND_SEND_ALLOW_PARTIAL 0x1 /* members without a usable device are left out (named
+                                       in SENT's text) instead of the message being HELD */
+
+/*
+ * Sends `body` to room `room`, encrypted to every member's usable devices and our other
+ * devices, through the pending queue as mend_account_send() does (SENT, SEND_FAILED, or
+ * HELD when members could not read it and the flag is not set). Refused at once with
+ * MEND_ERR_ROOM_OPEN / _ROOM_ANONYMOUS / _NOT_A_ROOM for a room OMEMO cannot be used in.
+ * Plaintext never leaves. The plaintext is kept sealed in the local history under the
+ * message id (XEP-0359 origin-id) so that the room's reflection shows as ours, once.
+ */
+MEND_EXPORT int mend_account_room_send(mend_account *acc, const char *room, const char *body,
+                                       unsigned flags, char **id);
+/*
+ * For Profanity's send hook: like mend_account_encrypt_or_queue() for a room (returns 0 with
+ * the groupchat stanza in *stanza, 1 when queued, or a MEND_ERR_*).
+ */
+MEND_EXPORT int mend_account_room_encrypt_or_queue(mend_account *acc, const char *room,
+                                                   const char *body, const char *id,
+                                                   unsigned flags, char **stanza);
+/*
+ * A HELD message (by id; NULL: every held message): send != 0 sends it to the members who
+ * can read it (as with MEND_SEND_ALLOW_PARTIAL), send == 0 drops it (SEND_FAILED follows).
+ * MEND_ERR_NOT_FOUND when nothing is held under that id.
+ */
+MEND_EXPORT int mend_account_release(mend_account *acc, const char *id, int send);
+
+/* A room member as the core knows it. */
+typedef struct mend_room_member {
+	char *jid;          /* real bare JID */
+	char *nick;         /* nick while present, else NULL */
+	char *affiliation;  /* "owner", "admin", "member", or "none" */
+	int present;        /* in the room now */
+	unsigned n_devices; /* its devices we would encrypt to (trusted, usable) */
+	unsigned n_known;   /* all its devices we know */
+} mend_room_member;
+
+/* The members of `room` (ourselves excluded), sorted by JID. Free with mend_room_members_free.
+ */
+MEND_EXPORT int mend_account_room_members(mend_account *acc, const char *room,
+                                          mend_room_member **out, size_t *n);
+MEND_EXPORT void mend_room_members_free(mend_room_member *m, size_t n);
 
 #ifdef __cplusplus
 }

@@ -70,6 +70,16 @@ static const char *const messages[] = {
     [-MEND_ERR_OLD_SIGNED_PREKEY] =
         N_("The message was built on a signed prekey this device retired (replaced more than "
            "30 days ago); ask the sender to send again."),
+    [-MEND_ERR_ROOM_OPEN] = N_("This room is not members-only: anyone may join it and the "
+                               "members' keys cannot be known in advance, so mend does not "
+                               "encrypt there. Ask its owner to make it members-only."),
+    [-MEND_ERR_ROOM_ANONYMOUS] = N_("This room hides its members' addresses "
+                                    "(semi-anonymous), so their keys cannot be found and mend "
+                                    "does not encrypt there. Ask its owner to make addresses "
+                                    "visible to members."),
+    [-MEND_ERR_NOT_A_ROOM] = N_("That address is not a group chat, or it did not answer."),
+    [-MEND_ERR_ROOM_PARTIAL] = N_("Some members of this room could not read the message; it "
+                                  "waits until you send it to those who can, or drop it."),
     [-MEND_ERR_NO_UPLOAD] = N_("Your server offers no HTTP File Upload service, so files "
                                "cannot be sent."),
     [-MEND_ERR_HTTP] = N_("The file server answered with an error, or not at all."),
