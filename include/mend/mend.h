@@ -63,12 +63,12 @@ enum mend_error {
 	MEND_ERR_ROOM_OPEN = -33,         /* the room is not members-only: no OMEMO there */
 	MEND_ERR_ROOM_ANONYMOUS = -34,    /* the room hides members' addresses: no OMEMO there */
 	MEND_ERR_NOT_A_ROOM = -35,        /* the address is not a group chat (or did not answer) */
-	MEND_ERR_ROOM_PARTIAL = -36,      /* some room members could not read it: waits to be confirmed */
-	MEND_ERR_NO_UPLOAD = -37, /* our server offers no HTTP File Upload (XEP-0363) */
-	MEND_ERR_HTTP = -38,      /* the HTTP server answered with an error, or not at all */
-	MEND_ERR_TIMEOUT = -39,   /* a transfer stalled longer than its time limit */
-	MEND_ERR_TLS = -40,       /* the HTTPS server's certificate could not be verified */
-	MEND_ERR_IO = -41,        /* a local file could not be read or written */
+	MEND_ERR_ROOM_PARTIAL = -36, /* some room members could not read it: waits for the user */
+	MEND_ERR_NO_UPLOAD = -37,    /* our server offers no HTTP File Upload (XEP-0363) */
+	MEND_ERR_HTTP = -38,         /* the HTTP server answered with an error, or not at all */
+	MEND_ERR_TIMEOUT = -39,      /* a transfer stalled longer than its time limit */
+	MEND_ERR_TLS = -40,          /* the HTTPS server's certificate could not be verified */
+	MEND_ERR_IO = -41,           /* a local file could not be read or written */
 	MEND_ERR_LAST = -42
 };
 
@@ -116,7 +116,8 @@ typedef enum mend_event_kind {
 	MEND_EVENT_SEND_FAILED = 4,  /* (id, peer, body, error, text) */
 	MEND_EVENT_NOTICE = 5,       /* a sentence for the user (peer may be NULL) */
 	MEND_EVENT_READY = 6,        /* our device list and bundle are published */
-	MEND_EVENT_CATCHUP_DONE = 7, /* the archive catch-up after connecting ended */
+	MEND_EVENT_CATCHUP_DONE = 7, /* the archive catch-up after connecting ended (`room` set:
+	                                that room's catch-up, MEND_ROOM_CATCHUP) */
 	MEND_EVENT_HISTORY_DONE = 8, /* a mend_account_history() query ended (error set) */
 	MEND_EVENT_DEVICELIST = 9,   /* a contact's device list changed (peer, n_devices) */
 	MEND_EVENT_DELIVERED = 10, /* a device of peer confirmed our message (id, body; XEP-0184) */
@@ -161,8 +162,8 @@ typedef struct mend_event {
 	                       live plaintext is left to the host) */
 	/* MESSAGE: the body is an encrypted file's link (XEP-0454), parsed; else NULL */
 	const struct mend_file_link *file;
-	const char *room;   /* group chats: the room's bare JID (peer is the room too), else NULL */
-	const char *nick;   /* group chats: the sender's nick in the room (ours for our own) */
+	const char *room; /* group chats: the room's bare JID (peer is the room too), else NULL */
+	const char *nick; /* group chats: the sender's nick in the room (ours for our own) */
 } mend_event;
 
 typedef enum mend_log_level {
@@ -594,10 +595,12 @@ MEND_EXPORT int mend_account_send_file(mend_account *acc, const char *to, const 
  */
 
 /* Flags of mend_account_room_join(). */
-#define MEND_ROOM_PRESENCE 0x1 /* the core sends the join presence (hosts that join themselves
-                                  leave it out: the CLI sets it, the plugins do not) */
-#define MEND_ROOM_CATCHUP  0x2 /* catch up from the room's archive (XEP-0313 on the room JID)
-                                  from where we left, or the last 100 messages the first time */
+/* The core sends the join presence (hosts that join themselves leave it out: the CLI sets
+ * it, the plugins do not). */
+#define MEND_ROOM_PRESENCE 0x1
+/* Catch up from the room's archive (XEP-0313 on the room JID) from where we left, or the last
+ * 100 messages the first time (CATCHUP_DONE with `room` set follows). */
+#define MEND_ROOM_CATCHUP 0x2
 
 /*
  * We are (or are about to be) in room `room` (bare JID) as `nick`: the room is remembered in
@@ -624,8 +627,9 @@ MEND_EXPORT void mend_strv_free(char **v);
 MEND_EXPORT int mend_account_room_status(mend_account *acc, const char *room);
 
 /* Flags of mend_account_room_send(). */
-#define MEND_SEND_ALLOW_PARTIAL 0x1 /* members without a usable device are left out (named
-                                       in SENT's text) instead of the message being HELD */
+/* Members without a usable device are left out (named in SENT's text) instead of the
+ * message being HELD. */
+#define MEND_SEND_ALLOW_PARTIAL 0x1
 
 /*
  * Sends `body` to room `room`, encrypted to every member's usable devices and our other
@@ -642,8 +646,8 @@ MEND_EXPORT int mend_account_room_send(mend_account *acc, const char *room, cons
  * the groupchat stanza in *stanza, 1 when queued, or a MEND_ERR_*).
  */
 MEND_EXPORT int mend_account_room_encrypt_or_queue(mend_account *acc, const char *room,
-                                                   const char *body, const char *id,
-                                                   unsigned flags, char **stanza);
+                                                   const char *body, const char *id, unsigned flags,
+                                                   char **stanza);
 /*
  * A HELD message (by id; NULL: every held message): send != 0 sends it to the members who
  * can read it (as with MEND_SEND_ALLOW_PARTIAL), send == 0 drops it (SEND_FAILED follows).

@@ -468,6 +468,7 @@ void mend_account_free(mend_account *acc)
 		return;
 	mend_archive_reset(acc);
 	mend_engine_free(acc->eng);
+	mend_rooms_free(acc);
 	mend_repair_free(acc->rep);
 	mend_announce_free(acc->announce);
 	mend_delivery_free(acc);
@@ -951,6 +952,9 @@ int mend_account_catchup_end(mend_account *acc)
 {
 	int r;
 
+	/* DESIGN §3: used prekeys stay until every catch-up (ours, the rooms') has ended */
+	if (acc->room_catchups)
+		return MEND_OK;
 	acc->in_catchup = 0;
 	r = mend_store_prekey_delete_used(acc->store);
 	if (r == MEND_OK)

@@ -44,6 +44,8 @@ static mend_event *event_copy(const mend_event *ev)
 	c->stanza_id = g_strdup(ev->stanza_id);
 	c->id = g_strdup(ev->id);
 	c->text = g_strdup(ev->text);
+	c->room = g_strdup(ev->room);
+	c->nick = g_strdup(ev->nick);
 	return c;
 }
 
@@ -60,6 +62,8 @@ static void event_free(gpointer p)
 	g_free((char *)ev->stanza_id);
 	g_free((char *)ev->id);
 	g_free((char *)ev->text);
+	g_free((char *)ev->room);
+	g_free((char *)ev->nick);
 	g_free(ev);
 }
 

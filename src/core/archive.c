@@ -12,6 +12,7 @@
 #include <libintl.h>
 #include <string.h>
 #include "engine.h"
+#include "room.h"
 
 #define _(s) dgettext(GETTEXT_PACKAGE, s)
 
@@ -331,6 +332,11 @@ int mend_account_history(mend_account *acc, const char *with, const char *since)
 		return MEND_ERR_INVALID_ARG;
 	if (since && !(dt = g_date_time_new_from_iso8601(since, NULL)))
 		return MEND_ERR_INVALID_ARG;
+	if (mend_room_get(acc, with)) { /* a room's own archive (room_msg.c) */
+		if (dt)
+			g_date_time_unref(dt);
+		return mend_room_history(acc, with, since);
+	}
 	if (!mend_engine_connected(acc) || acc->mam) {
 		if (dt)
 			g_date_time_unref(dt);

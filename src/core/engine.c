@@ -21,6 +21,7 @@
 #include <string.h>
 #include "internal.h"
 #include "engine.h"
+#include "room.h"
 #include "xep/omemo_legacy.h"
 
 #define _(s) dgettext(GETTEXT_PACKAGE, s)
@@ -538,6 +539,7 @@ void mend_account_disconnected(mend_account *acc)
 	eng->fetches = 0;
 	acc->in_catchup = 0;
 	mend_repair_disconnected(acc);
+	mend_room_disconnected(acc);
 }
 
 int mend_account_busy(mend_account *acc)
@@ -592,6 +594,13 @@ void mend_engine_send(mend_account *acc, const char *xml)
 {
 	if (acc->ops.send_stanza)
 		acc->ops.send_stanza(xml, acc->user_data);
+}
+
+int mend_engine_idle(mend_account *acc)
+{
+	mend_engine *eng = engine(acc);
+
+	return eng->connected && eng->ready && !eng->fetches;
 }
 
 /* --- fetching device lists and bundles --------------------------------------- */
@@ -815,6 +824,11 @@ static unsigned fetch_missing(mend_account *acc, const char *jid)
 	return (unsigned)n;
 }
 
+unsigned mend_engine_fetch_missing(mend_account *acc, const char *jid)
+{
+	return fetch_missing(acc, jid);
+}
+
 int mend_account_refresh_devices(mend_account *acc, const char *jid)
 {
 	mend_engine *eng = engine(acc);
@@ -858,6 +872,11 @@ static void remember_sent(mend_account *acc, const mend_pending *p)
 	g_free(it.key);
 	g_free(it.peer);
 	g_free(ts);
+}
+
+void mend_engine_remember_sent(mend_account *acc, const mend_pending *p)
+{
+	remember_sent(acc, p);
 }
 
 static void send_failed(mend_account *acc, const mend_pending *p, int err)
@@ -972,6 +991,11 @@ static char *skipped_text(mend_account *acc)
 	return g_string_free(s, s->len == 0);
 }
 
+char *mend_engine_skipped_text(mend_account *acc)
+{
+	return skipped_text(acc);
+}
+
 static void report_skipped(mend_account *acc, const char *peer)
 {
 	char *text = skipped_text(acc);
@@ -995,6 +1019,11 @@ static unsigned count_keys(mend_account *acc, const char *stanza)
 	return n;
 }
 
+unsigned mend_engine_count_keys(mend_account *acc, const char *stanza)
+{
+	return count_keys(acc, stanza);
+}
+
 /* The host did not take the stanza: the message stays queued, and the user knows. */
 static void held(mend_account *acc, const mend_pending *p)
 {
@@ -1007,6 +1036,11 @@ static void held(mend_account *acc, const mend_pending *p)
 	ev.text = text;
 	emit(acc, &ev);
 	g_free(text);
+}
+
+void mend_engine_host_refused(mend_account *acc, const mend_pending *p)
+{
+	held(acc, p);
 }
 
 /* Sends one queued message; 0 when it is done with (sent or failed), <0 while it waits. */
@@ -1048,7 +1082,7 @@ static void pump(mend_account *acc, const char *jid)
 
 	char *b;
 
-	if (!engine(acc)->ready || engine(acc)->fetches)
+	if (!engine(acc)->ready || engine(acc)->fetches || mend_room_pump(acc, jid))
 		return;
 	b = bare(jid);
 	if (fetch_missing(acc, b) > 0 ||
@@ -1066,6 +1100,11 @@ static void pump(mend_account *acc, const char *jid)
 	for (i = 0; i < list->len; i++)
 		mend_pending_clear(&g_array_index(list, mend_pending, i));
 	g_array_free(list, TRUE);
+}
+
+void mend_engine_pump(mend_account *acc, const char *jid)
+{
+	pump(acc, jid);
 }
 
 static void pump_all(mend_account *acc)
@@ -1217,11 +1256,15 @@ static const char *msg_id_of(xmpp_stanza_t *msg)
 }
 
 static void emit_undecryptable(mend_account *acc, const mend_history_item *it, int archived,
-                               int asked);
+                               int asked, const inbound *in);
 
-static void emit_item(mend_account *acc, const mend_history_item *it, int archived)
+/* `in` (may be NULL): what came with the message, for a room's name and the sender's nick. */
+static void emit_item(mend_account *acc, const mend_history_item *it, int archived,
+                      const inbound *in)
 {
 	mend_event ev = {.kind = MEND_EVENT_MESSAGE,
+	                 .room = in ? in->room : NULL,
+	                 .nick = in ? in->nick : NULL,
 	                 .peer = it->peer,
 	                 .from = it->from,
 	                 .device = it->device,
@@ -1234,7 +1277,7 @@ static void emit_item(mend_account *acc, const mend_history_item *it, int archiv
 	                 .outgoing = it->outgoing};
 
 	if (it->error) {
-		emit_undecryptable(acc, it, archived, 0);
+		emit_undecryptable(acc, it, archived, 0, in);
 		return;
 	}
 	ev.trust = it->outgoing && it->device == acc->device_id
@@ -1251,11 +1294,25 @@ static char *peer_of(mend_account *acc, xmpp_stanza_t *msg, const char *from)
 	return g_strdup(from);
 }
 
+/* The conversation of an inbound message: its room, else as peer_of(). */
+static char *conversation_of(mend_account *acc, const inbound *in, const char *from)
+{
+	return in->room ? g_strdup(in->room) : peer_of(acc, in->msg, from);
+}
+
+/* The local history key of a message by its stanza-id: a room's ids are the room's (g_free). */
+static char *history_key(const inbound *in, const char *sid)
+{
+	if (!sid)
+		return NULL;
+	return in->room ? g_strconcat("room|", in->room, "|", sid, NULL) : g_strdup(sid);
+}
+
 /* Fills a history item for a decrypted message (strings borrowed; peer and key g_malloc'd). */
 static void item_of(mend_account *acc, const inbound *in, const mend_message *m,
                     mend_history_item *it)
 {
-	it->peer = peer_of(acc, in->msg, m->from);
+	it->peer = conversation_of(acc, in, m->from);
 	it->from = m->from;
 	it->device = m->device;
 	it->body = m->body;
@@ -1265,7 +1322,7 @@ static void item_of(mend_account *acc, const inbound *in, const mend_message *m,
 	it->carbon = in->carbon;
 	it->outgoing = is_own_bare(acc, m->from);
 	it->ts = unix_of(in->timestamp);
-	it->key = g_strdup(m->stanza_id ? m->stanza_id : NULL);
+	it->key = history_key(in, m->stanza_id);
 	if (!it->key)
 		it->key = g_uuid_string_random();
 }
@@ -1322,11 +1379,11 @@ static int decrypt_and_keep(mend_account *acc, const inbound *in, mend_message *
 static void own_message(mend_account *acc, const inbound *in, const char *from)
 {
 	mend_history_item it = {0};
-	char *peer = peer_of(acc, in->msg, from);
+	char *peer = conversation_of(acc, in, from);
 	const char *id = msg_id_of(in->msg);
 
 	if (in->history && id && mend_store_history_by_msg_id(acc->store, peer, id, &it) == 0) {
-		emit_item(acc, &it, 1);
+		emit_item(acc, &it, 1, in);
 		mend_history_clear(&it);
 	}
 	g_free(peer);
@@ -1334,9 +1391,11 @@ static void own_message(mend_account *acc, const inbound *in, const char *from)
 
 /* asked: the sender's device was asked to start a new session (repair.c). */
 static void emit_undecryptable(mend_account *acc, const mend_history_item *it, int archived,
-                               int asked)
+                               int asked, const inbound *in)
 {
 	mend_event ev = {.kind = MEND_EVENT_UNDECRYPTABLE,
+	                 .room = in ? in->room : NULL,
+	                 .nick = in ? in->nick : NULL,
 	                 .peer = it->peer,
 	                 .from = it->from,
 	                 .device = it->device,
@@ -1377,7 +1436,7 @@ static void undecryptable(mend_account *acc, const inbound *in, const mend_messa
 	mend_history_item it = {0};
 	int asked;
 
-	it.peer = peer_of(acc, in->msg, m->from);
+	it.peer = conversation_of(acc, in, m->from);
 	it.from = m->from;
 	it.device = m->device;
 	it.timestamp = in->timestamp;
@@ -1392,13 +1451,14 @@ static void undecryptable(mend_account *acc, const inbound *in, const mend_messa
 	 * message (held.c) is kept apart and shown once its key is accepted */
 	if (m->stanza_id && m->from && r != MEND_ERR_STORE && r != MEND_ERR_NOMEM &&
 	    r != MEND_ERR_KEY_CHANGED) {
-		it.key = m->stanza_id;
-		mend_store_stanza_mark(acc->store, acc->jid, m->stanza_id);
+		it.key = history_key(in, m->stanza_id);
+		mend_store_stanza_mark(acc->store, in->room ? in->room : acc->jid, m->stanza_id);
 		mend_store_history_put(acc->store, &it);
 	}
 	if (!mend_archive_quiet(acc, r, it.ts))
-		emit_undecryptable(acc, &it, in->archived, asked);
+		emit_undecryptable(acc, &it, in->archived, asked, in);
 	g_free(it.peer);
+	g_free(it.key);
 }
 
 /*
@@ -1431,10 +1491,13 @@ static void key_only_failed(mend_account *acc, const inbound *in, const mend_mes
 static int from_local(mend_account *acc, const inbound *in, const char *key)
 {
 	mend_history_item it = {0};
+	char *k = history_key(in, key);
+	int found = in->history && k && mend_store_history_get(acc->store, k, &it) == MEND_OK;
 
-	if (!in->history || !key || mend_store_history_get(acc->store, key, &it) < 0)
+	g_free(k);
+	if (!found)
 		return 0;
-	emit_item(acc, &it, 1);
+	emit_item(acc, &it, 1, in);
 	mend_history_clear(&it);
 	return 1;
 }
@@ -1445,8 +1508,10 @@ static void plaintext_item(mend_account *acc, const inbound *in)
 	const char *from = xmpp_stanza_get_from(in->msg), *type = xmpp_stanza_get_type(in->msg);
 	xmpp_stanza_t *b = child(in->msg, "body", NULL);
 	char *body = b ? xmpp_stanza_get_text(b) : NULL, *sender = from ? bare(from) : NULL;
-	char *peer = sender ? peer_of(acc, in->msg, sender) : NULL;
+	char *peer = sender ? conversation_of(acc, in, sender) : NULL;
 	mend_event ev = {.kind = MEND_EVENT_MESSAGE,
+	                 .room = in->room,
+	                 .nick = in->nick,
 	                 .peer = peer,
 	                 .from = sender,
 	                 .body = body,
@@ -1477,7 +1542,7 @@ int process_encrypted(mend_account *acc, const inbound *in)
 		return 1;
 	r = decrypt_and_keep(acc, in, &m, &it);
 	if (r == MEND_OK && !m.key_only)
-		emit_item(acc, &it, in->archived);
+		emit_item(acc, &it, in->archived, in);
 	if (r == MEND_OK)
 		mend_repair_received(acc, m.from, m.device, m.prekey, in->history);
 	else if (r == MEND_ERR_DUPLICATE || (r == MEND_ERR_STALE_SESSION && in->archived))
@@ -1492,7 +1557,8 @@ int process_encrypted(mend_account *acc, const inbound *in)
 	else if (in->history) /* the archive holds it unencrypted: shown, marked so */
 		plaintext_item(acc, in);
 	/* XEP-0184 §5.5: a receipt when first received (live, offline, catch-up), not in history */
-	if (!in->history && in->carbon == MEND_CARBON_NONE && !is_own_bare(acc, m.from))
+	if (!in->history && in->carbon == MEND_CARBON_NONE && !in->room &&
+	    !is_own_bare(acc, m.from))
 		mend_delivery_answer(acc, in->msg, r, &m);
 	g_free(it.peer);
 	g_free(it.key);
@@ -1570,6 +1636,17 @@ static void fetch_new_devices(mend_account *acc, const char *jid)
 	mend_engine *eng = engine(acc);
 
 	if (!eng->connected || !mend_devices_news_pending(acc, jid))
+		return;
+	g_hash_table_add(eng->refreshing, g_strdup(jid));
+	if (!fetch_missing(acc, jid))
+		g_hash_table_remove(eng->refreshing, jid);
+}
+
+void mend_engine_prefetch(mend_account *acc, const char *jid)
+{
+	mend_engine *eng = engine(acc);
+
+	if (!eng->connected || !eng->ready)
 		return;
 	g_hash_table_add(eng->refreshing, g_strdup(jid));
 	if (!fetch_missing(acc, jid))
@@ -1680,6 +1757,7 @@ static int answer_get(mend_account *acc, xmpp_stanza_t *st)
 static int handle_message(mend_account *acc, xmpp_stanza_t *st)
 {
 	xmpp_stanza_t *c;
+	int r;
 
 	if ((c = child(st, "event", NS_PUBSUB_EVENT)))
 		return handle_pep_event(acc, st, c);
@@ -1687,10 +1765,14 @@ static int handle_message(mend_account *acc, xmpp_stanza_t *st)
 		return handle_carbon(acc, st, c, MEND_CARBON_RECEIVED);
 	if ((c = child(st, "sent", NS_CARBONS)))
 		return handle_carbon(acc, st, c, MEND_CARBON_SENT);
-	if ((c = child(st, "result", NS_MAM)))
+	if ((c = child(st, "result", NS_MAM)) && mend_room_archive_result(acc, st, c, &r))
+		return r;
+	if (c)
 		return mend_archive_handle_result(acc, st, c);
 	if ((c = child(st, "received", NS_RECEIPTS)))
 		return mend_delivery_receipt(acc, st, c);
+	if (mend_room_is_from_room(acc, st))
+		return mend_room_message(acc, st);
 	if (child(st, "encrypted", MEND_NS_LEGACY))
 		return handle_direct(acc, st);
 	return 0;
@@ -1717,8 +1799,13 @@ int mend_account_handle_stanza(mend_account *acc, const char *xml)
 		r = mend_delivery_bounced(acc, st);
 	else if (name && g_str_equal(name, "message") && (!type || !g_str_equal(type, "groupchat")))
 		r = handle_message(acc, st);
+	else if (name && g_str_equal(name, "message"))
+		r = mend_room_message(acc, st);
+	else if (name && g_str_equal(name, "presence"))
+		r = mend_room_presence(acc, st);
 	xmpp_stanza_release(st);
 	mend_archive_poll(acc);
+	mend_room_poll(acc);
 	return r;
 }
 
@@ -1727,6 +1814,7 @@ void mend_account_tick(mend_account *acc)
 	int64_t now = mend_now(acc);
 
 	mend_archive_poll(acc);
+	mend_room_poll(acc);
 	if (now - acc->spk_checked >= 3600) {
 		acc->spk_checked = now;
 		mend_account_rotate_signed_prekey(acc);

@@ -23,6 +23,10 @@ typedef struct inbound {
 	mend_carbon carbon;
 	int archived;
 	int history; /* answering a history query: serve local copies */
+	/* group chats (room.c): the room's bare JID and the sender's nick, else NULL; in->msg's
+	 * from is then the sender's real JID and archive_id the room's stanza-id */
+	const char *room;
+	const char *nick;
 } inbound;
 
 /* --- stanza helpers (engine.c) --- */
@@ -65,5 +69,25 @@ void mend_archive_ready(mend_account *acc);
  * the device's announcement, counted for one summary line instead of its own.
  */
 int mend_archive_quiet(mend_account *acc, int error, int64_t ts);
+
+/* --- what the group-chat modules (room.c, room_msg.c) use of the engine --- */
+/* Connected and READY with no device list or bundle fetch outstanding. */
+int mend_engine_idle(mend_account *acc);
+/* Starts what `jid` still needs (device list, then bundles); how many fetches started. */
+unsigned mend_engine_fetch_missing(mend_account *acc, const char *jid);
+/* Fetches what `jid` still needs, list then bundles, ahead of a message (a room member). */
+void mend_engine_prefetch(mend_account *acc, const char *jid);
+/* Keeps our sent message in the sealed local history ("id:" + message id, peer = p->jid). */
+void mend_engine_remember_sent(mend_account *acc, const mend_pending *p);
+/* SEND_FAILED for a queued message, which leaves the queue. */
+void mend_engine_send_failed(mend_account *acc, const mend_pending *p, int err);
+/* The host did not take a queued stanza: it stays queued, the user is told. */
+void mend_engine_host_refused(mend_account *acc, const mend_pending *p);
+/* The sentence naming the devices the last encrypt skipped (g_free), or NULL. */
+char *mend_engine_skipped_text(mend_account *acc);
+/* How many devices an encrypted stanza of ours is for. */
+unsigned mend_engine_count_keys(mend_account *acc, const char *stanza);
+/* Sends what waits for `jid` (a contact or a room) once nothing it needs is fetched. */
+void mend_engine_pump(mend_account *acc, const char *jid);
 
 #endif

@@ -52,6 +52,10 @@ struct mend_account {
 	struct mend_repair *rep; /* repair.c: key transports waiting to be sent */
 	int64_t spk_checked;     /* when mend_account_tick() last looked at the signed prekey */
 	struct mend_delivery *delivery; /* receipts and bounces of our messages (delivery.c) */
+	struct mend_rooms *rooms;       /* group chats (room.c) */
+	/* while a room message is processed: the room, whose stanza-ids dedupe it (XEP-0359 by) */
+	const char *sid_by;
+	unsigned room_catchups; /* room archive catch-ups under way (room_msg.c) */
 };
 
 /* How many one-time prekeys we keep published (XEP-0384 v0.3 §4.3: at least 20; we keep 100). */
@@ -72,6 +76,8 @@ int mend_account_keep_prekey_next(mend_account *acc);
 int mend_account_rotate_signed_prekey(mend_account *acc);
 
 void mend_engine_free(mend_engine *eng);
+/* Frees the group-chat state (room.c). */
+void mend_rooms_free(mend_account *acc);
 /* Forgets the archive query under way (archive.c). */
 void mend_archive_reset(mend_account *acc);
 
@@ -174,6 +180,7 @@ int mend_repair_note_sessions(mend_account *acc);
 /* Encrypt variants, for interop with what older clients send (and for tests). */
 #define MEND_ENC_TAG_IN_PAYLOAD 0x1 /* 16-byte key, tag after the payload */
 #define MEND_ENC_IV16           0x2 /* a 16-byte IV */
+#define MEND_ENC_GROUPCHAT      0x4 /* type groupchat, no receipt request (XEP-0045 §7.4) */
 /* One recipient device. */
 typedef struct mend_recipient {
 	char *jid;
@@ -185,6 +192,13 @@ int mend_account_encrypt_for(mend_account *acc, const char *to, const mend_recip
                              const char *body, const char *id, int flags, char **stanza);
 int mend_account_encrypt_opts(mend_account *acc, const char *to, const char *body, const char *id,
                               int flags, char **stanza);
+
+/* message.c, for rooms: the usable devices of `jid` into rs (as 1:1 encryption picks them;
+ * untrusted ones go to acc->skipped); *missing counts those waiting for a bundle. Returns how
+ * many were added, or <0. */
+int mend_recipients_add(mend_account *acc, const char *jid, GArray *rs, size_t *missing);
+/* Empties acc->skipped before a new encryption. */
+void mend_recipients_reset(mend_account *acc);
 
 /*
  * Decrypts a parsed <message/>. stanza_id: the dedupe key (a MAM archive id),

@@ -109,15 +109,25 @@ static int add_recipients(mend_account *acc, const char *jid, GArray *rs, size_t
 	return r < 0 ? r : added;
 }
 
+int mend_recipients_add(mend_account *acc, const char *jid, GArray *rs, size_t *missing)
+{
+	return add_recipients(acc, jid, rs, missing);
+}
+
+void mend_recipients_reset(mend_account *acc)
+{
+	if (acc->skipped)
+		g_ptr_array_set_size(acc->skipped, 0);
+	else
+		acc->skipped = g_ptr_array_new_with_free_func(g_free);
+}
+
 static int collect_recipients(mend_account *acc, const char *to, GArray *rs)
 {
 	size_t missing = 0;
 	int r, to_peer;
 
-	if (acc->skipped)
-		g_ptr_array_set_size(acc->skipped, 0);
-	else
-		acc->skipped = g_ptr_array_new_with_free_func(g_free);
+	mend_recipients_reset(acc);
 	size_t peer_skipped;
 
 	r = to_peer = add_recipients(acc, to, rs, &missing);
@@ -202,14 +212,18 @@ static int encrypt_payload(mend_account *acc, const char *body, int flags, mend_
  * (Business Rules: offline devices must get it too).
  */
 static char *wrap_message(mend_account *acc, const char *to, const char *id,
-                          const mend_encrypted *m)
+                          const mend_encrypted *m, int flags)
 {
+	/* XEP-0045 §7.4 groupchat; XEP-0184 §5.3: no receipt requests in groupchat */
+	const char *type = (flags & MEND_ENC_GROUPCHAT) ? "groupchat" : "chat";
+	const char *request =
+	    (flags & MEND_ENC_GROUPCHAT) ? "" : "<request xmlns='" NS_RECEIPTS "'/>";
 	GString *s = g_string_sized_new(512 + m->n_keys * 160);
 	char *own_id = id ? NULL : g_uuid_string_random();
 	char *eto = g_markup_escape_text(to, -1), *eid = g_markup_escape_text(id ? id : own_id, -1);
 	int r;
 
-	g_string_append_printf(s, "<message to='%s' type='chat' id='%s'>", eto, eid);
+	g_string_append_printf(s, "<message to='%s' type='%s' id='%s'>", eto, type, eid);
 	r = mend_legacy_encrypted_text(s, m);
 	if (!m->has_payload)
 		g_string_append_printf(
@@ -219,10 +233,9 @@ static char *wrap_message(mend_account *acc, const char *to, const char *id,
 		g_string_append_printf(s,
 		                       "<encryption xmlns='%s' namespace='%s' name='OMEMO'/>"
 		                       "<store xmlns='%s'/><body>%s</body>"
-		                       "<origin-id xmlns='%s' id='%s'/>"
-		                       "<request xmlns='" NS_RECEIPTS "'/></message>",
-		                       NS_EME, MEND_NS_LEGACY, NS_HINTS, FALLBACK_BODY, NS_SID,
-		                       eid);
+		                       "<origin-id xmlns='%s' id='%s'/>%s</message>",
+		                       NS_EME, MEND_NS_LEGACY, NS_HINTS, FALLBACK_BODY, NS_SID, eid,
+		                       request);
 	g_free(eto);
 	g_free(eid);
 	g_free(own_id);
@@ -283,7 +296,7 @@ int mend_account_encrypt_for(mend_account *acc, const char *to, const mend_recip
 		goto out;
 	r = encrypt_for_all(acc, rs, n, km, km_len, &m);
 	if (r == MEND_OK) {
-		*stanza = wrap_message(acc, to, id, &m);
+		*stanza = wrap_message(acc, to, id, &m, flags);
 		r = *stanza ? MEND_OK : MEND_ERR_NOMEM;
 	}
 	r = mend_account_txn_end(acc, r);
@@ -447,6 +460,12 @@ const char *mend_our_stanza_id(mend_account *acc, xmpp_stanza_t *msg)
 	return NULL;
 }
 
+/* Whose stanza-ids dedupe: our server's, or while a room message is processed, the room's. */
+static const char *dedupe_by(mend_account *acc)
+{
+	return acc->sid_by ? acc->sid_by : acc->jid;
+}
+
 static const mend_key_elem *key_for_us(mend_account *acc, const mend_encrypted *m)
 {
 	size_t i;
@@ -479,7 +498,7 @@ static int decrypt_parsed(mend_account *acc, const mend_encrypted *m, const char
 		r = open_payload(acc, m, signal_buffer_data(plain), signal_buffer_len(plain),
 		                 &msg->body);
 	if (r == MEND_OK && sid_id)
-		r = mend_store_stanza_mark(acc->store, acc->jid, sid_id);
+		r = mend_store_stanza_mark(acc->store, dedupe_by(acc), sid_id);
 	signal_buffer_bzero_free(plain);
 	return mend_account_txn_end(acc, r);
 }
@@ -510,12 +529,13 @@ int mend_account_decrypt_stanza(mend_account *acc, xmpp_stanza_t *st, const char
 	mend_encrypted m = {0};
 	int r;
 
-	if (!stanza_id)
+	if (!stanza_id && !acc->sid_by)
 		stanza_id = mend_our_stanza_id(acc, st);
 	msg->stanza_id = g_strdup(stanza_id);
 	/* DESIGN §3: dedupe by stanza-id before anything else (a held message was marked) */
-	r = stanza_id && !acc->replaying ? mend_store_stanza_seen(acc->store, acc->jid, stanza_id)
-	                                 : 0;
+	r = stanza_id && !acc->replaying
+	        ? mend_store_stanza_seen(acc->store, dedupe_by(acc), stanza_id)
+	        : 0;
 	if (r > 0)
 		r = MEND_ERR_DUPLICATE;
 	if (r == 0)

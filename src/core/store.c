@@ -200,10 +200,23 @@ static const char schema_v5[] =
 #define SEALED_VERSION 6
 static const char schema_v6[] = "";
 
+/*
+ * Version 6 -> 7: group chats (store_rooms.c). rooms: the rooms we are in, our nick and the
+ * room archive position; room_members: a member's affiliation sealed under
+ * "room_members|<room>|<jid>" (who gets our keys is never plain); pending.flags: a room message
+ * and how it may go (room.h MEND_PENDING_*).
+ */
+static const char schema_v7[] =
+    "CREATE TABLE rooms (room TEXT PRIMARY KEY NOT NULL, nick TEXT NOT NULL,"
+    " mam_last TEXT, mam_last_ts INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE room_members (room TEXT NOT NULL, jid TEXT NOT NULL, data BLOB NOT NULL,"
+    " PRIMARY KEY (room, jid));"
+    "ALTER TABLE pending ADD COLUMN flags INTEGER NOT NULL DEFAULT 0;";
+
 /* migrations[v] takes a database from version v to v + 1. */
 static const char *const migrations[MEND_STORE_SCHEMA_VERSION] = {
-    [0] = schema_v1, [1] = schema_v2, [2] = schema_v3,
-    [3] = schema_v4, [4] = schema_v5, [5] = schema_v6,
+    [0] = schema_v1, [1] = schema_v2, [2] = schema_v3, [3] = schema_v4,
+    [4] = schema_v5, [5] = schema_v6, [6] = schema_v7,
 };
 
 struct mend_store {

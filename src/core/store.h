@@ -24,7 +24,7 @@
 #include "crypto.h"
 
 #define MEND_STORE_KEY_LEN        32
-#define MEND_STORE_SCHEMA_VERSION 6
+#define MEND_STORE_SCHEMA_VERSION 7
 
 typedef struct mend_store mend_store;
 
@@ -121,10 +121,15 @@ typedef struct mend_pending {
 	char *jid;
 	char *msg_id;
 	char *body;
-	char *stanza; /* the encrypted stanza once made, else NULL */
+	char *stanza;   /* the encrypted stanza once made, else NULL */
+	unsigned flags; /* room.h MEND_PENDING_* (0: a 1:1 message) */
 } mend_pending;
 
 int mend_store_pending_add(mend_store *s, const char *jid, const char *msg_id, const char *body);
+/* The same with flags (room.h MEND_PENDING_*). */
+int mend_store_pending_add_flags(mend_store *s, const char *jid, const char *msg_id,
+                                 const char *body, unsigned flags);
+int mend_store_pending_set_flags(mend_store *s, int64_t row, unsigned flags);
 /* Pending messages (of `jid`, or all when NULL), oldest first, into an array of mend_pending. */
 int mend_store_pending_list(mend_store *s, const char *jid, GArray *out);
 int mend_store_pending_set_stanza(mend_store *s, const mend_pending *p, const char *stanza);

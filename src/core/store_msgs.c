@@ -79,15 +79,36 @@ static int column_text(mend_store *s, sqlite3_stmt *st, int col, const char *aad
 
 int mend_store_pending_add(mend_store *s, const char *jid, const char *msg_id, const char *body)
 {
+	return mend_store_pending_add_flags(s, jid, msg_id, body, 0);
+}
+
+int mend_store_pending_set_flags(mend_store *s, int64_t row, unsigned flags)
+{
+	sqlite3_stmt *st = NULL;
+	int r = prepare(s, "UPDATE pending SET flags = ?1 WHERE id = ?2", &st);
+
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, flags);
+	sqlite3_bind_int64(st, 2, row);
+	return exec_done(st);
+}
+
+int mend_store_pending_add_flags(mend_store *s, const char *jid, const char *msg_id,
+                                 const char *body, unsigned flags)
+{
 	/* the recipient is bound in: a row moved to another jid does not open */
 	char *aad = g_strconcat("pending|", jid, "|", msg_id, NULL);
 	sqlite3_stmt *st = NULL;
 	int r;
 
-	r = prepare(s, "INSERT INTO pending (jid, body, created, msg_id) VALUES (?1, ?2, ?3, ?4)",
+	r = prepare(s,
+	            "INSERT INTO pending (jid, body, created, msg_id, flags)"
+	            " VALUES (?1, ?2, ?3, ?4, ?5)",
 	            &st);
 	if (r < 0)
 		goto out;
+	sqlite3_bind_int64(st, 5, flags);
 	sqlite3_bind_text(st, 1, jid, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, g_get_real_time() / G_USEC_PER_SEC);
 	sqlite3_bind_text(st, 4, msg_id, -1, SQLITE_STATIC);
@@ -109,6 +130,7 @@ static int pending_row(mend_store *s, sqlite3_stmt *st, mend_pending *p)
 	p->row = sqlite3_column_int64(st, 0);
 	p->jid = g_strdup((const char *)sqlite3_column_text(st, 1));
 	p->msg_id = g_strdup((const char *)sqlite3_column_text(st, 2));
+	p->flags = (unsigned)sqlite3_column_int64(st, 5);
 	aad = g_strconcat("pending|", p->jid, "|", p->msg_id, NULL);
 	r = column_text(s, st, 3, aad, &p->body);
 	if (r == MEND_OK)
@@ -123,7 +145,7 @@ int mend_store_pending_list(mend_store *s, const char *jid, GArray *out)
 	int r, rc;
 
 	r = prepare(s,
-	            "SELECT id, jid, msg_id, body, stanza FROM pending"
+	            "SELECT id, jid, msg_id, body, stanza, flags FROM pending"
 	            " WHERE ?1 IS NULL OR jid = ?1 ORDER BY id",
 	            &st);
 	if (r < 0)
