@@ -12,10 +12,12 @@
 #ifndef MEND_PROFANITY_API_H
 #define MEND_PROFANITY_API_H
 
-#define MEND_PROF_ABI   2
+#define MEND_PROF_ABI   3
 #define MEND_PROF_ENTRY "mend_profanity_module"
 /* The plugin's file name as Profanity knows it, for the calls that take one. */
 #define MEND_PROF_FILE "mend.c"
+/* The settings list (group "mend") of rooms with encryption on; the shim reads it too. */
+#define MEND_PROF_ROOMS_KEY "rooms"
 
 typedef void (*mend_prof_cmd_cb)(char **args);
 typedef void (*mend_prof_timed_cb)(void);
@@ -56,6 +58,16 @@ struct mend_prof_api {
 	int (*room_show)(const char *const roomjid, const char *const message);
 	int (*current_win_is_console)(void);
 	char *(*get_name_from_roster)(const char *barejid); /* malloc'd */
+	/* group chats (ABI 3) */
+	int (*room_show_themed)(const char *const roomjid, const char *const group,
+	                        const char *const item, const char *const def, const char *const ch,
+	                        const char *const message);
+	int (*room_set_titlebar_enctext)(const char *roomjid, const char *enctext);
+	int (*room_unset_titlebar_enctext)(const char *roomjid);
+	int (*room_set_message_char)(const char *roomjid, const char *ch);
+	int (*room_unset_message_char)(const char *roomjid);
+	char *(*get_room_nick)(
+	    const char *barejid); /* Profanity's own: not freed; NULL if not in it */
 };
 
 /* The module's side: Profanity's hooks, forwarded by the shim (NULL members are skipped). */
@@ -77,6 +89,15 @@ struct mend_prof_hooks {
 	void (*on_chat_win_focus)(const char *barejid);
 	/* a malloc'd message to send on, or NULL: Profanity neither sends nor shows it */
 	char *(*pre_chat_message_send)(const char *barejid, const char *message);
+	/* group chats (ABI 3) */
+	int (*on_presence_stanza_receive)(const char *text); /* 1: Profanity goes on */
+	char *(*on_presence_stanza_send)(const char *text);  /* as on_message_stanza_send */
+	char *(*pre_room_message_send)(const char *roomjid, const char *message);
+	char *(*pre_room_message_display)(const char *roomjid, const char *nick,
+	                                  const char *message);
+	void (*post_room_message_display)(const char *roomjid, const char *nick,
+	                                  const char *message);
+	void (*on_room_win_focus)(const char *roomjid);
 };
 
 typedef const struct mend_prof_hooks *(*mend_prof_entry)(const struct mend_prof_api *api);

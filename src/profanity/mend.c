@@ -10,8 +10,8 @@
  * variables Profanity fills at load); its name makes Profanity file the
  * commands it registers under mend.so.
  *
- * Safety net: if the module cannot be loaded, messages to contacts for which
- * encryption is on are replaced by an empty chat state, never sent in
+ * Safety net: if the module cannot be loaded, messages to contacts and rooms for
+ * which encryption is on are replaced by an empty chat state, never sent in
  * plaintext, and the user is told why.
  */
 #include "config.h"
@@ -40,6 +40,14 @@ EXPORT char *prof_pre_chat_message_display(const char *const barejid, const char
                                            const char *message);
 EXPORT void prof_on_chat_win_focus(const char *const barejid);
 EXPORT char *prof_pre_chat_message_send(const char *const barejid, const char *message);
+EXPORT int prof_on_presence_stanza_receive(const char *const text);
+EXPORT char *prof_on_presence_stanza_send(const char *const text);
+EXPORT char *prof_pre_room_message_send(const char *const roomjid, const char *message);
+EXPORT char *prof_pre_room_message_display(const char *const roomjid, const char *const nick,
+                                           const char *message);
+EXPORT void prof_post_room_message_display(const char *const roomjid, const char *const nick,
+                                           const char *message);
+EXPORT void prof_on_room_win_focus(const char *const roomjid);
 
 static const struct mend_prof_hooks *hooks;
 static char load_error[512];
@@ -76,6 +84,12 @@ static void fill_api(struct mend_prof_api *a)
 	a->room_show = prof_room_show;
 	a->current_win_is_console = prof_current_win_is_console;
 	a->get_name_from_roster = prof_get_name_from_roster;
+	a->room_show_themed = prof_room_show_themed;
+	a->room_set_titlebar_enctext = prof_room_set_titlebar_enctext;
+	a->room_unset_titlebar_enctext = prof_room_unset_titlebar_enctext;
+	a->room_set_message_char = prof_room_set_message_char;
+	a->room_unset_message_char = prof_room_unset_message_char;
+	a->get_room_nick = prof_get_room_nick;
 }
 
 /* The module sits beside the installed plugin; MEND_PROFANITY_MODULE overrides (tests). */
@@ -245,4 +259,44 @@ EXPORT void prof_on_chat_win_focus(const char *const barejid)
 {
 	if (hooks && hooks->on_chat_win_focus)
 		hooks->on_chat_win_focus(barejid);
+}
+
+/* Without the module: a room message goes only where the user never turned mend on. */
+EXPORT char *prof_pre_room_message_send(const char *const roomjid, const char *message)
+{
+	if (hooks)
+		return hooks->pre_room_message_send(roomjid, message);
+	if (!listed(MEND_PROF_ROOMS_KEY, roomjid))
+		return strdup(message);
+	say_unloaded();
+	return NULL;
+}
+
+EXPORT char *prof_pre_room_message_display(const char *const roomjid, const char *const nick,
+                                           const char *message)
+{
+	return hooks ? hooks->pre_room_message_display(roomjid, nick, message) : NULL;
+}
+
+EXPORT void prof_post_room_message_display(const char *const roomjid, const char *const nick,
+                                           const char *message)
+{
+	if (hooks)
+		hooks->post_room_message_display(roomjid, nick, message);
+}
+
+EXPORT int prof_on_presence_stanza_receive(const char *const text)
+{
+	return hooks ? hooks->on_presence_stanza_receive(text) : 1;
+}
+
+EXPORT char *prof_on_presence_stanza_send(const char *const text)
+{
+	return hooks ? hooks->on_presence_stanza_send(text) : NULL;
+}
+
+EXPORT void prof_on_room_win_focus(const char *const roomjid)
+{
+	if (hooks)
+		hooks->on_room_win_focus(roomjid);
 }

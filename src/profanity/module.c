@@ -20,6 +20,8 @@
  * owner does not announce, and a plaintext message in a chat where
  * encryption is on gets "-" and "[unencrypted]", never "~".
  *
+ * Group chats are in rooms.c.
+ *
  * Profanity's hooks run on one thread, so the adapter keeps one state.
  */
 #include "config.h"
@@ -32,6 +34,7 @@
 #include <strophe.h>
 #include "mend/mend.h"
 #include "profanity/api.h"
+#include "profanity/rooms.h"
 #include "sigproto.h"
 
 #define _(s)             dgettext(GETTEXT_PACKAGE, s)
@@ -69,7 +72,8 @@ static struct {
 	GHashTable *opened;   /* chats whose history mend showed in this session */
 	GHashTable *no_omemo; /* contacts found without OMEMO devices (on by default skips them) */
 	char *history_wanted; /* a chat whose history waits for the archive query running now */
-	int archive_idle;     /* the archive query that made it wait has ended */
+	mend_prof_rooms *rooms; /* group chats (rooms.c) */
+	int archive_idle;       /* the archive query that made it wait has ended */
 } M;
 
 /* --- small helpers ---------------------------------------------------------- */
@@ -278,7 +282,8 @@ static int op_send(const char *xml, void *ud)
 
 static void op_notice(mend_notice_kind kind, const char *jid, const char *text, void *ud)
 {
-	show(jid, text);
+	if (!mend_prof_rooms_notice(M.rooms, jid, text))
+		show(jid, text);
 }
 
 static void op_log(mend_log_level level, const char *text, void *ud)
@@ -440,6 +445,12 @@ static void on_delivered(const mend_event *ev)
 
 static void op_event(const mend_event *ev, void *ud)
 {
+	enum mend_prof_room_rx room = mend_prof_rooms_event(M.rooms, ev);
+
+	if (room == MEND_PROF_ROOM_KEEP)
+		M.rx_keep = 1; /* Profanity shows it; pre_room_message_display swaps the text */
+	if (room != MEND_PROF_ROOM_NOT)
+		return;
 	switch (ev->kind) {
 	case MEND_EVENT_MESSAGE:
 		on_message(ev);
@@ -483,6 +494,7 @@ static const mend_host_ops ops = {
 static void disconnect(void)
 {
 	M.locked = 0;
+	mend_prof_rooms_closed(M.rooms);
 	if (M.acc) {
 		mend_account_disconnected(M.acc);
 		mend_account_free(M.acc);
@@ -522,6 +534,7 @@ static int open_account(int mode)
 	}
 	/* Profanity answers disco and sends presence; carbons we enable, the archive we read */
 	mend_account_connected(M.acc, M.fulljid, MEND_CONNECT_CARBONS | MEND_CONNECT_CATCHUP);
+	mend_prof_rooms_opened(M.rooms, M.acc); /* before held stanzas: their rooms are known */
 	release_held();
 	return r;
 }
@@ -549,6 +562,7 @@ static void tick(void)
 {
 	if (M.acc)
 		mend_account_tick(M.acc);
+	mend_prof_rooms_tick(M.rooms);
 }
 
 static void on_connect(const char *account_name, const char *fulljid)
@@ -572,6 +586,7 @@ static void on_shutdown(void)
 	g_clear_pointer(&M.shown, g_hash_table_unref);
 	g_clear_pointer(&M.opened, g_hash_table_unref);
 	g_clear_pointer(&M.no_omemo, g_hash_table_unref);
+	g_clear_pointer(&M.rooms, mend_prof_rooms_free);
 	g_clear_pointer(&M.history_wanted, g_free);
 	g_clear_pointer(&M.account, g_free);
 	g_clear_pointer(&M.rx_peer, g_free);
@@ -637,7 +652,9 @@ static int on_message_receive(const char *text)
 	 * shows none of them for this stanza, so mend shows them itself */
 	M.rx_active = !pep;
 	M.rx_keep = 0;
+	mend_prof_rooms_rx_begin(M.rooms, st, !pep);
 	r = mend_account_handle_stanza(M.acc, text);
+	mend_prof_rooms_rx_end(M.rooms, st, r != 0);
 	M.rx_active = 0;
 	history_flush();
 	if (r == 0 && !pep)
@@ -660,6 +677,51 @@ static int on_iq_receive(const char *text)
 	r = mend_account_handle_stanza(M.acc, text);
 	history_flush();
 	return r == 1 ? 0 : 1;
+}
+
+/* Presence: the core follows rooms' occupants (XEP-0045 §7.2.3); Profanity needs it too. */
+static int on_presence_receive(const char *text)
+{
+	xmpp_stanza_t *st = xmpp_stanza_new_from_string(M.xctx, text);
+
+	if (M.acc)
+		mend_account_handle_stanza(M.acc, text);
+	mend_prof_rooms_presence_in(M.rooms, st);
+	history_flush();
+	if (st)
+		xmpp_stanza_release(st);
+	return 1;
+}
+
+/* Our presence going out: a room join tells the core about the room. Sent unchanged. */
+static char *on_presence_send(const char *text)
+{
+	xmpp_stanza_t *st = xmpp_stanza_new_from_string(M.xctx, text);
+
+	mend_prof_rooms_presence_out(M.rooms, st);
+	if (st)
+		xmpp_stanza_release(st);
+	return NULL;
+}
+
+static char *pre_room_send(const char *roomjid, const char *message)
+{
+	return mend_prof_rooms_pre_send(M.rooms, roomjid, message);
+}
+
+static char *pre_room_display(const char *roomjid, const char *nick, const char *message)
+{
+	return mend_prof_rooms_pre_display(M.rooms, roomjid, nick, message);
+}
+
+static void post_room_display(const char *roomjid, const char *nick, const char *message)
+{
+	mend_prof_rooms_post_display(M.rooms, roomjid);
+}
+
+static void on_room_focus(const char *roomjid)
+{
+	mend_prof_rooms_focus(M.rooms, roomjid);
 }
 
 /* The body OMEMO clients put beside the encrypted payload (mend's, Conversations', Dino's...). */
@@ -775,12 +837,14 @@ static char *on_message_send(const char *text)
 	type = xmpp_stanza_get_type(st);
 	body = xmpp_stanza_get_child_by_name(st, "body");
 	bare = norm(to);
-	if (body && bare && type && strcmp(type, "groupchat") == 0 && in_list("enabled", bare)) {
-		/* a setting that says "on" must never let the room's messages out in plaintext */
+	if (body && bare && type && strcmp(type, "groupchat") == 0 &&
+	    !has_child_ns(st, "eu.siacs.conversations.axolotl") &&
+	    mend_prof_rooms_is_on(M.rooms, bare)) {
+		/* a room with encryption on never gets plaintext, whatever path it took */
 		showf(NULL,
-		      _("mend: group chats are not encrypted yet; the message to %s was NOT "
-		        "sent. /mend off %s sends it without encryption."),
-		      bare, bare);
+		      _("mend: a plaintext message to %s was NOT sent: encryption is on there. "
+		        "/mend off in its window sends without encryption."),
+		      bare);
 		out = empty_message(NULL, NULL);
 		goto out;
 	}
@@ -914,25 +978,10 @@ static int need_account(void)
 	return 0;
 }
 
-/* Whether `jid` names the group chat the command was typed in. */
-static int is_room(const char *jid)
-{
-	char *room = norm(M.here_room);
-	int yes = room && (!jid || strcmp(jid, room) == 0);
-
-	g_free(room);
-	return yes;
-}
-
 static void cmd_on_off(int on, char *arg)
 {
 	char *jid = norm(arg ? arg : M.here_chat);
 
-	if (is_room(jid)) {
-		reply(_("mend: group chats are not encrypted yet; nothing was changed."));
-		g_free(jid);
-		return;
-	}
 	if (!jid) {
 		reply(arg ? _("mend: that is not a JID.")
 		          : _("mend: give a contact (/mend on JID) or open a chat first."));
@@ -1135,10 +1184,23 @@ static void cmd_trust_extra(const char *sub, char *a, char *b)
 	}
 }
 
+/* Commands that only make sense in a room window, typed elsewhere. */
+static int room_only(const char *sub)
+{
+	if (strcmp(sub, "members") && strcmp(sub, "send-anyway") && strcmp(sub, "drop"))
+		return 0;
+	replyf(_("mend: type /mend %s in the room's window."), sub);
+	return 1;
+}
+
 static void cmd_dispatch(char **args)
 {
 	const char *sub = args[0];
 
+	if (M.here_room && mend_prof_rooms_command(M.rooms, M.here_room, args))
+		return;
+	if (room_only(sub))
+		return;
 	if (!strcmp(sub, "on") || !strcmp(sub, "off"))
 		cmd_on_off(!strcmp(sub, "on"), args[1]);
 	else if (!strcmp(sub, "default"))
@@ -1171,6 +1233,8 @@ static void cmd_mend(char **args)
 static void register_commands(void)
 {
 	static char *synopsis[] = {"/mend on|off [<jid>]",
+	                           "/mend members",
+	                           "/mend send-anyway|drop [<id>]",
 	                           "/mend default on|off",
 	                           "/mend status",
 	                           "/mend devices [<jid>]",
@@ -1182,8 +1246,13 @@ static void register_commands(void)
 	                           NULL};
 	static char *arguments[][2] = {
 	    {"on|off [<jid>]",
-	     "Encrypt messages to the contact, or not (default: the current chat). Group chats "
-	     "are not encrypted yet."},
+	     "Encrypt messages to the contact, or not (default: the current chat). In a room "
+	     "window: the room, which must be members-only and show members' addresses "
+	     "(otherwise mend says why and it stays off)."},
+	    {"members", "In a room window: its members, their devices and trust."},
+	    {"send-anyway|drop [<id>]",
+	     "In a room window: a message some members could not read (it waits, with a line "
+	     "saying who and why) is sent to those who can, or dropped."},
 	    {"default on|off",
 	     "Whether chats with contacts who have OMEMO are encrypted unless turned off (this "
 	     "account; on when never set)."},
@@ -1202,8 +1271,9 @@ static void register_commands(void)
 	    {NULL, NULL}};
 	static char *examples[] = {"/mend on bob@example.org", "/mend devices bob@example.org",
 	                           "/mend trust bob@example.org 12345", NULL};
-	static char *subs[] = {"on",    "off",     "default", "status", "devices", "fingerprint",
-	                       "trust", "untrust", "uri",     "verify", "policy",  NULL};
+	static char *subs[] = {"on",          "off",     "default",     "status", "devices",
+	                       "fingerprint", "trust",   "untrust",     "uri",    "verify",
+	                       "policy",      "members", "send-anyway", "drop",   NULL};
 	static char *onoff[] = {"on", "off", NULL};
 	static char *policies[] = {"tofu", "btbv", "manual", NULL};
 
@@ -1221,6 +1291,22 @@ static void register_commands(void)
 
 /* --- the entry point ------------------------------------------------------------- */
 
+/* What rooms.c borrows from this file. */
+static mend_prof_rooms *rooms_new(void)
+{
+	const struct mend_prof_rooms_host host = {
+	    .api = M.api,
+	    .reply = reply,
+	    .show_devices = show_devices,
+	    .trust_mark = trust_mark,
+	    .norm = norm,
+	    .listed = in_list,
+	    .unlist = list_remove,
+	};
+
+	return mend_prof_rooms_new(&host);
+}
+
 static void init(const char *version, const char *status, const char *account_name,
                  const char *fulljid)
 {
@@ -1231,6 +1317,7 @@ static void init(const char *version, const char *status, const char *account_na
 	M.shown = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	M.opened = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	M.no_omemo = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	M.rooms = rooms_new();
 	register_commands();
 	M.api->register_timed(MEND_PROF_FILE, retry_locked, 5);
 	M.api->register_timed(MEND_PROF_FILE, tick, MEND_TICK_SECONDS);
@@ -1251,6 +1338,12 @@ static const struct mend_prof_hooks hooks = {
     .pre_chat_message_display = pre_display,
     .on_chat_win_focus = on_focus,
     .pre_chat_message_send = pre_send,
+    .on_presence_stanza_receive = on_presence_receive,
+    .on_presence_stanza_send = on_presence_send,
+    .pre_room_message_send = pre_room_send,
+    .pre_room_message_display = pre_room_display,
+    .post_room_message_display = post_room_display,
+    .on_room_win_focus = on_room_focus,
 };
 
 __attribute__((visibility("default"))) const struct mend_prof_hooks *

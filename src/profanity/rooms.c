@@ -1,0 +1,807 @@
+/*
+ * rooms.c - mend in Profanity's group chats (XEP-0045 rooms with OMEMO, XEP-0384).
+ *
+ * Joining: Profanity joins rooms itself. The core is told (mend_account_room_join with
+ * MEND_ROOM_CATCHUP) when our join presence goes out (XEP-0045 §7.2: presence to
+ * room/nick with <x xmlns='http://jabber.org/protocol/muc'/>), when our own presence
+ * comes back (§7.2.2, status code 110), for a room Profanity was in before the plugin
+ * loaded (its window focused, or a message from it), and again after every reconnect
+ * (Profanity sends the join presence again).
+ *
+ * Sending: in a room with encryption on, prof_pre_room_message_send never lets Profanity
+ * send: the core encrypts (or queues, or HOLDS when members could not read it) and mend
+ * prints the line itself. The room reflects the message with the core's origin-id, which
+ * Profanity does not know as its own, so the reflection is dropped here (shown once).
+ *
+ * Receiving: a live message goes on through Profanity and pre_room_message_display swaps
+ * the fallback body for the plaintext, with the sending device's trust as the window's
+ * message char for that one line (reset after). Profanity shows the room's history replay
+ * (<delay/>, §7.2.15) without a display hook, and archive results not at all, so those
+ * mend prints itself, with their time.
+ *
+ * A line for a room whose window Profanity has not drawn yet (the archive can answer
+ * before the window exists) waits and is printed, in order, before anything newer.
+ */
+#include "config.h"
+
+#include <libintl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <glib.h>
+#include "profanity/rooms.h"
+
+#define _(s)          dgettext(GETTEXT_PACKAGE, s)
+#define NS_MUC        "http://jabber.org/protocol/muc"
+#define NS_MUC_USER   "http://jabber.org/protocol/muc#user"
+#define NS_DELAY      "urn:xmpp:delay"
+#define MARK_OURS     "~"
+#define MARK_PLAIN    "-"
+#define MARK_NOTICE   "-"
+#define MARK_BROKEN   "x"
+#define MARK_HELD     "!"
+#define PENDING_MAX   1000 /* lines kept per room while its window does not exist */
+#define ENC_ON        "OMEMO"
+#define ENC_UNTRUSTED "OMEMO untrusted"
+#define ENC_PARTIAL   "OMEMO partial"
+
+/* A room message mend sent or holds (by id). */
+struct waiting {
+	char *room;
+	char *body;
+	int held; /* HELD: waits for /mend send-anyway or /mend drop */
+};
+
+struct mend_prof_rooms {
+	struct mend_prof_rooms_host h;
+	mend_account *acc;
+	GHashTable *joined;  /* room -> nick: told to the core on this connection */
+	GHashTable *want;    /* room -> nick: to tell once the account is open */
+	GHashTable *pending; /* room -> GPtrArray of "MARK\tLINE" waiting for the window */
+	GHashTable *waiting; /* id -> struct waiting */
+	GHashTable *shown;   /* message ids and stanza-ids shown in this session */
+	char *asking;        /* /mend on waits for this room's disco#info (ROOM event) */
+	/* the message stanza being received */
+	int rx_active;
+	int rx_history; /* the room's history replay: Profanity shows it without a hook */
+	char *rx_room;  /* what Profanity is about to show for it (KEEP) */
+	char *rx_text;
+	const char *rx_mark;
+	char *rx_plain_room; /* a plaintext message from this room is about to be shown */
+};
+
+static void waiting_free(gpointer p)
+{
+	struct waiting *w = p;
+
+	g_free(w->room);
+	g_free(w->body);
+	g_free(w);
+}
+
+mend_prof_rooms *mend_prof_rooms_new(const struct mend_prof_rooms_host *host)
+{
+	mend_prof_rooms *r = g_new0(mend_prof_rooms, 1);
+
+	r->h = *host;
+	r->joined = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	r->want = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	r->pending = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+	                                   (GDestroyNotify)g_ptr_array_unref);
+	r->waiting = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, waiting_free);
+	r->shown = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	return r;
+}
+
+static void rx_clear(mend_prof_rooms *r)
+{
+	g_clear_pointer(&r->rx_room, g_free);
+	g_clear_pointer(&r->rx_text, g_free);
+	g_clear_pointer(&r->rx_plain_room, g_free);
+	r->rx_active = r->rx_history = 0;
+}
+
+void mend_prof_rooms_free(mend_prof_rooms *r)
+{
+	if (!r)
+		return;
+	rx_clear(r);
+	g_hash_table_unref(r->joined);
+	g_hash_table_unref(r->want);
+	g_hash_table_unref(r->pending);
+	g_hash_table_unref(r->waiting);
+	g_hash_table_unref(r->shown);
+	g_free(r->asking);
+	g_free(r);
+}
+
+/* --- the room window --------------------------------------------------------------- */
+
+/* Prints the lines that waited for `room`'s window; 0 while it still does not exist. */
+static int flush_room(mend_prof_rooms *r, const char *room)
+{
+	GPtrArray *lines = g_hash_table_lookup(r->pending, room);
+	guint done = 0;
+
+	for (; lines && done < lines->len; done++) {
+		char **mt = g_strsplit(g_ptr_array_index(lines, done), "\t", 2);
+		int ok = mt[0] && mt[1] &&
+		         r->h.api->room_show_themed(room, NULL, NULL, NULL, mt[0], mt[1]);
+
+		g_strfreev(mt);
+		if (!ok)
+			break;
+	}
+	if (lines && done == lines->len)
+		g_hash_table_remove(r->pending, room);
+	else if (lines)
+		g_ptr_array_remove_range(lines, 0, done);
+	return !g_hash_table_contains(r->pending, room);
+}
+
+static void flush_all(mend_prof_rooms *r)
+{
+	GList *rooms = g_hash_table_get_keys(r->pending), *l;
+
+	for (l = rooms; l; l = l->next) {
+		char *room = g_strdup(l->data);
+
+		flush_room(r, room);
+		g_free(room);
+	}
+	g_list_free(rooms);
+}
+
+/* Prints `text` in `room`'s window with `mark` (one character), after what waited. */
+static void show_room(mend_prof_rooms *r, const char *room, const char *mark, const char *text)
+{
+	GPtrArray *lines;
+
+	if (flush_room(r, room) && r->h.api->room_show_themed(room, NULL, NULL, NULL, mark, text))
+		return;
+	lines = g_hash_table_lookup(r->pending, room);
+	if (!lines) {
+		lines = g_ptr_array_new_with_free_func(g_free);
+		g_hash_table_insert(r->pending, g_strdup(room), lines);
+	}
+	if (lines->len < PENDING_MAX)
+		g_ptr_array_add(lines, g_strconcat(mark, "\t", text, NULL));
+}
+
+static void show_roomf(mend_prof_rooms *r, const char *room, const char *fmt, ...)
+    G_GNUC_PRINTF(3, 4);
+
+static void show_roomf(mend_prof_rooms *r, const char *room, const char *fmt, ...)
+{
+	va_list ap;
+	char *text;
+
+	va_start(ap, fmt);
+	text = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	show_room(r, room, MARK_NOTICE, text);
+	g_free(text);
+}
+
+int mend_prof_rooms_is_on(mend_prof_rooms *r, const char *room)
+{
+	return room && r->h.listed(MEND_PROF_ROOMS_KEY, room);
+}
+
+/* The title bar: whether the room is encrypted, and whether every member can read it. */
+static void mark_room(mend_prof_rooms *r, const char *room)
+{
+	mend_room_member *m = NULL;
+	size_t n = 0, i;
+	const char *enc = ENC_ON;
+
+	if (!mend_prof_rooms_is_on(r, room)) {
+		r->h.api->room_unset_titlebar_enctext(room);
+		return;
+	}
+	if (r->acc && mend_account_room_members(r->acc, room, &m, &n) == MEND_OK) {
+		for (i = 0; i < n; i++) {
+			if (m[i].n_devices == 0)
+				enc = ENC_PARTIAL;
+			else if (m[i].n_devices < m[i].n_known && enc == (const char *)ENC_ON)
+				enc = ENC_UNTRUSTED;
+		}
+		mend_room_members_free(m, n);
+	}
+	r->h.api->room_set_titlebar_enctext(room, enc);
+}
+
+static void mark_all(mend_prof_rooms *r)
+{
+	GHashTableIter it;
+	gpointer room;
+
+	g_hash_table_iter_init(&it, r->joined);
+	while (g_hash_table_iter_next(&it, &room, NULL))
+		mark_room(r, room);
+}
+
+/* --- joining ------------------------------------------------------------------------- */
+
+/* The core learns that we are in `room` as `nick` (once per connection). */
+static void join(mend_prof_rooms *r, const char *room, const char *nick)
+{
+	int rc;
+
+	if (!room || !nick || !*nick || g_hash_table_contains(r->joined, room))
+		return;
+	if (!r->acc) {
+		g_hash_table_replace(r->want, g_strdup(room), g_strdup(nick));
+		return;
+	}
+	g_hash_table_remove(r->want, room);
+	rc = mend_account_room_join(r->acc, room, nick, MEND_ROOM_CATCHUP);
+	if (rc < 0) {
+		char *line = g_strdup_printf("mend: joining %s: %s", room, mend_strerror(rc));
+
+		r->h.api->log_warning(line);
+		g_free(line);
+		return;
+	}
+	g_hash_table_replace(r->joined, g_strdup(room), g_strdup(nick));
+	mark_room(r, room);
+}
+
+/* A room Profanity is in (maybe since before the plugin loaded): told to the core. */
+static void join_if_in(mend_prof_rooms *r, const char *room)
+{
+	const char *nick = room ? r->h.api->get_room_nick(room) : NULL;
+
+	if (nick && !g_hash_table_contains(r->joined, room))
+		join(r, room, nick);
+}
+
+void mend_prof_rooms_opened(mend_prof_rooms *r, mend_account *acc)
+{
+	GHashTable *want = r->want;
+	GHashTableIter it;
+	gpointer room, nick;
+
+	r->acc = acc;
+	r->want = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	g_hash_table_iter_init(&it, want);
+	while (g_hash_table_iter_next(&it, &room, &nick))
+		join(r, room, nick);
+	g_hash_table_unref(want);
+	join_if_in(r, r->h.api->get_current_muc());
+}
+
+void mend_prof_rooms_closed(mend_prof_rooms *r)
+{
+	r->acc = NULL;
+	/* after a reconnect every room is told to the core again */
+	g_hash_table_remove_all(r->joined);
+	g_clear_pointer(&r->asking, g_free);
+}
+
+void mend_prof_rooms_tick(mend_prof_rooms *r)
+{
+	flush_all(r);
+}
+
+/* room/nick of a stanza from or to an occupant JID; NULL without a resource. */
+static char *occupant(mend_prof_rooms *r, const char *full, const char **nick)
+{
+	const char *slash = full ? strchr(full, '/') : NULL;
+
+	if (!slash || !slash[1])
+		return NULL;
+	*nick = slash + 1;
+	return r->h.norm(full);
+}
+
+static int has_status(xmpp_stanza_t *st, const char *code)
+{
+	xmpp_stanza_t *x = xmpp_stanza_get_child_by_name_and_ns(st, "x", NS_MUC_USER), *c;
+
+	for (c = x ? xmpp_stanza_get_children(x) : NULL; c; c = xmpp_stanza_get_next(c)) {
+		const char *name = xmpp_stanza_get_name(c);
+		const char *v = xmpp_stanza_get_attribute(c, "code");
+
+		if (name && !strcmp(name, "status") && v && !strcmp(v, code))
+			return 1;
+	}
+	return 0;
+}
+
+/* XEP-0045 §7.2.2: our own presence in the room (status 110) says we are in it. */
+void mend_prof_rooms_presence_in(mend_prof_rooms *r, xmpp_stanza_t *st)
+{
+	const char *nick = NULL, *type = st ? xmpp_stanza_get_type(st) : NULL;
+	char *room = st ? occupant(r, xmpp_stanza_get_from(st), &nick) : NULL;
+
+	flush_all(r);
+	if (room && !type && has_status(st, "110"))
+		join(r, room, nick);
+	g_free(room);
+}
+
+/* Our join presence (§7.2) goes out: the room is told to the core; a leave forgets it. */
+void mend_prof_rooms_presence_out(mend_prof_rooms *r, xmpp_stanza_t *st)
+{
+	const char *nick = NULL, *type = st ? xmpp_stanza_get_type(st) : NULL;
+	char *room = st ? occupant(r, xmpp_stanza_get_to(st), &nick) : NULL;
+
+	if (!room)
+		return;
+	if (!type && xmpp_stanza_get_child_by_name_and_ns(st, "x", NS_MUC)) {
+		join(r, room, nick);
+	} else if (type && !strcmp(type, "unavailable") &&
+	           (g_hash_table_contains(r->joined, room) ||
+	            g_hash_table_contains(r->want, room))) {
+		/* the user left the room (/leave, /close): the core forgets it (§7.14) */
+		if (r->acc && g_hash_table_contains(r->joined, room))
+			mend_account_room_leave(r->acc, room, 0);
+		g_hash_table_remove(r->joined, room);
+		g_hash_table_remove(r->want, room);
+	}
+	g_free(room);
+}
+
+void mend_prof_rooms_focus(mend_prof_rooms *r, const char *room)
+{
+	char *n = r->h.norm(room);
+
+	if (n) {
+		join_if_in(r, n);
+		flush_room(r, n);
+		mark_room(r, n);
+	}
+	g_free(n);
+}
+
+/* --- receiving --------------------------------------------------------------------------- */
+
+static int is_groupchat(xmpp_stanza_t *st)
+{
+	const char *name = st ? xmpp_stanza_get_name(st) : NULL;
+	const char *type = st ? xmpp_stanza_get_type(st) : NULL;
+
+	return name && !strcmp(name, "message") && type && !strcmp(type, "groupchat");
+}
+
+void mend_prof_rooms_rx_begin(mend_prof_rooms *r, xmpp_stanza_t *st, int active)
+{
+	const char *nick = NULL;
+	char *room;
+
+	rx_clear(r);
+	flush_all(r);
+	r->rx_active = active;
+	if (!is_groupchat(st))
+		return;
+	/* §7.2.15: the room's history replay carries a delay; Profanity shows it without a
+	 * display hook */
+	r->rx_history = xmpp_stanza_get_child_by_name_and_ns(st, "delay", NS_DELAY) != NULL;
+	room = occupant(r, xmpp_stanza_get_from(st), &nick);
+	join_if_in(r, room);
+	g_free(room);
+}
+
+void mend_prof_rooms_rx_end(mend_prof_rooms *r, xmpp_stanza_t *st, int handled)
+{
+	const char *nick = NULL;
+	char *room;
+
+	r->rx_active = 0;
+	if (handled || !is_groupchat(st) || r->rx_history ||
+	    !xmpp_stanza_get_child_by_name(st, "body"))
+		return;
+	/* a plaintext room message Profanity will show: marked as such */
+	room = occupant(r, xmpp_stanza_get_from(st), &nick);
+	g_free(r->rx_plain_room);
+	r->rx_plain_room = room;
+}
+
+static int was_shown(mend_prof_rooms *r, const mend_event *ev)
+{
+	return (ev->id && g_hash_table_contains(r->shown, ev->id)) ||
+	       (ev->stanza_id && g_hash_table_contains(r->shown, ev->stanza_id));
+}
+
+static void remember_shown(mend_prof_rooms *r, const char *id, const char *stanza_id)
+{
+	if (id)
+		g_hash_table_add(r->shown, g_strdup(id));
+	if (stanza_id)
+		g_hash_table_add(r->shown, g_strdup(stanza_id));
+}
+
+/* The room of an event: its `room`, or a peer we know as a room. */
+static const char *room_of(mend_prof_rooms *r, const mend_event *ev)
+{
+	if (ev->room)
+		return ev->room;
+	if (ev->peer && (g_hash_table_contains(r->joined, ev->peer) ||
+	                 g_hash_table_contains(r->want, ev->peer)))
+		return ev->peer;
+	return NULL;
+}
+
+/* Our nick in `room` (Profanity's, else the one we told the core), or "me". */
+static const char *my_nick(mend_prof_rooms *r, const char *room)
+{
+	const char *nick = r->h.api->get_room_nick(room);
+
+	if (!nick)
+		nick = g_hash_table_lookup(r->joined, room);
+	return nick ? nick : "me";
+}
+
+/* A line Profanity will not show (history replay, archive, released): printed by mend. */
+static void show_message(mend_prof_rooms *r, const char *room, const mend_event *ev,
+                         const char *mark, const char *body)
+{
+	const char *who = ev->outgoing ? (ev->nick ? ev->nick : my_nick(r, room))
+	                  : ev->nick   ? ev->nick
+	                  : ev->from   ? ev->from
+	                               : "?";
+	char *line = ev->timestamp && (ev->archived || r->rx_history)
+	                 ? g_strdup_printf("%s: %s  [%s]", who, body, ev->timestamp)
+	                 : g_strdup_printf("%s: %s", who, body);
+
+	show_room(r, room, mark, line);
+	g_free(line);
+}
+
+static enum mend_prof_room_rx on_message(mend_prof_rooms *r, const char *room, const mend_event *ev,
+                                         const char *mark, const char *body)
+{
+	if (was_shown(r, ev))
+		return MEND_PROF_ROOM_DROP; /* our reflection, or replay and archive of one line */
+	remember_shown(r, ev->id, ev->stanza_id);
+	if (r->rx_active && !ev->archived && !r->rx_history) {
+		/* live: Profanity shows it with its time and the sender's nick */
+		g_free(r->rx_room);
+		g_free(r->rx_text);
+		r->rx_room = g_strdup(room);
+		r->rx_text = g_strdup(body);
+		r->rx_mark = mark;
+		return MEND_PROF_ROOM_KEEP;
+	}
+	show_message(r, room, ev, mark, body);
+	return MEND_PROF_ROOM_DROP;
+}
+
+/* A message that waited (for keys, or HELD) left (SENT) or will not (SEND_FAILED). */
+static void on_send_result(mend_prof_rooms *r, const char *room, const mend_event *ev)
+{
+	struct waiting *w = ev->id ? g_hash_table_lookup(r->waiting, ev->id) : NULL;
+	char *line;
+
+	if (ev->kind == MEND_EVENT_SEND_FAILED) {
+		if (ev->text)
+			show_room(r, room, MARK_NOTICE, ev->text);
+		if (w)
+			show_roomf(r, room, _("NOT sent: %s"), w->body);
+	} else if (w) {
+		line = g_strdup_printf("%s: %s", my_nick(r, room), w->body);
+		show_room(r, room, MARK_OURS, line);
+		remember_shown(r, ev->id, NULL);
+		g_free(line);
+	}
+	/* members left out (no usable device) or devices skipped (not trusted) */
+	if (ev->kind == MEND_EVENT_SENT && ev->text && *ev->text)
+		show_room(r, room, MARK_NOTICE, ev->text);
+	if (ev->id)
+		g_hash_table_remove(r->waiting, ev->id);
+}
+
+static void keep_waiting(mend_prof_rooms *r, const char *id, const char *room, const char *body,
+                         int held)
+{
+	struct waiting *w = g_new0(struct waiting, 1);
+
+	w->room = g_strdup(room);
+	w->body = g_strdup(body);
+	w->held = held;
+	g_hash_table_replace(r->waiting, g_strdup(id), w);
+}
+
+/* A message waits for the user: who could not read it, and what to do. */
+static void show_held(mend_prof_rooms *r, const char *room, const char *body, const char *why)
+{
+	show_roomf(r, room, _("NOT sent yet: %s"), body);
+	show_room(r, room, MARK_HELD, why ? why : mend_strerror(MEND_ERR_ROOM_PARTIAL));
+	show_roomf(r, room,
+	           _("/mend send-anyway sends it to the members who can read it; /mend drop "
+	             "drops it."));
+}
+
+static void on_held(mend_prof_rooms *r, const char *room, const mend_event *ev)
+{
+	const char *body = ev->body ? ev->body : "";
+
+	if (ev->id)
+		keep_waiting(r, ev->id, room, body, 1);
+	show_held(r, room, body, ev->text);
+}
+
+/* The room's state is known (or changed): /mend on waits for it; the title follows. */
+static void on_room_state(mend_prof_rooms *r, const char *room, const mend_event *ev)
+{
+	const char *why = ev->text ? ev->text : mend_strerror(ev->error);
+	int asked = r->asking && !strcmp(r->asking, room);
+
+	if (asked) {
+		g_clear_pointer(&r->asking, g_free);
+		if (ev->error == 0) {
+			r->h.unlist(MEND_PROF_ROOMS_KEY, room);
+			r->h.api->settings_string_list_add("mend", (char *)MEND_PROF_ROOMS_KEY,
+			                                   (char *)room);
+			show_roomf(r, room, _("OMEMO encryption is on for %s."), room);
+		} else {
+			show_roomf(r, room, _("mend: encryption stays off for %s: %s"), room, why);
+		}
+	} else if (ev->error < 0 && mend_prof_rooms_is_on(r, room)) {
+		show_roomf(r, room,
+		           _("mend: %s cannot be encrypted any more: %s Nothing is sent there "
+		             "until it can; /mend off sends in plaintext."),
+		           room, why);
+	}
+	mark_room(r, room);
+}
+
+enum mend_prof_room_rx mend_prof_rooms_event(mend_prof_rooms *r, const mend_event *ev)
+{
+	const char *room = room_of(r, ev);
+	struct waiting *w = ev->id ? g_hash_table_lookup(r->waiting, ev->id) : NULL;
+
+	if (!room && w)
+		room = w->room;
+	if (!room) {
+		if (ev->kind == MEND_EVENT_DEVICELIST)
+			mark_all(r); /* a member's devices may have changed */
+		return MEND_PROF_ROOM_NOT;
+	}
+	switch (ev->kind) {
+	case MEND_EVENT_MESSAGE:
+		return on_message(r, room, ev, ev->outgoing ? MARK_OURS : r->h.trust_mark(ev),
+		                  ev->body ? ev->body : "");
+	case MEND_EVENT_UNDECRYPTABLE:
+		return on_message(r, room, ev, MARK_BROKEN, ev->text ? ev->text : "");
+	case MEND_EVENT_SENT:
+	case MEND_EVENT_SEND_FAILED:
+		on_send_result(r, room, ev);
+		return MEND_PROF_ROOM_DROP;
+	case MEND_EVENT_HELD:
+		on_held(r, room, ev);
+		return MEND_PROF_ROOM_DROP;
+	case MEND_EVENT_ROOM:
+		on_room_state(r, room, ev);
+		return MEND_PROF_ROOM_DROP;
+	case MEND_EVENT_NOTICE:
+		show_room(r, room, MARK_NOTICE, ev->text ? ev->text : "");
+		return MEND_PROF_ROOM_DROP;
+	default:
+		return MEND_PROF_ROOM_NOT; /* catch-up done, device lists...: module.c's */
+	}
+}
+
+int mend_prof_rooms_notice(mend_prof_rooms *r, const char *jid, const char *text)
+{
+	if (!jid || !text ||
+	    !(g_hash_table_contains(r->joined, jid) || g_hash_table_contains(r->want, jid)))
+		return 0;
+	show_room(r, jid, MARK_NOTICE, text);
+	return 1;
+}
+
+/*
+ * Profanity is about to show a live room message: the text mend decrypted, with its
+ * device's trust as the line's mark; a plaintext one in an encrypted room says so.
+ */
+char *mend_prof_rooms_pre_display(mend_prof_rooms *r, const char *room, const char *nick,
+                                  const char *message)
+{
+	char *n = r->h.norm(room), *out = NULL;
+
+	if (n && r->rx_text && r->rx_room && !strcmp(n, r->rx_room)) {
+		r->h.api->room_set_message_char(room, r->rx_mark);
+		out = strdup(r->rx_text);
+		g_clear_pointer(&r->rx_text, g_free);
+		g_clear_pointer(&r->rx_room, g_free);
+	} else if (n && r->rx_plain_room && !strcmp(n, r->rx_plain_room)) {
+		g_clear_pointer(&r->rx_plain_room, g_free);
+		if (mend_prof_rooms_is_on(r, n)) {
+			char *s = g_strdup_printf(_("[unencrypted] %s"), message);
+
+			r->h.api->room_set_message_char(room, MARK_PLAIN);
+			out = strdup(s);
+			g_free(s);
+		}
+	}
+	g_free(n);
+	return out;
+}
+
+/* The mark was for that one line: the next lines get Profanity's own again. */
+void mend_prof_rooms_post_display(mend_prof_rooms *r, const char *room)
+{
+	r->h.api->room_unset_message_char(room);
+}
+
+/* --- sending ------------------------------------------------------------------------------- */
+
+/* Sends `message` encrypted (or queues or holds it) and prints it once it left. */
+static void send_encrypted(mend_prof_rooms *r, const char *room, const char *message)
+{
+	char *stanza = NULL, *id = g_uuid_string_random(), *line;
+	int rc = mend_account_room_encrypt_or_queue(r->acc, room, message, id, 0, &stanza);
+
+	if (rc == 0 && !r->h.api->send_stanza(stanza))
+		rc = MEND_ERR_PROTOCOL;
+	mend_free(stanza);
+	if (rc == 0) {
+		line = g_strdup_printf("%s: %s", my_nick(r, room), message);
+		show_room(r, room, MARK_OURS, line);
+		remember_shown(r, id, NULL);
+		g_free(line);
+	} else if (rc == 1) {
+		keep_waiting(r, id, room, message, 0);
+		show_roomf(r, room,
+		           _("Fetching the members' keys; the message is shown here once it left "
+		             "encrypted."));
+	} else if (rc == MEND_ERR_ROOM_PARTIAL) {
+		if (!g_hash_table_contains(r->waiting, id)) { /* no HELD event said it yet */
+			keep_waiting(r, id, room, message, 1);
+			show_held(r, room, message, NULL);
+		}
+	} else {
+		show_roomf(r, room, _("The message was NOT sent: %s"), mend_strerror(rc));
+	}
+	g_free(id);
+}
+
+/* Typed in a room window: with encryption on, Profanity neither sends nor shows it. */
+char *mend_prof_rooms_pre_send(mend_prof_rooms *r, const char *room, const char *message)
+{
+	char *n = r->h.norm(room);
+
+	if (!n || !mend_prof_rooms_is_on(r, n)) {
+		g_free(n);
+		return strdup(message);
+	}
+	if (!r->acc)
+		show_roomf(r, n,
+		           _("Not connected to OMEMO yet; the message was NOT sent. Try again in a "
+		             "moment."));
+	else
+		send_encrypted(r, n, message);
+	g_free(n);
+	return NULL;
+}
+
+/* --- /mend in a room window ------------------------------------------------------------------ */
+
+static void replyf(mend_prof_rooms *r, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+
+static void replyf(mend_prof_rooms *r, const char *fmt, ...)
+{
+	va_list ap;
+	char *text;
+
+	va_start(ap, fmt);
+	text = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	r->h.reply(text);
+	g_free(text);
+}
+
+static int need_account(mend_prof_rooms *r)
+{
+	if (!r->acc)
+		r->h.reply(_("mend: not connected; connect an account first."));
+	return r->acc != NULL;
+}
+
+/* /mend on|off in a room: on only where OMEMO can be used (members-only, non-anonymous). */
+static void cmd_on_off(mend_prof_rooms *r, const char *room, int on)
+{
+	int st;
+
+	if (!on) {
+		r->h.unlist(MEND_PROF_ROOMS_KEY, room);
+		mark_room(r, room);
+		replyf(r, _("OMEMO encryption is off for %s: messages go in plaintext."), room);
+		return;
+	}
+	if (!need_account(r))
+		return;
+	join_if_in(r, room);
+	st = mend_account_room_status(r->acc, room);
+	if (st == MEND_OK) {
+		r->h.unlist(MEND_PROF_ROOMS_KEY, room);
+		r->h.api->settings_string_list_add("mend", (char *)MEND_PROF_ROOMS_KEY,
+		                                   (char *)room);
+		mark_room(r, room);
+		replyf(r, _("OMEMO encryption is on for %s."), room);
+	} else if (st == MEND_ERR_NOT_FOUND) {
+		g_free(r->asking);
+		r->asking = g_strdup(room);
+		replyf(r, _("mend: asking %s whether it can be encrypted..."), room);
+	} else {
+		replyf(r, _("mend: encryption stays off for %s: %s"), room, mend_strerror(st));
+	}
+}
+
+static void cmd_members(mend_prof_rooms *r, const char *room)
+{
+	mend_room_member *m = NULL;
+	size_t n = 0, i;
+	int rc;
+
+	if (!need_account(r))
+		return;
+	join_if_in(r, room);
+	rc = mend_account_room_members(r->acc, room, &m, &n);
+	if (rc < 0) {
+		replyf(r, "mend: %s", mend_strerror(rc));
+		return;
+	}
+	replyf(r, _("mend: %zu member(s) of %s besides you:"), n, room);
+	for (i = 0; i < n; i++) {
+		replyf(r, _("mend: %s (%s, %s, %s): %u of %u device(s) get your messages"),
+		       m[i].nick ? m[i].nick : "-", m[i].jid,
+		       m[i].affiliation ? m[i].affiliation : "none",
+		       m[i].present ? _("in the room") : _("away"), m[i].n_devices, m[i].n_known);
+		r->h.show_devices(m[i].jid);
+	}
+	mend_room_members_free(m, n);
+}
+
+/* /mend send-anyway|drop [ID]: the room's HELD messages (or the one named). */
+static void cmd_release(mend_prof_rooms *r, const char *room, int send, const char *only)
+{
+	GPtrArray *ids = g_ptr_array_new_with_free_func(g_free);
+	GHashTableIter it;
+	gpointer id, p;
+	guint i;
+
+	if (!need_account(r))
+		goto out;
+	g_hash_table_iter_init(&it, r->waiting);
+	while (g_hash_table_iter_next(&it, &id, &p)) {
+		struct waiting *w = p;
+
+		if (w->held && !strcmp(w->room, room) && (!only || !strcmp(only, id)))
+			g_ptr_array_add(ids, g_strdup(id));
+	}
+	if (ids->len == 0)
+		r->h.reply(_("mend: no message waits for a decision in this room."));
+	for (i = 0; i < ids->len; i++) {
+		int rc = mend_account_release(r->acc, g_ptr_array_index(ids, i), send);
+
+		if (rc < 0)
+			replyf(r, "mend: %s", mend_strerror(rc));
+	}
+out:
+	g_ptr_array_free(ids, TRUE);
+}
+
+int mend_prof_rooms_command(mend_prof_rooms *r, const char *room, char **args)
+{
+	const char *sub = args[0];
+	char *n = r->h.norm(room);
+	int done = 1;
+
+	char *arg = args[1] ? r->h.norm(args[1]) : NULL;
+
+	if (!n)
+		done = 0;
+	else if ((!strcmp(sub, "on") || !strcmp(sub, "off")) && (!args[1] || !g_strcmp0(arg, n)))
+		cmd_on_off(r, n, !strcmp(sub, "on"));
+	else if (!strcmp(sub, "members"))
+		cmd_members(r, n);
+	else if (!strcmp(sub, "send-anyway") || !strcmp(sub, "drop"))
+		cmd_release(r, n, !strcmp(sub, "send-anyway"), args[1]);
+	else
+		done = 0;
+	g_free(arg);
+	g_free(n);
+	return done;
+}
