@@ -342,11 +342,12 @@ def mend_on_with_another_case_or_a_resource_encrypts():
                 p.say("bob@localhost", text)
                 wait_message(bl, text, timeout=30)
                 assert not stored_on_server(srv, text), f"/mend on {spelling}: plaintext left"
-            # a group chat: never a claim of "on"
+            # an open group chat: never a claim of "on" (test_profanity_rooms.py has more)
             p.command("/join room@conference.localhost")
             p.wait_screen("You have joined the room", 15, "the room window")
             p.command("/mend on")
-            p.wait_screen("group chats are not encrypted yet", 10, "the refusal in the room")
+            p.wait_screen("encryption stays off for room@conference.localhost", 20,
+                          "the refusal in the room")
             assert "encryption is on for room" not in p.screen(), p.screen()
 
 

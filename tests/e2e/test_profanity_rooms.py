@@ -1,0 +1,276 @@
+#!/usr/bin/python3
+"""mend in the real Profanity's group chats (Debian's 0.13.1 in tmux) on a throwaway
+Prosody with a MUC component: a members-only, non-anonymous room with two Profanity
+users running mend (both directions, the room's history after a restart), a room that
+cannot be encrypted (refused, with the reason), a member without OMEMO (the message
+waits, with the reason, until /mend send-anyway or /mend drop), and Profanity's own
+built-in room OMEMO in the same room (both directions).
+"""
+
+import os
+import re
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import skip, test, main, wait_for  # noqa: E402
+from profanity import Profanity, profanity_missing, xmpp_session  # noqa: E402
+from mendcli import BUILD, server, stored_on_server  # noqa: E402
+
+LIBS = os.path.join(BUILD, ".libs")
+PLUGIN = os.path.join(LIBS, "mend.so")
+MODULE = os.path.join(LIBS, "mend-profanity-module.so")
+MUC = "conference.localhost"
+ROOM = "secret@" + MUC
+
+why = profanity_missing()
+if why:
+    skip(why)
+if os.environ.get("MEND_SANITIZERS"):
+    skip("a sanitizer build: the plugin cannot load into Profanity")
+if not (os.path.exists(PLUGIN) and os.path.exists(MODULE)):
+    skip(f"{PLUGIN} is not built")
+
+# A MUC component with the room archive (XEP-0313 on the room), every room archived.
+MUC_CONFIG = (f'Component "{MUC}" "muc"\n'
+              '    modules_enabled = { "muc_mam" }\n'
+              '    muc_log_by_default = true\n'
+              '    muc_log_all_rooms = true\n'
+              '    max_history_messages = 50\n')
+
+
+def muc_server():
+    return server(extra_config=MUC_CONFIG)
+
+
+def make_room(srv, room=ROOM, owner="alice", members=("bob",), private=True):
+    """`owner` creates `room` from a raw session (resource "setup"), configures it
+    (XEP-0045 §10.1.3: members-only and non-anonymous when private, else open and
+    semi-anonymous; persistent, archived), makes `members` members (§9.5) and leaves."""
+    with xmpp_session("127.0.0.1", srv.port, srv.jid(owner), "pw", resource="setup") as x:
+        x._send(f"<presence to='{room}/{owner}-setup'><x xmlns='http://jabber.org/protocol/"
+                f"muc'/></presence>")
+        x._read_until(lambda b: "code='110'" in b or 'code="110"' in b, "the room to be made")
+        # named by its JID: Profanity's title bar shows a room's name
+        fields = {"muc#roomconfig_roomname": room,
+                  "muc#roomconfig_membersonly": "1" if private else "0",
+                  "muc#roomconfig_whois": "anyone" if private else "moderators",
+                  "muc#roomconfig_persistentroom": "1",
+                  "muc#roomconfig_enablearchiving": "1"}
+        form = "".join(f"<field var='{k}'><value>{v}</value></field>" for k, v in fields.items())
+        reply = x.iq(f"<iq type='set' to='{room}' id='cfg1'><query xmlns='http://jabber.org/"
+                     f"protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'><field "
+                     f"var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value>"
+                     f"</field>{form}</x></query></iq>", "cfg1")
+        assert "type='result'" in reply or 'type="result"' in reply, reply
+        for i, m in enumerate(members):
+            reply = x.iq(f"<iq type='set' to='{room}' id='aff{i}'><query xmlns='http://"
+                         f"jabber.org/protocol/muc#admin'><item affiliation='member' "
+                         f"jid='{srv.jid(m)}'/></query></iq>", f"aff{i}")
+            assert "type='result'" in reply or 'type="result"' in reply, reply
+        x._send(f"<presence to='{room}/{owner}-setup' type='unavailable'/>")
+        x.iq("<iq type='get' id='ping1'><ping xmlns='urn:xmpp:ping'/></iq>", "ping1")
+
+
+def with_mend(srv, user, prefs=None):
+    return Profanity(srv, user, env={"MEND_PROFANITY_MODULE": MODULE}, plugins=[PLUGIN],
+                     prefs=prefs)
+
+
+def mend_ready(p, timeout=20):
+    """mend has published this device: /mend status answers with a device id."""
+    p.win(1)
+    p.command("/mend status")
+    return p.wait_screen(re.compile(r"mend: \S+, device (\d+)"), timeout, "/mend status")
+
+
+def room_focused(p, room, screen=None):
+    return room in p.title(screen)
+
+
+def join(p, room=ROOM, nick=None):
+    """/join ROOM (nick: the user name): waits for the room window."""
+    p.command(f"/join {room} nick {nick or p.user}")
+    p.wait_screen(lambda s: room_focused(p, room, s) and "You have joined the room" in s, 20,
+                  f"{p.user} to be in {room}")
+
+
+def focus(p, room=ROOM):
+    if not room_focused(p, room):
+        p.win(room)
+        p.wait_screen(lambda s: room_focused(p, room, s), 5, f"the window of {room}")
+
+
+def mend_on(p, room=ROOM, timeout=20):
+    focus(p, room)
+    p.command("/mend on")
+    p.wait_screen(f"OMEMO encryption is on for {room}.", timeout, "/mend on in the room")
+    p.wait_screen(lambda s: "OMEMO" in p.title(s), 10, "the room's title bar to say OMEMO")
+
+
+def lines_with(p, text, screen=None):
+    return [m for m in p.messages(screen) if text in m["text"]]
+
+
+def wait_room_line(p, text, timeout=30, sender=None, mark=None, room=ROOM):
+    """A line of the room window with `text` (and sender / mark); returns it."""
+    focus(p, room)
+
+    def pred(s):
+        for m in lines_with(p, text, s):
+            if (sender is None or m["sender"] == sender) and (mark is None or m["mark"] == mark):
+                return m
+        return None
+    return p.wait_screen(pred, timeout, f"{text!r} from {sender} marked {mark} in {room}")
+
+
+def say(p, text, room=ROOM):
+    focus(p, room)
+    p.send_keys(text)
+
+
+FALLBACK = "OMEMO"
+
+
+def no_fallback(p):
+    """No line shows a fallback body ("I sent you an OMEMO encrypted message...")."""
+    bad = [m for m in p.messages() if "encrypted message" in m["text"]]
+    assert not bad, f"a fallback body is shown: {bad}\n{p.screen()}"
+
+
+@test
+def two_profanities_with_mend_in_a_private_room_and_history_after_a_restart():
+    with muc_server() as srv:
+        make_room(srv)
+        with with_mend(srv, "alice") as a, with_mend(srv, "bob") as b:
+            for p in (a, b):
+                p.connect()
+                mend_ready(p)
+                join(p)
+                mend_on(p)
+            say(a, "room-hello-from-alice")
+            got = wait_room_line(b, "room-hello-from-alice", sender="alice")
+            assert got["mark"] == "~", f"bob's line has no trust mark: {got}"
+            mine = wait_room_line(a, "room-hello-from-alice", sender="alice", mark="~")
+            say(b, "room-reply-from-bob")
+            got = wait_room_line(a, "room-reply-from-bob", sender="bob")
+            assert got["mark"] == "~", got
+            wait_room_line(b, "room-reply-from-bob", sender="bob")
+            # the reflection of our own message is shown once; no fallback body anywhere
+            for p, text in ((a, "room-hello-from-alice"), (b, "room-reply-from-bob")):
+                assert len(lines_with(p, text)) == 1, f"not once:\n{p.screen()}"
+                no_fallback(p)
+            for text in ("room-hello-from-alice", "room-reply-from-bob"):
+                assert not stored_on_server(srv, text), f"{text} is on the server's disk"
+                assert f"<body>{text}</body>" not in a.log_text() + b.log_text()
+            del mine
+            # alice leaves; bob talks; alice comes back: the room's history decrypts, once
+            a.quit()
+            away = [f"while-alice-was-away-{i}" for i in range(3)]
+            for t in away:
+                say(b, t)
+                wait_room_line(b, t, sender="bob")
+            a.restart()
+            mend_ready(a)
+            join(a)
+            for t in away:
+                got = wait_room_line(a, t, sender="bob")
+                assert got["mark"] == "~", got
+            # her own earlier message shows as hers (from mend's sealed history)
+            wait_room_line(a, "room-hello-from-alice", sender="alice")
+            wait_room_line(a, "room-reply-from-bob", sender="bob")
+            screen = a.screen()
+            order = [next(i for i, m in enumerate(a.messages(screen)) if t in m["text"])
+                     for t in away]
+            assert order == sorted(order), f"history out of order:\n{screen}"
+            for t in away + ["room-hello-from-alice"]:
+                assert len(lines_with(a, t, screen)) == 1, f"{t} not once:\n{screen}"
+            no_fallback(a)
+            # and live again, still encrypted after the restart
+            say(a, "after-the-restart")
+            wait_room_line(b, "after-the-restart", sender="alice")
+            assert not stored_on_server(srv, "after-the-restart")
+
+
+@test
+def mend_on_is_refused_in_a_room_that_cannot_be_encrypted():
+    with muc_server() as srv:
+        make_room(srv, room="open@" + MUC, private=False)
+        with with_mend(srv, "alice") as a:
+            a.connect()
+            mend_ready(a)
+            join(a, "open@" + MUC)
+            a.command("/mend on")
+            a.wait_screen("encryption stays off for open@" + MUC, 20, "the refusal")
+            s = a.screen()
+            assert "not members-only" in s or "hides its members' addresses" in s, s
+            assert "encryption is on for open@" not in s, s
+            assert "OMEMO" not in a.title(), a.title()
+            # it stays off: the message goes as Profanity sends it (a positive control)
+            say(a, "plain-in-open-room", room="open@" + MUC)
+            wait_for(lambda: stored_on_server(srv, "plain-in-open-room"), 20,
+                     "the plaintext message to reach the room's archive")
+
+
+@test
+def a_member_without_omemo_holds_the_message_until_the_user_decides():
+    with muc_server() as srv:
+        make_room(srv, members=("bob", "carol"))  # carol never used OMEMO
+        with with_mend(srv, "alice") as a, with_mend(srv, "bob") as b:
+            for p in (a, b):
+                p.connect()
+                mend_ready(p)
+                join(p)
+            mend_on(a)
+            say(a, "held-then-dropped")
+            a.wait_screen("NOT sent yet: held-then-dropped", 30, "the message to be held")
+            s = a.screen()
+            assert "carol@localhost" in s, f"the line does not say who cannot read it:\n{s}"
+            assert "/mend send-anyway" in s, s
+            assert not [m for m in lines_with(a, "held-then-dropped") if m["sender"] == "alice"]
+            a.command("/mend drop")
+            a.wait_screen("NOT sent: held-then-dropped", 20, "the drop to be confirmed")
+            say(a, "held-then-sent")
+            a.wait_screen("NOT sent yet: held-then-sent", 30, "the second one to be held")
+            a.command("/mend send-anyway")
+            wait_room_line(a, "held-then-sent", sender="alice", mark="~")
+            wait_room_line(b, "held-then-sent", sender="alice")
+            assert not lines_with(b, "held-then-dropped"), b.screen()
+            for t in ("held-then-dropped", "held-then-sent"):
+                assert not stored_on_server(srv, t), f"{t} is on the server's disk"
+            # /mend members lists carol as a member without a device
+            focus(a)
+            a.command("/mend members")
+            a.wait_screen(re.compile(r"carol@localhost.*0 of 0 device"), 20, "/mend members")
+
+
+@test
+def mend_and_profanitys_builtin_room_omemo_read_each_other():
+    with muc_server() as srv:
+        make_room(srv)
+        with with_mend(srv, "alice") as a, Profanity(srv, "bob") as b:
+            a.connect()
+            mend_ready(a)
+            b.connect()
+            b.omemo_setup()
+            join(a)
+            join(b)
+            mend_on(a)
+            # Profanity's own OMEMO in the room: it needs members-only and non-anonymous
+            focus(b)
+            b.command("/omemo start")
+            b.wait_screen(lambda s: "[OMEMO]" in b.title(s), 20, "bob's room to say OMEMO")
+            b.wait_log(re.compile(r"\[OMEMO\] (?:create session|session) with "
+                                  r"alice@localhost device \d+"), 30,
+                       "bob's Profanity to have a session with alice's mend device", start=0)
+            say(b, "builtin-to-mend")
+            got = wait_room_line(a, "builtin-to-mend", sender="bob")
+            assert got["mark"] == "~", got
+            say(a, "mend-to-builtin")
+            got = wait_room_line(b, "mend-to-builtin", sender="alice")
+            assert got["mark"] == "~", f"bob's Profanity did not decrypt it: {got}"
+            for t in ("builtin-to-mend", "mend-to-builtin"):
+                assert not stored_on_server(srv, t), f"{t} is on the server's disk"
+
+
+if __name__ == "__main__":
+    main()
