@@ -43,12 +43,28 @@
 #define ENC_ON        "OMEMO"
 #define ENC_UNTRUSTED "OMEMO untrusted"
 #define ENC_PARTIAL   "OMEMO partial"
+#define HISTORY_DAYS  7  /* how far back a room's history goes when it is first joined */
+#define LOADING_MAX   30 /* seconds a room's earlier messages wait for the archive at most */
 
 /* A room message mend sent or holds (by id). */
 struct waiting {
 	char *room;
 	char *body;
 	int held; /* HELD: waits for /mend send-anyway or /mend drop */
+};
+
+/* A line of a room's earlier messages, with its time (ISO 8601) to sort by. */
+struct hline {
+	char *ts;
+	const char *mark;
+	char *text;
+};
+
+/* A room's catch-up and history, collected while they run and printed sorted at the end. */
+struct loading {
+	GPtrArray *lines; /* struct hline */
+	int asked;        /* the history query went out */
+	gint64 started;   /* g_get_monotonic_time() */
 };
 
 struct mend_prof_rooms {
@@ -59,6 +75,8 @@ struct mend_prof_rooms {
 	GHashTable *pending; /* room -> GPtrArray of "MARK\tLINE" waiting for the window */
 	GHashTable *waiting; /* id -> struct waiting */
 	GHashTable *shown;   /* message ids and stanza-ids shown in this session */
+	GHashTable *loading; /* room -> struct loading: earlier messages on their way */
+	GHashTable *opened;  /* rooms whose history was shown in this session */
 	char *asking;        /* /mend on waits for this room's disco#info (ROOM event) */
 	/* the message stanza being received */
 	int rx_active;
@@ -78,6 +96,23 @@ static void waiting_free(gpointer p)
 	g_free(w);
 }
 
+static void hline_free(gpointer p)
+{
+	struct hline *l = p;
+
+	g_free(l->ts);
+	g_free(l->text);
+	g_free(l);
+}
+
+static void loading_free(gpointer p)
+{
+	struct loading *l = p;
+
+	g_ptr_array_unref(l->lines);
+	g_free(l);
+}
+
 mend_prof_rooms *mend_prof_rooms_new(const struct mend_prof_rooms_host *host)
 {
 	mend_prof_rooms *r = g_new0(mend_prof_rooms, 1);
@@ -89,6 +124,8 @@ mend_prof_rooms *mend_prof_rooms_new(const struct mend_prof_rooms_host *host)
 	                                   (GDestroyNotify)g_ptr_array_unref);
 	r->waiting = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, waiting_free);
 	r->shown = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	r->loading = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, loading_free);
+	r->opened = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	return r;
 }
 
@@ -110,6 +147,8 @@ void mend_prof_rooms_free(mend_prof_rooms *r)
 	g_hash_table_unref(r->pending);
 	g_hash_table_unref(r->waiting);
 	g_hash_table_unref(r->shown);
+	g_hash_table_unref(r->loading);
+	g_hash_table_unref(r->opened);
 	g_free(r->asking);
 	g_free(r);
 }
@@ -220,6 +259,71 @@ static void mark_all(mend_prof_rooms *r)
 		mark_room(r, room);
 }
 
+/* --- a room's earlier messages ----------------------------------------------------------- */
+
+static gint hline_cmp(gconstpointer a, gconstpointer b)
+{
+	const struct hline *x = *(struct hline *const *)a, *y = *(struct hline *const *)b;
+
+	return g_strcmp0(x->ts, y->ts);
+}
+
+/* The catch-up and the history of `room` ended (or took too long): printed by time. */
+static void loading_done(mend_prof_rooms *r, const char *room)
+{
+	struct loading *l = g_hash_table_lookup(r->loading, room);
+	char *key = g_strdup(room);
+	guint i;
+
+	if (l) {
+		/* a stable sort: lines of one second keep the archive's order */
+		g_ptr_array_sort(l->lines, hline_cmp);
+		for (i = 0; i < l->lines->len; i++) {
+			struct hline *h = g_ptr_array_index(l->lines, i);
+
+			show_room(r, key, h->mark, h->text);
+		}
+		g_hash_table_remove(r->loading, key);
+	}
+	g_free(key);
+}
+
+/* The room's catch-up ended: its last HISTORY_DAYS come from the archive and mend's store. */
+static void loading_history(mend_prof_rooms *r, const char *room)
+{
+	struct loading *l = g_hash_table_lookup(r->loading, room);
+	GDateTime *now, *since;
+	char *iso;
+	int rc;
+
+	if (!l || l->asked || !r->acc)
+		return;
+	l->asked = 1;
+	now = g_date_time_new_now_utc();
+	since = g_date_time_add_days(now, -HISTORY_DAYS);
+	iso = g_date_time_format(since, "%Y-%m-%dT%H:%M:%SZ");
+	rc = mend_account_history(r->acc, room, iso);
+	g_free(iso);
+	g_date_time_unref(since);
+	g_date_time_unref(now);
+	if (rc < 0)
+		loading_done(r, room);
+}
+
+static void loading_timeouts(mend_prof_rooms *r)
+{
+	GList *rooms = g_hash_table_get_keys(r->loading), *it;
+	gint64 now = g_get_monotonic_time();
+
+	for (it = rooms; it; it = it->next) {
+		struct loading *l = g_hash_table_lookup(r->loading, it->data);
+
+		if (l && now - l->started > (gint64)LOADING_MAX * G_USEC_PER_SEC)
+			loading_done(r, it->data);
+	}
+	g_list_free(rooms);
+}
+
 /* --- joining ------------------------------------------------------------------------- */
 
 /* The core learns that we are in `room` as `nick` (once per connection). */
@@ -243,6 +347,14 @@ static void join(mend_prof_rooms *r, const char *room, const char *nick)
 		return;
 	}
 	g_hash_table_replace(r->joined, g_strdup(room), g_strdup(nick));
+	if (!g_hash_table_contains(r->opened, room)) {
+		struct loading *l = g_new0(struct loading, 1);
+
+		l->lines = g_ptr_array_new_with_free_func(hline_free);
+		l->started = g_get_monotonic_time();
+		g_hash_table_add(r->opened, g_strdup(room));
+		g_hash_table_replace(r->loading, g_strdup(room), l);
+	}
 	mark_room(r, room);
 }
 
@@ -280,6 +392,7 @@ void mend_prof_rooms_closed(mend_prof_rooms *r)
 
 void mend_prof_rooms_tick(mend_prof_rooms *r)
 {
+	loading_timeouts(r);
 	flush_all(r);
 }
 
@@ -432,10 +545,12 @@ static const char *my_nick(mend_prof_rooms *r, const char *room)
 	return nick ? nick : "me";
 }
 
-/* A line Profanity will not show (history replay, archive, released): printed by mend. */
+/* A line Profanity will not show (history replay, archive): printed by mend, or collected
+ * while the room's earlier messages are on their way. */
 static void show_message(mend_prof_rooms *r, const char *room, const mend_event *ev,
                          const char *mark, const char *body)
 {
+	struct loading *l = g_hash_table_lookup(r->loading, room);
 	const char *who = ev->outgoing ? (ev->nick ? ev->nick : my_nick(r, room))
 	                  : ev->nick   ? ev->nick
 	                  : ev->from   ? ev->from
@@ -444,6 +559,15 @@ static void show_message(mend_prof_rooms *r, const char *room, const mend_event 
 	                 ? g_strdup_printf("%s: %s  [%s]", who, body, ev->timestamp)
 	                 : g_strdup_printf("%s: %s", who, body);
 
+	if (l) {
+		struct hline *h = g_new0(struct hline, 1);
+
+		h->ts = g_strdup(ev->timestamp ? ev->timestamp : "");
+		h->mark = mark;
+		h->text = line;
+		g_ptr_array_add(l->lines, h);
+		return;
+	}
 	show_room(r, room, mark, line);
 	g_free(line);
 }
@@ -577,6 +701,12 @@ enum mend_prof_room_rx mend_prof_rooms_event(mend_prof_rooms *r, const mend_even
 	case MEND_EVENT_NOTICE:
 		show_room(r, room, MARK_NOTICE, ev->text ? ev->text : "");
 		return MEND_PROF_ROOM_DROP;
+	case MEND_EVENT_CATCHUP_DONE:
+		loading_history(r, room);
+		return MEND_PROF_ROOM_NOT; /* module.c's too */
+	case MEND_EVENT_HISTORY_DONE:
+		loading_done(r, room);
+		return MEND_PROF_ROOM_NOT;
 	default:
 		return MEND_PROF_ROOM_NOT; /* catch-up done, device lists...: module.c's */
 	}
@@ -641,6 +771,8 @@ static void send_encrypted(mend_prof_rooms *r, const char *room, const char *mes
 		show_room(r, room, MARK_OURS, line);
 		remember_shown(r, id, NULL);
 		g_free(line);
+	} else if (rc == 1 && g_hash_table_contains(r->waiting, id)) {
+		/* HELD already said why it waits */
 	} else if (rc == 1) {
 		keep_waiting(r, id, room, message, 0);
 		show_roomf(r, room,
