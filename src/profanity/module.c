@@ -1130,6 +1130,7 @@ static void cmd_trust(int trust, char *arg, char *dev, char *fp)
 		             : _("mend: %s device %u will get nothing from you."),
 		       jid, id);
 	mark_window(jid);
+	mend_prof_rooms_trust_changed(M.rooms);
 out:
 	g_free(jid);
 }

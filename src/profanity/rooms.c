@@ -358,13 +358,32 @@ static void join(mend_prof_rooms *r, const char *room, const char *nick)
 	mark_room(r, room);
 }
 
-/* A room Profanity is in (maybe since before the plugin loaded): told to the core. */
+/*
+ * XEP-0045 §7.2: a join presence from an occupant already in the room makes the room send
+ * the occupant list again (their real JIDs, which the core needs to read their messages);
+ * no history (§7.2.15: maxstanzas 0), the archive catch-up brings it.
+ */
+static void resync(mend_prof_rooms *r, const char *room, const char *nick)
+{
+	char *to = g_markup_printf_escaped("%s/%s", room, nick);
+	char *xml = g_strdup_printf(
+	    "<presence to='%s'><x xmlns='" NS_MUC "'><history maxstanzas='0'/></x></presence>", to);
+
+	r->h.api->send_stanza(xml);
+	g_free(xml);
+	g_free(to);
+}
+
+/* A room Profanity is in that the core was not told about (the plugin loaded later). */
 static void join_if_in(mend_prof_rooms *r, const char *room)
 {
 	const char *nick = room ? r->h.api->get_room_nick(room) : NULL;
 
-	if (nick && !g_hash_table_contains(r->joined, room))
-		join(r, room, nick);
+	if (!nick || !r->acc || g_hash_table_contains(r->joined, room))
+		return;
+	join(r, room, nick);
+	if (g_hash_table_contains(r->joined, room))
+		resync(r, room, nick);
 }
 
 void mend_prof_rooms_opened(mend_prof_rooms *r, mend_account *acc)
@@ -453,6 +472,11 @@ void mend_prof_rooms_presence_out(mend_prof_rooms *r, xmpp_stanza_t *st)
 		g_hash_table_remove(r->want, room);
 	}
 	g_free(room);
+}
+
+void mend_prof_rooms_trust_changed(mend_prof_rooms *r)
+{
+	mark_all(r);
 }
 
 void mend_prof_rooms_focus(mend_prof_rooms *r, const char *room)

@@ -63,6 +63,8 @@ char *mend_prof_rooms_pre_display(mend_prof_rooms *r, const char *room, const ch
                                   const char *message);
 void mend_prof_rooms_post_display(mend_prof_rooms *r, const char *room);
 void mend_prof_rooms_focus(mend_prof_rooms *r, const char *room);
+/* The user changed a device's trust: the rooms' title bars follow. */
+void mend_prof_rooms_trust_changed(mend_prof_rooms *r);
 
 /* /mend SUB ... typed in room window `room`: 1 if it was a room command (answered). */
 int mend_prof_rooms_command(mend_prof_rooms *r, const char *room, char **args);

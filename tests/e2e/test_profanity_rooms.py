@@ -272,5 +272,60 @@ def mend_and_profanitys_builtin_room_omemo_read_each_other():
                 assert not stored_on_server(srv, t), f"{t} is on the server's disk"
 
 
+@test
+def room_messages_carry_the_trust_of_the_senders_device():
+    with muc_server() as srv:
+        make_room(srv)
+        with with_mend(srv, "alice") as a, with_mend(srv, "bob") as b:
+            a.connect()
+            mend_ready(a)
+            b.connect()
+            dev = int(mend_ready(b).group(1))
+            for p in (a, b):
+                join(p)
+                mend_on(p)
+            say(b, "room-first-use")
+            got = wait_room_line(a, "room-first-use", sender="bob")
+            assert got["mark"] == "~", f"a first-use device's message: {got}"
+            focus(a)
+            a.command(f"/mend trust bob@localhost {dev}")
+            a.wait_screen("is verified", 10, "bob's device to be verified")
+            say(b, "room-verified")
+            got = wait_room_line(a, "room-verified", sender="bob")
+            assert got["mark"] == "+", f"a verified device's message: {got}"
+            a.command(f"/mend untrust bob@localhost {dev}")
+            a.wait_screen("will get nothing from you", 10, "bob's device to be untrusted")
+            say(b, "room-untrusted")
+            got = wait_room_line(a, "room-untrusted", sender="bob")
+            assert got["mark"] == "?", f"an untrusted device's message: {got}"
+            # the title bar says that a member cannot read what alice sends
+            a.wait_screen(lambda s: "OMEMO partial" in a.title(s), 10, "the title bar")
+
+
+@test
+def a_room_joined_before_mend_was_loaded_is_encrypted():
+    with muc_server() as srv:
+        make_room(srv)
+        with Profanity(srv, "alice", env={"MEND_PROFANITY_MODULE": MODULE}) as a, \
+                with_mend(srv, "bob") as b:
+            a.connect()
+            join(a)
+            b.connect()
+            mend_ready(b)
+            join(b)
+            mend_on(b)
+            a.command(f"/plugins install {PLUGIN}")
+            a.wait_log("Loaded plugin: mend.so", 10)
+            mend_ready(a)
+            mend_on(a)
+            say(a, "loaded-in-the-room")
+            got = wait_room_line(b, "loaded-in-the-room", sender="alice")
+            assert got["mark"] == "~", got
+            wait_room_line(a, "loaded-in-the-room", sender="alice", mark="~")
+            assert not stored_on_server(srv, "loaded-in-the-room"), "it left in plaintext"
+            say(b, "to-the-late-loader")
+            wait_room_line(a, "to-the-late-loader", sender="bob", mark="~")
+
+
 if __name__ == "__main__":
     main()
