@@ -107,6 +107,19 @@ def mend_on(p, room=ROOM, timeout=20):
     p.wait_screen(lambda s: "OMEMO" in p.title(s), 10, "the room's title bar to say OMEMO")
 
 
+def enter(p, on=True, builtin=False):
+    """Connects, waits for mend (or sets up Profanity's own OMEMO), joins ROOM, and
+    turns mend on there; -> the mend device id (None with builtin)."""
+    p.connect()
+    dev = None if builtin else int(mend_ready(p).group(1))
+    if builtin:
+        p.omemo_setup()
+    join(p)
+    if on and not builtin:
+        mend_on(p)
+    return dev
+
+
 def lines_with(p, text, screen=None):
     return [m for m in p.messages(screen) if text in m["text"]]
 
@@ -142,11 +155,8 @@ def two_profanities_with_mend_in_a_private_room_and_history_after_a_restart():
     with muc_server() as srv:
         make_room(srv)
         with with_mend(srv, "alice") as a, with_mend(srv, "bob") as b:
-            for p in (a, b):
-                p.connect()
-                mend_ready(p)
-                join(p)
-                mend_on(p)
+            enter(a)
+            enter(b)
             say(a, "room-hello-from-alice")
             got = wait_room_line(b, "room-hello-from-alice", sender="alice")
             assert got["mark"] == "~", f"bob's line has no trust mark: {got}"
@@ -216,11 +226,8 @@ def a_member_without_omemo_holds_the_message_until_the_user_decides():
     with muc_server() as srv:
         make_room(srv, members=("bob", "carol"))  # carol never used OMEMO
         with with_mend(srv, "alice") as a, with_mend(srv, "bob") as b:
-            for p in (a, b):
-                p.connect()
-                mend_ready(p)
-                join(p)
-            mend_on(a)
+            enter(a)
+            enter(b, on=False)
             say(a, "held-then-dropped")
             a.wait_screen("NOT sent yet: held-then-dropped", 30, "the message to be held")
             s = a.screen()
@@ -248,13 +255,8 @@ def mend_and_profanitys_builtin_room_omemo_read_each_other():
     with muc_server() as srv:
         make_room(srv)
         with with_mend(srv, "alice") as a, Profanity(srv, "bob") as b:
-            a.connect()
-            mend_ready(a)
-            b.connect()
-            b.omemo_setup()
-            join(a)
-            join(b)
-            mend_on(a)
+            enter(a)
+            enter(b, builtin=True)
             # Profanity's own OMEMO in the room: it needs members-only and non-anonymous
             focus(b)
             b.command("/omemo start")
@@ -277,13 +279,8 @@ def room_messages_carry_the_trust_of_the_senders_device():
     with muc_server() as srv:
         make_room(srv)
         with with_mend(srv, "alice") as a, with_mend(srv, "bob") as b:
-            a.connect()
-            mend_ready(a)
-            b.connect()
-            dev = int(mend_ready(b).group(1))
-            for p in (a, b):
-                join(p)
-                mend_on(p)
+            enter(a)
+            dev = enter(b)
             say(b, "room-first-use")
             got = wait_room_line(a, "room-first-use", sender="bob")
             assert got["mark"] == "~", f"a first-use device's message: {got}"
@@ -310,10 +307,7 @@ def a_room_joined_before_mend_was_loaded_is_encrypted():
                 with_mend(srv, "bob") as b:
             a.connect()
             join(a)
-            b.connect()
-            mend_ready(b)
-            join(b)
-            mend_on(b)
+            enter(b)
             a.command(f"/plugins install {PLUGIN}")
             a.wait_log("Loaded plugin: mend.so", 10)
             mend_ready(a)
