@@ -20,130 +20,30 @@
 #include "mend/mend.h"
 #include "b64.h"
 #include "omemo_legacy.h"
+#include "xmlutil.h"
 
 #define MEND_DEVICE_ID_MAX 2147483647u
 
 /* --- stanza helpers -------------------------------------------------------- */
 
-/*
- * The namespace of a child: its own xmlns, or (a stanza built in memory, not
- * parsed) its parent's. libstrophe's parser gives every element its xmlns.
- */
-static const char *child_ns(xmpp_stanza_t *child, xmpp_stanza_t *parent)
-{
-	const char *ns = xmpp_stanza_get_ns(child);
-
-	return ns ? ns : xmpp_stanza_get_ns(parent);
-}
-
-static int child_is(xmpp_stanza_t *child, xmpp_stanza_t *parent, const char *name, const char *ns)
-{
-	const char *cname, *cns;
-
-	if (!xmpp_stanza_is_tag(child))
-		return 0;
-	cname = xmpp_stanza_get_name(child);
-	if (!cname || strcmp(cname, name) != 0)
-		return 0;
-	if (!ns)
-		return 1;
-	cns = child_ns(child, parent);
-	return cns && strcmp(cns, ns) == 0;
-}
-
-xmpp_stanza_t *mend_child(xmpp_stanza_t *parent, const char *name, const char *ns)
-{
-	xmpp_stanza_t *c;
-
-	if (!parent || !name)
-		return NULL;
-	for (c = xmpp_stanza_get_children(parent); c; c = xmpp_stanza_get_next(c))
-		if (child_is(c, parent, name, ns))
-			return c;
-	return NULL;
-}
-
-/* How many children `name` (legacy namespace) `parent` has. */
 static size_t count_children(xmpp_stanza_t *parent, const char *name)
 {
-	xmpp_stanza_t *c;
-	size_t n = 0;
-
-	for (c = xmpp_stanza_get_children(parent); c; c = xmpp_stanza_get_next(c))
-		if (child_is(c, parent, name, MEND_NS_LEGACY))
-			n++;
-	return n;
+	return mend_xml_count(parent, name, MEND_NS_LEGACY);
 }
 
-/* The element itself must be <name xmlns='eu.siacs.conversations.axolotl'/>. */
 static int is_legacy_elem(xmpp_stanza_t *el, const char *name)
 {
-	const char *n, *ns;
-
-	if (!el || !xmpp_stanza_is_tag(el))
-		return 0;
-	n = xmpp_stanza_get_name(el);
-	ns = xmpp_stanza_get_ns(el);
-	return n && ns && strcmp(n, name) == 0 && strcmp(ns, MEND_NS_LEGACY) == 0;
-}
-
-static int has_text_child(xmpp_stanza_t *el)
-{
-	xmpp_stanza_t *c;
-
-	for (c = xmpp_stanza_get_children(el); c; c = xmpp_stanza_get_next(c))
-		if (xmpp_stanza_is_text(c))
-			return 1;
-	return 0;
-}
-
-/* Decodes the base64 text of `el` (no text: empty) into a new buffer. */
-static int decode_text(xmpp_stanza_t *el, size_t max_len, uint8_t **out, size_t *out_len)
-{
-	xmpp_ctx_t *ctx = xmpp_stanza_get_context(el);
-	char *text = xmpp_stanza_get_text(el);
-	int err;
-
-	if (!text && has_text_child(el)) {
-		err = MEND_ERR_NOMEM;
-		goto out;
-	}
-	err = mend_b64_decode(text ? text : "", max_len, out, out_len);
-	if (text)
-		xmpp_free(ctx, text);
-out:
-	return err;
+	return mend_xml_is(el, name, MEND_NS_LEGACY);
 }
 
 /* --- numbers --------------------------------------------------------------- */
-
-/* Decimal digits only: no sign, no white space, no junk; min..max. */
-static int parse_decimal(const char *text, uint32_t min, uint32_t max, uint32_t *out)
-{
-	uint64_t v = 0;
-	const char *p;
-
-	if (!text || !*text)
-		return MEND_ERR_MALFORMED;
-	for (p = text; *p; p++) {
-		if (*p < '0' || *p > '9')
-			return MEND_ERR_MALFORMED;
-		v = v * 10 + (uint64_t)(*p - '0');
-		if (v > max)
-			return MEND_ERR_MALFORMED;
-	}
-	if (v < min)
-		return MEND_ERR_MALFORMED;
-	*out = (uint32_t)v;
-	return 0;
-}
 
 /* XEP-0384 v0.3 §4.1: "a randomly generated integer between 1 and 2^31 - 1". */
 int mend_parse_device_id(const char *text, uint32_t *out)
 {
 	if (!out)
 		return MEND_ERR_INVALID_ARG;
-	return parse_decimal(text, 1, MEND_DEVICE_ID_MAX, out);
+	return mend_xml_parse_decimal(text, 1, MEND_DEVICE_ID_MAX, out);
 }
 
 /*
@@ -152,23 +52,16 @@ int mend_parse_device_id(const char *text, uint32_t *out)
  */
 static int parse_prekey_id(const char *text, uint32_t *out)
 {
-	return parse_decimal(text, 0, UINT32_MAX, out);
+	return mend_xml_parse_decimal(text, 0, UINT32_MAX, out);
 }
 
 /*
  * XEP-0384 v0.3 §4.5: prekey="true" marks a PreKeySignalMessage. The XEP's
- * schema (§10) types it xs:boolean, so "1", "0" and "false" are also valid;
- * old clients send "1". Anything else is malformed.
+ * schema (§10) types it xs:boolean; old clients send "1".
  */
 static int parse_prekey_flag(const char *text, int *out)
 {
-	if (!text || strcmp(text, "false") == 0 || strcmp(text, "0") == 0)
-		*out = 0;
-	else if (strcmp(text, "true") == 0 || strcmp(text, "1") == 0)
-		*out = 1;
-	else
-		return MEND_ERR_MALFORMED;
-	return 0;
+	return mend_xml_parse_bool(text, out);
 }
 
 /* --- keys ------------------------------------------------------------------ */
@@ -183,7 +76,7 @@ static int decode_pubkey(xmpp_stanza_t *el, uint8_t out[MEND_PUBKEY_LEN])
 	size_t len = 0;
 	int err;
 
-	err = decode_text(el, MEND_PUBKEY_LEN, &raw, &len);
+	err = mend_xml_decode_b64(el, MEND_PUBKEY_LEN, &raw, &len);
 	if (err == MEND_ERR_TOO_LARGE)
 		err = MEND_ERR_INVALID_KEY;
 	if (err)
@@ -203,22 +96,7 @@ out:
 
 static int decode_signature(xmpp_stanza_t *el, uint8_t out[MEND_SIGNATURE_LEN])
 {
-	uint8_t *raw = NULL;
-	size_t len = 0;
-	int err;
-
-	err = decode_text(el, MEND_SIGNATURE_LEN, &raw, &len);
-	if (err == MEND_ERR_TOO_LARGE)
-		err = MEND_ERR_INVALID_KEY;
-	if (err)
-		goto out;
-	if (len == MEND_SIGNATURE_LEN)
-		memcpy(out, raw, len);
-	else
-		err = MEND_ERR_INVALID_KEY;
-	g_free(raw);
-out:
-	return err;
+	return mend_xml_decode_b64_exact(el, out, MEND_SIGNATURE_LEN, MEND_ERR_INVALID_KEY);
 }
 
 /* --- device list ----------------------------------------------------------- */
@@ -261,7 +139,7 @@ int mend_legacy_devicelist_parse(xmpp_stanza_t *list, mend_devicelist *out)
 	if (n)
 		out->ids = g_new(uint32_t, n);
 	for (c = xmpp_stanza_get_children(list); c; c = xmpp_stanza_get_next(c)) {
-		if (!child_is(c, list, "device", MEND_NS_LEGACY))
+		if (!mend_xml_child_is(c, list, "device", MEND_NS_LEGACY))
 			continue;
 		if (mend_parse_device_id(xmpp_stanza_get_attribute(c, "id"), &id) < 0)
 			continue;
@@ -330,7 +208,7 @@ static int parse_prekeys(xmpp_stanza_t *bundle, mend_bundle *out)
 		return MEND_ERR_MALFORMED;
 	out->prekeys = g_new(mend_prekey_pub, n);
 	for (c = xmpp_stanza_get_children(pks); c; c = xmpp_stanza_get_next(c)) {
-		if (!child_is(c, pks, "preKeyPublic", MEND_NS_LEGACY))
+		if (!mend_xml_child_is(c, pks, "preKeyPublic", MEND_NS_LEGACY))
 			continue;
 		if (parse_prekey_id(xmpp_stanza_get_attribute(c, "preKeyId"), &pk.id) < 0)
 			continue;
@@ -387,7 +265,7 @@ static int parse_key(xmpp_stanza_t *el, mend_key_elem *k)
 	if (!err)
 		err = parse_prekey_flag(xmpp_stanza_get_attribute(el, "prekey"), &k->prekey);
 	if (!err)
-		err = decode_text(el, MEND_MAX_KEY_LEN, &k->data, &k->len);
+		err = mend_xml_decode_b64(el, MEND_MAX_KEY_LEN, &k->data, &k->len);
 	if (!err && k->len == 0) {
 		g_free(k->data);
 		k->data = NULL;
@@ -409,7 +287,7 @@ static int parse_keys(xmpp_stanza_t *header, mend_encrypted *out)
 		return MEND_ERR_MALFORMED;
 	out->keys = g_new0(mend_key_elem, n);
 	for (c = xmpp_stanza_get_children(header); c && !err; c = xmpp_stanza_get_next(c)) {
-		if (!child_is(c, header, "key", MEND_NS_LEGACY))
+		if (!mend_xml_child_is(c, header, "key", MEND_NS_LEGACY))
 			continue;
 		err = parse_key(c, &out->keys[out->n_keys]);
 		if (!err)
@@ -431,7 +309,7 @@ static int parse_iv(xmpp_stanza_t *header, mend_encrypted *out)
 
 	if (!el)
 		return MEND_ERR_MALFORMED;
-	err = decode_text(el, sizeof(out->iv), &raw, &len);
+	err = mend_xml_decode_b64(el, sizeof(out->iv), &raw, &len);
 	if (err == MEND_ERR_TOO_LARGE)
 		err = MEND_ERR_MALFORMED;
 	if (err)
@@ -455,7 +333,7 @@ static int parse_payload(xmpp_stanza_t *encrypted, mend_encrypted *out)
 
 	if (!el)
 		return 0;
-	err = decode_text(el, MEND_MAX_PAYLOAD, &out->payload, &out->payload_len);
+	err = mend_xml_decode_b64(el, MEND_MAX_PAYLOAD, &out->payload, &out->payload_len);
 	if (!err)
 		out->has_payload = 1;
 	return err;
@@ -503,87 +381,9 @@ void mend_encrypted_clear(mend_encrypted *m)
 
 /* --- builders -------------------------------------------------------------- */
 
-/* A new element in the legacy namespace (released by the caller). */
 static xmpp_stanza_t *new_elem(xmpp_ctx_t *ctx, const char *name)
 {
-	xmpp_stanza_t *el = xmpp_stanza_new(ctx);
-
-	if (!el)
-		return NULL;
-	if (xmpp_stanza_set_name(el, name) != XMPP_EOK ||
-	    xmpp_stanza_set_ns(el, MEND_NS_LEGACY) != XMPP_EOK) {
-		xmpp_stanza_release(el);
-		return NULL;
-	}
-	return el;
-}
-
-/* Adds `child` to `parent`, which takes its own reference; drops ours. */
-static int adopt(xmpp_stanza_t *parent, xmpp_stanza_t *child)
-{
-	int err = xmpp_stanza_add_child(parent, child);
-
-	xmpp_stanza_release(child);
-	return err == XMPP_EOK ? 0 : MEND_ERR_NOMEM;
-}
-
-/* Adds a new child element `name`; returns it (borrowed from parent) or NULL. */
-static xmpp_stanza_t *add_elem(xmpp_stanza_t *parent, const char *name)
-{
-	xmpp_stanza_t *el = new_elem(xmpp_stanza_get_context(parent), name);
-
-	if (!el || adopt(parent, el) < 0)
-		return NULL;
-	return el;
-}
-
-static int set_uint_attr(xmpp_stanza_t *el, const char *name, uint32_t v)
-{
-	char buf[16];
-
-	g_snprintf(buf, sizeof(buf), "%" G_GUINT32_FORMAT, v);
-	return xmpp_stanza_set_attribute(el, name, buf) == XMPP_EOK ? 0 : MEND_ERR_NOMEM;
-}
-
-/* Sets the text of `el` to the padded base64 of `data` (empty: no text). */
-static int set_b64_text(xmpp_stanza_t *el, const uint8_t *data, size_t len)
-{
-	xmpp_stanza_t *t = NULL;
-	char *text;
-	int err = MEND_ERR_NOMEM;
-
-	text = mend_b64_encode(data, len);
-	if (!text)
-		goto out;
-	if (!*text) {
-		err = 0;
-		goto free_text;
-	}
-	t = xmpp_stanza_new(xmpp_stanza_get_context(el));
-	if (!t)
-		goto free_text;
-	if (xmpp_stanza_set_text(t, text) != XMPP_EOK) {
-		xmpp_stanza_release(t);
-		goto free_text;
-	}
-	err = adopt(el, t);
-free_text:
-	g_free(text);
-out:
-	return err;
-}
-
-/* <name attr='id'>base64</name> under parent; attr NULL: no attribute. */
-static int add_b64_elem(xmpp_stanza_t *parent, const char *name, const char *attr, uint32_t id,
-                        const uint8_t *data, size_t len)
-{
-	xmpp_stanza_t *el = add_elem(parent, name);
-
-	if (!el)
-		return MEND_ERR_NOMEM;
-	if (attr && set_uint_attr(el, attr, id) < 0)
-		return MEND_ERR_NOMEM;
-	return set_b64_text(el, data, len);
+	return mend_xml_new(ctx, name, MEND_NS_LEGACY);
 }
 
 static int valid_device_id(uint32_t id)
@@ -613,8 +413,8 @@ xmpp_stanza_t *mend_legacy_devicelist_build(xmpp_ctx_t *ctx, const mend_deviceli
 		return NULL;
 	list = new_elem(ctx, "list");
 	for (i = 0; list && i < dl->n; i++) {
-		dev = add_elem(list, "device");
-		if (!dev || set_uint_attr(dev, "id", dl->ids[i]) < 0) {
+		dev = mend_xml_add(list, "device");
+		if (!dev || mend_xml_set_uint(dev, "id", dl->ids[i]) < 0) {
 			xmpp_stanza_release(list);
 			list = NULL;
 		}
@@ -629,13 +429,13 @@ static int bundle_ok(const mend_bundle *b)
 
 static int add_prekeys(xmpp_stanza_t *bundle, const mend_bundle *b)
 {
-	xmpp_stanza_t *pks = add_elem(bundle, "prekeys");
+	xmpp_stanza_t *pks = mend_xml_add(bundle, "prekeys");
 	size_t i;
 	int err = pks ? 0 : MEND_ERR_NOMEM;
 
 	for (i = 0; !err && i < b->n_prekeys; i++)
-		err = add_b64_elem(pks, "preKeyPublic", "preKeyId", b->prekeys[i].id,
-		                   b->prekeys[i].key, MEND_PUBKEY_LEN);
+		err = mend_xml_add_b64(pks, "preKeyPublic", "preKeyId", b->prekeys[i].id,
+		                       b->prekeys[i].key, MEND_PUBKEY_LEN);
 	return err;
 }
 
@@ -650,13 +450,13 @@ xmpp_stanza_t *mend_legacy_bundle_build(xmpp_ctx_t *ctx, const mend_bundle *b)
 	bundle = new_elem(ctx, "bundle");
 	if (!bundle)
 		goto out;
-	err = add_b64_elem(bundle, "signedPreKeyPublic", "signedPreKeyId", b->spk_id, b->spk,
-	                   MEND_PUBKEY_LEN);
+	err = mend_xml_add_b64(bundle, "signedPreKeyPublic", "signedPreKeyId", b->spk_id, b->spk,
+	                       MEND_PUBKEY_LEN);
 	if (!err)
-		err = add_b64_elem(bundle, "signedPreKeySignature", NULL, 0, b->spk_sig,
-		                   MEND_SIGNATURE_LEN);
+		err = mend_xml_add_b64(bundle, "signedPreKeySignature", NULL, 0, b->spk_sig,
+		                       MEND_SIGNATURE_LEN);
 	if (!err)
-		err = add_b64_elem(bundle, "identityKey", NULL, 0, b->ik, MEND_PUBKEY_LEN);
+		err = mend_xml_add_b64(bundle, "identityKey", NULL, 0, b->ik, MEND_PUBKEY_LEN);
 	if (!err)
 		err = add_prekeys(bundle, b);
 	if (err) {
@@ -690,28 +490,28 @@ static int encrypted_ok(const mend_encrypted *m)
 /* XEP-0384 v0.3 §4.5: prekey='true' only on a PreKeySignalMessage, else no attribute. */
 static int add_key(xmpp_stanza_t *header, const mend_key_elem *k)
 {
-	xmpp_stanza_t *el = add_elem(header, "key");
+	xmpp_stanza_t *el = mend_xml_add(header, "key");
 
-	if (!el || set_uint_attr(el, "rid", k->rid) < 0)
+	if (!el || mend_xml_set_uint(el, "rid", k->rid) < 0)
 		return MEND_ERR_NOMEM;
 	if (k->prekey && xmpp_stanza_set_attribute(el, "prekey", "true") != XMPP_EOK)
 		return MEND_ERR_NOMEM;
-	return set_b64_text(el, k->data, k->len);
+	return mend_xml_set_b64(el, k->data, k->len);
 }
 
 static int add_header(xmpp_stanza_t *encrypted, const mend_encrypted *m)
 {
-	xmpp_stanza_t *header = add_elem(encrypted, "header");
+	xmpp_stanza_t *header = mend_xml_add(encrypted, "header");
 	size_t i;
 	int err;
 
 	if (!header)
 		return MEND_ERR_NOMEM;
-	err = set_uint_attr(header, "sid", m->sid);
+	err = mend_xml_set_uint(header, "sid", m->sid);
 	for (i = 0; !err && i < m->n_keys; i++)
 		err = add_key(header, &m->keys[i]);
 	if (!err)
-		err = add_b64_elem(header, "iv", NULL, 0, m->iv, m->iv_len);
+		err = mend_xml_add_b64(header, "iv", NULL, 0, m->iv, m->iv_len);
 	return err;
 }
 
@@ -728,21 +528,13 @@ xmpp_stanza_t *mend_legacy_encrypted_build(xmpp_ctx_t *ctx, const mend_encrypted
 		goto out;
 	err = add_header(enc, m);
 	if (!err && m->has_payload)
-		err = add_b64_elem(enc, "payload", NULL, 0, m->payload, m->payload_len);
+		err = mend_xml_add_b64(enc, "payload", NULL, 0, m->payload, m->payload_len);
 	if (err) {
 		xmpp_stanza_release(enc);
 		enc = NULL;
 	}
 out:
 	return enc;
-}
-
-static void append_b64(GString *out, const uint8_t *data, size_t len)
-{
-	char *b = mend_b64_encode(data, len);
-
-	g_string_append(out, b);
-	g_free(b);
 }
 
 /*
@@ -761,15 +553,15 @@ int mend_legacy_encrypted_text(GString *out, const mend_encrypted *m)
 	for (i = 0; i < m->n_keys; i++) {
 		g_string_append_printf(out, "<key rid='%" G_GUINT32_FORMAT "'%s>", m->keys[i].rid,
 		                       m->keys[i].prekey ? " prekey='true'" : "");
-		append_b64(out, m->keys[i].data, m->keys[i].len);
+		mend_xml_append_b64(out, m->keys[i].data, m->keys[i].len);
 		g_string_append(out, "</key>");
 	}
 	g_string_append(out, "<iv>");
-	append_b64(out, m->iv, m->iv_len);
+	mend_xml_append_b64(out, m->iv, m->iv_len);
 	g_string_append(out, "</iv></header>");
 	if (m->has_payload) {
 		g_string_append(out, "<payload>");
-		append_b64(out, m->payload, m->payload_len);
+		mend_xml_append_b64(out, m->payload, m->payload_len);
 		g_string_append(out, "</payload>");
 	}
 	g_string_append(out, "</encrypted>");

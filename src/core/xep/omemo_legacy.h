@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <strophe.h>
+#include "xmlutil.h" /* mend_child() */
 
 #define MEND_NS_LEGACY              "eu.siacs.conversations.axolotl"
 #define MEND_NODE_LEGACY_DEVICELIST "eu.siacs.conversations.axolotl.devicelist"
@@ -92,8 +93,5 @@ void mend_encrypted_clear(mend_encrypted *m);
 /* Appends the element as text to `out` (a GString *); MEND_ERR_INVALID_ARG when the builder would
  * refuse. */
 int mend_legacy_encrypted_text(struct _GString *out, const mend_encrypted *m);
-
-/* Finds the first child of `parent` named `name` in namespace `ns` (NULL ns: any). */
-xmpp_stanza_t *mend_child(xmpp_stanza_t *parent, const char *name, const char *ns);
 
 #endif
