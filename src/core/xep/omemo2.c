@@ -213,19 +213,7 @@ void mend_omemo2_bundle_clear(mend_omemo2_bundle *b)
 /* <key rid kex>: an OMEMOKeyExchange (kex) or OMEMOAuthenticatedMessage, 1..4096 bytes. */
 static int parse_key(xmpp_stanza_t *el, mend_omemo2_key *k)
 {
-	int err;
-
-	err = mend_parse_device_id(xmpp_stanza_get_attribute(el, "rid"), &k->rid);
-	if (!err)
-		err = mend_xml_parse_bool(xmpp_stanza_get_attribute(el, "kex"), &k->kex);
-	if (!err)
-		err = mend_xml_decode_b64(el, MEND_MAX_KEY_LEN, &k->data, &k->len);
-	if (!err && k->len == 0) {
-		g_free(k->data);
-		k->data = NULL;
-		err = MEND_ERR_MALFORMED;
-	}
-	return err;
+	return mend_parse_key_elem(el, "kex", &k->rid, &k->kex, &k->data, &k->len);
 }
 
 /* A bare JID (no resource), stored normalized. */

@@ -55,15 +55,6 @@ static int parse_prekey_id(const char *text, uint32_t *out)
 	return mend_xml_parse_decimal(text, 0, UINT32_MAX, out);
 }
 
-/*
- * XEP-0384 v0.3 §4.5: prekey="true" marks a PreKeySignalMessage. The XEP's
- * schema (§10) types it xs:boolean; old clients send "1".
- */
-static int parse_prekey_flag(const char *text, int *out)
-{
-	return mend_xml_parse_bool(text, out);
-}
-
 /* --- keys ------------------------------------------------------------------ */
 
 /*
@@ -256,22 +247,28 @@ void mend_bundle_clear(mend_bundle *b)
 
 /* --- encrypted ------------------------------------------------------------- */
 
-/* XEP-0384 v0.3 §4.5: <key rid='..' prekey='true'>(PreKey)SignalMessage</key>. */
-static int parse_key(xmpp_stanza_t *el, mend_key_elem *k)
+int mend_parse_key_elem(xmpp_stanza_t *el, const char *flag_attr, uint32_t *rid, int *flag,
+                        uint8_t **data, size_t *len)
 {
 	int err;
 
-	err = mend_parse_device_id(xmpp_stanza_get_attribute(el, "rid"), &k->rid);
+	err = mend_parse_device_id(xmpp_stanza_get_attribute(el, "rid"), rid);
 	if (!err)
-		err = parse_prekey_flag(xmpp_stanza_get_attribute(el, "prekey"), &k->prekey);
+		err = mend_xml_parse_bool(xmpp_stanza_get_attribute(el, flag_attr), flag);
 	if (!err)
-		err = mend_xml_decode_b64(el, MEND_MAX_KEY_LEN, &k->data, &k->len);
-	if (!err && k->len == 0) {
-		g_free(k->data);
-		k->data = NULL;
+		err = mend_xml_decode_b64(el, MEND_MAX_KEY_LEN, data, len);
+	if (!err && *len == 0) {
+		g_free(*data);
+		*data = NULL;
 		err = MEND_ERR_MALFORMED;
 	}
 	return err;
+}
+
+/* XEP-0384 v0.3 §4.5: <key rid='..' prekey='true'>(PreKey)SignalMessage</key>. */
+static int parse_key(xmpp_stanza_t *el, mend_key_elem *k)
+{
+	return mend_parse_key_elem(el, "prekey", &k->rid, &k->prekey, &k->data, &k->len);
 }
 
 static int parse_keys(xmpp_stanza_t *header, mend_encrypted *out)

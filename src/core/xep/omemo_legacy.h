@@ -79,6 +79,14 @@ typedef struct mend_encrypted {
 /* Device ids: 1..2^31-1 (XEP-0384 v0.3 §4.1: a random 31-bit id). */
 int mend_parse_device_id(const char *text, uint32_t *out);
 
+/*
+ * A <key rid='..' FLAG='..'>base64</key> of either OMEMO version: rid a device
+ * id, the flag ("prekey" in legacy, "kex" in OMEMO:2) an xs:boolean ("true",
+ * "1", "false", "0" or absent), 1..MEND_MAX_KEY_LEN bytes (*data g_free'd).
+ */
+int mend_parse_key_elem(xmpp_stanza_t *el, const char *flag_attr, uint32_t *rid, int *flag,
+                        uint8_t **data, size_t *len);
+
 int mend_legacy_devicelist_parse(xmpp_stanza_t *list, mend_devicelist *out);
 xmpp_stanza_t *mend_legacy_devicelist_build(xmpp_ctx_t *ctx, const mend_devicelist *dl);
 void mend_devicelist_clear(mend_devicelist *dl);
