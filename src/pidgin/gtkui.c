@@ -1,7 +1,7 @@
 /*
  * gtkui.c - mend's piece of Pidgin's conversation window (plugin gtk-mend,
  * built only when pidgin-dev is found): an OMEMO toggle button in every IM
- * window's toolbar that shows whether the chat is encrypted and switches it,
+ * and group chat window's toolbar that shows whether the chat is encrypted and switches it,
  * and the same switch as "Encrypt with OMEMO" in the window's Conversation
  * menu (following the window's active chat).
  *
@@ -42,9 +42,13 @@ static PurplePlugin *core(void)
 	return purple_plugins_find_with_id(CORE_ID);
 }
 
-static int is_jabber_im(PurpleConversation *conv)
+/* A one-to-one chat or a group chat (the room's state: only members-only, non-anonymous rooms
+ * can be switched on; core-mend says why otherwise). */
+static int is_jabber_conv(PurpleConversation *conv)
 {
-	return purple_conversation_get_type(conv) == PURPLE_CONV_TYPE_IM &&
+	PurpleConversationType t = purple_conversation_get_type(conv);
+
+	return (t == PURPLE_CONV_TYPE_IM || t == PURPLE_CONV_TYPE_CHAT) &&
 	       !strcmp(purple_account_get_protocol_id(purple_conversation_get_account(conv)),
 	               "prpl-jabber");
 }
@@ -95,7 +99,7 @@ static void show_menu(PidginWindow *win)
 {
 	GtkWidget *item = win ? g_object_get_data(G_OBJECT(win->window), ITEM) : NULL;
 	PurpleConversation *conv = item ? pidgin_conv_window_get_active_conversation(win) : NULL;
-	int usable = conv && is_jabber_im(conv), on = usable && encrypted(conv);
+	int usable = conv && is_jabber_conv(conv), on = usable && encrypted(conv);
 
 	if (!item || (gtk_check_menu_item_get_active(GTK_CHECK_MENU_ITEM(item)) == on &&
 	              g_object_get_data(G_OBJECT(item), "mend-conv") == conv))
@@ -122,7 +126,7 @@ static void menu_toggled(GtkCheckMenuItem *item, PidginWindow *win)
 {
 	PurpleConversation *conv = pidgin_conv_window_get_active_conversation(win);
 
-	if (conv && is_jabber_im(conv))
+	if (conv && is_jabber_conv(conv))
 		purple_plugin_ipc_call(core(), "set", NULL, purple_conversation_get_account(conv),
 		                       purple_conversation_get_name(conv),
 		                       (guint)gtk_check_menu_item_get_active(item));
@@ -146,13 +150,13 @@ static void add_menu(PidginWindow *win)
 	gtk_widget_show(item);
 }
 
-/* Adds the toggle to an IM window's toolbar (as pidgin-otr adds its button). */
+/* Adds the toggle to an IM or chat window's toolbar (as pidgin-otr adds its button). */
 static void attach(PurpleConversation *conv)
 {
 	PidginConversation *gtkconv = PIDGIN_CONVERSATION(conv);
 	GtkWidget *b;
 
-	if (!gtkconv || !is_jabber_im(conv) || purple_conversation_get_data(conv, BUTTON))
+	if (!gtkconv || !is_jabber_conv(conv) || purple_conversation_get_data(conv, BUTTON))
 		return;
 	b = gtk_toggle_button_new_with_label("");
 	gtk_button_set_relief(GTK_BUTTON(b), GTK_RELIEF_NONE);
@@ -194,7 +198,7 @@ static void state_changed(PurpleAccount *a, const char *jid, gpointer data)
 {
 	GList *l;
 
-	for (l = purple_get_ims(); l; l = l->next)
+	for (l = purple_get_conversations(); l; l = l->next)
 		if (purple_conversation_get_account(l->data) == a)
 			show_state(l->data);
 	for (l = pidgin_conv_windows_get_list(); l; l = l->next)
@@ -205,7 +209,7 @@ static gboolean refresh(gpointer data)
 {
 	GList *l;
 
-	for (l = purple_get_ims(); l; l = l->next)
+	for (l = purple_get_conversations(); l; l = l->next)
 		show_state(l->data);
 	for (l = pidgin_conv_windows_get_list(); l; l = l->next)
 		show_menu(l->data);
@@ -224,7 +228,7 @@ static gboolean plugin_load(PurplePlugin *plugin)
 	                      PURPLE_CALLBACK(switched), NULL);
 	purple_signal_connect(core(), "mend-state-changed", plugin, PURPLE_CALLBACK(state_changed),
 	                      NULL);
-	for (l = purple_get_ims(); l; l = l->next)
+	for (l = purple_get_conversations(); l; l = l->next)
 		attach(l->data);
 	refresh_timer = purple_timeout_add_seconds(REFRESH, refresh, NULL);
 	return TRUE;
@@ -236,7 +240,7 @@ static gboolean plugin_unload(PurplePlugin *plugin)
 
 	purple_timeout_remove(refresh_timer);
 	purple_signals_disconnect_by_handle(plugin);
-	for (l = purple_get_ims(); l; l = l->next)
+	for (l = purple_get_conversations(); l; l = l->next)
 		detach(l->data);
 	for (l = pidgin_conv_windows_get_list(); l; l = l->next) {
 		PidginWindow *win = l->data;

@@ -39,30 +39,14 @@
 #include <xmlnode.h>
 
 #include "mend/mend.h"
+#include "mendpurple.h"
 
-#define _(s)          dgettext(GETTEXT_PACKAGE, s)
-#define PLUGIN_ID     "core-mend"
-#define PREFS         "/plugins/core/mend"
-#define PREF_DEFAULT  PREFS "/encrypt_by_default"
-#define PREF_ENABLED  PREFS "/enabled"
-#define PREF_DISABLED PREFS "/disabled"
-#define ACCT_DEFAULT  "mend-default"
-#define ASKED_WINDOW  15           /* seconds an asked-for device list may take to arrive */
-#define STATE         "mend-state" /* conversation data: the state line last written */
-#define LOCKED_RETRY  5            /* seconds between silent retries while the keyring is locked */
-
-/* One per signed-on jabber account. */
-typedef struct conn {
-	PurpleConnection *gc;
-	mend_account *acc;
-	char *bare;
-	/* set while the core handles an incoming stanza */
-	int rx_consumed;
-	/* set while mend writes a message that was (or will go) encrypted */
-	int writing_encrypted;
-	GHashTable *asked; /* normalised JID -> when we asked for its device list (s) */
-	guint tick;        /* the timer calling mend_account_tick() */
-} conn;
+#define PLUGIN_ID    "core-mend"
+#define PREF_DEFAULT PREFS "/encrypt_by_default"
+#define ACCT_DEFAULT "mend-default"
+#define ASKED_WINDOW 15           /* seconds an asked-for device list may take to arrive */
+#define STATE        "mend-state" /* conversation data: the state line last written */
+#define LOCKED_RETRY 5            /* seconds between silent retries while the keyring is locked */
 
 static PurplePlugin *self;
 static GHashTable *conns;  /* PurpleConnection* -> conn* */
@@ -90,7 +74,7 @@ static PurplePlugin *jabber(void)
 
 /* The key of every per-chat setting and lookup: the core's one normaliser (bare, case-folded);
  * g_free()able. */
-static char *norm_jid(const char *jid)
+char *norm_jid(const char *jid)
 {
 	char *n = mend_jid_normalize(jid), *r = n ? g_strdup(n) : NULL;
 
@@ -108,7 +92,7 @@ static char *pref_key(PurpleAccount *a, const char *jid)
 	return key;
 }
 
-static int listed(const char *pref, PurpleAccount *a, const char *jid)
+int listed(const char *pref, PurpleAccount *a, const char *jid)
 {
 	char *key = pref_key(a, jid);
 	GList *l = purple_prefs_get_string_list(pref), *it;
@@ -121,7 +105,7 @@ static int listed(const char *pref, PurpleAccount *a, const char *jid)
 	return found;
 }
 
-static void set_listed(const char *pref, PurpleAccount *a, const char *jid, int on)
+void set_listed(const char *pref, PurpleAccount *a, const char *jid, int on)
 {
 	char *key = pref_key(a, jid);
 	GList *l = purple_prefs_get_string_list(pref), *it, *next;
@@ -140,7 +124,7 @@ static void set_listed(const char *pref, PurpleAccount *a, const char *jid, int 
 	g_free(key);
 }
 
-static conn *conn_of(PurpleAccount *a)
+conn *conn_of(PurpleAccount *a)
 {
 	return conns ? g_hash_table_lookup(conns, purple_account_get_connection(a)) : NULL;
 }
@@ -225,34 +209,29 @@ static void write_line(PurpleAccount *a, const char *jid, const char *text,
                        PurpleMessageFlags flags)
 {
 	char *esc = g_markup_escape_text(text, -1);
+	PurpleConversation *room =
+	    jid ? purple_find_conversation_with_account(PURPLE_CONV_TYPE_CHAT, jid, a) : NULL;
 
 	if (jid)
-		purple_conversation_write(conv_for(a, jid), NULL, esc, flags, time(NULL));
+		purple_conversation_write(room ? room : conv_for(a, jid), NULL, esc, flags,
+		                          time(NULL));
 	else
 		purple_notify_info(self, "mend", text, NULL);
 	g_free(esc);
 }
 
-static void say(PurpleAccount *a, const char *jid, const char *text)
+void say(PurpleAccount *a, const char *jid, const char *text)
 {
 	write_line(a, jid, text, PURPLE_MESSAGE_SYSTEM);
 }
 
 /* An error in the conversation, drawn as one (Pidgin in red, Finch in its error colour). */
-static void say_error(PurpleAccount *a, const char *jid, const char *text)
+void say_error(PurpleAccount *a, const char *jid, const char *text)
 {
 	write_line(a, jid, text, PURPLE_MESSAGE_ERROR);
 }
 
 /* --- what a received message is marked with ------------------------------------------ */
-
-typedef enum mark {
-	MARK_VERIFIED,    /* from a device whose fingerprint the user compared */
-	MARK_UNVERIFIED,  /* trusted on first use or blindly, never compared */
-	MARK_UNTRUSTED,   /* from a device the user does not (or not yet) trust */
-	MARK_UNANNOUNCED, /* from a device missing from the sender's published list */
-	MARK_PLAINTEXT    /* not encrypted, in a chat that is (or could be) */
-} mark;
 
 static const char *mark_text(mark m)
 {
@@ -271,7 +250,7 @@ static const char *mark_text(mark m)
 }
 
 /* `escaped` (markup) with its mark in front; warnings in bold. g_free() the result. */
-static char *with_mark(mark m, const char *escaped)
+char *with_mark(mark m, const char *escaped)
 {
 	char *t = g_markup_escape_text(mark_text(m), -1), *r;
 
@@ -282,7 +261,7 @@ static char *with_mark(mark m, const char *escaped)
 }
 
 /* The core says whether the device is in its owner's published list (XEP-0384 §4.2). */
-static mark mark_of(const mend_event *ev)
+mark mark_of(const mend_event *ev)
 {
 	if (!ev->announced)
 		return MARK_UNANNOUNCED;
@@ -291,7 +270,7 @@ static mark mark_of(const mend_event *ev)
 	return ev->trust == MEND_TRUST_VERIFIED ? MARK_VERIFIED : MARK_UNVERIFIED;
 }
 
-static time_t time_of(const char *iso)
+time_t time_of(const char *iso)
 {
 	GDateTime *dt = iso ? g_date_time_new_from_iso8601(iso, NULL) : NULL;
 	time_t t = dt ? (time_t)g_date_time_to_unix(dt) : time(NULL);
@@ -436,6 +415,8 @@ static void op_event(const mend_event *ev, void *ud)
 	PurpleAccount *a = purple_connection_get_account(c->gc);
 	char *failed;
 
+	if (room_event(c, ev))
+		return;
 	switch (ev->kind) {
 	case MEND_EVENT_MESSAGE:
 		show_message(c, ev);
@@ -487,6 +468,10 @@ static void conn_free(gpointer p)
 	}
 	if (c->asked)
 		g_hash_table_destroy(c->asked);
+	if (c->rooms)
+		g_hash_table_destroy(c->rooms);
+	if (c->held)
+		g_hash_table_destroy(c->held);
 	g_free(c->bare);
 	g_free(c);
 }
@@ -518,6 +503,8 @@ static int start_conn(PurpleConnection *gc, int mode)
 	c->gc = gc;
 	c->bare = norm_jid(user);
 	c->asked = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	c->rooms = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	c->held = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 	raw = g_strndup(user, strcspn(user, "/")); /* the store's name, as it always was */
 	dir = g_build_filename(purple_user_dir(), "mend", raw, NULL);
 	r = mend_account_open(&c->acc, raw, dir, (mend_keyring_mode)mode, &ops, c);
@@ -534,6 +521,7 @@ static int start_conn(PurpleConnection *gc, int mode)
 	mend_account_connected(
 	    c->acc, full, MEND_CONNECT_CARBONS | MEND_CONNECT_CATCHUP | MEND_CONNECT_SUBSCRIBE);
 	c->tick = purple_timeout_add_seconds(MEND_TICK_SECONDS, tick, c);
+	rooms_connected(c);
 	return 0;
 }
 
@@ -635,9 +623,16 @@ static void hold_early(PurpleConnection *gc, xmlnode **packet)
 	early *e = g_hash_table_lookup(earlies, gc);
 	const char *type = xmlnode_get_attrib(*packet, "type");
 
-	if (!e || strcmp((*packet)->name, "message") != 0 ||
-	    (type && (!strcmp(type, "groupchat") || !strcmp(type, "error"))))
+	if (!e || strcmp((*packet)->name, "message") != 0 || (type && !strcmp(type, "error")))
 		return;
+	if (type && !strcmp(type, "groupchat")) { /* the room's archive brings it back later */
+		if (is_omemo(*packet)) {
+			refuse(gc, *packet, e->err ? e->err : MEND_ERR_NOT_FOUND);
+			xmlnode_free(*packet);
+			*packet = NULL;
+		}
+		return;
+	}
 	if (e->err && !is_omemo(*packet))
 		return;
 	if (e->err) {
@@ -706,6 +701,7 @@ static void receiving(PurpleConnection *gc, xmlnode **packet, gpointer data)
 		hold_early(gc, packet);
 		return;
 	}
+	room_receiving(c, *packet);
 	text = xmlnode_to_str(*packet, NULL);
 	r = mend_account_handle_stanza(c->acc, text);
 	g_free(text);
@@ -738,7 +734,7 @@ static int encrypts(PurpleConnection *gc, xmlnode *node, char **to, char **body)
 }
 
 /* Empties a message node in place: its attributes stay, every child element goes. */
-static void strip_children(xmlnode *node)
+void strip_children(xmlnode *node)
 {
 	xmlnode *c = node->child, *next;
 
@@ -750,7 +746,7 @@ static void strip_children(xmlnode *node)
 }
 
 /* Makes `node` the encrypted message (its children from `stanza`), in place. */
-static void become(xmlnode *node, const char *stanza)
+void become(xmlnode *node, const char *stanza)
 {
 	xmlnode *enc = xmlnode_from_str(stanza, -1), *c;
 
@@ -857,7 +853,9 @@ static void sending(PurpleConnection *gc, xmlnode **packet, gpointer data)
 {
 	char *to = NULL, *body = NULL;
 
-	if (!packet || !*packet || !is_jabber(gc) || !encrypts(gc, *packet, &to, &body))
+	if (!packet || !*packet || !is_jabber(gc) ||
+	    room_sending(g_hash_table_lookup(conns, gc), gc, *packet) ||
+	    !encrypts(gc, *packet, &to, &body))
 		return;
 	encrypt_in_place(g_hash_table_lookup(conns, gc), purple_connection_get_account(gc), *packet,
 	                 to, body ? body : "");
@@ -874,7 +872,9 @@ static void sending(PurpleConnection *gc, xmlnode **packet, gpointer data)
 	  "/mend status; /mend devices [JID]; /mend fingerprint; /mend trust JID DEVICE "          \
 	  "[FINGERPRINT] (a device that showed a new key needs it); "                              \
 	  "/mend untrust JID DEVICE; /mend uri: our verification URI; /mend verify URI; "          \
-	  "/mend policy [tofu|btbv|manual]. Group chats are not encrypted yet.")
+	  "/mend policy [tofu|btbv|manual]. In a group chat (members-only rooms that show "        \
+	  "members' addresses): /mend on|off, /mend status, /mend members, /mend release [ID] "    \
+	  "(send a held message to the members who can read it), /mend drop [ID].")
 
 /* The chat's state in one sentence (the status line and /mend status). */
 static const char *looking_up_text(void)
@@ -1043,8 +1043,15 @@ static void cmd_on_off(PurpleAccount *a, const char *peer, const char *jid, int 
  * (account, jid, on) as /mend on|off typed in that chat. The signal
  * "mend-state-changed" (account, jid) tells when a chat's switch changed.
  */
+static int is_room(PurpleAccount *a, const char *jid)
+{
+	return purple_find_conversation_with_account(PURPLE_CONV_TYPE_CHAT, jid, a) != NULL;
+}
+
 static int ipc_state(PurpleAccount *a, const char *jid)
 {
+	if (a && jid && is_room(a, jid))
+		return room_state(a, jid);
 	return a && jid && enabled(a, jid);
 }
 
@@ -1052,7 +1059,9 @@ static void ipc_set(PurpleAccount *a, const char *jid, unsigned on)
 {
 	char *peer = a && jid ? norm_jid(jid) : NULL;
 
-	if (peer)
+	if (peer && is_room(a, jid))
+		room_set(a, peer, on != 0);
+	else if (peer)
 		cmd_on_off(a, peer, peer, on != 0);
 	g_free(peer);
 }
@@ -1088,21 +1097,6 @@ static void run_mend(conn *c, PurpleAccount *a, const char *peer, char **w)
 	}
 }
 
-/* In a group chat: nothing is encrypted there yet, and /mend says so rather than "on". */
-static void run_mend_room(PurpleConversation *conv, char **w)
-{
-	const char *text = !strcmp(w[0], "on") ? _("Group chats are not encrypted by mend yet: "
-	                                           "nothing changed, messages in this room go "
-	                                           "unencrypted.")
-	                   : !strcmp(w[0], "off") || !strcmp(w[0], "status")
-	                       ? _("OMEMO: this group chat is NOT encrypted (mend encrypts "
-	                           "one-to-one chats only).")
-	                       : _("In a group chat /mend on|off|status tell about the room; the "
-	                           "other /mend commands work in a one-to-one chat.");
-
-	purple_conversation_write(conv, NULL, text, PURPLE_MESSAGE_SYSTEM, time(NULL));
-}
-
 static PurpleCmdRet cmd_mend(PurpleConversation *conv, const gchar *cmd, gchar **args,
                              gchar **error, void *data)
 {
@@ -1116,7 +1110,7 @@ static PurpleCmdRet cmd_mend(PurpleConversation *conv, const gchar *cmd, gchar *
 		w = g_strsplit("status", " ", 1);
 	}
 	if (purple_conversation_get_type(conv) == PURPLE_CONV_TYPE_CHAT)
-		run_mend_room(conv, w);
+		room_command(c, conv, w);
 	else
 		run_mend(c, a, peer, w);
 	g_strfreev(w);
@@ -1257,6 +1251,7 @@ static gboolean plugin_load(PurplePlugin *plugin)
 	                            PURPLE_CMD_FLAG_ALLOW_WRONG_ARGS | PURPLE_CMD_FLAG_PRPL_ONLY,
 	                        "prpl-jabber", cmd_mend, HELP_TEXT, NULL);
 	recheck_timer = purple_timeout_add_seconds(1, recheck_states, NULL);
+	rooms_load(plugin);
 	/* loaded while connected */
 	for (l = purple_connections_get_all(); l; l = l->next)
 		if (purple_connection_get_state(l->data) == PURPLE_CONNECTED)
