@@ -510,7 +510,6 @@ static void cmd_release(conn *c, PurpleAccount *a, const char *room, const char 
 	GList *ids = NULL, *l;
 	GHashTableIter it;
 	gpointer k, v;
-	int r = MEND_ERR_NOT_FOUND;
 
 	g_hash_table_iter_init(&it, c->held);
 	while (g_hash_table_iter_next(&it, &k, &v))
@@ -518,15 +517,16 @@ static void cmd_release(conn *c, PurpleAccount *a, const char *room, const char 
 			ids = g_list_prepend(ids, g_strdup(k));
 	if (id && !ids)
 		ids = g_list_prepend(ids, g_strdup(id)); /* held before this connection */
-	for (l = ids; l; l = l->next)
-		r = mend_account_release(c->acc, l->data, send) < 0 ? r : 0;
-	g_list_free_full(ids, g_free);
-	if (r < 0)
-		say(a, room, _("No message is held in this room."));
-	else
+	if (ids)
 		say(a, room,
 		    send ? _("Sending it to the members who can read it.")
-		         : _("Dropped: it will not be sent."));
+		         : _("Dropping it: it will not be sent."));
+	for (l = ids; l; l = l->next)
+		if (mend_account_release(c->acc, l->data, send) < 0)
+			say(a, room, _("No message is held under that ID."));
+	if (!ids)
+		say(a, room, _("No message is held in this room."));
+	g_list_free_full(ids, g_free);
 }
 
 void room_command(conn *c, PurpleConversation *conv, char **w)

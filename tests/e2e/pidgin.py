@@ -44,13 +44,34 @@ def _stop(p, timeout=5):
             p.wait(timeout)
 
 
+def _blist_xml(account, chats):
+    """blist.xml with the group chats `chats` ((room@service, nick), ...) of `account`,
+    each joined at sign-on (Pidgin's "gtk-autojoin")."""
+    def esc(v):
+        return (v.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+                .replace("'", "&apos;"))
+    items = ""
+    for room, nick in chats:
+        node, server = room.split("@", 1)
+        items += (f"<chat proto='prpl-jabber' account='{esc(account)}'>"
+                  f"<component name='room'>{esc(node)}</component>"
+                  f"<component name='server'>{esc(server)}</component>"
+                  f"<component name='handle'>{esc(nick)}</component>"
+                  "<setting name='gtk-autojoin' type='bool'>1</setting></chat>")
+    return ("<?xml version='1.0' encoding='UTF-8' ?>\n<purple version='1.0'><blist>"
+            f"<group name='Chats'>{items}</group></blist><privacy/></purple>\n")
+
+
 class Pidgin:
     """Pidgin on its own X display. plugins: .so paths copied to <config>/plugins
-    and loaded at start (prefs.xml /pidgin/plugins/loaded); account: as Finch's."""
+    and loaded at start (prefs.xml /pidgin/plugins/loaded); account: as Finch's;
+    chats: (room@service, nick) pairs in the buddy list that Pidgin joins when the
+    account signs on (its "autojoin" setting)."""
 
-    def __init__(self, plugins=(), account=None, size="1024x768"):
+    def __init__(self, plugins=(), account=None, size="1024x768", chats=()):
         self.plugins = list(plugins)
         self.account = account
+        self.chats = list(chats)
         self.size = size
         self.dir = tempfile.mkdtemp(prefix="mend-pidgin-")
         self.config = os.path.join(self.dir, "purple")
@@ -92,6 +113,9 @@ class Pidgin:
         if self.account:
             with open(os.path.join(self.config, "accounts.xml"), "w") as f:
                 f.write(accounts_xml(self.account, "gtk-gaim"))
+        if self.chats:
+            with open(os.path.join(self.config, "blist.xml"), "w") as f:
+                f.write(_blist_xml(self.account["jid"], self.chats))
         self._xvfb()
         self.procs.append(subprocess.Popen(["openbox"], env=self._env(),
                                            stdout=subprocess.DEVNULL,

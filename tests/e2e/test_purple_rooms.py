@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Group chats in libpurple (Pidgin, Finch): the plugin in the headless libpurple
 client (tests/purple/harness) in a members-only, non-anonymous room of a throwaway
-Prosody with the mend client as the other member: both directions, the room's
+Prosody with another libpurple member: both directions, the room's
 history after a restart, /mend on refused in an open room with the reason, and a
 message held because a member has no OMEMO device, then released or dropped.
 """
@@ -13,7 +13,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import skip, test, main, wait_for  # noqa: E402
-from mendcli import BUILD, Mend, stored_on_server, wait_listening, wait_published  # noqa: E402
+from mendcli import BUILD, stored_on_server, wait_published  # noqa: E402
 from purple import Purple, purple_missing  # noqa: E402
 from profanity import xmpp_session  # noqa: E402
 from harness import Prosody  # noqa: E402
@@ -31,7 +31,7 @@ if not os.path.exists(PLUGIN):
 
 
 def server():
-    return Prosody(accounts={"alice": "pw", "bob": "pw", "carol": "pw"},
+    return Prosody(accounts={"alice": "pw", "bob": "pw", "carol": "pw", "dave": "pw"},
                    extra_config=f'Component "{MUC}" "muc"\n'
                                 '    modules_enabled = { "muc_mam" }\n'
                                 '    muc_log_all_rooms = true\n')
@@ -53,10 +53,10 @@ def make_room(srv, room, owner="bob", members=(), private=True):
                      "<field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig"
                      f"</value></field>{form}</x></query></iq>", "cfg")
         assert "type='result'" in reply or 'type="result"' in reply, reply
-        if members:
-            items = "".join(f"<item affiliation='member' jid='{srv.jid(m)}'/>" for m in members)
-            reply = x.iq(f"<iq type='set' to='{room}' id='aff'><query xmlns='http://jabber.org/"
-                         f"protocol/muc#admin'>{items}</query></iq>", "aff")
+        for i, m in enumerate(members):  # one per request: Prosody takes the first item only
+            reply = x.iq(f"<iq type='set' to='{room}' id='aff{i}'><query xmlns='http://jabber.org/"
+                         f"protocol/muc#admin'><item affiliation='member' jid='{srv.jid(m)}'/>"
+                         "</query></iq>", f"aff{i}")
             assert "type='result'" in reply or 'type="result"' in reply, reply
         x._send(f"<presence type='unavailable' to='{room}/{owner}-setup'/>")
 
@@ -83,65 +83,57 @@ def encrypt_room(a, room=ROOM):
     room_said(a, "OMEMO encryption is on for this room", start=m)
 
 
-def bob_in_room(srv, root):
-    bob = Mend(srv, root, "bob", "cli")
-    cp = bob.run("join", ROOM, "--nick", "bob")
-    assert cp.returncode == 0, cp.stderr
-    return bob
-
-
-def room_message(proc, body, timeout=30, start=0):
-    return proc.wait_line(lambda o: o.get("type") == "message" and o.get("body") == body
-                          and o.get("room") == ROOM, timeout,
-                          f"{proc.name} to show {body!r} in {ROOM}", start=start)
-
-
 @test
-def purple_in_a_room_with_the_mend_client_both_ways_and_history_after_restart():
+def two_purple_members_both_ways_and_history_after_restart():
+    """alice and bob, each libpurple with mend, in a members-only non-anonymous room."""
     with server() as srv, tempfile.TemporaryDirectory() as root:
         make_room(srv, ROOM, owner="bob", members=("alice",))
-        bob = bob_in_room(srv, root)
-        with with_mend(srv) as a:
-            a.wait_signed_on()
+        with with_mend(srv, "alice") as a, with_mend(srv, "bob") as b:
+            for p in (a, b):
+                p.wait_signed_on()
             wait_published(srv, root, "alice")
+            wait_published(srv, root, "bob")
             a.join(ROOM, "alice")
+            b.join(ROOM, "bob")
             encrypt_room(a)
-            with bob.listen() as bl:
-                wait_listening(bl)
-                m = a.mark()
-                a.chatsend(ROOM, "hello room from purple")
-                got = room_message(bl, "hello room from purple")
-                assert got["from"] == "alice@localhost" and got["nick"] == "alice", got
-                mine = a.wait_chat("hello room from purple", flags=("send",), start=m)
-                assert mine["conv"] == ROOM, mine
-                bob.send(ROOM, "hello from the mend client")
-                got = a.wait_chat(ends("hello from the mend client"), who="bob",
-                                  flags=("recv",), conv=ROOM)
-                assert got["text"] == "[unverified] hello from the mend client", got
+            encrypt_room(b)
+            m = a.mark()
+            a.chatsend(ROOM, "hello from alice")
+            got = b.wait_chat(ends("hello from alice"), who="alice", flags=("recv",), conv=ROOM)
+            assert got["text"] == "[unverified] hello from alice", got
+            a.wait_chat("hello from alice", who="alice", flags=("send",), conv=ROOM, start=m)
+            b.chatsend(ROOM, "hello from bob")
+            a.wait_chat("[unverified] hello from bob", who="bob", flags=("recv",), conv=ROOM)
             a.ping()
-            ours = [o for o in a.chats(conv=ROOM) if "hello room from purple" in o["text"]]
+            ours = [o for o in a.chats(conv=ROOM) if "hello from alice" in o["text"]]
             assert len(ours) == 1, f"our message shown {len(ours)} times: {ours}"
-            assert not stored_on_server(srv, "hello room from purple"), "plaintext left"
+            for t in ("hello from alice", "hello from bob"):
+                assert not stored_on_server(srv, t), f"plaintext {t!r} left"
             a.quit()
-            texts = [f"while purple was away {i}" for i in range(3)]
+            texts = [f"while alice was away {i}" for i in range(3)]
             for t in texts:
-                bob.send(ROOM, t)
+                m = b.mark()
+                b.chatsend(ROOM, t)
+                b.wait_chat(t, flags=("send",), conv=ROOM, start=m)
             sent_at = time.time()
             wait_for(lambda: time.time() >= sent_at + 2, 5, "the clock to move on")
             a.start()
             a.wait_signed_on()
             a.join(ROOM, "alice")
-            for t in texts:
-                a.wait_chat(ends(t), who="bob", conv=ROOM)
+            a.wait_chat(ends(texts[-1]), who="bob", conv=ROOM, timeout=30)
             a.ping()
-            got = [o for o in a.chats(conv=ROOM) if "while purple was away" in o["text"]]
+            got = [o for o in a.chats(conv=ROOM) if "while alice was away" in o["text"]]
             assert [o["text"] for o in got] == [f"[unverified] {t}" for t in texts], got
             for o in got:
                 assert o["mtime"] <= sent_at + 1, f"not the original time: {o}"
+                assert "delayed" in o["flags"], o
             # what the window showed before the restart is not shown again
-            again = [o for o in a.chats(conv=ROOM) if "hello" in o["text"]]
+            again = [o for o in a.chats(conv=ROOM) if "hello from" in o["text"]]
             assert again == [], again
             a.wait_chat("OMEMO: this room is encrypted.", flags=("system",), conv=ROOM)
+            m = b.mark()
+            a.chatsend(ROOM, "back again")
+            b.wait_chat("[unverified] back again", who="alice", conv=ROOM, start=m)
 
 
 @test
@@ -169,44 +161,43 @@ def mend_on_is_refused_in_an_open_room_with_the_reason():
 @test
 def a_message_a_member_cannot_read_is_held_then_released_or_dropped():
     with server() as srv, tempfile.TemporaryDirectory() as root:
-        make_room(srv, ROOM, owner="bob", members=("alice", "carol"))  # carol: no OMEMO
-        bob = bob_in_room(srv, root)
-        with with_mend(srv) as a:
-            a.wait_signed_on()
+        make_room(srv, ROOM, owner="bob", members=("alice", "dave"))  # dave: no OMEMO
+        with with_mend(srv, "alice") as a, with_mend(srv, "bob") as b:
+            for p in (a, b):
+                p.wait_signed_on()
             wait_published(srv, root, "alice")
+            wait_published(srv, root, "bob")
             a.join(ROOM, "alice")
+            b.join(ROOM, "bob")
             encrypt_room(a)
-            with bob.listen() as bl:
-                wait_listening(bl)
-                m = a.mark()
-                a.chatsend(ROOM, "held-secret")
-                held = a.wait_chat(lambda o: "NOT sent yet" in o["text"], flags=("error",),
-                                   conv=ROOM, start=m)
-                assert "carol@localhost" in held["text"] and "/mend release" in held["text"], held
-                a.chatcmd(ROOM, "/mend members")
-                a.wait_chat(lambda o: o["text"].startswith("carol@localhost") and
-                            "0 of 0" in o["text"], conv=ROOM, start=m)
-                assert not stored_on_server(srv, "held-secret"), "held, yet it left"
-                a.chatcmd(ROOM, "/mend release")
-                room_message(bl, "held-secret")
-                a.wait_chat("held-secret", flags=("send",), conv=ROOM, start=m)
-                assert not stored_on_server(srv, "held-secret"), "plaintext left"
-                m = a.mark()
-                a.chatsend(ROOM, "dropped-secret")
-                a.wait_chat(lambda o: "NOT sent yet" in o["text"], conv=ROOM, start=m)
-                a.chatcmd(ROOM, "/mend drop")
-                a.wait_chat(lambda o: "dropped-secret" in o["text"] and "error" in o["flags"]
-                            and "NOT sent yet" not in o["text"], conv=ROOM, start=m)
-                bob.send(ROOM, "after the drop")
-                room_message(bl, "after the drop")
-                a.wait_chat(ends("after the drop"), who="bob", conv=ROOM, start=m)
-                a.ping()
-                assert not room_message_seen(bl, "dropped-secret"), "a dropped message left"
-                assert not stored_on_server(srv, "dropped-secret"), "plaintext left"
+            m = a.mark()
+            a.chatsend(ROOM, "held-secret")
+            held = a.wait_chat(lambda o: "NOT sent yet" in o["text"], flags=("error",),
+                               conv=ROOM, start=m)
+            assert "dave@localhost" in held["text"] and "/mend release" in held["text"], held
+            a.chatcmd(ROOM, "/mend members")
+            a.wait_chat(lambda o: o["text"].startswith("dave@localhost") and
+                        "cannot read" in o["text"], conv=ROOM, start=m)
+            a.ping()
+            assert not stored_on_server(srv, "held-secret"), "held, yet it left"
+            assert not b.find(lambda o: "held-secret" in o.get("text", "")), "held, yet it left"
+            a.chatcmd(ROOM, "/mend release")
+            b.wait_chat("[unverified] held-secret", who="alice", conv=ROOM)
+            a.wait_chat("held-secret", flags=("send",), conv=ROOM, start=m)
+            assert not stored_on_server(srv, "held-secret"), "plaintext left"
+            m = a.mark()
+            a.chatsend(ROOM, "dropped-secret")
+            a.wait_chat(lambda o: "NOT sent yet" in o["text"], conv=ROOM, start=m)
+            a.chatcmd(ROOM, "/mend drop")
+            a.wait_chat(lambda o: "dropped-secret" in o["text"] and "error" in o["flags"]
+                        and "NOT sent yet" not in o["text"], conv=ROOM, start=m)
+            # bob's side of the room is not encrypted: his plaintext is marked so
+            b.chatsend(ROOM, "after the drop")
+            a.wait_chat("[UNENCRYPTED] after the drop", who="bob", conv=ROOM, start=m)
+            b.ping()
+            assert not b.find(lambda o: "dropped-secret" in o.get("text", "")), "dropped, yet it left"
+            assert not stored_on_server(srv, "dropped-secret"), "plaintext left"
 
-
-def room_message_seen(proc, body):
-    return any(o.get("type") == "message" and o.get("body") == body for o in proc.lines)
 
 
 if __name__ == "__main__":
