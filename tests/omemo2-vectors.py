@@ -12,12 +12,21 @@ implementation we did not write.
                                   plaintext as base64, exits 1 when twomemo refuses it
   omemo2-vectors.py encrypt PLAINTEXT_B64
                                   twomemo encrypts; prints KEYMAT_HEX CIPHERTEXT_B64
+  omemo2-vectors.py kex-to-bob STATE_JSON FROM_JID FROM_DEVICE KEX_B64
+                                  the fixture device bob (its state in STATE_JSON) takes
+                                  an OMEMOKeyExchange mend made; prints the key material
+                                  as hex, exits 1 when twomemo refuses it
+  omemo2-vectors.py kex-from-alice BUNDLE_XML TO_JID TO_DEVICE KEYMAT_HEX
+                                  a new twomemo device builds a session from mend's
+                                  bundle and encrypts KEYMAT; prints the OMEMOKeyExchange
+                                  (base64) and its identity key (hex)
 
 Exits 77 (automake: skip) when python3-twomemo is not installed.
 Run it with Debian's interpreter (/usr/bin/python3), where the packages are.
 """
 import asyncio
 import base64
+import json
 import os
 import sys
 import xml.etree.ElementTree as ET
@@ -27,7 +36,8 @@ try:
     from omemo.storage import Just, Nothing, Storage
     import twomemo
     import twomemo.etree
-    from twomemo.twomemo import ContentImpl, PlainKeyMaterialImpl, Twomemo
+    from twomemo.twomemo import (ContentImpl, EncryptedKeyMaterialImpl, KeyExchangeImpl,
+                                 PlainKeyMaterialImpl, Twomemo)
 except ImportError as e:  # pragma: no cover - depends on the machine
     print(f"python3-twomemo is not usable: {e}", file=sys.stderr)
     sys.exit(77)
@@ -41,9 +51,9 @@ BOB_DEVICE = 2222
 
 
 class MemoryStorage(Storage):
-    def __init__(self):
+    def __init__(self, data=None):
         super().__init__()
-        self.data = {}
+        self.data = dict(data or {})
 
     async def _load(self, key):
         return Just(self.data[key]) if key in self.data else Nothing()
@@ -91,11 +101,30 @@ def envelope(body, frm, to, stamp, rpad, default_ns):
     return ET.tostring(env, encoding="unicode").encode("utf-8")
 
 
-async def device(bare_jid, device_id):
-    backend = Twomemo(MemoryStorage())
+async def device(bare_jid, device_id, storage=None):
+    backend = Twomemo(storage or MemoryStorage())
     await backend.generate_pre_keys(25)  # XEP-0384 §4.2: at least 25
     bundle = await backend.get_bundle(bare_jid, device_id)
     return backend, bundle
+
+
+async def kex_to_bob(state_path, from_jid, from_device, kex_b64):
+    """Bob (the fixture's twomemo device) builds the session passively (§5.6)."""
+    with open(state_path) as f:
+        bob = Twomemo(MemoryStorage(json.load(f)))
+    kex, auth = KeyExchangeImpl.parse(base64.b64decode(kex_b64))
+    ekm = EncryptedKeyMaterialImpl.parse(auth, from_jid, from_device)
+    _session, keymat = await bob.build_session_passive(from_jid, from_device, kex, ekm)
+    return keymat.key + keymat.auth_tag
+
+
+async def kex_from_alice(bundle_path, to_jid, to_device, keymat):
+    """A new twomemo device builds a session from mend's bundle (§5.4) and encrypts."""
+    bundle = twomemo.etree.parse_bundle(ET.parse(bundle_path).getroot(), to_jid, to_device)
+    alice, _ = await device(ALICE, ALICE_DEVICE)
+    session, ekm = await alice.build_session_active(
+        to_jid, to_device, bundle, PlainKeyMaterialImpl(keymat[:32], keymat[32:]))
+    return session.key_exchange.serialize(ekm.serialize()), session.key_exchange.identity_key
 
 
 async def message(sender, receiver_bundle, plaintext):
@@ -136,7 +165,12 @@ async def make(outdir):
         f.write("\n".join(vectors) + "\n")
 
     alice, _ = await device(ALICE, ALICE_DEVICE)
-    _bob, bob_bundle = await device(BOB, BOB_DEVICE)
+    bob_storage = MemoryStorage()
+    _bob, bob_bundle = await device(BOB, BOB_DEVICE, bob_storage)
+    # bob's private state (test keys only), for kex-to-bob
+    with open(os.path.join(outdir, "twomemo-bob-state.json"), "w") as f:
+        json.dump(bob_storage.data, f, indent=0, sort_keys=True)
+        f.write("\n")
     write(os.path.join(outdir, "twomemo-bundle.xml"), twomemo.etree.serialize_bundle(bob_bundle))
     write(os.path.join(outdir, "twomemo-devices.xml"), twomemo.etree.serialize_device_list(
         {ALICE_DEVICE: "python-twomemo", 31415: None, 27183: "Ünïcode label"}))
@@ -155,6 +189,18 @@ def main(argv):
             print(f"twomemo refused: {type(e).__name__}: {e}", file=sys.stderr)
             return 1
         print(base64.b64encode(plain).decode())
+        return 0
+    if len(argv) == 6 and argv[1] == "kex-to-bob":
+        try:
+            keymat = run(kex_to_bob(argv[2], argv[3], int(argv[4]), argv[5]))
+        except Exception as e:  # noqa: BLE001 - twomemo refused it: say why, exit 1
+            print(f"twomemo refused: {type(e).__name__}: {e!r}", file=sys.stderr)
+            return 1
+        print(keymat.hex())
+        return 0
+    if len(argv) == 6 and argv[1] == "kex-from-alice":
+        kex, ik = run(kex_from_alice(argv[2], argv[3], int(argv[4]), bytes.fromhex(argv[5])))
+        print(base64.b64encode(kex).decode(), ik.hex())
         return 0
     if len(argv) == 3 and argv[1] == "encrypt":
         keymat, ct = run(encrypt(base64.b64decode(argv[2])))
