@@ -20,6 +20,7 @@
 #include <glib/gstdio.h>
 #include <strophe.h>
 #include "mend/mend.h"
+#include "internal.h" /* mend_account_set_clock */
 #include "tap.h"
 
 #define ALICE       "alice@x"
@@ -742,6 +743,315 @@ static void test_receive(mend_account *a)
 	g_free(wire);
 }
 
+/* --- 5. the room archive: catch-up, restart, forged results, prekeys kept, history ---------- */
+
+/* The MAM query sent to the room since `mark`: its index, *qid its queryid (g_free). */
+static int room_query(guint mark, char **qid)
+{
+	*qid = NULL;
+	for (guint i = mark; i < sent->len; i++) {
+		xmpp_stanza_t *st = xmpp_stanza_new_from_string(xctx, sent->pdata[i]);
+		xmpp_stanza_t *q = st ? find(st, "query", NS_MAM) : NULL;
+		int ok = q && str_is(xmpp_stanza_get_to(st), ROOM);
+
+		if (ok)
+			*qid = g_strdup(xmpp_stanza_get_attribute(q, "queryid"));
+		if (st)
+			xmpp_stanza_release(st);
+		if (ok)
+			return (int)i;
+	}
+	return -1;
+}
+
+/* The text of element `name` in sent stanza `i` (g_free), or NULL. */
+static char *sent_text(int i, const char *name)
+{
+	xmpp_stanza_t *st = i >= 0 ? xmpp_stanza_new_from_string(xctx, sent->pdata[i]) : NULL;
+	xmpp_stanza_t *e = st ? find(st, name, NULL) : NULL;
+	char *t = e ? xmpp_stanza_get_text(e) : NULL, *out = g_strdup(t);
+
+	if (t)
+		xmpp_free(xctx, t);
+	if (st)
+		xmpp_stanza_release(st);
+	return out;
+}
+
+/*
+ * A result of the room's archive (from `from`; XEP-0313 §4.2) for query `qid`: `inner` as
+ * the room kept it, from room/nick, with the muc#user item of the sender's real JID that
+ * Prosody's mod_muc_mam adds in non-anonymous rooms (real NULL: none). g_free.
+ */
+static char *archived(const char *from, const char *qid, const char *id, const char *stamp,
+                      const char *nick, const char *inner, const char *real)
+{
+	char *msg = from_room(inner, nick, NULL, NULL), *x = NULL, *out, *end;
+
+	if (real) {
+		end = strstr(msg, "</message>");
+		x = g_strdup_printf("%.*s<x xmlns='" NS_MUC_USER "'><item affiliation='member' "
+		                    "jid='%s'/></x></message>",
+		                    (int)(end - msg), msg, real);
+	}
+	out = g_strdup_printf("<message from='%s' to='" ALICE_FULL "'><result xmlns='" NS_MAM
+	                      "' queryid='%s' id='%s'><forwarded xmlns='urn:xmpp:forward:0'>"
+	                      "<delay xmlns='urn:xmpp:delay' stamp='%s'/>%s</forwarded></result>"
+	                      "</message>",
+	                      from, qid, id, stamp, x ? x : msg);
+	g_free(msg);
+	g_free(x);
+	return out;
+}
+
+static int fin(mend_account *a, int q, const char *last)
+{
+	xmpp_stanza_t *st = xmpp_stanza_new_from_string(xctx, sent->pdata[q]);
+	char *p = g_strdup_printf("<fin xmlns='" NS_MAM "' complete='true'><set xmlns='http://"
+	                          "jabber.org/protocol/rsm'><last>%s</last></set></fin>",
+	                          last);
+	int r = answer(a, st, ROOM, "result", p);
+
+	g_free(p);
+	xmpp_stanza_release(st);
+	return r;
+}
+
+/* Alice's bundle offering only its first one-time prekey: whoever uses it takes that one. */
+static char *one_prekey_bundle(mend_account *a)
+{
+	GRegex *re = g_regex_new("<preKeyPublic[^>]*>[^<]*</preKeyPublic>", 0, 0, NULL);
+	GMatchInfo *mi = NULL;
+	char *bundle = NULL, *first = NULL, *out, *rest;
+
+	mend_account_bundle_xml(a, &bundle);
+	if (g_regex_match(re, bundle, 0, &mi))
+		first = g_match_info_fetch(mi, 0);
+	g_match_info_free(mi);
+	rest = g_regex_replace_literal(re, bundle, -1, 0, "", 0, NULL);
+	out = first ? g_strconcat("", rest, NULL) : NULL;
+	if (out) { /* put the one prekey back where the list was */
+		char *at = strstr(out, "<prekeys>"), *fixed;
+
+		if (!at)
+			TAP_BAIL("no <prekeys> in alice's bundle");
+		at += strlen("<prekeys>");
+		fixed = g_strdup_printf("%.*s%s%s", (int)(at - out), out, first, at);
+		g_free(out);
+		out = fixed;
+	}
+	g_free(rest);
+	g_free(first);
+	mend_free(bundle);
+	g_regex_unref(re);
+	return out;
+}
+
+/* `jid`'s first message to alice's device, built on `bundle` (a prekey message). g_free. */
+static char *first_message(mend_account *s, const char *bundle, const char *body)
+{
+	char *list = g_strdup_printf("<list xmlns='" NS_LEGACY "'><device id='%u'/></list>", aid);
+	char *st = NULL, *out;
+
+	mend_account_devicelist_update(s, ALICE, list);
+	g_free(list);
+	if (mend_account_bundle_process(s, ALICE, aid, bundle) < 0 ||
+	    mend_account_encrypt(s, ALICE, body, NULL, &st) < 0)
+		TAP_BAIL("cannot encrypt to alice");
+	out = g_strdup(st);
+	mend_free(st);
+	return out;
+}
+
+/* How many MESSAGE events since `mark` had `body`. */
+static int count_bodies(guint mark, const char *body)
+{
+	int n = 0;
+
+	for (guint i = mark; i < events->len; i++) {
+		const rec *r = g_ptr_array_index(events, i);
+
+		n += r->kind == MEND_EVENT_MESSAGE && str_is(r->body, body);
+	}
+	return n;
+}
+
+/*
+ * The first catch-up of the room: the latest page; a result from someone else is forged;
+ * erin and fay both built their first message on the same one-time prekey of alice's
+ * (XEP-0384 §5): during the room's catch-up it is kept, so both decrypt.
+ */
+static void test_first_catchup(mend_account *a, const char *root)
+{
+	static const mend_host_ops quiet = {0};
+	mend_account *e = open_dir(root, "erin", "erin@x", &quiet);
+	mend_account *f = open_dir(root, "fay", "fay@x", &quiet);
+	char *bundle = one_prekey_bundle(a), *me = first_message(e, bundle, "erin was here");
+	char *mf = first_message(f, bundle, "fay too"), *qid = NULL;
+	guint ev0 = events->len, mark = sent->len;
+	const rec *ev;
+	int q;
+
+	mam_manual = 1;
+	TAP_EQ(mend_account_room_join(a, ROOM, "alice", MEND_ROOM_CATCHUP), 0,
+	       "join again, catching up");
+	q = room_query(mark, &qid);
+	TAP_OK(q >= 0 && qid, "the room's archive is asked (XEP-0313 on the room JID)");
+	if (!qid)
+		TAP_BAIL("no room archive query");
+	TAP_OK(strstr(sent->pdata[q], "<before/>") && !strstr(sent->pdata[q], "<after"),
+	       "the first time: the latest page (RSM <before/>)");
+	TAP_EQ(handle(a, archived("mallory@evil", qid, "m-0", "2021-01-01T00:00:00Z", "bob", me,
+	                          "erin@x")),
+	       MEND_ERR_FORGED, "a result for our query from someone else is rejected as forged");
+	TAP_EQ(handle(a, archived(ROOM, qid, "m-1", "2021-01-01T00:00:01Z", "erin", me, "erin@x")),
+	       1, "erin's message from the room archive");
+	TAP_EQ(handle(a, archived(ROOM, qid, "m-2", "2021-01-01T00:00:02Z", "fay", mf, "fay@x")), 1,
+	       "fay's, on the same one-time prekey");
+	TAP_EQ(count_events(ev0, MEND_EVENT_CATCHUP_DONE), 0, "not done before the fin");
+	serve(a);
+	TAP_EQ(fin(a, q, "m-2"), 1, "fin");
+	TAP_EQ(count_bodies(ev0, "erin was here"), 1, "erin's message decrypted");
+	TAP_EQ(count_bodies(ev0, "fay too"), 1, "and fay's: the prekey was kept during catch-up");
+	TAP_EQ(count_bodies(ev0, "erin was here") + count_bodies(ev0, "fay too"),
+	       count_events(ev0, MEND_EVENT_MESSAGE), "nothing else (the forged one is not shown)");
+	ev = event_of(ev0, MEND_EVENT_MESSAGE);
+	TAP_OK(ev && str_is(ev->from, "erin@x") && str_is(ev->room, ROOM) && ev->archived &&
+	           str_is(ev->timestamp, "2021-01-01T00:00:01Z"),
+	       "from erin's real JID (the archive's item), archived, at its original time");
+	ev = event_of(ev0, MEND_EVENT_CATCHUP_DONE);
+	TAP_OK(ev && str_is(ev->room, ROOM), "CATCHUP_DONE for the room");
+	g_free(qid);
+	g_free(bundle);
+	g_free(me);
+	g_free(mf);
+	mend_account_free(e);
+	mend_account_free(f);
+}
+
+/*
+ * Alice restarts; meanwhile bob wrote twice. The catch-up asks from where it left (after
+ * m-2) and shows what is new once, in order, at its time; what was seen is not shown again,
+ * nor is our own earlier message; then the room's history shows them all, ours from the
+ * sealed history.
+ */
+static mend_account *test_restart(mend_account *a, const char *root)
+{
+	char *w1 = bob_writes("while you were away"), *w2 = bob_writes("and again");
+	char *qid = NULL, *after, *ours = g_strdup(sent->pdata[groupchat_to(0, ROOM)]);
+	guint ev0, mark;
+	int q, i;
+
+	mend_account_free(a);
+	a = open_dir(root, "alice", ALICE, &alice_ops);
+	connect_ready(a);
+	ev0 = events->len;
+	mark = sent->len;
+	TAP_EQ(mend_account_room_join(a, ROOM, "alice", MEND_ROOM_CATCHUP | MEND_ROOM_PRESENCE), 0,
+	       "after a restart, join again");
+	TAP_OK(sent_anywhere(mark, "maxstanzas"), "no history replay asked: the archive has it");
+	q = room_query(mark, &qid);
+	after = sent_text(q, "after");
+	TAP_OK(str_is(after, "m-2"), "the room archive is asked after m-2, where we left");
+	if (!qid)
+		TAP_BAIL("no room archive query after restart");
+	handle(a, archived(ROOM, qid, "m-2", "2021-01-01T00:00:02Z", "fay", "<message/>", NULL));
+	handle(a, archived(ROOM, qid, "m-3", "2021-01-02T00:00:00Z", "alice", ours, ALICE));
+	handle(a, archived(ROOM, qid, "m-4", "2021-01-02T00:00:01Z", "bob", w1, BOB));
+	handle(a, archived(ROOM, qid, "m-5", "2021-01-02T00:00:02Z", "bob", w2, BOB));
+	serve(a);
+	fin(a, q, "m-5");
+	TAP_EQ(count_events(ev0, MEND_EVENT_MESSAGE), 2, "two messages, each once");
+	for (i = 0; i < 2; i++) {
+		const rec *r = NULL;
+		int k = 0;
+
+		for (guint j = ev0; j < events->len; j++)
+			if (((rec *)events->pdata[j])->kind == MEND_EVENT_MESSAGE && k++ == i)
+				r = events->pdata[j];
+		TAP_OK(
+		    r && str_is(r->body, i ? "and again" : "while you were away") &&
+		        str_is(r->timestamp, i ? "2021-01-02T00:00:02Z" : "2021-01-02T00:00:01Z") &&
+		        str_is(r->from, BOB),
+		    "message %d: bob's, in order, at its original time", i + 1);
+	}
+	TAP_EQ(count_events(ev0, MEND_EVENT_UNDECRYPTABLE), 0, "nothing undecryptable");
+	/* the history of the room */
+	ev0 = events->len;
+	mark = sent->len;
+	g_free(qid);
+	TAP_EQ(mend_account_history(a, ROOM, NULL), 0, "the room's history");
+	q = room_query(mark, &qid);
+	TAP_OK(q >= 0 && qid, "asks the room's archive");
+	if (!qid)
+		TAP_BAIL("no history query");
+	handle(a, archived(ROOM, qid, "m-3", "2021-01-02T00:00:00Z", "alice", ours, ALICE));
+	handle(a, archived(ROOM, qid, "m-4", "2021-01-02T00:00:01Z", "bob", w1, BOB));
+	fin(a, q, "m-4");
+	TAP_OK(count_bodies(ev0, "hello club") == 1 &&
+	           count_bodies(ev0, "while you were away") == 1,
+	       "our own message (from the sealed history) and bob's (seen before: from local "
+	       "history)");
+	TAP_OK(event_of(ev0, MEND_EVENT_MESSAGE) && event_of(ev0, MEND_EVENT_MESSAGE)->outgoing,
+	       "ours shows as ours");
+	TAP_OK(event_of(ev0, MEND_EVENT_HISTORY_DONE) &&
+	           str_is(event_of(ev0, MEND_EVENT_HISTORY_DONE)->room, ROOM),
+	       "HISTORY_DONE for the room");
+	g_free(after);
+	g_free(qid);
+	g_free(w1);
+	g_free(w2);
+	g_free(ours);
+	mam_manual = 0;
+	return a;
+}
+
+static int64_t test_clock(void *data)
+{
+	return *(const int64_t *)data;
+}
+
+/* An archive error pauses the room's catch-up (position kept) and asks again 10 s later. */
+static void test_archive_error(mend_account *a)
+{
+	int64_t now = g_get_real_time() / G_USEC_PER_SEC;
+	guint ev0 = events->len, mark = sent->len;
+	char *qid = NULL, *after;
+	xmpp_stanza_t *st;
+	int q;
+
+	mam_manual = 1;
+	mend_account_set_clock(a, test_clock, &now);
+	mend_account_room_join(a, ROOM, "alice", MEND_ROOM_CATCHUP);
+	q = room_query(mark, &qid);
+	st = q >= 0 ? xmpp_stanza_new_from_string(xctx, sent->pdata[q]) : NULL;
+	if (!st)
+		TAP_BAIL("no room archive query");
+	mark = sent->len;
+	TAP_EQ(answer_error(a, st, ROOM, "internal-server-error"), 1, "the room archive fails");
+	xmpp_stanza_release(st);
+	TAP_EQ(count_events(ev0, MEND_EVENT_CATCHUP_DONE), 0, "the catch-up has not ended");
+	TAP_OK(event_of(ev0, MEND_EVENT_NOTICE) &&
+	           strstr(event_of(ev0, MEND_EVENT_NOTICE)->text, "10 seconds"),
+	       "the user is told when it is asked again");
+	g_clear_pointer(&qid, g_free);
+	now += 9;
+	mend_account_tick(a);
+	TAP_EQ(room_query(mark, &qid), -1, "not before its time");
+	now += 1;
+	mend_account_tick(a);
+	q = room_query(mark, &qid);
+	after = sent_text(q, "after");
+	TAP_OK(q >= 0 && str_is(after, "m-5"), "10 seconds later, from the kept position");
+	if (q >= 0)
+		fin(a, q, "m-5");
+	TAP_EQ(count_events(ev0, MEND_EVENT_CATCHUP_DONE), 1, "then it ends");
+	mend_account_set_clock(a, NULL, NULL);
+	mam_manual = 0;
+	g_free(after);
+	g_free(qid);
+}
+
 static void rm_rf(const char *path)
 {
 	GDir *dir = g_dir_open(path, 0, NULL);
@@ -785,6 +1095,9 @@ int main(void)
 	test_members(a);
 	test_send(a);
 	test_receive(a);
+	test_first_catchup(a, root);
+	a = test_restart(a, root);
+	test_archive_error(a);
 	mend_account_free(a);
 	for (size_t i = 0; i < G_N_ELEMENTS(world); i++)
 		mend_account_free(world[i].acc);

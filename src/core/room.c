@@ -526,7 +526,8 @@ static void ask_lists(mend_account *acc, mend_room *room)
 
 /* --- joining and leaving -------------------------------------------------------------- */
 
-static void send_presence(mend_account *acc, mend_room *room, const char *type)
+/* type NULL: the join presence; no_history: the room's replay is not wanted (§7.2.15). */
+static void send_presence(mend_account *acc, mend_room *room, const char *type, int no_history)
 {
 	xmpp_stanza_t *p = el(acc, "presence", NULL);
 	char *to = g_strdup_printf("%s/%s", room->jid, room->nick);
@@ -535,7 +536,9 @@ static void send_presence(mend_account *acc, mend_room *room, const char *type)
 	xmpp_stanza_set_to(p, to);
 	if (type)
 		xmpp_stanza_set_type(p, type);
-	else /* XEP-0045 §7.2.1; history comes from the archive (§7.2.15: none) */
+	else if (!no_history) /* XEP-0045 §7.2.1 */
+		add(p, el(acc, "x", NS_MUC));
+	else /* the archive catch-up brings it: no replay (§7.2.15) */
 		xmpp_stanza_set_attribute(
 		    add(add(p, el(acc, "x", NS_MUC)), el(acc, "history", NULL)), "maxstanzas", "0");
 	text = mend_stanza_text(p);
@@ -566,7 +569,7 @@ int mend_account_room_join(mend_account *acc, const char *room_jid, const char *
 	if (!mend_engine_connected(acc))
 		return MEND_OK; /* remembered; asked once connected and joined again */
 	if (flags & MEND_ROOM_PRESENCE)
-		send_presence(acc, room, NULL);
+		send_presence(acc, room, NULL, flags & MEND_ROOM_CATCHUP);
 	room->status = MEND_ERR_NOT_FOUND; /* asked again on every join */
 	mend_room_ask_status(acc, room);
 	if (!room->lists_out)
@@ -588,7 +591,8 @@ int mend_account_room_leave(mend_account *acc, const char *room_jid, unsigned fl
 	}
 	room = mend_room_get(acc, k);
 	if (room && room->nick && (flags & MEND_ROOM_PRESENCE) && mend_engine_connected(acc))
-		send_presence(acc, room, "unavailable");
+		send_presence(acc, room, "unavailable", 0);
+	mend_room_drop_pending(acc, k);
 	r = mend_store_room_delete(acc->store, k);
 	if (room) {
 		mend_room_mam_free(acc, room);

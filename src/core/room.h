@@ -68,6 +68,8 @@ void mend_room_catchup_start(mend_account *acc, mend_room *room);
 void mend_room_poll(mend_account *acc);
 /* mend_account_history() for a remembered room. */
 int mend_room_history(mend_account *acc, const char *room, const char *since);
+/* SEND_FAILED for every message still queued for the room (we left it). */
+void mend_room_drop_pending(mend_account *acc, const char *room_jid);
 /* Frees a room's archive query (the stream went down, or the room is forgotten). */
 void mend_room_mam_free(mend_account *acc, mend_room *room);
 

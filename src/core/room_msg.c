@@ -329,6 +329,22 @@ int mend_room_pump(mend_account *acc, const char *jid)
 	return 1;
 }
 
+void mend_room_drop_pending(mend_account *acc, const char *room_jid)
+{
+	GArray *list = g_array_new(FALSE, TRUE, sizeof(mend_pending));
+	char *text =
+	    g_strdup_printf(_("The message to %s was not sent: you left the room."), room_jid);
+	guint i;
+
+	mend_store_pending_list(acc->store, room_jid, list);
+	for (i = 0; i < list->len; i++)
+		if (g_array_index(list, mend_pending, i).flags & MEND_PENDING_ROOM)
+			room_failed(acc, &g_array_index(list, mend_pending, i), MEND_ERR_NOT_FOUND,
+			            text);
+	pending_list_free(list);
+	g_free(text);
+}
+
 /* The room for sending: known, and not refused (status errors come back at once). */
 static int room_for_send(mend_account *acc, const char *room_jid, const char *body, mend_room **out)
 {
@@ -840,7 +856,10 @@ static void room_pause(mend_account *acc, mend_room *room)
 {
 	room_mam *q = room->mam;
 	int64_t delay = MAM_RETRY_FIRST;
+	mend_event ev = {
+	    .kind = MEND_EVENT_NOTICE, .peer = room->jid, .room = room->jid, .trust = -1};
 	unsigned i;
+	char *text;
 
 	for (i = 0; i < q->failures && delay < MAM_RETRY_MAX; i++)
 		delay *= 2;
@@ -850,6 +869,13 @@ static void room_pause(mend_account *acc, mend_room *room)
 	mend_log(acc, MEND_LOG_WARNING,
 	         "room %s archive error; catch-up paused, retry in %" G_GINT64_FORMAT " s",
 	         room->jid, delay);
+	text =
+	    g_strdup_printf(_("The archive of %s answered with an error; catching up again in %d "
+	                      "seconds. Its messages may be missing until then."),
+	                    room->jid, (int)delay);
+	ev.text = text;
+	emit(acc, &ev);
+	g_free(text);
 }
 
 typedef struct mam_ask {
