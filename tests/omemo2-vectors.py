@@ -16,6 +16,15 @@ implementation we did not write.
                                   the fixture device bob (its state in STATE_JSON) takes
                                   an OMEMOKeyExchange mend made; prints the key material
                                   as hex, exits 1 when twomemo refuses it
+  omemo2-vectors.py message-to-bob STATE_JSON ENCRYPTED_XML
+                                  the fixture device bob reads a whole <encrypted/> mend
+                                  wrote from alice@example.org/1111 (twomemo.etree), takes
+                                  its key and decrypts the payload; prints the envelope as
+                                  base64, exits 1 when twomemo refuses it
+  omemo2-vectors.py message-from-alice BUNDLE_XML TO_JID TO_DEVICE BODY
+                                  a new twomemo device alice@example.org/1111 writes a whole
+                                  <encrypted/> with an SCE envelope (ElementTree) holding
+                                  BODY to mend's bundle; prints it on one line
   omemo2-vectors.py kex-from-alice BUNDLE_XML TO_JID TO_DEVICE KEYMAT_HEX
                                   a new twomemo device builds a session from mend's
                                   bundle and encrypts KEYMAT; prints the OMEMOKeyExchange
@@ -137,6 +146,29 @@ async def message(sender, receiver_bundle, plaintext):
     return twomemo.etree.serialize_message(msg)
 
 
+async def message_to_bob(state_path, xml_path):
+    with open(state_path) as f:
+        bob = Twomemo(MemoryStorage(json.load(f)))
+    msg = twomemo.etree.parse_message(ET.parse(xml_path).getroot(), ALICE)
+    ekm, kex = next((k, x) for k, x in msg.keys
+                    if k.bare_jid == BOB and k.device_id == BOB_DEVICE)
+    if kex is None:
+        raise ValueError("no key exchange for bob: the fixture device has no session")
+    _session, keymat = await bob.build_session_passive(msg.bare_jid, msg.device_id, kex, ekm)
+    return await bob.decrypt_plaintext(msg.content, keymat)
+
+
+async def message_from_alice(bundle_path, to_jid, to_device, body):
+    bundle = twomemo.etree.parse_bundle(ET.parse(bundle_path).getroot(), to_jid, to_device)
+    alice, _ = await device(ALICE, ALICE_DEVICE)
+    env = envelope(body, ALICE, to_jid, "2026-12-06T11:00:00Z", "rpad-from-twomemo", False)
+    content, keymat = await alice.encrypt_plaintext(env)
+    session, ekm = await alice.build_session_active(to_jid, to_device, bundle, keymat)
+    msg = omemo.Message(twomemo.twomemo.NAMESPACE, ALICE, ALICE_DEVICE, content,
+                        frozenset([(ekm, session.key_exchange)]))
+    return ET.tostring(twomemo.etree.serialize_message(msg), encoding="unicode")
+
+
 def write(path, element_or_text):
     text = element_or_text
     if not isinstance(text, str):
@@ -197,6 +229,17 @@ def main(argv):
             print(f"twomemo refused: {type(e).__name__}: {e!r}", file=sys.stderr)
             return 1
         print(keymat.hex())
+        return 0
+    if len(argv) == 4 and argv[1] == "message-to-bob":
+        try:
+            env = run(message_to_bob(argv[2], argv[3]))
+        except Exception as e:  # noqa: BLE001 - twomemo refused it: say why, exit 1
+            print(f"twomemo refused: {type(e).__name__}: {e!r}", file=sys.stderr)
+            return 1
+        print(base64.b64encode(env).decode())
+        return 0
+    if len(argv) == 6 and argv[1] == "message-from-alice":
+        print(run(message_from_alice(argv[2], argv[3], int(argv[4]), argv[5])))
         return 0
     if len(argv) == 6 and argv[1] == "kex-from-alice":
         kex, ik = run(kex_from_alice(argv[2], argv[3], int(argv[4]), bytes.fromhex(argv[5])))
