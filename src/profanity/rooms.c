@@ -619,15 +619,17 @@ static enum mend_prof_room_rx on_message(mend_prof_rooms *r, const char *room, c
 static void on_send_result(mend_prof_rooms *r, const char *room, const mend_event *ev)
 {
 	struct waiting *w = ev->id ? g_hash_table_lookup(r->waiting, ev->id) : NULL;
+	/* a message queued in an earlier session is known by the event's body alone */
+	const char *body = w ? w->body : ev->body;
 	char *line;
 
 	if (ev->kind == MEND_EVENT_SEND_FAILED) {
 		if (ev->text)
 			show_room(r, room, MARK_NOTICE, ev->text);
-		if (w)
-			show_roomf(r, room, _("NOT sent: %s"), w->body);
-	} else if (w) {
-		line = g_strdup_printf("%s: %s", my_nick(r, room), w->body);
+		if (body)
+			show_roomf(r, room, _("NOT sent: %s"), body);
+	} else if (body && !(ev->id && g_hash_table_contains(r->shown, ev->id))) {
+		line = g_strdup_printf("%s: %s", my_nick(r, room), body);
 		show_room(r, room, MARK_OURS, line);
 		remember_shown(r, ev->id, NULL);
 		g_free(line);
