@@ -686,6 +686,11 @@ static int on_presence_receive(const char *text)
 
 	if (M.acc)
 		mend_account_handle_stanza(M.acc, text);
+	else if (has_child_ns(st, "http://jabber.org/protocol/muc#user") && M.held &&
+	         M.held->len < HELD_MAX)
+		/* a room's occupants (their real JIDs) before the store is open: after a
+		 * reconnect Profanity rejoins its rooms before mend's on_connect */
+		g_ptr_array_add(M.held, g_strdup(text));
 	mend_prof_rooms_presence_in(M.rooms, st);
 	history_flush();
 	if (st)

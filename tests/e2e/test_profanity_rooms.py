@@ -321,5 +321,37 @@ def a_room_joined_before_mend_was_loaded_is_encrypted():
             wait_room_line(a, "to-the-late-loader", sender="bob", mark="~")
 
 
+@test
+def after_a_lost_connection_the_room_is_joined_again_and_caught_up():
+    with muc_server() as srv:
+        make_room(srv)
+        with with_mend(srv, "alice", prefs={"connection": {"reconnect": "2"}}) as a, \
+                with_mend(srv, "bob") as b:
+            enter(a)
+            enter(b)
+            say(b, "before-the-reconnect")
+            wait_room_line(a, "before-the-reconnect", sender="bob")
+            # another login with alice's resource: the server ends her session (a stream
+            # conflict, RFC 6120 §4.9.3.3), Profanity calls it a lost connection, keeps its
+            # rooms and joins them again when it reconnects
+            mark = a.log_mark()
+            with xmpp_session("127.0.0.1", srv.port, "alice@localhost", "pw", resource="prof"):
+                a.wait_log("Lost connection", 10, "alice's Profanity to lose its connection",
+                           start=mark)
+                say(b, "while-alice-was-away")
+                wait_room_line(b, "while-alice-was-away", sender="bob")
+            a.wait_log(re.compile(r"Sending room join presence to: " + re.escape(ROOM)), 30,
+                       "alice's Profanity to join the room again", start=mark)
+            got = wait_room_line(a, "while-alice-was-away", sender="bob")
+            assert got["mark"] == "~", got
+            say(b, "after-the-reconnect")
+            wait_room_line(a, "after-the-reconnect", sender="bob", mark="~")
+            say(a, "alice-after-the-reconnect")
+            wait_room_line(b, "alice-after-the-reconnect", sender="alice", mark="~")
+            screen = a.screen()
+            for t in ("before-the-reconnect", "while-alice-was-away"):
+                assert len(lines_with(a, t, screen)) == 1, f"{t} not once:\n{screen}"
+            assert not stored_on_server(srv, "alice-after-the-reconnect")
+
 if __name__ == "__main__":
     main()
