@@ -25,6 +25,9 @@ implementation we did not write.
                                   a new twomemo device alice@example.org/1111 writes a whole
                                   <encrypted/> with an SCE envelope (ElementTree) holding
                                   BODY to mend's bundle; prints it on one line
+  omemo2-vectors.py fingerprint IK_B64
+                                  python-omemo's fingerprint of an OMEMO:2 identity key
+                                  (SessionManager.format_identity_key), as one hex string
   omemo2-vectors.py kex-from-alice BUNDLE_XML TO_JID TO_DEVICE KEYMAT_HEX
                                   a new twomemo device builds a session from mend's
                                   bundle and encrypts KEYMAT; prints the OMEMOKeyExchange
@@ -240,6 +243,9 @@ def main(argv):
         return 0
     if len(argv) == 6 and argv[1] == "message-from-alice":
         print(run(message_from_alice(argv[2], argv[3], int(argv[4]), argv[5])))
+        return 0
+    if len(argv) == 3 and argv[1] == "fingerprint":
+        print("".join(omemo.SessionManager.format_identity_key(base64.b64decode(argv[2]))))
         return 0
     if len(argv) == 6 and argv[1] == "kex-from-alice":
         kex, ik = run(kex_from_alice(argv[2], argv[3], int(argv[4]), bytes.fromhex(argv[5])))

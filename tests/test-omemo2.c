@@ -201,6 +201,31 @@ static void test_twomemo_vectors(GArray *v)
 	}
 }
 
+/* Runs tests/omemo2-vectors.py with `args`; its stdout in *out (g_free). Exit code; 77: missing. */
+static int run_script(char **args, char **out)
+{
+	const char *top = g_getenv("top_srcdir");
+	char *script = g_build_filename(top ? top : "..", "tests", "omemo2-vectors.py", NULL);
+	GPtrArray *argv = g_ptr_array_new();
+	int status = -1, code = 99;
+
+	*out = NULL;
+	g_ptr_array_add(argv, "/usr/bin/python3");
+	g_ptr_array_add(argv, script);
+	while (*args)
+		g_ptr_array_add(argv, *args++);
+	g_ptr_array_add(argv, NULL);
+	if (!g_file_test("/usr/bin/python3", G_FILE_TEST_IS_EXECUTABLE))
+		code = 77;
+	else if (g_spawn_sync(NULL, (char **)argv->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL, out,
+	                      NULL, &status, NULL) &&
+	         WIFEXITED(status))
+		code = WEXITSTATUS(status);
+	g_ptr_array_free(argv, TRUE);
+	g_free(script);
+	return code;
+}
+
 /*
  * Runs tests/omemo2-vectors.py decrypt: 0 and the plaintext when twomemo
  * decrypts, 1 when it refuses, 77 when python3-twomemo is missing.
@@ -208,27 +233,16 @@ static void test_twomemo_vectors(GArray *v)
 static int twomemo_decrypt(const uint8_t keymat[MEND_OMEMO2_KEYMAT_LEN], const uint8_t *ct,
                            size_t ct_len, uint8_t **plain, size_t *plain_len)
 {
-	const char *top = g_getenv("top_srcdir");
-	char *script = g_build_filename(top ? top : "..", "tests", "omemo2-vectors.py", NULL);
 	char *hex = to_hex(keymat, MEND_OMEMO2_KEYMAT_LEN), *b64 = mend_b64_encode(ct, ct_len);
-	char *argv[] = {"/usr/bin/python3", script, "decrypt", hex, b64, NULL};
 	char *out = NULL;
-	int status = -1, code = 99;
+	int code = run_script((char *[]){"decrypt", hex, b64, NULL}, &out);
 
 	*plain = NULL;
-	if (g_file_test(argv[0], G_FILE_TEST_IS_EXECUTABLE) &&
-	    g_spawn_sync(NULL, argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out, NULL, &status,
-	                 NULL) &&
-	    WIFEXITED(status))
-		code = WEXITSTATUS(status);
-	else if (!g_file_test(argv[0], G_FILE_TEST_IS_EXECUTABLE))
-		code = 77;
 	if (code == 0 && mend_b64_decode(g_strstrip(out), MEND_MAX_PAYLOAD, plain, plain_len) < 0)
 		code = 99;
 	g_free(out);
 	g_free(b64);
 	g_free(hex);
-	g_free(script);
 	return code;
 }
 
@@ -1308,31 +1322,6 @@ static void test_sessions_hostile(signal_context *g)
 	mem_store_free(bob);
 }
 
-/* Runs tests/omemo2-vectors.py with `args`; its stdout in *out (g_free). Exit code; 77: missing. */
-static int run_script(char **args, char **out)
-{
-	const char *top = g_getenv("top_srcdir");
-	char *script = g_build_filename(top ? top : "..", "tests", "omemo2-vectors.py", NULL);
-	GPtrArray *argv = g_ptr_array_new();
-	int status = -1, code = 99;
-
-	*out = NULL;
-	g_ptr_array_add(argv, "/usr/bin/python3");
-	g_ptr_array_add(argv, script);
-	while (*args)
-		g_ptr_array_add(argv, *args++);
-	g_ptr_array_add(argv, NULL);
-	if (!g_file_test("/usr/bin/python3", G_FILE_TEST_IS_EXECUTABLE))
-		code = 77;
-	else if (g_spawn_sync(NULL, (char **)argv->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL, out,
-	                      NULL, &status, NULL) &&
-	         WIFEXITED(status))
-		code = WEXITSTATUS(status);
-	g_ptr_array_free(argv, TRUE);
-	g_free(script);
-	return code;
-}
-
 /* mend builds a session from twomemo's bundle; twomemo's bob decrypts the key exchange. */
 static void test_sessions_to_twomemo(signal_context *g)
 {
@@ -1573,6 +1562,60 @@ out:
 	mem_store_free(bob);
 }
 
+/* python-omemo's fingerprint of an Ed25519 identity key; NULL when it cannot run. */
+static char *python_fingerprint(const uint8_t ed[32])
+{
+	char *b64 = mend_b64_encode(ed, 32), *out = NULL;
+	int code = run_script((char *[]){"fingerprint", b64, NULL}, &out);
+
+	g_free(b64);
+	if (code) {
+		g_free(out);
+		return NULL;
+	}
+	return g_strstrip(out);
+}
+
+/* One identity key, one fingerprint: mend's in both versions, and as python-omemo shows it. */
+static void test_fingerprints(signal_context *g)
+{
+	mem_store *m = mem_store_new(g, 1111);
+	xmpp_stanza_t *st = fixture_stanza("twomemo-bundle.xml");
+	uint8_t ed[32], legacy[MEND_PUBKEY_LEN];
+	signal_buffer *own = NULL;
+	mend_omemo2_bundle b;
+	char *mine = NULL, *py, *hex;
+
+	ec_public_key_serialize(&own, ratchet_identity_key_pair_get_public(m->ik));
+	TAP_OK(mend_omemo2_pubkey_ed(ratchet_identity_key_pair_get_public(m->ik), ed) == 0 &&
+	           mend_omemo2_ik_to_legacy(g, ed, legacy) == 0 &&
+	           signal_buffer_len(own) == sizeof(legacy) &&
+	           memcmp(signal_buffer_data(own), legacy, sizeof(legacy)) == 0,
+	       "mend's identity key published in OMEMO:2 form comes back to its legacy form: "
+	       "the same fingerprint in both versions");
+	mine = to_hex(legacy + 1, 32);
+	py = python_fingerprint(ed);
+	if (!py)
+		printf("# SKIP python-omemo's fingerprints: python3-omemo is not installed\n");
+	else
+		TAP_OK(strcmp(py, mine) == 0, "python-omemo shows mend's device as %s too", mine);
+	g_free(py);
+	g_free(mine);
+	if (mend_omemo2_bundle_parse(st, &b) || mend_omemo2_ik_to_legacy(g, b.ik, legacy))
+		TAP_BAIL("cannot read twomemo's identity key");
+	hex = to_hex(legacy + 1, 32);
+	py = python_fingerprint(b.ik);
+	if (py)
+		TAP_OK(strcmp(py, hex) == 0, "twomemo's device: mend and python-omemo show %s",
+		       hex);
+	g_free(py);
+	g_free(hex);
+	signal_buffer_free(own);
+	mend_omemo2_bundle_clear(&b);
+	xmpp_stanza_release(st);
+	mem_store_free(m);
+}
+
 static void test_sessions(void)
 {
 	mend_crypto *c = NULL;
@@ -1588,6 +1631,7 @@ static void test_sessions(void)
 	test_sessions_from_twomemo(g);
 	test_message_to_twomemo(g);
 	test_message_from_twomemo(g);
+	test_fingerprints(g);
 	signal_context_destroy(g);
 	mend_crypto_free(c);
 }

@@ -43,6 +43,23 @@ int mend_omemo2_pubkey_mont(const ec_public_key *k, uint8_t out[MEND_OMEMO2_PUBK
 	return k && out ? take32(ec_public_key_get_mont(k), out) : MEND_ERR_INVALID_ARG;
 }
 
+int mend_omemo2_ik_to_legacy(signal_context *g, const uint8_t ed[MEND_OMEMO2_PUBKEY_LEN],
+                             uint8_t out[MEND_PUBKEY_LEN])
+{
+	ec_public_key *k = NULL;
+	int r;
+
+	if (!g || !ed || !out)
+		return MEND_ERR_INVALID_ARG;
+	r = curve_decode_point_ed(&k, ed, MEND_OMEMO2_PUBKEY_LEN, g);
+	if (r < 0)
+		return mend_err_from_signal(r);
+	out[0] = 0x05; /* DJB_TYPE */
+	r = mend_omemo2_pubkey_mont(k, out + 1);
+	SIGNAL_UNREF(k);
+	return r;
+}
+
 int mend_omemo2_sign_spk(signal_context *g, const ratchet_identity_key_pair *ik,
                          const uint8_t spk[MEND_OMEMO2_PUBKEY_LEN],
                          uint8_t sig[MEND_OMEMO2_SIGNATURE_LEN])
@@ -212,6 +229,12 @@ int mend_omemo2_pubkey_ed(const ec_public_key *k, uint8_t out[MEND_OMEMO2_PUBKEY
 }
 
 int mend_omemo2_pubkey_mont(const ec_public_key *k, uint8_t out[MEND_OMEMO2_PUBKEY_LEN])
+{
+	return MEND_ERR_PROTOCOL;
+}
+
+int mend_omemo2_ik_to_legacy(signal_context *g, const uint8_t ed[MEND_OMEMO2_PUBKEY_LEN],
+                             uint8_t out[MEND_PUBKEY_LEN])
 {
 	return MEND_ERR_PROTOCOL;
 }

@@ -33,6 +33,16 @@ int mend_omemo2_sessions_supported(void);
 int mend_omemo2_pubkey_ed(const ec_public_key *k, uint8_t out[MEND_OMEMO2_PUBKEY_LEN]);
 int mend_omemo2_pubkey_mont(const ec_public_key *k, uint8_t out[MEND_OMEMO2_PUBKEY_LEN]);
 
+/*
+ * An OMEMO:2 identity key (Ed25519, as published) in the legacy form mend
+ * keeps and shows: 0x05 || Curve25519 u (RFC 7748 birational map, XEP-0384
+ * §4.2 "Encode(PK)"). The fingerprint is the hex of its last 32 bytes in both
+ * versions, as python-omemo shows it (format_identity_key): one identity key,
+ * one trust decision, whichever version it arrived in (DESIGN §3).
+ */
+int mend_omemo2_ik_to_legacy(signal_context *g, const uint8_t ed[MEND_OMEMO2_PUBKEY_LEN],
+                             uint8_t out[MEND_PUBKEY_LEN]);
+
 /* §5.3.2 spks: the identity key's XEdDSA signature of the signed prekey's 32 bytes. */
 int mend_omemo2_sign_spk(signal_context *g, const ratchet_identity_key_pair *ik,
                          const uint8_t spk[MEND_OMEMO2_PUBKEY_LEN],
