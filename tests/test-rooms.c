@@ -416,36 +416,36 @@ static char *member_x(const char *jid, const char *aff)
 	                       aff, jid);
 }
 
+/* Adds <name xmlns=ns by=ROOM attr=value/> (a stanza-id or delay the room stamps). */
+static void add_child(xmpp_stanza_t *st, const char *name, const char *ns, const char *attr,
+                      const char *value)
+{
+	xmpp_stanza_t *s = xmpp_stanza_new(xctx);
+
+	xmpp_stanza_set_name(s, name);
+	xmpp_stanza_set_ns(s, ns);
+	xmpp_stanza_set_attribute(s, str_is(name, "delay") ? "from" : "by", ROOM);
+	xmpp_stanza_set_attribute(s, attr, value);
+	xmpp_stanza_add_child(st, s);
+	xmpp_stanza_release(s);
+}
+
 /*
  * `xml` (a message) as the room hands it over: from room/nick, type groupchat, the
  * room's stanza-id `sid` (NULL: none), a delay (NULL: live). g_free.
  */
 static char *from_room(const char *xml, const char *nick, const char *sid, const char *stamp)
 {
-	xmpp_stanza_t *st = xmpp_stanza_new_from_string(xctx, xml), *s;
+	xmpp_stanza_t *st = xmpp_stanza_new_from_string(xctx, xml);
 	char *from = g_strdup_printf(ROOM "/%s", nick), *out;
 
 	xmpp_stanza_set_from(st, from);
 	xmpp_stanza_set_to(st, ALICE_FULL);
 	xmpp_stanza_set_type(st, "groupchat");
-	if (sid) {
-		s = xmpp_stanza_new(xctx);
-		xmpp_stanza_set_name(s, "stanza-id");
-		xmpp_stanza_set_ns(s, "urn:xmpp:sid:0");
-		xmpp_stanza_set_attribute(s, "by", ROOM);
-		xmpp_stanza_set_attribute(s, "id", sid);
-		xmpp_stanza_add_child(st, s);
-		xmpp_stanza_release(s);
-	}
-	if (stamp) {
-		s = xmpp_stanza_new(xctx);
-		xmpp_stanza_set_name(s, "delay");
-		xmpp_stanza_set_ns(s, "urn:xmpp:delay");
-		xmpp_stanza_set_attribute(s, "stamp", stamp);
-		xmpp_stanza_set_attribute(s, "from", ROOM);
-		xmpp_stanza_add_child(st, s);
-		xmpp_stanza_release(s);
-	}
+	if (sid)
+		add_child(st, "stanza-id", "urn:xmpp:sid:0", "id", sid);
+	if (stamp)
+		add_child(st, "delay", "urn:xmpp:delay", "stamp", stamp);
 	out = text_of(st);
 	xmpp_stanza_release(st);
 	g_free(from);
@@ -1052,6 +1052,102 @@ static void test_archive_error(mend_account *a)
 	g_free(qid);
 }
 
+/* A message from alice's other device (an occupant as `nick`), encrypted as its client does. */
+static char *other_device_writes(const char *body)
+{
+	char *st = NULL, *out;
+
+	if (mend_account_encrypt(world[0].acc, ALICE, body, NULL, &st) < 0)
+		TAP_BAIL("alice's other device cannot encrypt");
+	out = g_strdup(st);
+	mend_free(st);
+	return out;
+}
+
+/* Our other device in the room, under its own nick or ours; the room's own notices. */
+static void test_room_traffic(mend_account *a)
+{
+	guint ev0 = events->len;
+	char *x = member_x(ALICE "/phone", "owner"), *w;
+	mend_room_member *m = NULL;
+	size_t n = 0;
+	const rec *ev;
+
+	presence(a, "alice-phone", NULL, x);
+	g_free(x);
+	w = other_device_writes("from my phone");
+	TAP_EQ(handle(a, from_room(w, "alice-phone", "r-10", NULL)), 1,
+	       "a message from our other device, under its own nick");
+	g_free(w);
+	ev = event_of(ev0, MEND_EVENT_MESSAGE);
+	TAP_OK(ev && str_is(ev->body, "from my phone") && ev->outgoing && str_is(ev->from, ALICE),
+	       "decrypted, and ours (outgoing, from our JID)");
+	ev0 = events->len;
+	w = other_device_writes("same nick");
+	TAP_EQ(handle(a, from_room(w, "alice", "r-11", NULL)), 1,
+	       "and one under our own nick (a shared nick)");
+	g_free(w);
+	ev = event_of(ev0, MEND_EVENT_MESSAGE);
+	TAP_OK(ev && str_is(ev->body, "same nick") && ev->outgoing, "decrypted too, not taken "
+	                                                            "for a reflection");
+	mend_account_room_members(a, ROOM, &m, &n);
+	TAP_OK(n == 3 && !member(m, n, ALICE), "our other device is no member");
+	mend_room_members_free(m, n);
+	/* XEP-0045 §9.3: the room tells of an absent user's new affiliation */
+	TAP_EQ(
+	    handle(a, g_strdup("<message from='" ROOM "' to='" ALICE_FULL "'><x xmlns='" NS_MUC_USER
+	                       "'><item affiliation='member' jid='erin@x'/></x></message>")),
+	    0, "an affiliation change from the room is the host's too");
+	mend_account_room_members(a, ROOM, &m, &n);
+	TAP_OK(member(m, n, "erin@x") && !member(m, n, "erin@x")->present, "erin is a member now");
+	mend_room_members_free(m, n);
+	handle(a, g_strdup("<message from='" ROOM "' to='" ALICE_FULL "'><x xmlns='" NS_MUC_USER
+	                   "'><item affiliation='none' jid='erin@x'/></x></message>"));
+	mend_account_room_members(a, ROOM, &m, &n);
+	TAP_OK(!member(m, n, "erin@x"), "and no more once it is taken away");
+	mend_room_members_free(m, n);
+	/* XEP-0045 §15.6 status 104: the configuration changed: asked again */
+	ev0 = events->len;
+	TAP_EQ(
+	    handle(a, g_strdup("<message from='" ROOM "' type='groupchat' to='" ALICE_FULL
+	                       "'><x xmlns='" NS_MUC_USER "'><status code='104'/></x></message>")),
+	    0, "a configuration change");
+	TAP_OK(served < sent->len && strstr(sent->pdata[sent->len - 1], NS_DISCO),
+	       "makes the core ask the room's disco#info again");
+	serve(a);
+	TAP_OK(last_event(ev0, MEND_EVENT_ROOM) && last_event(ev0, MEND_EVENT_ROOM)->error == 0,
+	       "ROOM again: still members-only and non-anonymous");
+}
+
+/* Profanity's send hook: the stanza at once when nobody is left out, else queued (HELD). */
+static void test_encrypt_or_queue(mend_account *a)
+{
+	guint ev0 = events->len;
+	char *stanza = NULL, *id = NULL;
+
+	TAP_EQ(mend_account_room_encrypt_or_queue(a, ROOM, "hook partial", "hook-1",
+	                                          MEND_SEND_ALLOW_PARTIAL, &stanza),
+	       0, "encrypt_or_queue with ALLOW_PARTIAL: encrypted at once");
+	TAP_OK(stanza && strstr(stanza, "groupchat") && strstr(stanza, "<encrypted") &&
+	           !strstr(stanza, "hook partial"),
+	       "a groupchat OMEMO stanza, no plaintext");
+	mend_free(stanza);
+	stanza = NULL;
+	TAP_EQ(mend_account_room_encrypt_or_queue(a, ROOM, "hook held", "hook-2", 0, &stanza), 1,
+	       "without the flag: queued");
+	serve(a);
+	TAP_OK(!stanza && event_of(ev0, MEND_EVENT_HELD) &&
+	           str_is(event_of(ev0, MEND_EVENT_HELD)->id, "hook-2"),
+	       "and HELD for dave");
+	TAP_EQ(mend_account_release(a, NULL, 0), 0, "every held message dropped");
+	mend_account_room_status(a, OPEN_ROOM); /* asked */
+	serve(a);
+	TAP_EQ(mend_account_room_encrypt_or_queue(a, OPEN_ROOM, "no", NULL, 0, &stanza),
+	       MEND_ERR_ROOM_OPEN, "an open room is refused at once");
+	TAP_EQ(mend_account_room_send(a, ROOM "/nick", "x", 0, &id), MEND_ERR_INVALID_ARG,
+	       "a full JID is no room");
+}
+
 static void rm_rf(const char *path)
 {
 	GDir *dir = g_dir_open(path, 0, NULL);
@@ -1095,6 +1191,8 @@ int main(void)
 	test_members(a);
 	test_send(a);
 	test_receive(a);
+	test_room_traffic(a);
+	test_encrypt_or_queue(a);
 	test_first_catchup(a, root);
 	a = test_restart(a, root);
 	test_archive_error(a);

@@ -53,7 +53,7 @@ void mend_archive_reset(mend_account *acc)
 
 static void mam_send(mend_account *acc, const char *after);
 
-static char *iso_of_unix(int64_t t)
+char *mend_iso_of_unix(int64_t t)
 {
 	GDateTime *dt = g_date_time_new_from_unix_utc(t);
 	char *s = g_date_time_format(dt, "%Y-%m-%dT%H:%M:%SZ");
@@ -73,7 +73,7 @@ static char *catchup_since(mend_account *acc)
 		t = g_ascii_strtoll(v, NULL, 10);
 	g_free(v);
 	/* Prosody's start filter has one-second resolution (DESIGN §8) */
-	return iso_of_unix(t - 1);
+	return mend_iso_of_unix(t - 1);
 }
 
 /* (Re)asks the archive from the stored position: after the last id, else by time. */
@@ -348,7 +348,7 @@ int mend_account_history(mend_account *acc, const char *with, const char *since)
 	acc->mam->queryid = g_uuid_string_random();
 	acc->mam->with = g_strdup(with);
 	if (dt) {
-		acc->mam->start = iso_of_unix(g_date_time_to_unix(dt));
+		acc->mam->start = mend_iso_of_unix(g_date_time_to_unix(dt));
 		g_date_time_unref(dt);
 	}
 	mam_send(acc, NULL);

@@ -51,6 +51,8 @@ xmpp_stanza_t *iq_new(mend_account *acc, const char *type);
 char *iso_now(void);
 char *delay_of(xmpp_stanza_t *holder);
 int64_t unix_of(const char *iso);
+/* ISO 8601 UTC of unix seconds (archive.c). g_free. */
+char *mend_iso_of_unix(int64_t t);
 /* Decrypts, dedupes, stores and emits one inbound encrypted message. */
 int process_encrypted(mend_account *acc, const inbound *in);
 int mend_engine_connected(mend_account *acc);

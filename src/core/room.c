@@ -199,27 +199,26 @@ static void room_event(mend_account *acc, mend_room *room)
 	g_free(text);
 }
 
-/* Whether the disco#info <query/> holds <feature var=VAR/>. */
-static int has_feature(xmpp_stanza_t *q, const char *var)
+int mend_room_has_child(xmpp_stanza_t *st, const char *name, const char *attr, const char *value)
 {
 	xmpp_stanza_t *c;
 
-	for (c = q ? xmpp_stanza_get_children(q) : NULL; c; c = xmpp_stanza_get_next(c))
-		if (g_strcmp0(xmpp_stanza_get_name(c), "feature") == 0 &&
-		    g_strcmp0(xmpp_stanza_get_attribute(c, "var"), var) == 0)
+	for (c = st ? xmpp_stanza_get_children(st) : NULL; c; c = xmpp_stanza_get_next(c))
+		if (g_strcmp0(xmpp_stanza_get_name(c), name) == 0 &&
+		    g_strcmp0(xmpp_stanza_get_attribute(c, attr), value) == 0)
 			return 1;
 	return 0;
 }
 
+/* Whether the disco#info <query/> holds <feature var=VAR/>. */
+static int has_feature(xmpp_stanza_t *q, const char *var)
+{
+	return mend_room_has_child(q, "feature", "var", var);
+}
+
 static int is_conference(xmpp_stanza_t *q)
 {
-	xmpp_stanza_t *c;
-
-	for (c = q ? xmpp_stanza_get_children(q) : NULL; c; c = xmpp_stanza_get_next(c))
-		if (g_strcmp0(xmpp_stanza_get_name(c), "identity") == 0 &&
-		    g_strcmp0(xmpp_stanza_get_attribute(c, "category"), "conference") == 0)
-			return 1;
-	return 0;
+	return mend_room_has_child(q, "identity", "category", "conference");
 }
 
 /* XEP-0045 §15.2: the features that let OMEMO work (every member known by real JID). */
@@ -347,13 +346,14 @@ static int record_item(mend_account *acc, mend_room *room, xmpp_stanza_t *item, 
 		g_free(jid);
 		return 0;
 	}
+	/* our other devices are occupants too (their messages are ours), never members */
+	was = g_hash_table_contains(room->occupants, nick ? nick : "");
+	if (nick && unavailable)
+		g_hash_table_remove(room->occupants, nick);
+	else if (nick)
+		g_hash_table_replace(room->occupants, g_strdup(nick), g_strdup(jid));
+	changed = nick && was == unavailable && !is_own_bare(acc, jid);
 	if (!is_own_bare(acc, jid)) {
-		was = g_hash_table_contains(room->occupants, nick ? nick : "");
-		if (nick && unavailable)
-			g_hash_table_remove(room->occupants, nick);
-		else if (nick)
-			g_hash_table_replace(room->occupants, g_strdup(nick), g_strdup(jid));
-		changed = nick && was == unavailable;
 		/* XEP-0045 §9.3-9.4: none or outcast: no longer a member */
 		if (aff && is_member_affiliation(aff))
 			mend_store_room_member_set(acc->store, room->jid, jid, aff);
@@ -387,13 +387,7 @@ void mend_room_items(mend_account *acc, mend_room *room, xmpp_stanza_t *x, const
 /* XEP-0045 §7.2.2: status 110 marks the presence of our own occupant. */
 static int has_status(xmpp_stanza_t *x, const char *code)
 {
-	xmpp_stanza_t *c;
-
-	for (c = x ? xmpp_stanza_get_children(x) : NULL; c; c = xmpp_stanza_get_next(c))
-		if (g_strcmp0(xmpp_stanza_get_name(c), "status") == 0 &&
-		    g_strcmp0(xmpp_stanza_get_attribute(c, "code"), code) == 0)
-			return 1;
-	return 0;
+	return mend_room_has_child(x, "status", "code", code);
 }
 
 int mend_room_presence(mend_account *acc, xmpp_stanza_t *st)
@@ -426,18 +420,13 @@ int mend_room_presence(mend_account *acc, xmpp_stanza_t *st)
 
 /* --- affiliation lists (XEP-0045 §9.5 members, §10.5 admins and owners) ---------------- */
 
-typedef struct list_ask {
-	char *room;
-	char *affiliation;
-} list_ask;
-
-static void list_ask_free(gpointer p)
+void mend_room_ask_free(gpointer p)
 {
-	list_ask *l = p;
+	room_ask *a = p;
 
-	g_free(l->room);
-	g_free(l->affiliation);
-	g_free(l);
+	g_free(a->room);
+	g_free(a->what);
+	g_free(a);
 }
 
 /* The list replaces what we knew of that affiliation: who is not in it any more lost it. */
@@ -463,7 +452,7 @@ static void list_forget_others(mend_account *acc, mend_room *room, const char *a
 
 static void list_reply(mend_account *acc, xmpp_stanza_t *iq, int ok, void *data)
 {
-	list_ask *l = data;
+	room_ask *l = data;
 	mend_room *room = mend_room_get(acc, l->room);
 	xmpp_stanza_t *q = child(iq, "query", NS_MUC_ADMIN), *c;
 	GPtrArray *listed = g_ptr_array_new_with_free_func(g_free);
@@ -474,7 +463,7 @@ static void list_reply(mend_account *acc, xmpp_stanza_t *iq, int ok, void *data)
 		room->lists_out--;
 	if (!ok || !q) {
 		mend_log(acc, MEND_LOG_INFO, "room %s did not give its %s list", room->jid,
-		         l->affiliation);
+		         l->what);
 		goto done;
 	}
 	for (c = xmpp_stanza_get_children(q); c; c = xmpp_stanza_get_next(c)) {
@@ -485,17 +474,17 @@ static void list_reply(mend_account *acc, xmpp_stanza_t *iq, int ok, void *data)
 
 		if (!jid || !strchr(jid, '@')) {
 			mend_log(acc, MEND_LOG_WARNING, "room %s: %s list item '%s' ignored",
-			         room->jid, l->affiliation, raw ? raw : "");
+			         room->jid, l->what, raw ? raw : "");
 			g_free(jid);
 			continue;
 		}
 		if (!is_own_bare(acc, jid)) {
-			mend_store_room_member_set(acc->store, room->jid, jid, l->affiliation);
+			mend_store_room_member_set(acc->store, room->jid, jid, l->what);
 			fetch_member(acc, jid);
 		}
 		g_ptr_array_add(listed, jid);
 	}
-	list_forget_others(acc, room, l->affiliation, listed);
+	list_forget_others(acc, room, l->what, listed);
 done:
 	if (!room->lists_out) {
 		if (room->status == MEND_OK)
@@ -513,14 +502,14 @@ static void ask_lists(mend_account *acc, mend_room *room)
 
 	for (i = 0; i < G_N_ELEMENTS(affs); i++) {
 		xmpp_stanza_t *iq = iq_new(acc, "get"), *item;
-		list_ask *l = g_new0(list_ask, 1);
+		room_ask *l = g_new0(room_ask, 1);
 
 		item = add(add(iq, el(acc, "query", NS_MUC_ADMIN)), el(acc, "item", NULL));
 		xmpp_stanza_set_attribute(item, "affiliation", affs[i]);
 		l->room = g_strdup(room->jid);
-		l->affiliation = g_strdup(affs[i]);
+		l->what = g_strdup(affs[i]);
 		room->lists_out++;
-		send_iq(acc, iq, room->jid, list_reply, l, list_ask_free);
+		send_iq(acc, iq, room->jid, list_reply, l, mend_room_ask_free);
 	}
 }
 

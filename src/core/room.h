@@ -36,7 +36,16 @@ struct mend_rooms {
 	GHashTable *by_jid; /* normalized bare JID -> mend_room */
 };
 
+/* An IQ asked about a room, for its reply (room.c's lists, room_msg.c's archive queries). */
+typedef struct room_ask {
+	char *room;
+	char *what; /* the affiliation of a list, the queryid of an archive query */
+} room_ask;
+
 /* --- room.c --- */
+void mend_room_ask_free(gpointer p);
+/* Whether `st` has a child <name attr=value/>. */
+int mend_room_has_child(xmpp_stanza_t *st, const char *name, const char *attr, const char *value);
 /* The room `jid` if the core knows it (remembered or asked about), else NULL. */
 mend_room *mend_room_get(mend_account *acc, const char *jid);
 /* The room `jid`, created (status unknown) when new. */

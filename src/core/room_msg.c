@@ -574,6 +574,9 @@ static char *real_sender(mend_account *acc, mend_room *room, xmpp_stanza_t *msg,
 	const char *occ = mend_room_occupant(room, nick);
 	char *jid = NULL;
 
+	/* another device of ours under our nick (a nick shared by several sessions) */
+	if (!occ && room->nick && g_strcmp0(nick, room->nick) == 0)
+		occ = acc->jid;
 	if (occ && !archived)
 		return g_strdup(occ);
 	if (!archived)
@@ -689,14 +692,11 @@ static int room_receive(mend_account *acc, mend_room *room, const room_in *ri)
 static int config_changed(xmpp_stanza_t *x)
 {
 	static const char *const codes[] = {"104", "170", "171", "172", "173", "174"};
-	xmpp_stanza_t *c;
 	size_t i;
 
-	for (c = x ? xmpp_stanza_get_children(x) : NULL; c; c = xmpp_stanza_get_next(c))
-		for (i = 0; i < G_N_ELEMENTS(codes); i++)
-			if (g_strcmp0(xmpp_stanza_get_name(c), "status") == 0 &&
-			    g_strcmp0(xmpp_stanza_get_attribute(c, "code"), codes[i]) == 0)
-				return 1;
+	for (i = 0; i < G_N_ELEMENTS(codes); i++)
+		if (mend_room_has_child(x, "status", "code", codes[i]))
+			return 1;
 	return 0;
 }
 
@@ -778,15 +778,6 @@ void mend_room_mam_free(mend_account *acc, mend_room *room)
 	g_free(q->queryid);
 	g_free(q->start);
 	g_free(q);
-}
-
-static char *iso_of(int64_t t)
-{
-	GDateTime *dt = g_date_time_new_from_unix_utc(t);
-	char *s = g_date_time_format(dt, "%Y-%m-%dT%H:%M:%SZ");
-
-	g_date_time_unref(dt);
-	return s;
 }
 
 /* A catch-up or history query ended: once none runs, used prekeys go (DESIGN §3). */
@@ -878,20 +869,6 @@ static void room_pause(mend_account *acc, mend_room *room)
 	g_free(text);
 }
 
-typedef struct mam_ask {
-	char *room;
-	char *queryid;
-} mam_ask;
-
-static void mam_ask_free(gpointer p)
-{
-	mam_ask *a = p;
-
-	g_free(a->room);
-	g_free(a->queryid);
-	g_free(a);
-}
-
 static int item_not_found(xmpp_stanza_t *iq)
 {
 	return child(child(iq, "error", NULL), "item-not-found",
@@ -900,7 +877,7 @@ static int item_not_found(xmpp_stanza_t *iq)
 
 static void room_mam_reply(mend_account *acc, xmpp_stanza_t *iq, int ok, void *data)
 {
-	mam_ask *a = data;
+	room_ask *a = data;
 	mend_room *room = mend_room_get(acc, a->room);
 	xmpp_stanza_t *fin = child(iq, "fin", NS_MAM);
 	xmpp_stanza_t *lastel = child(child(fin, "set", NS_RSM), "last", NULL);
@@ -909,12 +886,12 @@ static void room_mam_reply(mend_account *acc, xmpp_stanza_t *iq, int ok, void *d
 	int64_t ts = 0;
 	char *pos = NULL;
 
-	if (!room || !room->mam || g_strcmp0(room->mam->queryid, a->queryid) != 0)
+	if (!room || !room->mam || g_strcmp0(room->mam->queryid, a->what) != 0)
 		goto out;
 	if (!ok && room->mam->kind == ROOM_CATCHUP && !room->mam->start && item_not_found(iq)) {
 		/* XEP-0313 §5.1: the archive no longer knows our position: go by its time */
 		mend_store_room_position_get(acc->store, room->jid, &pos, &ts);
-		room->mam->start = iso_of(ts > 0 ? ts - 1 : mend_now(acc));
+		room->mam->start = mend_iso_of_unix(ts > 0 ? ts - 1 : mend_now(acc));
 		g_free(pos);
 		room_mam_send(acc, room, NULL);
 	} else if (!ok && room->mam->kind == ROOM_CATCHUP) {
@@ -937,7 +914,7 @@ static void room_mam_send(mend_account *acc, mend_room *room, const char *after)
 {
 	room_mam *q = room->mam;
 	xmpp_stanza_t *iq = iq_new(acc, "set"), *query, *x, *set;
-	mam_ask *a = g_new0(mam_ask, 1);
+	room_ask *a = g_new0(room_ask, 1);
 
 	query = add(iq, el(acc, "query", NS_MAM));
 	xmpp_stanza_set_attribute(query, "queryid", q->queryid);
@@ -951,8 +928,8 @@ static void room_mam_send(mend_account *acc, mend_room *room, const char *after)
 	else if (after)
 		add_text(acc, add(set, el(acc, "after", NULL)), after);
 	a->room = g_strdup(room->jid);
-	a->queryid = g_strdup(q->queryid);
-	send_iq(acc, iq, room->jid, room_mam_reply, a, mam_ask_free);
+	a->what = g_strdup(q->queryid);
+	send_iq(acc, iq, room->jid, room_mam_reply, a, mend_room_ask_free);
 }
 
 /* The room whose archive query has this queryid, or NULL. */
@@ -1048,7 +1025,7 @@ int mend_room_history(mend_account *acc, const char *room_jid, const char *since
 	room->mam->kind = ROOM_HISTORY;
 	room->mam->queryid = g_uuid_string_random();
 	if (dt) {
-		room->mam->start = iso_of(g_date_time_to_unix(dt));
+		room->mam->start = mend_iso_of_unix(g_date_time_to_unix(dt));
 		g_date_time_unref(dt);
 	}
 	room_mam_send(acc, room, NULL);
