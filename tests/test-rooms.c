@@ -741,6 +741,27 @@ static void test_receive(mend_account *a)
 	       0, "a plaintext groupchat message is the host's");
 	TAP_EQ(count_events(ev0, MEND_EVENT_MESSAGE), 0, "nothing shown");
 	g_free(wire);
+	/* DESIGN §7: garbage from the room is rejected or ignored, never a crash */
+	TAP_EQ(presence(a, "x", NULL, "<x xmlns='" NS_MUC_USER "'><item/><item jid=''/></x>"), 0,
+	       "items without a JID");
+	TAP_EQ(handle(a, g_strdup("<presence from='" ROOM "'><x xmlns='" NS_MUC_USER
+	                          "'><item jid='a@b'/></x></presence>")),
+	       0, "a room presence without a nick");
+	TAP_OK(handle(a, g_strdup("<message from='" ROOM
+	                          "/bob' type='groupchat'><encrypted xmlns='" NS_LEGACY
+	                          "'/><stanza-id xmlns='urn:xmpp:sid:0' by='" ROOM
+	                          "' id='g-1'/></message>")) == 1,
+	       "an empty <encrypted/> from bob");
+	TAP_OK(handle(a, g_strdup("<message from='" ROOM
+	                          "/bob' type='groupchat'><encrypted xmlns='" NS_LEGACY
+	                          "'><header sid='99999999999'/></encrypted></message>")) == 1,
+	       "a header with a bad sid");
+	TAP_EQ(count_events(ev0, MEND_EVENT_UNDECRYPTABLE), 2, "both said to be undecryptable");
+	TAP_EQ(last_event(ev0, MEND_EVENT_UNDECRYPTABLE)
+	           ? last_event(ev0, MEND_EVENT_UNDECRYPTABLE)->error
+	           : 0,
+	       MEND_ERR_MALFORMED, "as malformed");
+	TAP_EQ(count_events(ev0, MEND_EVENT_MESSAGE), 0, "nothing shown");
 }
 
 /* --- 5. the room archive: catch-up, restart, forged results, prekeys kept, history ---------- */
