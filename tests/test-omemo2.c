@@ -30,6 +30,8 @@
 #include "b64.h"
 #include "crypto2.h"
 #include "session2.h"
+#include "omemo2_account.h"
+#include "sim.h"
 #include "xep/omemo2.h"
 #include "xep/sce.h"
 #include "tap.h"
@@ -1616,6 +1618,72 @@ static void test_fingerprints(signal_context *g)
 	mem_store_free(m);
 }
 
+/* The account's own OMEMO:2 bundle: the keys of its legacy bundle, usable by twomemo. */
+static void test_account_bundle(void)
+{
+	sim *s = sim_new();
+	sim_dev *d = sim_add(s, "bob@example.org", "bob's laptop");
+	char *xml = NULL, *legacy = NULL, *path, *hex, *out = NULL, **f = NULL, dev[16];
+	uint8_t keymat[MEND_OMEMO2_KEYMAT_LEN], ik[MEND_PUBKEY_LEN], *kx = NULL, *plain = NULL;
+	size_t i, kx_len = 0, plain_len = 0, same = 0;
+	signal_protocol_address addr = alice_addr;
+	xmpp_stanza_t *st, *lst;
+	mend_omemo2_bundle b;
+	mend_bundle lb;
+	int code, r;
+
+	if (!d || !d->acc)
+		TAP_BAIL("cannot open a simulated account");
+	r = mend_account_omemo2_bundle_xml(d->acc, &xml);
+	TAP_OK(r == 0 && valid("omemo2.xsd", xml), "the account's own OMEMO:2 bundle validates");
+	mend_account_bundle_xml(d->acc, &legacy);
+	st = xmpp_stanza_new_from_string(ctx, xml ? xml : "<x/>");
+	lst = xmpp_stanza_new_from_string(ctx, legacy ? legacy : "<x/>");
+	if (mend_omemo2_bundle_parse(st, &b) || mend_legacy_bundle_parse(lst, &lb))
+		TAP_BAIL("cannot parse the account's bundles");
+	for (i = 0; i < b.n_prekeys && i < lb.n_prekeys; i++)
+		same += b.prekeys[i].id == lb.prekeys[i].id &&
+		        !memcmp(b.prekeys[i].key, lb.prekeys[i].key + 1, MEND_OMEMO2_PUBKEY_LEN);
+	TAP_OK(mend_omemo2_ik_to_legacy(d->acc->sctx, b.ik, ik) == 0 &&
+	           !memcmp(ik, lb.ik, sizeof(ik)) && b.spk_id == lb.spk_id &&
+	           !memcmp(b.spk, lb.spk + 1, 32) && same == lb.n_prekeys &&
+	           b.n_prekeys == lb.n_prekeys,
+	       "it carries the legacy bundle's identity key, signed prekey and %zu prekeys", same);
+	path = write_tmp(xml);
+	mend_random(keymat, sizeof(keymat));
+	hex = to_hex(keymat, sizeof(keymat));
+	g_snprintf(dev, sizeof(dev), "%u", d->device_id);
+	code =
+	    run_script((char *[]){"kex-from-alice", path, "bob@example.org", dev, hex, NULL}, &out);
+	if (code == 77) {
+		printf(
+		    "# SKIP the account's bundle in twomemo: python3-twomemo is not installed\n");
+		goto out;
+	}
+	TAP_EQ(code, 0, "twomemo builds a session on it (the account's XEdDSA spks verifies)");
+	f = g_strsplit(g_strstrip(out), " ", 2);
+	r = -1;
+	if (f[0] && mend_b64_decode(f[0], MEND_MAX_KEY_LEN, &kx, &kx_len) == 0)
+		r = mend_omemo2_session_decrypt(d->acc->sstore, d->acc->sctx, &addr, 1, kx, kx_len,
+		                                &plain, &plain_len);
+	TAP_OK(r == 0 && plain_len == sizeof(keymat) && !memcmp(plain, keymat, plain_len),
+	       "the account's own store takes twomemo's key exchange (%d)", r);
+out:
+	g_strfreev(f);
+	g_free(kx);
+	g_free(plain);
+	drop_tmp(path);
+	g_free(hex);
+	g_free(out);
+	mend_omemo2_bundle_clear(&b);
+	mend_bundle_clear(&lb);
+	xmpp_stanza_release(st);
+	xmpp_stanza_release(lst);
+	g_free(legacy);
+	g_free(xml);
+	sim_free(s);
+}
+
 static void test_sessions(void)
 {
 	mend_crypto *c = NULL;
@@ -1632,6 +1700,7 @@ static void test_sessions(void)
 	test_message_to_twomemo(g);
 	test_message_from_twomemo(g);
 	test_fingerprints(g);
+	test_account_bundle();
 	signal_context_destroy(g);
 	mend_crypto_free(c);
 }
