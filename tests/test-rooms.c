@@ -898,6 +898,24 @@ static int count_bodies(guint mark, const char *body)
 	return n;
 }
 
+/* Bob's message encrypted for carol only (not for alice's device). g_free. */
+static char *bob_to_carol(const char *body)
+{
+	mend_account *b = world[1].acc;
+	char *list = list_of(CAROL), *bundle = NULL, *st = NULL, *out;
+
+	mend_account_devicelist_update(b, CAROL, list);
+	mend_account_bundle_xml(world[2].acc, &bundle);
+	mend_account_bundle_process(b, CAROL, world[2].id, bundle);
+	if (mend_account_encrypt(b, CAROL, body, NULL, &st) < 0)
+		TAP_BAIL("bob cannot encrypt to carol");
+	out = g_strdup(st);
+	mend_free(st);
+	mend_free(bundle);
+	g_free(list);
+	return out;
+}
+
 /*
  * The first catch-up of the room: the latest page; a result from someone else is forged;
  * erin and fay both built their first message on the same one-time prekey of alice's
@@ -909,7 +927,7 @@ static void test_first_catchup(mend_account *a, const char *root)
 	mend_account *e = open_dir(root, "erin", "erin@x", &quiet);
 	mend_account *f = open_dir(root, "fay", "fay@x", &quiet);
 	char *bundle = one_prekey_bundle(a), *me = first_message(e, bundle, "erin was here");
-	char *mf = first_message(f, bundle, "fay too"), *qid = NULL;
+	char *mf = first_message(f, bundle, "fay too"), *qid = NULL, *old;
 	guint ev0 = events->len, mark = sent->len;
 	const rec *ev;
 	int q;
@@ -926,6 +944,10 @@ static void test_first_catchup(mend_account *a, const char *root)
 	TAP_EQ(handle(a, archived("mallory@evil", qid, "m-0", "2021-01-01T00:00:00Z", "bob", me,
 	                          "erin@x")),
 	       MEND_ERR_FORGED, "a result for our query from someone else is rejected as forged");
+	old = bob_to_carol("before alice was there");
+	TAP_EQ(handle(a, archived(ROOM, qid, "m-0b", "2021-01-01T00:00:00Z", "bob", old, BOB)), 1,
+	       "a message from before we were in the room, not encrypted for this device");
+	g_free(old);
 	TAP_EQ(handle(a, archived(ROOM, qid, "m-1", "2021-01-01T00:00:01Z", "erin", me, "erin@x")),
 	       1, "erin's message from the room archive");
 	TAP_EQ(handle(a, archived(ROOM, qid, "m-2", "2021-01-01T00:00:02Z", "fay", mf, "fay@x")), 1,
@@ -943,6 +965,11 @@ static void test_first_catchup(mend_account *a, const char *root)
 	       "from erin's real JID (the archive's item), archived, at its original time");
 	ev = event_of(ev0, MEND_EVENT_CATCHUP_DONE);
 	TAP_OK(ev && str_is(ev->room, ROOM), "CATCHUP_DONE for the room");
+	TAP_EQ(count_events(ev0, MEND_EVENT_UNDECRYPTABLE), 0,
+	       "the one not for this device is not said on its own");
+	ev = event_of(ev0, MEND_EVENT_NOTICE);
+	TAP_OK(ev && ev->text && strstr(ev->text, "1 earlier message in " ROOM),
+	       "but in one summary line: %s", ev && ev->text ? ev->text : "(none)");
 	g_free(qid);
 	g_free(bundle);
 	g_free(me);

@@ -1455,7 +1455,7 @@ static void undecryptable(mend_account *acc, const inbound *in, const mend_messa
 		mend_store_stanza_mark(acc->store, in->room ? in->room : acc->jid, m->stanza_id);
 		mend_store_history_put(acc->store, &it);
 	}
-	if (!mend_archive_quiet(acc, r, it.ts))
+	if (!mend_archive_quiet(acc, r, it.ts) && !mend_room_quiet(acc, in->room, r))
 		emit_undecryptable(acc, &it, in->archived, asked, in);
 	g_free(it.peer);
 	g_free(it.key);

@@ -79,6 +79,12 @@ void mend_room_poll(mend_account *acc);
 int mend_room_history(mend_account *acc, const char *room, const char *since);
 /* SEND_FAILED for every message still queued for the room (we left it). */
 void mend_room_drop_pending(mend_account *acc, const char *room_jid);
+/*
+ * A message of `room` (NULL: none) that failed with `error` during the room's first
+ * catch-up: 1 when it was not for this device (most of that page predates our joining),
+ * counted for one summary line at the end instead of its own.
+ */
+int mend_room_quiet(mend_account *acc, const char *room, int error);
 /* Frees a room's archive query (the stream went down, or the room is forgotten). */
 void mend_room_mam_free(mend_account *acc, mend_room *room);
 

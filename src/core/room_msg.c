@@ -760,6 +760,7 @@ struct room_mam {
 	char *queryid;
 	char *start;      /* history: since; catch-up: by time when the position is unknown */
 	int first;        /* no position yet: the latest page only */
+	unsigned quiet;   /* messages of that page not encrypted for this device */
 	int64_t retry_at; /* paused by an archive error until then (0: running) */
 	unsigned failures;
 };
@@ -780,10 +781,45 @@ void mend_room_mam_free(mend_account *acc, mend_room *room)
 	g_free(q);
 }
 
+int mend_room_quiet(mend_account *acc, const char *room_jid, int error)
+{
+	mend_room *room = room_jid ? mend_room_get(acc, room_jid) : NULL;
+
+	if (!room || !room->mam || room->mam->kind != ROOM_CATCHUP || !room->mam->first ||
+	    error != MEND_ERR_NOT_FOR_THIS_DEVICE)
+		return 0;
+	room->mam->quiet++;
+	return 1;
+}
+
+/* The first catch-up's messages that were not for this device, in one line. */
+static void quiet_summary(mend_account *acc, mend_room *room, unsigned n)
+{
+	mend_event ev = {
+	    .kind = MEND_EVENT_NOTICE, .peer = room->jid, .room = room->jid, .trust = -1};
+	char *text;
+
+	if (!n)
+		return;
+	text = g_strdup_printf(dngettext(GETTEXT_PACKAGE,
+	                                 "%u earlier message in %s was not encrypted for this "
+	                                 "device (sent before it was in the room); read it on "
+	                                 "another device.",
+	                                 "%u earlier messages in %s were not encrypted for this "
+	                                 "device (sent before it was in the room); read them on "
+	                                 "another device.",
+	                                 n),
+	                       n, room->jid);
+	ev.text = text;
+	emit(acc, &ev);
+	g_free(text);
+}
+
 /* A catch-up or history query ended: once none runs, used prekeys go (DESIGN §3). */
 static void room_mam_finish(mend_account *acc, mend_room *room, int err)
 {
 	mend_event ev = {.peer = room->jid, .room = room->jid, .error = err, .trust = -1};
+	unsigned quiet = room->mam->quiet;
 
 	ev.kind =
 	    room->mam->kind == ROOM_CATCHUP ? MEND_EVENT_CATCHUP_DONE : MEND_EVENT_HISTORY_DONE;
@@ -795,6 +831,7 @@ static void room_mam_finish(mend_account *acc, mend_room *room, int err)
 		mend_account_catchup_end(acc);
 		mend_repair_flush(acc);
 	}
+	quiet_summary(acc, room, quiet);
 	emit(acc, &ev);
 }
 
