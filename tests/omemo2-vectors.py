@@ -120,10 +120,14 @@ async def device(bare_jid, device_id, storage=None):
     return backend, bundle
 
 
+def load_device(state_path):
+    with open(state_path) as f:
+        return Twomemo(MemoryStorage(json.load(f)))
+
+
 async def kex_to_bob(state_path, from_jid, from_device, kex_b64):
     """Bob (the fixture's twomemo device) builds the session passively (§5.6)."""
-    with open(state_path) as f:
-        bob = Twomemo(MemoryStorage(json.load(f)))
+    bob = load_device(state_path)
     kex, auth = KeyExchangeImpl.parse(base64.b64decode(kex_b64))
     ekm = EncryptedKeyMaterialImpl.parse(auth, from_jid, from_device)
     _session, keymat = await bob.build_session_passive(from_jid, from_device, kex, ekm)
@@ -150,8 +154,7 @@ async def message(sender, receiver_bundle, plaintext):
 
 
 async def message_to_bob(state_path, xml_path):
-    with open(state_path) as f:
-        bob = Twomemo(MemoryStorage(json.load(f)))
+    bob = load_device(state_path)
     msg = twomemo.etree.parse_message(ET.parse(xml_path).getroot(), ALICE)
     ekm, kex = next((k, x) for k, x in msg.keys
                     if k.bare_jid == BOB and k.device_id == BOB_DEVICE)

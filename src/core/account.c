@@ -595,7 +595,7 @@ static int fill_signed_prekey(mend_account *acc, mend_bundle *b)
 	return r;
 }
 
-static int fill_bundle(mend_account *acc, mend_bundle *b)
+int mend_account_fill_bundle(mend_account *acc, mend_bundle *b)
 {
 	GArray *arr = g_array_new(FALSE, FALSE, sizeof(mend_prekey_pub));
 	struct prekey_walk walk = {acc, arr};
@@ -635,7 +635,7 @@ int mend_account_bundle_xml(mend_account *acc, char **xml)
 	int r;
 
 	*xml = NULL;
-	r = fill_bundle(acc, &b);
+	r = mend_account_fill_bundle(acc, &b);
 	if (r < 0)
 		return r;
 	st = mend_legacy_bundle_build(acc->xctx, &b);

@@ -260,4 +260,8 @@ void mend_log(const mend_account *acc, mend_log_level level, const char *fmt, ..
 /* Translation of a libsignal SG_ERR_* code into a MEND_ERR_* code. */
 int mend_err_from_signal(int sg_err);
 
+/* Our legacy bundle from the store (mend_bundle_clear it); the OMEMO:2 one is built on it. */
+struct mend_bundle;
+int mend_account_fill_bundle(mend_account *acc, struct mend_bundle *b);
+
 #endif

@@ -16,99 +16,79 @@
 
 #define MAX_ID 2147483647u
 
-/* §4.2 Encode(PK): our identity key in its Ed25519 form. */
-static int fill_identity(mend_account *acc, mend_omemo2_bundle *b)
+/* §4.2 Encode(PK): our identity key (legacy form 0x05 || Curve25519) in its Ed25519 form. */
+static int identity_ed(mend_account *acc, const uint8_t legacy[MEND_PUBKEY_LEN],
+                       uint8_t out[MEND_OMEMO2_PUBKEY_LEN])
 {
-	uint8_t *pub = NULL, *priv = NULL;
-	size_t pub_len = 0, priv_len = 0;
 	ec_public_key *k = NULL;
-	uint32_t id;
 	int r;
 
-	r = mend_store_identity_get(acc->store, &id, &pub, &pub_len, &priv, &priv_len);
-	if (r < 0)
-		return r;
-	memset(priv, 0, priv_len);
-	g_free(priv);
-	r = curve_decode_point(&k, pub, pub_len, acc->sctx) < 0 ? MEND_ERR_STORE_CORRUPT : MEND_OK;
-	if (r == MEND_OK)
-		r = mend_omemo2_pubkey_ed(k, b->ik);
+	if (curve_decode_point(&k, legacy, MEND_PUBKEY_LEN, acc->sctx) < 0)
+		return MEND_ERR_STORE_CORRUPT;
+	r = mend_omemo2_pubkey_ed(k, out);
 	SIGNAL_UNREF(k);
-	g_free(pub);
 	return r;
 }
 
-/* The latest signed prekey: its Curve25519 key and the signature of those 32 bytes. */
-static int fill_signed_prekey(mend_account *acc, mend_omemo2_bundle *b)
+/* §5.3.2 spks: the signed prekey's signature of its 32-byte form, made with the key. */
+static int omemo_signature(mend_account *acc, uint32_t id, uint8_t out[MEND_OMEMO2_SIGNATURE_LEN])
 {
 	session_signed_pre_key *spk = NULL;
 	uint8_t *rec = NULL;
 	size_t len = 0;
 	int r;
 
-	r = mend_store_signed_prekey_latest(acc->store, &b->spk_id);
-	if (r == MEND_OK)
-		r = mend_store_signed_prekey_get(acc->store, b->spk_id, &rec, &len);
+	r = mend_store_signed_prekey_get(acc->store, id, &rec, &len);
 	if (r < 0)
 		return r;
-	if (b->spk_id < 1 || b->spk_id > MAX_ID ||
-	    session_signed_pre_key_deserialize(&spk, rec, len, acc->sctx) < 0 ||
+	if (session_signed_pre_key_deserialize(&spk, rec, len, acc->sctx) < 0 ||
 	    session_signed_pre_key_get_signature_omemo_len(spk) != MEND_OMEMO2_SIGNATURE_LEN)
 		r = MEND_ERR_STORE_CORRUPT;
-	if (r == MEND_OK) {
-		memcpy(b->spks, session_signed_pre_key_get_signature_omemo(spk),
+	else
+		memcpy(out, session_signed_pre_key_get_signature_omemo(spk),
 		       MEND_OMEMO2_SIGNATURE_LEN);
-		r = mend_omemo2_pubkey_mont(
-		    ec_key_pair_get_public(session_signed_pre_key_get_key_pair(spk)), b->spk);
-	}
 	SIGNAL_UNREF(spk);
 	memset(rec, 0, len);
 	g_free(rec);
 	return r;
 }
 
-struct walk {
-	mend_account *acc;
-	GArray *arr;
-};
-
-static int add_prekey(uint32_t id, const uint8_t *rec, size_t len, void *ud)
+/* The legacy bundle's keys without their type byte; ids above 2^31-1 (§5.3.2) left out. */
+static int convert(mend_account *acc, const mend_bundle *lb, mend_omemo2_bundle *b)
 {
-	struct walk *w = ud;
-	session_pre_key *pk = NULL;
-	mend_omemo2_prekey pub = {.id = id};
-	int r;
+	size_t i;
 
-	if (id < 1 || id > MAX_ID)
-		return MEND_OK; /* §5.3.2: ids are 1..2^31-1 */
-	if (session_pre_key_deserialize(&pk, rec, len, w->acc->sctx) < 0)
+	if (lb->spk_id < 1 || lb->spk_id > MAX_ID)
 		return MEND_ERR_STORE_CORRUPT;
-	r = mend_omemo2_pubkey_mont(ec_key_pair_get_public(session_pre_key_get_key_pair(pk)),
-	                            pub.key);
-	SIGNAL_UNREF(pk);
-	if (r == MEND_OK)
-		g_array_append_val(w->arr, pub);
-	return r;
+	b->spk_id = lb->spk_id;
+	memcpy(b->spk, lb->spk + 1, MEND_OMEMO2_PUBKEY_LEN);
+	b->prekeys = g_new(mend_omemo2_prekey, lb->n_prekeys ? lb->n_prekeys : 1);
+	for (i = 0; i < lb->n_prekeys; i++) {
+		if (lb->prekeys[i].id < 1 || lb->prekeys[i].id > MAX_ID)
+			continue;
+		b->prekeys[b->n_prekeys].id = lb->prekeys[i].id;
+		memcpy(b->prekeys[b->n_prekeys++].key, lb->prekeys[i].key + 1,
+		       MEND_OMEMO2_PUBKEY_LEN);
+	}
+	return identity_ed(acc, lb->ik, b->ik);
 }
 
 int mend_account_omemo2_bundle(mend_account *acc, mend_omemo2_bundle *out)
 {
-	struct walk w = {acc, NULL};
+	mend_bundle lb = {0};
 	int r;
 
 	if (!acc || !out)
 		return MEND_ERR_INVALID_ARG;
 	memset(out, 0, sizeof(*out));
-	w.arr = g_array_new(FALSE, FALSE, sizeof(mend_omemo2_prekey));
-	r = fill_identity(acc, out);
+	r = mend_account_fill_bundle(acc, &lb);
 	if (r == MEND_OK)
-		r = fill_signed_prekey(acc, out);
+		r = convert(acc, &lb, out);
 	if (r == MEND_OK)
-		r = mend_store_prekey_foreach_unused(acc->store, add_prekey, &w);
-	out->n_prekeys = w.arr->len;
-	out->prekeys = (mend_omemo2_prekey *)g_array_free(w.arr, FALSE);
+		r = omemo_signature(acc, out->spk_id, out->spks);
 	if (r < 0)
 		mend_omemo2_bundle_clear(out);
+	mend_bundle_clear(&lb);
 	return r;
 }
 
