@@ -201,6 +201,15 @@ static const char *error_condition(xmpp_stanza_t *iq)
 	return "";
 }
 
+int64_t mend_archive_retry_delay(unsigned failures)
+{
+	int64_t delay = MAM_RETRY_FIRST;
+
+	for (unsigned i = 0; i < failures && delay < MAM_RETRY_MAX; i++)
+		delay *= 2;
+	return MIN(delay, MAM_RETRY_MAX);
+}
+
 /*
  * The archive answered a catch-up page with an error. The catch-up has not
  * ended: the position and the used one-time prekeys stay (DESIGN §3), and
@@ -213,9 +222,7 @@ static void catchup_pause(mend_account *acc, const char *condition)
 	mend_event ev = {.kind = MEND_EVENT_NOTICE, .trust = -1};
 	char *text;
 
-	for (unsigned i = 0; i < q->failures && delay < MAM_RETRY_MAX; i++)
-		delay *= 2;
-	delay = MIN(delay, MAM_RETRY_MAX);
+	delay = mend_archive_retry_delay(q->failures);
 	q->failures++;
 	q->retry_at = mend_now(acc) + delay;
 	mend_log(acc, MEND_LOG_WARNING,

@@ -62,6 +62,8 @@ int mend_engine_connected(mend_account *acc);
 void mend_archive_catchup_start(mend_account *acc);
 /* A <result/> of our own archive query; 0 when it is not ours. */
 int mend_archive_handle_result(mend_account *acc, xmpp_stanza_t *st, xmpp_stanza_t *result);
+/* After `failures` archive errors in a row: seconds until asking again (10 s doubling to 5 min). */
+int64_t mend_archive_retry_delay(unsigned failures);
 /* Asks the archive again when a catch-up paused by an error is due. */
 void mend_archive_poll(mend_account *acc);
 /* READY: remembers when this device was first announced. */

@@ -113,16 +113,27 @@ const char *mend_room_occupant(mend_room *room, const char *nick)
 	return nick ? g_hash_table_lookup(room->occupants, nick) : NULL;
 }
 
-void mend_room_disconnected(mend_account *acc)
+GPtrArray *mend_room_all(mend_account *acc)
 {
+	GPtrArray *out = g_ptr_array_new();
 	GHashTableIter it;
 	gpointer v;
 
 	if (!acc->rooms)
-		return;
+		return out;
 	g_hash_table_iter_init(&it, acc->rooms->by_jid);
-	while (g_hash_table_iter_next(&it, NULL, &v)) {
-		mend_room *r = v;
+	while (g_hash_table_iter_next(&it, NULL, &v))
+		g_ptr_array_add(out, v);
+	return out;
+}
+
+void mend_room_disconnected(mend_account *acc)
+{
+	GPtrArray *all = mend_room_all(acc);
+	guint i;
+
+	for (i = 0; i < all->len; i++) {
+		mend_room *r = all->pdata[i];
 
 		/* presence starts again with the next join; the status is asked again then */
 		g_hash_table_remove_all(r->occupants);
@@ -130,6 +141,7 @@ void mend_room_disconnected(mend_account *acc)
 		r->lists_out = 0;
 		mend_room_mam_free(acc, r);
 	}
+	g_ptr_array_unref(all);
 }
 
 /* --- status (XEP-0045 §6.4, §15.2) ----------------------------------------------- */

@@ -46,6 +46,8 @@ typedef struct room_ask {
 void mend_room_ask_free(gpointer p);
 /* Whether `st` has a child <name attr=value/>. */
 int mend_room_has_child(xmpp_stanza_t *st, const char *name, const char *attr, const char *value);
+/* Every room the core knows now (borrowed rooms; g_ptr_array_unref the array). */
+GPtrArray *mend_room_all(mend_account *acc);
 /* The room `jid` if the core knows it (remembered or asked about), else NULL. */
 mend_room *mend_room_get(mend_account *acc, const char *jid);
 /* The room `jid`, created (status unknown) when new. */

@@ -41,8 +41,6 @@
 /* The first catch-up of a room: this many of its latest messages. */
 #define ROOM_FIRST_PAGE "100"
 #define ROOM_PAGE       "250"
-#define MAM_RETRY_FIRST 10
-#define MAM_RETRY_MAX   300
 
 /* --- sending ------------------------------------------------------------------- */
 
@@ -863,35 +861,30 @@ void mend_room_catchup_start(mend_account *acc, mend_room *room)
 
 void mend_room_poll(mend_account *acc)
 {
-	GHashTableIter it;
-	gpointer v;
+	GPtrArray *all = mend_room_all(acc);
+	guint i;
 
-	if (!acc->rooms)
-		return;
-	g_hash_table_iter_init(&it, acc->rooms->by_jid);
-	while (g_hash_table_iter_next(&it, NULL, &v)) {
-		mend_room *room = v;
+	for (i = 0; i < all->len; i++) {
+		mend_room *room = all->pdata[i];
 
 		if (room->mam && room->mam->retry_at && mend_now(acc) >= room->mam->retry_at) {
 			mend_log(acc, MEND_LOG_INFO, "asking room %s's archive again", room->jid);
 			room_catchup_query(acc, room);
 		}
 	}
+	g_ptr_array_unref(all);
 }
 
 /* An archive error: the catch-up pauses (position and used prekeys kept) and asks again. */
 static void room_pause(mend_account *acc, mend_room *room)
 {
 	room_mam *q = room->mam;
-	int64_t delay = MAM_RETRY_FIRST;
+	int64_t delay;
 	mend_event ev = {
 	    .kind = MEND_EVENT_NOTICE, .peer = room->jid, .room = room->jid, .trust = -1};
-	unsigned i;
 	char *text;
 
-	for (i = 0; i < q->failures && delay < MAM_RETRY_MAX; i++)
-		delay *= 2;
-	delay = MIN(delay, MAM_RETRY_MAX);
+	delay = mend_archive_retry_delay(q->failures);
 	q->failures++;
 	q->retry_at = mend_now(acc) + delay;
 	mend_log(acc, MEND_LOG_WARNING,
@@ -972,16 +965,18 @@ static void room_mam_send(mend_account *acc, mend_room *room, const char *after)
 /* The room whose archive query has this queryid, or NULL. */
 static mend_room *room_of_query(mend_account *acc, const char *qid)
 {
-	GHashTableIter it;
-	gpointer v;
+	GPtrArray *all = mend_room_all(acc);
+	mend_room *found = NULL;
+	guint i;
 
-	if (!acc->rooms || !qid)
-		return NULL;
-	g_hash_table_iter_init(&it, acc->rooms->by_jid);
-	while (g_hash_table_iter_next(&it, NULL, &v))
-		if (((mend_room *)v)->mam && g_str_equal(((mend_room *)v)->mam->queryid, qid))
-			return v;
-	return NULL;
+	for (i = 0; qid && !found && i < all->len; i++) {
+		mend_room *r = all->pdata[i];
+
+		if (r->mam && g_str_equal(r->mam->queryid, qid))
+			found = r;
+	}
+	g_ptr_array_unref(all);
+	return found;
 }
 
 /* One archived message of the room (its result id is the room's stanza-id). */
