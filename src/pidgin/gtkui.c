@@ -71,10 +71,12 @@ static void log_place(GtkWidget *b, GtkAllocation *where, PurpleConversation *co
 
 	if (gtk_widget_get_window(b))
 		gdk_window_get_origin(gtk_widget_get_window(b), &x, &y);
-	purple_debug_info(
-	    PLUGIN_ID, "%s: %s (button at %d,%d %dx%d)\n", purple_conversation_get_name(conv),
-	    gtk_toggle_button_get_active(GTK_TOGGLE_BUTTON(b)) ? "encrypted" : "not encrypted",
-	    x + where->x, y + where->y, where->width, where->height);
+	purple_debug_info(PLUGIN_ID, "%s: %s (button at %d,%d %dx%d) label \"%s\"\n",
+	                  purple_conversation_get_name(conv),
+	                  gtk_toggle_button_get_active(GTK_TOGGLE_BUTTON(b)) ? "encrypted"
+	                                                                     : "not encrypted",
+	                  x + where->x, y + where->y, where->width, where->height,
+	                  gtk_button_get_label(GTK_BUTTON(b)));
 }
 
 /* The button shows the state (changed only when it changed). */
@@ -83,10 +85,11 @@ static void show_state(PurpleConversation *conv)
 	GtkWidget *b = purple_conversation_get_data(conv, BUTTON);
 	int on = encrypted(conv);
 
+	/* "mend-shown": 1 + the state the label says (a click changes the button, not the label) */
 	if (!b || (gtk_toggle_button_get_active(GTK_TOGGLE_BUTTON(b)) == on &&
-	           g_object_get_data(G_OBJECT(b), "mend-shown")))
+	           GPOINTER_TO_INT(g_object_get_data(G_OBJECT(b), "mend-shown")) == on + 1))
 		return;
-	g_object_set_data(G_OBJECT(b), "mend-shown", b);
+	g_object_set_data(G_OBJECT(b), "mend-shown", GINT_TO_POINTER(on + 1));
 	g_signal_handlers_block_matched(b, G_SIGNAL_MATCH_DATA, 0, 0, NULL, NULL, conv);
 	gtk_toggle_button_set_active(GTK_TOGGLE_BUTTON(b), on);
 	gtk_button_set_label(GTK_BUTTON(b), on ? _("OMEMO: encrypted") : _("OMEMO: NOT encrypted"));

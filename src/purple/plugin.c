@@ -874,7 +874,8 @@ static void sending(PurpleConnection *gc, xmlnode **packet, gpointer data)
 	  "/mend untrust JID DEVICE; /mend uri: our verification URI; /mend verify URI; "          \
 	  "/mend policy [tofu|btbv|manual]. In a group chat (members-only rooms that show "        \
 	  "members' addresses): /mend on|off, /mend status, /mend members, /mend release [ID] "    \
-	  "(send a held message to the members who can read it), /mend drop [ID].")
+	  "(or send-anyway: send a held message to the members who can read it), /mend drop "      \
+	  "[ID].")
 
 /* The chat's state in one sentence (the status line and /mend status). */
 static const char *looking_up_text(void)

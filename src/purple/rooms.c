@@ -542,13 +542,17 @@ void room_command(conn *c, PurpleConversation *conv, char **w)
 		cmd_room_status(c, a, room);
 	else if (!strcmp(w[0], "members"))
 		cmd_members(c, a, room);
-	else if (!strcmp(w[0], "release") || !strcmp(w[0], "drop"))
-		cmd_release(c, a, room, w[1], !strcmp(w[0], "release"));
+	else if (!strcmp(w[0], "release") || !strcmp(w[0], "send-anyway")) /* Profanity's word */
+		cmd_release(c, a, room, w[1], 1);
+	else if (!strcmp(w[0], "drop"))
+		cmd_release(c, a, room, w[1], 0);
 	else
 		say(a, room,
 		    _("In a group chat: /mend on|off (members-only rooms that show members' "
-		      "addresses), /mend status, /mend members, /mend release [ID] (send a held "
-		      "message to the members who can read it), /mend drop [ID]; the other /mend "
+		      "addresses), /mend status, /mend members, /mend release [ID] (or "
+		      "send-anyway: send "
+		      "a held message to the members who can read it), /mend drop [ID]; the other "
+		      "/mend "
 		      "commands work in a one-to-one chat."));
 	g_free(room);
 }

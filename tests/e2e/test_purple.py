@@ -278,7 +278,8 @@ def help_mend_lists_every_command():
             text = a.wait_im(lambda o: "mend" in o["text"] and "/mend" in o["text"],
                              timeout=10, start=m)["text"]
             for word in ("on|off", "default", "status", "devices", "fingerprint", "trust",
-                         "untrust", "uri", "verify", "policy"):
+                         "untrust", "uri", "verify", "policy", "members", "release",
+                         "send-anyway", "drop"):
                 assert word in text, f"{word!r} missing from /help mend: {text}"
 
 

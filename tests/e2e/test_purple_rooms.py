@@ -7,6 +7,7 @@ message held because a member has no OMEMO device, then released or dropped.
 """
 
 import os
+import re
 import sys
 import tempfile
 import time
@@ -181,7 +182,8 @@ def a_message_a_member_cannot_read_is_held_then_released_or_dropped():
             a.ping()
             assert not stored_on_server(srv, "held-secret"), "held, yet it left"
             assert not b.find(lambda o: "held-secret" in o.get("text", "")), "held, yet it left"
-            a.chatcmd(ROOM, "/mend release")
+            held_id = re.search(r"/mend release (\S+) sends it", held["text"])[1]
+            a.chatcmd(ROOM, f"/mend release {held_id}")
             b.wait_chat("[unverified] held-secret", who="alice", conv=ROOM)
             a.wait_chat("held-secret", flags=("send",), conv=ROOM, start=m)
             assert not stored_on_server(srv, "held-secret"), "plaintext left"
