@@ -56,8 +56,7 @@ void say_error(PurpleAccount *a, const char *jid, const char *text);
 char *with_mark(mark m, const char *escaped);
 mark mark_of(const mend_event *ev);
 time_t time_of(const char *iso);
-void strip_children(xmlnode *node);
-void become(xmlnode *node, const char *stanza);
+void settle_node(xmlnode *node, int r, const char *stanza);
 
 /* rooms.c */
 void rooms_load(PurplePlugin *plugin);

@@ -734,7 +734,7 @@ static int encrypts(PurpleConnection *gc, xmlnode *node, char **to, char **body)
 }
 
 /* Empties a message node in place: its attributes stay, every child element goes. */
-void strip_children(xmlnode *node)
+static void strip_children(xmlnode *node)
 {
 	xmlnode *c = node->child, *next;
 
@@ -746,7 +746,7 @@ void strip_children(xmlnode *node)
 }
 
 /* Makes `node` the encrypted message (its children from `stanza`), in place. */
-void become(xmlnode *node, const char *stanza)
+static void become(xmlnode *node, const char *stanza)
 {
 	xmlnode *enc = xmlnode_from_str(stanza, -1), *c;
 
@@ -755,6 +755,18 @@ void become(xmlnode *node, const char *stanza)
 			xmlnode_insert_child(node, xmlnode_copy(c));
 	if (enc)
 		xmlnode_free(enc);
+}
+
+/* A message node the plaintext must not leave in: the encrypted message when r == 0 (its
+ * children from `stanza`), else an empty chat state (XEP-0085). In place. */
+void settle_node(xmlnode *node, int r, const char *stanza)
+{
+	strip_children(node);
+	if (r == 0)
+		become(node, stanza);
+	else
+		xmlnode_set_namespace(xmlnode_new_child(node, "active"),
+		                      "http://jabber.org/protocol/chatstates");
 }
 
 /* What the user reads when a message could not leave encrypted at once (r from encrypt_or_queue).
@@ -797,12 +809,7 @@ static void encrypt_in_place(conn *c, PurpleAccount *a, xmlnode *node, const cha
 	            ? MEND_ERR_KEYRING_LOCKED
 	            : MEND_ERR_NOT_FOUND;
 
-	strip_children(node);
-	if (r == 0)
-		become(node, stanza);
-	else
-		xmlnode_set_namespace(xmlnode_new_child(node, "active"),
-		                      "http://jabber.org/protocol/chatstates");
+	settle_node(node, r, stanza);
 	if (r != 0)
 		report_unsent(a, to, body, r);
 	mend_free(stanza);

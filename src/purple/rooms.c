@@ -389,12 +389,7 @@ static void encrypt_groupchat(conn *c, PurpleConnection *gc, xmlnode *node, cons
 	                                               xmlnode_get_attrib(node, "id"), 0, &stanza)
 	          : MEND_ERR_NOT_FOUND;
 
-	strip_children(node);
-	if (r == 0)
-		become(node, stanza);
-	else
-		xmlnode_set_namespace(xmlnode_new_child(node, "active"),
-		                      "http://jabber.org/protocol/chatstates");
+	settle_node(node, r, stanza);
 	if (r < 0) {
 		line = g_strdup_printf(_("%s The message was NOT sent: %s"), mend_strerror(r),
 		                       body ? body : "");

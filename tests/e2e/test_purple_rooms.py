@@ -1,11 +1,12 @@
 #!/usr/bin/python3
 """Group chats in libpurple (Pidgin, Finch): the plugin in the headless libpurple
 client (tests/purple/harness) in a members-only, non-anonymous room of a throwaway
-Prosody with another libpurple member: both directions, the room's
+Prosody with another libpurple member and with python-omemo: both directions, the room's
 history after a restart, /mend on refused in an open room with the reason, and a
 message held because a member has no OMEMO device, then released or dropped.
 """
 
+import contextlib
 import os
 import re
 import sys
@@ -13,16 +14,13 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import skip, test, main, wait_for  # noqa: E402
+from harness import Prosody, skip, start_omemo_peer, test, main, wait_for, wait_ready  # noqa: E402,E501
 from mendcli import BUILD, stored_on_server, wait_published  # noqa: E402
 from purple import Purple, purple_missing  # noqa: E402
-from profanity import xmpp_session  # noqa: E402
-from harness import Prosody  # noqa: E402
 
 LIBS = os.path.join(BUILD, ".libs")
 PLUGIN = os.path.join(LIBS, "mend-purple.so")
-MUC = "conference.localhost"
-ROOM = f"secret@{MUC}"
+ROOM = "secret@conference.localhost"
 
 why = purple_missing()
 if why:
@@ -32,34 +30,7 @@ if not os.path.exists(PLUGIN):
 
 
 def server():
-    return Prosody(accounts={"alice": "pw", "bob": "pw", "carol": "pw", "dave": "pw"},
-                   extra_config=f'Component "{MUC}" "muc"\n'
-                                '    modules_enabled = { "muc_mam" }\n'
-                                '    muc_log_all_rooms = true\n')
-
-
-def make_room(srv, room, owner="bob", members=(), private=True):
-    """`room` made by `owner` (persistent; members-only and non-anonymous if private),
-    with `members` (user names) as members."""
-    with xmpp_session("127.0.0.1", srv.port, srv.jid(owner), "pw", resource="roomsetup") as x:
-        x._send(f"<presence to='{room}/{owner}-setup'>"
-                "<x xmlns='http://jabber.org/protocol/muc'/></presence>")
-        x._read_until(lambda b: "code='201'" in b or 'code="201"' in b, "the room to be made")
-        fields = {"muc#roomconfig_persistentroom": "1"}
-        if private:
-            fields.update({"muc#roomconfig_membersonly": "1", "muc#roomconfig_whois": "anyone"})
-        form = "".join(f"<field var='{k}'><value>{v}</value></field>" for k, v in fields.items())
-        reply = x.iq(f"<iq type='set' to='{room}' id='cfg'><query xmlns='http://jabber.org/"
-                     "protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'>"
-                     "<field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig"
-                     f"</value></field>{form}</x></query></iq>", "cfg")
-        assert "type='result'" in reply or 'type="result"' in reply, reply
-        for i, m in enumerate(members):  # one per request: Prosody takes the first item only
-            reply = x.iq(f"<iq type='set' to='{room}' id='aff{i}'><query xmlns='http://jabber.org/"
-                         f"protocol/muc#admin'><item affiliation='member' jid='{srv.jid(m)}'/>"
-                         "</query></iq>", f"aff{i}")
-            assert "type='result'" in reply or 'type="result"' in reply, reply
-        x._send(f"<presence type='unavailable' to='{room}/{owner}-setup'/>")
+    return Prosody(accounts={"alice": "pw", "bob": "pw", "carol": "pw", "dave": "pw"}, muc=True)
 
 
 def with_mend(srv, user="alice", user_dir=None):
@@ -84,19 +55,26 @@ def encrypt_room(a, room=ROOM):
     room_said(a, "OMEMO encryption is on for this room", start=m)
 
 
+@contextlib.contextmanager
+def alice_and_bob_in_the_room(srv, root, members=("alice",)):
+    """alice and bob (the room's owner), each libpurple with mend, in the members-only
+    non-anonymous room with `members`; alice turned OMEMO on there."""
+    srv.create_room("secret", owner="bob", members=members)
+    with with_mend(srv, "alice") as a, with_mend(srv, "bob") as b:
+        for p in (a, b):
+            p.wait_signed_on()
+        wait_published(srv, root, "alice")
+        wait_published(srv, root, "bob")
+        a.join(ROOM, "alice")
+        b.join(ROOM, "bob")
+        encrypt_room(a)
+        yield a, b
+
+
 @test
 def two_purple_members_both_ways_and_history_after_restart():
-    """alice and bob, each libpurple with mend, in a members-only non-anonymous room."""
     with server() as srv, tempfile.TemporaryDirectory() as root:
-        make_room(srv, ROOM, owner="bob", members=("alice",))
-        with with_mend(srv, "alice") as a, with_mend(srv, "bob") as b:
-            for p in (a, b):
-                p.wait_signed_on()
-            wait_published(srv, root, "alice")
-            wait_published(srv, root, "bob")
-            a.join(ROOM, "alice")
-            b.join(ROOM, "bob")
-            encrypt_room(a)
+        with alice_and_bob_in_the_room(srv, root) as (a, b):
             encrypt_room(b)
             m = a.mark()
             a.chatsend(ROOM, "hello from alice")
@@ -138,10 +116,43 @@ def two_purple_members_both_ways_and_history_after_restart():
 
 
 @test
+def purple_and_python_omemo_in_a_room_both_ways():
+    """The independent python-omemo as the other member of the room."""
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        room = srv.create_room("secret", owner="bob", members=("alice",))
+        with with_mend(srv, "alice") as a, \
+                start_omemo_peer(srv, "bob", "py", os.path.join(root, "bob-py")) as peer:
+            a.wait_signed_on()
+            wait_ready(peer)
+            wait_published(srv, root, "alice")
+            m = peer.mark()
+            peer.send_line(f"join {room} bob")
+            peer.wait_line(lambda o: o["type"] == "joined", 30, "the peer to join", start=m)
+            a.join(room, "alice")
+            encrypt_room(a)
+            # python-omemo rejects a sender whose device list it has not seen (README)
+            peer.send_line("refresh alice@localhost")
+            peer.wait_line(lambda o: o["type"] == "refreshed" and o["devices"], 20,
+                           "the peer to see alice's device")
+            a.chatsend(room, "to python-omemo in a room")
+            got = peer.wait_line(lambda o: o["type"] == "message" and o.get("groupchat") and
+                                 o["body"] == "to python-omemo in a room", 30,
+                                 "the peer to decrypt alice's room message")
+            assert got["from"] == "alice@localhost" and got["nick"] == "alice", got
+            m = peer.mark()
+            peer.send_line(f"send {room} from python-omemo in a room")
+            sent = peer.wait_line(lambda o: o["type"] in ("sent", "command_error"), 30,
+                                  "the peer to send", start=m)
+            assert sent["type"] == "sent" and not sent["errors"], sent
+            assert "alice@localhost" in {r["jid"] for r in sent["recipients"]}, sent
+            a.wait_chat("[unverified] from python-omemo in a room", who="bob", conv=room)
+            assert not stored_on_server(srv, "to python-omemo in a room"), "plaintext left"
+
+
+@test
 def mend_on_is_refused_in_an_open_room_with_the_reason():
-    open_room = f"open@{MUC}"
     with server() as srv:
-        make_room(srv, open_room, owner="bob", private=False)
+        open_room = srv.create_room("open", owner="bob", members_only=False)
         with with_mend(srv) as a:
             a.wait_signed_on()
             a.join(open_room, "alice")
@@ -162,15 +173,7 @@ def mend_on_is_refused_in_an_open_room_with_the_reason():
 @test
 def a_message_a_member_cannot_read_is_held_then_released_or_dropped():
     with server() as srv, tempfile.TemporaryDirectory() as root:
-        make_room(srv, ROOM, owner="bob", members=("alice", "dave"))  # dave: no OMEMO
-        with with_mend(srv, "alice") as a, with_mend(srv, "bob") as b:
-            for p in (a, b):
-                p.wait_signed_on()
-            wait_published(srv, root, "alice")
-            wait_published(srv, root, "bob")
-            a.join(ROOM, "alice")
-            b.join(ROOM, "bob")
-            encrypt_room(a)
+        with alice_and_bob_in_the_room(srv, root, ("alice", "dave")) as (a, b):  # dave: no OMEMO
             m = a.mark()
             a.chatsend(ROOM, "held-secret")
             held = a.wait_chat(lambda o: "NOT sent yet" in o["text"], flags=("error",),
