@@ -57,6 +57,8 @@ char *with_mark(mark m, const char *escaped);
 mark mark_of(const mend_event *ev);
 time_t time_of(const char *iso);
 void settle_node(xmlnode *node, int r, const char *stanza);
+/* /mend WORDS typed in the chat with peer (its lines go there). */
+void run_mend(conn *c, PurpleAccount *a, const char *peer, char **words);
 
 /* rooms.c */
 void rooms_load(PurplePlugin *plugin);

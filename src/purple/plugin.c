@@ -1074,7 +1074,7 @@ static void ipc_set(PurpleAccount *a, const char *jid, unsigned on)
 	g_free(peer);
 }
 
-static void run_mend(conn *c, PurpleAccount *a, const char *peer, char **w)
+void run_mend(conn *c, PurpleAccount *a, const char *peer, char **w)
 {
 	if (!strcmp(w[0], "on") || !strcmp(w[0], "off")) {
 		cmd_on_off(a, peer, w[1] ? w[1] : peer, !strcmp(w[0], "on"));

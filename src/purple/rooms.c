@@ -524,6 +524,14 @@ static void cmd_release(conn *c, PurpleAccount *a, const char *room, const char 
 	g_list_free_full(ids, g_free);
 }
 
+/* The one-to-one commands that name a member (or are about us), also typed in a room. */
+static int member_command(char **w)
+{
+	return (w[1] && (!strcmp(w[0], "devices") || !strcmp(w[0], "trust") ||
+	                 !strcmp(w[0], "untrust") || !strcmp(w[0], "verify"))) ||
+	       !strcmp(w[0], "fingerprint") || !strcmp(w[0], "uri");
+}
+
 void room_command(conn *c, PurpleConversation *conv, char **w)
 {
 	PurpleAccount *a = purple_conversation_get_account(conv);
@@ -541,14 +549,16 @@ void room_command(conn *c, PurpleConversation *conv, char **w)
 		cmd_release(c, a, room, w[1], 1);
 	else if (!strcmp(w[0], "drop"))
 		cmd_release(c, a, room, w[1], 0);
+	else if (member_command(w))
+		run_mend(c, a, room, w); /* a member's devices and trust, answered in the room */
 	else
 		say(a, room,
 		    _("In a group chat: /mend on|off (members-only rooms that show members' "
 		      "addresses), /mend status, /mend members, /mend release [ID] (or "
-		      "send-anyway: send "
-		      "a held message to the members who can read it), /mend drop [ID]; the other "
-		      "/mend "
-		      "commands work in a one-to-one chat."));
+		      "send-anyway: "
+		      "send a held message to the members who can read it), /mend drop [ID], and "
+		      "/mend devices|trust|untrust JID ..., fingerprint, uri, verify URI as in a "
+		      "one-to-one chat."));
 	g_free(room);
 }
 

@@ -83,6 +83,15 @@ def two_purple_members_both_ways_and_history_after_restart():
             a.wait_chat("hello from alice", who="alice", flags=("send",), conv=ROOM, start=m)
             b.chatsend(ROOM, "hello from bob")
             a.wait_chat("[unverified] hello from bob", who="bob", flags=("recv",), conv=ROOM)
+            # a member's device verified from the room window: its messages are [verified]
+            m = a.mark()
+            a.chatcmd(ROOM, "/mend devices bob@localhost")
+            dev = re.match(r"bob@localhost device (\d+): ", room_said(a, "bob@localhost device",
+                                                                       start=m)["text"])[1]
+            a.chatcmd(ROOM, f"/mend trust bob@localhost {dev}")
+            room_said(a, f"bob@localhost device {dev} is verified.", start=m)
+            b.chatsend(ROOM, "checked in the room")
+            a.wait_chat("[verified] checked in the room", who="bob", conv=ROOM, start=m)
             a.ping()
             ours = [o for o in a.chats(conv=ROOM) if "hello from alice" in o["text"]]
             assert len(ours) == 1, f"our message shown {len(ours)} times: {ours}"
@@ -102,12 +111,13 @@ def two_purple_members_both_ways_and_history_after_restart():
             a.wait_chat(ends(texts[-1]), who="bob", conv=ROOM, timeout=30)
             a.ping()
             got = [o for o in a.chats(conv=ROOM) if "while alice was away" in o["text"]]
-            assert [o["text"] for o in got] == [f"[unverified] {t}" for t in texts], got
+            assert [o["text"] for o in got] == [f"[verified] {t}" for t in texts], got
             for o in got:
                 assert o["mtime"] <= sent_at + 1, f"not the original time: {o}"
                 assert "delayed" in o["flags"], o
             # what the window showed before the restart is not shown again
-            again = [o for o in a.chats(conv=ROOM) if "hello from" in o["text"]]
+            again = [o for o in a.chats(conv=ROOM) if "hello from" in o["text"] or
+                     "checked in the room" in o["text"]]
             assert again == [], again
             a.wait_chat("OMEMO: this room is encrypted.", flags=("system",), conv=ROOM)
             m = b.mark()
