@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Group chats in libpurple (Pidgin, Finch): the plugin in the headless libpurple
 client (tests/purple/harness) in a members-only, non-anonymous room of a throwaway
-Prosody with another libpurple member and with python-omemo: both directions, the room's
+Prosody with the mend client, another libpurple member and python-omemo: both directions, the room's
 history after a restart, /mend on refused in an open room with the reason, and a
 message held because a member has no OMEMO device, then released or dropped.
 """
@@ -15,7 +15,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Prosody, skip, start_omemo_peer, test, main, wait_for, wait_ready  # noqa: E402,E501
-from mendcli import BUILD, stored_on_server, wait_published  # noqa: E402
+from mendcli import BUILD, Mend, stored_on_server, wait_listening, wait_published  # noqa: E402,E501
 from purple import Purple, purple_missing  # noqa: E402
 
 LIBS = os.path.join(BUILD, ".libs")
@@ -123,6 +123,50 @@ def two_purple_members_both_ways_and_history_after_restart():
             m = b.mark()
             a.chatsend(ROOM, "back again")
             b.wait_chat("[unverified] back again", who="alice", conv=ROOM, start=m)
+
+
+def room_message(proc, body, timeout=30, start=0):
+    """A `mend listen` line: `body` decrypted in ROOM."""
+    return proc.wait_line(lambda o: o.get("type") == "message" and o.get("body") == body
+                          and o.get("room") == ROOM, timeout,
+                          f"{proc.name} to show {body!r} in {ROOM}", start=start)
+
+
+@test
+def purple_and_the_mend_client_in_a_room_both_ways_and_history_after_restart():
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        srv.create_room("secret", owner="bob", members=("alice",))
+        bob = Mend(srv, root, "bob", "cli")
+        cp = bob.run("join", ROOM, "--nick", "bob")
+        assert cp.returncode == 0, cp.stderr
+        with with_mend(srv, "alice") as a:
+            a.wait_signed_on()
+            wait_published(srv, root, "alice")
+            a.join(ROOM, "alice")
+            encrypt_room(a)
+            with bob.listen() as bl:
+                wait_listening(bl)
+                m = a.mark()
+                a.chatsend(ROOM, "hello room from purple")
+                got = room_message(bl, "hello room from purple")
+                assert got["from"] == "alice@localhost" and got["nick"] == "alice", got
+                a.wait_chat("hello room from purple", who="alice", flags=("send",), conv=ROOM,
+                            start=m)
+                bob.send(ROOM, "hello from the mend client")
+                a.wait_chat("[unverified] hello from the mend client", who="bob",
+                            flags=("recv",), conv=ROOM)
+            assert not stored_on_server(srv, "hello room from purple"), "plaintext left"
+            a.quit()
+            texts = [f"while purple was away {i}" for i in range(3)]
+            for t in texts:
+                bob.send(ROOM, t)
+            a.start()
+            a.wait_signed_on()
+            a.join(ROOM, "alice")
+            a.wait_chat(ends(texts[-1]), who="bob", conv=ROOM)
+            a.ping()
+            got = [o["text"] for o in a.chats(conv=ROOM) if "while purple was away" in o["text"]]
+            assert got == [f"[unverified] {t}" for t in texts], got
 
 
 @test
