@@ -290,7 +290,10 @@ static void show_room_message(conn *c, const mend_event *ev)
 	} else {
 		shown = with_mark(mark_of(ev), esc);
 		serv_got_chat_in(c->gc, purple_conv_chat_get_id(chat),
-		                 ev->nick ? ev->nick : ev->from, f, shown, t);
+		                 ev->nick   ? ev->nick
+		                 : ev->from ? ev->from
+		                            : ev->room,
+		                 f, shown, t);
 		g_free(shown);
 	}
 	c->writing_encrypted = 0;
