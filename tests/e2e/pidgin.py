@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 
 from harness import HarnessError, pid_alive, run, tail, wait_for
-from purple import _isolated_env, accounts_xml, plugins_prefs_xml, read_text
+from purple import _isolated_env, accounts_xml, blist_xml, plugins_prefs_xml, read_text
 
 __all__ = ["Pidgin", "pidgin_missing"]
 
@@ -42,24 +42,6 @@ def _stop(p, timeout=5):
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait(timeout)
-
-
-def _blist_xml(account, chats):
-    """blist.xml with the group chats `chats` ((room@service, nick), ...) of `account`,
-    each joined at sign-on (Pidgin's "gtk-autojoin")."""
-    def esc(v):
-        return (v.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-                .replace("'", "&apos;"))
-    items = ""
-    for room, nick in chats:
-        node, server = room.split("@", 1)
-        items += (f"<chat proto='prpl-jabber' account='{esc(account)}'>"
-                  f"<component name='room'>{esc(node)}</component>"
-                  f"<component name='server'>{esc(server)}</component>"
-                  f"<component name='handle'>{esc(nick)}</component>"
-                  "<setting name='gtk-autojoin' type='bool'>1</setting></chat>")
-    return ("<?xml version='1.0' encoding='UTF-8' ?>\n<purple version='1.0'><blist>"
-            f"<group name='Chats'>{items}</group></blist><privacy/></purple>\n")
 
 
 class Pidgin:
@@ -115,7 +97,7 @@ class Pidgin:
                 f.write(accounts_xml(self.account, "gtk-gaim"))
         if self.chats:
             with open(os.path.join(self.config, "blist.xml"), "w") as f:
-                f.write(_blist_xml(self.account["jid"], self.chats))
+                f.write(blist_xml(self.account["jid"], self.chats, "gtk-autojoin"))
         self._xvfb()
         self.procs.append(subprocess.Popen(["openbox"], env=self._env(),
                                            stdout=subprocess.DEVNULL,

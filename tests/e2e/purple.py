@@ -22,6 +22,7 @@ Standard library only; run with /usr/bin/python3.
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -32,7 +33,7 @@ import time
 from harness import (HarnessError, JsonLinesProcess, pid_alive, tail, wait_for)
 
 __all__ = ["Purple", "harness_path", "purple_missing", "build_purple_plugin",
-           "accounts_xml", "plugins_prefs_xml", "read_text",
+           "accounts_xml", "blist_xml", "plugins_prefs_xml", "read_text",
            "Finch", "FinchResult", "finch_loads_plugin", "finch_missing"]
 
 TMUX = shutil.which("tmux") or "/usr/bin/tmux"
@@ -546,6 +547,22 @@ def plugins_prefs_xml(ui, paths):
             "</pref>\n")
 
 
+def blist_xml(account, chats, autojoin):
+    """blist.xml with the group chats `chats` ((room@service, nick), ...) of `account`,
+    each joined at sign-on (the UI's setting `autojoin`: Pidgin "gtk-autojoin", Finch
+    "gnt-autojoin")."""
+    items = ""
+    for room, nick in chats:
+        node, server = room.split("@", 1)
+        items += (f"<chat proto='prpl-jabber' account='{_xml_escape(account)}'>"
+                  f"<component name='room'>{_xml_escape(node)}</component>"
+                  f"<component name='server'>{_xml_escape(server)}</component>"
+                  f"<component name='handle'>{_xml_escape(nick)}</component>"
+                  f"<setting name='{autojoin}' type='bool'>1</setting></chat>")
+    return ("<?xml version='1.0' encoding='UTF-8' ?>\n<purple version='1.0'><blist>"
+            f"<group name='Chats'>{items}</group></blist><privacy/></purple>\n")
+
+
 def accounts_xml(a, ui):
     """accounts.xml with one jabber account (dict jid, port, password, server) that
     UI ("gnt-purple" Finch, "gtk-gaim" Pidgin) signs in at start-up."""
@@ -586,14 +603,16 @@ class Finch:
               in prefs.xml /finch/plugins/loaded, so Finch loads them at start-up
     account   optional dict(jid=FULLJID, password=, server=, port=) written to
               accounts.xml (jabber, no TLS, PLAIN in clear, auto-login) before start
+    chats     (room@service, nick) pairs in blist.xml that Finch joins at sign-on
     env       extra environment
     Stopping kills finch by PID and the tmux server by its socket (then PID).
     """
 
     def __init__(self, plugins=(), account=None, env=None, width=160, height=50,
-                 keep_dir=None, name="finch"):
+                 keep_dir=None, name="finch", chats=()):
         self.plugins = list(plugins)
         self.account = account
+        self.chats = list(chats)
         self.extra_env = dict(env or {})
         self.width, self.height = width, height
         self.keep_dir = bool(os.environ.get("MEND_E2E_KEEP")) if keep_dir is None else keep_dir
@@ -632,6 +651,9 @@ class Finch:
         if self.account:
             with open(os.path.join(self.user_dir, "accounts.xml"), "w") as f:
                 f.write(accounts_xml(self.account, "gnt-purple"))
+        if self.chats:
+            with open(os.path.join(self.user_dir, "blist.xml"), "w") as f:
+                f.write(blist_xml(self.account["jid"], self.chats, "gnt-autojoin"))
         with open(self.tmux_conf, "w") as f:
             f.write("set -g status off\nset -g remain-on-exit on\n"
                     "set -g default-terminal xterm-256color\nset -g escape-time 0\n")
@@ -706,6 +728,36 @@ class Finch:
 
     def send_keys(self, *keys):
         self._tmux("send-keys", "-t", "finch", *keys)
+
+    def text(self):
+        """The front window's text as one line (Finch wraps long lines itself): the rows
+        between its left border and its right one (the 'k' of its top)."""
+        rows = self.screen().splitlines()
+        top = re.match(r"l[^k]*k", rows[0]) if rows else None
+        right = top.end() - 1 if top else 200
+        return " ".join(r[1:right].rstrip(" a") for r in rows[1:] if r.startswith("x"))
+
+    def shown(self, text, timeout=30):
+        """Until the front window shows `text`."""
+        return wait_for(lambda: text in self.text(), timeout,
+                        lambda: f"{text!r} on Finch's screen\n{self.diagnostics()}",
+                        interval=0.3)
+
+    def window(self, title, timeout=30):
+        """Brings the window `title` of the task bar to the front (gnt: M-N, window N)."""
+        bar = wait_for(lambda: next((ln for ln in reversed(self.screen().splitlines())
+                                     if title in ln), None), timeout,
+                       lambda: f"a window {title!r}\n{self.diagnostics()}", interval=0.3)
+        n = [t.strip() for t in bar.split("x")].index(
+            next(t.strip() for t in bar.split("x") if t.strip().startswith(title)))
+        self.send_keys(f"M-{n + 1}")
+        wait_for(lambda: title in self.screen().splitlines()[0], 10,
+                 lambda: f"{title!r} in front\n{self.diagnostics()}", interval=0.2)
+
+    def type_line(self, text):
+        """Types `text` into the front window and presses Enter."""
+        self.send_keys("-l", text)
+        self.send_keys("Enter")
 
     def diagnostics(self, lines=40):
         status = ("running" if self.alive() else

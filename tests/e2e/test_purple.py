@@ -9,7 +9,6 @@ peer cannot be encrypted to. Finch in tmux loads the plugin too.
 import contextlib
 import json
 import os
-import re
 import sys
 import tempfile
 import time
@@ -349,34 +348,7 @@ def finch_shows_the_marks_and_the_help():
         with Finch(plugins=[PLUGIN], account=account, width=120, height=40) as f:
             wait_published(srv, root, "alice")
             phone.send("alice@localhost", "hello finch")
-
-            def flat():
-                """The front window's text as one line (Finch wraps long lines itself):
-                the rows between its left border and its right one (the 'k' of its top)."""
-                rows = f.screen().splitlines()
-                top = re.match(r"l[^k]*k", rows[0]) if rows else None
-                right = top.end() - 1 if top else 200
-                return " ".join(r[1:right].rstrip(" a") for r in rows[1:] if r.startswith("x"))
-
-            def shown(text):
-                return wait_for(lambda: text in flat(), 30,
-                                lambda: f"{text!r} on Finch's screen\n{f.diagnostics()}",
-                                interval=0.3)
-
-            def window(title):  # gnt: M-N brings window N of the task bar to the front
-                bar = wait_for(lambda: next((ln for ln in reversed(f.screen().splitlines())
-                                             if title in ln), None), 30,
-                               lambda: f"a window {title!r}\n{f.diagnostics()}", interval=0.3)
-                n = [t.strip() for t in bar.split("x")].index(
-                    next(t.strip() for t in bar.split("x") if t.strip().startswith(title)))
-                f.send_keys(f"M-{n + 1}")
-                wait_for(lambda: title in f.screen().splitlines()[0], 10,
-                         lambda: f"{title!r} in front\n{f.diagnostics()}", interval=0.2)
-
-            def type_line(text):
-                f.send_keys("-l", text)
-                f.send_keys("Enter")
-
+            shown, window, type_line = f.shown, f.window, f.type_line
             window("bob")
             shown("bob: [unverified] hello finch")
             shown("OMEMO: this chat is encrypted")

@@ -16,7 +16,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Prosody, skip, start_omemo_peer, test, main, wait_for, wait_ready  # noqa: E402,E501
 from mendcli import BUILD, Mend, stored_on_server, wait_listening, wait_published  # noqa: E402,E501
-from purple import Purple, purple_missing  # noqa: E402
+from purple import Finch, Purple, finch_missing, purple_missing  # noqa: E402
 
 LIBS = os.path.join(BUILD, ".libs")
 PLUGIN = os.path.join(LIBS, "mend-purple.so")
@@ -201,6 +201,34 @@ def purple_and_python_omemo_in_a_room_both_ways():
             assert "alice@localhost" in {r["jid"] for r in sent["recipients"]}, sent
             a.wait_chat("[unverified] from python-omemo in a room", who="bob", conv=room)
             assert not stored_on_server(srv, "to python-omemo in a room"), "plaintext left"
+
+
+@test
+def finch_shows_the_room_state_and_a_decrypted_room_message():
+    """The real Finch in tmux joins the room from its buddy list: the room's state line,
+    /mend on typed in the room window, and a member's encrypted message with its mark."""
+    reason = finch_missing()
+    if reason:
+        skip(reason)
+    if os.environ.get("MEND_SANITIZERS"):
+        skip("a sanitizer build: an ASan plugin cannot load into the uninstrumented Finch")
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        srv.create_room("secret", owner="bob", members=("alice",))
+        account = dict(jid="alice@localhost/finch", port=srv.port, password="pw")
+        with Finch(plugins=[PLUGIN], account=account, width=120, height=40,
+                   chats=[(ROOM, "alice")]) as f, with_mend(srv, "bob") as b:
+            f.window("secret")
+            f.shown("OMEMO: this room is NOT encrypted")
+            f.type_line("/mend on")
+            f.shown("OMEMO encryption is on for this room")
+            f.shown("OMEMO: this room is encrypted.")
+            b.wait_signed_on()
+            wait_published(srv, root, "alice")
+            b.join(ROOM, "bob")
+            encrypt_room(b)
+            b.chatsend(ROOM, "hello finch room")
+            f.shown("bob: [unverified] hello finch room")
+            assert not stored_on_server(srv, "hello finch room"), "plaintext left"
 
 
 @test
