@@ -353,6 +353,24 @@ class Purple:
         return self._command(f"answer {request_id} {arg}".rstrip(), ("answered",), timeout,
                              "answer")
 
+    def reconnect(self, while_offline=None, timeout=30):
+        """The account disconnects (its group chats are left, as when the connection is
+        lost), while_offline() runs, and it signs on again (waited for)."""
+        m = self.mark()
+        self._command("disconnect", ("disconnected",), timeout, "disconnect")
+        self.wait_line(lambda o: o["type"] == "signed_off", timeout, f"{self.name} to sign off",
+                       start=m)
+        if while_offline:
+            while_offline()
+        m = self.mark()
+        self._command("connect", ("connecting",), timeout, "connect")
+        o = self.wait_line(lambda o: o["type"] in ("signed_on", "connection_error"), timeout,
+                           f"{self.name} to sign on again", start=m)
+        if o["type"] != "signed_on":
+            raise AssertionError(f"{self.name}: connection error: {o.get('text')}\n"
+                                 f"{self.describe()}")
+        return o
+
     def account(self, timeout=10):
         return self._command("account", ("account",), timeout, "account")
 

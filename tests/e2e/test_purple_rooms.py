@@ -125,6 +125,27 @@ def two_purple_members_both_ways_and_history_after_restart():
             b.wait_chat("[unverified] back again", who="alice", conv=ROOM, start=m)
 
 
+@test
+def after_a_reconnect_the_room_is_caught_up_and_both_ways_work():
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        with alice_and_bob_in_the_room(srv, root) as (a, b):
+            encrypt_room(b)
+
+            def bob_writes():
+                m = b.mark()
+                b.chatsend(ROOM, "while alice reconnects")
+                b.wait_chat("while alice reconnects", flags=("send",), conv=ROOM, start=m)
+            a.reconnect(bob_writes)
+            m = a.mark()
+            a.join(ROOM, "alice")  # as Pidgin and Finch join their open rooms again
+            a.wait_chat("[unverified] while alice reconnects", who="bob", conv=ROOM, start=m)
+            a.chatsend(ROOM, "alice is back")
+            b.wait_chat("[unverified] alice is back", who="alice", conv=ROOM)
+            a.ping()
+            shown = [o for o in a.chats(conv=ROOM) if "while alice reconnects" in o["text"]]
+            assert len(shown) == 1, shown
+
+
 def room_message(proc, body, timeout=30, start=0):
     """A `mend listen` line: `body` decrypted in ROOM."""
     return proc.wait_line(lambda o: o.get("type") == "message" and o.get("body") == body

@@ -19,9 +19,9 @@
  *    "flags":["recv",...],"mtime":UNIX}           what the conversation window shows
  *   {"type":"xml","dir":"in"|"out","xml":STR}     the wire (with --xml)
  *   {"type":"notify",...}, {"type":"request",...}, command results, {"type":"bye"}
- * stdin: one command per line (send, sendhtml, cmd, chatcmd, chatsend, join, raw, rawtext, close,
- * load, unload, answer, cancel, account, ping, quit); EOF quits too. stderr: libpurple's warnings
- * and errors; everything with --verbose.
+ * stdin: one command per line (send, sendhtml, cmd, chatcmd, chatsend, join, disconnect, connect,
+ * raw, rawtext, close, load, unload, answer, cancel, account, ping, quit); EOF quits too. stderr:
+ * libpurple's warnings and errors; everything with --verbose.
  */
 #include <signal.h>
 #include <stdarg.h>
@@ -1134,6 +1134,19 @@ static void cmd_account(void)
 	json_end(j);
 }
 
+/* disconnect | connect: the account goes offline (its group chats are left, as when the
+ * connection is lost) and signs on again ("signed_off", then "signed_on") */
+static void cmd_connection(int on)
+{
+	GString *j = json_begin(on ? "connecting" : "disconnected");
+
+	if (on)
+		purple_account_connect(account);
+	else
+		purple_account_disconnect(account);
+	json_end(j);
+}
+
 static void run_command(const char *line)
 {
 	const char *args;
@@ -1167,16 +1180,20 @@ static void run_command(const char *line)
 		cmd_answer(line, args, TRUE);
 	} else if (!strcmp(verb, "account")) {
 		cmd_account();
+	} else if (!strcmp(verb, "disconnect") || !strcmp(verb, "connect")) {
+		cmd_connection(!strcmp(verb, "connect"));
 	} else if (!strcmp(verb, "ping")) {
 		json_end(json_begin("pong"));
 	} else if (!strcmp(verb, "quit")) {
 		do_quit();
 	} else if (*verb) {
-		emit_error(line, "unknown command (send JID TEXT | sendhtml JID HTML | cmd JID "
-		                 "/CMD | chatcmd ROOM /CMD | chatsend ROOM TEXT | join ROOM NICK | "
-		                 "raw XML | rawtext "
-		                 "XML | close JID | load ID | unload ID | "
-		                 "answer ID [ARG] | cancel ID | account | ping | quit)");
+		emit_error(
+		    line,
+		    "unknown command (send JID TEXT | sendhtml JID HTML | cmd JID "
+		    "/CMD | chatcmd ROOM /CMD | chatsend ROOM TEXT | join ROOM NICK | "
+		    "raw XML | rawtext "
+		    "XML | close JID | load ID | unload ID | "
+		    "answer ID [ARG] | cancel ID | account | disconnect | connect | ping | quit)");
 	}
 	g_free(verb);
 }
