@@ -33,7 +33,8 @@ import time
 from harness import (HarnessError, JsonLinesProcess, pid_alive, tail, wait_for)
 
 __all__ = ["Purple", "harness_path", "purple_missing", "build_purple_plugin",
-           "accounts_xml", "blist_xml", "plugins_prefs_xml", "read_text",
+           "accounts_xml", "blist_xml", "plugins_prefs_xml", "read_text", "muc_server",
+           "create_room",
            "Finch", "FinchResult", "finch_loads_plugin", "finch_missing"]
 
 TMUX = shutil.which("tmux") or "/usr/bin/tmux"
@@ -428,6 +429,53 @@ class Purple:
                          and (direction is None or o["dir"] == direction), start)
 
 
+# --------------------------------------------------------------------------
+# Group chats for the libpurple tests, until the harness's Prosody has its own group chat
+# service: Prosody's muc component with its archive (XEP-0313 on room JIDs), and rooms made
+# and configured by their owner (XEP-0045 §10.1)
+# --------------------------------------------------------------------------
+
+MUC_HOST = "conference.localhost"
+
+
+def muc_server(accounts):
+    """A throwaway Prosody (harness.Prosody) with a group chat service at MUC_HOST."""
+    from harness import Prosody
+    return Prosody(accounts=accounts,
+                   extra_config=f'Component "{MUC_HOST}" "muc"\n'
+                                '    modules_enabled = { "muc_mam" }\n'
+                                '    muc_log_all_rooms = true\n')
+
+
+def create_room(srv, name, owner="bob", members=(), members_only=True):
+    """Room name@MUC_HOST made by `owner`: persistent, non-anonymous, members-only unless
+    members_only=False, with `members` (user names). Returns its JID."""
+    from profanity import xmpp_session
+    room = f"{name}@{MUC_HOST}"
+    ok = ("type='result'", 'type="result"')
+    with xmpp_session("127.0.0.1", srv.port, srv.jid(owner), "pw", resource="roomsetup") as x:
+        x._send(f"<presence to='{room}/{owner}-setup'>"
+                "<x xmlns='http://jabber.org/protocol/muc'/></presence>")
+        x._read_until(lambda b: "code='201'" in b or 'code="201"' in b, "the room to be made")
+        fields = {"muc#roomconfig_persistentroom": "1", "muc#roomconfig_whois": "anyone",
+                  "muc#roomconfig_membersonly": "1" if members_only else "0"}
+        form = "".join(f"<field var='{k}'><value>{v}</value></field>" for k, v in fields.items())
+        reply = x.iq(f"<iq type='set' to='{room}' id='cfg'><query xmlns='http://jabber.org/"
+                     "protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'>"
+                     "<field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig"
+                     f"</value></field>{form}</x></query></iq>", "cfg")
+        if not any(o in reply for o in ok):
+            raise HarnessError(f"configuring {room} failed: {reply}")
+        for i, m in enumerate(members):  # one per request: Prosody takes the first item only
+            reply = x.iq(f"<iq type='set' to='{room}' id='aff{i}'><query xmlns='http://jabber."
+                         f"org/protocol/muc#admin'><item affiliation='member' jid='{srv.jid(m)}'/>"
+                         "</query></iq>", f"aff{i}")
+            if not any(o in reply for o in ok):
+                raise HarnessError(f"making {m} a member of {room} failed: {reply}")
+        x._send(f"<presence type='unavailable' to='{room}/{owner}-setup'/>")
+    return room
+
+
 def _bare(jid):
     return (jid or "").split("/", 1)[0].lower()
 
@@ -763,12 +811,16 @@ class Finch:
 
     def window(self, title, timeout=30):
         """Brings the window `title` of the task bar to the front (gnt: M-N, window N)."""
-        bar = wait_for(lambda: next((ln for ln in reversed(self.screen().splitlines())
-                                     if title in ln), None), timeout,
-                       lambda: f"a window {title!r}\n{self.diagnostics()}", interval=0.3)
-        n = [t.strip() for t in bar.split("x")].index(
-            next(t.strip() for t in bar.split("x") if t.strip().startswith(title)))
-        self.send_keys(f"M-{n + 1}")
+        def number():  # the task bar: the lowest row with a tab that starts with title
+            for row in reversed(self.screen().splitlines()):
+                tabs = [t.strip() for t in row.split("x")]
+                n = next((i + 1 for i, t in enumerate(tabs) if t.startswith(title)), None)
+                if n:
+                    return n
+            return None
+        n = wait_for(number, timeout, lambda: f"a window {title!r}\n{self.diagnostics()}",
+                     interval=0.3)
+        self.send_keys(f"M-{n}")
         wait_for(lambda: title in self.screen().splitlines()[0], 10,
                  lambda: f"{title!r} in front\n{self.diagnostics()}", interval=0.2)
 
