@@ -1095,9 +1095,21 @@ static void test_archive_error(mend_account *a)
 	q = room_query(mark, &qid);
 	after = sent_text(q, "after");
 	TAP_OK(q >= 0 && str_is(after, "m-5"), "10 seconds later, from the kept position");
+	if (q < 0)
+		TAP_BAIL("no retry");
+	mark = sent->len;
+	TAP_EQ(mend_account_history(a, ROOM, "2021-01-02T00:00:00Z"), 0,
+	       "the room's history asked during its catch-up");
+	TAP_EQ(messages_since(mark) + (int)(sent->len - mark), 0, "waits for the catch-up");
+	fin(a, q, "m-5");
+	TAP_EQ(count_events(ev0, MEND_EVENT_CATCHUP_DONE), 1, "then it ends");
+	g_free(qid);
+	q = room_query(mark, &qid);
+	TAP_OK(q >= 0 && strstr(sent->pdata[q], "2021-01-02T00:00:00Z"),
+	       "and the history query leaves, since its time");
 	if (q >= 0)
 		fin(a, q, "m-5");
-	TAP_EQ(count_events(ev0, MEND_EVENT_CATCHUP_DONE), 1, "then it ends");
+	TAP_EQ(count_events(ev0, MEND_EVENT_HISTORY_DONE), 1, "HISTORY_DONE");
 	mend_account_set_clock(a, NULL, NULL);
 	mam_manual = 0;
 	g_free(after);

@@ -372,8 +372,8 @@ MEND_EXPORT int mend_account_pending_count(mend_account *acc, size_t *n);
  * every message as a MESSAGE event with archived=1, oldest first (messages
  * decrypted before come from the sealed local history, since forward secrecy
  * means they cannot be decrypted twice), then HISTORY_DONE. For a remembered room
- * (`with` = the room's JID) the room's archive is asked, and our own messages in it come
- * from the sealed local history.
+ * (`with` = the room's JID) the room's archive is asked (after the room's catch-up, when one
+ * runs), and our own messages in it come from the sealed local history.
  */
 MEND_EXPORT int mend_account_history(mend_account *acc, const char *with, const char *since);
 

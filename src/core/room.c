@@ -139,6 +139,7 @@ void mend_room_disconnected(mend_account *acc)
 		g_hash_table_remove_all(r->occupants);
 		r->disco_out = 0;
 		r->lists_out = 0;
+		r->history_waiting = 0;
 		mend_room_mam_free(acc, r);
 	}
 	g_ptr_array_unref(all);

@@ -30,6 +30,9 @@ typedef struct mend_room {
 	GHashTable *occupants; /* nick -> real bare JID (present occupants) */
 	room_mam *mam;         /* the room archive query under way (room_msg.c), or NULL */
 	char *partial_text;    /* who the last room message left out (sentence), or NULL */
+	/* a history query asked while the room's catch-up ran: it starts when that ends */
+	int history_waiting;
+	int64_t history_since; /* its start (unix seconds), or -1 for all */
 } mend_room;
 
 struct mend_rooms {

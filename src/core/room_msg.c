@@ -813,6 +813,8 @@ static void quiet_summary(mend_account *acc, mend_room *room, unsigned n)
 	g_free(text);
 }
 
+static void history_start(mend_account *acc, mend_room *room, int64_t since);
+
 /* A catch-up or history query ended: once none runs, used prekeys go (DESIGN §3). */
 static void room_mam_finish(mend_account *acc, mend_room *room, int err)
 {
@@ -831,6 +833,10 @@ static void room_mam_finish(mend_account *acc, mend_room *room, int err)
 	}
 	quiet_summary(acc, room, quiet);
 	emit(acc, &ev);
+	if (room->history_waiting && mend_engine_connected(acc)) {
+		room->history_waiting = 0;
+		history_start(acc, room, room->history_since);
+	}
 }
 
 /* (Re)asks from the stored position: after the last id, else the latest page. */
@@ -1037,29 +1043,42 @@ int mend_room_archive_result(mend_account *acc, xmpp_stanza_t *st, xmpp_stanza_t
 	return 1;
 }
 
-int mend_room_history(mend_account *acc, const char *room_jid, const char *since)
+/* Asks the room's archive for its history since `since` (unix seconds; <0: all). */
+static void history_start(mend_account *acc, mend_room *room, int64_t since)
 {
-	mend_room *room = mend_room_get(acc, room_jid);
-	GDateTime *dt = NULL;
-
-	if (!room)
-		return MEND_ERR_NOT_FOUND;
-	if (since && !(dt = g_date_time_new_from_iso8601(since, NULL)))
-		return MEND_ERR_INVALID_ARG;
-	if (!mend_engine_connected(acc) || room->mam) {
-		if (dt)
-			g_date_time_unref(dt);
-		return mend_engine_connected(acc) ? MEND_ERR_PROTOCOL : MEND_ERR_NOT_FOUND;
-	}
 	mend_account_catchup_begin(acc);
 	acc->room_catchups++;
 	room->mam = g_new0(room_mam, 1);
 	room->mam->kind = ROOM_HISTORY;
 	room->mam->queryid = g_uuid_string_random();
+	if (since >= 0)
+		room->mam->start = mend_iso_of_unix(since);
+	room_mam_send(acc, room, NULL);
+}
+
+int mend_room_history(mend_account *acc, const char *room_jid, const char *since)
+{
+	mend_room *room = mend_room_get(acc, room_jid);
+	GDateTime *dt = NULL;
+	int64_t t = -1;
+
+	if (!room)
+		return MEND_ERR_NOT_FOUND;
+	if (since && !(dt = g_date_time_new_from_iso8601(since, NULL)))
+		return MEND_ERR_INVALID_ARG;
 	if (dt) {
-		room->mam->start = mend_iso_of_unix(g_date_time_to_unix(dt));
+		t = g_date_time_to_unix(dt);
 		g_date_time_unref(dt);
 	}
-	room_mam_send(acc, room, NULL);
+	if (!mend_engine_connected(acc))
+		return MEND_ERR_NOT_FOUND;
+	if (room->mam && (room->mam->kind != ROOM_CATCHUP || room->history_waiting))
+		return MEND_ERR_PROTOCOL;
+	if (room->mam) { /* after the catch-up, so that it shows what that brought too */
+		room->history_waiting = 1;
+		room->history_since = t;
+		return MEND_OK;
+	}
+	history_start(acc, room, t);
 	return MEND_OK;
 }
