@@ -19,6 +19,7 @@ this module started, never by name.
 """
 
 import atexit
+import base64
 import json
 import os
 import shutil
@@ -30,10 +31,13 @@ import tempfile
 import threading
 import time
 import traceback
+import uuid
+import xml.etree.ElementTree as ET
 
 __all__ = [
     "Prosody", "JsonLinesProcess", "wait_for", "run", "free_port", "tail", "pid_alive",
     "start_omemo_peer", "wait_ready", "test", "skip", "Skip", "main", "HarnessError", "PYTHON", "HERE",
+    "XmppClient",
 ]
 
 PYTHON = "/usr/bin/python3"
@@ -167,12 +171,18 @@ class Prosody:
     clients go plain on loopback (PLAIN auth in clear is allowed).
     tls=True: a self-signed certificate for `host` is made with openssl and
     STARTTLS is offered but not required; srv.cert_path names the PEM.
+
+    muc=True: a group chat service (XEP-0045) at srv.muc_host ("conference." + host),
+    Prosody's `muc` component with `muc_mam` (XEP-0313 on room JIDs, archive kept for
+    ever); srv.create_room() makes and configures rooms, srv.set_affiliation() changes
+    member lists, srv.room_features() reads a room's disco#info.
     """
 
     def __init__(self, host="localhost", accounts=None, contacts=DEFAULT_CONTACTS,
                  tls=False, extra_config="", start_timeout=20.0, keep_dir=False,
-                 extra_modules=()):
+                 extra_modules=(), muc=False):
         self.host = host
+        self.muc_host = f"conference.{host}" if muc else None
         self.port = None
         self.pid = None
         self.tls = tls
@@ -252,9 +262,22 @@ groups_file = {lua(os.path.join(d, "groups.txt"))}
 certificates = {lua(os.path.join(d, "certs"))}
 {tls_lines}{self.extra_config}
 VirtualHost {lua(self.host)}
-"""
+{self._muc_config(lua)}"""
         with open(self.config_path, "w") as f:
             f.write(cfg)
+
+    def _muc_config(self, lua):
+        """The MUC component (XEP-0045) with its archive (XEP-0313 on the room JID).
+        New rooms stay locked until their owner submits the configuration form (§10.1.2)."""
+        if not self.muc_host:
+            return ""
+        return (f"Component {lua(self.muc_host)} \"muc\"\n"
+                "    modules_enabled = { \"muc_mam\" }\n"
+                "    restrict_room_creation = false\n"
+                "    muc_room_locking = true\n"
+                "    muc_log_by_default = true\n"
+                "    muc_log_expires_after = \"never\"\n"
+                "    muc_room_default_history_length = 20\n")
 
     def _make_cert(self):
         if not shutil.which("openssl"):
@@ -466,6 +489,282 @@ VirtualHost {lua(self.host)}
         if self.running() and user not in self._contacts:
             sys.stderr.write(f"# note: {user} registered after start is not in the shared roster\n")
         return self.jid(user)
+
+    # -- group chats (muc=True) -------------------------------------------------
+
+    def room_jid(self, name):
+        """name@conference.HOST (a bare room JID passes through)."""
+        if "@" in name:
+            return name
+        if not self.muc_host:
+            raise HarnessError("this Prosody has no group chat service: use Prosody(muc=True)")
+        return f"{name}@{self.muc_host}"
+
+    def _user_jid(self, who):
+        return who if "@" in who else self.jid(who)
+
+    def client(self, user, resource=None, password=None, timeout=10.0):
+        """A logged-in XmppClient as user (password from `accounts`, else "pw")."""
+        return XmppClient(self, user, password or self._accounts.get(user, "pw"),
+                          resource or f"setup-{uuid.uuid4().hex[:8]}", timeout)
+
+    def create_room(self, name, owner="alice", members=(), admins=(), members_only=True,
+                    whois="anyone", persistent=True, archive=True, config=None):
+        """Create room `name` as `owner` and configure it (XEP-0045 §10.1: the owner
+        submits the room configuration form, then sets affiliations, §9.3/§10.3), then the
+        owner's set-up session leaves. Defaults: what OMEMO needs (members-only, real JIDs
+        visible to anyone, persistent, archived). members_only=False makes an open room,
+        whois="moderators" a semi-anonymous one. `config`: more form fields {var: value}.
+        Checks the room's disco#info afterwards; returns the room's JID."""
+        room = self.room_jid(name)
+        fields = {"muc#roomconfig_persistentroom": persistent,
+                  "muc#roomconfig_membersonly": members_only,
+                  "muc#roomconfig_whois": whois,
+                  "muc#roomconfig_enablearchiving": archive}
+        fields.update(config or {})
+        with self.client(owner) as x:
+            nick = f"{owner}-setup-{uuid.uuid4().hex[:4]}"
+            x.join_room(room, nick)
+            x.configure_room(room, fields)
+            for who in admins:
+                x.set_affiliation(room, self._user_jid(who), "admin")
+            for who in members:
+                x.set_affiliation(room, self._user_jid(who), "member")
+            x.leave_room(room, nick)
+            features = x.disco_features(room)
+        want = {"muc_persistent" if persistent else "muc_temporary",
+                "muc_membersonly" if members_only else "muc_open",
+                "muc_nonanonymous" if whois == "anyone" else "muc_semianonymous"}
+        if want - features:
+            raise HarnessError(f"room {room} lacks {sorted(want - features)} after its "
+                               f"configuration; it has {sorted(features)}\n{self._diagnostics()}")
+        return room
+
+    def set_affiliation(self, room, who, affiliation, actor="alice"):
+        """Give `who` (user or JID) `affiliation` in `room` (member, admin, owner, outcast,
+        none) as `actor`, an owner or admin (XEP-0045 §9.3, §9.4, §10.3)."""
+        room = self.room_jid(room)
+        with self.client(actor) as x:
+            x.set_affiliation(room, self._user_jid(who), affiliation)
+
+    def affiliations(self, room, affiliation="member", actor="alice"):
+        """The bare JIDs with `affiliation` in `room`, as `actor` sees them (§9.5)."""
+        with self.client(actor) as x:
+            return x.affiliations(self.room_jid(room), affiliation)
+
+    def room_features(self, room, user="alice"):
+        """The room's disco#info features (set of strings), asked by `user`."""
+        with self.client(user) as x:
+            return x.disco_features(self.room_jid(room))
+
+
+# --------------------------------------------------------------------------
+# A minimal XMPP client for test set-up (standard library only)
+# --------------------------------------------------------------------------
+
+NS_STREAMS = "http://etherx.jabber.org/streams"
+NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
+NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind"
+NS_CLIENT = "jabber:client"
+NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
+NS_MUC = "http://jabber.org/protocol/muc"
+NS_MUC_USER = NS_MUC + "#user"
+NS_MUC_ADMIN = NS_MUC + "#admin"
+NS_MUC_OWNER = NS_MUC + "#owner"
+NS_DATA = "jabber:x:data"
+
+
+def _xa(value):
+    """An XML attribute value, quoted."""
+    return "'" + (str(value).replace("&", "&amp;").replace("<", "&lt;")
+                  .replace("'", "&apos;").replace('"', "&quot;")) + "'"
+
+
+def _xt(value):
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+class XmppClient:
+    """A blocking XMPP client for test set-up on the harness's Prosody: SASL PLAIN in
+    clear, a bound resource, no presence unless asked. Received stanzas are parsed
+    (xml.etree, tags as '{jabber:client}iq') and kept until a wait takes them.
+
+        with srv.client("alice") as x:              # or XmppClient(srv, "alice", "pw")
+            reply = x.iq("get", room, f"<query xmlns='{NS_DISCO_INFO}'/>")
+            x.join_room(room, "nick"); x.configure_room(room, {...}); x.leave_room(room, "nick")
+
+    Every wait has a limit (`timeout`, 10 s) and fails with HarnessError naming what it
+    waited for and what came instead.
+    """
+
+    def __init__(self, srv, user, password, resource="setup", timeout=10.0):
+        self.bare = srv.jid(user)
+        self.host = srv.host
+        self.timeout = timeout
+        self.full = None
+        self.stanzas = []           # received top-level elements not yet taken
+        self._seen = []             # short descriptions of everything received (failures)
+        self._n = 0
+        self.sock = socket.create_connection(("127.0.0.1", srv.port), timeout=timeout)
+        try:
+            self._login(user, password, resource)
+        except BaseException:
+            self.sock.close()
+            raise
+
+    def _login(self, user, password, resource):
+        self._open()
+        feats = self.next(lambda e: e.tag == f"{{{NS_STREAMS}}}features", "stream features")
+        mechs = [m.text for m in feats.iter(f"{{{NS_SASL}}}mechanism")]
+        if "PLAIN" not in mechs:
+            raise HarnessError(f"no SASL PLAIN offered to {self.bare} (got {mechs})")
+        creds = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+        self.send(f"<auth xmlns='{NS_SASL}' mechanism='PLAIN'>{creds}</auth>")
+        got = self.next(lambda e: e.tag in (f"{{{NS_SASL}}}success", f"{{{NS_SASL}}}failure"),
+                        "the SASL result")
+        if got.tag.endswith("failure"):
+            raise HarnessError(f"login as {self.bare} refused: {ET.tostring(got).decode()}")
+        self._open()
+        self.next(lambda e: e.tag == f"{{{NS_STREAMS}}}features", "stream features after login")
+        reply = self.iq("set", None, f"<bind xmlns='{NS_BIND}'><resource>{_xt(resource)}"
+                                     "</resource></bind>")
+        self.full = reply.findtext(f".//{{{NS_BIND}}}jid")
+
+    def _open(self):
+        self._parser = ET.XMLPullParser(events=("start", "end"))
+        self._depth = 0
+        self._root = None
+        self.send(f"<?xml version='1.0'?><stream:stream to={_xa(self.host)} "
+                  f"xmlns='{NS_CLIENT}' xmlns:stream='{NS_STREAMS}' version='1.0'>")
+
+    def send(self, xml):
+        self.sock.sendall(xml.encode("utf-8"))
+
+    def _read(self, deadline, what):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise HarnessError(f"{self.bare}: timed out after {self.timeout}s waiting for "
+                               f"{what}; received:\n{tail(chr(10).join(self._seen), 15)}")
+        self.sock.settimeout(left)
+        try:
+            data = self.sock.recv(65536)
+        except socket.timeout:
+            return
+        if not data:
+            raise HarnessError(f"{self.bare}: the server closed the stream while waiting for "
+                               f"{what}; received:\n{tail(chr(10).join(self._seen), 15)}")
+        self._parser.feed(data)
+        for event, elem in self._parser.read_events():
+            if event == "start":
+                self._depth += 1
+                if self._depth == 1:
+                    self._root = elem
+                continue
+            self._depth -= 1
+            if self._depth == 1:
+                self.stanzas.append(elem)
+                self._seen.append(ET.tostring(elem, encoding="unicode")[:300])
+                self._root.remove(elem)
+
+    def next(self, pred, what, timeout=None):
+        """Take the first received stanza for which pred(element) is true (waiting)."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while True:
+            for i, e in enumerate(self.stanzas):
+                if pred(e):
+                    return self.stanzas.pop(i)
+            self._read(deadline, what)
+
+    def iq(self, kind, to, payload, check=True):
+        """Send <iq type=kind to=to>payload</iq>; the reply element. With check, an error
+        reply raises HarnessError."""
+        self._n += 1
+        iq_id = f"h{self._n}-{uuid.uuid4().hex[:6]}"
+        to_attr = f" to={_xa(to)}" if to else ""
+        self.send(f"<iq type={_xa(kind)} id={_xa(iq_id)}{to_attr}>{payload}</iq>")
+        reply = self.next(lambda e: e.tag == f"{{{NS_CLIENT}}}iq" and e.get("id") == iq_id
+                          and e.get("type") in ("result", "error"), f"the reply to {kind} {payload[:80]}")
+        if check and reply.get("type") == "error":
+            raise HarnessError(f"{self.bare}: {kind} {payload[:200]} to {to} failed: "
+                               f"{ET.tostring(reply, encoding='unicode')}")
+        return reply
+
+    def disco_features(self, jid):
+        reply = self.iq("get", jid, f"<query xmlns='{NS_DISCO_INFO}'/>")
+        return {f.get("var") for f in reply.iter(f"{{{NS_DISCO_INFO}}}feature")}
+
+    # -- XEP-0045 -----------------------------------------------------------------
+
+    def join_room(self, room, nick):
+        """Enter `room` as `nick` (no history); the self-presence (status 110) element."""
+        occupant = f"{room}/{nick}"
+        self.send(f"<presence to={_xa(occupant)}><x xmlns='{NS_MUC}'><history maxstanzas='0'/>"
+                  "</x></presence>")
+
+        def ours(e):
+            if e.tag != f"{{{NS_CLIENT}}}presence" or e.get("from") != occupant:
+                return False
+            return e.get("type") == "error" or any(
+                s.get("code") == "110" for s in e.iter(f"{{{NS_MUC_USER}}}status"))
+        pres = self.next(ours, f"our presence in {occupant}")
+        if pres.get("type") == "error":
+            raise HarnessError(f"{self.bare} cannot enter {occupant}: "
+                               f"{ET.tostring(pres, encoding='unicode')}")
+        return pres
+
+    def leave_room(self, room, nick):
+        occupant = f"{room}/{nick}"
+        self.send(f"<presence to={_xa(occupant)} type='unavailable'/>")
+        self.next(lambda e: e.tag == f"{{{NS_CLIENT}}}presence" and e.get("from") == occupant
+                  and e.get("type") == "unavailable", f"leaving {occupant}")
+
+    def configure_room(self, room, fields):
+        """Submit the room configuration form (§10.2) with `fields` changed ({var: value};
+        bool -> "1"/"0", list -> several values); the other fields keep their values.
+        A field the form does not have raises HarnessError."""
+        form = self.iq("get", room, f"<query xmlns='{NS_MUC_OWNER}'/>").find(
+            f".//{{{NS_DATA}}}x")
+        if form is None:
+            raise HarnessError(f"{room} sent no configuration form")
+        values = {}
+        for f in form.iter(f"{{{NS_DATA}}}field"):
+            if f.get("var") and f.get("type") != "fixed":
+                values[f.get("var")] = [v.text or "" for v in f.findall(f"{{{NS_DATA}}}value")]
+        unknown = set(fields) - set(values)
+        if unknown:
+            raise HarnessError(f"{room}'s configuration form has no {sorted(unknown)}; "
+                               f"it has {sorted(values)}")
+        for var, v in fields.items():
+            if isinstance(v, bool):
+                v = "1" if v else "0"
+            values[var] = [str(x) for x in v] if isinstance(v, (list, tuple)) else [str(v)]
+        body = "".join(f"<field var={_xa(var)}>" + "".join(f"<value>{_xt(x)}</value>" for x in vs)
+                       + "</field>" for var, vs in values.items())
+        self.iq("set", room, f"<query xmlns='{NS_MUC_OWNER}'><x xmlns='{NS_DATA}' "
+                             f"type='submit'>{body}</x></query>")
+
+    def set_affiliation(self, room, jid, affiliation):
+        self.iq("set", room, f"<query xmlns='{NS_MUC_ADMIN}'><item affiliation={_xa(affiliation)} "
+                             f"jid={_xa(jid)}/></query>")
+
+    def affiliations(self, room, affiliation):
+        reply = self.iq("get", room, f"<query xmlns='{NS_MUC_ADMIN}'><item "
+                                     f"affiliation={_xa(affiliation)}/></query>")
+        return sorted(i.get("jid") for i in reply.iter(f"{{{NS_MUC_ADMIN}}}item"))
+
+    def close(self):
+        try:
+            self.send("</stream:stream>")
+        except OSError:
+            pass
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
 
 
 # --------------------------------------------------------------------------

@@ -25,6 +25,15 @@ stdout: one JSON object per line
     {"type":"devices","jid":BARE,"devices":[...]}            (same, from the local cache)
     {"type":"pong"} | {"type":"raw_sent"} | {"type":"command_error","command":LINE,"error":STR} | {"type":"bye"}
     {"type":"fatal","error":STR}    (then exit 1)
+  group chats (XEP-0045; "from" is the sender's real bare JID, "to" and "room" the room):
+    {"type":"joined","room":ROOM,"nick":NICK,"occupants":{NICK:BARE},"members":[BARES]}
+    {"type":"occupant","room":ROOM,"nick":NICK,"jid":BARE|null,"present":BOOL}   presence
+    {"type":"members","room":ROOM,"occupants":{NICK:BARE},"members":[BARES]}
+    {"type":"left","room":ROOM}
+    message / empty / not_for_us / error / plain as above, with "room", "nick",
+    "groupchat":true (and "stanza_id" the room's, by=ROOM)
+    {"type":"reflection","room":ROOM,"nick":NICK,"id":ID,"origin_id":ID}   our own message back
+    {"type":"sent","to":ROOM,"room":ROOM,...}  (as above; "recipients" lists every member device)
 
 stdin: one command per line
     send JID TEXT...   encrypt TEXT for all of JID's devices and our own other devices
@@ -37,6 +46,16 @@ stdin: one command per line
                        requests of messages we decrypted (as Conversations does); prints "pong"
     ping               prints {"type":"pong"} (a barrier: earlier commands are done)
     quit               disconnect and exit 0 (EOF on stdin does the same)
+  group chats (slixmpp's xep_0045):
+    join ROOM NICK     enter ROOM (no history replay) and fetch its member, admin and owner
+                       lists (XEP-0045 §9.5: members may read them in a members-only,
+                       non-anonymous room); prints "joined"
+    send ROOM TEXT     for a joined room: encrypt TEXT to the devices of every member (the
+                       affiliation lists and the occupants' real JIDs, device lists re-fetched)
+                       and our own other devices, sent as type=groupchat (python-omemo refuses,
+                       with NoEligibleDevices, when a member has no OMEMO device)
+    members ROOM       re-read the affiliation lists; prints "members"
+    leave ROOM         prints "left"
 
 Trust: blind (every new identity is trusted). State: DIR/omemo.json, so a
 restart keeps the same device id, identity and sessions.
@@ -83,6 +102,8 @@ NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
 NS_CAPS = "http://jabber.org/protocol/caps"
 NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 NS_RECEIPTS = "urn:xmpp:receipts"
+NS_MUC_USER = "http://jabber.org/protocol/muc#user"
+NS_MUC_ADMIN = "http://jabber.org/protocol/muc#admin"
 
 DEVICELIST_NODE = f"{OLDMEMO_NS}.devicelist"
 BUNDLES_NODE = f"{OLDMEMO_NS}.bundles:"          # + device id
@@ -192,6 +213,7 @@ class Peer(ClientXMPP):
         self.publish_options_ok = None    # learnt on the first publish
         self.commands = None              # asyncio.Queue of stdin lines
         self.receipts = False             # XEP-0184: request and answer receipts
+        self.rooms = {}                   # joined room -> Room
 
         self.add_event_handler("session_start", self.on_session_start)
         self.add_event_handler("failed_auth", self.on_failed_auth)
@@ -202,6 +224,12 @@ class Peer(ClientXMPP):
         self.register_handler(Callback(
             "omemo_peer disco#info",
             MatchXPath(f"{{{NS_CLIENT}}}iq/{{{NS_DISCO_INFO}}}query"), self.on_disco_info))
+        # XEP-0045 occupant tracking; its xep_0030 dependency must not answer disco
+        # requests next to ours (we announce exactly FEATURES, see caps_ver)
+        self.register_plugin("xep_0045")
+        self.remove_handler("Disco Info")
+        self.remove_handler("Disco Items")
+        self.add_event_handler("groupchat_presence", self.on_room_presence)
 
     @property
     def bare(self):
@@ -414,6 +442,11 @@ class Peer(ClientXMPP):
             await self.handle_pep_event(outer_bare, event)
             return
 
+        if x.get("type") == "groupchat":
+            if outer_bare in self.rooms:
+                await self.handle_groupchat(self.rooms[outer_bare], x)
+            return
+
         carbon = None
         inner = x
         for kind in ("sent", "received"):
@@ -454,6 +487,20 @@ class Peer(ClientXMPP):
         device = int(sid_attr) if sid_attr and sid_attr.isdigit() else None
         base = {"from": sender, "to": to, "device": device, "carbon": carbon,
                 "id": inner.get("id"), "stanza_id": stanza_id}
+        request = inner.find(f"{{{NS_RECEIPTS}}}request") is not None
+        # XEP-0184 §5: answer only live messages to us that we decrypted
+        answer = self.receipts and request and carbon is None and inner.get("id")
+        msg = await self.decrypt_and_emit(enc, sender, base, x, {
+            "receipt_request": request, "receipt_sent": bool(answer)})
+        if msg is not None and answer:
+            ack = self.make_message(mto=inner.get("from"), mtype="chat")
+            ack["id"] = str(uuid.uuid4())
+            ack.append(el(f"{{{NS_RECEIPTS}}}received", {"id": inner.get("id")}))
+            ack.send()
+
+    async def decrypt_and_emit(self, enc, sender, base, stanza, extra=None):
+        """Decrypt an OMEMO <encrypted/> from sender (bare JID); emit what came of it
+        (a "message" line has `extra` too); the message line, or None."""
         async with self.lock:
             try:
                 message = await oldmemo.etree.parse_message(enc, sender, self.bare, self.sm)
@@ -461,30 +508,136 @@ class Peer(ClientXMPP):
                 prekey = any(k.device_id == own_id and kex is not None for k, kex in message.keys)
                 plaintext, dev, _ = await self.sm.decrypt(message)
             except omemo.MessageNotForUs:
-                # Normal for key transport / session completion messages
-                # addressed to another device of this account.
                 emit(dict(base, type="not_for_us",
                           rids=sorted(k.device_id for k, _ in message.keys)))
-                return
+                return None
             except Exception as e:  # noqa: BLE001
-                log.warning("cannot decrypt from %s/%s: %s: %s", sender, device, type(e).__name__, e)
-                log.debug("undecryptable stanza: %s", ET.tostring(x, encoding="unicode"))
+                log.warning("cannot decrypt from %s/%s: %s: %s", sender, base.get("device"),
+                            type(e).__name__, e)
+                log.debug("undecryptable stanza: %s", ET.tostring(stanza, encoding="unicode"))
                 emit(dict(base, type="error", error=f"{type(e).__name__}: {e}"))
-                return
+                return None
         if plaintext is None:
             emit(dict(base, type="empty", prekey=prekey))
+            return None
+        msg = dict(base, type="message", device=dev.device_id,
+                   body=plaintext.decode("utf-8", "replace"), prekey=prekey, **(extra or {}))
+        emit(msg)
+        return msg
+
+    # -- group chats (XEP-0045) ---------------------------------------------------
+
+    def on_room_presence(self, pres):
+        room = self.rooms.get(pres["from"].bare)
+        if room is None:
             return
-        request = inner.find(f"{{{NS_RECEIPTS}}}request") is not None
-        # XEP-0184 §5: answer only live messages to us that we decrypted
-        answer = self.receipts and request and carbon is None and inner.get("id")
-        if answer:
-            ack = self.make_message(mto=inner.get("from"), mtype="chat")
-            ack["id"] = str(uuid.uuid4())
-            ack.append(el(f"{{{NS_RECEIPTS}}}received", {"id": inner.get("id")}))
-            ack.send()
-        emit(dict(base, type="message", device=dev.device_id,
-                  body=plaintext.decode("utf-8", "replace"), prekey=prekey,
-                  receipt_request=request, receipt_sent=bool(answer)))
+        nick = pres["from"].resource
+        item = pres.xml.find(f"{{{NS_MUC_USER}}}x/{{{NS_MUC_USER}}}item")
+        real = JID(item.get("jid")).bare if item is not None and item.get("jid") else None
+        present = pres["type"] != "unavailable"
+        if real:
+            room.nicks[nick] = real
+        if present:
+            room.present.add(nick)
+        else:
+            room.present.discard(nick)
+        if present and real and real != self.bare:
+            room.occupants.add(real)
+        emit({"type": "occupant", "room": room.jid, "nick": nick, "jid": real,
+              "present": present})
+
+    async def join_room(self, room_jid, nick):
+        """Enter the room as nick without history (§7.2.14), wait for our own presence
+        (status 110, §7.2.3), then read the affiliation lists."""
+        muc = self.plugin["xep_0045"]
+        room = Room(room_jid, nick)
+        self.rooms[room_jid] = room
+        muc.rooms[JID(room_jid)] = {}
+        muc.our_nicks[JID(room_jid)] = nick
+        done = asyncio.get_event_loop().create_future()
+
+        def finished(pres):
+            if not done.done():
+                done.set_result(pres)
+        pres = self.make_presence(pto=f"{room_jid}/{nick}")
+        pres.enable("muc_join")
+        pres["muc_join"]["history"]["maxstanzas"] = "0"
+        with self.event_handler(f"muc::{room_jid}::self-presence", finished), \
+                self.event_handler(f"muc::{room_jid}::presence-error", finished):
+            pres.send()
+            got = await asyncio.wait_for(done, 20)
+        if got["type"] == "error":
+            del self.rooms[room_jid]
+            raise RuntimeError(f"cannot join {room_jid}: {got['error']['condition']}")
+        await self.read_members(room)
+        emit({"type": "joined", "room": room_jid, "nick": nick,
+              "occupants": room.occupant_map(), "members": sorted(room.members)})
+
+    async def read_members(self, room):
+        """Members, admins and owners (XEP-0045 §9.5, §10.5) of a room we are in."""
+        members = set()
+        for affiliation in ("member", "admin", "owner"):
+            iq = self.Iq()
+            iq["type"] = "get"
+            iq["to"] = room.jid
+            iq.append(el(f"{{{NS_MUC_ADMIN}}}query", children=[
+                el(f"{{{NS_MUC_ADMIN}}}item", {"affiliation": affiliation})]))
+            res = await iq.send(timeout=10)
+            for item in res.xml.iter(f"{{{NS_MUC_ADMIN}}}item"):
+                if item.get("jid"):
+                    members.add(JID(item.get("jid")).bare)
+        room.members = members - {self.bare}
+
+    async def send_room(self, room, text):
+        """Encrypt to every member's devices (and ours) and send it as type=groupchat."""
+        await self.read_members(room)
+        recipients = sorted(room.members | room.occupants)
+        async with self.lock:
+            for bare in recipients + [self.bare]:
+                await self.sm.refresh_device_list(OLDMEMO_NS, bare)
+            messages, errors = await self.sm.encrypt(
+                frozenset(recipients), {OLDMEMO_NS: text.encode("utf-8")})
+        message = next(m for m in messages if m.namespace == OLDMEMO_NS)
+        msg_id = str(uuid.uuid4())
+        stanza = self.message_stanza(room.jid, "groupchat", message, msg_id)
+        room.sent_ids.add(msg_id)
+        stanza.send()
+        self.emit_sent(room.jid, msg_id, message, errors, room=room.jid)
+
+    async def handle_groupchat(self, room, x):
+        """A type=groupchat message from one of our rooms: the sender's real JID from its
+        muc#user item (archived copies) or from occupant presence; our own reflection is
+        recognised by its origin-id (XEP-0359) or our nick, and not decrypted (we hold no
+        key for our own sending device)."""
+        nick = JID(x.get("from") or "").resource
+        item = x.find(f"{{{NS_MUC_USER}}}x/{{{NS_MUC_USER}}}item")
+        real = JID(item.get("jid")).bare if item is not None and item.get("jid") else None
+        sender = real or room.nicks.get(nick)
+        stanza_id = None
+        for sid in x.findall(f"{{{NS_SID}}}stanza-id"):
+            if JID(sid.get("by") or "").bare == room.jid:
+                stanza_id = sid.get("id")
+        origin = x.find(f"{{{NS_SID}}}origin-id")
+        origin_id = origin.get("id") if origin is not None else None
+        base = {"from": sender, "to": room.jid, "room": room.jid, "nick": nick,
+                "groupchat": True, "carbon": None, "id": x.get("id"), "stanza_id": stanza_id}
+        if (origin_id and origin_id in room.sent_ids) or (nick == room.nick and sender in (None, self.bare)):
+            emit(dict(base, type="reflection", origin_id=origin_id))
+            return
+        enc = x.find(f"{{{OLDMEMO_NS}}}encrypted")
+        if enc is None:
+            body = x.find(f"{{{NS_CLIENT}}}body")
+            if body is not None:
+                emit(dict(base, type="plain", body=body.text or ""))
+            return
+        if sender is None:
+            emit(dict(base, type="error", device=None,
+                      error=f"no real JID known for nick {nick!r} in {room.jid}"))
+            return
+        header = enc.find(f"{{{OLDMEMO_NS}}}header")
+        sid_attr = header.get("sid") if header is not None else None
+        base["device"] = int(sid_attr) if sid_attr and sid_attr.isdigit() else None
+        await self.decrypt_and_emit(enc, sender, base, x)
 
     async def handle_pep_event(self, from_bare, event):
         items = event.find(f"{{{NS_PUBSUB_EVENT}}}items")
@@ -543,8 +696,22 @@ class Peer(ClientXMPP):
             return True
         if cmd == "ping":
             emit({"type": "pong"})
+        elif cmd == "send" and len(parts) == 3 and JID(parts[1]).bare in self.rooms:
+            await self.send_room(self.rooms[JID(parts[1]).bare], parts[2])
         elif cmd == "send" and len(parts) == 3:
             await self.send_encrypted(parts[1], parts[2])
+        elif cmd == "join" and len(parts) == 3:
+            await self.join_room(JID(parts[1]).bare, parts[2])
+        elif cmd in ("members", "leave") and len(parts) == 2 and JID(parts[1]).bare in self.rooms:
+            room = self.rooms[JID(parts[1]).bare]
+            if cmd == "members":
+                await self.read_members(room)
+                emit({"type": "members", "room": room.jid, "occupants": room.occupant_map(),
+                      "members": sorted(room.members)})
+            else:
+                self.plugin["xep_0045"].leave_muc(JID(room.jid), room.nick)
+                del self.rooms[room.jid]
+                emit({"type": "left", "room": room.jid})
         elif cmd == "receipts" and len(parts) == 2 and parts[1] in ("on", "off"):
             self.receipts = parts[1] == "on"
             emit({"type": "pong"})
@@ -561,8 +728,9 @@ class Peer(ClientXMPP):
                 emit({"type": "refreshed" if cmd == "refresh" else "devices", "jid": bare,
                       "devices": await self.describe_devices(bare)})
         else:
-            raise ValueError("unknown command or wrong arguments (send JID TEXT | refresh JID | "
-                             "devices JID | raw XML | receipts on|off | ping | quit)")
+            raise ValueError("unknown command or wrong arguments (send JID|ROOM TEXT | refresh JID"
+                             " | devices JID | raw XML | receipts on|off | join ROOM NICK | "
+                             "members ROOM | leave ROOM | ping | quit)")
         return False
 
     async def describe_devices(self, bare):
@@ -585,23 +753,32 @@ class Peer(ClientXMPP):
                 frozenset([to_bare]), {OLDMEMO_NS: text.encode("utf-8")})
         message = next(m for m in messages if m.namespace == OLDMEMO_NS)
         msg_id = str(uuid.uuid4())
-        stanza = self.make_message(mto=to_bare, mbody=FALLBACK_BODY, mtype="chat")
+        stanza = self.message_stanza(to_bare, "chat", message, msg_id)
+        if self.receipts:
+            stanza.append(el(f"{{{NS_RECEIPTS}}}request"))
+        stanza.send()
+        self.emit_sent(to_bare, msg_id, message, errors)
+
+    def message_stanza(self, to, mtype, message, msg_id):
+        """An OMEMO message stanza with the fallback body, store hint (XEP-0334), EME
+        (XEP-0380) and origin-id (XEP-0359)."""
+        stanza = self.make_message(mto=to, mbody=FALLBACK_BODY, mtype=mtype)
         stanza["id"] = msg_id
         stanza.append(oldmemo.etree.serialize_message(message))
         stanza.append(el(f"{{{NS_HINTS}}}store"))
         stanza.append(el(f"{{{NS_EME}}}encryption", {"namespace": OLDMEMO_NS, "name": "OMEMO"}))
         stanza.append(el(f"{{{NS_SID}}}origin-id", {"id": msg_id}))
-        if self.receipts:
-            stanza.append(el(f"{{{NS_RECEIPTS}}}request"))
-        stanza.send()
+        return stanza
+
+    def emit_sent(self, to, msg_id, message, errors, **extra):
         recipients = sorted(({"jid": k.bare_jid, "device": k.device_id, "prekey": kex is not None}
                              for k, kex in message.keys),
                             key=lambda r: (r["jid"], r["device"]))
-        emit({"type": "sent", "to": to_bare, "id": msg_id,
-              "devices": sorted(r["device"] for r in recipients),
-              "recipients": recipients,
-              "errors": sorted(f"{e.bare_jid}/{e.device_id}: {type(e.exception).__name__}: {e.exception}"
-                               for e in errors)})
+        emit(dict({"type": "sent", "to": to, "id": msg_id,
+                   "devices": sorted(r["device"] for r in recipients),
+                   "recipients": recipients,
+                   "errors": sorted(f"{e.bare_jid}/{e.device_id}: {type(e.exception).__name__}: "
+                                    f"{e.exception}" for e in errors)}, **extra))
 
     def send_omemo_stanza(self, message, bare_jid):
         """Send an OMEMO message made by python-omemo itself (empty/key transport)."""
@@ -612,6 +789,24 @@ class Peer(ClientXMPP):
         stanza.send()
         log.info("sent empty OMEMO message to %s (%s)", bare_jid,
                  [k.device_id for k, _ in message.keys])
+
+
+class Room:
+    """A group chat we joined: our nick, who is in it (nick -> real bare JID, kept after
+    they leave so that their late messages still have a sender), its affiliated JIDs, the
+    ids of what we sent (to know our reflections)."""
+
+    def __init__(self, jid, nick):
+        self.jid = jid
+        self.nick = nick
+        self.nicks = {}
+        self.present = set()     # nicks in the room now
+        self.occupants = set()   # real bare JIDs of everyone who was in it
+        self.members = set()
+        self.sent_ids = set()
+
+    def occupant_map(self):
+        return {n: self.nicks.get(n) for n in sorted(self.present) if n != self.nick}
 
 
 class PeerSessionManager(omemo.SessionManager):
