@@ -577,6 +577,10 @@ static char *real_sender(mend_account *acc, mend_room *room, xmpp_stanza_t *msg,
 		occ = acc->jid;
 	if (occ && !archived)
 		return g_strdup(occ);
+	/* XEP-0045 §7.2.3: our other devices may share our nick (one occupant, several
+	 * sessions); what is not this device's own (is_ours) came from one of them */
+	if (!archived && nick && room->nick && g_strcmp0(nick, room->nick) == 0)
+		return g_strdup(acc->jid);
 	if (!archived)
 		return NULL; /* a live message comes from a present occupant */
 	jid = item_jid(msg);
