@@ -26,6 +26,7 @@ enum cli_status {
 	CLI_AUTH = 3,
 	CLI_CONNECT = 4,
 	CLI_LOCKED = 5,  /* the keyring holding the store key stayed locked */
+	CLI_HELD = 6,    /* a room message was not sent: some members could not read it */
 	CLI_QUEUED = 75, /* EX_TEMPFAIL: the message waits in the queue */
 	CLI_INTERRUPTED = 130,
 	CLI_HELP = -1 /* help or version was printed: exit 0 */
@@ -45,7 +46,10 @@ enum cli_command {
 	CMD_POLICY,
 	CMD_IDENTITY,
 	CMD_ACCOUNT,
-	CMD_FETCH
+	CMD_FETCH,
+	CMD_JOIN,
+	CMD_LEAVE,
+	CMD_MEMBERS
 };
 
 /* What the command line and the config file said; strings are g_free'd. */
@@ -68,6 +72,9 @@ struct cli_opts {
 	char *file;         /* send --file PATH */
 	char *save_dir;     /* listen, fetch --save-dir DIR */
 	char *out;          /* fetch --out PATH */
+	char *nick;         /* join, send --nick: our nick in the room */
+	int room;           /* send --room: the JID is a group chat */
+	int allow_partial;  /* send --allow-partial: members who cannot read it are left out */
 };
 
 /* One SENT / SEND_FAILED event kept while mend_account_send() runs. */
@@ -78,6 +85,7 @@ struct cli_deferred {
 	char *text;
 	int error;
 	unsigned n_devices;
+	int room; /* the event came with room set (= peer) */
 };
 
 struct cli {
@@ -141,6 +149,13 @@ struct cli {
 	const mend_file_result *file_saved; /* the message being printed: its file, saved */
 	const char *file_error;             /* ... or why it was not saved */
 	int progress_shown;                 /* percent last shown, -1 for none */
+
+	/* group chats (rooms.c) */
+	char *nick;      /* our nick in the room of the command */
+	int room_status; /* the room's state from its ROOM event; MEND_ERR_NOT_FOUND: unknown */
+	int room_joined; /* join: the room sent our own presence (XEP-0045 §7.2.3) */
+	int room_once;   /* the room was not remembered before this run */
+	unsigned room_devices;
 };
 
 /* config.c */
@@ -152,6 +167,30 @@ int cli_account_add(struct cli *c, const char *jid);
 char *cli_bare_jid(const char *jid);
 void cli_deferred_free(gpointer p);
 void cli_free(struct cli *c);
+
+/* main.c: steps the commands share */
+int cli_open_offline(struct cli *c);
+int cli_run_online(struct cli *c, double default_timeout);
+int cli_start_engine(struct cli *c, unsigned flags);
+void cli_common_event(struct cli *c, const mend_event *ev);
+void cli_went_offline(struct cli *c);
+void cli_query_deadline(struct cli *c);
+char *cli_peer_arg(struct cli *c, const char *arg);
+void cli_send_event(struct cli *c, const mend_event *ev);
+void cli_send_result(struct cli *c, const mend_event *ev);
+void cli_send_direct(struct cli *c);
+int cli_queue_message(struct cli *c, void (*replay)(struct cli *c, const mend_event *ev));
+void cli_replay_deferred(struct cli *c, void (*fn)(struct cli *c, const mend_event *ev));
+
+/* rooms.c */
+int cli_room_nick(struct cli *c, const char *room, char **nick);
+int cli_room_send_start(struct cli *c);
+void cli_room_send_done(struct cli *c);
+int cli_room_history_start(struct cli *c);
+int cli_cmd_join(struct cli *c);
+int cli_cmd_leave(struct cli *c);
+int cli_cmd_members(struct cli *c);
+void cli_room_listen_join(struct cli *c);
 
 /* conn.c */
 void cli_host_ops(mend_host_ops *ops);
@@ -179,6 +218,12 @@ void out_devices_done(struct cli *c, const char *jid, size_t n);
 void out_fingerprint(struct cli *c, uint32_t device, const char *hex);
 void out_trust(struct cli *c, const char *jid, uint32_t device, mend_trust trust);
 void out_usage(enum cli_command cmd, int to_stderr);
+void out_room(struct cli *c, const mend_event *ev);
+void out_held(struct cli *c, const mend_event *ev, int dropped);
+void out_joined(struct cli *c, const char *room, const char *nick, unsigned n);
+void out_left(struct cli *c, const char *room);
+void out_member(struct cli *c, const char *room, const mend_room_member *m);
+void out_members_done(struct cli *c, const char *room, size_t n);
 void out_text(struct cli *c, const char *type, const char *key, const char *value);
 void out_qr(struct cli *c, const char *text);
 char *out_iso_time(int64_t unix_time);

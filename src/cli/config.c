@@ -46,7 +46,10 @@ enum {
 	OPT_WAIT_RECEIPT,
 	OPT_FILE,
 	OPT_SAVE_DIR,
-	OPT_OUT
+	OPT_OUT,
+	OPT_NICK,
+	OPT_ROOM,
+	OPT_ALLOW_PARTIAL
 };
 
 static const struct option long_opts[] = {
@@ -67,6 +70,9 @@ static const struct option long_opts[] = {
     {"file", required_argument, NULL, OPT_FILE},
     {"save-dir", required_argument, NULL, OPT_SAVE_DIR},
     {"out", required_argument, NULL, OPT_OUT},
+    {"nick", required_argument, NULL, OPT_NICK},
+    {"room", no_argument, NULL, OPT_ROOM},
+    {"allow-partial", no_argument, NULL, OPT_ALLOW_PARTIAL},
     {NULL, 0, NULL, 0},
 };
 
@@ -88,6 +94,9 @@ static const struct {
     {"identity", CMD_IDENTITY, 1, 1},
     {"account", CMD_ACCOUNT, 2, 2},
     {"fetch", CMD_FETCH, 1, 1},
+    {"join", CMD_JOIN, 1, 1},
+    {"leave", CMD_LEAVE, 1, 1},
+    {"members", CMD_MEMBERS, 1, 1},
 };
 
 static void set_str(char **field, const char *value)
@@ -157,8 +166,10 @@ static int take_timeout(struct cli *c, const char *arg)
 	double t;
 
 	if (c->o.command == CMD_NONE ||
-	    (c->o.command >= CMD_FINGERPRINT && c->o.command != CMD_FETCH))
-		return option_misplaced(c, "timeout", "send|listen|history|devices|fetch");
+	    (c->o.command >= CMD_FINGERPRINT && c->o.command != CMD_FETCH &&
+	     c->o.command != CMD_JOIN && c->o.command != CMD_MEMBERS))
+		return option_misplaced(c, "timeout",
+		                        "send|listen|history|devices|fetch|join|members");
 	t = g_ascii_strtod(arg, &end);
 	if (*end || end == arg || !(t > 0) || t > 1e7)
 		return cli_fail(c, CLI_USAGE, 0,
@@ -195,6 +206,25 @@ static int take_file_option(struct cli *c, int ch, const char *arg)
 	if (ch == OPT_OUT && c->o.command != CMD_FETCH)
 		return option_misplaced(c, "out", "fetch");
 	set_str(ch == OPT_FILE ? &c->o.file : ch == OPT_SAVE_DIR ? &c->o.save_dir : &c->o.out, arg);
+	return CLI_OK;
+}
+
+/* XEP-0045 §7.2: a nick is a JID resourcepart (no control characters here). */
+static int take_nick(struct cli *c, const char *arg)
+{
+	const char *p;
+
+	if (c->o.command != CMD_JOIN && c->o.command != CMD_SEND)
+		return option_misplaced(c, "nick", "join|send");
+	for (p = arg; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			break;
+	if (!*arg || *p || strlen(arg) > 1023 || !g_utf8_validate(arg, -1, NULL))
+		return cli_fail(c, CLI_USAGE, 0,
+		                _("--nick takes a name of 1 to 1023 characters "
+		                  "(no control characters), not '%s'."),
+		                arg);
+	set_str(&c->o.nick, arg);
 	return CLI_OK;
 }
 
@@ -259,6 +289,15 @@ static int take_option(struct cli *c, int ch, const char *word)
 	case OPT_SAVE_DIR:
 	case OPT_OUT:
 		return take_file_option(c, ch, optarg);
+	case OPT_NICK:
+		return take_nick(c, optarg);
+	case OPT_ROOM:
+	case OPT_ALLOW_PARTIAL:
+		if (c->o.command != CMD_SEND)
+			return option_misplaced(c, ch == OPT_ROOM ? "room" : "allow-partial",
+			                        "send");
+		*(ch == OPT_ROOM ? &c->o.room : &c->o.allow_partial) = 1;
+		return CLI_OK;
 	}
 	return bad_option(c, ch, word);
 }
@@ -703,6 +742,8 @@ void cli_free(struct cli *c)
 	g_free(c->o.tls);
 	g_free(c->o.data_dir);
 	g_free(c->o.since);
+	g_free(c->o.nick);
+	g_free(c->nick);
 	g_free(c->bare);
 	g_free(c->full);
 	g_free(c->domain);

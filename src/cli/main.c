@@ -2,9 +2,10 @@
  * main.c - `mend`, the headless OMEMO client for scripts, bots and tests:
  * reads the command line (config.c), runs one command - send, listen,
  * history, devices (over the network, conn.c), fingerprint, trust, untrust
- * (store only), account add (Secret Service) - and exits with a status a
- * script can test (cli.h: 0 done, 1 error, 2 usage, 3 login refused,
- * 4 no connection, 5 keyring locked, 75 message queued for later).
+ * (store only), account add (Secret Service); group chats in rooms.c - and
+ * exits with a status a script can test (cli.h: 0 done, 1 error, 2 usage,
+ * 3 login refused, 4 no connection, 5 keyring locked, 6 room message held,
+ * 75 message queued for later).
  */
 #include "config.h"
 
@@ -35,14 +36,14 @@ static int open_account(struct cli *c)
 	return CLI_OK;
 }
 
-static int open_offline(struct cli *c)
+int cli_open_offline(struct cli *c)
 {
 	int r = cli_resolve_account(c);
 
 	return r == CLI_OK ? open_account(c) : r;
 }
 
-static int run_online(struct cli *c, double default_timeout)
+int cli_run_online(struct cli *c, double default_timeout)
 {
 	int r;
 
@@ -61,7 +62,7 @@ static int run_online(struct cli *c, double default_timeout)
 }
 
 /* Hands the bound stream to the core. */
-static int start_engine(struct cli *c, unsigned flags)
+int cli_start_engine(struct cli *c, unsigned flags)
 {
 	const char *bound = xmpp_conn_get_bound_jid(c->conn);
 	int r;
@@ -78,7 +79,7 @@ static int start_engine(struct cli *c, unsigned flags)
 	return CLI_OK;
 }
 
-static void common_event(struct cli *c, const mend_event *ev)
+void cli_common_event(struct cli *c, const mend_event *ev)
 {
 	switch (ev->kind) {
 	case MEND_EVENT_READY:
@@ -108,12 +109,18 @@ static void common_event(struct cli *c, const mend_event *ev)
 	case MEND_EVENT_DELIVERED: /* XEP-0184: a device of the peer confirmed it */
 		out_receipt(c, ev->peer, ev->id);
 		break;
+	case MEND_EVENT_ROOM: /* a room's state: OMEMO can be used there, or why not */
+		out_room(c, ev);
+		break;
+	case MEND_EVENT_HELD: /* a room message waits (queued by an earlier run) */
+		out_held(c, ev, 0);
+		break;
 	default:
 		break;
 	}
 }
 
-static void went_offline(struct cli *c)
+void cli_went_offline(struct cli *c)
 {
 	int status, network;
 	char *why = cli_failure(c, &status, &network);
@@ -122,7 +129,7 @@ static void went_offline(struct cli *c)
 	g_free(why);
 }
 
-static char *peer_arg(struct cli *c, const char *arg)
+char *cli_peer_arg(struct cli *c, const char *arg)
 {
 	char *bare = cli_bare_jid(arg);
 
@@ -138,7 +145,7 @@ static char *peer_arg(struct cli *c, const char *arg)
 static char *recipient_arg(struct cli *c, const char *arg)
 {
 	const char *slash = strchr(arg, '/');
-	char *bare = peer_arg(c, arg), *full;
+	char *bare = cli_peer_arg(c, arg), *full;
 	const char *p;
 
 	if (!bare || !slash || !slash[1])
@@ -172,7 +179,7 @@ static int ping_done(xmpp_conn_t *conn G_GNUC_UNUSED, xmpp_stanza_t *st G_GNUC_U
 static void send_delivered(struct cli *c, const mend_event *ev)
 {
 	if (!c->msg_id || !ev->id || strcmp(ev->id, c->msg_id) != 0 || c->delivered) {
-		common_event(c, ev);
+		cli_common_event(c, ev);
 		return;
 	}
 	c->delivered = 1;
@@ -181,7 +188,7 @@ static void send_delivered(struct cli *c, const mend_event *ev)
 		cli_finish(c, CLI_OK);
 }
 
-static void send_result(struct cli *c, const mend_event *ev)
+void cli_send_result(struct cli *c, const mend_event *ev)
 {
 	/* send --file TEXT: the link goes first; the text's outcome ends the command */
 	if (c->file_id && ev->id && !strcmp(ev->id, c->file_id) && g_strcmp0(ev->id, c->msg_id)) {
@@ -191,7 +198,7 @@ static void send_result(struct cli *c, const mend_event *ev)
 		return;
 	}
 	if (!c->msg_id || !ev->id || strcmp(ev->id, c->msg_id) != 0) {
-		common_event(c, ev);
+		cli_common_event(c, ev);
 	} else if (ev->kind == MEND_EVENT_SEND_FAILED) {
 		cli_fail(c, CLI_ERROR, ev->error, "%s",
 		         ev->text ? ev->text : mend_strerror(ev->error));
@@ -215,10 +222,12 @@ static void defer_result(struct cli *c, const mend_event *ev)
 	d->text = g_strdup(ev->text);
 	d->error = ev->error;
 	d->n_devices = ev->n_devices;
+	d->room = ev->room != NULL;
 	g_ptr_array_add(c->deferred, d);
 }
 
-static void replay_deferred(struct cli *c)
+/* The SENT / SEND_FAILED (and HELD) events kept while a send call ran, handed to fn. */
+void cli_replay_deferred(struct cli *c, void (*fn)(struct cli *c, const mend_event *ev))
 {
 	struct cli_deferred *d;
 	mend_event ev;
@@ -234,31 +243,40 @@ static void replay_deferred(struct cli *c)
 		ev.error = d->error;
 		ev.n_devices = d->n_devices;
 		ev.trust = -1;
-		send_result(c, &ev);
+		ev.room = d->room ? d->peer : NULL;
+		fn(c, &ev);
 	}
 	g_ptr_array_set_size(c->deferred, 0);
 }
 
-static void send_event(struct cli *c, const mend_event *ev)
+void cli_send_event(struct cli *c, const mend_event *ev)
 {
 	if (ev->kind == MEND_EVENT_DELIVERED)
 		send_delivered(c, ev);
-	else if (ev->kind != MEND_EVENT_SENT && ev->kind != MEND_EVENT_SEND_FAILED)
-		common_event(c, ev);
+	else if (ev->kind != MEND_EVENT_SENT && ev->kind != MEND_EVENT_SEND_FAILED &&
+	         ev->kind != MEND_EVENT_HELD)
+		cli_common_event(c, ev);
 	else if (c->in_send)
 		defer_result(c, ev); /* its id is not known before the call returns */
 	else
-		send_result(c, ev);
+		cli_send_result(c, ev);
 }
 
-/* Gives the message to the core, which sends it or keeps it queued. */
-static int queue_message(struct cli *c)
+/*
+ * Gives the message to the core (a room's queue for a room we are in or --room, else the
+ * contact's), which sends it or keeps it queued; the events the call raised go to replay.
+ */
+int cli_queue_message(struct cli *c, void (*replay)(struct cli *c, const mend_event *ev))
 {
 	char *id = NULL;
 	int r;
 
 	c->in_send = 1;
-	r = mend_account_send(c->acc, c->peer, c->text, &id);
+	if (c->o.room || (!strchr(c->peer, '/') && cli_room_nick(c, c->peer, NULL) > 0))
+		r = mend_account_room_send(c->acc, c->peer, c->text,
+		                           c->o.allow_partial ? MEND_SEND_ALLOW_PARTIAL : 0, &id);
+	else
+		r = mend_account_send(c->acc, c->peer, c->text, &id);
 	c->in_send = 0;
 	if (r < 0) {
 		mend_free(id);
@@ -266,7 +284,7 @@ static int queue_message(struct cli *c)
 		return r;
 	}
 	c->msg_id = id;
-	replay_deferred(c);
+	cli_replay_deferred(c, replay);
 	return r;
 }
 
@@ -279,10 +297,10 @@ void cli_file_queued(struct cli *c, const char *id)
 	c->in_send = 0;
 	if (!c->text) {
 		c->msg_id = g_strdup(id);
-		replay_deferred(c);
+		cli_replay_deferred(c, cli_send_result);
 		return;
 	}
-	r = queue_message(c);
+	r = cli_queue_message(c, cli_send_result);
 	if (r < 0)
 		cli_fail(c, CLI_ERROR, r, _("The file went to %s, but the text cannot be sent: %s"),
 		         c->peer, mend_strerror(r));
@@ -302,7 +320,7 @@ static void report_queued(struct cli *c, const char *why)
 
 static void queue_offline(struct cli *c, const char *why, int status)
 {
-	int r = queue_message(c);
+	int r = cli_queue_message(c, cli_send_result);
 
 	if (r < 0)
 		cli_fail(c, status, r, _("%s The message could not be queued either: %s"), why,
@@ -311,20 +329,27 @@ static void queue_offline(struct cli *c, const char *why, int status)
 		report_queued(c, why);
 }
 
-static void send_online(struct cli *c)
+/* A message to a contact (not a room): to the core's queue, which sends it. */
+void cli_send_direct(struct cli *c)
 {
 	int r;
 
-	if (start_engine(c, 0) != CLI_OK)
-		return;
 	if (c->o.file) { /* the link is queued once the file is uploaded */
 		cli_send_file(c);
 		return;
 	}
-	r = queue_message(c);
+	r = cli_queue_message(c, cli_send_result);
 	if (r < 0)
 		cli_fail(c, CLI_ERROR, r, _("The message to %s cannot be sent: %s"), c->peer,
 		         mend_strerror(r));
+}
+
+static void send_online(struct cli *c)
+{
+	if (cli_start_engine(c, 0) != CLI_OK)
+		return;
+	if (!cli_room_send_start(c)) /* a group chat is the room code's */
+		cli_send_direct(c);
 }
 
 /* The command ends before the server confirmed the message: why says why. */
@@ -429,10 +454,12 @@ static int cmd_send(struct cli *c)
 		return r;
 	c->on_online = send_online;
 	c->on_offline = send_offline;
-	c->on_event = send_event;
+	c->on_event = cli_send_event;
 	c->on_deadline = send_deadline;
 	c->on_interrupt = send_interrupt;
-	return run_online(c, SEND_TIMEOUT);
+	r = cli_run_online(c, SEND_TIMEOUT);
+	cli_room_send_done(c);
+	return r;
 }
 
 /* --- listen ---------------------------------------------------------------- */
@@ -455,14 +482,17 @@ static void listen_online(struct cli *c)
 	cli_send_raw(c, presence);
 	g_free(presence);
 	mend_free(caps);
-	start_engine(c, MEND_CONNECT_CARBONS | MEND_CONNECT_CATCHUP);
+	if (cli_start_engine(c, MEND_CONNECT_CARBONS | MEND_CONNECT_CATCHUP) == CLI_OK)
+		cli_room_listen_join(c);
 }
 
 static void listen_event(struct cli *c, const mend_event *ev)
 {
-	common_event(c, ev);
+	cli_common_event(c, ev);
 	if (ev->kind == MEND_EVENT_READY)
 		out_ready(c);
+	else if (ev->kind == MEND_EVENT_CATCHUP_DONE && ev->room)
+		out_room(c, ev);
 	else if (ev->kind == MEND_EVENT_CATCHUP_DONE && c->o.json)
 		out_status(c, "catchup_done", _("Caught up with what came while offline."));
 	else if (ev->kind == MEND_EVENT_DEVICELIST)
@@ -497,19 +527,19 @@ static void listen_interrupt(struct cli *c)
 static int cmd_listen(struct cli *c)
 {
 	c->on_online = listen_online;
-	c->on_offline = went_offline;
+	c->on_offline = cli_went_offline;
 	c->on_event = listen_event;
 	c->on_tick = listen_tick;
 	c->on_deadline = listen_deadline;
 	c->on_interrupt = listen_interrupt;
-	return run_online(c, 0);
+	return cli_run_online(c, 0);
 }
 
 /* --- history ---------------------------------------------------------------- */
 
 static void history_online(struct cli *c)
 {
-	start_engine(c, 0);
+	cli_start_engine(c, 0);
 }
 
 static void history_event(struct cli *c, const mend_event *ev)
@@ -526,17 +556,18 @@ static void history_event(struct cli *c, const mend_event *ev)
 		cli_finish(c, CLI_OK);
 		return;
 	}
-	common_event(c, ev);
+	cli_common_event(c, ev);
 	if (ev->kind != MEND_EVENT_READY || c->requested)
 		return;
 	c->requested = 1;
+	cli_room_history_start(c); /* a remembered room: its archive */
 	r = mend_account_history(c->acc, c->peer, c->o.since);
 	if (r < 0)
 		cli_fail(c, CLI_ERROR, r, _("The archive with %s cannot be fetched: %s"), c->peer,
 		         mend_strerror(r));
 }
 
-static void query_deadline(struct cli *c)
+void cli_query_deadline(struct cli *c)
 {
 	cli_fail(c, CLI_ERROR, 0,
 	         _("The server did not answer within %g seconds; try again, or allow more time "
@@ -546,14 +577,14 @@ static void query_deadline(struct cli *c)
 
 static int cmd_history(struct cli *c)
 {
-	c->peer = peer_arg(c, c->o.args[0]);
+	c->peer = cli_peer_arg(c, c->o.args[0]);
 	if (!c->peer)
 		return CLI_USAGE;
 	c->on_online = history_online;
-	c->on_offline = went_offline;
+	c->on_offline = cli_went_offline;
 	c->on_event = history_event;
-	c->on_deadline = query_deadline;
-	return run_online(c, QUERY_TIMEOUT);
+	c->on_deadline = cli_query_deadline;
+	return cli_run_online(c, QUERY_TIMEOUT);
 }
 
 /* --- devices ------------------------------------------------------------------- */
@@ -562,7 +593,7 @@ static void devices_online(struct cli *c)
 {
 	int r;
 
-	if (start_engine(c, 0) != CLI_OK)
+	if (cli_start_engine(c, 0) != CLI_OK)
 		return;
 	r = mend_account_refresh_devices(c->acc, c->peer);
 	if (r < 0)
@@ -606,15 +637,15 @@ static int cmd_devices(struct cli *c)
 
 	if (r != CLI_OK)
 		return r;
-	c->peer = c->o.n_args ? peer_arg(c, c->o.args[0]) : g_strdup(c->bare);
+	c->peer = c->o.n_args ? cli_peer_arg(c, c->o.args[0]) : g_strdup(c->bare);
 	if (!c->peer)
 		return CLI_USAGE;
 	c->on_online = devices_online;
-	c->on_offline = went_offline;
-	c->on_event = common_event;
+	c->on_offline = cli_went_offline;
+	c->on_event = cli_common_event;
 	c->on_tick = devices_tick;
-	c->on_deadline = query_deadline;
-	return run_online(c, QUERY_TIMEOUT);
+	c->on_deadline = cli_query_deadline;
+	return cli_run_online(c, QUERY_TIMEOUT);
 }
 
 /* --- offline commands ------------------------------------------------------------ */
@@ -624,7 +655,7 @@ static int cmd_fingerprint(struct cli *c)
 	char fp[65];
 	int r;
 
-	r = open_offline(c);
+	r = cli_open_offline(c);
 	if (r != CLI_OK)
 		return r;
 	r = mend_account_fingerprint(c->acc, fp);
@@ -702,7 +733,7 @@ static int set_trust(struct cli *c, const char *peer, uint32_t device, mend_trus
 	if (c->o.n_args > 2) {
 		fp = g_strjoinv(" ", c->o.args + 2);
 		/* messages held under that key are shown once it is accepted */
-		c->on_event = common_event;
+		c->on_event = cli_common_event;
 		r = mend_account_trust_key(c->acc, peer, device, fp);
 		g_free(fp);
 	} else {
@@ -720,12 +751,12 @@ static int cmd_trust(struct cli *c)
 	uint32_t device = 0;
 	int r;
 
-	c->peer = peer_arg(c, c->o.args[0]);
+	c->peer = cli_peer_arg(c, c->o.args[0]);
 	if (!c->peer)
 		return CLI_USAGE;
 	r = device_arg(c, c->o.args[1], &device);
 	if (r == CLI_OK)
-		r = open_offline(c);
+		r = cli_open_offline(c);
 	if (r == CLI_OK)
 		r = set_trust(c, c->peer, device, trust);
 	return r;
@@ -736,7 +767,7 @@ static int cmd_trust(struct cli *c)
 static int cmd_uri(struct cli *c)
 {
 	char *uri = NULL;
-	int r = open_offline(c);
+	int r = cli_open_offline(c);
 
 	if (r != CLI_OK)
 		return r;
@@ -754,7 +785,7 @@ static int cmd_verify(struct cli *c)
 {
 	unsigned n = 0;
 	char *line;
-	int r = open_offline(c);
+	int r = cli_open_offline(c);
 
 	if (r != CLI_OK)
 		return r;
@@ -781,7 +812,7 @@ static int cmd_policy(struct cli *c)
 	           *b = c->o.n_args > 1 ? c->o.args[1] : NULL;
 	const char *jid = a && mend_policy_parse(a) < 0 ? a : NULL, *name = jid ? b : a;
 	char *line;
-	int p = name ? mend_policy_parse(name) : 0, r = open_offline(c);
+	int p = name ? mend_policy_parse(name) : 0, r = cli_open_offline(c);
 
 	if (r != CLI_OK)
 		return r;
@@ -806,7 +837,7 @@ static int cmd_identity(struct cli *c)
 
 	if (strcmp(c->o.args[0], "reset") != 0)
 		return cli_fail(c, CLI_USAGE, 0, _("Usage: mend identity reset"));
-	r = open_offline(c);
+	r = cli_open_offline(c);
 	if (r != CLI_OK)
 		return r;
 	r = mend_account_reset_identity(c->acc);
@@ -845,6 +876,12 @@ static int run_command(struct cli *c)
 		return cmd_identity(c);
 	case CMD_ACCOUNT:
 		return cli_account_add(c, c->o.args[1]);
+	case CMD_JOIN:
+		return cli_cmd_join(c);
+	case CMD_LEAVE:
+		return cli_cmd_leave(c);
+	case CMD_MEMBERS:
+		return cli_cmd_members(c);
 	case CMD_FETCH:
 		return cli_fetch(c);
 	default:

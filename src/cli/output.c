@@ -338,6 +338,8 @@ static void message_json(struct cli *c, const mend_event *ev, const char *ts)
 	json_bool(s, "announced", ev->plaintext || ev->announced);
 	json_str(s, "mark", mark_word(ev));
 	json_str(s, "version", ev->plaintext ? NULL : "0.3");
+	json_str(s, "room", ev->room); /* group chats: the room and the sender's nick there */
+	json_str(s, "nick", ev->nick);
 	if (ev->file)
 		file_json(c, s, ev->file);
 	json_end(s);
@@ -355,12 +357,14 @@ static void message_human(struct cli *c, const mend_event *ev, const char *ts)
 	if (ev->archived)
 		g_string_append(s, _("[archive] "));
 	g_string_append_printf(s, "%s ", mark_text(ev));
+	if (ev->room) /* ROOM <nick> sender (device N): text */
+		g_string_append_printf(s, "%s <%s> ", ev->room, ev->nick ? ev->nick : "?");
 	if (ev->plaintext)
 		g_string_append(s, ev->from ? ev->from : "?");
 	else
 		g_string_append_printf(s, _("%s (device %u)"), ev->from ? ev->from : "?",
 		                       ev->device);
-	if (ev->outgoing && ev->peer)
+	if (ev->outgoing && ev->peer && !ev->room)
 		g_string_append_printf(s, " -> %s", ev->peer);
 	g_string_append_printf(s, ": %s", ev->body ? ev->body : "");
 	say(stdout, s->str);
@@ -732,6 +736,155 @@ void out_qr(struct cli *c, const char *text)
 	mend_free(qr);
 }
 
+/* --- group chats ------------------------------------------------------------------ */
+
+static const char *room_state(int error)
+{
+	switch (error) {
+	case MEND_OK:
+		return "ok";
+	case MEND_ERR_ROOM_OPEN:
+		return "open";
+	case MEND_ERR_ROOM_ANONYMOUS:
+		return "anonymous";
+	case MEND_ERR_NOT_A_ROOM:
+		return "not_a_room";
+	}
+	return "unknown";
+}
+
+/*
+ * A room's state (MEND_EVENT_ROOM) or the end of its archive catch-up (CATCHUP_DONE with
+ * room): a JSON "room" / "catchup_done" line; as text, only a room that refuses OMEMO.
+ */
+void out_room(struct cli *c, const mend_event *ev)
+{
+	GString *s;
+
+	if (!c->o.json) {
+		if (ev->kind == MEND_EVENT_ROOM && ev->error)
+			out_notice(c, ev->room, ev->text ? ev->text : mend_strerror(ev->error));
+		return;
+	}
+	if (ev->kind == MEND_EVENT_CATCHUP_DONE) {
+		s = json_begin("catchup_done");
+		json_str(s, "room", ev->room);
+		json_int(s, "code", ev->error);
+		json_end(s);
+		return;
+	}
+	s = json_begin("room");
+	json_str(s, "room", ev->room);
+	json_str(s, "state", room_state(ev->error));
+	json_int(s, "code", ev->error);
+	json_str(s, "text", ev->text);
+	json_int(s, "devices", ev->n_devices);
+	json_end(s);
+}
+
+/* A HELD room message: the sentence (who could not read it) on stderr, a JSON "held" line. */
+void out_held(struct cli *c, const mend_event *ev, int dropped)
+{
+	const char *text = ev->text ? ev->text : mend_strerror(MEND_ERR_ROOM_PARTIAL);
+	GString *s;
+
+	fputs("mend: ", stderr);
+	say(stderr, text);
+	if (!c->o.json)
+		return;
+	s = json_begin("held");
+	json_str(s, "room", ev->room);
+	json_str(s, "id", ev->id);
+	json_str(s, "text", text);
+	json_bool(s, "dropped", dropped);
+	json_end(s);
+}
+
+void out_joined(struct cli *c, const char *room, const char *nick, unsigned n)
+{
+	GString *s;
+	char *line;
+
+	if (!c->o.json) {
+		line = g_strdup_printf(ngettext("In %s as %s; messages there are encrypted for the "
+		                                "members' %u device.",
+		                                "In %s as %s; messages there are encrypted for the "
+		                                "members' %u devices.",
+		                                n),
+		                       room, nick, n);
+		say(stdout, line);
+		g_free(line);
+		return;
+	}
+	s = json_begin("joined");
+	json_str(s, "room", room);
+	json_str(s, "nick", nick);
+	json_int(s, "devices", n);
+	json_end(s);
+}
+
+void out_left(struct cli *c, const char *room)
+{
+	GString *s;
+	char *line;
+
+	if (!c->o.json) {
+		line = g_strdup_printf(_("mend left %s and will not enter it again."), room);
+		say(stdout, line);
+		g_free(line);
+		return;
+	}
+	s = json_begin("left");
+	json_str(s, "room", room);
+	json_end(s);
+}
+
+/* One member of a room; its devices follow as "device" lines. */
+void out_member(struct cli *c, const char *room, const mend_room_member *m)
+{
+	GString *s;
+	char *line;
+
+	if (!c->o.json) {
+		line = g_strdup_printf(_("%s (%s%s%s, %s): %u of %u devices usable"), m->jid,
+		                       m->affiliation ? m->affiliation : "none",
+		                       m->nick ? _(", nick ") : "", m->nick ? m->nick : "",
+		                       m->present ? _("in the room") : _("away"), m->n_devices,
+		                       m->n_known);
+		say(stdout, line);
+		g_free(line);
+		return;
+	}
+	s = json_begin("member");
+	json_str(s, "room", room);
+	json_str(s, "jid", m->jid);
+	json_str(s, "nick", m->nick);
+	json_str(s, "affiliation", m->affiliation);
+	json_bool(s, "present", m->present);
+	json_int(s, "devices", m->n_devices);
+	json_int(s, "known", m->n_known);
+	json_end(s);
+}
+
+void out_members_done(struct cli *c, const char *room, size_t n)
+{
+	GString *s;
+	char *line;
+
+	if (!c->o.json) {
+		if (n)
+			return;
+		line = g_strdup_printf(_("%s has no other members."), room);
+		say(stdout, line);
+		g_free(line);
+		return;
+	}
+	s = json_begin("members_done");
+	json_str(s, "room", room);
+	json_int(s, "count", (long long)n);
+	json_end(s);
+}
+
 /* --- usage ---------------------------------------------------------------------- */
 
 static const char *usage_text(enum cli_command cmd)
@@ -751,7 +904,16 @@ static const char *usage_text(enum cli_command cmd)
 		    "  --timeout SEC   give up waiting after SEC seconds (default 30)\n"
 		    "  --file PATH     send the file PATH, encrypted (XEP-0454) and uploaded to\n"
 		    "                  our server (XEP-0363), then TEXT if given; a file over the\n"
-		    "                  server's limit is refused before uploading\n");
+		    "                  server's limit is refused before uploading\n"
+		    "JID may be a group chat (a room mend joined, a room@service whose disco#info\n"
+		    "says so, or any with --room): mend enters it for this run and encrypts to\n"
+		    "every member's devices; only members-only, non-anonymous rooms (exit 1 with\n"
+		    "the reason otherwise). If some members cannot read it (no usable device),\n"
+		    "nothing is sent: mend names them and exits 6, unless --allow-partial.\n"
+		    "  --room          JID is a room (no disco#info question)\n"
+		    "  --nick NICK     our nick in a room mend has not joined (default: our name)\n"
+		    "  --allow-partial send to the members who can read it; the others are "
+		    "named\n");
 	case CMD_LISTEN:
 		return _(
 		    "Usage: mend listen [--count N] [--timeout SEC] [--encrypted-only]\n"
@@ -765,6 +927,8 @@ static const char *usage_text(enum cli_command cmd)
 		    "  --count N       stop after N messages (exit 1 if the timeout comes first)\n"
 		    "  --timeout SEC   stop after SEC seconds\n"
 		    "  --encrypted-only  hide messages that came unencrypted\n"
+		    "Enters every room mend joined and first prints what came there while away\n"
+		    "(from the room's archive); JSON: \"room\" and \"nick\" on room messages.\n"
 		    "  --save-dir DIR  save received files (aesgcm:// links) in DIR, never\n"
 		    "                  overwriting (name-1.ext...); JSON: the message's "
 		    "\"file\"\n");
@@ -772,7 +936,8 @@ static const char *usage_text(enum cli_command cmd)
 		return _(
 		    "Usage: mend history JID [--since ISO8601] [--timeout SEC] [--encrypted-only]\n"
 		    "Prints our messages with JID from the server archive, oldest first, marked\n"
-		    "as 'mend listen' marks them.\n"
+		    "as 'mend listen' marks them. For a room mend joined: the room's archive,\n"
+		    "our own messages there from mend's sealed history.\n"
 		    "  --since TIME    only messages since TIME (e.g. 2026-11-21T10:00:00Z)\n"
 		    "  --timeout SEC   give up after SEC seconds (default 60)\n"
 		    "  --encrypted-only  hide messages that came unencrypted\n");
@@ -824,6 +989,25 @@ static const char *usage_text(enum cli_command cmd)
 		return _("Usage: mend account add JID\n"
 		         "Stores JID's password in the Secret Service; the password is read from\n"
 		         "stdin, or asked for without echo on a terminal.\n");
+	case CMD_JOIN:
+		return _(
+		    "Usage: mend join ROOM [--nick NICK] [--timeout SEC]\n"
+		    "Enters the group chat ROOM (room@service) and remembers it: later 'mend\n"
+		    "listen' runs enter it again and catch up from its archive, until 'mend leave\n"
+		    "ROOM'. Only rooms that are members-only and show members' addresses\n"
+		    "(non-anonymous) can be encrypted; others are refused with the reason (exit "
+		    "1).\n"
+		    "  --nick NICK     our nick there (default: the local part of our JID)\n");
+	case CMD_LEAVE:
+		return _("Usage: mend leave ROOM\n"
+		         "Forgets ROOM: mend no longer enters it (no network; membership in the\n"
+		         "room itself is its owner's to change).\n");
+	case CMD_MEMBERS:
+		return _(
+		    "Usage: mend members ROOM [--timeout SEC]\n"
+		    "Prints the members of a room mend joined (from its member, admin and owner\n"
+		    "lists and who is present), each with its devices and their trust, as\n"
+		    "'mend devices' shows them.\n");
 	default:
 		return NULL;
 	}
@@ -846,7 +1030,11 @@ static const char *general_usage(void)
 	         "  identity reset                       a new identity key for this device\n"
 	         "  account add JID                      store the password in the Secret Service\n"
 	         "  send JID --file PATH [TEXT]          send a file, encrypted\n"
-	         "  fetch URL [--out PATH]               download an encrypted file's link\n\n"
+	         "  fetch URL [--out PATH]               download an encrypted file's link\n"
+	         "  join ROOM [--nick NICK]              enter a group chat, remembered\n"
+	         "  send [--allow-partial] ROOM [TEXT]   send to a group chat's members\n"
+	         "  members ROOM                         a room's members, devices, trust\n"
+	         "  leave ROOM                           forget a group chat\n\n"
 	         "Options:\n"
 	         "  --jid JID[/RESOURCE]         our account (resource default: mend-RANDOM)\n"
 	         "  --password-file FILE         the password is its first line\n"
@@ -861,7 +1049,8 @@ static const char *general_usage(void)
 	         "tls, password-file, data-dir. The password comes from --password-file, else\n"
 	         "MEND_PASSWORD, else the Secret Service (mend account add JID).\n"
 	         "Exit status: 0 done, 1 error, 2 usage or configuration, 3 login refused,\n"
-	         "4 no connection, 5 keyring locked, 75 message queued for later.\n");
+	         "4 no connection, 5 keyring locked, 6 room message held (some members could\n"
+	         "not read it; nothing sent), 75 message queued for later.\n");
 }
 
 void out_usage(enum cli_command cmd, int to_stderr)
