@@ -13,7 +13,10 @@
  *     engine (mend_account_handle_stanza), which decrypts, keeps the message
  *     in local history, advances the catch-up position and emits an event;
  *     mend_account_decrypt alone as a reference;
- *  5. opening an account with few or many sessions.
+ *  5. opening an account with few or many sessions;
+ *  6. one group chat message (type=groupchat to the room, XEP-0045) for 50
+ *     members with 3 devices each and for 1,000 devices, full path against
+ *     the bare ratchet, as in section 1.
  *
  * A program, not a test: it prints figures and one line per project target,
  * and exits 1 only when something failed to work. Everything lives in a temp
@@ -43,6 +46,8 @@
 #define KM_LEN          32 /* key || tag, what message.c ratchet-encrypts */
 #define NS_MAM          "urn:xmpp:mam:2"
 #define ARCHIVE_STAMP   "2026-11-21T10:00:00Z" /* the <delay/> of every archived message */
+#define ROOM_JID        "team@conference." DOMAIN
+#define ROOM_MEMBER_DEV 3 /* devices per room member (section 6) */
 
 /* A message of ordinary chat length. */
 static const char body_text[] = "Are we still on for lunch tomorrow? I can book the place "
@@ -110,6 +115,8 @@ typedef struct world {
 	mend_recipient *rs;
 	size_t n_rs;
 	bare bare;
+	const char *to; /* the full path's addressee: a room (section 6), else the first alias */
+	int enc_flags;  /* MEND_ENC_GROUPCHAT for a room */
 } world;
 
 /* --- time, statistics, reporting ------------------------------------------ */
@@ -609,8 +616,8 @@ static int world_accounts(bench *b, world *w)
 	return r;
 }
 
-/* n aliases: DEVICES_PER_JID devices per JID, each with the bundle of a real account. */
-static int world_sessions(bench *b, world *w, size_t n)
+/* n aliases: per_jid devices per JID (PREFIX%02zu@...), each with a real account's bundle. */
+static int world_sessions(bench *b, world *w, size_t n, size_t per_jid, const char *prefix)
 {
 	char *bundles[N_RCPT_ACCOUNTS] = {NULL};
 	size_t i;
@@ -620,7 +627,7 @@ static int world_sessions(bench *b, world *w, size_t n)
 		r = mend_account_bundle_xml(w->rcpt[i].acc, &bundles[i]);
 	w->rs = g_new0(mend_recipient, n);
 	for (i = 0; r == MEND_OK && i < n; i++) {
-		w->rs[i].jid = g_strdup_printf("peer%02zu@" DOMAIN, i / DEVICES_PER_JID);
+		w->rs[i].jid = g_strdup_printf("%s%02zu@" DOMAIN, prefix, i / per_jid);
 		w->rs[i].device = (uint32_t)(FIRST_ALIAS_ID + i);
 		w->n_rs++;
 		r = mend_account_bundle_process(w->sender.acc, w->rs[i].jid, w->rs[i].device,
@@ -691,8 +698,8 @@ static int enc_full(enc_case *c)
 	char *stanza = NULL;
 	int r;
 
-	r = mend_account_encrypt_for(c->w->sender.acc, c->w->rs[0].jid, c->w->rs, c->n, body_text,
-	                             NULL, 0, &stanza);
+	r = mend_account_encrypt_for(c->w->sender.acc, c->w->to ? c->w->to : c->w->rs[0].jid,
+	                             c->w->rs, c->n, body_text, NULL, c->w->enc_flags, &stanza);
 	mend_free(stanza);
 	return r;
 }
@@ -848,7 +855,7 @@ static int bench_encrypt(bench *b, world *w)
 	r = world_accounts(b, w);
 	t0 = now();
 	if (r == MEND_OK)
-		r = world_sessions(b, w, n);
+		r = world_sessions(b, w, n, DEVICES_PER_JID, "peer");
 	if (r == MEND_OK)
 		printf(
 		    "  (setup: %zu sessions built from bundles, %.2f ms per device incl. commit)\n",
@@ -1547,6 +1554,49 @@ static void rm_rf(const char *path)
 	g_rmdir(path);
 }
 
+/* --- 6. a room message ------------------------------------------------------ */
+
+/*
+ * The room's members are aliases as in section 1, ROOM_MEMBER_DEV devices each; the full
+ * path is the room's encrypt step (room_msg.c): mend_account_encrypt_for() of the members'
+ * devices with MEND_ENC_GROUPCHAT, a type=groupchat <message/> to the room. Not timed: the
+ * room's member and trust bookkeeping that picks those devices.
+ */
+static int bench_room(bench *b)
+{
+	static const size_t ns[] = {50 * ROOM_MEMBER_DEV, 1000};
+	world w = {.to = ROOM_JID, .enc_flags = MEND_ENC_GROUPCHAT};
+	stats s[N_VARIANTS];
+	size_t i, n = b->quick ? ns[0] : ns[1];
+	int r;
+
+	printf("\n6. A room message (type=groupchat to %s) for its members' devices,\n"
+	       "   %d devices per member, sessions answered; full path: the room's encrypt step\n",
+	       ROOM_JID, ROOM_MEMBER_DEV);
+	r = world_accounts(b, &w);
+	if (r == MEND_OK)
+		r = world_sessions(b, &w, n, ROOM_MEMBER_DEV, "member");
+	if (r == MEND_OK)
+		r = bare_open(&w.bare, w.sender.acc);
+	if (r == MEND_OK)
+		r = world_acknowledge(&w);
+	if (r == MEND_OK)
+		r = bare_copy_sessions(&w.bare, w.sender.acc, w.rs, w.n_rs);
+	if (r == MEND_OK)
+		enc_header("every device answered once (normal messages); N = devices");
+	for (i = 0; r == MEND_OK && i < G_N_ELEMENTS(ns) && ns[i] <= n; i++) {
+		r = enc_measure(b, &w, ns[i], s);
+		if (r == MEND_OK)
+			enc_row(ns[i], s);
+		if (r == MEND_OK)
+			printf("  %5s  (%zu members%s)\n", "",
+			       (ns[i] + ROOM_MEMBER_DEV - 1) / ROOM_MEMBER_DEV,
+			       ns[i] % ROOM_MEMBER_DEV ? ", the last with fewer devices" : "");
+	}
+	world_free(&w);
+	return r;
+}
+
 static int wanted(const bench *b, const char *section)
 {
 	return !b->only || g_str_equal(b->only, section);
@@ -1569,6 +1619,8 @@ static int run(bench *b)
 	if (r == MEND_OK && wanted(b, "startup"))
 		r = bench_startup(b, &w);
 	world_free(&w);
+	if (r == MEND_OK && wanted(b, "room"))
+		r = bench_room(b);
 	return r;
 }
 
@@ -1577,7 +1629,7 @@ static void usage(FILE *f)
 	fprintf(f, "usage: mend-bench [-n|--quick] [-v|--verbose] [--only=SECTION] [--variant=V]\n"
 	           "  -n, --quick      a short run (N up to 100, 1,000 catch-up messages)\n"
 	           "  -v, --verbose    show the core's log lines\n"
-	           "  --only=SECTION   encrypt, split, decrypt, catchup or startup alone\n"
+	           "  --only=SECTION   encrypt, split, decrypt, catchup, startup or room alone\n"
 	           "                   (for profilers; encrypt runs too when a section needs it)\n"
 	           "  --variant=V      encrypt: only full, store or bare (for profilers)\n");
 }
