@@ -98,6 +98,8 @@ struct mend_prof_hooks {
 	void (*post_room_message_display)(const char *roomjid, const char *nick,
 	                                  const char *message);
 	void (*on_room_win_focus)(const char *roomjid);
+	/* a malloc'd IQ to send instead, or NULL to send the original */
+	char *(*on_iq_stanza_send)(const char *text);
 };
 
 typedef const struct mend_prof_hooks *(*mend_prof_entry)(const struct mend_prof_api *api);

@@ -48,6 +48,7 @@ EXPORT char *prof_pre_room_message_display(const char *const roomjid, const char
 EXPORT void prof_post_room_message_display(const char *const roomjid, const char *const nick,
                                            const char *message);
 EXPORT void prof_on_room_win_focus(const char *const roomjid);
+EXPORT char *prof_on_iq_stanza_send(const char *const text);
 
 static const struct mend_prof_hooks *hooks;
 static char load_error[512];
@@ -299,4 +300,10 @@ EXPORT void prof_on_room_win_focus(const char *const roomjid)
 {
 	if (hooks)
 		hooks->on_room_win_focus(roomjid);
+}
+
+/* Profanity's own upload slot requests (files.c in the module decides). */
+EXPORT char *prof_on_iq_stanza_send(const char *const text)
+{
+	return hooks && hooks->on_iq_stanza_send ? hooks->on_iq_stanza_send(text) : NULL;
 }

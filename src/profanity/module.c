@@ -35,6 +35,7 @@
 #include "mend/mend.h"
 #include "profanity/api.h"
 #include "profanity/rooms.h"
+#include "profanity/files.h"
 #include "sigproto.h"
 
 #define _(s)             dgettext(GETTEXT_PACKAGE, s)
@@ -379,7 +380,21 @@ static void set_rx(const char *peer, const char *text, const char *mark)
 	M.rx_mark = mark;
 }
 
+static void show_message(const mend_event *ev);
+
+/* XEP-0454: a file link is shown as a short description with the command that saves it. */
 static void on_message(const mend_event *ev)
+{
+	mend_event e = *ev;
+	char *desc = ev->file ? mend_prof_file_received(ev) : NULL;
+
+	if (desc)
+		e.body = desc;
+	show_message(&e);
+	g_free(desc);
+}
+
+static void show_message(const mend_event *ev)
 {
 	if (M.rx_active && !ev->archived && ev->carbon != MEND_CARBON_SENT) {
 		/* Profanity shows it: pre_chat_message_display gets our text */
@@ -592,6 +607,7 @@ static void on_shutdown(void)
 	g_clear_pointer(&M.rx_peer, g_free);
 	g_clear_pointer(&M.rx_text, g_free);
 	g_clear_pointer(&M.rx_plain_peer, g_free);
+	mend_prof_files_free();
 }
 
 /* --- receiving ----------------------------------------------------------------- */
@@ -1219,6 +1235,10 @@ static void cmd_dispatch(char **args)
 		cmd_trust(!strcmp(sub, "trust"), args[1], args[2], args[2] ? args[3] : NULL);
 	else if (!strcmp(sub, "uri") || !strcmp(sub, "verify") || !strcmp(sub, "policy"))
 		cmd_trust_extra(sub, args[1], args[2]);
+	else if (!strcmp(sub, "sendfile") || !strcmp(sub, "save"))
+		mend_prof_file_command(M.api, M.acc, sub, args[1],
+		                       M.here_chat && enabled(M.here_chat) ? M.here_chat : NULL,
+		                       reply);
 	else
 		reply(_("mend: unknown command; see /help mend."));
 }
@@ -1249,6 +1269,8 @@ static void register_commands(void)
 	                           "/mend uri",
 	                           "/mend verify <uri>",
 	                           "/mend policy [<jid>] [tofu|btbv|manual]",
+	                           "/mend sendfile <path>",
+	                           "/mend save [<n>|<url>]",
 	                           NULL};
 	static char *arguments[][2] = {
 	    {"on|off [<jid>]",
@@ -1274,12 +1296,17 @@ static void register_commands(void)
 	    {"uri", "Our verification URI, as Conversations and Dino scan it."},
 	    {"verify <uri>", "Verify a contact's devices from their URI."},
 	    {"policy [<jid>] [tofu|btbv|manual]", "How new devices are trusted."},
+	    {"sendfile <path>",
+	     "Send a file encrypted (XEP-0454) in this chat; use it instead of /sendfile."},
+	    {"save [<n>|<url>]",
+	     "Save received file n (default: the last), or an aesgcm:// link, in ~/Downloads."},
 	    {NULL, NULL}};
 	static char *examples[] = {"/mend on bob@example.org", "/mend devices bob@example.org",
 	                           "/mend trust bob@example.org 12345", NULL};
 	static char *subs[] = {"on",          "off",     "default",     "status", "devices",
 	                       "fingerprint", "trust",   "untrust",     "uri",    "verify",
-	                       "policy",      "members", "send-anyway", "drop",   NULL};
+	                       "policy",      "members", "send-anyway", "drop",   "sendfile",
+	                       "save",        NULL};
 	static char *onoff[] = {"on", "off", NULL};
 	static char *policies[] = {"tofu", "btbv", "manual", NULL};
 
@@ -1332,6 +1359,14 @@ static void init(const char *version, const char *status, const char *account_na
 		connect_account(account_name, fulljid);
 }
 
+/* Profanity's own /sendfile in a chat mend encrypts: its slot request is replaced (files.c). */
+static char *on_iq_send(const char *text)
+{
+	const char *chat = M.api->get_current_recipient();
+
+	return mend_prof_file_iq_send(M.api, text, chat, chat && enabled(chat));
+}
+
 static const struct mend_prof_hooks hooks = {
     .abi = MEND_PROF_ABI,
     .init = init,
@@ -1350,6 +1385,7 @@ static const struct mend_prof_hooks hooks = {
     .pre_room_message_display = pre_room_display,
     .post_room_message_display = post_room_display,
     .on_room_win_focus = on_room_focus,
+    .on_iq_stanza_send = on_iq_send,
 };
 
 __attribute__((visibility("default"))) const struct mend_prof_hooks *

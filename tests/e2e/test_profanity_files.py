@@ -1,0 +1,106 @@
+#!/usr/bin/python3
+"""Encrypted files in the real Profanity (0.13.1, in tmux) with mend.so, on a Prosody with
+mod_http_file_share over HTTPS: /mend sendfile reaches the mend client byte-identical, a
+file from the mend client is shown as "file NAME from HOST: /mend save N" and saved by
+/mend save, and Profanity's own /sendfile in the mend-encrypted chat uploads nothing.
+"""
+
+import os
+import re
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import skip, test, main, wait_for  # noqa: E402
+from profanity import Profanity, profanity_missing  # noqa: E402
+from mendcli import BUILD, wait_listening  # noqa: E402
+from filesrv import AESGCM, TlsMend, sha256, store_files, upload_server  # noqa: E402
+
+LIBS = os.path.join(BUILD, ".libs")
+PLUGIN = os.path.join(LIBS, "mend.so")
+MODULE = os.path.join(LIBS, "mend-profanity-module.so")
+
+why = profanity_missing()
+if why:
+    skip(why)
+if os.environ.get("MEND_SANITIZERS"):
+    skip("a sanitizer build: the plugin cannot load into Profanity")
+if not (os.path.exists(PLUGIN) and os.path.exists(MODULE)):
+    skip(f"{PLUGIN} is not built")
+if AESGCM is None:
+    skip("python3-cryptography is not installed")
+
+
+def profanity_trusting_the_test_cert(srv, user):
+    """Profanity with mend.so whose transfers accept the self-signed test certificate
+    (the plugin setting [mend] files.tls.trust-any, written before start)."""
+    p = Profanity(srv, user, resource="prof", env={"MEND_PROFANITY_MODULE": MODULE},
+                  plugins=[PLUGIN], start=False)
+    p.prepare()
+    with open(os.path.join(p.data_dir, "plugin_settings"), "w") as f:
+        f.write("[mend]\nfiles.tls.trust-any=true\n")
+    return p
+
+
+def mend_ready(p, timeout=20):
+    p.win(1)
+    p.command("/mend status")
+    return p.wait_screen(re.compile(r"mend: \S+, device (\d+)"), timeout, "/mend status to answer")
+
+
+@test
+def profanity_sends_saves_and_never_uploads_plaintext():
+    with tempfile.TemporaryDirectory() as root, upload_server() as srv:
+        bob = TlsMend(srv, root, "bob", "phone")
+        bob.publish()
+        out = os.path.join(root, "to-bob.bin")
+        data = os.urandom(200000)
+        with open(out, "wb") as f:
+            f.write(data)
+        back = os.path.join(root, "photo.png")
+        photo = os.urandom(3000)
+        with open(back, "wb") as f:
+            f.write(photo)
+        p = profanity_trusting_the_test_cert(srv, "alice")
+        with p, bob.listen("--save-dir", os.path.join(root, "bob-saved")) as bl:
+            p.start()
+            p.connect()
+            mend_ready(p)
+            wait_listening(bl)
+            p.command("/mend on bob@localhost")
+            p.say("bob@localhost", "files coming")
+            bl.wait_line(lambda o: o.get("body") == "files coming", 30, "bob to get the text")
+
+            # /mend sendfile: encrypted, uploaded, the link to bob's mend
+            p.command(f"/mend sendfile {out}")
+            m = bl.wait_line(lambda o: o.get("type") == "message" and o.get("file"), 60,
+                             "bob to save alice's file")
+            assert m["file"]["sha256"] == sha256(data), m
+            p.wait_screen("me: file to-bob.bin (encrypted, uploaded)", 10, "the sent line")
+
+            # a file from bob: a description and /mend save
+            cp = bob.run("send", "alice@localhost", "--file", back)
+            assert cp.returncode == 0, cp.stderr
+            p.wait_screen(re.compile(r"file photo\.png from localhost: /mend save \d+"), 30,
+                          "the file's description in alice's chat")
+            n = re.findall(r"/mend save (\d+)", p.screen())[-1]
+            p.command(f"/mend save {n}")
+            saved = os.path.join(p.home, "Downloads", "photo.png")
+            p.wait_screen(f"mend: saved {saved}", 30, "/mend save to answer")
+            with open(saved, "rb") as f:
+                assert f.read() == photo
+
+            # Profanity's own /sendfile in this mend-encrypted chat: stopped, nothing uploaded
+            before = len(store_files(srv))
+            slots = srv.log_text().count("Issuing upload slot to alice@localhost/prof")
+            p.command(f"/sendfile {out}")
+            p.wait_screen("Use /mend sendfile PATH", 20, "the warning about /sendfile")
+            wait_for(lambda: "upload-blocked" in srv.log_text(), 20,
+                     "the replaced slot request to reach the server")
+            assert len(store_files(srv)) == before, "Profanity uploaded the file"
+            assert srv.log_text().count("Issuing upload slot to alice@localhost/prof") == slots
+            assert p.alive(), p.pane_status()
+
+
+if __name__ == "__main__":
+    main()
