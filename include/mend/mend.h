@@ -160,7 +160,7 @@ typedef struct mend_event {
 	                       as trusted, whatever `trust` says */
 	int plaintext;      /* MESSAGE: 1 when it came unencrypted (answering mend_account_history;
 	                       live plaintext is left to the host) */
-	/* MESSAGE: the body is an encrypted file's link (XEP-0454), parsed; else NULL */
+	/* MESSAGE, SENT: the body is an encrypted file's link (XEP-0454), parsed; else NULL */
 	const struct mend_file_link *file;
 	const char *room; /* group chats: the room's bare JID (peer is the room too), else NULL */
 	const char *nick; /* group chats: the sender's nick in the room (ours for our own) */
@@ -562,6 +562,14 @@ MEND_EXPORT int mend_file_download(const mend_file_link *link, const char *dir,
                                    const char *out_path, const mend_transfer_opts *opts,
                                    mend_file_result *res, char **why);
 MEND_EXPORT void mend_file_result_clear(mend_file_result *res);
+
+/*
+ * The size of the file behind `link` (plaintext bytes) as its server announces it (an HTTP
+ * HEAD request, blocking; opts as for a download). MEND_ERR_NOT_FOUND when the server does
+ * not say; HTTP, TLS and timeout errors as mend_file_download's.
+ */
+MEND_EXPORT int mend_file_probe_size(const mend_file_link *link, const mend_transfer_opts *opts,
+                                     uint64_t *size);
 
 /*
  * What became of mend_account_send_file(): err 0 and the link's message id (SENT or

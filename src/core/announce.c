@@ -103,8 +103,8 @@ static void deliver(mend_account *acc, mend_event *ev)
 	if (ev->kind == MEND_EVENT_MESSAGE)
 		ev->announced = ev->from && !ev->plaintext ? listed(acc, ev->from, ev->device) : 1;
 	/* XEP-0454: a body that is one aesgcm:// link is a file (encrypted messages only) */
-	if (ev->kind == MEND_EVENT_MESSAGE && ev->body && !ev->plaintext &&
-	    mend_file_link_parse(ev->body, &file) == MEND_OK)
+	if ((ev->kind == MEND_EVENT_MESSAGE || ev->kind == MEND_EVENT_SENT) && ev->body &&
+	    !ev->plaintext && mend_file_link_parse(ev->body, &file) == MEND_OK)
 		ev->file = file;
 	if (acc->ops.event)
 		acc->ops.event(ev, acc->user_data);

@@ -40,6 +40,7 @@
 
 #include "mend/mend.h"
 #include "mendpurple.h"
+#include "purple/files.h"
 
 #define PLUGIN_ID    "core-mend"
 #define PREF_DEFAULT PREFS "/encrypt_by_default"
@@ -296,7 +297,11 @@ static void show_message(conn *c, const mend_event *ev)
 {
 	PurpleAccount *a = purple_connection_get_account(c->gc);
 	PurpleMessageFlags f = ev->archived ? PURPLE_MESSAGE_DELAYED : 0;
-	char *esc = g_markup_escape_text(ev->body ? ev->body : "", -1), *shown;
+	/* XEP-0454: a file link as "file NAME (SIZE): /mend save N" (files.c) */
+	char *desc = !ev->file      ? NULL
+	             : ev->outgoing ? mend_purple_file_sent(ev)
+	                            : mend_purple_file_received(a, ev);
+	char *esc = g_markup_escape_text(desc ? desc : ev->body ? ev->body : "", -1), *shown;
 	time_t t = time_of(ev->timestamp);
 
 	if (ev->outgoing) { /* a sent carbon or our own message from the archive */
@@ -309,6 +314,7 @@ static void show_message(conn *c, const mend_event *ev)
 		g_free(shown);
 	}
 	g_free(esc);
+	g_free(desc);
 }
 
 /*
@@ -413,7 +419,7 @@ static void op_event(const mend_event *ev, void *ud)
 {
 	conn *c = ud;
 	PurpleAccount *a = purple_connection_get_account(c->gc);
-	char *failed;
+	char *failed, *desc;
 
 	if (room_event(c, ev))
 		return;
@@ -422,7 +428,9 @@ static void op_event(const mend_event *ev, void *ud)
 		show_message(c, ev);
 		break;
 	case MEND_EVENT_SENT: /* a message that waited for keys has left: now it shows as sent */
-		show_sent(c, a, ev->peer, ev->body);
+		desc = ev->file ? mend_purple_file_sent(ev) : NULL;
+		show_sent(c, a, ev->peer, desc ? desc : ev->body);
+		g_free(desc);
 		if (ev->text) /* the devices it skipped (untrusted, inactive), how to include them
 		               */
 			say(a, ev->peer, ev->text);
@@ -879,7 +887,8 @@ static void sending(PurpleConnection *gc, xmlnode **packet, gpointer data)
 	  "/mend status; /mend devices [JID]; /mend fingerprint; /mend trust JID DEVICE "          \
 	  "[FINGERPRINT] (a device that showed a new key needs it); "                              \
 	  "/mend untrust JID DEVICE; /mend uri: our verification URI; /mend verify URI; "          \
-	  "/mend policy [tofu|btbv|manual]. In a group chat (members-only rooms that show "        \
+	  "/mend policy [tofu|btbv|manual]; /mend sendfile PATH: a file, encrypted; /mend save "   \
+	  "[N|URL]: save a received file. In a group chat (members-only rooms that show "          \
 	  "members' addresses): /mend on|off, /mend status, /mend members, /mend release [ID] "    \
 	  "(or send-anyway: send a held message to the members who can read it), /mend drop "      \
 	  "[ID].")
@@ -1074,6 +1083,16 @@ static void ipc_set(PurpleAccount *a, const char *jid, unsigned on)
 	g_free(peer);
 }
 
+/* /mend sendfile PATH, save [N|URL], files trust-any on|off: 1 when it was one of them. */
+static int run_file_command(conn *c, PurpleAccount *a, const char *peer, char **w)
+{
+	char *rest = w[1] ? g_strjoinv(" ", w + 1) : NULL;
+	int done = mend_purple_file_command(c->acc, a, peer, w[0], rest, say);
+
+	g_free(rest);
+	return done;
+}
+
 void run_mend(conn *c, PurpleAccount *a, const char *peer, char **w)
 {
 	if (!strcmp(w[0], "on") || !strcmp(w[0], "off")) {
@@ -1100,6 +1119,8 @@ void run_mend(conn *c, PurpleAccount *a, const char *peer, char **w)
 		cmd_trust(c, a, peer, w + 1, !strcmp(w[0], "trust"));
 	} else if (!strcmp(w[0], "uri") || !strcmp(w[0], "verify") || !strcmp(w[0], "policy")) {
 		cmd_trust_extra(c, a, peer, w);
+	} else if (run_file_command(c, a, peer, w)) {
+		/* sendfile, save, files (files.c) */
 	} else {
 		say(a, peer, HELP_TEXT);
 	}
@@ -1278,6 +1299,7 @@ static gboolean plugin_unload(PurplePlugin *plugin)
 	g_hash_table_destroy(earlies);
 	g_hash_table_destroy(conns);
 	conns = NULL;
+	mend_purple_files_free();
 	return TRUE;
 }
 

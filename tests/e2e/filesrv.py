@@ -31,16 +31,22 @@ class TlsMend(Mend):
         return a
 
 
-def upload_server(limit=10 * MIB):
-    """Prosody with STARTTLS and mod_http_file_share (component upload.localhost) on an HTTPS
-    port of loopback, its slot URLs on https://localhost:PORT/."""
+def upload_server(limit=10 * MIB, https_cert=None):
+    """Prosody with mod_http_file_share (component upload.localhost) on an HTTPS port of
+    loopback, its slot URLs on https://localhost:PORT/. With STARTTLS and the harness's
+    certificate, or, given https_cert=(cert, key), plain c2s and that certificate for HTTPS
+    (for clients that cannot be told to accept a self-signed XMPP certificate)."""
     port = free_port()
-    extra = (f'https_ports = {{ {port} }}\nhttps_interfaces = {{ "127.0.0.1" }}\n'
+    lua = lambda s: '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'  # noqa: E731
+    ssl_line = (f"https_ssl = {{ certificate = {lua(https_cert[0])}; "
+                f"key = {lua(https_cert[1])} }}\n" if https_cert else "")
+    extra = (f'https_ports = {{ {port} }}\nhttps_interfaces = {{ "127.0.0.1" }}\n{ssl_line}'
              f'Component "upload.localhost" "http_file_share"\n'
              f'  http_file_share_size_limit = {limit}\n'
              f'  http_host = "localhost"\n'
              f'  http_external_url = "https://localhost:{port}/"\n')
-    return Prosody(accounts={"alice": "pw", "bob": "pw"}, tls=True, extra_config=extra)
+    return Prosody(accounts={"alice": "pw", "bob": "pw"}, tls=not https_cert,
+                   extra_config=extra)
 
 
 def store_files(srv):
@@ -106,6 +112,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def do_HEAD(self):  # noqa: N802 - what a file's size is asked with
+        body = self.server.routes.get(self.path)
+        if not isinstance(body, bytes):
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
 
     def log_message(self, *args):
         pass
