@@ -286,6 +286,31 @@ static void test_place(void)
 	g_free(dir);
 }
 
+/* The plugins' numbered links: numbers go up, the oldest go after 200, bad numbers are said. */
+static void test_shelf(void)
+{
+	mend_file_shelf *s = NULL;
+	unsigned i, n = 0;
+	char *line;
+
+	line = mend_file_shelf_save(s, NULL, NULL);
+	TAP_OK(strstr(line, "no such file") != NULL, "nothing received yet: %s", line);
+	g_free(line);
+	for (i = 0; i < 201; i++)
+		n = mend_file_shelf_add(&s, "aesgcm://h/f#" FRAG12);
+	TAP_EQ(n, 201, "the 201st link is number 201");
+	line = mend_file_shelf_save(s, "1", NULL);
+	TAP_OK(strstr(line, "no such file") != NULL, "number 1 was dropped (200 are kept)");
+	g_free(line);
+	line = mend_file_shelf_save(s, "202", NULL);
+	TAP_OK(strstr(line, "no such file") != NULL, "no number 202 yet");
+	g_free(line);
+	line = mend_file_shelf_save(s, "2x", NULL);
+	TAP_OK(strstr(line, "no such file") != NULL, "not a number");
+	g_free(line);
+	mend_file_shelf_free(s);
+}
+
 int main(void)
 {
 	mend_crypto_global_init();
@@ -294,5 +319,6 @@ int main(void)
 	test_link_parser();
 	test_safe_names();
 	test_place();
+	test_shelf();
 	return tap_done();
 }

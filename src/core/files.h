@@ -54,6 +54,16 @@ void mend_file_cipher_free(mend_file_cipher *c);
  * documents), or NULL. Static. */
 const char *mend_file_mime_guess(const char *name);
 
+/* --- files_shelf.c: for the plugins (received links by number, /mend save) --- */
+
+typedef struct mend_file_shelf mend_file_shelf;
+/* Keeps a received link (*shelf made on first use); returns its number. */
+unsigned mend_file_shelf_add(mend_file_shelf **shelf, const char *link);
+/* Saves link `arg` (a number, an aesgcm:// link, or NULL: the last one) in the download
+ * folder ($XDG_DOWNLOAD_DIR, else ~/Downloads): a sentence saying where, or why not. g_free. */
+char *mend_file_shelf_save(const mend_file_shelf *s, const char *arg, const mend_transfer_opts *o);
+void mend_file_shelf_free(mend_file_shelf *s);
+
 /* --- files_http.c --- */
 
 /* PUTs the file `f` (size bytes, read from its start) encrypted under key/iv to `put_url`

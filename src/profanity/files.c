@@ -20,37 +20,29 @@
 #include <string.h>
 #include <glib.h>
 #include <strophe.h>
+#include "core/files.h"
 #include "profanity/files.h"
 
 #define _(s)      dgettext(GETTEXT_PACKAGE, s)
-#define MAX_LINKS 200 /* received links remembered for /mend save N */
 #define NS_UPLOAD "urn:xmpp:http:upload:0"
 #define MARK_FILE "~"
 #define SETTINGS  "mend"
 #define TRUST_KEY "files.tls.trust-any"
 
-static GPtrArray *links;     /* the received links, oldest first; /mend save N is links[N-1] */
-static unsigned first_n = 1; /* the number of links[0] (older ones were dropped) */
+static mend_file_shelf *shelf; /* the received links, by number */
 
 char *mend_prof_file_received(const mend_event *ev)
 {
-	if (!links)
-		links = g_ptr_array_new_with_free_func(g_free);
-	if (links->len >= MAX_LINKS) {
-		g_ptr_array_remove_index(links, 0);
-		first_n++;
-	}
-	g_ptr_array_add(links, g_strdup(ev->body));
+	unsigned n = mend_file_shelf_add(&shelf, ev->body);
+
 	return g_strdup_printf(_("file %s from %s: /mend save %u"), ev->file->name, ev->file->host,
-	                       first_n + links->len - 1);
+	                       n);
 }
 
 void mend_prof_files_free(void)
 {
-	if (links)
-		g_ptr_array_free(links, TRUE);
-	links = NULL;
-	first_n = 1;
+	mend_file_shelf_free(shelf);
+	shelf = NULL;
 }
 
 static void transfer_opts(const struct mend_prof_api *api, mend_transfer_opts *o)
@@ -61,63 +53,15 @@ static void transfer_opts(const struct mend_prof_api *api, mend_transfer_opts *o
 
 /* --- /mend save [N|URL] ------------------------------------------------------------ */
 
-static char *download_dir(void)
-{
-	const char *d = g_get_user_special_dir(G_USER_DIRECTORY_DOWNLOAD);
-
-	return d ? g_strdup(d) : g_build_filename(g_get_home_dir(), "Downloads", NULL);
-}
-
-/* The link named by `arg`: a number, a link, or (NULL) the last one received. g_free. */
-static char *link_of(const char *arg)
-{
-	char *end;
-	guint64 n;
-
-	if (arg && g_str_has_prefix(arg, "aesgcm://"))
-		return g_strdup(arg);
-	if (!links || !links->len)
-		return NULL;
-	if (!arg)
-		return g_strdup(g_ptr_array_index(links, links->len - 1));
-	n = g_ascii_strtoull(arg, &end, 10);
-	if (*end || n < first_n || n >= first_n + links->len)
-		return NULL;
-	return g_strdup(g_ptr_array_index(links, n - first_n));
-}
-
 static void save(const struct mend_prof_api *api, const char *arg, mend_prof_reply reply)
 {
-	char *text = link_of(arg), *dir = download_dir(), *why = NULL, *line, *size;
-	mend_file_link *l = NULL;
-	mend_file_result res = {0};
 	mend_transfer_opts o;
-	int r;
+	char *line;
 
 	transfer_opts(api, &o);
-	if (!text || mend_file_link_parse(text, &l) < 0) {
-		reply(_("mend: no such file; /mend save N takes the number shown with a received "
-		        "file, or an aesgcm:// link."));
-		goto out;
-	}
-	g_mkdir_with_parents(dir, 0700);
-	r = mend_file_download(l, dir, NULL, &o, &res, &why);
-	if (r < 0) {
-		line = g_strdup_printf(_("mend: %s was not saved: %s"), l->name,
-		                       why ? why : mend_strerror(r));
-	} else {
-		size = g_format_size(res.size);
-		line = g_strdup_printf(_("mend: saved %s (%s)"), res.path, size);
-		g_free(size);
-	}
+	line = mend_file_shelf_save(shelf, arg, &o);
 	reply(line);
 	g_free(line);
-	mend_file_result_clear(&res);
-	mend_free(why);
-out:
-	mend_file_link_free(l);
-	g_free(dir);
-	g_free(text);
 }
 
 /* --- /mend sendfile PATH -------------------------------------------------------------- */

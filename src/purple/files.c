@@ -16,15 +16,14 @@
 #include <libintl.h>
 #include <string.h>
 #include <glib.h>
+#include "core/files.h"
 #include "purple/files.h"
 
 #define _(s)       dgettext(GETTEXT_PACKAGE, s)
-#define MAX_LINKS  200 /* received links remembered for /mend save N */
-#define PROBE_SECS 5   /* the HEAD that learns a received file's size */
+#define PROBE_SECS 5 /* the HEAD that learns a received file's size */
 #define TRUST_ANY  "mend-files-tls-trust-any"
 
-static GPtrArray *links;     /* received links, oldest first */
-static unsigned first_n = 1; /* the number of links[0] */
+static mend_file_shelf *shelf; /* the received links, by number */
 
 static void transfer_opts(PurpleAccount *a, mend_transfer_opts *o)
 {
@@ -37,20 +36,14 @@ char *mend_purple_file_received(PurpleAccount *a, const mend_event *ev)
 	mend_transfer_opts o;
 	uint64_t size = 0;
 	char *sz, *line;
+	unsigned n;
 
-	if (!links)
-		links = g_ptr_array_new_with_free_func(g_free);
-	if (links->len >= MAX_LINKS) {
-		g_ptr_array_remove_index(links, 0);
-		first_n++;
-	}
-	g_ptr_array_add(links, g_strdup(ev->body));
+	n = mend_file_shelf_add(&shelf, ev->body);
 	transfer_opts(a, &o);
 	o.timeout = PROBE_SECS;
 	sz = mend_file_probe_size(ev->file, &o, &size) == MEND_OK ? g_format_size(size)
 	                                                          : g_strdup(_("size unknown"));
-	line = g_strdup_printf(_("file %s (%s): /mend save %u"), ev->file->name, sz,
-	                       first_n + links->len - 1);
+	line = g_strdup_printf(_("file %s (%s): /mend save %u"), ev->file->name, sz, n);
 	g_free(sz);
 	return line;
 }
@@ -62,63 +55,16 @@ char *mend_purple_file_sent(const mend_event *ev)
 
 void mend_purple_files_free(void)
 {
-	if (links)
-		g_ptr_array_free(links, TRUE);
-	links = NULL;
-	first_n = 1;
-}
-
-/* The link named by `arg`: a number, a link, or (empty) the last one received. g_free. */
-static char *link_of(const char *arg)
-{
-	char *end;
-	guint64 n;
-
-	if (arg && g_str_has_prefix(arg, "aesgcm://"))
-		return g_strdup(arg);
-	if (!links || !links->len)
-		return NULL;
-	if (!arg || !*arg)
-		return g_strdup(g_ptr_array_index(links, links->len - 1));
-	n = g_ascii_strtoull(arg, &end, 10);
-	if (*end || n < first_n || n >= first_n + links->len)
-		return NULL;
-	return g_strdup(g_ptr_array_index(links, n - first_n));
+	mend_file_shelf_free(shelf);
+	shelf = NULL;
 }
 
 static char *save(PurpleAccount *a, const char *arg)
 {
-	const char *d = g_get_user_special_dir(G_USER_DIRECTORY_DOWNLOAD);
-	char *text = link_of(arg), *why = NULL, *line, *size,
-	     *dir = d ? g_strdup(d) : g_build_filename(g_get_home_dir(), "Downloads", NULL);
-	mend_file_link *l = NULL;
-	mend_file_result res = {0};
 	mend_transfer_opts o;
-	int r;
 
 	transfer_opts(a, &o);
-	if (!text || mend_file_link_parse(text, &l) < 0) {
-		line = g_strdup(_("mend: no such file; /mend save N takes the number shown with a "
-		                  "received file, or an aesgcm:// link."));
-		goto out;
-	}
-	g_mkdir_with_parents(dir, 0700);
-	r = mend_file_download(l, dir, NULL, &o, &res, &why);
-	if (r < 0) {
-		line = g_strdup_printf(_("mend: %s was not saved: %s"), l->name,
-		                       why ? why : mend_strerror(r));
-	} else {
-		size = g_format_size(res.size);
-		line = g_strdup_printf(_("mend: saved %s (%s)"), res.path, size);
-		g_free(size);
-	}
-	mend_file_result_clear(&res);
-	mend_free(why);
-out:
-	mend_file_link_free(l);
-	g_free(dir);
-	g_free(text);
-	return line;
+	return mend_file_shelf_save(shelf, arg, &o);
 }
 
 /* --- /mend sendfile PATH ---------------------------------------------------------------- */
