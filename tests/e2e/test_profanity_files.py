@@ -3,17 +3,20 @@
 mod_http_file_share over HTTPS: /mend sendfile reaches the mend client byte-identical, a
 file from the mend client is shown as "file NAME from HOST: /mend save N" and saved by
 /mend save, and Profanity's own /sendfile in the mend-encrypted chat uploads nothing.
+Interop with Profanity's built-in OMEMO (no mend plugin): its /sendfile (aesgcm://) is
+saved by mend byte-identical, and a file sent by mend is opened by its /url save.
 """
 
 import os
 import re
+import shutil
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import skip, test, main, wait_for  # noqa: E402
+from harness import run, skip, test, main, wait_for  # noqa: E402
 from profanity import Profanity, profanity_missing  # noqa: E402
-from mendcli import BUILD, wait_listening  # noqa: E402
+from mendcli import BUILD, MEND, wait_listening  # noqa: E402
 from filesrv import AESGCM, TlsMend, sha256, store_files, upload_server  # noqa: E402
 
 LIBS = os.path.join(BUILD, ".libs")
@@ -100,6 +103,68 @@ def profanity_sends_saves_and_never_uploads_plaintext():
             assert len(store_files(srv)) == before, "Profanity uploaded the file"
             assert srv.log_text().count("Issuing upload slot to alice@localhost/prof") == slots
             assert p.alive(), p.pane_status()
+
+
+def trusted_certs_dir(srv, root):
+    """A CA directory holding the test certificate, for Profanity's /tls certpath (curl's
+    CAPATH: hashed names)."""
+    d = os.path.join(root, "certs")
+    os.makedirs(d, exist_ok=True)
+    shutil.copy(srv.cert_path, d)
+    run(["openssl", "rehash", d], timeout=30, check=True)
+    return d
+
+
+@test
+def profanitys_builtin_omemo_files_to_and_from_mend():
+    """Interop with an implementation we did not write: Profanity's own OMEMO /sendfile
+    (its aesgcm:// upload) is saved by mend byte-identical; a file sent by mend is opened by
+    Profanity's own /url save."""
+    with tempfile.TemporaryDirectory() as root, upload_server() as srv:
+        bob = TlsMend(srv, root, "bob", "phone")
+        bob.publish()
+        out = os.path.join(root, "from-profanity.bin")
+        data = os.urandom(120000)
+        with open(out, "wb") as f:
+            f.write(data)
+        back = os.path.join(root, "from-mend.txt")
+        text = os.urandom(5000)
+        with open(back, "wb") as f:
+            f.write(text)
+        with Profanity(srv, "alice") as a, bob.listen() as bl:
+            a.connect()
+            a.omemo_setup()
+            wait_listening(bl)
+            a.command(f"/tls certpath set {trusted_certs_dir(srv, root)}")
+            a.omemo_start("bob@localhost")
+            m = bl.mark()
+            a.command(f"/sendfile {out}")
+            got = bl.wait_line(lambda o: o.get("type") == "message" and o.get("file"), 60,
+                               "bob's mend to get Profanity's file link", start=m)
+            assert got["file"]["name"] == "from-profanity.bin", got
+            saved = os.path.join(root, "saved.bin")
+            cp = run([MEND, "--json", "--tls", "trust-any", "fetch", got["body"], "--out", saved],
+                     timeout=60)
+            assert cp.returncode == 0, cp.stderr
+            with open(saved, "rb") as f:
+                assert f.read() == data, "Profanity's file differs once saved by mend"
+
+            cp = TlsMend(srv, root, "bob", "phone-cli", device="phone").run(
+                "send", "alice@localhost", "--file", back)
+            assert cp.returncode == 0, cp.stderr
+            link = [o for o in bob.lines(cp) if o["type"] == "file_sent"][0]["link"]
+            a.wait_screen("from-mend.txt#", 30, "Profanity to show mend's file link")
+            dest = os.path.join(root, "profanity-saved.txt")
+            a.command(f"/url save {link} {dest}")
+
+            def saved_by_profanity():
+                try:
+                    with open(dest, "rb") as f:
+                        return f.read() == text
+                except OSError:
+                    return False
+            wait_for(saved_by_profanity, 30, lambda: "Profanity's /url save to write the file"
+                     f"\n{a.screen()}")
 
 
 if __name__ == "__main__":
