@@ -375,7 +375,8 @@ def mend_output_goes_to_the_window_it_was_typed_in():
             p.command("/help mend")
             p.wait_screen("/mend policy", 10, "the help")
             for sub in ("on|off", "default on|off", "status", "devices", "fingerprint",
-                        "trust|untrust", "/mend uri", "/mend verify"):
+                        "trust|untrust", "/mend uri", "/mend verify", "/mend members",
+                        "/mend send-anyway|drop"):
                 assert sub in p.screen(), f"/help mend lacks {sub}:\n{p.screen()}"
 
 
