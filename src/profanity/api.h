@@ -100,6 +100,8 @@ struct mend_prof_hooks {
 	void (*on_room_win_focus)(const char *roomjid);
 	/* a malloc'd IQ to send instead, or NULL to send the original */
 	char *(*on_iq_stanza_send)(const char *text);
+	/* a private message to a room occupant (room/nick): as pre_chat_message_send */
+	char *(*pre_priv_message_send)(const char *fulljid, const char *message);
 };
 
 typedef const struct mend_prof_hooks *(*mend_prof_entry)(const struct mend_prof_api *api);

@@ -49,6 +49,7 @@ EXPORT void prof_post_room_message_display(const char *const roomjid, const char
                                            const char *message);
 EXPORT void prof_on_room_win_focus(const char *const roomjid);
 EXPORT char *prof_on_iq_stanza_send(const char *const text);
+EXPORT char *prof_pre_priv_message_send(const char *const fulljid, const char *message);
 
 static const struct mend_prof_hooks *hooks;
 static char load_error[512];
@@ -306,4 +307,22 @@ EXPORT void prof_on_room_win_focus(const char *const roomjid)
 EXPORT char *prof_on_iq_stanza_send(const char *const text)
 {
 	return hooks && hooks->on_iq_stanza_send ? hooks->on_iq_stanza_send(text) : NULL;
+}
+
+/* Without the module: a private message goes only where the room is not encrypted. */
+EXPORT char *prof_pre_priv_message_send(const char *const fulljid, const char *message)
+{
+	char room[1024];
+	size_t n = strcspn(fulljid, "/");
+
+	if (hooks)
+		return hooks->pre_priv_message_send(fulljid, message);
+	if (n >= sizeof(room))
+		return NULL;
+	memcpy(room, fulljid, n);
+	room[n] = '\0';
+	if (!listed(MEND_PROF_ROOMS_KEY, room))
+		return strdup(message);
+	say_unloaded();
+	return NULL;
 }

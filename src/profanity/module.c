@@ -745,6 +745,11 @@ static void on_room_focus(const char *roomjid)
 	mend_prof_rooms_focus(M.rooms, roomjid);
 }
 
+static char *pre_priv_send(const char *fulljid, const char *message)
+{
+	return mend_prof_rooms_pre_priv_send(M.rooms, fulljid, message);
+}
+
 /* The body OMEMO clients put beside the encrypted payload (mend's, Conversations', Dino's...). */
 static int looks_like_fallback(const char *text)
 {
@@ -867,6 +872,12 @@ static char *on_message_send(const char *text)
 		        "/mend off in its window sends without encryption."),
 		      bare);
 		out = empty_message(NULL, NULL);
+		goto out;
+	}
+	if (body && mend_prof_rooms_known(M.rooms, bare) && strchr(to, '/')) {
+		/* XEP-0045 §7.5, a private message: pre_priv_message_send decided */
+		if (mend_prof_rooms_is_on(M.rooms, bare))
+			out = empty_message(NULL, NULL);
 		goto out;
 	}
 	if (!body || !bare || (type && strcmp(type, "chat") != 0 && strcmp(type, "normal") != 0) ||
@@ -1386,6 +1397,7 @@ static const struct mend_prof_hooks hooks = {
     .post_room_message_display = post_room_display,
     .on_room_win_focus = on_room_focus,
     .on_iq_stanza_send = on_iq_send,
+    .pre_priv_message_send = pre_priv_send,
 };
 
 __attribute__((visibility("default"))) const struct mend_prof_hooks *

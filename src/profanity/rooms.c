@@ -738,10 +738,15 @@ enum mend_prof_room_rx mend_prof_rooms_event(mend_prof_rooms *r, const mend_even
 	}
 }
 
+int mend_prof_rooms_known(mend_prof_rooms *r, const char *jid)
+{
+	return jid &&
+	       (g_hash_table_contains(r->joined, jid) || g_hash_table_contains(r->want, jid));
+}
+
 int mend_prof_rooms_notice(mend_prof_rooms *r, const char *jid, const char *text)
 {
-	if (!jid || !text ||
-	    !(g_hash_table_contains(r->joined, jid) || g_hash_table_contains(r->want, jid)))
+	if (!text || !mend_prof_rooms_known(r, jid))
 		return 0;
 	show_room(r, jid, MARK_NOTICE, text);
 	return 1;
@@ -832,6 +837,26 @@ char *mend_prof_rooms_pre_send(mend_prof_rooms *r, const char *room, const char 
 		send_encrypted(r, n, message);
 	g_free(n);
 	return NULL;
+}
+
+/*
+ * XEP-0045 §7.5: a private message goes through the room to one occupant, whose real JID
+ * and keys the core's 1:1 path does not know by room/nick: in an encrypted room it is not
+ * sent; elsewhere it goes as Profanity sends it.
+ */
+char *mend_prof_rooms_pre_priv_send(mend_prof_rooms *r, const char *fulljid, const char *message)
+{
+	char *room = r->h.norm(fulljid);
+	int on = mend_prof_rooms_is_on(r, room);
+
+	if (on)
+		show_roomf(
+		    r, room,
+		    _("mend: a private message in %s cannot be encrypted, so it was NOT sent; "
+		      "write to the member's own address instead."),
+		    room);
+	g_free(room);
+	return on ? NULL : strdup(message);
 }
 
 /* --- /mend in a room window ------------------------------------------------------------------ */

@@ -56,6 +56,10 @@ void mend_prof_rooms_presence_out(mend_prof_rooms *r, xmpp_stanza_t *st);
 
 /* Whether the user turned encryption on for `room` (bare JID, normalised). */
 int mend_prof_rooms_is_on(mend_prof_rooms *r, const char *room);
+/* Whether `jid` (bare, normalised) is a room we are in (or joining). */
+int mend_prof_rooms_known(mend_prof_rooms *r, const char *jid);
+/* A private message to room/nick (XEP-0045 §7.5): NULL (not sent) in an encrypted room. */
+char *mend_prof_rooms_pre_priv_send(mend_prof_rooms *r, const char *fulljid, const char *message);
 
 /* Profanity's room hooks (see api.h). */
 char *mend_prof_rooms_pre_send(mend_prof_rooms *r, const char *room, const char *message);

@@ -353,5 +353,28 @@ def after_a_lost_connection_the_room_is_joined_again_and_caught_up():
                 assert len(lines_with(a, t, screen)) == 1, f"{t} not once:\n{screen}"
             assert not stored_on_server(srv, "alice-after-the-reconnect")
 
+@test
+def a_private_message_in_a_room_without_encryption_goes_as_profanity_sends_it():
+    # Profanity writes to an occupant of a non-anonymous room at their own JID (1:1, which
+    # mend encrypts); in any other room through the room (XEP-0045 §7.5), which mend
+    # cannot encrypt and must not mistake for a chat with the room's JID
+    room = "open@" + MUC
+    with muc_server() as srv:
+        make_room(srv, room=room, private=False)
+        with with_mend(srv, "alice") as a, with_mend(srv, "bob") as b:
+            a.connect()
+            mend_ready(a)
+            join(a, room)
+            b.connect()
+            join(b, room, nick="bobby")
+            focus(a, room)
+            # (Profanity 0.13.1 puts the nick, not the text, in such a message's body)
+            a.command("/msg bobby private-in-a-plain-room")
+            b.wait_log(re.compile(r"RECV: <message(?=[^>]*from=\"" + re.escape(room) +
+                                  r"/alice\")(?=[^>]*type=\"chat\")[^>]*><body>bobby</body>"),
+                       20,
+                       "bob to get the private message through the room", start=0)
+            assert "NOT sent" not in a.screen(), a.screen()
+
 if __name__ == "__main__":
     main()
