@@ -63,6 +63,7 @@ struct hline {
 /* A room's catch-up and history, collected while they run and printed sorted at the end. */
 struct loading {
 	GPtrArray *lines; /* struct hline */
+	GHashTable *keys; /* stanza-id (else id) -> its struct hline in lines */
 	int asked;        /* the history query went out */
 	gint64 started;   /* g_get_monotonic_time() */
 };
@@ -109,6 +110,7 @@ static void loading_free(gpointer p)
 {
 	struct loading *l = p;
 
+	g_hash_table_unref(l->keys);
 	g_ptr_array_unref(l->lines);
 	g_free(l);
 }
@@ -351,6 +353,7 @@ static void join(mend_prof_rooms *r, const char *room, const char *nick)
 		struct loading *l = g_new0(struct loading, 1);
 
 		l->lines = g_ptr_array_new_with_free_func(hline_free);
+		l->keys = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 		l->started = g_get_monotonic_time();
 		g_hash_table_add(r->opened, g_strdup(room));
 		g_hash_table_replace(r->loading, g_strdup(room), l);
@@ -569,41 +572,61 @@ static const char *my_nick(mend_prof_rooms *r, const char *room)
 	return nick ? nick : "me";
 }
 
-/* A line Profanity will not show (history replay, archive): printed by mend, or collected
- * while the room's earlier messages are on their way. */
-static void show_message(mend_prof_rooms *r, const char *room, const mend_event *ev,
-                         const char *mark, const char *body)
+/* `room: body` as mend prints a message, with its time when it is not live. */
+static char *message_line(mend_prof_rooms *r, const char *room, const mend_event *ev,
+                          const char *body)
 {
-	struct loading *l = g_hash_table_lookup(r->loading, room);
 	const char *who = ev->outgoing ? (ev->nick ? ev->nick : my_nick(r, room))
 	                  : ev->nick   ? ev->nick
 	                  : ev->from   ? ev->from
 	                               : "?";
-	char *line = ev->timestamp && (ev->archived || r->rx_history)
-	                 ? g_strdup_printf("%s: %s  [%s]", who, body, ev->timestamp)
-	                 : g_strdup_printf("%s: %s", who, body);
 
-	if (l) {
-		struct hline *h = g_new0(struct hline, 1);
+	return ev->timestamp && (ev->archived || r->rx_history)
+	           ? g_strdup_printf("%s: %s  [%s]", who, body, ev->timestamp)
+	           : g_strdup_printf("%s: %s", who, body);
+}
 
-		h->ts = g_strdup(ev->timestamp ? ev->timestamp : "");
-		h->mark = mark;
-		h->text = line;
-		g_ptr_array_add(l->lines, h);
+/*
+ * An earlier message while the room's catch-up and history run. The history query comes
+ * last and in the archive's order, so its copy of a message replaces the catch-up's (the
+ * times have whole seconds only: the archive's order decides within one).
+ */
+static void loading_add(mend_prof_rooms *r, struct loading *l, const char *room,
+                        const mend_event *ev, const char *mark, const char *body)
+{
+	const char *key = ev->stanza_id ? ev->stanza_id : ev->id;
+	struct hline *old = key ? g_hash_table_lookup(l->keys, key) : NULL, *h;
+
+	if (old && l->asked)
+		g_ptr_array_remove(l->lines, old);
+	else if (old || was_shown(r, ev))
 		return;
-	}
-	show_room(r, room, mark, line);
-	g_free(line);
+	remember_shown(r, ev->id, ev->stanza_id);
+	h = g_new0(struct hline, 1);
+	h->ts = g_strdup(ev->timestamp ? ev->timestamp : "");
+	h->mark = mark;
+	h->text = message_line(r, room, ev, body);
+	g_ptr_array_add(l->lines, h);
+	if (key)
+		g_hash_table_replace(l->keys, g_strdup(key), h);
 }
 
 static enum mend_prof_room_rx on_message(mend_prof_rooms *r, const char *room, const mend_event *ev,
                                          const char *mark, const char *body)
 {
+	struct loading *l = g_hash_table_lookup(r->loading, room);
+	int live = r->rx_active && !ev->archived && !r->rx_history;
+	char *line;
+
+	if (l && !live) {
+		loading_add(r, l, room, ev, mark, body);
+		return MEND_PROF_ROOM_DROP;
+	}
 	if (was_shown(r, ev))
 		return MEND_PROF_ROOM_DROP; /* our reflection, or replay and archive of one line */
 	remember_shown(r, ev->id, ev->stanza_id);
-	if (r->rx_active && !ev->archived && !r->rx_history) {
-		/* live: Profanity shows it with its time and the sender's nick */
+	if (live) {
+		/* Profanity shows it with its time and the sender's nick */
 		g_free(r->rx_room);
 		g_free(r->rx_text);
 		r->rx_room = g_strdup(room);
@@ -611,7 +634,10 @@ static enum mend_prof_room_rx on_message(mend_prof_rooms *r, const char *room, c
 		r->rx_mark = mark;
 		return MEND_PROF_ROOM_KEEP;
 	}
-	show_message(r, room, ev, mark, body);
+	/* the room's history replay or archive, which Profanity would not show */
+	line = message_line(r, room, ev, body);
+	show_room(r, room, mark, line);
+	g_free(line);
 	return MEND_PROF_ROOM_DROP;
 }
 
