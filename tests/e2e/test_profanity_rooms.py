@@ -10,11 +10,12 @@ built-in room OMEMO in the same room (both directions).
 import os
 import re
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import skip, test, main, wait_for  # noqa: E402
 from profanity import Profanity, profanity_missing, xmpp_session  # noqa: E402
-from mendcli import BUILD, server, stored_on_server  # noqa: E402
+from mendcli import BUILD, Mend, server, stored_on_server, wait_listening  # noqa: E402
 
 LIBS = os.path.join(BUILD, ".libs")
 PLUGIN = os.path.join(LIBS, "mend.so")
@@ -30,45 +31,17 @@ if os.environ.get("MEND_SANITIZERS"):
 if not (os.path.exists(PLUGIN) and os.path.exists(MODULE)):
     skip(f"{PLUGIN} is not built")
 
-# A MUC component with the room archive (XEP-0313 on the room), every room archived.
-MUC_CONFIG = (f'Component "{MUC}" "muc"\n'
-              '    modules_enabled = { "muc_mam" }\n'
-              '    muc_log_by_default = true\n'
-              '    muc_log_all_rooms = true\n'
-              '    max_history_messages = 50\n')
-
-
 def muc_server():
-    return server(extra_config=MUC_CONFIG)
+    """The harness's Prosody with its group chat service (muc + muc_mam)."""
+    return server(muc=True)
 
 
 def make_room(srv, room=ROOM, owner="alice", members=("bob",), private=True):
-    """`owner` creates `room` from a raw session (resource "setup"), configures it
-    (XEP-0045 §10.1.3: members-only and non-anonymous when private, else open and
-    semi-anonymous; persistent, archived), makes `members` members (§9.5) and leaves."""
-    with xmpp_session("127.0.0.1", srv.port, srv.jid(owner), "pw", resource="setup") as x:
-        x._send(f"<presence to='{room}/{owner}-setup'><x xmlns='http://jabber.org/protocol/"
-                f"muc'/></presence>")
-        x._read_until(lambda b: "code='110'" in b or 'code="110"' in b, "the room to be made")
-        # named by its JID: Profanity's title bar shows a room's name
-        fields = {"muc#roomconfig_roomname": room,
-                  "muc#roomconfig_membersonly": "1" if private else "0",
-                  "muc#roomconfig_whois": "anyone" if private else "moderators",
-                  "muc#roomconfig_persistentroom": "1",
-                  "muc#roomconfig_enablearchiving": "1"}
-        form = "".join(f"<field var='{k}'><value>{v}</value></field>" for k, v in fields.items())
-        reply = x.iq(f"<iq type='set' to='{room}' id='cfg1'><query xmlns='http://jabber.org/"
-                     f"protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'><field "
-                     f"var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value>"
-                     f"</field>{form}</x></query></iq>", "cfg1")
-        assert "type='result'" in reply or 'type="result"' in reply, reply
-        for i, m in enumerate(members):
-            reply = x.iq(f"<iq type='set' to='{room}' id='aff{i}'><query xmlns='http://"
-                         f"jabber.org/protocol/muc#admin'><item affiliation='member' "
-                         f"jid='{srv.jid(m)}'/></query></iq>", f"aff{i}")
-            assert "type='result'" in reply or 'type="result"' in reply, reply
-        x._send(f"<presence to='{room}/{owner}-setup' type='unavailable'/>")
-        x.iq("<iq type='get' id='ping1'><ping xmlns='urn:xmpp:ping'/></iq>", "ping1")
+    """The harness's room set-up: members-only and non-anonymous when private, else open
+    and semi-anonymous; named by its JID, since Profanity's title bar shows a room's name."""
+    return srv.create_room(room.split("@")[0], owner=owner, members=members,
+                           members_only=private, whois="anyone" if private else "moderators",
+                           config={"muc#roomconfig_roomname": room})
 
 
 def with_mend(srv, user, prefs=None):
@@ -144,6 +117,24 @@ def say(p, text, room=ROOM):
 FALLBACK = "OMEMO"
 
 
+def back_after_a_restart(p, said):
+    """p restarts and joins ROOM again: every (sender, text) of `said` shows once, in
+    that order, marked as encrypted, with no fallback body anywhere."""
+    p.restart()
+    mend_ready(p)
+    join(p)
+    for sender, t in said:
+        got = wait_room_line(p, t, sender=sender)
+        assert got["mark"] == "~", got
+    screen = p.screen()
+    shown = p.messages(screen)
+    order = [next(i for i, m in enumerate(shown) if t in m["text"]) for _, t in said]
+    assert order == sorted(order), f"history out of order:\n{screen}"
+    for _, t in said:
+        assert len(lines_with(p, t, screen)) == 1, f"{t} not once:\n{screen}"
+    no_fallback(p)
+
+
 def no_fallback(p):
     """No line shows a fallback body ("I sent you an OMEMO encrypted message...")."""
     bad = [m for m in p.messages() if "encrypted message" in m["text"]]
@@ -179,22 +170,9 @@ def two_profanities_with_mend_in_a_private_room_and_history_after_a_restart():
             for t in away:
                 say(b, t)
                 wait_room_line(b, t, sender="bob")
-            a.restart()
-            mend_ready(a)
-            join(a)
-            for t in away:
-                got = wait_room_line(a, t, sender="bob")
-                assert got["mark"] == "~", got
             # her own earlier message shows as hers (from mend's sealed history)
-            wait_room_line(a, "room-hello-from-alice", sender="alice")
-            wait_room_line(a, "room-reply-from-bob", sender="bob")
-            screen = a.screen()
-            order = [next(i for i, m in enumerate(a.messages(screen)) if t in m["text"])
-                     for t in away]
-            assert order == sorted(order), f"history out of order:\n{screen}"
-            for t in away + ["room-hello-from-alice"]:
-                assert len(lines_with(a, t, screen)) == 1, f"{t} not once:\n{screen}"
-            no_fallback(a)
+            back_after_a_restart(a, [("alice", "room-hello-from-alice"),
+                                     ("bob", "room-reply-from-bob")] + [("bob", t) for t in away])
             # and live again, still encrypted after the restart
             say(a, "after-the-restart")
             wait_room_line(b, "after-the-restart", sender="alice")
@@ -353,6 +331,7 @@ def after_a_lost_connection_the_room_is_joined_again_and_caught_up():
                 assert len(lines_with(a, t, screen)) == 1, f"{t} not once:\n{screen}"
             assert not stored_on_server(srv, "alice-after-the-reconnect")
 
+
 @test
 def a_private_message_in_a_room_without_encryption_goes_as_profanity_sends_it():
     # Profanity writes to an occupant of a non-anonymous room at their own JID (1:1, which
@@ -375,6 +354,45 @@ def a_private_message_in_a_room_without_encryption_goes_as_profanity_sends_it():
                        20,
                        "bob to get the private message through the room", start=0)
             assert "NOT sent" not in a.screen(), a.screen()
+
+
+def room_message(proc, body, timeout=30, **fields):
+    """A `mend listen` line of a room message with `body` (and fields)."""
+    return proc.wait_line(lambda o: o.get("type") == "message" and o.get("body") == body
+                          and o.get("room") and all(o.get(k) == v for k, v in fields.items()),
+                          timeout, f"{proc.name} to show the room message {body!r}")
+
+
+def cli(m, *cmd):
+    cp = m.run(*cmd)
+    assert cp.returncode == 0, f"mend {cmd} exited {cp.returncode}: {cp.stdout}{cp.stderr}"
+    return cp
+
+
+@test
+def profanity_and_the_mend_client_in_a_room_and_the_history_after_a_restart():
+    with muc_server() as srv, tempfile.TemporaryDirectory() as root:
+        make_room(srv)
+        bob = Mend(srv, root, "bob", "desk")
+        cli(bob, "join", ROOM)
+        bob_cli = Mend(srv, root, "bob", "desk-cli", device="desk")
+        with with_mend(srv, "alice") as a, bob.listen() as bl:
+            wait_listening(bl)
+            enter(a)
+            say(a, "profanity-to-the-cli")
+            got = room_message(bl, "profanity-to-the-cli")
+            assert got["from"] == "alice@localhost" and got["nick"] == "alice", got
+            cli(bob_cli, "send", ROOM, "cli-to-profanity")
+            got = wait_room_line(a, "cli-to-profanity", sender="bob")
+            assert got["mark"] == "~", got
+            assert not stored_on_server(srv, "profanity-to-the-cli")
+            a.quit()
+            away = [f"cli-while-profanity-was-closed-{i}" for i in range(3)]
+            for t in away:
+                cli(bob_cli, "send", ROOM, t)
+            back_after_a_restart(a, [("alice", "profanity-to-the-cli"),
+                                     ("bob", "cli-to-profanity")] + [("bob", t) for t in away])
+
 
 if __name__ == "__main__":
     main()
