@@ -11,7 +11,8 @@
  * bad items ignored; a message held while dave cannot read it, then released
  * to the others or dropped; encrypted to every member device and our other
  * device, as type groupchat; our reflection shown once as ours; bob's message
- * decrypted with his real JID, deduped by the room's stanza-id; garbage.
+ * decrypted with his real JID, deduped by the room's stanza-id; garbage; a
+ * held message told again after a restart and never sent unreleased.
  */
 #include "config.h"
 
@@ -1116,6 +1117,87 @@ static void test_archive_error(mend_account *a)
 	g_free(qid);
 }
 
+/* The room tells that `jid`'s affiliation is now `aff` (XEP-0045 §9.3). */
+static void affiliation_from_room(mend_account *a, const char *jid, const char *aff)
+{
+	handle(a,
+	       g_strdup_printf("<message from='" ROOM "' to='" ALICE_FULL "'><x xmlns='" NS_MUC_USER
+	                       "'><item affiliation='%s' jid='%s'/></x></message>",
+	                       aff, jid));
+}
+
+/* What bob reads of the messages sent since `mark`, in order, joined by '|'. g_free. */
+static char *bob_reads_since(guint mark)
+{
+	GString *s = g_string_new(NULL);
+
+	for (guint i = mark; i < sent->len; i++) {
+		char *b =
+		    g_str_has_prefix(sent->pdata[i], "<message") ? reads(&world[1], (int)i) : NULL;
+
+		if (b)
+			g_string_append_printf(s, "%s%s", s->len ? "|" : "", b);
+		g_free(b);
+	}
+	return g_string_free(s, FALSE);
+}
+
+/*
+ * A held message outlives a restart: HELD again in the new session, and again when a later
+ * message queues behind it (saying so). It never leaves unconfirmed, even once every member
+ * can read it (dave is no member any more): HELD again, saying so; release sends it.
+ */
+static mend_account *test_held_restart(mend_account *a, const char *root)
+{
+	guint ev0 = events->len, mark;
+	char *id = NULL, *id2 = NULL, *got;
+	const rec *ev;
+
+	TAP_EQ(mend_account_room_send(a, ROOM, "before the restart", 0, &id), 0,
+	       "send to the club");
+	serve(a);
+	TAP_EQ(count_events(ev0, MEND_EVENT_HELD), 1, "held for dave");
+	mend_account_free(a);
+	a = open_dir(root, "alice", ALICE, &alice_ops);
+	ev0 = events->len;
+	mark = sent->len;
+	connect_ready(a);
+	mend_account_room_join(a, ROOM, "alice", MEND_ROOM_PRESENCE);
+	serve(a);
+	ev = event_of(ev0, MEND_EVENT_HELD);
+	TAP_OK(ev && str_is(ev->id, id) && ev->text && strstr(ev->text, DAVE),
+	       "after a restart, HELD again for it: %s", ev && ev->text ? ev->text : "(none)");
+	ev0 = events->len;
+	TAP_EQ(mend_account_room_send(a, ROOM, "behind it", 0, &id2), 0, "a later message");
+	serve(a);
+	ev = last_event(ev0, MEND_EVENT_HELD);
+	TAP_OK(ev && str_is(ev->id, id) && ev->text && strstr(ev->text, "1 later message"),
+	       "the user is told it waits behind the held one: %s",
+	       ev && ev->text ? ev->text : "(none)");
+	TAP_EQ(count_events(ev0, MEND_EVENT_HELD), 1, "told once");
+	/* every member can read it now: still nothing leaves unconfirmed */
+	ev0 = events->len;
+	affiliation_from_room(a, DAVE, "none");
+	mend_account_room_send(a, ROOM, "third", 0, NULL);
+	serve(a);
+	TAP_EQ(messages_since(mark), 0, "dave left the members: nothing sent without release");
+	ev = last_event(ev0, MEND_EVENT_HELD);
+	TAP_OK(ev && str_is(ev->id, id) && ev->text && !strstr(ev->text, DAVE) &&
+	           strstr(ev->text, "2 later messages"),
+	       "HELD again with what is true now: %s", ev && ev->text ? ev->text : "(none)");
+	TAP_EQ(mend_account_release(a, id, 1), 0, "release it");
+	serve(a);
+	got = bob_reads_since(mark);
+	TAP_OK(str_is(got, "before the restart|behind it|third"),
+	       "it leaves, then the two behind it: %s", got);
+	g_free(got);
+	TAP_EQ(mend_account_release(a, NULL, 1), MEND_ERR_NOT_FOUND, "nothing held any more");
+	affiliation_from_room(a, DAVE, "member");
+	g_free(id);
+	g_free(id2);
+	return a;
+}
+
 /* A message from alice's other device (an occupant as `nick`), encrypted as its client does. */
 static char *other_device_writes(const char *body)
 {
@@ -1260,6 +1342,7 @@ int main(void)
 	test_first_catchup(a, root);
 	a = test_restart(a, root);
 	test_archive_error(a);
+	a = test_held_restart(a, root);
 	mend_account_free(a);
 	for (size_t i = 0; i < G_N_ELEMENTS(world); i++)
 		mend_account_free(world[i].acc);

@@ -34,6 +34,8 @@ static void room_free(gpointer p)
 	g_free(r->nick);
 	g_free(r->partial_text);
 	g_hash_table_destroy(r->occupants);
+	if (r->held_told)
+		g_hash_table_destroy(r->held_told);
 	g_free(r);
 }
 

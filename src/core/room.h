@@ -33,6 +33,9 @@ typedef struct mend_room {
 	/* a history query asked while the room's catch-up ran: it starts when that ends */
 	int history_waiting;
 	int64_t history_since; /* its start (unix seconds), or -1 for all */
+	/* held messages' ids -> the HELD text told in this session (memory only, so that a
+	 * restart tells them again) */
+	GHashTable *held_told;
 } mend_room;
 
 struct mend_rooms {

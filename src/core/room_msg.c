@@ -165,8 +165,39 @@ static void room_failed_status(mend_account *acc, mend_room *room, const mend_pe
 	g_free(why);
 }
 
-/* HELD, once per message: who could not read it and what to do. */
-static void room_hold(mend_account *acc, const mend_pending *p, const char *left)
+/* The HELD sentence: who cannot read it now, what to do, what waits behind it. g_free. */
+static char *held_text(const mend_pending *p, const char *left, unsigned behind)
+{
+	GString *s = g_string_new(NULL);
+
+	if (left)
+		g_string_printf(
+		    s,
+		    _("Not sent to %s yet: some members could not read it (%s). Send it "
+		      "to the members who can read it, or drop it."),
+		    p->jid, left);
+	else
+		g_string_printf(
+		    s,
+		    _("Not sent to %s yet: it waits for your confirmation (every member "
+		      "can read it now). Send it, or drop it."),
+		    p->jid);
+	if (behind)
+		g_string_append_printf(
+		    s,
+		    dngettext(GETTEXT_PACKAGE, " %u later message to %s waits behind it.",
+		              " %u later messages to %s wait behind it.", behind),
+		    behind, p->jid);
+	return g_string_free(s, FALSE);
+}
+
+/*
+ * HELD: who could not read it and what to do. The flag is stored; what was told is kept
+ * in memory only, so HELD comes once per account session (a restarted host learns of it
+ * again) and again whenever its sentence changes.
+ */
+static void room_hold(mend_account *acc, mend_room *room, const mend_pending *p, const char *left,
+                      unsigned behind)
 {
 	mend_event ev = {.kind = MEND_EVENT_HELD,
 	                 .peer = p->jid,
@@ -175,17 +206,37 @@ static void room_hold(mend_account *acc, const mend_pending *p, const char *left
 	                 .body = p->body,
 	                 .error = MEND_ERR_ROOM_PARTIAL,
 	                 .trust = -1};
-	char *text;
+	char *text = held_text(p, left, behind);
 
-	if (p->flags & MEND_PENDING_HELD)
-		return;
-	mend_store_pending_set_flags(acc->store, p->row, p->flags | MEND_PENDING_HELD);
-	text = g_strdup_printf(_("Not sent to %s yet: some members could not read it (%s). Send it "
-	                         "to the members who can read it, or drop it."),
-	                       p->jid, left);
-	ev.text = text;
-	emit(acc, &ev);
+	if (!(p->flags & MEND_PENDING_HELD))
+		mend_store_pending_set_flags(acc->store, p->row, p->flags | MEND_PENDING_HELD);
+	if (!room->held_told)
+		room->held_told = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	if (g_strcmp0(g_hash_table_lookup(room->held_told, p->msg_id), text) != 0) {
+		g_hash_table_replace(room->held_told, g_strdup(p->msg_id), g_strdup(text));
+		ev.text = text;
+		emit(acc, &ev);
+	}
 	g_free(text);
+}
+
+/*
+ * A held message leaves only when the user releases it (mend_account_release), however
+ * the members change meanwhile: HELD again, with who cannot read it now. <0 (it waits).
+ */
+static int room_still_held(mend_account *acc, mend_room *room, const mend_pending *p,
+                           unsigned behind)
+{
+	GArray *rs = g_array_new(FALSE, FALSE, sizeof(mend_recipient));
+	char *left = NULL;
+	unsigned reached = 0;
+	int r = room_recipients(acc, room, rs, &left, &reached);
+
+	recipients_free(rs);
+	if (r == MEND_OK)
+		room_hold(acc, room, p, left, behind);
+	g_free(left);
+	return r < 0 ? r : MEND_ERR_ROOM_PARTIAL;
 }
 
 /* Hands the encrypted stanza to the host; SENT names who was left out. */
@@ -238,17 +289,22 @@ static int room_encrypt_pending(mend_account *acc, mend_room *room, mend_pending
 	return mend_store_commit(acc->store);
 }
 
-/* One queued room message: 0 when done with (sent or failed), <0 while it waits. */
-static int room_send_pending(mend_account *acc, mend_room *room, mend_pending *p)
+/*
+ * One queued room message: 0 when done with (sent or failed), <0 while it waits (`behind`
+ * later ones wait behind it).
+ */
+static int room_send_pending(mend_account *acc, mend_room *room, mend_pending *p, unsigned behind)
 {
 	char *left = NULL;
 	int r = MEND_OK;
 
+	if (p->flags & MEND_PENDING_HELD)
+		return room_still_held(acc, room, p, behind);
 	/* a stanza encrypted before a crash is sent as it is */
 	if (!p->stanza)
 		r = room_encrypt_pending(acc, room, p, &left);
 	if (r == MEND_ERR_ROOM_PARTIAL)
-		room_hold(acc, p, left);
+		room_hold(acc, room, p, left, behind);
 	if (r == MEND_ERR_NO_DEVICES) {
 		char *text =
 		    g_strdup_printf(_("The message to %s was not sent: no member could read "
@@ -320,7 +376,7 @@ int mend_room_pump(mend_account *acc, const char *jid)
 			room_failed_status(acc, room, p, room->status);
 			continue;
 		}
-		if (room_send_pending(acc, room, p) < 0)
+		if (room_send_pending(acc, room, p, list->len - i - 1) < 0)
 			break; /* in order: the later ones wait behind it */
 	}
 	pending_list_free(list);
