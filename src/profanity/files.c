@@ -133,14 +133,14 @@ void mend_prof_file_command(const struct mend_prof_api *api, mend_account *acc, 
 /* --- Profanity's own /sendfile ---------------------------------------------------------- */
 
 char *mend_prof_file_iq_send(const struct mend_prof_api *api, const char *text, const char *chat,
-                             int encrypted)
+                             const char *room, int encrypted)
 {
 	xmpp_ctx_t *ctx;
 	xmpp_stanza_t *iq, *req;
 	const char *id, *to;
 	char *out = NULL, *line, *s;
 
-	if (!chat || !encrypted || !strstr(text, NS_UPLOAD))
+	if (!encrypted || !strstr(text, NS_UPLOAD))
 		return NULL;
 	ctx = xmpp_ctx_new(NULL, NULL);
 	iq = xmpp_stanza_new_from_string(ctx, text);
@@ -154,11 +154,20 @@ char *mend_prof_file_iq_send(const struct mend_prof_api *api, const char *text, 
 		                            id ? id : "", to ? to : "");
 		out = strdup(s);
 		g_free(s);
-		line =
-		    g_strdup_printf(_("mend: /sendfile would upload the file unencrypted (mend "
-		                      "encrypts this chat, Profanity's /sendfile does not); it was "
-		                      "stopped. Use /mend sendfile PATH."));
-		api->chat_show_themed(chat, NULL, NULL, NULL, "!", line);
+		line = g_strdup(
+		    chat
+		        ? _("mend: /sendfile would upload the file unencrypted (mend encrypts "
+		            "this chat, Profanity's /sendfile does not); it was stopped. Use /mend "
+		            "sendfile PATH.")
+		        : _("mend: /sendfile would upload the file unencrypted (mend encrypts this "
+		            "room, Profanity's /sendfile does not); it was stopped. /mend sendfile "
+		            "PATH sends encrypted files in a chat window."));
+		if (chat)
+			api->chat_show_themed(chat, NULL, NULL, NULL, "!", line);
+		else if (room)
+			api->room_show_themed(room, NULL, NULL, NULL, "!", line);
+		else
+			api->cons_show(line);
 		g_free(line);
 	}
 	if (iq)

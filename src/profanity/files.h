@@ -20,11 +20,12 @@ void mend_prof_file_command(const struct mend_prof_api *api, mend_account *acc, 
                             const char *arg, const char *chat, mend_prof_reply reply);
 /*
  * An IQ Profanity is about to send: its own upload slot request (XEP-0363) while the
- * current chat is encrypted by mend gets a stanza to send instead (malloc'd; Profanity's
- * upload then fails at once, nothing is uploaded) and a warning; else NULL.
+ * current chat, room or private window is encrypted by mend (`chat`, else `room`, else
+ * a private window: the line goes to the console) gets a stanza to send instead (malloc'd;
+ * Profanity's upload then fails at once, nothing is uploaded) and a warning; else NULL.
  */
 char *mend_prof_file_iq_send(const struct mend_prof_api *api, const char *text, const char *chat,
-                             int encrypted);
+                             const char *room, int encrypted);
 void mend_prof_files_free(void);
 
 #endif

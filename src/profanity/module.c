@@ -1370,12 +1370,35 @@ static void init(const char *version, const char *status, const char *account_na
 		connect_account(account_name, fulljid);
 }
 
-/* Profanity's own /sendfile in a chat mend encrypts: its slot request is replaced (files.c). */
+/* Whether the user has turned mend on in any room. */
+static int any_room_on(void)
+{
+	char **list = M.api->settings_string_list_get(SETTINGS, (char *)MEND_PROF_ROOMS_KEY);
+	int on = list && list[0];
+
+	g_strfreev(list);
+	return on;
+}
+
+/*
+ * Profanity's own /sendfile where mend encrypts: its slot request is replaced (files.c).
+ * /sendfile works only in chat, room and private windows; the plugin API names no private
+ * window (neither recipient nor room, not the console), so there it is stopped while any
+ * room is encrypted: the room of the window cannot be told.
+ */
 static char *on_iq_send(const char *text)
 {
 	const char *chat = M.api->get_current_recipient();
+	const char *room = M.api->get_current_muc();
+	int on;
 
-	return mend_prof_file_iq_send(M.api, text, chat, chat && enabled(chat));
+	if (chat)
+		on = enabled(chat);
+	else if (room)
+		on = mend_prof_rooms_is_on(M.rooms, room);
+	else
+		on = !M.api->current_win_is_console() && any_room_on();
+	return mend_prof_file_iq_send(M.api, text, chat, room, on);
 }
 
 static const struct mend_prof_hooks hooks = {

@@ -31,11 +31,12 @@ class TlsMend(Mend):
         return a
 
 
-def upload_server(limit=10 * MIB, https_cert=None):
+def upload_server(limit=10 * MIB, https_cert=None, **kw):
     """Prosody with mod_http_file_share (component upload.localhost) on an HTTPS port of
     loopback, its slot URLs on https://localhost:PORT/. With STARTTLS and the harness's
     certificate, or, given https_cert=(cert, key), plain c2s and that certificate for HTTPS
-    (for clients that cannot be told to accept a self-signed XMPP certificate)."""
+    (for clients that cannot be told to accept a self-signed XMPP certificate).
+    kw: more of Prosody's arguments (muc=True)."""
     port = free_port()
     lua = lambda s: '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'  # noqa: E731
     ssl_line = (f"https_ssl = {{ certificate = {lua(https_cert[0])}; "
@@ -46,7 +47,7 @@ def upload_server(limit=10 * MIB, https_cert=None):
              f'  http_host = "localhost"\n'
              f'  http_external_url = "https://localhost:{port}/"\n')
     return Prosody(accounts={"alice": "pw", "bob": "pw"}, tls=not https_cert,
-                   extra_config=extra)
+                   extra_config=extra, **kw)
 
 
 def store_files(srv):

@@ -16,6 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import skip, test, main, wait_for  # noqa: E402
 from profanity import Profanity, profanity_missing, xmpp_session  # noqa: E402
 from mendcli import BUILD, Mend, server, stored_on_server, wait_listening  # noqa: E402
+from filesrv import store_files, upload_server  # noqa: E402
 
 LIBS = os.path.join(BUILD, ".libs")
 PLUGIN = os.path.join(LIBS, "mend.so")
@@ -392,6 +393,27 @@ def profanity_and_the_mend_client_in_a_room_and_the_history_after_a_restart():
                 cli(bob_cli, "send", ROOM, t)
             back_after_a_restart(a, [("alice", "profanity-to-the-cli"),
                                      ("bob", "cli-to-profanity")] + [("bob", t) for t in away])
+
+
+@test
+def profanitys_own_sendfile_in_an_encrypted_room_uploads_nothing():
+    """Profanity's /sendfile would upload the plain file for a room mend encrypts: its
+    slot request is replaced, nothing reaches the upload store, the room says why."""
+    with tempfile.TemporaryDirectory() as root, upload_server(muc=True) as srv:
+        make_room(srv)
+        path = os.path.join(root, "plain.bin")
+        with open(path, "wb") as f:
+            f.write(os.urandom(5000))
+        with with_mend(srv, "alice") as a:
+            enter(a)
+            a.command(f"/sendfile {path}")
+            wait_room_line(a, "sends encrypted files", 20)
+            wait_for(lambda: "upload-blocked" in srv.log_text(), 20,
+                     "the replaced slot request to reach the server")
+            assert "Issuing upload slot" not in srv.log_text(), "a slot was requested"
+            assert store_files(srv) == {}, "Profanity uploaded the file"
+            assert a.alive(), a.pane_status()
+
 
 
 if __name__ == "__main__":
