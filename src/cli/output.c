@@ -606,23 +606,30 @@ void out_device(struct cli *c, const char *jid, const mend_device_info *d, int o
 		device_human(jid, d, own);
 }
 
-void out_devices_done(struct cli *c, const char *jid, size_t n)
+/* The end of a listing: a JSON `type` line with key: value and the count; as text, the
+ * sentence `empty` when the list was empty. */
+static void list_done(struct cli *c, const char *type, const char *key, const char *value, size_t n,
+                      const char *empty)
 {
 	GString *s;
-	char *line;
 
 	if (!c->o.json) {
-		if (n)
-			return;
-		line = g_strdup_printf(_("No OMEMO devices are known for %s."), jid);
-		say(stdout, line);
-		g_free(line);
+		if (!n)
+			say(stdout, empty);
 		return;
 	}
-	s = json_begin("devices_done");
-	json_str(s, "jid", jid);
+	s = json_begin(type);
+	json_str(s, key, value);
 	json_int(s, "count", (long long)n);
 	json_end(s);
+}
+
+void out_devices_done(struct cli *c, const char *jid, size_t n)
+{
+	char *line = g_strdup_printf(_("No OMEMO devices are known for %s."), jid);
+
+	list_done(c, "devices_done", "jid", jid, n, line);
+	g_free(line);
 }
 
 void out_fingerprint(struct cli *c, uint32_t device, const char *hex)
@@ -868,21 +875,10 @@ void out_member(struct cli *c, const char *room, const mend_room_member *m)
 
 void out_members_done(struct cli *c, const char *room, size_t n)
 {
-	GString *s;
-	char *line;
+	char *line = g_strdup_printf(_("%s has no other members."), room);
 
-	if (!c->o.json) {
-		if (n)
-			return;
-		line = g_strdup_printf(_("%s has no other members."), room);
-		say(stdout, line);
-		g_free(line);
-		return;
-	}
-	s = json_begin("members_done");
-	json_str(s, "room", room);
-	json_int(s, "count", (long long)n);
-	json_end(s);
+	list_done(c, "members_done", "room", room, n, line);
+	g_free(line);
 }
 
 /* --- usage ---------------------------------------------------------------------- */

@@ -276,14 +276,19 @@ def mend_python_omemo_and_mend_read_each_other_in_a_room():
             assert not stored_on_server(srv, text), f"{text!r} is on the server's disk"
 
 
+def three_members(srv, root):
+    """The team room with alice and carol (mend) and bob (python-omemo, started)."""
+    room = team(srv)
+    alice = mend_member(srv, root, "alice", "laptop", room)
+    carol = mend_member(srv, root, "carol", "desk", room)
+    return room, alice, carol, py_member(srv, root, "bob", "py", room, "bob")
+
+
 @test
 def an_offline_member_reads_the_room_archive_once_in_order():
     need_mend()
     with room_server() as srv, tempfile.TemporaryDirectory() as root:
-        room = team(srv)
-        alice = mend_member(srv, root, "alice", "laptop", room)
-        carol = mend_member(srv, root, "carol", "desk", room)  # then offline
-        bob = py_member(srv, root, "bob", "py", room, "bob")
+        room, alice, carol, bob = three_members(srv, root)  # carol then offline
         bodies = []
         with bob:
             for i in range(3):
@@ -314,10 +319,7 @@ def an_offline_member_reads_the_room_archive_once_in_order():
 def after_a_restart_every_message_decrypts_from_the_room_archive():
     need_mend()
     with room_server() as srv, tempfile.TemporaryDirectory() as root:
-        room = team(srv)
-        alice = mend_member(srv, root, "alice", "laptop", room)
-        carol = mend_member(srv, root, "carol", "desk", room)
-        bob = py_member(srv, root, "bob", "py", room, "bob")
+        room, alice, carol, bob = three_members(srv, root)
         with bob:
             with alice.listen() as al:
                 wait_listening(al)
