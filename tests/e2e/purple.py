@@ -33,8 +33,7 @@ import time
 from harness import (HarnessError, JsonLinesProcess, pid_alive, tail, wait_for)
 
 __all__ = ["Purple", "harness_path", "purple_missing", "build_purple_plugin",
-           "accounts_xml", "blist_xml", "plugins_prefs_xml", "read_text", "muc_server",
-           "create_room",
+           "accounts_xml", "blist_xml", "plugins_prefs_xml", "read_text",
            "Finch", "FinchResult", "finch_loads_plugin", "finch_missing"]
 
 TMUX = shutil.which("tmux") or "/usr/bin/tmux"
@@ -427,53 +426,6 @@ class Purple:
         """{"type":"xml"} lines (needs xml=True): the wire, "in" or "out"."""
         return self.find(lambda o: o["type"] == "xml"
                          and (direction is None or o["dir"] == direction), start)
-
-
-# --------------------------------------------------------------------------
-# Group chats for the libpurple tests, until the harness's Prosody has its own group chat
-# service: Prosody's muc component with its archive (XEP-0313 on room JIDs), and rooms made
-# and configured by their owner (XEP-0045 §10.1)
-# --------------------------------------------------------------------------
-
-MUC_HOST = "conference.localhost"
-
-
-def muc_server(accounts):
-    """A throwaway Prosody (harness.Prosody) with a group chat service at MUC_HOST."""
-    from harness import Prosody
-    return Prosody(accounts=accounts,
-                   extra_config=f'Component "{MUC_HOST}" "muc"\n'
-                                '    modules_enabled = { "muc_mam" }\n'
-                                '    muc_log_all_rooms = true\n')
-
-
-def create_room(srv, name, owner="bob", members=(), members_only=True):
-    """Room name@MUC_HOST made by `owner`: persistent, non-anonymous, members-only unless
-    members_only=False, with `members` (user names). Returns its JID."""
-    from profanity import xmpp_session
-    room = f"{name}@{MUC_HOST}"
-    ok = ("type='result'", 'type="result"')
-    with xmpp_session("127.0.0.1", srv.port, srv.jid(owner), "pw", resource="roomsetup") as x:
-        x._send(f"<presence to='{room}/{owner}-setup'>"
-                "<x xmlns='http://jabber.org/protocol/muc'/></presence>")
-        x._read_until(lambda b: "code='201'" in b or 'code="201"' in b, "the room to be made")
-        fields = {"muc#roomconfig_persistentroom": "1", "muc#roomconfig_whois": "anyone",
-                  "muc#roomconfig_membersonly": "1" if members_only else "0"}
-        form = "".join(f"<field var='{k}'><value>{v}</value></field>" for k, v in fields.items())
-        reply = x.iq(f"<iq type='set' to='{room}' id='cfg'><query xmlns='http://jabber.org/"
-                     "protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'>"
-                     "<field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig"
-                     f"</value></field>{form}</x></query></iq>", "cfg")
-        if not any(o in reply for o in ok):
-            raise HarnessError(f"configuring {room} failed: {reply}")
-        for i, m in enumerate(members):  # one per request: Prosody takes the first item only
-            reply = x.iq(f"<iq type='set' to='{room}' id='aff{i}'><query xmlns='http://jabber."
-                         f"org/protocol/muc#admin'><item affiliation='member' jid='{srv.jid(m)}'/>"
-                         "</query></iq>", f"aff{i}")
-            if not any(o in reply for o in ok):
-                raise HarnessError(f"making {m} a member of {room} failed: {reply}")
-        x._send(f"<presence type='unavailable' to='{room}/{owner}-setup'/>")
-    return room
 
 
 def _bare(jid):

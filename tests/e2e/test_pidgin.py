@@ -13,11 +13,11 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import skip, test, main, wait_for  # noqa: E402
+from harness import Prosody, skip, test, main, wait_for  # noqa: E402
 from mendcli import (BUILD, Mend, server, stored_on_server, wait_listening,  # noqa: E402
                      wait_published)
 from pidgin import Pidgin, pidgin_missing  # noqa: E402
-from purple import Purple, create_room, muc_server  # noqa: E402
+from purple import Purple  # noqa: E402
 
 LIBS = os.path.join(BUILD, ".libs")
 CORE, GTK = os.path.join(LIBS, "mend-purple.so"), os.path.join(LIBS, "mend-pidgin.so")
@@ -135,9 +135,9 @@ def a_group_chat_window_switches_on_and_shows_a_decrypted_message():
     """Pidgin joins a members-only room from its buddy list; the window's toggle turns OMEMO
     on for the room, and what another member (libpurple with mend) encrypted shows in the
     window decrypted, with its mark (read back from Pidgin's own log of the chat)."""
-    with muc_server({"alice": "pw", "bob": "pw", "carol": "pw"}) as srv, \
+    with Prosody(accounts={"alice": "pw", "bob": "pw", "carol": "pw"}, muc=True) as srv, \
             tempfile.TemporaryDirectory() as root:
-        room = create_room(srv, "secret", owner="bob", members=("alice",))
+        room = srv.create_room("secret", owner="bob", members=("alice",))
         account = dict(jid="alice@localhost/pidgin", port=srv.port, password="pw")
         with Pidgin(plugins=[CORE, GTK], account=account, chats=[(room, "alice")]) as p, \
                 Purple(srv, "bob", plugins=("core-mend",), plugin_dir=LIBS) as b:

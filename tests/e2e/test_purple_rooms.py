@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Group chats in libpurple (Pidgin, Finch): the plugin in the headless libpurple
 client (tests/purple/harness) in a members-only, non-anonymous room of a throwaway
-Prosody with another libpurple member: both directions, the room's
+Prosody with the mend client, another libpurple member and python-omemo: both directions, the room's
 history after a restart, /mend on refused in an open room with the reason, and a
 message held because a member has no OMEMO device, then released or dropped.
 """
@@ -14,10 +14,11 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import skip, test, main, wait_for  # noqa: E402
-from mendcli import BUILD, stored_on_server, wait_published  # noqa: E402
-from purple import (Finch, Purple, create_room, finch_missing, muc_server,  # noqa: E402
-                    purple_missing)
+from harness import (Prosody, skip, start_omemo_peer, test, main, wait_for,  # noqa: E402
+                     wait_ready)
+from mendcli import (BUILD, Mend, stored_on_server, wait_listening,  # noqa: E402
+                     wait_published)
+from purple import Finch, Purple, finch_missing, purple_missing  # noqa: E402
 
 LIBS = os.path.join(BUILD, ".libs")
 PLUGIN = os.path.join(LIBS, "mend-purple.so")
@@ -31,7 +32,7 @@ if not os.path.exists(PLUGIN):
 
 
 def server():
-    return muc_server({"alice": "pw", "bob": "pw", "carol": "pw", "dave": "pw"})
+    return Prosody(accounts={"alice": "pw", "bob": "pw", "carol": "pw", "dave": "pw"}, muc=True)
 
 
 def with_mend(srv, user="alice", user_dir=None):
@@ -60,7 +61,7 @@ def encrypt_room(a, room=ROOM):
 def alice_and_bob_in_the_room(srv, root, members=("alice",)):
     """alice and bob (the room's owner), each libpurple with mend, in the members-only
     non-anonymous room with `members`; alice turned OMEMO on there."""
-    create_room(srv, "secret", owner="bob", members=members)
+    srv.create_room("secret", owner="bob", members=members)
     with with_mend(srv, "alice") as a, with_mend(srv, "bob") as b:
         for p in (a, b):
             p.wait_signed_on()
@@ -147,6 +148,84 @@ def after_a_reconnect_the_room_is_caught_up_and_both_ways_work():
             assert len(shown) == 1, shown
 
 
+def room_message(proc, body, timeout=30, start=0):
+    """A `mend listen` line: `body` decrypted in ROOM."""
+    return proc.wait_line(lambda o: o.get("type") == "message" and o.get("body") == body
+                          and o.get("room") == ROOM, timeout,
+                          f"{proc.name} to show {body!r} in {ROOM}", start=start)
+
+
+@test
+def purple_and_the_mend_client_in_a_room_both_ways_and_history_after_restart():
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        srv.create_room("secret", owner="bob", members=("alice",))
+        bob = Mend(srv, root, "bob", "cli")
+        cp = bob.run("join", ROOM, "--nick", "bob")
+        assert cp.returncode == 0, cp.stderr
+        with with_mend(srv, "alice") as a:
+            a.wait_signed_on()
+            wait_published(srv, root, "alice")
+            a.join(ROOM, "alice")
+            encrypt_room(a)
+            with bob.listen() as bl:
+                wait_listening(bl)
+                m = a.mark()
+                a.chatsend(ROOM, "hello room from purple")
+                got = room_message(bl, "hello room from purple")
+                assert got["from"] == "alice@localhost" and got["nick"] == "alice", got
+                a.wait_chat("hello room from purple", who="alice", flags=("send",), conv=ROOM,
+                            start=m)
+                bob.send(ROOM, "hello from the mend client")
+                a.wait_chat("[unverified] hello from the mend client", who="bob",
+                            flags=("recv",), conv=ROOM)
+            assert not stored_on_server(srv, "hello room from purple"), "plaintext left"
+            a.quit()
+            texts = [f"while purple was away {i}" for i in range(3)]
+            for t in texts:
+                bob.send(ROOM, t)
+            a.start()
+            a.wait_signed_on()
+            a.join(ROOM, "alice")
+            a.wait_chat(ends(texts[-1]), who="bob", conv=ROOM)
+            a.ping()
+            got = [o["text"] for o in a.chats(conv=ROOM) if "while purple was away" in o["text"]]
+            assert got == [f"[unverified] {t}" for t in texts], got
+
+
+@test
+def purple_and_python_omemo_in_a_room_both_ways():
+    """The independent python-omemo as the other member of the room."""
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        room = srv.create_room("secret", owner="bob", members=("alice",))
+        with with_mend(srv, "alice") as a, \
+                start_omemo_peer(srv, "bob", "py", os.path.join(root, "bob-py")) as peer:
+            a.wait_signed_on()
+            wait_ready(peer)
+            wait_published(srv, root, "alice")
+            m = peer.mark()
+            peer.send_line(f"join {room} bob")
+            peer.wait_line(lambda o: o["type"] == "joined", 30, "the peer to join", start=m)
+            a.join(room, "alice")
+            encrypt_room(a)
+            # python-omemo rejects a sender whose device list it has not seen (README)
+            peer.send_line("refresh alice@localhost")
+            peer.wait_line(lambda o: o["type"] == "refreshed" and o["devices"], 20,
+                           "the peer to see alice's device")
+            a.chatsend(room, "to python-omemo in a room")
+            got = peer.wait_line(lambda o: o["type"] == "message" and o.get("groupchat") and
+                                 o["body"] == "to python-omemo in a room", 30,
+                                 "the peer to decrypt alice's room message")
+            assert got["from"] == "alice@localhost" and got["nick"] == "alice", got
+            m = peer.mark()
+            peer.send_line(f"send {room} from python-omemo in a room")
+            sent = peer.wait_line(lambda o: o["type"] in ("sent", "command_error"), 30,
+                                  "the peer to send", start=m)
+            assert sent["type"] == "sent" and not sent["errors"], sent
+            assert "alice@localhost" in {r["jid"] for r in sent["recipients"]}, sent
+            a.wait_chat("[unverified] from python-omemo in a room", who="bob", conv=room)
+            assert not stored_on_server(srv, "to python-omemo in a room"), "plaintext left"
+
+
 @test
 def finch_shows_the_room_state_and_a_decrypted_room_message():
     """The real Finch in tmux joins the room from its buddy list: the room's state line,
@@ -157,7 +236,7 @@ def finch_shows_the_room_state_and_a_decrypted_room_message():
     if os.environ.get("MEND_SANITIZERS"):
         skip("a sanitizer build: an ASan plugin cannot load into the uninstrumented Finch")
     with server() as srv, tempfile.TemporaryDirectory() as root:
-        create_room(srv, "secret", owner="bob", members=("alice",))
+        srv.create_room("secret", owner="bob", members=("alice",))
         account = dict(jid="alice@localhost/finch", port=srv.port, password="pw")
         with Finch(plugins=[PLUGIN], account=account, width=120, height=40,
                    chats=[(ROOM, "alice")]) as f, with_mend(srv, "bob") as b:
@@ -178,7 +257,7 @@ def finch_shows_the_room_state_and_a_decrypted_room_message():
 @test
 def mend_on_is_refused_in_an_open_room_with_the_reason():
     with server() as srv:
-        open_room = create_room(srv, "open", owner="bob", members_only=False)
+        open_room = srv.create_room("open", owner="bob", members_only=False)
         with with_mend(srv) as a:
             a.wait_signed_on()
             a.join(open_room, "alice")
