@@ -78,7 +78,7 @@ struct mend_prof_rooms {
 	GHashTable *shown;   /* message ids and stanza-ids shown in this session */
 	GHashTable *loading; /* room -> struct loading: earlier messages on their way */
 	GHashTable *opened;  /* rooms whose history was shown in this session */
-	char *asking;        /* /mend on waits for this room's disco#info (ROOM event) */
+	GHashTable *asking;  /* rooms listed by /mend on that wait for their disco#info (ROOM) */
 	/* the message stanza being received */
 	int rx_active;
 	int rx_history; /* the room's history replay: Profanity shows it without a hook */
@@ -128,6 +128,7 @@ mend_prof_rooms *mend_prof_rooms_new(const struct mend_prof_rooms_host *host)
 	r->shown = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	r->loading = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, loading_free);
 	r->opened = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	r->asking = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	return r;
 }
 
@@ -151,7 +152,7 @@ void mend_prof_rooms_free(mend_prof_rooms *r)
 	g_hash_table_unref(r->shown);
 	g_hash_table_unref(r->loading);
 	g_hash_table_unref(r->opened);
-	g_free(r->asking);
+	g_hash_table_destroy(r->asking);
 	g_free(r);
 }
 
@@ -409,7 +410,7 @@ void mend_prof_rooms_closed(mend_prof_rooms *r)
 	r->acc = NULL;
 	/* after a reconnect every room is told to the core again */
 	g_hash_table_remove_all(r->joined);
-	g_clear_pointer(&r->asking, g_free);
+	g_hash_table_remove_all(r->asking);
 }
 
 void mend_prof_rooms_tick(mend_prof_rooms *r)
@@ -701,16 +702,14 @@ static void on_held(mend_prof_rooms *r, const char *room, const mend_event *ev)
 static void on_room_state(mend_prof_rooms *r, const char *room, const mend_event *ev)
 {
 	const char *why = ev->text ? ev->text : mend_strerror(ev->error);
-	int asked = r->asking && !strcmp(r->asking, room);
 
-	if (asked) {
-		g_clear_pointer(&r->asking, g_free);
+	if (g_hash_table_remove(r->asking, room)) {
+		/* listed since /mend on; what waited in the core leaves now or fails (SEND_FAILED)
+		 */
 		if (ev->error == 0) {
-			r->h.unlist(MEND_PROF_ROOMS_KEY, room);
-			r->h.api->settings_string_list_add("mend", (char *)MEND_PROF_ROOMS_KEY,
-			                                   (char *)room);
 			show_roomf(r, room, _("OMEMO encryption is on for %s."), room);
 		} else {
+			r->h.unlist(MEND_PROF_ROOMS_KEY, room);
 			show_roomf(r, room, _("mend: encryption stays off for %s: %s"), room, why);
 		}
 	} else if (ev->error < 0 && mend_prof_rooms_is_on(r, room)) {
@@ -914,6 +913,7 @@ static void cmd_on_off(mend_prof_rooms *r, const char *room, int on)
 	int st;
 
 	if (!on) {
+		g_hash_table_remove(r->asking, room);
 		r->h.unlist(MEND_PROF_ROOMS_KEY, room);
 		mark_room(r, room);
 		replyf(r, _("OMEMO encryption is off for %s: messages go in plaintext."), room);
@@ -923,16 +923,21 @@ static void cmd_on_off(mend_prof_rooms *r, const char *room, int on)
 		return;
 	join_if_in(r, room);
 	st = mend_account_room_status(r->acc, room);
-	if (st == MEND_OK) {
+	if (st == MEND_OK || st == MEND_ERR_NOT_FOUND) {
+		/* listed at once: sends go through the core, which queues them until it knows */
 		r->h.unlist(MEND_PROF_ROOMS_KEY, room);
 		r->h.api->settings_string_list_add("mend", (char *)MEND_PROF_ROOMS_KEY,
 		                                   (char *)room);
 		mark_room(r, room);
+	}
+	if (st == MEND_OK) {
 		replyf(r, _("OMEMO encryption is on for %s."), room);
 	} else if (st == MEND_ERR_NOT_FOUND) {
-		g_free(r->asking);
-		r->asking = g_strdup(room);
-		replyf(r, _("mend: asking %s whether it can be encrypted..."), room);
+		g_hash_table_add(r->asking, g_strdup(room));
+		replyf(r,
+		       _("mend: asking %s whether it can be encrypted; nothing is sent there "
+		         "unencrypted meanwhile."),
+		       room);
 	} else {
 		replyf(r, _("mend: encryption stays off for %s: %s"), room, mend_strerror(st));
 	}

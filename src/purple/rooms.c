@@ -224,6 +224,8 @@ static void turn(conn *c, PurpleAccount *a, const char *room, int on)
 	int st;
 
 	if (!on) {
+		if (conv)
+			purple_conversation_set_data(conv, WANT_ON, NULL);
 		switch_to(a, room, 0);
 		return;
 	}
@@ -233,10 +235,14 @@ static void turn(conn *c, PurpleAccount *a, const char *room, int on)
 	}
 	st = mend_account_room_status(c->acc, room);
 	if (st == MEND_ERR_NOT_FOUND && conv) {
+		/* listed at once: what is typed meanwhile waits in the core, never plaintext */
 		purple_conversation_set_data(conv, WANT_ON, GINT_TO_POINTER(1));
+		set_listed(PREF_ENABLED, a, room, 1);
+		set_listed(PREF_DISABLED, a, room, 0);
 		say(a, room,
-		    _("Asking the room whether OMEMO can be used in it; encryption is turned on "
-		      "once it answers yes."));
+		    _("Asking the room whether OMEMO can be used in it; nothing is sent there "
+		      "unencrypted meanwhile."));
+		changed(a, room);
 	} else if (st < 0) {
 		refused(a, room, mend_strerror(st));
 	} else {
@@ -257,10 +263,13 @@ static void room_known(conn *c, const mend_event *ev)
 
 	if (conv && purple_conversation_get_data(conv, WANT_ON)) {
 		purple_conversation_set_data(conv, WANT_ON, NULL);
-		if (ev->error == 0)
+		if (ev->error == 0) {
 			switch_to(a, ev->room, 1);
-		else
+		} else { /* what waited meanwhile is reported NOT sent (SEND_FAILED) */
+			set_listed(PREF_ENABLED, a, ev->room, 0);
 			refused(a, ev->room, ev->text ? ev->text : mend_strerror(ev->error));
+			changed(a, ev->room);
+		}
 	}
 	if (conv)
 		room_state_line(conv);

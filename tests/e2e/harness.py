@@ -180,8 +180,9 @@ class Prosody:
 
     def __init__(self, host="localhost", accounts=None, contacts=DEFAULT_CONTACTS,
                  tls=False, extra_config="", start_timeout=20.0, keep_dir=False,
-                 extra_modules=(), muc=False):
+                 extra_modules=(), muc=False, muc_modules=()):
         self.host = host
+        self.muc_modules = ["muc_mam"] + list(muc_modules)  # the MUC component's modules
         self.muc_host = f"conference.{host}" if muc else None
         self.port = None
         self.pid = None
@@ -272,7 +273,7 @@ VirtualHost {lua(self.host)}
         if not self.muc_host:
             return ""
         return (f"Component {lua(self.muc_host)} \"muc\"\n"
-                "    modules_enabled = { \"muc_mam\" }\n"
+                f"    modules_enabled = {{ {'; '.join(lua(m) for m in self.muc_modules)} }}\n"
                 "    restrict_room_creation = false\n"
                 "    muc_room_locking = true\n"
                 "    muc_log_by_default = true\n"

@@ -109,6 +109,15 @@ def failing_archive(root):
                   "extra_config": f"plugin_paths = {{ {lua(HERE)} }}\nmam_fail_flag = {lua(flag)}\n"}
 
 
+def slow_disco(root):
+    """(flag, Prosody config lines) for a MUC component that loads mod_mend_slow_disco.lua
+    (add "mend_slow_disco" to its modules_enabled): disco#info queries to rooms named
+    slow... are answered only once the file `flag` exists."""
+    flag = os.path.join(root, "disco-answers")
+    lua = lambda s: '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'  # noqa: E731
+    return flag, f"plugin_paths = {{ {lua(HERE)} }}\nslow_disco_flag = {lua(flag)}\n"
+
+
 def archived_only(srv, root, text):
     """bob sends `text` to alice while only her mend device "phone" is online: the server
     archives it and keeps nothing offline, so alice's other devices have it from the archive."""

@@ -16,7 +16,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Prosody, skip, start_omemo_peer, test, main, wait_for,  # noqa: E402
                      wait_ready)
-from mendcli import (BUILD, Mend, stored_on_server, wait_listening,  # noqa: E402
+from mendcli import (BUILD, Mend, slow_disco, stored_on_server, wait_listening,  # noqa: E402
                      wait_published)
 from purple import Finch, Purple, finch_missing, purple_missing  # noqa: E402
 
@@ -308,6 +308,48 @@ def a_message_a_member_cannot_read_is_held_then_released_or_dropped():
             assert not b.find(lambda o: "dropped-secret" in o.get("text", "")), "dropped, yet it left"
             assert not stored_on_server(srv, "dropped-secret"), "plaintext left"
 
+
+
+@test
+def what_is_typed_while_rooms_are_asked_waits_and_never_leaves_in_plaintext():
+    """Two rooms whose disco#info the server answers late (mod_mend_slow_disco.lua): /mend on
+    turns them on at once and what is typed meanwhile waits in the core; once they answer,
+    the members-only room's message leaves encrypted, the open room refuses with the reason
+    and the message is reported NOT sent; nothing reaches the server in plaintext."""
+    with tempfile.TemporaryDirectory() as root:
+        flag, config = slow_disco(root)
+        accounts = {"alice": "pw", "bob": "pw", "carol": "pw"}
+        with Prosody(accounts=accounts, muc=True, muc_modules=("mend_slow_disco",),
+                     extra_config=config) as srv:
+            with open(flag, "w"):  # the set-up checks the rooms' disco#info
+                pass
+            ok = srv.create_room("slowok", owner="bob", members=("alice",))
+            shut = srv.create_room("slowopen", owner="bob", members_only=False)
+            os.remove(flag)
+            Mend(srv, root, "bob", "phone").publish()  # a member who can read it
+            with with_mend(srv, "alice") as a:
+                a.wait_signed_on()
+                m = a.mark()
+                for room, text in ((ok, "typed while asking ok"), (shut, "typed while asking open")):
+                    a.join(room, "alice")
+                    a.chatcmd(room, "/mend on")
+                    a.wait_chat(lambda o: "nothing is sent there unencrypted" in o["text"],
+                                conv=room, start=m)
+                    a.chatsend(room, text)
+                assert not stored_on_server(srv, "typed while asking"), "sent in plaintext"
+                with open(flag, "w"):
+                    pass
+                said = a.wait_chat(lambda o: "not members-only" in o["text"], timeout=30,
+                                   conv=shut, start=m)
+                assert "stays off" in said["text"], said
+                a.wait_chat(lambda o: "not sent" in o["text"] and "typed while asking open"
+                            in o["text"], timeout=30, conv=shut, start=m)
+                a.wait_chat(lambda o: "OMEMO encryption is on for this room" in o["text"],
+                            timeout=30, conv=ok, start=m)
+                a.wait_chat(ends("typed while asking ok"), timeout=30, conv=ok, start=m)
+                assert not stored_on_server(srv, "typed while asking"), "sent in plaintext"
+                a.chatcmd(shut, "/mend status")
+                a.wait_chat(lambda o: "NOT encrypted" in o["text"], conv=shut, start=m)
 
 
 if __name__ == "__main__":
