@@ -217,6 +217,14 @@ static void room_send_go(struct cli *c)
 {
 	int r;
 
+	if (c->o.file) { /* the core sends a file's link 1:1 only */
+		forget_once(c);
+		cli_fail(c, CLI_USAGE, 0,
+		         _("--file cannot be sent to a room (%s) yet: its link would not be "
+		           "encrypted for the room. Nothing was sent."),
+		         c->peer);
+		return;
+	}
 	c->on_event = room_send_event;
 	if (enter_room(c) != CLI_OK)
 		return;
