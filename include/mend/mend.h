@@ -506,7 +506,8 @@ MEND_EXPORT void mend_account_tick(mend_account *acc);
  * aesgcm://HOST/PATH#<IV hex><key hex> is sent as the body of an OMEMO message, as
  * Conversations, Dino, Gajim, Monal and Profanity do. HTTP goes through libcurl, HTTPS
  * only, with the server's certificate verified unless trust_any_tls is set (for test
- * servers on loopback; nothing else turns verification off).
+ * servers on loopback; nothing else turns verification off). ca_file names one more
+ * trusted certificate (PEM) beside the system's; verification stays on.
  */
 
 /* A received link, parsed (XEP-0454 §3: 12- or 16-byte IV, then the 32-byte key). */
@@ -539,6 +540,7 @@ typedef struct mend_transfer_opts {
 	/* Called as bytes move (total 0 while unknown); nonzero cancels the transfer. */
 	int (*progress)(uint64_t done, uint64_t total, void *data);
 	void *progress_data;
+	const char *ca_file; /* a PEM file of certificates trusted beside the system's, or NULL */
 } mend_transfer_opts;
 
 /* A saved file. */

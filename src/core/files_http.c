@@ -86,6 +86,8 @@ static CURL *easy(const char *url, xfer *x)
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, timeout);
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, x->o->trust_any_tls ? 0L : 1L);
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, x->o->trust_any_tls ? 0L : 2L);
+	if (x->o->ca_file && *x->o->ca_file)
+		curl_easy_setopt(h, CURLOPT_CAINFO, x->o->ca_file);
 	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
 	curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
 	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);

@@ -37,7 +37,8 @@ typedef struct upload_job {
 	void *data;
 	GPtrArray *items; /* JIDs still to ask */
 	char *service;
-	uint64_t max; /* the service's max-file-size; 0 when it names none */
+	uint64_t max;  /* the service's max-file-size; 0 when it names none */
+	char *ca_file; /* o.ca_file's copy (the caller's may not outlive the job) */
 } upload_job;
 
 static upload_job *job_ref(upload_job *j)
@@ -57,6 +58,7 @@ static void job_unref(gpointer p)
 	g_free(j->to);
 	g_free(j->path);
 	g_free(j->name);
+	g_free(j->ca_file);
 	g_ptr_array_unref(j->items);
 	g_free(j->service);
 	g_free(j);
@@ -364,6 +366,8 @@ int mend_account_send_file(mend_account *acc, const char *to, const char *path,
 	j->items = g_ptr_array_new_with_free_func(g_free);
 	if (opts)
 		j->o = *opts;
+	j->ca_file = g_strdup(j->o.ca_file);
+	j->o.ca_file = j->ca_file;
 	j->cb = cb;
 	j->data = data;
 	r = open_file(j);

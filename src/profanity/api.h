@@ -68,6 +68,8 @@ struct mend_prof_api {
 	int (*room_unset_message_char)(const char *roomjid);
 	char *(*get_room_nick)(
 	    const char *barejid); /* Profanity's own: not freed; NULL if not in it */
+	/* files.tls.ca: allocated (free), def when unset */
+	char *(*settings_string_get)(char *group, char *key, char *def);
 };
 
 /* The module's side: Profanity's hooks, forwarded by the shim (NULL members are skipped). */

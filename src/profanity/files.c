@@ -8,8 +8,9 @@
  * OMEMO: in a chat mend encrypts, its slot request is replaced so that
  * nothing is uploaded unencrypted, and the user is told the command to use.
  *
- * HTTPS certificates are verified; the plugin setting [mend]
- * files.tls.trust-any=true (for test servers on loopback) turns that off.
+ * HTTPS certificates are always verified; the plugin setting [mend]
+ * files.tls.ca=PATH names a PEM file of certificates trusted beside the
+ * system's (a test server's own, say).
  * Profanity's hooks run on one thread, so this file keeps one state.
  */
 #include "config.h"
@@ -27,7 +28,7 @@
 #define NS_UPLOAD "urn:xmpp:http:upload:0"
 #define MARK_FILE "~"
 #define SETTINGS  "mend"
-#define TRUST_KEY "files.tls.trust-any"
+#define CA_KEY    "files.tls.ca"
 
 static mend_file_shelf *shelf; /* the received links, by number */
 
@@ -45,10 +46,14 @@ void mend_prof_files_free(void)
 	shelf = NULL;
 }
 
-static void transfer_opts(const struct mend_prof_api *api, mend_transfer_opts *o)
+/* Verified TLS, trusting files.tls.ca beside the system's; returns that path (free). */
+static char *transfer_opts(const struct mend_prof_api *api, mend_transfer_opts *o)
 {
+	char *ca = api->settings_string_get(SETTINGS, CA_KEY, NULL);
+
 	memset(o, 0, sizeof(*o));
-	o->trust_any_tls = api->settings_boolean_get(SETTINGS, TRUST_KEY, 0);
+	o->ca_file = ca;
+	return ca;
 }
 
 /* --- /mend save [N|URL] ------------------------------------------------------------ */
@@ -56,12 +61,12 @@ static void transfer_opts(const struct mend_prof_api *api, mend_transfer_opts *o
 static void save(const struct mend_prof_api *api, const char *arg, mend_prof_reply reply)
 {
 	mend_transfer_opts o;
-	char *line;
+	char *ca = transfer_opts(api, &o);
+	char *line = mend_file_shelf_save(shelf, arg, &o);
 
-	transfer_opts(api, &o);
-	line = mend_file_shelf_save(shelf, arg, &o);
 	reply(line);
 	g_free(line);
+	free(ca);
 }
 
 /* --- /mend sendfile PATH -------------------------------------------------------------- */
@@ -95,19 +100,20 @@ static void sendfile(const struct mend_prof_api *api, mend_account *acc, const c
 {
 	mend_transfer_opts o;
 	send_job *j;
-	char *line;
+	char *line, *ca;
 	int r;
 
 	if (!chat || !path) {
 		reply(_("mend: /mend sendfile PATH works in a chat window where mend encrypts."));
 		return;
 	}
-	transfer_opts(api, &o);
+	ca = transfer_opts(api, &o);
 	j = g_new0(send_job, 1);
 	j->api = api;
 	j->chat = g_strdup(chat);
 	j->path = g_strdup(path);
-	r = mend_account_send_file(acc, chat, path, &o, sent, j);
+	r = mend_account_send_file(acc, chat, path, &o, sent, j); /* the core copies ca */
+	free(ca);
 	if (r < 0) {
 		line = g_strdup_printf(_("mend: %s cannot be sent: %s"), path,
 		                       r == MEND_ERR_IO ? g_strerror(errno) : mend_strerror(r));

@@ -72,6 +72,7 @@ static void fill_api(struct mend_prof_api *a)
 	a->settings_boolean_get = prof_settings_boolean_get;
 	a->settings_boolean_set = prof_settings_boolean_set;
 	a->settings_string_list_get = prof_settings_string_list_get;
+	a->settings_string_get = prof_settings_string_get;
 	a->settings_string_list_add = prof_settings_string_list_add;
 	a->settings_string_list_remove = prof_settings_string_list_remove;
 	a->chat_set_titlebar_enctext = prof_chat_set_titlebar_enctext;

@@ -6,8 +6,9 @@
  * ~/Downloads), never overwriting; /mend sendfile PATH encrypts and uploads a
  * file (XEP-0363) and sends its link through the core.
  *
- * HTTPS certificates are verified; /mend files trust-any on (an account
- * setting meant for test servers on loopback) turns that off for the account.
+ * HTTPS certificates are always verified; /mend files ca PATH (per account)
+ * names a PEM file of certificates trusted beside the system's (a test
+ * server's own, say), /mend files ca with no path forgets it.
  * libpurple runs the plugin on one thread, so this file keeps one state.
  */
 #include "config.h"
@@ -21,14 +22,14 @@
 
 #define _(s)       dgettext(GETTEXT_PACKAGE, s)
 #define PROBE_SECS 5 /* the HEAD that learns a received file's size */
-#define TRUST_ANY  "mend-files-tls-trust-any"
+#define CA_SETTING "mend-files-tls-ca"
 
 static mend_file_shelf *shelf; /* the received links, by number */
 
 static void transfer_opts(PurpleAccount *a, mend_transfer_opts *o)
 {
 	memset(o, 0, sizeof(*o));
-	o->trust_any_tls = purple_account_get_bool(a, TRUST_ANY, FALSE);
+	o->ca_file = purple_account_get_string(a, CA_SETTING, NULL); /* the core copies it */
 }
 
 char *mend_purple_file_received(PurpleAccount *a, const mend_event *ev)
@@ -117,18 +118,29 @@ static char *sendfile(mend_account *acc, PurpleAccount *a, const char *peer, con
 	                       r == MEND_ERR_IO ? g_strerror(errno) : mend_strerror(r));
 }
 
-static char *trust_any(PurpleAccount *a, const char *arg)
+/* /mend files ca [PATH]: the account's extra trusted certificates; no PATH forgets them. */
+static char *files_ca(PurpleAccount *a, const char *arg)
 {
-	int on = arg && !strcmp(arg, "trust-any on");
+	const char *path;
 
-	if (!arg || (!on && strcmp(arg, "trust-any off") != 0))
-		return g_strdup(_("mend: /mend files trust-any on|off (on: file transfers of this "
-		                  "account accept any HTTPS certificate; only for test servers on "
-		                  "loopback)."));
-	purple_account_set_bool(a, TRUST_ANY, on);
-	return g_strdup(on ? _("mend: file transfers of this account now accept ANY HTTPS "
-	                       "certificate (for a test server on loopback only).")
-	                   : _("mend: file transfers of this account verify HTTPS certificates."));
+	if (!arg || strncmp(arg, "ca", 2) != 0 || (arg[2] && arg[2] != ' '))
+		return g_strdup(_("mend: /mend files ca PATH (file transfers of this account also "
+		                  "trust the certificates in the PEM file PATH); /mend files ca "
+		                  "forgets it."));
+	path = arg + 2;
+	while (*path == ' ')
+		path++;
+	if (!*path) {
+		purple_account_set_string(a, CA_SETTING, NULL);
+		return g_strdup(_("mend: file transfers of this account trust the system's "
+		                  "certificates only."));
+	}
+	if (!g_file_test(path, G_FILE_TEST_IS_REGULAR))
+		return g_strdup_printf(_("mend: %s is not a file; nothing changed."), path);
+	purple_account_set_string(a, CA_SETTING, path);
+	return g_strdup_printf(_("mend: file transfers of this account also trust the "
+	                         "certificates in %s (still verified)."),
+	                       path);
 }
 
 int mend_purple_file_command(mend_account *acc, PurpleAccount *a, const char *peer, const char *sub,
@@ -142,7 +154,7 @@ int mend_purple_file_command(mend_account *acc, PurpleAccount *a, const char *pe
 	else if (!strcmp(sub, "sendfile"))
 		line = sendfile(acc, a, peer, arg, say);
 	else if (!strcmp(sub, "files"))
-		line = trust_any(a, arg);
+		line = files_ca(a, arg);
 	else
 		return 0;
 	if (line)

@@ -1,7 +1,7 @@
 /*
  * files.h - encrypted files in the libpurple plugin (files.c), for plugin.c:
  * received aesgcm:// links (XEP-0454) shown as "file NAME (SIZE): /mend save N",
- * /mend save [N|URL], /mend sendfile PATH, /mend files trust-any on|off.
+ * /mend save [N|URL], /mend sendfile PATH, /mend files ca [PATH].
  */
 #ifndef MEND_PURPLE_FILES_H
 #define MEND_PURPLE_FILES_H

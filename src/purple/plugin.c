@@ -1083,7 +1083,7 @@ static void ipc_set(PurpleAccount *a, const char *jid, unsigned on)
 	g_free(peer);
 }
 
-/* /mend sendfile PATH, save [N|URL], files trust-any on|off: 1 when it was one of them. */
+/* /mend sendfile PATH, save [N|URL], files ca [PATH]: 1 when it was one of them. */
 static int run_file_command(conn *c, PurpleAccount *a, const char *peer, char **w)
 {
 	char *rest = w[1] ? g_strjoinv(" ", w + 1) : NULL;

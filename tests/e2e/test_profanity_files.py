@@ -35,13 +35,13 @@ if AESGCM is None:
 
 
 def profanity_trusting_the_test_cert(srv, user):
-    """Profanity with mend.so whose transfers accept the self-signed test certificate
-    (the plugin setting [mend] files.tls.trust-any, written before start)."""
+    """Profanity with mend.so whose transfers trust the self-signed test certificate as a CA
+    file, verification on (the plugin setting [mend] files.tls.ca, written before start)."""
     p = Profanity(srv, user, resource="prof", env={"MEND_PROFANITY_MODULE": MODULE},
                   plugins=[PLUGIN], start=False)
     p.prepare()
     with open(os.path.join(p.data_dir, "plugin_settings"), "w") as f:
-        f.write("[mend]\nfiles.tls.trust-any=true\n")
+        f.write(f"[mend]\nfiles.tls.ca={srv.cert_path}\n")
     return p
 
 

@@ -47,9 +47,10 @@ def libpurple_saves_and_sends_files():
                 a.wait_signed_on()
                 wait_listening(bl)
                 a.cmd("bob@localhost", "/mend on")
-                r = a.cmd("bob@localhost", "/mend files trust-any on")
+                # the test certificate is trusted as a CA file; verification stays on
+                r = a.cmd("bob@localhost", f"/mend files ca {cert}")
                 assert r["status"] == "ok", r
-                a.wait_im(lambda o: "accept ANY HTTPS certificate" in o["text"], 10)
+                a.wait_im(lambda o: "also trust the certificates in" in o["text"], 10)
 
                 # a second process of bob's device (its own resource: the listener keeps its own)
                 Mend(srv, root, "bob", "phone-cli", device="phone").send("alice@localhost", link)
@@ -57,6 +58,19 @@ def libpurple_saves_and_sends_files():
                                   "/mend save" in o["text"], 30, flags=("recv",))
                 assert "aesgcm://" not in shown["text"], shown
                 n = re.search(r"/mend save (\d+)", shown["text"]).group(1)
+
+                # without the CA file the self-signed certificate is refused: nothing saved
+                m = a.mark()
+                a.cmd("bob@localhost", "/mend files ca")
+                a.wait_im(lambda o: "trust the system's certificates only" in o["text"], 10,
+                          start=m)
+                a.cmd("bob@localhost", f"/mend save {n}")
+                refused = a.wait_im(lambda o: "could not be verified" in o["text"] or
+                                    o["text"].startswith("mend: saved "), 30, start=m)
+                assert "HTTPS certificate of 127.0.0.1 could not be verified" in \
+                    refused["text"], refused
+                a.cmd("bob@localhost", f"/mend files ca {cert}")
+
                 m = a.mark()
                 a.cmd("bob@localhost", f"/mend save {n}")
                 saved = a.wait_im(lambda o: o["text"].startswith("mend: saved "), 30, start=m)
@@ -74,6 +88,17 @@ def libpurple_saves_and_sends_files():
                 assert sha256(data) not in str(store_files(srv))
                 a.wait_im(lambda o: "file from-purple.bin (sent encrypted)" in o["text"], 30,
                           flags=("send",))
+
+                # the upload without the CA file: refused with the reason, nothing stored
+                before = store_files(srv)
+                m = a.mark()
+                a.cmd("bob@localhost", "/mend files ca")
+                a.cmd("bob@localhost", f"/mend sendfile {path}")
+                no = a.wait_im(lambda o: "was not sent" in o["text"] or
+                               "sent encrypted" in o["text"], 60, start=m)
+                assert re.search(r"HTTPS certificate of localhost(:\d+)? could not be verified",
+                                 no["text"]), no
+                assert store_files(srv) == before
 
 
 if __name__ == "__main__":
