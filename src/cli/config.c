@@ -183,10 +183,6 @@ static int take_since(struct cli *c, const char *arg)
 	if (c->o.command != CMD_HISTORY)
 		return option_misplaced(c, "since", "history");
 	g_free(c->o.since);
-	g_free(c->o.file);
-	g_free(c->o.save_dir);
-	g_free(c->o.out);
-	mend_free(c->file_id);
 	c->o.since = normalise_time(arg);
 	if (!c->o.since)
 		return cli_fail(
@@ -743,6 +739,10 @@ void cli_free(struct cli *c)
 	g_free(c->o.data_dir);
 	g_free(c->o.since);
 	g_free(c->o.nick);
+	g_free(c->o.file);
+	g_free(c->o.save_dir);
+	g_free(c->o.out);
+	mend_free(c->file_id);
 	g_free(c->nick);
 	g_free(c->bare);
 	g_free(c->full);

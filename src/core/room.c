@@ -261,8 +261,8 @@ static void disco_reply(mend_account *acc, xmpp_stanza_t *iq, int ok, void *data
 	if (room->status != MEND_OK)
 		mend_log(acc, MEND_LOG_INFO, "room %s: no OMEMO there (%s)", room->jid,
 		         mend_strerror(room->status));
-	room_event(acc, room);
-	mend_engine_pump(acc, room->jid); /* what waited for the answer goes, or fails */
+	room_event(acc, room);       /* the host may forget the room here (a contact after all) */
+	mend_engine_pump(acc, data); /* what waited for the answer goes, or fails */
 }
 
 void mend_room_ask_status(mend_account *acc, mend_room *room)
