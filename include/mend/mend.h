@@ -541,6 +541,7 @@ typedef struct mend_transfer_opts {
 	int (*progress)(uint64_t done, uint64_t total, void *data);
 	void *progress_data;
 	const char *ca_file; /* a PEM file of certificates trusted beside the system's, or NULL */
+	unsigned send_flags; /* mend_account_send_file to a room: MEND_SEND_ALLOW_PARTIAL or 0 */
 } mend_transfer_opts;
 
 /* A saved file. */
@@ -585,7 +586,9 @@ typedef void (*mend_file_sent_cb)(mend_account *acc, int err, const char *text, 
  * Sends the file at `path` to `to`: finds our server's upload service (XEP-0363 §3,
  * disco#items and disco#info, its max-file-size), refuses a file over that limit before
  * uploading, asks for a slot, encrypts and PUTs the file (blocking, inside the slot's
- * reply), then sends the link with mend_account_send(). `opts` is copied. Needs the
+ * reply), then sends the link with mend_account_send(), or with mend_account_room_send()
+ * (opts->send_flags) when `to` is a room the core knows (joined, or asked about with
+ * mend_account_room_status and not answered "not a room"). `opts` is copied. Needs the
  * connection (mend_account_connected). cb is called exactly once unless the stream goes
  * down first.
  */

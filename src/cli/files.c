@@ -51,6 +51,7 @@ void cli_transfer_opts(struct cli *c, mend_transfer_opts *o)
 	o->trust_any_tls = c->o.tls && strcmp(c->o.tls, "trust-any") == 0;
 	o->progress = progress;
 	o->progress_data = c;
+	o->send_flags = c->o.allow_partial ? MEND_SEND_ALLOW_PARTIAL : 0;
 	c->progress_shown = -1;
 }
 

@@ -217,18 +217,14 @@ static void room_send_go(struct cli *c)
 {
 	int r;
 
-	if (c->o.file) { /* the core sends a file's link 1:1 only */
-		forget_once(c);
-		cli_fail(c, CLI_USAGE, 0,
-		         _("--file cannot be sent to a room (%s) yet: its link would not be "
-		           "encrypted for the room. Nothing was sent."),
-		         c->peer);
-		return;
-	}
 	c->on_event = room_send_event;
 	if (enter_room(c) != CLI_OK)
 		return;
-	c->o.room = 1; /* remembered from here on, or named by --room */
+	c->o.room = 1;   /* remembered from here on, or named by --room */
+	if (c->o.file) { /* the link goes to the room (the caption after it) */
+		cli_send_file(c);
+		return;
+	}
 	r = cli_queue_message(c, room_send_result);
 	if (r < 0) {
 		forget_once(c);

@@ -15,6 +15,7 @@
 #include "internal.h"
 #include "engine.h"
 #include "files.h"
+#include "room.h"
 
 #define _(s) dgettext(GETTEXT_PACKAGE, s)
 
@@ -121,6 +122,17 @@ static char **slot_headers(xmpp_stanza_t *put)
 	return (char **)g_ptr_array_free(out, FALSE);
 }
 
+/* The link goes where the file goes: to a room (XEP-0045) as a room message, which refuses
+ * a room OMEMO cannot be used in; else 1:1. */
+static int send_link(mend_account *acc, const upload_job *j, const char *link, char **id)
+{
+	mend_room *room = mend_room_get(acc, j->to);
+
+	if (room && room->status != MEND_ERR_NOT_A_ROOM)
+		return mend_account_room_send(acc, j->to, link, j->o.send_flags, id);
+	return mend_account_send(acc, j->to, link, id);
+}
+
 /* Encrypts and PUTs the file, then sends its link. */
 static void upload(mend_account *acc, upload_job *j, const char *put_url, char **headers,
                    const char *get_url)
@@ -138,7 +150,7 @@ static void upload(mend_account *acc, upload_job *j, const char *put_url, char *
 	                  &text);
 	explicit_bzero(key, sizeof(key));
 	if (r == MEND_OK)
-		r = mend_account_send(acc, j->to, link, &id);
+		r = send_link(acc, j, link, &id);
 	if (r < 0)
 		fail(acc, j, r, text ? text : g_strdup(mend_strerror(r)));
 	else

@@ -107,6 +107,47 @@ def files_round_trip_cli_to_cli():
 
 
 @test
+def a_file_sent_to_a_room_is_saved_by_a_member():
+    """send ROOM --file: the link goes to the room encrypted for its members (type
+    groupchat), the caption after it; bob's listen saves the file byte-identical; the
+    server keeps ciphertext only."""
+    root = tempfile.mkdtemp(prefix="mend-files-room-")
+    try:
+        data = os.urandom(3000)
+        path = os.path.join(root, "plan.pdf")
+        with open(path, "wb") as f:
+            f.write(data)
+        save = os.path.join(root, "saved")
+        with upload_server(muc=True) as srv:
+            room = srv.create_room("team", owner="alice", members=("bob",))
+            alice = TlsMend(srv, root, "alice", "laptop")
+            bob = TlsMend(srv, root, "bob", "phone")
+            for m in (alice, bob):
+                cp = m.run("join", room)
+                assert cp.returncode == 0, f"join as {m.user}: {cp.returncode}\n{cp.stderr}"
+            with bob.listen("--save-dir", save) as bl:
+                wait_listening(bl)
+                cp = alice.run("send", room, "--file", path, "the plan", timeout=120)
+                assert cp.returncode == 0, f"send ROOM --file: {cp.returncode}\n{cp.stderr}"
+                sent = [o for o in alice.lines(cp) if o["type"] == "file_sent"]
+                assert sent and sent[0]["link"].startswith("aesgcm://localhost:"), cp.stdout
+                m = file_message(bl, "plan.pdf")
+                assert m.get("room") == room and m.get("from") == "alice@localhost", m
+                f = m["file"]
+                assert f["size"] == len(data) and f["sha256"] == sha256(data), f
+                with open(f["path"], "rb") as fh:
+                    assert fh.read() == data, f"{f['path']} differs from what alice sent"
+                bl.wait_line(lambda o: o.get("type") == "message" and o.get("room") == room
+                             and o["body"] == "the plan", 30, "the caption after the file")
+            store = store_files(srv)
+            assert [len(b) for b in store.values()] == [len(data) + 16], store.keys()
+            assert not any(data[:64] in b for b in store.values()), "plaintext on the disk"
+            assert independent_decrypt(sent[0]["link"]) == data
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@test
 def links_from_others_in_both_iv_lengths_and_bad_keys():
     """Links made by this test (16- and 12-byte IVs) sent by bob as text: alice's listen saves
     them; a wrong key is a clear line and leaves nothing in the folder."""

@@ -422,21 +422,5 @@ def join_is_remembered_until_leave():
         cp = run_ok(carol, "members", room, rc=1)
 
 
-@test
-def a_file_for_a_room_is_refused_with_the_reason():
-    """send ROOM --file: the core sends a file's link 1:1 only, so the CLI refuses it
-    (usage error, a sentence) instead of sending the caption and losing the file."""
-    need_mend()
-    with room_server() as srv, tempfile.TemporaryDirectory() as root:
-        room = team(srv)
-        alice = mend_member(srv, root, "alice", "laptop", room)
-        path = os.path.join(root, "f.bin")
-        with open(path, "wb") as f:
-            f.write(b"x" * 100)
-        cp = run_ok(alice, "send", room, "--file", path, "caption", rc=2)
-        assert "--file cannot be sent to a room" in cp.stderr, cp.stderr
-        assert not [o for o in alice.lines(cp) if o.get("type") == "sent"], cp.stdout
-
-
 if __name__ == "__main__":
     main()
