@@ -567,14 +567,6 @@ MEND_EXPORT int mend_file_download(const mend_file_link *link, const char *dir,
 MEND_EXPORT void mend_file_result_clear(mend_file_result *res);
 
 /*
- * The size of the file behind `link` (plaintext bytes) as its server announces it (an HTTP
- * HEAD request, blocking; opts as for a download). MEND_ERR_NOT_FOUND when the server does
- * not say; HTTP, TLS and timeout errors as mend_file_download's.
- */
-MEND_EXPORT int mend_file_probe_size(const mend_file_link *link, const mend_transfer_opts *opts,
-                                     uint64_t *size);
-
-/*
  * What became of mend_account_send_file(): err 0 and the link's message id (SENT or
  * SEND_FAILED follow for it as for any message), or an error and a sentence saying why
  * (an upload service missing, a file over the server's limit with that limit, HTTP, TLS).

@@ -312,43 +312,6 @@ int mend_file_download(const mend_file_link *link, const char *dir, const char *
 	return r;
 }
 
-int mend_file_probe_size(const mend_file_link *link, const mend_transfer_opts *opts, uint64_t *size)
-{
-	mend_transfer_opts none = {0};
-	curl_off_t len = -1;
-	char *why = NULL;
-	CURLcode rc;
-	xfer x;
-	CURL *h;
-	int r;
-
-	*size = 0;
-	if (!link)
-		return MEND_ERR_INVALID_ARG;
-	memset(&x, 0, sizeof(x));
-	x.o = opts ? opts : &none;
-	x.host = link->host;
-	h = easy(link->url, &x);
-	if (!h)
-		return MEND_ERR_NOMEM;
-	curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
-	curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
-	rc = curl_easy_perform(h);
-	if (rc != CURLE_OK)
-		r = failure(h, rc, &x, 0, &why);
-	else if (curl_easy_getinfo(h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len) != CURLE_OK ||
-	         len < MEND_GCM_TAG_LEN)
-		r = MEND_ERR_NOT_FOUND;
-	else
-		r = MEND_OK;
-	if (r == MEND_OK)
-		*size = (uint64_t)len - MEND_GCM_TAG_LEN; /* XEP-0454: the tag follows the file */
-	curl_easy_cleanup(h);
-	g_free(why);
-	return r;
-}
-
 void mend_file_result_clear(mend_file_result *res)
 {
 	if (!res)

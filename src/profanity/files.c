@@ -40,6 +40,11 @@ char *mend_prof_file_received(const mend_event *ev)
 	                       n);
 }
 
+char *mend_prof_file_sent(const mend_event *ev)
+{
+	return g_strdup_printf(_("file %s (encrypted, uploaded)"), ev->file->name);
+}
+
 void mend_prof_files_free(void)
 {
 	mend_file_shelf_free(shelf);
@@ -73,9 +78,18 @@ static void save(const struct mend_prof_api *api, const char *arg, mend_prof_rep
 
 typedef struct send_job {
 	const struct mend_prof_api *api;
-	char *chat;
+	char *chat; /* where it goes: a chat, */
+	char *room; /* or a room (XEP-0045), whose SENT event shows the line */
 	char *path;
 } send_job;
+
+static void send_job_free(send_job *j)
+{
+	g_free(j->chat);
+	g_free(j->room);
+	g_free(j->path);
+	g_free(j);
+}
 
 static void sent(mend_account *acc, int err, const char *text, const char *link, const char *id,
                  void *data)
@@ -87,53 +101,57 @@ static void sent(mend_account *acc, int err, const char *text, const char *link,
 		line = g_strdup_printf(_("mend: %s was not sent: %s"), name, text);
 	else
 		line = g_strdup_printf(_("me: file %s (encrypted, uploaded)"), name);
-	j->api->chat_show_themed(j->chat, NULL, NULL, NULL, err < 0 ? "-" : MARK_FILE, line);
+	if (j->room && err < 0)
+		j->api->room_show_themed(j->room, NULL, NULL, NULL, "-", line);
+	else if (j->chat)
+		j->api->chat_show_themed(j->chat, NULL, NULL, NULL, err < 0 ? "-" : MARK_FILE,
+		                         line);
 	g_free(line);
 	g_free(name);
-	g_free(j->chat);
-	g_free(j->path);
-	g_free(j);
+	send_job_free(j);
 }
 
 static void sendfile(const struct mend_prof_api *api, mend_account *acc, const char *path,
-                     const char *chat, mend_prof_reply reply)
+                     const char *chat, const char *room, mend_prof_reply reply)
 {
 	mend_transfer_opts o;
 	send_job *j;
 	char *line, *ca;
 	int r;
 
-	if (!chat || !path) {
-		reply(_("mend: /mend sendfile PATH works in a chat window where mend encrypts."));
+	if ((!chat && !room) || !path) {
+		reply(_("mend: /mend sendfile PATH works in a chat or room window where mend "
+		        "encrypts."));
 		return;
 	}
 	ca = transfer_opts(api, &o);
 	j = g_new0(send_job, 1);
 	j->api = api;
 	j->chat = g_strdup(chat);
+	j->room = g_strdup(chat ? NULL : room);
 	j->path = g_strdup(path);
-	r = mend_account_send_file(acc, chat, path, &o, sent, j); /* the core copies ca */
+	/* the core copies ca; a room's link goes as a room message (HELD if some cannot read) */
+	r = mend_account_send_file(acc, chat ? chat : room, path, &o, sent, j);
 	free(ca);
 	if (r < 0) {
 		line = g_strdup_printf(_("mend: %s cannot be sent: %s"), path,
 		                       r == MEND_ERR_IO ? g_strerror(errno) : mend_strerror(r));
 		reply(line);
 		g_free(line);
-		g_free(j->chat);
-		g_free(j->path);
-		g_free(j);
+		send_job_free(j);
 	}
 }
 
 void mend_prof_file_command(const struct mend_prof_api *api, mend_account *acc, const char *sub,
-                            const char *arg, const char *chat, mend_prof_reply reply)
+                            const char *arg, const char *chat, const char *room,
+                            mend_prof_reply reply)
 {
 	if (!acc)
 		reply(_("mend: not connected yet."));
 	else if (strcmp(sub, "save") == 0)
 		save(api, arg, reply);
 	else
-		sendfile(api, acc, arg, chat, reply);
+		sendfile(api, acc, arg, chat, room, reply);
 }
 
 /* --- Profanity's own /sendfile ---------------------------------------------------------- */
@@ -166,8 +184,8 @@ char *mend_prof_file_iq_send(const struct mend_prof_api *api, const char *text, 
 		            "this chat, Profanity's /sendfile does not); it was stopped. Use /mend "
 		            "sendfile PATH.")
 		        : _("mend: /sendfile would upload the file unencrypted (mend encrypts this "
-		            "room, Profanity's /sendfile does not); it was stopped. /mend sendfile "
-		            "PATH sends encrypted files in a chat window."));
+		            "room, Profanity's /sendfile does not); it was stopped. Use /mend "
+		            "sendfile PATH."));
 		if (chat)
 			api->chat_show_themed(chat, NULL, NULL, NULL, "!", line);
 		else if (room)

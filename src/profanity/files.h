@@ -15,9 +15,13 @@ typedef void (*mend_prof_reply)(const char *text);
 
 /* A received message whose body is a file link: the line to show instead (g_free). */
 char *mend_prof_file_received(const mend_event *ev);
-/* /mend sendfile PATH (to `chat`, where encryption is on) and /mend save [N|URL]. */
+/* Our own file's link as it left (SENT): the line to show instead (g_free). */
+char *mend_prof_file_sent(const mend_event *ev);
+/* /mend sendfile PATH (to `chat`, else `room`: NULL unless mend encrypts it) and /mend save
+ * [N|URL]. */
 void mend_prof_file_command(const struct mend_prof_api *api, mend_account *acc, const char *sub,
-                            const char *arg, const char *chat, mend_prof_reply reply);
+                            const char *arg, const char *chat, const char *room,
+                            mend_prof_reply reply);
 /*
  * An IQ Profanity is about to send: its own upload slot request (XEP-0363) while the
  * current chat, room or private window is encrypted by mend (`chat`, else `room`, else

@@ -1226,6 +1226,17 @@ static int room_only(const char *sub)
 	return 1;
 }
 
+/* /mend sendfile|save: to this chat or room if mend encrypts it (files.c). */
+static void cmd_file(const char *sub, const char *arg)
+{
+	char *room = M.here_room ? norm(M.here_room) : NULL;
+
+	mend_prof_file_command(M.api, M.acc, sub, arg,
+	                       M.here_chat && enabled(M.here_chat) ? M.here_chat : NULL,
+	                       room && mend_prof_rooms_is_on(M.rooms, room) ? room : NULL, reply);
+	g_free(room);
+}
+
 static void cmd_dispatch(char **args)
 {
 	const char *sub = args[0];
@@ -1247,9 +1258,7 @@ static void cmd_dispatch(char **args)
 	else if (!strcmp(sub, "uri") || !strcmp(sub, "verify") || !strcmp(sub, "policy"))
 		cmd_trust_extra(sub, args[1], args[2]);
 	else if (!strcmp(sub, "sendfile") || !strcmp(sub, "save"))
-		mend_prof_file_command(M.api, M.acc, sub, args[1],
-		                       M.here_chat && enabled(M.here_chat) ? M.here_chat : NULL,
-		                       reply);
+		cmd_file(sub, args[1]);
 	else
 		reply(_("mend: unknown command; see /help mend."));
 }
@@ -1308,7 +1317,7 @@ static void register_commands(void)
 	    {"verify <uri>", "Verify a contact's devices from their URI."},
 	    {"policy [<jid>] [tofu|btbv|manual]", "How new devices are trusted."},
 	    {"sendfile <path>",
-	     "Send a file encrypted (XEP-0454) in this chat; use it instead of /sendfile."},
+	     "Send a file encrypted (XEP-0454) in this chat or room; use it instead of /sendfile."},
 	    {"save [<n>|<url>]",
 	     "Save received file n (default: the last), or an aesgcm:// link, in ~/Downloads."},
 	    {NULL, NULL}};

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <glib.h>
+#include "profanity/files.h"
 #include "profanity/rooms.h"
 
 #define _(s)          dgettext(GETTEXT_PACKAGE, s)
@@ -647,7 +648,8 @@ static void on_send_result(mend_prof_rooms *r, const char *room, const mend_even
 {
 	struct waiting *w = ev->id ? g_hash_table_lookup(r->waiting, ev->id) : NULL;
 	/* a message queued in an earlier session is known by the event's body alone */
-	const char *body = w ? w->body : ev->body;
+	char *desc = !w && ev->file ? mend_prof_file_sent(ev) : NULL; /* XEP-0454 */
+	const char *body = w ? w->body : desc ? desc : ev->body;
 	char *line;
 
 	if (ev->kind == MEND_EVENT_SEND_FAILED) {
@@ -666,6 +668,7 @@ static void on_send_result(mend_prof_rooms *r, const char *room, const mend_even
 		show_room(r, room, MARK_NOTICE, ev->text);
 	if (ev->id)
 		g_hash_table_remove(r->waiting, ev->id);
+	g_free(desc);
 }
 
 static void keep_waiting(mend_prof_rooms *r, const char *id, const char *room, const char *body,
@@ -691,11 +694,28 @@ static void show_held(mend_prof_rooms *r, const char *room, const char *body, co
 
 static void on_held(mend_prof_rooms *r, const char *room, const mend_event *ev)
 {
-	const char *body = ev->body ? ev->body : "";
+	char *desc = ev->file ? mend_prof_file_sent(ev) : NULL; /* a file's link waits */
+	const char *body = desc ? desc : ev->body ? ev->body : "";
 
 	if (ev->id)
 		keep_waiting(r, ev->id, room, body, 1);
 	show_held(r, room, body, ev->text);
+	g_free(desc);
+}
+
+/* A message: its text, or a file's link (XEP-0454) as a description with /mend save N. */
+static enum mend_prof_room_rx on_room_message(mend_prof_rooms *r, const char *room,
+                                              const mend_event *ev)
+{
+	char *desc = ev->file ? mend_prof_file_received(ev) : NULL;
+	enum mend_prof_room_rx rx =
+	    on_message(r, room, ev, ev->outgoing ? MARK_OURS : r->h.trust_mark(ev),
+	               desc       ? desc
+	               : ev->body ? ev->body
+	                          : "");
+
+	g_free(desc);
+	return rx;
 }
 
 /* The room's state is known (or changed): /mend on waits for it; the title follows. */
@@ -735,8 +755,7 @@ enum mend_prof_room_rx mend_prof_rooms_event(mend_prof_rooms *r, const mend_even
 	}
 	switch (ev->kind) {
 	case MEND_EVENT_MESSAGE:
-		return on_message(r, room, ev, ev->outgoing ? MARK_OURS : r->h.trust_mark(ev),
-		                  ev->body ? ev->body : "");
+		return on_room_message(r, room, ev);
 	case MEND_EVENT_UNDECRYPTABLE:
 		return on_message(r, room, ev, MARK_BROKEN, ev->text ? ev->text : "");
 	case MEND_EVENT_SENT:

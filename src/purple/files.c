@@ -1,7 +1,8 @@
 /*
  * files.c - encrypted files in the libpurple plugin (Pidgin, Finch). A
- * received aesgcm:// link (XEP-0454) is shown as "file NAME (SIZE): /mend save
- * N" (the size from an HTTP HEAD of the link); /mend save [N|URL] downloads,
+ * received aesgcm:// link (XEP-0454) is shown as "file NAME from HOST: /mend
+ * save N" (what the link says: nothing is fetched before /mend save, so a link
+ * alone makes no request and never holds up the window); /mend save [N|URL] downloads,
  * checks and saves it in the download folder ($XDG_DOWNLOAD_DIR, else
  * ~/Downloads), never overwriting; /mend sendfile PATH encrypts and uploads a
  * file (XEP-0363) and sends its link through the core.
@@ -21,7 +22,6 @@
 #include "purple/files.h"
 
 #define _(s)       dgettext(GETTEXT_PACKAGE, s)
-#define PROBE_SECS 5 /* the HEAD that learns a received file's size */
 #define CA_SETTING "mend-files-tls-ca"
 
 static mend_file_shelf *shelf; /* the received links, by number */
@@ -32,21 +32,13 @@ static void transfer_opts(PurpleAccount *a, mend_transfer_opts *o)
 	o->ca_file = purple_account_get_string(a, CA_SETTING, NULL); /* the core copies it */
 }
 
-char *mend_purple_file_received(PurpleAccount *a, const mend_event *ev)
+/* What the link says, without a request: a received link is fetched only by /mend save. */
+char *mend_purple_file_received(const mend_event *ev)
 {
-	mend_transfer_opts o;
-	uint64_t size = 0;
-	char *sz, *line;
-	unsigned n;
+	unsigned n = mend_file_shelf_add(&shelf, ev->body);
 
-	n = mend_file_shelf_add(&shelf, ev->body);
-	transfer_opts(a, &o);
-	o.timeout = PROBE_SECS;
-	sz = mend_file_probe_size(ev->file, &o, &size) == MEND_OK ? g_format_size(size)
-	                                                          : g_strdup(_("size unknown"));
-	line = g_strdup_printf(_("file %s (%s): /mend save %u"), ev->file->name, sz, n);
-	g_free(sz);
-	return line;
+	return g_strdup_printf(_("file %s from %s: /mend save %u"), ev->file->name, ev->file->host,
+	                       n);
 }
 
 char *mend_purple_file_sent(const mend_event *ev)

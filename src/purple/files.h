@@ -1,6 +1,6 @@
 /*
  * files.h - encrypted files in the libpurple plugin (files.c), for plugin.c:
- * received aesgcm:// links (XEP-0454) shown as "file NAME (SIZE): /mend save N",
+ * received aesgcm:// links (XEP-0454) shown as "file NAME from HOST: /mend save N",
  * /mend save [N|URL], /mend sendfile PATH, /mend files ca [PATH].
  */
 #ifndef MEND_PURPLE_FILES_H
@@ -10,7 +10,7 @@
 #include "mend/mend.h"
 
 /* A received message whose body is a file link: the line to show instead (g_free). */
-char *mend_purple_file_received(PurpleAccount *a, const mend_event *ev);
+char *mend_purple_file_received(const mend_event *ev);
 /* Our sent file link, as shown in the chat (g_free). */
 char *mend_purple_file_sent(const mend_event *ev);
 /* Whether `sub` is a file command; if so it ran ("sendfile", "save", "files") with `arg`

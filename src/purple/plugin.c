@@ -297,10 +297,10 @@ static void show_message(conn *c, const mend_event *ev)
 {
 	PurpleAccount *a = purple_connection_get_account(c->gc);
 	PurpleMessageFlags f = ev->archived ? PURPLE_MESSAGE_DELAYED : 0;
-	/* XEP-0454: a file link as "file NAME (SIZE): /mend save N" (files.c) */
+	/* XEP-0454: a file link as "file NAME from HOST: /mend save N" (files.c) */
 	char *desc = !ev->file      ? NULL
 	             : ev->outgoing ? mend_purple_file_sent(ev)
-	                            : mend_purple_file_received(a, ev);
+	                            : mend_purple_file_received(ev);
 	char *esc = g_markup_escape_text(desc ? desc : ev->body ? ev->body : "", -1), *shown;
 	time_t t = time_of(ev->timestamp);
 

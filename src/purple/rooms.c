@@ -35,6 +35,7 @@
 #include <util.h>
 
 #include "mendpurple.h"
+#include "purple/files.h"
 
 #define MUC_NS      "http://jabber.org/protocol/muc"
 #define MUC_USER_NS "http://jabber.org/protocol/muc#user"
@@ -283,7 +284,7 @@ static void show_room_message(conn *c, const mend_event *ev)
 	PurpleConversation *conv = chat_of(a, ev->room);
 	PurpleConvChat *chat = conv ? PURPLE_CONV_CHAT(conv) : NULL;
 	PurpleMessageFlags f = ev->archived ? PURPLE_MESSAGE_DELAYED : 0;
-	char *esc, *shown;
+	char *esc, *shown, *desc;
 	time_t t = time_of(ev->timestamp);
 
 	if (!chat) { /* libpurple drops what is written into a chat we are not in */
@@ -291,7 +292,12 @@ static void show_room_message(conn *c, const mend_event *ev)
 		                     ev->room);
 		return;
 	}
-	esc = g_markup_escape_text(ev->body ? ev->body : "", -1);
+	/* XEP-0454: a file link as "file NAME from HOST: /mend save N" (files.c), as 1:1 */
+	desc = !ev->file      ? NULL
+	       : ev->outgoing ? mend_purple_file_sent(ev)
+	                      : mend_purple_file_received(ev);
+	esc = g_markup_escape_text(desc ? desc : ev->body ? ev->body : "", -1);
+	g_free(desc);
 	c->writing_encrypted = 1;
 	if (ev->outgoing) { /* our reflection, our other device, or our history: ours */
 		purple_conv_chat_write(chat, purple_conv_chat_get_nick(chat), esc,
@@ -313,15 +319,20 @@ static void show_room_message(conn *c, const mend_event *ev)
 static void show_held(conn *c, const mend_event *ev)
 {
 	PurpleAccount *a = purple_connection_get_account(c->gc);
-	char *line = g_strdup_printf(_("NOT sent yet: \"%s\". %s /mend release %s sends it to "
-	                               "the members who can read it; /mend drop %s forgets it."),
-	                             ev->body ? ev->body : "", ev->text ? ev->text : "",
-	                             ev->id ? ev->id : "", ev->id ? ev->id : "");
+	char *desc = ev->file ? mend_purple_file_sent(ev) : NULL; /* a file's link waits */
+	char *line =
+	    g_strdup_printf(_("NOT sent yet: \"%s\". %s /mend release %s sends it to "
+	                      "the members who can read it; /mend drop %s forgets it."),
+	                    desc       ? desc
+	                    : ev->body ? ev->body
+	                               : "",
+	                    ev->text ? ev->text : "", ev->id ? ev->id : "", ev->id ? ev->id : "");
 
 	if (ev->id)
 		g_hash_table_replace(c->held, g_strdup(ev->id), g_strdup(ev->room));
 	say_error(a, ev->room, line);
 	g_free(line);
+	g_free(desc);
 }
 
 int room_event(conn *c, const mend_event *ev)
@@ -544,6 +555,12 @@ static int member_command(char **w)
 	       !strcmp(w[0], "fingerprint") || !strcmp(w[0], "uri");
 }
 
+/* /mend sendfile PATH, save [N|URL], files ca [PATH] (files.c) */
+static int file_command(char **w)
+{
+	return !strcmp(w[0], "sendfile") || !strcmp(w[0], "save") || !strcmp(w[0], "files");
+}
+
 void room_command(conn *c, PurpleConversation *conv, char **w)
 {
 	PurpleAccount *a = purple_conversation_get_account(conv);
@@ -561,16 +578,19 @@ void room_command(conn *c, PurpleConversation *conv, char **w)
 		cmd_release(c, a, room, w[1], 1);
 	else if (!strcmp(w[0], "drop"))
 		cmd_release(c, a, room, w[1], 0);
-	else if (member_command(w))
-		run_mend(c, a, room, w); /* a member's devices and trust, answered in the room */
+	else if (!strcmp(w[0], "sendfile") && !room_on(a, room))
+		say(a, room,
+		    _("mend: /mend sendfile PATH works in a group chat mend encrypts (/mend on)."));
+	else if (member_command(w) || file_command(w))
+		run_mend(c, a, room, w); /* answered in the room; a file goes to the room */
 	else
 		say(a, room,
 		    _("In a group chat: /mend on|off (members-only rooms that show members' "
 		      "addresses), /mend status, /mend members, /mend release [ID] (or "
 		      "send-anyway: "
 		      "send a held message to the members who can read it), /mend drop [ID], and "
-		      "/mend devices|trust|untrust JID ..., fingerprint, uri, verify URI as in a "
-		      "one-to-one chat."));
+		      "/mend devices|trust|untrust JID ..., fingerprint, uri, verify URI, "
+		      "sendfile PATH, save [N|URL], files ca [PATH] as in a one-to-one chat."));
 	g_free(room);
 }
 

@@ -46,7 +46,7 @@ def upload_server(limit=10 * MIB, https_cert=None, **kw):
              f'  http_file_share_size_limit = {limit}\n'
              f'  http_host = "localhost"\n'
              f'  http_external_url = "https://localhost:{port}/"\n')
-    return Prosody(accounts={"alice": "pw", "bob": "pw"}, tls=not https_cert,
+    return Prosody(accounts={"alice": "pw", "bob": "pw", "carol": "pw"}, tls=not https_cert,
                    extra_config=extra, **kw)
 
 
@@ -97,6 +97,7 @@ def make_cert(d):
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802 - http.server's name
+        self.server.requests.append(("GET", self.path))
         body = self.server.routes.get(self.path)
         if body is None:
             self.send_error(404)
@@ -115,6 +116,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_HEAD(self):  # noqa: N802 - what a file's size is asked with
+        self.server.requests.append(("HEAD", self.path))
         body = self.server.routes.get(self.path)
         if not isinstance(body, bytes):
             self.send_error(404)
@@ -128,7 +130,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 class HttpsFiles:
-    """A small HTTPS file server on loopback: routes {path: bytes or "stall"}."""
+    """A small HTTPS file server on loopback: routes {path: bytes or "stall"}; requests
+    lists what was asked, in order."""
 
     def __init__(self, cert, key):
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
@@ -136,10 +139,12 @@ class HttpsFiles:
         ctx.load_cert_chain(cert, key)
         self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
         self.httpd.routes = {}
+        self.httpd.requests = []  # (method, path) as they came
         self.httpd.done = threading.Event()
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.routes = self.httpd.routes
+        self.requests = self.httpd.requests
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 

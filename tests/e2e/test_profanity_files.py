@@ -105,6 +105,82 @@ def profanity_sends_saves_and_never_uploads_plaintext():
             assert p.alive(), p.pane_status()
 
 
+ROOM = "secret@conference.localhost"
+
+
+def in_room_window(p, room=ROOM):
+    """/join ROOM (Profanity's own join, focusing its window) and /mend on there."""
+    p.command(f"/join {room} nick {p.user}")
+    p.wait_screen(lambda s: room in p.title(s) and "You have joined the room" in s, 20,
+                  f"{p.user} to be in {room}")
+    p.command("/mend on")
+    p.wait_screen(f"OMEMO encryption is on for {room}.", 20, "/mend on in the room")
+
+
+def room_line(p, text, sender, timeout=30):
+    """A line of the current (room) window from `sender` containing `text`."""
+    return p.wait_screen(lambda s: next((m for m in p.messages(s) if text in m["text"] and
+                                         m["sender"] == sender), None), timeout,
+                         f"{text!r} from {sender} in the room window")
+
+
+@test
+def files_in_an_encrypted_room_window():
+    """A file sent to the room by another member (the mend client) shows in the room window
+    as a description, and /mend save there saves it byte-identical; /mend sendfile in the
+    room window reaches the member, who saves it byte-identical; the server keeps only
+    ciphertext."""
+    with tempfile.TemporaryDirectory() as root, upload_server(muc=True) as srv:
+        srv.create_room("secret", owner="alice", members=("bob",),
+                        config={"muc#roomconfig_roomname": ROOM})
+        bob = TlsMend(srv, root, "bob", "phone")
+        cp = bob.run("join", ROOM)
+        assert cp.returncode == 0, cp.stderr
+        photo = os.urandom(7000)
+        back = os.path.join(root, "room-photo.png")
+        with open(back, "wb") as f:
+            f.write(photo)
+        data = os.urandom(150000)
+        out = os.path.join(root, "to-the-room.bin")
+        with open(out, "wb") as f:
+            f.write(data)
+        p = profanity_trusting_the_test_cert(srv, "alice")
+        with p, bob.listen("--save-dir", os.path.join(root, "bob-saved")) as bl:
+            p.start()
+            p.connect()
+            mend_ready(p)
+            wait_listening(bl)
+            in_room_window(p)
+
+            # a second process of bob's device (its own resource) sends the file to the room
+            cp = TlsMend(srv, root, "bob", "phone-cli", device="phone").run(
+                "send", ROOM, "--file", back, timeout=120)
+            assert cp.returncode == 0, cp.stderr
+            line = room_line(p, "file room-photo.png from localhost: /mend save", "bob")
+            assert line["mark"] == "~", line
+            assert "aesgcm://" not in p.screen(), p.screen()
+            n = re.search(r"/mend save (\d+)", line["text"]).group(1)
+            p.command(f"/mend save {n}")
+            saved = os.path.join(p.home, "Downloads", "room-photo.png")
+            p.wait_screen(f"mend: saved {saved}", 30, "/mend save to answer in the room")
+            with open(saved, "rb") as f:
+                assert f.read() == photo
+
+            # /mend sendfile in the room window: bob's mend saves it
+            m = bl.mark()
+            p.command(f"/mend sendfile {out}")
+            got = bl.wait_line(lambda o: o.get("type") == "message" and o.get("file") and
+                               o.get("room") == ROOM, 60, "bob to save alice's file", start=m)
+            assert got["from"] == "alice@localhost", got
+            assert got["file"]["sha256"] == sha256(data), got
+            with open(got["file"]["path"], "rb") as f:
+                assert f.read() == data
+            room_line(p, "file to-the-room.bin (encrypted, uploaded)", "alice")
+            assert not any(data[:64] in b or photo[:64] in b
+                           for b in store_files(srv).values()), "plaintext on the server"
+            assert p.alive(), p.pane_status()
+
+
 def trusted_certs_dir(srv, root):
     """A CA directory holding the test certificate, for Profanity's /tls certpath (curl's
     CAPATH: hashed names)."""

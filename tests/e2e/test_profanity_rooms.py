@@ -407,7 +407,7 @@ def profanitys_own_sendfile_in_an_encrypted_room_uploads_nothing():
         with with_mend(srv, "alice") as a:
             enter(a)
             a.command(f"/sendfile {path}")
-            wait_room_line(a, "sends encrypted files", 20)
+            wait_room_line(a, "Use /mend sendfile PATH", 20)
             wait_for(lambda: "upload-blocked" in srv.log_text(), 20,
                      "the replaced slot request to reach the server")
             assert "Issuing upload slot" not in srv.log_text(), "a slot was requested"

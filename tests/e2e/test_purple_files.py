@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """Encrypted files in libpurple (the headless harness, the library of Pidgin and Finch)
-with mend-purple.so: a link from the mend client is shown as "file NAME (SIZE): /mend save
-N" and saved by /mend save; /mend sendfile uploads to Prosody's mod_http_file_share over
-HTTPS and the link bob gets opens with a decryptor written from the XEP-0454 text.
+with mend-purple.so: a link from the mend client is shown as "file NAME from HOST: /mend
+save N" without any request to the file's server, and saved by /mend save; /mend sendfile
+uploads to Prosody's mod_http_file_share over HTTPS and the link bob gets opens with a
+decryptor written from the XEP-0454 text. In an encrypted room, a file sent by one
+libpurple member is shown described to the other and saved byte-identical, both ways.
 """
 
 import os
@@ -12,7 +14,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import skip, test, main  # noqa: E402
-from mendcli import BUILD, Mend, wait_listening  # noqa: E402
+from mendcli import BUILD, Mend, wait_listening, wait_published  # noqa: E402
 from purple import Purple, purple_missing  # noqa: E402
 from filesrv import (AESGCM, HttpsFiles, independent_decrypt, make_cert, sha256,  # noqa: E402
                      store_files, upload_server)
@@ -54,10 +56,14 @@ def libpurple_saves_and_sends_files():
 
                 # a second process of bob's device (its own resource: the listener keeps its own)
                 Mend(srv, root, "bob", "phone-cli", device="phone").send("alice@localhost", link)
-                shown = a.wait_im(lambda o: "file holiday.jpg (4.3" in o["text"] and
-                                  "/mend save" in o["text"], 30, flags=("recv",))
+                shown = a.wait_im(lambda o: "file holiday.jpg from 127.0.0.1: /mend save"
+                                  in o["text"], 30, flags=("recv",))
                 assert "aesgcm://" not in shown["text"], shown
                 n = re.search(r"/mend save (\d+)", shown["text"]).group(1)
+                # a received link alone makes no request (privacy; no frozen window): the
+                # file server is asked only by /mend save
+                a.ping()
+                assert web.requests == [], web.requests
 
                 # without the CA file the self-signed certificate is refused: nothing saved
                 m = a.mark()
@@ -69,6 +75,7 @@ def libpurple_saves_and_sends_files():
                                     o["text"].startswith("mend: saved "), 30, start=m)
                 assert "HTTPS certificate of 127.0.0.1 could not be verified" in \
                     refused["text"], refused
+                assert web.requests == [], "a request went out over an unverified connection"
                 a.cmd("bob@localhost", f"/mend files ca {cert}")
 
                 m = a.mark()
@@ -78,6 +85,7 @@ def libpurple_saves_and_sends_files():
                 assert os.path.basename(where) == "holiday.jpg", saved
                 with open(where, "rb") as f:
                     assert f.read() == photo
+                assert web.requests == [("GET", "/share/holiday.jpg")], web.requests
 
                 m = bl.mark()
                 a.cmd("bob@localhost", f"/mend sendfile {path}")
@@ -99,6 +107,72 @@ def libpurple_saves_and_sends_files():
                 assert re.search(r"HTTPS certificate of localhost(:\d+)? could not be verified",
                                  no["text"]), no
                 assert store_files(srv) == before
+
+
+ROOM = "secret@conference.localhost"
+
+
+def room_file_sent_and_saved(sender, receiver, path, data):
+    """sender's /mend sendfile PATH in the room; receiver sees the description and saves the
+    file with /mend save N: byte-identical."""
+    name = os.path.basename(path)
+    m, ms = receiver.mark(), sender.mark()
+    sender.chatcmd(ROOM, f"/mend sendfile {path}")
+    shown = receiver.wait_chat(lambda o: f"file {name} from localhost: /mend save" in o["text"],
+                               60, who=sender.jid.split("@")[0], flags=("recv",), conv=ROOM,
+                               start=m)
+    assert shown["text"].startswith("[unverified] "), shown
+    sender.wait_chat(f"file {name} (sent encrypted)", 30, flags=("send",), conv=ROOM, start=ms)
+    n = re.search(r"/mend save (\d+)", shown["text"]).group(1)
+    receiver.chatcmd(ROOM, f"/mend save {n}")
+    saved = receiver.wait_chat(lambda o: o["text"].startswith("mend: saved ") or
+                               "was not saved" in o["text"], 30, conv=ROOM, start=m)
+    assert saved["text"].startswith("mend: saved "), saved
+    where = saved["text"][len("mend: saved "):].rsplit(" (", 1)[0]
+    assert os.path.basename(where) == name, saved
+    with open(where, "rb") as f:
+        assert f.read() == data, f"{where} differs from what was sent"
+
+
+@test
+def files_in_an_encrypted_room():
+    """Two libpurple members of an encrypted members-only room: each one's /mend sendfile
+    in the room window is shown to the other as a description and saved by /mend save
+    there; /mend sendfile in a room mend does not encrypt is refused."""
+    with tempfile.TemporaryDirectory() as root:
+        cert, key = make_cert(root)
+        files = {}
+        for who in ("alice", "bob"):
+            files[who] = (os.path.join(root, f"from-{who}.bin"), os.urandom(60000))
+            with open(files[who][0], "wb") as f:
+                f.write(files[who][1])
+        with upload_server(https_cert=(cert, key), muc=True) as srv:
+            srv.create_room("secret", owner="bob", members=("alice",))
+            with Purple(srv, "alice", plugins=("core-mend",), plugin_dir=LIBS) as a, \
+                    Purple(srv, "bob", plugins=("core-mend",), plugin_dir=LIBS) as b:
+                for p, who in ((a, "alice"), (b, "bob")):
+                    p.wait_signed_on()
+                    wait_published(srv, root, who)
+                    p.join(ROOM, who)
+                    m = p.mark()
+                    p.chatcmd(ROOM, f"/mend files ca {cert}")
+                    p.wait_chat(lambda o: "also trust the certificates in" in o["text"], 10,
+                                conv=ROOM, start=m)
+                m = a.mark()
+                a.chatcmd(ROOM, f"/mend sendfile {files['alice'][0]}")
+                a.wait_chat(lambda o: "works in a group chat mend encrypts" in o["text"], 10,
+                            conv=ROOM, start=m)
+                for p in (a, b):
+                    m = p.mark()
+                    p.chatcmd(ROOM, "/mend on")
+                    p.wait_chat(lambda o: "OMEMO encryption is on for this room" in o["text"],
+                                30, conv=ROOM, start=m)
+                room_file_sent_and_saved(b, a, *files["bob"])
+                room_file_sent_and_saved(a, b, *files["alice"])
+                store = store_files(srv)
+                assert len(store) == 2, store.keys()
+                assert not any(d[:64] in body for _, d in files.values()
+                               for body in store.values()), "plaintext on the server's disk"
 
 
 if __name__ == "__main__":
