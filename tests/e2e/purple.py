@@ -73,7 +73,9 @@ def _isolated_env(root, extra=None):
     if os.environ.get("MEND_SANITIZERS"):
         # libpurple, NSS and dbus-glib leak at exit on their own; the core's leaks are
         # checked by the unit tests and the mend client under the same sanitizers
-        env["ASAN_OPTIONS"] = "detect_leaks=0"
+        # (the caller's own options, e.g. fast_unwind_on_malloc=0, are kept)
+        env["ASAN_OPTIONS"] = ":".join(o for o in (os.environ.get("ASAN_OPTIONS"),
+                                                   "detect_leaks=0") if o)
     for k in ("top_builddir", "top_srcdir", "MEND_XEP_DIR", "MEND_SIGNAL", "MEND_SANITIZERS",
               "UBSAN_OPTIONS", "LSAN_OPTIONS"):
         if k in os.environ:

@@ -8,7 +8,6 @@ device list and hears of the new device while signed on; a device silent for
 """
 
 import os
-import re
 import sqlite3
 import sys
 import tempfile
@@ -102,20 +101,16 @@ def after_a_verification_a_new_device_gets_nothing_until_trusted():
         assert not announcements(alice.lines(cp)), f"announced twice: {cp.stdout}"
 
 
-def heartbeat_archived(srv, user, device):
-    """Whether `user`'s archive on the server holds a key-only message from `device`."""
-    # Prosody keeps stanzas as Lua tables (sid = "123") or XML (sid="123")
-    mark = re.compile(rb"""\bsid["'\]]*\s*=\s*["']%d["']""" % device)
-    for dirpath, _, files in os.walk(os.path.join(srv.dir, "data")):
-        if "archive" not in dirpath:
-            continue
-        for f in files:
-            if f.startswith(user + "."):
-                with open(os.path.join(dirpath, f), "rb") as fh:
-                    data = fh.read()
-                if mark.search(data):
-                    return True
-    return False
+def device_last_seen(store, jid, device):
+    """When `store` last heard from a device (0: never, or no row yet); the store may be
+    open in a running client (WAL: this read does not block it)."""
+    db = sqlite3.connect(store, timeout=10)
+    try:
+        row = db.execute("SELECT last_seen FROM devices WHERE jid = ? AND device = ?",
+                         (jid, device)).fetchone()
+    finally:
+        db.close()
+    return row[0] if row else 0
 
 
 def age_device(store, jid, device, days):
@@ -220,13 +215,17 @@ def pidgin_names_the_inactive_device_it_skipped():
                 a.send("bob@localhost", "to both")
                 wait_message(pl, "to both")
             # the phone answers that first (prekey) message with a heartbeat, which counts
-            # as the phone writing: let alice have it before the phone is made 90 days old
-            wait_for(lambda: heartbeat_archived(srv, "alice", pid), 30,
-                     "the phone's heartbeat to reach alice's archive")
-            a.ping()
+            # as the phone writing. The plugin must have READ it before the phone is made 90
+            # days old: one still unread at quit is caught up from the archive after the
+            # restart and makes the phone active again (it did write, seconds ago), so the
+            # message goes to it and nothing is inactive. Being in alice's archive is not
+            # enough (under load the plugin may not have read its socket yet): wait for the
+            # plugin's own record of it.
+            store = os.path.join(a.user_dir, "mend", "alice@localhost", "omemo.sqlite")
+            wait_for(lambda: device_last_seen(store, "bob@localhost", pid), 30,
+                     "alice's plugin to read the phone's heartbeat")
             a.quit()
-            age_device(os.path.join(a.user_dir, "mend", "alice@localhost", "omemo.sqlite"),
-                       "bob@localhost", pid, STALE_DAYS + 1)
+            age_device(store, "bob@localhost", pid, STALE_DAYS + 1)
             a.start()
             a.wait_signed_on()
             a.cmd("bob@localhost", "/mend on")
