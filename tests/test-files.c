@@ -3,14 +3,25 @@
  * answers (McGrew and Viega's GCM test case 15 with a 12-byte IV; a 16-byte-IV
  * vector made with python's `cryptography`), pieces of any size, tag failures;
  * the XEP-0454 link parser (strict lengths, hex, scheme, host) and its
- * format; safe file names from hostile URLs; placing files without
- * overwriting.
+ * format; safe file names from hostile URLs; files_save.c: a received
+ * file's plaintext under no name until placed, never over another file, on
+ * file systems without O_TMPFILE, hard links or RENAME_NOREPLACE too, and
+ * the leftovers of a dead process swept.
  */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
+#include <utime.h>
 #include <glib.h>
 #include <glib/gstdio.h>
 
@@ -250,40 +261,229 @@ static char *slurp(const char *path)
 	return text;
 }
 
-static void test_place(void)
+/*
+ * File systems without O_TMPFILE, hard links or RENAME_NOREPLACE (FAT, some FUSE), played
+ * by failing those calls here: files_save.c is linked into this program, so its calls
+ * come to these; everything else goes to the kernel as it would.
+ */
+static struct {
+	int no_tmpfile, no_link, no_rename;
+} fs_lacks;
+
+int openat(int dirfd, const char *path, int flags, ...)
 {
-	char *dir = g_dir_make_tmp("mend-files-XXXXXX", NULL), *tmp, *a = NULL, *b = NULL,
-	     *c = NULL, *text;
+	va_list ap;
+	int mode = 0;
+
+	if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) {
+		va_start(ap, flags);
+		mode = va_arg(ap, int);
+		va_end(ap);
+	}
+	if (fs_lacks.no_tmpfile && (flags & O_TMPFILE) == O_TMPFILE) {
+		errno = EOPNOTSUPP;
+		return -1;
+	}
+	return (int)syscall(SYS_openat, dirfd, path, flags, mode);
+}
+
+int linkat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, int flags)
+{
+	if (fs_lacks.no_link) {
+		errno = EPERM; /* what vfat says */
+		return -1;
+	}
+	return (int)syscall(SYS_linkat, olddirfd, oldpath, newdirfd, newpath, flags);
+}
+
+int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath,
+              unsigned int flags)
+{
+	if (fs_lacks.no_rename) {
+		errno = EINVAL;
+		return -1;
+	}
+	return (int)syscall(SYS_renameat2, olddirfd, oldpath, newdirfd, newpath, flags);
+}
+
+static int by_name(gconstpointer a, gconstpointer b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The folder's names, sorted, joined by spaces. g_free. */
+static char *listing(const char *dir)
+{
+	GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
+	GDir *d = g_dir_open(dir, 0, NULL);
+	const char *n;
+	char *out;
+
+	while (d && (n = g_dir_read_name(d)))
+		g_ptr_array_add(names, g_strdup(n));
+	if (d)
+		g_dir_close(d);
+	g_ptr_array_sort(names, by_name);
+	g_ptr_array_add(names, NULL);
+	out = g_strjoinv(" ", (char **)names->pdata);
+	g_ptr_array_free(names, TRUE);
+	return out;
+}
+
+static void rm_dir(char *dir)
+{
+	GDir *d = g_dir_open(dir, 0, NULL);
+	const char *n;
+	char *p;
+
+	while (d && (n = g_dir_read_name(d))) {
+		p = g_build_filename(dir, n, NULL);
+		g_unlink(p);
+		g_free(p);
+	}
+	if (d)
+		g_dir_close(d);
+	g_rmdir(dir);
+	g_free(dir);
+}
+
+static char *slurp_in(const char *dir, const char *name)
+{
+	char *path = g_build_filename(dir, name, NULL), *text = slurp(path);
+
+	g_free(path);
+	return text;
+}
+
+/* A folder holding doc.txt ("old"); a file being received there, "secret" written. */
+static char *folder_and_tmp(mend_file_tmp *t, int *opened)
+{
+	char *dir = g_dir_make_tmp("mend-files-XXXXXX", NULL),
+	     *old = g_build_filename(dir, "doc.txt", NULL);
+
+	g_file_set_contents(old, "old", 3, NULL);
+	g_free(old);
+	*opened = mend_file_tmp_open(t, dir) == MEND_OK && write(t->fd, "secret", 6) == 6;
+	return dir;
+}
+
+/* Placing as doc.txt, which exists: doc-1.txt holds the file, doc.txt stays; `how` says
+ * which way the file system allowed: the same inode (a link or a rename), or a copy. */
+static void check_placed(mend_file_tmp *t, const char *dir, const char *how, int copied)
+{
+	char *taken = NULL, *text, *list, *path = g_build_filename(dir, "doc-1.txt", NULL);
+	struct stat tmp_st, st;
 	int r;
 
-	tmp = g_build_filename(dir, ".part", NULL);
-	g_file_set_contents(tmp, "new", 3, NULL);
-	text = g_build_filename(dir, "doc.txt", NULL);
-	g_file_set_contents(text, "old", 3, NULL);
-	r = mend_file_place(tmp, dir, "doc.txt", &a);
-	TAP_OK(r == 0 && a && g_str_has_suffix(a, "/doc-1.txt"), "doc.txt taken: doc-1.txt (%s)",
-	       a ? a : "-");
-	r = mend_file_place(tmp, dir, "doc.txt", &b);
-	TAP_OK(r == 0 && b && g_str_has_suffix(b, "/doc-2.txt"), "then doc-2.txt");
-	r = mend_file_place(tmp, dir, "README", &c);
-	TAP_OK(r == 0 && c && g_str_has_suffix(c, "/README"), "a free name is taken as it is");
-	g_free(tmp);
-	tmp = slurp(text);
-	TAP_OK(tmp && strcmp(tmp, "old") == 0, "the existing file was not overwritten");
-	g_free(tmp);
-	g_unlink(text);
-	tmp = g_build_filename(dir, ".part", NULL);
-	g_unlink(tmp);
-	g_unlink(a);
-	g_unlink(b);
-	g_unlink(c);
-	g_rmdir(dir);
-	g_free(tmp);
+	fstat(t->fd, &tmp_st);
+	r = mend_file_tmp_place(t, "doc.txt", 1, &taken);
+	TAP_OK(r == MEND_OK && !g_strcmp0(taken, "doc-1.txt"), "%s: doc.txt taken, doc-1.txt used",
+	       how);
+	TAP_OK(stat(path, &st) == 0 && (st.st_ino != tmp_st.st_ino) == copied, "%s: %s", how,
+	       copied ? "a new file" : "the received file itself");
+	g_free(path);
+	g_free(taken);
+	mend_file_tmp_close(t);
+	text = slurp_in(dir, "doc-1.txt");
+	TAP_OK(!g_strcmp0(text, "secret"), "%s: doc-1.txt holds the file", how);
 	g_free(text);
-	g_free(a);
-	g_free(b);
-	g_free(c);
-	g_free(dir);
+	text = slurp_in(dir, "doc.txt");
+	TAP_OK(!g_strcmp0(text, "old"), "%s: doc.txt was not overwritten", how);
+	g_free(text);
+	list = listing(dir);
+	TAP_OK(!strcmp(list, "doc-1.txt doc.txt"), "%s: nothing else is left: %s", how, list);
+	g_free(list);
+}
+
+/* Where O_TMPFILE works: no name at all until placed; a failed file leaves no trace. */
+static void test_tmp_unnamed(void)
+{
+	mend_file_tmp t;
+	int ok;
+	char *dir = folder_and_tmp(&t, &ok), *list = listing(dir), *taken = NULL;
+
+	TAP_OK(ok && !t.name, "O_TMPFILE: a file without a name");
+	TAP_OK(!strcmp(list, "doc.txt"), "its plaintext is under no name in the folder: %s", list);
+	g_free(list);
+	TAP_OK(mend_file_tmp_place(&t, "doc.txt", 0, &taken) == MEND_ERR_IO && errno == EEXIST &&
+	           !taken,
+	       "without renumbering an existing name is refused (EEXIST)");
+	mend_file_tmp_close(&t); /* a tag failure: closed unplaced */
+	list = listing(dir);
+	TAP_OK(!strcmp(list, "doc.txt"), "a file never placed leaves the folder as it was");
+	g_free(list);
+	rm_dir(dir);
+	dir = folder_and_tmp(&t, &ok);
+	check_placed(&t, dir, "linkat", 0);
+	rm_dir(dir);
+	fs_lacks.no_link = 1;
+	dir = folder_and_tmp(&t, &ok);
+	check_placed(&t, dir, "O_TMPFILE, no hard links: a copy", 1);
+	fs_lacks.no_link = 0;
+	rm_dir(dir);
+}
+
+/* Without O_TMPFILE: a random 0600 name, then link, rename without replacing, or a copy. */
+static void test_tmp_named(void)
+{
+	mend_file_tmp t, u;
+	struct stat st;
+	int ok;
+	char *dir, *first;
+
+	fs_lacks.no_tmpfile = 1;
+	dir = folder_and_tmp(&t, &ok);
+	TAP_OK(ok && t.name && g_str_has_prefix(t.name, ".mend-") && strlen(t.name) == 35,
+	       "no O_TMPFILE: a random name (%s)", t.name ? t.name : "-");
+	TAP_OK(fstat(t.fd, &st) == 0 && (st.st_mode & 0777) == 0600, "readable by us only");
+	first = g_strdup(t.name);
+	mend_file_tmp_open(&u, dir);
+	TAP_OK(u.name && strcmp(u.name, first) != 0, "another download gets another name");
+	mend_file_tmp_close(&u);
+	g_free(first);
+	check_placed(&t, dir, "link", 0);
+	rm_dir(dir);
+	fs_lacks.no_link = 1; /* FAT */
+	dir = folder_and_tmp(&t, &ok);
+	check_placed(&t, dir, "no hard links: renameat2(RENAME_NOREPLACE)", 0);
+	rm_dir(dir);
+	fs_lacks.no_rename = 1;
+	dir = folder_and_tmp(&t, &ok);
+	check_placed(&t, dir, "no hard links, no RENAME_NOREPLACE: a copy", 1);
+	rm_dir(dir);
+	memset(&fs_lacks, 0, sizeof(fs_lacks));
+}
+
+/* A leftover whose process died goes at the next save; a held or young one stays. */
+static void test_tmp_sweep(void)
+{
+	char *dir = g_dir_make_tmp("mend-files-XXXXXX", NULL), *list, *p;
+	const char *names[] = {".mend-dead.part", ".mend-held.part", ".mend-young.part",
+	                       "mine.part"};
+	struct utimbuf old = {.actime = time(NULL) - 3600, .modtime = time(NULL) - 3600};
+	mend_file_tmp t;
+	int held = -1;
+	size_t i;
+
+	for (i = 0; i < G_N_ELEMENTS(names); i++) {
+		p = g_build_filename(dir, names[i], NULL);
+		g_file_set_contents(p, "x", 1, NULL);
+		if (i != 2)
+			utime(p, &old);
+		if (i == 1) {
+			held = open(p, O_RDONLY);
+			flock(held, LOCK_EX);
+		}
+		g_free(p);
+	}
+	mend_file_tmp_open(&t, dir);
+	mend_file_tmp_close(&t);
+	list = listing(dir);
+	TAP_OK(!strcmp(list, ".mend-held.part .mend-young.part mine.part"),
+	       "the dead process's leftover was swept, nothing else: %s", list);
+	g_free(list);
+	close(held);
+	rm_dir(dir);
 }
 
 /* The plugins' numbered links: numbers go up, the oldest go after 200, bad numbers are said. */
@@ -293,19 +493,19 @@ static void test_shelf(void)
 	unsigned i, n = 0;
 	char *line;
 
-	line = mend_file_shelf_save(s, NULL, NULL);
+	line = mend_file_shelf_save(s, NULL, NULL, NULL);
 	TAP_OK(strstr(line, "no such file") != NULL, "nothing received yet: %s", line);
 	g_free(line);
 	for (i = 0; i < 201; i++)
 		n = mend_file_shelf_add(&s, "aesgcm://h/f#" FRAG12);
 	TAP_EQ(n, 201, "the 201st link is number 201");
-	line = mend_file_shelf_save(s, "1", NULL);
+	line = mend_file_shelf_save(s, "1", NULL, NULL);
 	TAP_OK(strstr(line, "no such file") != NULL, "number 1 was dropped (200 are kept)");
 	g_free(line);
-	line = mend_file_shelf_save(s, "202", NULL);
+	line = mend_file_shelf_save(s, "202", NULL, NULL);
 	TAP_OK(strstr(line, "no such file") != NULL, "no number 202 yet");
 	g_free(line);
-	line = mend_file_shelf_save(s, "2x", NULL);
+	line = mend_file_shelf_save(s, "2x", NULL, NULL);
 	TAP_OK(strstr(line, "no such file") != NULL, "not a number");
 	g_free(line);
 	mend_file_shelf_free(s);
@@ -318,7 +518,9 @@ int main(void)
 	test_tag_failures();
 	test_link_parser();
 	test_safe_names();
-	test_place();
+	test_tmp_unnamed();
+	test_tmp_named();
+	test_tmp_sweep();
 	test_shelf();
 	return tap_done();
 }

@@ -16,7 +16,6 @@
 
 #define LINK_SCHEME  "aesgcm://"
 #define NAME_MAX_LEN 200
-#define PLACE_TRIES  1000
 #define GCM_BLOCK    16
 
 /* --- the link (XEP-0454 §3) ---------------------------------------------------- */
@@ -184,40 +183,6 @@ char *mend_file_safe_name(const char *url_path)
 	name = g_strdup(*p ? p : "file");
 	g_free(valid);
 	return name;
-}
-
-/* name-N.ext for try n (0: the name itself). */
-static char *numbered(const char *name, unsigned n)
-{
-	const char *dot = strrchr(name, '.');
-
-	if (n == 0)
-		return g_strdup(name);
-	if (!dot || dot == name)
-		return g_strdup_printf("%s-%u", name, n);
-	return g_strdup_printf("%.*s-%u%s", (int)(dot - name), name, n, dot);
-}
-
-int mend_file_place(const char *tmp_path, const char *dir, const char *name, char **out)
-{
-	char *cand, *path;
-	unsigned n;
-
-	*out = NULL;
-	for (n = 0; n < PLACE_TRIES; n++) {
-		cand = numbered(name, n);
-		path = g_build_filename(dir, cand, NULL);
-		g_free(cand);
-		/* link(2) never replaces: EEXIST means taken */
-		if (link(tmp_path, path) == 0) {
-			*out = path;
-			return MEND_OK;
-		}
-		g_free(path);
-		if (errno != EEXIST)
-			return MEND_ERR_IO;
-	}
-	return MEND_ERR_IO;
 }
 
 /* --- AES-256-GCM over a stream ---------------------------------------------------- */

@@ -28,12 +28,6 @@ char *mend_file_link_format(const char *https_url, const uint8_t *iv, size_t iv_
  */
 char *mend_file_safe_name(const char *url_path);
 
-/*
- * Makes `tmp_path` appear under folder `dir` as `name`, else name-1.ext, name-2.ext ...
- * (hard links: an existing file is never replaced). *out gets the path taken (g_free).
- */
-int mend_file_place(const char *tmp_path, const char *dir, const char *name, char **out);
-
 /* AES-256-GCM over a stream: data in any pieces, the 16-byte tag after the data. */
 typedef struct mend_file_cipher mend_file_cipher;
 /* A sink for what comes out; returns 0, or <0 to stop. */
@@ -54,14 +48,35 @@ void mend_file_cipher_free(mend_file_cipher *c);
  * documents), or NULL. Static. */
 const char *mend_file_mime_guess(const char *name);
 
+/* --- files_save.c: a received file's plaintext until its tag checked, then its name --- */
+
+typedef struct mend_file_tmp {
+	int fd;     /* read and write; the plaintext goes here */
+	int dirfd;  /* the folder */
+	char *name; /* NULL: unnamed (O_TMPFILE); else the 0600 fallback's random name */
+} mend_file_tmp;
+
+/* A file in folder `dir` under no name (a random ".mend-*.part" one where the file system
+ * cannot), after sweeping the folder of such files that died with their process.
+ * MEND_ERR_IO with errno. Close it with mend_file_tmp_close() in any case. */
+int mend_file_tmp_open(mend_file_tmp *t, const char *dir);
+/* Gives the (checked) file `name` in its folder, never over an existing file: with renumber,
+ * name-1.ext, name-2.ext ... when taken; *taken gets the name used (g_free). MEND_ERR_IO with
+ * errno (EEXIST: taken). */
+int mend_file_tmp_place(mend_file_tmp *t, const char *name, int renumber, char **taken);
+/* Closes it; one never placed leaves nothing behind. */
+void mend_file_tmp_close(mend_file_tmp *t);
+
 /* --- files_shelf.c: for the plugins (received links by number, /mend save) --- */
 
 typedef struct mend_file_shelf mend_file_shelf;
 /* Keeps a received link (*shelf made on first use); returns its number. */
 unsigned mend_file_shelf_add(mend_file_shelf **shelf, const char *link);
-/* Saves link `arg` (a number, an aesgcm:// link, or NULL: the last one) in the download
- * folder ($XDG_DOWNLOAD_DIR, else ~/Downloads): a sentence saying where, or why not. g_free. */
-char *mend_file_shelf_save(const mend_file_shelf *s, const char *arg, const mend_transfer_opts *o);
+/* Saves link `arg` (a number, an aesgcm:// link, or NULL: the last one) in `folder` (NULL:
+ * the download folder, $XDG_DOWNLOAD_DIR, else ~/Downloads): a sentence saying where, or
+ * why not. g_free. */
+char *mend_file_shelf_save(const mend_file_shelf *s, const char *arg, const char *folder,
+                           const mend_transfer_opts *o);
 void mend_file_shelf_free(mend_file_shelf *s);
 
 /* --- files_http.c --- */

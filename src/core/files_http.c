@@ -1,8 +1,8 @@
 /*
  * files_http.c - the HTTP side of encrypted files, on libcurl: PUT a file
  * encrypted on the fly into an upload slot (XEP-0363 §5), GET a file and
- * decrypt it on the fly into a private temporary file that becomes the saved
- * file only once its tag checked out (XEP-0454 §3). HTTPS only (redirects
+ * decrypt it on the fly into a file without a name that becomes the saved
+ * file only once its tag checked out (XEP-0454 §3; files_save.c). HTTPS only (redirects
  * too), certificates verified unless the caller's options say otherwise, a
  * stall limit, a size limit, progress. Failures come back as a code and a
  * sentence; nothing half-written stays behind.
@@ -223,11 +223,12 @@ static int get(const mend_file_link *l, xfer *x, char **mime, char **why)
 	return r;
 }
 
-/* The tag and the file: checked, then placed (never over an existing file). */
-static int finish_download(const mend_file_link *l, xfer *x, const char *tmp, const char *dir,
-                           const char *out_path, mend_file_result *res, char **why)
+/* The tag and the file: checked, then named (never over an existing file; files_save.c). */
+static int finish_download(const mend_file_link *l, xfer *x, mend_file_tmp *t, const char *dir,
+                           const char *out_name, mend_file_result *res, char **why)
 {
 	int r = mend_file_cipher_finish(x->c);
+	char *taken = NULL;
 
 	if (r == MEND_ERR_PAYLOAD_AUTH || r == MEND_ERR_MALFORMED) {
 		*why =
@@ -242,44 +243,41 @@ static int finish_download(const mend_file_link *l, xfer *x, const char *tmp, co
 		                       g_strerror(x->io_errno ? x->io_errno : errno));
 		return MEND_ERR_IO;
 	}
-	if (out_path) {
-		r = link(tmp, out_path) == 0 ? MEND_OK : MEND_ERR_IO;
-		res->path = r == MEND_OK ? g_strdup(out_path) : NULL;
-	} else {
-		r = mend_file_place(tmp, dir, l->name, &res->path);
-	}
+	r = mend_file_tmp_place(t, out_name ? out_name : l->name, !out_name, &taken);
 	if (r < 0)
 		*why = g_strdup_printf(errno == EEXIST ? _("%s exists already; nothing was "
 		                                           "overwritten.")
 		                                       : _("The file could not be saved as %s."),
-		                       out_path ? out_path : l->name);
+		                       out_name ? out_name : l->name);
+	else
+		res->path = g_build_filename(dir, taken, NULL);
+	g_free(taken);
 	return r;
 }
 
-static int download(const mend_file_link *l, xfer *x, const char *dir, const char *out_path,
+/* Into `dir`, as out_name or (NULL) the link's name made unique. */
+static int download(const mend_file_link *l, xfer *x, const char *dir, const char *out_name,
                     mend_file_result *res, char **why)
 {
-	char *tmp = g_build_filename(dir, ".mend-XXXXXX.part", NULL);
-	int r;
+	mend_file_tmp t;
+	int r = mend_file_tmp_open(&t, dir);
 
-	x->fd = g_mkstemp_full(tmp, O_RDWR | O_CLOEXEC, 0600);
-	if (x->fd < 0) {
+	if (r < 0) {
 		*why = g_strdup_printf(_("No file can be made in %s: %s."), dir, g_strerror(errno));
-		g_free(tmp);
+		mend_file_tmp_close(&t);
 		return MEND_ERR_IO;
 	}
+	x->fd = t.fd;
 	r = mend_file_cipher_new(&x->c, 1, l->key, l->iv, l->iv_len, write_plain, x);
 	if (r == MEND_OK)
 		r = get(l, x, &res->mime, why);
 	if (r == MEND_OK)
-		r = finish_download(l, x, tmp, dir, out_path, res, why);
+		r = finish_download(l, x, &t, dir, out_name, res, why);
 	if (r == MEND_OK) {
 		res->size = mend_file_cipher_out(x->c);
 		g_strlcpy(res->sha256, g_checksum_get_string(x->sha), sizeof(res->sha256));
 	}
-	close(x->fd);
-	unlink(tmp); /* the saved file is a second link; a failed one goes entirely */
-	g_free(tmp);
+	mend_file_tmp_close(&t); /* a failed file never had a name, or loses its random one */
 	mend_file_cipher_free(x->c);
 	return r;
 }
@@ -288,7 +286,7 @@ int mend_file_download(const mend_file_link *link, const char *dir, const char *
                        const mend_transfer_opts *opts, mend_file_result *res, char **why)
 {
 	mend_transfer_opts none = {0};
-	char *text = NULL, *folder;
+	char *text = NULL, *folder, *name;
 	xfer x;
 	int r;
 
@@ -301,9 +299,15 @@ int mend_file_download(const mend_file_link *link, const char *dir, const char *
 	x.max = x.o->max_size ? x.o->max_size : MEND_FILE_MAX_SIZE;
 	x.sha = g_checksum_new(G_CHECKSUM_SHA256);
 	folder = out_path ? g_path_get_dirname(out_path) : g_strdup(dir);
-	r = download(link, &x, folder, out_path, res, &text);
+	name = out_path ? g_path_get_basename(out_path) : NULL;
+	r = download(link, &x, folder, name, res, &text);
 	g_checksum_free(x.sha);
 	g_free(folder);
+	g_free(name);
+	if (r == MEND_OK && out_path) { /* as the caller named it */
+		g_free(res->path);
+		res->path = g_strdup(out_path);
+	}
 	if (r < 0)
 		mend_file_result_clear(res);
 	set_why(why, r < 0 ? text : NULL);

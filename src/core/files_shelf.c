@@ -91,7 +91,8 @@ static char *save_in(const mend_file_link *l, const char *dir, const mend_transf
 	return line;
 }
 
-char *mend_file_shelf_save(const mend_file_shelf *s, const char *arg, const mend_transfer_opts *o)
+char *mend_file_shelf_save(const mend_file_shelf *s, const char *arg, const char *folder,
+                           const mend_transfer_opts *o)
 {
 	char *text = link_of(s, arg), *dir, *line;
 	mend_file_link *l = NULL;
@@ -101,7 +102,7 @@ char *mend_file_shelf_save(const mend_file_shelf *s, const char *arg, const mend
 		return g_strdup(_("mend: no such file; /mend save N takes the number shown with a "
 		                  "received file, or an aesgcm:// link."));
 	}
-	dir = download_dir();
+	dir = folder && *folder ? g_strdup(folder) : download_dir();
 	line = save_in(l, dir, o);
 	mend_file_link_free(l);
 	g_free(dir);

@@ -10,7 +10,8 @@
  *
  * HTTPS certificates are always verified; the plugin setting [mend]
  * files.tls.ca=PATH names a PEM file of certificates trusted beside the
- * system's (a test server's own, say).
+ * system's (a test server's own, say). The setting files.save-dir=DIR saves
+ * each file received live in DIR at once (blocking, as /mend save does).
  * Profanity's hooks run on one thread, so this file keeps one state.
  */
 #include "config.h"
@@ -24,20 +25,49 @@
 #include "core/files.h"
 #include "profanity/files.h"
 
-#define _(s)      dgettext(GETTEXT_PACKAGE, s)
-#define NS_UPLOAD "urn:xmpp:http:upload:0"
-#define MARK_FILE "~"
-#define SETTINGS  "mend"
-#define CA_KEY    "files.tls.ca"
+#define _(s)         dgettext(GETTEXT_PACKAGE, s)
+#define NS_UPLOAD    "urn:xmpp:http:upload:0"
+#define MARK_FILE    "~"
+#define SETTINGS     "mend"
+#define CA_KEY       "files.tls.ca"
+#define SAVE_DIR_KEY "files.save-dir"
 
 static mend_file_shelf *shelf; /* the received links, by number */
 
-char *mend_prof_file_received(const mend_event *ev)
+static char *transfer_opts(const struct mend_prof_api *api, mend_transfer_opts *o);
+
+/* files.save-dir=DIR: received file number n saved there at once; the sentence, or NULL. */
+static char *autosave(const struct mend_prof_api *api, unsigned n)
+{
+	char *dir = api->settings_string_get(SETTINGS, SAVE_DIR_KEY, NULL), *num, *ca;
+	char *saved = NULL;
+	mend_transfer_opts o;
+
+	if (dir && *dir) {
+		num = g_strdup_printf("%u", n);
+		ca = transfer_opts(api, &o);
+		saved = mend_file_shelf_save(shelf, num, dir, &o);
+		free(ca);
+		g_free(num);
+	}
+	free(dir);
+	return saved;
+}
+
+char *mend_prof_file_received(const struct mend_prof_api *api, const mend_event *ev)
 {
 	unsigned n = mend_file_shelf_add(&shelf, ev->body);
+	char *line =
+	    g_strdup_printf(_("file %s from %s: /mend save %u"), ev->file->name, ev->file->host, n);
+	/* not our own, and not history, which shows again after a restart */
+	char *saved = ev->outgoing || ev->archived ? NULL : autosave(api, n), *both;
 
-	return g_strdup_printf(_("file %s from %s: /mend save %u"), ev->file->name, ev->file->host,
-	                       n);
+	if (!saved)
+		return line;
+	both = g_strconcat(line, ". ", saved, NULL); /* "... /mend save 3. mend: saved PATH" */
+	g_free(line);
+	g_free(saved);
+	return both;
 }
 
 char *mend_prof_file_sent(const mend_event *ev)
@@ -67,7 +97,7 @@ static void save(const struct mend_prof_api *api, const char *arg, mend_prof_rep
 {
 	mend_transfer_opts o;
 	char *ca = transfer_opts(api, &o);
-	char *line = mend_file_shelf_save(shelf, arg, &o);
+	char *line = mend_file_shelf_save(shelf, arg, NULL, &o);
 
 	reply(line);
 	g_free(line);

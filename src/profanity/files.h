@@ -13,8 +13,10 @@
 /* Where command output goes (the window the command was typed in). */
 typedef void (*mend_prof_reply)(const char *text);
 
-/* A received message whose body is a file link: the line to show instead (g_free). */
-char *mend_prof_file_received(const mend_event *ev);
+/* A received message whose body is a file link: the line to show instead (g_free). With the
+ * setting files.save-dir=DIR, a file received live is first saved in DIR (blocking) and the
+ * line says where or why not. */
+char *mend_prof_file_received(const struct mend_prof_api *api, const mend_event *ev);
 /* Our own file's link as it left (SENT): the line to show instead (g_free). */
 char *mend_prof_file_sent(const mend_event *ev);
 /* /mend sendfile PATH (to `chat`, else `room`: NULL unless mend encrypts it) and /mend save

@@ -386,7 +386,7 @@ static void show_message(const mend_event *ev);
 static void on_message(const mend_event *ev)
 {
 	mend_event e = *ev;
-	char *desc = ev->file ? mend_prof_file_received(ev) : NULL;
+	char *desc = ev->file ? mend_prof_file_received(M.api, ev) : NULL;
 
 	if (desc)
 		e.body = desc;

@@ -57,7 +57,7 @@ static char *save(PurpleAccount *a, const char *arg)
 	mend_transfer_opts o;
 
 	transfer_opts(a, &o);
-	return mend_file_shelf_save(shelf, arg, &o);
+	return mend_file_shelf_save(shelf, arg, NULL, &o);
 }
 
 /* --- /mend sendfile PATH ---------------------------------------------------------------- */

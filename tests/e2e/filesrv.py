@@ -102,6 +102,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if body is None:
             self.send_error(404)
             return
+        if isinstance(body, tuple):  # ("stall-after", data, n): n bytes of data, then nothing
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body[1])))
+            self.end_headers()
+            self.wfile.write(body[1][:body[2]])
+            self.wfile.flush()
+            self.server.done.wait(120)
+            return
         if body == "stall":  # headers and a few bytes, then nothing until the test ends
             self.send_response(200)
             self.send_header("Content-Length", "100000")
@@ -130,7 +138,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 class HttpsFiles:
-    """A small HTTPS file server on loopback: routes {path: bytes or "stall"}; requests
+    """A small HTTPS file server on loopback: routes {path: bytes, "stall" or ("stall-after",
+    bytes, n)}; requests
     lists what was asked, in order."""
 
     def __init__(self, cert, key):

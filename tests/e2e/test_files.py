@@ -10,10 +10,11 @@ AES-256-GCM with the 16-byte tag appended.
 
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 
-from harness import run, test, skip, main
+from harness import run, test, skip, main, wait_for
 from mendcli import MEND, wait_listening
 from filesrv import (AESGCM, MIB, HttpsFiles, TlsMend, independent_decrypt, make_cert,
                      make_link, parse_link, sha256, store_files, upload_server)
@@ -279,6 +280,54 @@ def fetch_bad_input():
 
             cp = fetch("aesgcm://127.0.0.1/x#" + "ab" * 20, "--save-dir", d)
             assert cp.returncode == 2 and "not an encrypted file link" in cp.stderr, cp.stderr
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def open_files_in(pid, d, min_size):
+    """A file the process `pid` holds open in folder d with at least min_size bytes (its
+    /proc/PID/fd link, "(deleted)" for one without a name), or None."""
+    fds = f"/proc/{pid}/fd"
+    for fd in os.listdir(fds):
+        try:
+            target = os.readlink(os.path.join(fds, fd))
+            size = os.stat(os.path.join(fds, fd)).st_size
+        except OSError:
+            continue
+        if target.startswith(d + "/") and size >= min_size:
+            return target
+    return None
+
+
+@test
+def a_stalled_download_never_shows_plaintext_in_the_folder():
+    """While a download stalls half-way, the plaintext received so far is in a file of the
+    save folder that has no name: the folder lists only what it held before; after the
+    process is killed (kill -9, no clean-up), the folder is still exactly as before."""
+    root = tempfile.mkdtemp(prefix="mend-files-")
+    home = os.path.join(root, "home")
+    env = dict(os.environ, HOME=home, XDG_CONFIG_HOME=home + "/.config",
+               XDG_DATA_HOME=home + "/.local/share")
+    try:
+        cert, key = make_cert(root)
+        d = os.path.join(root, "dl")
+        os.makedirs(d)
+        with open(os.path.join(d, "kept.txt"), "w") as f:
+            f.write("mine")
+        with HttpsFiles(cert, key) as web:
+            link = web.add("/x/half.bin", os.urandom(300000))
+            web.routes["/x/half.bin"] = ("stall-after", web.routes["/x/half.bin"], 200000)
+            proc = subprocess.Popen([MEND, "--json", "--tls", "trust-any", "fetch", link,
+                                     "--save-dir", d, "--timeout", "60"], env=env,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                held = wait_for(lambda: open_files_in(proc.pid, d, 150000), 30,
+                                "mend fetch to have written 150 kB of plaintext")
+                assert listing(d) == ["kept.txt"], f"{listing(d)} (the fetch holds {held})"
+            finally:
+                proc.kill()
+                proc.wait()
+            assert listing(d) == ["kept.txt"], listing(d)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -34,14 +34,17 @@ if AESGCM is None:
     skip("python3-cryptography is not installed")
 
 
-def profanity_trusting_the_test_cert(srv, user):
+def profanity_trusting_the_test_cert(srv, user, save_dir=None):
     """Profanity with mend.so whose transfers trust the self-signed test certificate as a CA
-    file, verification on (the plugin setting [mend] files.tls.ca, written before start)."""
+    file, verification on (the plugin setting [mend] files.tls.ca, written before start);
+    save_dir: the setting files.save-dir (received files saved there at once)."""
     p = Profanity(srv, user, resource="prof", env={"MEND_PROFANITY_MODULE": MODULE},
                   plugins=[PLUGIN], start=False)
     p.prepare()
     with open(os.path.join(p.data_dir, "plugin_settings"), "w") as f:
         f.write(f"[mend]\nfiles.tls.ca={srv.cert_path}\n")
+        if save_dir:
+            f.write(f"files.save-dir={save_dir}\n")
     return p
 
 
@@ -127,9 +130,9 @@ def room_line(p, text, sender, timeout=30):
 @test
 def files_in_an_encrypted_room_window():
     """A file sent to the room by another member (the mend client) shows in the room window
-    as a description, and /mend save there saves it byte-identical; /mend sendfile in the
-    room window reaches the member, who saves it byte-identical; the server keeps only
-    ciphertext."""
+    as a description, is saved at once in the folder of the setting files.save-dir, and
+    /mend save there saves it byte-identical too; /mend sendfile in the room window reaches
+    the member, who saves it byte-identical; the server keeps only ciphertext."""
     with tempfile.TemporaryDirectory() as root, upload_server(muc=True) as srv:
         srv.create_room("secret", owner="alice", members=("bob",),
                         config={"muc#roomconfig_roomname": ROOM})
@@ -144,7 +147,8 @@ def files_in_an_encrypted_room_window():
         out = os.path.join(root, "to-the-room.bin")
         with open(out, "wb") as f:
             f.write(data)
-        p = profanity_trusting_the_test_cert(srv, "alice")
+        auto = os.path.join(root, "alice-auto")
+        p = profanity_trusting_the_test_cert(srv, "alice", save_dir=auto)
         with p, bob.listen("--save-dir", os.path.join(root, "bob-saved")) as bl:
             p.start()
             p.connect()
@@ -160,6 +164,11 @@ def files_in_an_encrypted_room_window():
             assert line["mark"] == "~", line
             assert "aesgcm://" not in p.screen(), p.screen()
             n = re.search(r"/mend save (\d+)", line["text"]).group(1)
+            # files.save-dir: saved at once, and the line says where
+            auto_saved = os.path.join(auto, "room-photo.png")
+            p.wait_screen(f"mend: saved {auto_saved}", 10, "the automatic save's line")
+            with open(auto_saved, "rb") as f:
+                assert f.read() == photo
             p.command(f"/mend save {n}")
             saved = os.path.join(p.home, "Downloads", "room-photo.png")
             p.wait_screen(f"mend: saved {saved}", 30, "/mend save to answer in the room")
