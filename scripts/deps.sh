@@ -9,7 +9,8 @@ libomemo-c-dev libsignal-protocol-c-dev libstrophe-dev libgcrypt20-dev libxml2-d
 libsqlite3-dev libsecret-1-dev gnome-keyring dbus dbus-daemon binutils clang-format
 prosody openssl python3-slixmpp python3-omemo python3-oldmemo python3-twomemo
 python3-xmlschema profanity tmux libpurple-dev finch libqrencode-dev gcr xvfb xdotool
-pidgin pidgin-dev openbox imagemagick libcurl4-openssl-dev python3-cryptography"
+pidgin pidgin-dev openbox imagemagick libcurl4-openssl-dev python3-cryptography
+clang libclang-rt-14-dev"
 
 missing=""
 for p in $PACKAGES; do

@@ -1,0 +1,58 @@
+/*
+ * fuzz.c - helpers of the fuzz targets (fuzz.h).
+ */
+#include "config.h"
+
+#include <string.h>
+#include <glib/gstdio.h>
+#include "fuzz.h"
+
+xmpp_ctx_t *fuzz_xmpp_ctx(void)
+{
+	static xmpp_ctx_t *ctx;
+
+	if (!ctx)
+		ctx = xmpp_ctx_new(NULL, NULL);
+	FUZZ_CHECK(ctx != NULL);
+	return ctx;
+}
+
+char *fuzz_text(const uint8_t *data, size_t size)
+{
+	return g_strndup((const char *)data, size);
+}
+
+xmpp_stanza_t *fuzz_xml(const uint8_t *data, size_t size)
+{
+	char *text = fuzz_text(data, size);
+	xmpp_stanza_t *el = xmpp_stanza_new_from_string(fuzz_xmpp_ctx(), text);
+
+	g_free(text);
+	return el;
+}
+
+int fuzz_is(xmpp_stanza_t *el, const char *name)
+{
+	const char *n = xmpp_stanza_get_name(el);
+
+	return n && strcmp(n, name) == 0;
+}
+
+void fuzz_rm_rf(const char *path)
+{
+	GDir *dir = g_dir_open(path, 0, NULL);
+	const char *name;
+
+	if (dir) {
+		while ((name = g_dir_read_name(dir))) {
+			char *p = g_build_filename(path, name, NULL);
+
+			fuzz_rm_rf(p);
+			g_free(p);
+		}
+		g_dir_close(dir);
+		g_rmdir(path);
+	} else {
+		g_unlink(path);
+	}
+}
