@@ -30,7 +30,8 @@ static int progress(uint64_t done, uint64_t total, void *data)
 	c->progress_shown = pct;
 	a = g_format_size(done);
 	b = g_format_size(total);
-	fprintf(stderr, _("\rmend: %3d%% (%s of %s)"), pct, a, b);
+	fputc('\r', stderr); /* the line is redrawn in place */
+	fprintf(stderr, _("mend: %3d%% (%s of %s)"), pct, a, b);
 	fflush(stderr);
 	g_free(a);
 	g_free(b);

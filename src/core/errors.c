@@ -88,12 +88,18 @@ static const char *const messages[] = {
     [-MEND_ERR_IO] = N_("A local file could not be read or written."),
 };
 
+/*
+ * MEND_LOCALEDIR, when set, replaces the install's LOCALEDIR: the tests point it at the
+ * catalogues `make check` compiles into the build tree (tests/locale), so a build that
+ * was never installed runs translated.
+ */
 void mend_i18n_init(void)
 {
 	static gsize done;
+	const char *dir = g_getenv("MEND_LOCALEDIR");
 
 	if (g_once_init_enter(&done)) {
-		bindtextdomain(GETTEXT_PACKAGE, LOCALEDIR);
+		bindtextdomain(GETTEXT_PACKAGE, dir && *dir ? dir : LOCALEDIR);
 		bind_textdomain_codeset(GETTEXT_PACKAGE, "UTF-8");
 		g_once_init_leave(&done, 1);
 	}

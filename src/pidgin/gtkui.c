@@ -29,6 +29,7 @@
 #include <gtkplugin.h>
 
 #define _(s)      dgettext(GETTEXT_PACKAGE, s)
+#define N_(s)     (s)
 #define PLUGIN_ID "gtk-mend"
 #define CORE_ID   "core-mend"
 #define BUTTON    "mend-button" /* conversation data: our toggle button */
@@ -268,9 +269,9 @@ static PurplePluginInfo info = {
     PLUGIN_ID,
     "mend (Pidgin window)",
     PACKAGE_VERSION,
-    "OMEMO on/off in every conversation window",
-    "A toggle in each chat window's toolbar that shows whether mend encrypts the chat and "
-    "switches it.",
+    N_("OMEMO on/off in every conversation window"),
+    N_("A toggle in each chat window's toolbar that shows whether mend encrypts the chat and "
+       "switches it."),
     "the mend authors",
     "",
     plugin_load,
@@ -288,6 +289,12 @@ static PurplePluginInfo info = {
 
 static void init_plugin(PurplePlugin *plugin)
 {
+	const char *dir = g_getenv("MEND_LOCALEDIR"); /* tests: the build's catalogues */
+
+	bindtextdomain(GETTEXT_PACKAGE, dir && *dir ? dir : LOCALEDIR);
+	bind_textdomain_codeset(GETTEXT_PACKAGE, "UTF-8");
+	info.summary = (char *)_(info.summary);
+	info.description = (char *)_(info.description);
 	info.dependencies = g_list_append(NULL, (gpointer)CORE_ID);
 }
 

@@ -17,12 +17,15 @@
 #include "config.h"
 
 #include <dlfcn.h>
+#include <libintl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <profapi.h>
 #include "api.h"
+
+#define _(s) dgettext(GETTEXT_PACKAGE, s)
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -119,10 +122,19 @@ static void load_module(void)
 	entry = (mend_prof_entry)dlsym(h, MEND_PROF_ENTRY);
 	hooks = entry ? entry(&api) : NULL;
 	if (!hooks || hooks->abi != MEND_PROF_ABI) {
-		snprintf(load_error, sizeof(load_error), "%s: not a mend module of this version",
+		snprintf(load_error, sizeof(load_error), _("%s: not a mend module of this version"),
 		         path);
 		hooks = NULL;
 	}
+}
+
+/* The module binds the text domain (mend_i18n_init); without it, this file does. */
+static void bind_domain(void)
+{
+	const char *dir = getenv("MEND_LOCALEDIR"); /* tests: the build's catalogues */
+
+	bindtextdomain(GETTEXT_PACKAGE, dir && *dir ? dir : LOCALEDIR);
+	bind_textdomain_codeset(GETTEXT_PACKAGE, "UTF-8");
 }
 
 static void say_unloaded(void)
@@ -130,8 +142,8 @@ static void say_unloaded(void)
 	char line[700];
 
 	snprintf(line, sizeof(line),
-	         "mend: the OMEMO module could not be loaded (%s); messages to contacts with "
-	         "encryption on are NOT sent. Reinstall mend.",
+	         _("mend: the OMEMO module could not be loaded (%s); messages to contacts with "
+	           "encryption on are NOT sent. Reinstall mend."),
 	         load_error);
 	prof_cons_show(line);
 }
@@ -139,6 +151,7 @@ static void say_unloaded(void)
 EXPORT void prof_init(const char *version, const char *status, const char *account_name,
                       const char *fulljid)
 {
+	bind_domain();
 	load_module();
 	if (!hooks) {
 		say_unloaded();

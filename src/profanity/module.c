@@ -39,6 +39,7 @@
 #include "sigproto.h"
 
 #define _(s)             dgettext(GETTEXT_PACKAGE, s)
+#define N_(s)            (s)
 #define ENC_CHAR         "~" /* from a trusted device (first use or blind trust), or ours */
 #define MARK_VERIFIED    "+"
 #define MARK_UNTRUSTED   "?"
@@ -1292,34 +1293,34 @@ static void register_commands(void)
 	                           "/mend sendfile <path>",
 	                           "/mend save [<n>|<url>]",
 	                           NULL};
-	static char *arguments[][2] = {
+	static const char *arguments[][2] = {
 	    {"on|off [<jid>]",
-	     "Encrypt messages to the contact, or not (default: the current chat). In a room "
-	     "window: the room, which must be members-only and show members' addresses "
-	     "(otherwise mend says why and it stays off)."},
-	    {"members", "In a room window: its members, their devices and trust."},
+	     N_("Encrypt messages to the contact, or not (default: the current chat). In a room "
+	        "window: the room, which must be members-only and show members' addresses "
+	        "(otherwise mend says why and it stays off).")},
+	    {"members", N_("In a room window: its members, their devices and trust.")},
 	    {"send-anyway|drop [<id>]",
-	     "In a room window: a message some members could not read (it waits, with a line "
-	     "saying who and why) is sent to those who can, or dropped."},
+	     N_("In a room window: a message some members could not read (it waits, with a line "
+	        "saying who and why) is sent to those who can, or dropped.")},
 	    {"default on|off",
-	     "Whether chats with contacts who have OMEMO are encrypted unless turned off (this "
-	     "account; on when never set)."},
-	    {"status", "This device's id, fingerprint, queue and library."},
+	     N_("Whether chats with contacts who have OMEMO are encrypted unless turned off (this "
+	        "account; on when never set).")},
+	    {"status", N_("This device's id, fingerprint, queue and library.")},
 	    {"devices [<jid>]",
-	     "Devices of a contact (default: the current chat, else yours), fingerprints and "
-	     "trust."},
-	    {"fingerprint [<jid>]", "The same as devices."},
+	     N_("Devices of a contact (default: the current chat, else yours), fingerprints and "
+	        "trust.")},
+	    {"fingerprint [<jid>]", N_("The same as devices.")},
 	    {"trust|untrust <jid> <device> [<fingerprint>]",
-	     "Mark a device verified, or never encrypt to it. A device that showed a new key "
-	     "is trusted only by naming that key's fingerprint (64 hex digits, quoted if "
-	     "spaced)."},
-	    {"uri", "Our verification URI, as Conversations and Dino scan it."},
-	    {"verify <uri>", "Verify a contact's devices from their URI."},
-	    {"policy [<jid>] [tofu|btbv|manual]", "How new devices are trusted."},
-	    {"sendfile <path>",
-	     "Send a file encrypted (XEP-0454) in this chat or room; use it instead of /sendfile."},
+	     N_("Mark a device verified, or never encrypt to it. A device that showed a new key "
+	        "is trusted only by naming that key's fingerprint (64 hex digits, quoted if "
+	        "spaced).")},
+	    {"uri", N_("Our verification URI, as Conversations and Dino scan it.")},
+	    {"verify <uri>", N_("Verify a contact's devices from their URI.")},
+	    {"policy [<jid>] [tofu|btbv|manual]", N_("How new devices are trusted.")},
+	    {"sendfile <path>", N_("Send a file encrypted (XEP-0454) in this chat or room; use it "
+	                           "instead of /sendfile.")},
 	    {"save [<n>|<url>]",
-	     "Save received file n (default: the last), or an aesgcm:// link, in ~/Downloads."},
+	     N_("Save received file n (default: the last), or an aesgcm:// link, in ~/Downloads.")},
 	    {NULL, NULL}};
 	static char *examples[] = {"/mend on bob@example.org", "/mend devices bob@example.org",
 	                           "/mend trust bob@example.org 12345", NULL};
@@ -1330,11 +1331,18 @@ static void register_commands(void)
 	static char *onoff[] = {"on", "off", NULL};
 	static char *policies[] = {"tofu", "btbv", "manual", NULL};
 
+	char *args[G_N_ELEMENTS(arguments)][2] = {{NULL, NULL}};
+	size_t i;
+
+	for (i = 0; arguments[i][0]; i++) { /* Profanity shows them as given: translated here */
+		args[i][0] = (char *)arguments[i][0];
+		args[i][1] = (char *)_(arguments[i][1]);
+	}
 	M.api->register_command(MEND_PROF_FILE, "/mend", 1, 4, synopsis,
 	                        _("OMEMO encryption on every device (mend). Marks before a "
 	                          "received message: + verified device, ~ trusted, ? untrusted, ! "
 	                          "not announced by its owner, - unencrypted."),
-	                        arguments, examples, cmd_mend);
+	                        args, examples, cmd_mend);
 	M.api->completer_add(MEND_PROF_FILE, "/mend", subs);
 	M.api->completer_add(MEND_PROF_FILE, "/mend default", onoff);
 	M.api->completer_add(MEND_PROF_FILE, "/mend policy", policies);

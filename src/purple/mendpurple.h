@@ -17,6 +17,7 @@
 #include "mend/mend.h"
 
 #define _(s)          dgettext(GETTEXT_PACKAGE, s)
+#define N_(s)         (s)
 #define PREFS         "/plugins/core/mend"
 #define PREF_ENABLED  PREFS "/enabled"
 #define PREF_DISABLED PREFS "/disabled"

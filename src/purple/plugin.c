@@ -1315,9 +1315,9 @@ static PurplePluginInfo info = {
     PLUGIN_ID,
     "mend",
     PACKAGE_VERSION,
-    "OMEMO encryption on every device",
-    "mend: OMEMO (XEP-0384) for XMPP, with history on every device through carbons and the "
-    "server archive.",
+    N_("OMEMO encryption on every device"),
+    N_("mend: OMEMO (XEP-0384) for XMPP, with history on every device through carbons and "
+       "the server archive."),
     "the mend authors",
     "",
     plugin_load,
@@ -1335,6 +1335,9 @@ static PurplePluginInfo info = {
 
 static void init_plugin(PurplePlugin *plugin)
 {
+	mend_i18n_init(); /* the plugin list shows these translated */
+	info.summary = (char *)_(info.summary);
+	info.description = (char *)_(info.description);
 	purple_prefs_add_none(PREFS);
 	purple_prefs_add_bool(PREF_DEFAULT, TRUE);
 	purple_prefs_add_string_list(PREF_ENABLED, NULL);

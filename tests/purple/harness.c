@@ -23,6 +23,7 @@
  * raw, rawtext, close, load, unload, answer, cancel, account, ping, quit); EOF quits too. stderr:
  * libpurple's warnings and errors; everything with --verbose.
  */
+#include <locale.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1297,6 +1298,7 @@ int main(int argc, char **argv)
 	char **d, **p;
 
 	signal(SIGPIPE, SIG_IGN);
+	setlocale(LC_ALL, ""); /* as Pidgin and Finch do: the plugin speaks LANGUAGE */
 	if (!parse_args(argc, argv))
 		return 2;
 	g_set_print_handler(print_to_stderr);
