@@ -24,6 +24,7 @@
 #include <strophe.h>
 #include "mend/mend.h"
 #include "internal.h" /* mend_account_set_clock */
+#include "session2.h" /* mend_omemo2_sessions_supported */
 #include "tap.h"
 
 #define ALICE        "alice@x"
@@ -34,6 +35,8 @@
 #define NS_LEGACY    "eu.siacs.conversations.axolotl"
 #define NODE_LIST    NS_LEGACY ".devicelist"
 #define NODE_BUNDLES NS_LEGACY ".bundles:"
+#define NODE2_LIST   "urn:xmpp:omemo:2:devices"
+#define NODE2_BUNDLE "urn:xmpp:omemo:2:bundles"
 #define NS_PUBSUB    "http://jabber.org/protocol/pubsub"
 #define NS_OWNER     "http://jabber.org/protocol/pubsub#owner"
 #define NS_CARBONS   "urn:xmpp:carbons:2"
@@ -53,6 +56,7 @@ typedef struct rec {
 
 static xmpp_ctx_t *xctx;
 static GPtrArray *sent;                    /* char *: every stanza alice's core sent, in order */
+static GHashTable *answered;               /* indices (+1) of sent IQs the server answered */
 static GPtrArray *events;                  /* rec *: every event alice's core reported */
 static uint32_t aid, bid;                  /* the device ids of alice and bob */
 static const char *self_full = ALICE_FULL; /* whom the server's answers go to */
@@ -319,6 +323,25 @@ static int sent_anywhere(const char *needle)
 
 /* --- the server's answers ------------------------------------------------------- */
 
+static int answer(mend_account *a, int i, const char *from, const char *type, const char *payload);
+
+/*
+ * The OMEMO:2 device list fetches to `from` not answered yet get item-not-found (an account
+ * of legacy OMEMO only): the answer to a legacy list fetch brings them, so the tests written
+ * for legacy OMEMO go on as they were.
+ */
+static void answer_lists2_none(mend_account *a, const char *from)
+{
+	static const char err[] =
+	    "<error type='cancel'><item-not-found xmlns='" NS_STANZAS "'/></error>";
+	guint i;
+
+	for (i = 0; i < sent->len; i++)
+		if (!g_hash_table_contains(answered, GINT_TO_POINTER(i + 1)) &&
+		    sent_has(i, "items", NULL, "node", NODE2_LIST) && sent_attr_is(i, "to", from))
+			answer(a, (int)i, from, "error", err);
+}
+
 /* Answers sent IQ `i` from `from` (NULL: no from) with type and payload. */
 static int answer(mend_account *a, int i, const char *from, const char *type, const char *payload)
 {
@@ -328,12 +351,15 @@ static int answer(mend_account *a, int i, const char *from, const char *type, co
 
 	if (i < 0 || !(st = sent_st(i)))
 		return -1000;
+	g_hash_table_add(answered, GINT_TO_POINTER(i + 1));
 	fattr = from ? g_strdup_printf(" from='%s'", from) : g_strdup("");
 	xml = g_strdup_printf("<iq type='%s' id='%s'%s to='%s'>%s</iq>", type,
 	                      xmpp_stanza_get_id(st), fattr, self_full, payload ? payload : "");
 	r = mend_account_handle_stanza(a, xml);
 	g_free(xml);
 	g_free(fattr);
+	if (sent_has(i, "items", NULL, "node", NODE_LIST))
+		answer_lists2_none(a, from);
 	xmpp_stanza_release(st);
 	return r;
 }
@@ -1900,6 +1926,129 @@ static mend_account *open_in(const char *root, const char *jid, const mend_host_
 	return acc;
 }
 
+/* --- 10. OMEMO:2 beside legacy OMEMO: its nodes (XEP-0384 0.9 §5.3) --------------------------- */
+
+#define NS_OMEMO2 "urn:xmpp:omemo:2"
+
+/* A PEP push of `jid`'s OMEMO:2 device list: devices d1 and d2 (0: fewer). */
+static char *list2_push(const char *jid, uint32_t d1, uint32_t d2)
+{
+	GString *s = g_string_new(NULL);
+
+	g_string_append_printf(s,
+	                       "<message from='%s' to='" ALICE "' type='headline'>"
+	                       "<event xmlns='http://jabber.org/protocol/pubsub#event'>"
+	                       "<items node='" NODE2_LIST "'><item id='current'>"
+	                       "<devices xmlns='" NS_OMEMO2 "'>",
+	                       jid);
+	if (d1)
+		g_string_append_printf(s, "<device id='%u'/>", d1);
+	if (d2)
+		g_string_append_printf(s, "<device id='%u'/>", d2);
+	g_string_append(s, "</devices></item></items></event></message>");
+	return g_string_free(s, FALSE);
+}
+
+/* The versions (mend_device_info.versions) and send version of device `id` of jid; -1 none. */
+static int versions_of(mend_account *a, const char *jid, uint32_t id, int *send)
+{
+	mend_device_info *infos = NULL;
+	size_t n = 0, i;
+	int v = -1;
+
+	mend_account_device_infos(a, jid, &infos, &n);
+	for (i = 0; i < n; i++)
+		if (infos[i].id == id) {
+			v = (int)infos[i].versions;
+			if (send)
+				*send = infos[i].send_version;
+		}
+	mend_free(infos);
+	return v;
+}
+
+/* Sent stanza `i` holds an OMEMO:2 <devices/> naming device `id`. */
+static int sent_lists2(int i, const char *id)
+{
+	xmpp_stanza_t *st = i >= 0 ? sent_st(i) : NULL, *c;
+	int found = 0;
+
+	c = st ? find(st, "devices", NS_OMEMO2) : NULL;
+	for (c = c ? xmpp_stanza_get_children(c) : NULL; c; c = xmpp_stanza_get_next(c))
+		found |= str_is(xmpp_stanza_get_name(c), "device") &&
+		         str_is(xmpp_stanza_get_attribute(c, "id"), id);
+	if (st)
+		xmpp_stanza_release(st);
+	return found;
+}
+
+/* Our OMEMO:2 nodes on connecting: the list with our device added, the bundle under our id. */
+static void omemo2_own_nodes(mend_account *a, guint mark, int q2)
+{
+	char id[16], *items;
+	int bpub, lpub;
+
+	g_snprintf(id, sizeof(id), "%u", aid);
+	TAP_OK(q2 >= 0, "our OMEMO:2 device list is asked for beside the legacy one");
+	items = g_strdup_printf("<pubsub xmlns='" NS_PUBSUB "'><items node='" NODE2_LIST "'>"
+	                        "<item id='current'><devices xmlns='" NS_OMEMO2 "'>"
+	                        "<device id='777'/></devices></item></items></pubsub>");
+	answer(a, q2, ALICE, "result", items);
+	g_free(items);
+	bpub = sent_find(mark, "publish", NULL, "node", NODE2_BUNDLE);
+	TAP_OK(bpub >= 0 && sent_has(bpub, "bundle", NS_OMEMO2, NULL, NULL) &&
+	           sent_has(bpub, "item", NULL, "id", id),
+	       "our OMEMO:2 bundle is published as item %s of " NODE2_BUNDLE, id);
+	TAP_OK(sent_opens(bpub, "publish-options") &&
+	           sent_has(bpub, "publish-options", NULL, NULL, NULL) &&
+	           sent_anywhere("pubsub#max_items"),
+	       "with access_model open and max_items");
+	lpub = sent_find(mark, "publish", NULL, "node", NODE2_LIST);
+	TAP_OK(sent_has(lpub, "item", NULL, "id", "current") && sent_lists2(lpub, id) &&
+	           sent_lists2(lpub, "777"),
+	       "our device is added to the OMEMO:2 list, device 777 kept");
+	TAP_OK(sent_opens(lpub, "publish-options"), "the list with access_model open");
+	answer_ok(a, bpub, ALICE);
+	answer_ok(a, lpub, ALICE);
+	TAP_EQ(versions_of(a, ALICE, 777, NULL), 2, "our other device 777 publishes OMEMO:2 only");
+	TAP_EQ(versions_of(a, ALICE, aid, NULL), 3, "this device publishes both versions");
+}
+
+static void test_omemo2_nodes(mend_account *a)
+{
+	guint mark = sent->len;
+	int q = reconnect(a, 0), q2 = items_query(mark, NODE2_LIST, ALICE), send = 0;
+	char *push;
+
+	if (mend_omemo2_sessions_supported())
+		omemo2_own_nodes(a, mark, q2);
+	else
+		TAP_EQ(q2, -1, "libsignal-protocol-c: no OMEMO:2 list asked for");
+	answer_list(a, q, ALICE, aid);
+	push = list2_push(BOB, bid, 555);
+	TAP_EQ(mend_account_handle_stanza(a, push), 1, "bob's OMEMO:2 list pushed");
+	g_free(push);
+	if (mend_omemo2_sessions_supported()) {
+		TAP_EQ(versions_of(a, BOB, bid, &send), 3, "bob's device publishes both versions");
+		TAP_EQ(send, MEND_OMEMO_2, "and gets OMEMO:2");
+		TAP_EQ(versions_of(a, BOB, 555, &send), 2, "bob's device 555 only OMEMO:2");
+	} else {
+		TAP_EQ(versions_of(a, BOB, bid, &send), 1,
+		       "libsignal-protocol-c: bob's device legacy");
+		TAP_EQ(send, MEND_OMEMO_LEGACY, "and gets legacy OMEMO");
+		TAP_EQ(versions_of(a, BOB, 555, NULL), -1, "no OMEMO:2 device of bob is taken");
+	}
+	push = list2_push(BOB, 0, 0);
+	TAP_EQ(mend_account_handle_stanza(a, push), 1, "bob's OMEMO:2 list emptied");
+	g_free(push);
+	TAP_EQ(versions_of(a, BOB, bid, &send), 1, "bob's device is legacy only again");
+	TAP_EQ(send, MEND_OMEMO_LEGACY, "and gets legacy OMEMO");
+	send = 0;
+	TAP_EQ(versions_of(a, BOB, 555, &send), mend_omemo2_sessions_supported() ? 0 : -1,
+	       "device 555 is listed in no version");
+	TAP_EQ(send, 0, "and gets nothing");
+}
+
 int main(void)
 {
 	static const mend_host_ops quiet = {0};
@@ -1910,6 +2059,7 @@ int main(void)
 		TAP_BAIL("no temp dir");
 	xctx = xmpp_ctx_new(NULL, NULL);
 	sent = g_ptr_array_new_with_free_func(g_free);
+	answered = g_hash_table_new(g_direct_hash, g_direct_equal);
 	events = g_ptr_array_new_with_free_func(rec_free);
 	a = open_in(root, ALICE, &alice_ops);
 	b = open_in(root, BOB, &quiet);
@@ -1939,9 +2089,11 @@ int main(void)
 	test_list_lost(a);
 	test_first_publish_lost(root);
 	test_subscribe(a, b, root);
+	test_omemo2_nodes(a);
 	mend_account_free(a);
 	mend_account_free(b);
 	g_ptr_array_free(sent, TRUE);
+	g_hash_table_destroy(answered);
 	g_ptr_array_free(events, TRUE);
 	xmpp_ctx_free(xctx);
 	rm_rf(root);

@@ -271,8 +271,10 @@ static void test_moved_values(const char *db)
 	size_t len = 0;
 	int trust = 0;
 
-	TAP_EQ(plain_sql(db, "INSERT INTO sessions (jid, device, record) SELECT jid, 5, record"
-	                     " FROM sessions WHERE device = 1234;"
+	TAP_EQ(plain_sql(db, "INSERT INTO sessions (jid, device, version, record)"
+	                     " SELECT jid, 5, version, record FROM sessions WHERE device = 1234;"
+	                     "INSERT INTO sessions (jid, device, version, record)"
+	                     " SELECT jid, device, 2, record FROM sessions WHERE device = 1234;"
 	                     "UPDATE signed_prekeys SET record = (SELECT record FROM prekeys"
 	                     " WHERE id = 17) WHERE id = 5;"
 	                     "INSERT INTO peer_identities (jid, device, key, first_seen)"
@@ -283,6 +285,9 @@ static void test_moved_values(const char *db)
 	s = open_ok(db, 0);
 	TAP_EQ(mend_store_session_get(s, "bob@x", 5, &rec, &len), MEND_ERR_STORE_CORRUPT,
 	       "session copied to another device does not open");
+	TAP_EQ(mend_store_session_get_v(s, "bob@x", 1234, MEND_VERSION_2, &rec, &len),
+	       MEND_ERR_STORE_CORRUPT,
+	       "a legacy session copied to the device's OMEMO:2 session does not open");
 	TAP_EQ(mend_store_signed_prekey_get(s, 5, &rec, &len), MEND_ERR_STORE_CORRUPT,
 	       "prekey copied into signed_prekeys does not open");
 	TAP_EQ(mend_store_peer_identity_get(s, "eve@x", 1234, &rec, &len, &trust),
@@ -407,6 +412,99 @@ static void test_v0_migrates(void)
 	g_free(v);
 	mend_store_close(s);
 	g_free(db);
+}
+
+/* Takes a current store back to schema v7: sessions keyed by (jid, device), no versions. */
+static const char to_v7[] =
+    "DROP TABLE device_versions;"
+    "CREATE TABLE s7 (jid TEXT NOT NULL, device INTEGER NOT NULL, record BLOB NOT NULL,"
+    " PRIMARY KEY (jid, device));"
+    "INSERT INTO s7 SELECT jid, device, record FROM sessions WHERE version = 1;"
+    "DROP TABLE sessions; ALTER TABLE s7 RENAME TO sessions; PRAGMA user_version = 7;";
+
+/* Schema v8: sessions per version; a v7 store's sessions and devices are legacy ones. */
+static void test_v7_migrates(void)
+{
+	static const uint32_t listed[] = {11, 12};
+	char *db = path_in_tmp("v7.db");
+	mend_store *s = open_ok(db, 1);
+	uint8_t *rec = NULL;
+	uint32_t *ids = NULL;
+	size_t len = 0, n = 0;
+	unsigned published = 0;
+	int wrote = -1, broken2 = -1;
+
+	TAP_EQ(mend_store_session_put(s, "bob@x", 11, (const uint8_t *)"legacy", 6), 0,
+	       "a legacy session");
+	TAP_EQ(mend_store_devicelist_set(s, "bob@x", listed, 2), 0, "a device list");
+	mend_store_close(s);
+	TAP_EQ(plain_sql(db, to_v7), SQLITE_OK, "the store taken back to schema v7");
+	s = open_ok(db, 0);
+	TAP_EQ(read_user_version(db), MEND_STORE_SCHEMA_VERSION, "migrated to v8");
+	TAP_EQ(mend_store_session_get_v(s, "bob@x", 11, MEND_VERSION_LEGACY, &rec, &len), 0,
+	       "the session is the device's legacy one");
+	TAP_OK(bytes_eq(rec, len, "legacy", 6), "with its record");
+	g_free(rec);
+	TAP_EQ(mend_store_session_exists_v(s, "bob@x", 11, MEND_VERSION_2), 0,
+	       "no OMEMO:2 session");
+	TAP_EQ(mend_store_device_versions_list(s, "bob@x", MEND_VERSION_LEGACY, &ids, &n), 0,
+	       "legacy devices");
+	TAP_OK(n == 2 && ids[0] == 11 && ids[1] == 12, "the listed devices publish legacy OMEMO");
+	g_free(ids);
+	TAP_EQ(mend_store_device_versions(s, "bob@x", 12, &published, &wrote, &broken2), 0,
+	       "device 12's versions");
+	TAP_OK(published == MEND_VERSION_BIT(MEND_VERSION_LEGACY) && wrote == 0 && broken2 == 0,
+	       "legacy only, never wrote, bundle usable");
+	mend_store_close(s);
+	g_free(db);
+}
+
+/* One device, two versions: separate sessions, published versions, who wrote how. */
+static void test_versions(mend_store *s)
+{
+	static const uint32_t legacy[] = {1, 2}, v2[] = {2, 3};
+	uint8_t *rec = NULL;
+	uint32_t *ids = NULL;
+	size_t len = 0, n = 0;
+	unsigned published = 0;
+	int wrote = 0, broken2 = 0;
+
+	TAP_EQ(mend_store_session_put(s, "v@x", 2, (const uint8_t *)"old", 3), 0, "legacy session");
+	TAP_EQ(mend_store_session_put_v(s, "v@x", 2, MEND_VERSION_2, (const uint8_t *)"two", 3), 0,
+	       "OMEMO:2 session of the same device");
+	TAP_EQ(mend_store_session_get(s, "v@x", 2, &rec, &len), 0, "legacy one read");
+	TAP_OK(bytes_eq(rec, len, "old", 3), "the OMEMO:2 one did not replace it");
+	g_free(rec);
+	TAP_EQ(mend_store_session_get_v(s, "v@x", 2, MEND_VERSION_2, &rec, &len), 0,
+	       "OMEMO:2 one read");
+	TAP_OK(bytes_eq(rec, len, "two", 3), "with its own record");
+	g_free(rec);
+	TAP_EQ(mend_store_session_put_v(s, "v@x", 2, 3, (const uint8_t *)"x", 1),
+	       MEND_ERR_INVALID_ARG, "no version 3");
+	TAP_EQ(mend_store_session_delete(s, "v@x", 2), 0, "legacy session deleted");
+	TAP_EQ(mend_store_session_exists_v(s, "v@x", 2, MEND_VERSION_2), 1, "OMEMO:2 one stays");
+	TAP_EQ(mend_store_device_versions_set(s, "v@x", MEND_VERSION_LEGACY, legacy, 2), 0,
+	       "legacy list 1 2");
+	TAP_EQ(mend_store_device_versions_set(s, "v@x", MEND_VERSION_2, v2, 2), 0,
+	       "OMEMO:2 list 2 3");
+	TAP_EQ(mend_store_device_versions_list(s, "v@x", 0, &ids, &n), 0, "devices of either");
+	TAP_OK(n == 3 && ids[0] == 1 && ids[2] == 3, "1 2 3");
+	g_free(ids);
+	TAP_EQ(mend_store_device_versions(s, "v@x", 2, &published, NULL, NULL), 0, "device 2");
+	TAP_EQ(published, 3u, "publishes both");
+	TAP_EQ(mend_store_device_versions_set(s, "v@x", MEND_VERSION_2, NULL, 0), 0,
+	       "an empty OMEMO:2 list");
+	TAP_EQ(mend_store_device_versions_list(s, "v@x", MEND_VERSION_2, &ids, &n), 0, "OMEMO:2");
+	TAP_EQ(n, 0u, "no OMEMO:2 device left");
+	g_free(ids);
+	TAP_EQ(mend_store_device_wrote_set(s, "v@x", 2, MEND_VERSION_2), 0, "device 2 wrote in 2");
+	TAP_EQ(mend_store_device_set_broken2(s, "v@x", 2, 1), 0, "its OMEMO:2 bundle unusable");
+	TAP_EQ(mend_store_device_versions(s, "v@x", 2, &published, &wrote, &broken2), 0,
+	       "device 2 again");
+	TAP_OK(published == 1 && wrote == MEND_VERSION_2 && broken2 == 1,
+	       "legacy published, wrote OMEMO:2, OMEMO:2 bundle unusable");
+	TAP_EQ(mend_store_device_versions(s, "v@x", 9, NULL, NULL, NULL), MEND_ERR_NOT_FOUND,
+	       "an unknown device");
 }
 
 static int session_is(mend_store *s, uint32_t dev, const char *want)
@@ -610,6 +708,7 @@ static void test_operations(void)
 	mend_store *s = open_ok(db, 1);
 
 	test_transactions(s);
+	test_versions(s);
 	test_devicelist(s);
 	test_prekeys(s);
 	test_stanzas(s);
@@ -654,6 +753,7 @@ int main(void)
 	test_fail_closed(db);
 	test_version();
 	test_v0_migrates();
+	test_v7_migrates();
 	test_operations();
 	rm_tree(tmpdir);
 	g_free(none);

@@ -164,7 +164,15 @@ typedef struct mend_event {
 	const struct mend_file_link *file;
 	const char *room; /* group chats: the room's bare JID (peer is the room too), else NULL */
 	const char *nick; /* group chats: the sender's nick in the room (ours for our own) */
+	/* MESSAGE, UNDECRYPTABLE: the OMEMO version it came in (MEND_OMEMO_LEGACY or
+	 * MEND_OMEMO_2), 0 when not known (plaintext, local history of older versions) */
+	int version;
 } mend_event;
+
+/* XEP-0384 versions: legacy OMEMO (eu.siacs.conversations.axolotl, shown "0.3") and OMEMO:2
+ * (urn:xmpp:omemo:2, shown "2"). As bits (mend_device_info.versions): 1 << (version - 1). */
+#define MEND_OMEMO_LEGACY 1
+#define MEND_OMEMO_2      2
 
 typedef enum mend_log_level {
 	MEND_LOG_ERROR = 0,
@@ -402,6 +410,9 @@ typedef struct mend_device_info {
 	int64_t last_seen;   /* unix time of the last message from it, 0 if never */
 	unsigned n_new_keys; /* how many new keys it showed (new_fingerprint: the first of them) */
 	int stale;           /* a contact's device silent for MEND_STALE_DAYS: not encrypted to */
+	unsigned versions;   /* bits 1 << (MEND_OMEMO_* - 1): the versions whose lists name it */
+	int wrote_version;   /* the version it last wrote to us in (MEND_OMEMO_*), 0: none yet */
+	int send_version;    /* the version we write to it in now, 0: none */
 } mend_device_info;
 
 /*

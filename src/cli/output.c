@@ -90,6 +90,24 @@ static void json_bool(GString *s, const char *key, int v)
 	g_string_append(s, v ? "true" : "false");
 }
 
+/* XEP-0384's version as the CLI names it: "2" (OMEMO:2) or "0.3" (legacy); NULL: none. */
+static const char *version_name(int version)
+{
+	return version == MEND_OMEMO_2 ? "2" : version == MEND_OMEMO_LEGACY ? "0.3" : NULL;
+}
+
+/* "versions":["2","0.3"]: the versions a device's lists name (mend_device_info.versions). */
+static void json_versions(GString *s, const char *key, unsigned bits)
+{
+	json_key(s, key);
+	g_string_append_c(s, '[');
+	if (bits & (1u << (MEND_OMEMO_2 - 1)))
+		g_string_append(s, "\"2\"");
+	if (bits & (1u << (MEND_OMEMO_LEGACY - 1)))
+		g_string_append(s, (bits & (1u << (MEND_OMEMO_2 - 1))) ? ",\"0.3\"" : "\"0.3\"");
+	g_string_append_c(s, ']');
+}
+
 static void json_end(GString *s)
 {
 	g_string_append(s, "}\n");
@@ -337,7 +355,9 @@ static void message_json(struct cli *c, const mend_event *ev, const char *ts)
 	json_bool(s, "encrypted", !ev->plaintext);
 	json_bool(s, "announced", ev->plaintext || ev->announced);
 	json_str(s, "mark", mark_word(ev));
-	json_str(s, "version", ev->plaintext ? NULL : "0.3");
+	json_str(s, "version",
+	         ev->plaintext ? NULL
+	                       : version_name(ev->version ? ev->version : MEND_OMEMO_LEGACY));
 	json_str(s, "room", ev->room); /* group chats: the room and the sender's nick there */
 	json_str(s, "nick", ev->nick);
 	if (ev->file)
@@ -552,6 +572,9 @@ static void device_json(const char *jid, const mend_device_info *d, int own)
 	json_bool(s, "session", d->has_session);
 	json_str(s, "last_seen", seen);
 	json_bool(s, "own", own);
+	json_versions(s, "versions", d->versions);
+	json_str(s, "wrote", version_name(d->wrote_version));
+	json_str(s, "send_version", version_name(d->send_version));
 	json_end(s);
 	g_free(seen);
 }
@@ -579,6 +602,11 @@ static void device_human(const char *jid, const mend_device_info *d, int own)
 		      "or you trust it again (mend trust %s %u %s).\n"),
 		    MEND_STALE_DAYS, jid, d->id, d->fingerprint);
 	printf(_("  fingerprint %s\n"), fp);
+	if (d->versions)
+		printf(_("  OMEMO versions: %s%s%s\n"),
+		       (d->versions & (1u << (MEND_OMEMO_2 - 1))) ? "2" : "",
+		       d->versions == 3u ? ", " : "",
+		       (d->versions & (1u << (MEND_OMEMO_LEGACY - 1))) ? "0.3" : "");
 	if (d->new_fingerprint[0]) {
 		/* DESIGN §7: the old and the new key, and what to do */
 		nfp = mend_fingerprint_grouped(d->new_fingerprint);

@@ -13,6 +13,7 @@
 #include <glib/gstdio.h>
 #include <libintl.h>
 #include "internal.h"
+#include "omemo2_engine.h"
 #include "keyring.h"
 #include "unlock.h"
 #include <sqlite3.h>
@@ -655,7 +656,9 @@ int mend_account_own_devicelist_xml(mend_account *acc, char **xml)
 	int r;
 
 	*xml = NULL;
-	r = mend_store_devicelist_get(acc->store, acc->jid, &dl.ids, &dl.n);
+	/* the devices our legacy list named (a device of OMEMO:2 only stays out of it) */
+	r = mend_store_device_versions_list(acc->store, acc->jid, MEND_VERSION_LEGACY, &dl.ids,
+	                                    &dl.n);
 	if (r == MEND_ERR_NOT_FOUND)
 		r = MEND_OK;
 	if (r < 0)
@@ -701,10 +704,8 @@ int mend_account_devicelist_update(mend_account *acc, const char *jid, const cha
 		         mend_strerror(r));
 		return r;
 	}
-	r = mend_store_devicelist_set(acc->store, jid, dl.ids, dl.n);
+	r = mend_omemo2_list_store(acc, jid, MEND_VERSION_LEGACY, dl.ids, dl.n);
 	mend_devicelist_clear(&dl);
-	if (r == MEND_OK)
-		mend_devices_listed(acc, jid);
 	return r;
 }
 

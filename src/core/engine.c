@@ -23,6 +23,8 @@
 #include "engine.h"
 #include "room.h"
 #include "xep/omemo_legacy.h"
+#include "xep/omemo2.h"
+#include "omemo2_engine.h"
 
 #define _(s) dgettext(GETTEXT_PACKAGE, s)
 
@@ -254,6 +256,8 @@ typedef struct publish_job {
 	char *payload; /* the item's payload, serialized */
 	int stage;     /* 0 with options, 1 configuring, 2 without options */
 	void (*done)(mend_account *acc, int ok);
+	char *item_id; /* NULL: "current" */
+	int max_items; /* also pubsub#max_items = max (XEP-0384 0.9 §5.3.2) */
 } publish_job;
 
 static void publish_job_free(gpointer p)
@@ -262,6 +266,7 @@ static void publish_job_free(gpointer p)
 
 	g_free(j->node);
 	g_free(j->payload);
+	g_free(j->item_id);
 	g_free(j);
 }
 
@@ -288,6 +293,7 @@ static void publish_reply(mend_account *acc, xmpp_stanza_t *iq, int ok, void *da
 	*next = *j;
 	next->node = g_strdup(j->node);
 	next->payload = g_strdup(j->payload);
+	next->item_id = g_strdup(j->item_id);
 	next->stage = j->stage + 1;
 	publish_step(acc, next);
 }
@@ -300,13 +306,17 @@ static xmpp_stanza_t *publish_iq(mend_account *acc, const publish_job *j)
 	pub = add(ps, el(acc, "publish", NULL));
 	xmpp_stanza_set_attribute(pub, "node", j->node);
 	item = add(pub, el(acc, "item", NULL));
-	xmpp_stanza_set_id(item, "current");
+	xmpp_stanza_set_id(item, j->item_id ? j->item_id : "current");
 	payload = mend_stanza_parse(acc, j->payload);
 	if (payload)
 		add(item, payload);
-	if (j->stage == 0)
-		add(add(ps, el(acc, "publish-options", NULL)),
-		    form(acc, access_form, "pubsub#access_model", "open"));
+	if (j->stage == 0) {
+		xmpp_stanza_t *f = form(acc, access_form, "pubsub#access_model", "open");
+
+		if (j->max_items)
+			add_field(acc, f, "pubsub#max_items", NULL, "max");
+		add(add(ps, el(acc, "publish-options", NULL)), f);
+	}
 	return iq;
 }
 
@@ -318,8 +328,10 @@ static void publish_step(mend_account *acc, publish_job *j)
 		iq = iq_new(acc, "set");
 		conf = add(add(iq, el(acc, "pubsub", NS_PUBSUB_OWNER)), el(acc, "configure", NULL));
 		xmpp_stanza_set_attribute(conf, "node", j->node);
-		add(conf, form(acc, "http://jabber.org/protocol/pubsub#node_config",
-		               "pubsub#access_model", "open"));
+		conf = add(conf, form(acc, "http://jabber.org/protocol/pubsub#node_config",
+		                      "pubsub#access_model", "open"));
+		if (j->max_items)
+			add_field(acc, conf, "pubsub#max_items", NULL, "max");
 	} else {
 		iq = publish_iq(acc, j);
 	}
@@ -329,9 +341,17 @@ static void publish_step(mend_account *acc, publish_job *j)
 static void publish(mend_account *acc, const char *node, char *payload,
                     void (*done)(mend_account *acc, int ok))
 {
+	mend_engine_publish(acc, node, NULL, 0, payload, done);
+}
+
+void mend_engine_publish(mend_account *acc, const char *node, const char *item_id, int max_items,
+                         char *payload, void (*done)(mend_account *acc, int ok))
+{
 	publish_job *j = g_new0(publish_job, 1);
 
 	j->node = g_strdup(node);
+	j->item_id = g_strdup(item_id);
+	j->max_items = max_items;
 	j->payload = payload;
 	j->done = done;
 	publish_step(acc, j);
@@ -373,6 +393,7 @@ static void publish_bundle(mend_account *acc, void (*done)(mend_account *acc, in
 	}
 	g_snprintf(node, sizeof(node), "%s%u", MEND_NODE_LEGACY_BUNDLES, acc->device_id);
 	publish(acc, node, xml, done);
+	mend_omemo2_publish_bundle(acc); /* the same keys, kept current in both versions */
 }
 
 static void publish_own_list(mend_account *acc)
@@ -465,6 +486,7 @@ static void list_self(mend_account *acc)
 		ids[n++] = acc->device_id;
 		mend_store_devicelist_set(acc->store, acc->jid, ids, n);
 	}
+	mend_store_device_version_add(acc->store, acc->jid, acc->device_id, MEND_VERSION_LEGACY);
 	g_free(ids);
 }
 
@@ -516,6 +538,7 @@ int mend_account_connected(mend_account *acc, const char *full_jid, unsigned fla
 	eng->connected = 1;
 	send_iq(acc, items_iq(acc, MEND_NODE_LEGACY_DEVICELIST), acc->jid, own_list_reply, NULL,
 	        NULL);
+	mend_omemo2_connected(acc);
 	if (flags & MEND_CONNECT_CARBONS)
 		enable_carbons(acc);
 	if (flags & MEND_CONNECT_CATCHUP)
@@ -645,6 +668,16 @@ static void fetch_done(mend_account *acc)
 		pump_all(acc);
 }
 
+void mend_engine_fetch_started(mend_account *acc)
+{
+	engine(acc)->fetches++;
+}
+
+void mend_engine_fetch_done(mend_account *acc)
+{
+	fetch_done(acc);
+}
+
 static void probe_reply(mend_account *acc, xmpp_stanza_t *iq, int ok, void *data)
 {
 	mend_delivery_probed(acc, ((fetch *)data)->jid, ok ? NULL : iq);
@@ -763,6 +796,7 @@ static void subscribe_list(mend_account *acc, const char *jid)
 	xmpp_stanza_set_attribute(sub, "node", MEND_NODE_LEGACY_DEVICELIST);
 	xmpp_stanza_set_attribute(sub, "jid", acc->jid);
 	send_iq(acc, iq, jid, subscribe_reply, g_strdup(jid), g_free);
+	mend_omemo2_subscribe(acc, jid);
 }
 
 static void start_fetch(mend_account *acc, const char *jid, uint32_t device)
@@ -776,6 +810,7 @@ static void start_fetch(mend_account *acc, const char *jid, uint32_t device)
 	if (!device) {
 		send_iq(acc, items_iq(acc, MEND_NODE_LEGACY_DEVICELIST), jid, list_reply, f,
 		        fetch_free);
+		mend_omemo2_fetch_list(acc, jid); /* its OMEMO:2 devices, beside */
 		subscribe_list(acc, jid);
 		return;
 	}
@@ -1659,6 +1694,8 @@ static int handle_pep_event(mend_account *acc, xmpp_stanza_t *st, xmpp_stanza_t 
 	const char *node = items ? xmpp_stanza_get_attribute(items, "node") : NULL;
 	const char *from = xmpp_stanza_get_from(st);
 
+	if (node && g_str_equal(node, MEND_NODE_OMEMO2_DEVICES))
+		return mend_omemo2_list_event(acc, st, items);
 	if (!node || !g_str_equal(node, MEND_NODE_LEGACY_DEVICELIST))
 		return 0;
 	if (!from || strchr(from, '/')) {
@@ -1685,6 +1722,7 @@ static const char *const features[] = {
     MEND_NODE_LEGACY_DEVICELIST "+notify",
     NS_DISCO_INFO,
     "urn:xmpp:eme:0",
+    MEND_NODE_OMEMO2_DEVICES "+notify", /* XEP-0384 0.9 §5.3.1 */
     "urn:xmpp:ping",
     "urn:xmpp:receipts", /* XEP-0184 §6 */
 };
@@ -1830,6 +1868,7 @@ static void fill_info(mend_account *acc, const char *jid, mend_device_info *d)
 	GPtrArray *news;
 
 	d->trust = -1;
+	mend_omemo2_device_info(acc, jid, d);
 	if (is_own_bare(acc, jid) && d->id == acc->device_id) {
 		mend_account_fingerprint(acc, d->fingerprint);
 		d->trust = MEND_TRUST_VERIFIED;
@@ -1848,7 +1887,8 @@ static void fill_info(mend_account *acc, const char *jid, mend_device_info *d)
 		mend_key_fingerprint(g_bytes_get_data(news->pdata[0], &len),
 		                     g_bytes_get_size(news->pdata[0]), d->new_fingerprint);
 	g_ptr_array_unref(news);
-	d->has_session = mend_store_session_exists(acc->store, jid, d->id) == 1;
+	d->has_session = mend_store_session_exists(acc->store, jid, d->id) == 1 ||
+	                 mend_store_session_exists_v(acc->store, jid, d->id, MEND_VERSION_2) == 1;
 }
 
 int mend_account_device_infos(mend_account *acc, const char *jid, mend_device_info **out, size_t *n)

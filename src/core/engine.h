@@ -94,4 +94,16 @@ unsigned mend_engine_count_keys(mend_account *acc, const char *stanza);
 /* Sends what waits for `jid` (a contact or a room) once nothing it needs is fetched. */
 void mend_engine_pump(mend_account *acc, const char *jid);
 
+/* --- what OMEMO:2 (omemo2_pubsub.c) uses of the engine --- */
+/*
+ * Publishes `payload` (serialized, consumed) as item `item_id` (NULL: "current") of `node`
+ * with access_model open (max_items: also pubsub#max_items = max), configuring the node when
+ * publish-options are refused (DESIGN §3); done(acc, ok) at the end.
+ */
+void mend_engine_publish(mend_account *acc, const char *node, const char *item_id, int max_items,
+                         char *payload, void (*done)(mend_account *acc, int ok));
+/* A device list or bundle fetch started / ended (pending messages wait for them). */
+void mend_engine_fetch_started(mend_account *acc);
+void mend_engine_fetch_done(mend_account *acc);
+
 #endif

@@ -56,6 +56,9 @@ struct mend_account {
 	/* while a room message is processed: the room, whose stanza-ids dedupe it (XEP-0359 by) */
 	const char *sid_by;
 	unsigned room_catchups; /* room archive catch-ups under way (room_msg.c) */
+	/* the protocol version whose sessions the libsignal callbacks see: MEND_VERSION_2 while
+	 * an OMEMO:2 operation runs (omemo2_*.c), else (0) legacy (sigstore.c) */
+	int ratchet_version;
 };
 
 /* How many one-time prekeys we keep published (XEP-0384 v0.3 §4.3: at least 20; we keep 100). */

@@ -328,7 +328,7 @@ int mend_repair_note_sessions(mend_account *acc)
 
 	if (mend_store_meta_get(acc->store, META_ANNOUNCE, &old) == MEND_OK)
 		g_string_append(list, old);
-	r = mend_store_stmt(acc->store, "SELECT jid, device FROM sessions", &st);
+	r = mend_store_stmt(acc->store, "SELECT DISTINCT jid, device FROM sessions", &st);
 	while (r == MEND_OK && sqlite3_step(st) == SQLITE_ROW)
 		g_string_append_printf(list, "%s%u/%s", list->len ? "\n" : "",
 		                       (uint32_t)sqlite3_column_int64(st, 1),

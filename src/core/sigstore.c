@@ -41,9 +41,15 @@ static int to_signal_buffer(mend_account *acc, uint8_t *data, size_t len, signal
 
 /* --- the session cache (DESIGN §5: no per-message reload of what we just wrote) --- */
 
-static char *cache_key(const signal_protocol_address *a)
+/* Whose sessions the callbacks see now: OMEMO:2's or (by default) legacy OMEMO's. */
+static int version(const mend_account *acc)
 {
-	return g_strdup_printf("%d/%.*s", a->device_id, (int)a->name_len, a->name);
+	return acc->ratchet_version == MEND_VERSION_2 ? MEND_VERSION_2 : MEND_VERSION_LEGACY;
+}
+
+static char *cache_key(const mend_account *acc, const signal_protocol_address *a)
+{
+	return g_strdup_printf("%d:%d/%.*s", version(acc), a->device_id, (int)a->name_len, a->name);
 }
 
 void mend_sigstore_check_cache(mend_account *acc)
@@ -62,14 +68,14 @@ static void cache_put(mend_account *acc, const signal_protocol_address *a, const
                       size_t len)
 {
 	if (acc->sessions)
-		g_hash_table_replace(acc->sessions, cache_key(a), g_bytes_new(rec, len));
+		g_hash_table_replace(acc->sessions, cache_key(acc, a), g_bytes_new(rec, len));
 }
 
 static int load_session(signal_buffer **record, signal_buffer **user_record,
                         const signal_protocol_address *address, void *ud)
 {
 	mend_account *acc = ud;
-	char *key = cache_key(address), *jid;
+	char *key = cache_key(acc, address), *jid;
 	GBytes *hit = acc->sessions ? g_hash_table_lookup(acc->sessions, key) : NULL;
 	uint8_t *data = NULL;
 	size_t len = 0;
@@ -82,7 +88,8 @@ static int load_session(signal_buffer **record, signal_buffer **user_record,
 		return *record ? 1 : fail(acc, MEND_ERR_NOMEM);
 	}
 	jid = addr_name(address);
-	r = mend_store_session_get(acc->store, jid, (uint32_t)address->device_id, &data, &len);
+	r = mend_store_session_get_v(acc->store, jid, (uint32_t)address->device_id, version(acc),
+	                             &data, &len);
 	g_free(jid);
 	if (r == MEND_ERR_NOT_FOUND)
 		return 0;
@@ -101,7 +108,7 @@ static int get_sub_device_sessions(signal_int_list **sessions, const char *name,
 	size_t n = 0, i;
 	int r;
 
-	r = mend_store_session_devices(acc->store, jid, &ids, &n);
+	r = mend_store_session_devices_v(acc->store, jid, version(acc), &ids, &n);
 	g_free(jid);
 	if (r < 0)
 		return fail(acc, r);
@@ -123,8 +130,8 @@ static int store_session(const signal_protocol_address *address, uint8_t *record
 	char *jid = addr_name(address);
 	int r;
 
-	r = mend_store_session_put(acc->store, jid, (uint32_t)address->device_id, record,
-	                           record_len);
+	r = mend_store_session_put_v(acc->store, jid, (uint32_t)address->device_id, version(acc),
+	                             record, record_len);
 	g_free(jid);
 	if (r < 0)
 		return fail(acc, r);
@@ -138,7 +145,8 @@ static int contains_session(const signal_protocol_address *address, void *ud)
 	char *jid = addr_name(address);
 	int r;
 
-	r = mend_store_session_exists(acc->store, jid, (uint32_t)address->device_id);
+	r = mend_store_session_exists_v(acc->store, jid, (uint32_t)address->device_id,
+	                                version(acc));
 	g_free(jid);
 	return r < 0 ? fail(acc, r) : r;
 }
@@ -149,7 +157,8 @@ static int delete_session(const signal_protocol_address *address, void *ud)
 	char *jid = addr_name(address);
 	int r;
 
-	r = mend_store_session_delete(acc->store, jid, (uint32_t)address->device_id);
+	r = mend_store_session_delete_v(acc->store, jid, (uint32_t)address->device_id,
+	                                version(acc));
 	g_free(jid);
 	if (acc->sessions)
 		g_hash_table_remove_all(acc->sessions);
@@ -329,7 +338,8 @@ static int is_trusted_identity(const signal_protocol_address *address, uint8_t *
 	                                 &known_len, &trust);
 	if (r == MEND_ERR_NOT_FOUND) { /* first use; or a key row that went missing */
 		acc->identity_lost =
-		    mend_store_session_exists(acc->store, jid, (uint32_t)address->device_id) != 0;
+		    mend_store_session_exists_v(acc->store, jid, (uint32_t)address->device_id,
+		                                version(acc)) != 0;
 		r = 1;
 	} else if (r < 0)
 		r = fail(acc, r);

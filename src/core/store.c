@@ -105,13 +105,14 @@ static const char *const stmt_sql[ST_COUNT] = {
                    " ON CONFLICT (id) DO UPDATE SET record = excluded.record",
     [ST_SPK_DEL] = "DELETE FROM signed_prekeys WHERE id = ?1",
     [ST_SPK_LATEST] = "SELECT max(id) FROM signed_prekeys",
-    [ST_SESS_GET] = "SELECT record FROM sessions WHERE jid = ?1 AND device = ?2",
-    [ST_SESS_PUT] = "INSERT INTO sessions (jid, device, record) VALUES (?1, ?2, ?3)"
-                    " ON CONFLICT (jid, device) DO UPDATE SET record = excluded.record",
-    [ST_SESS_EXISTS] = "SELECT 1 FROM sessions WHERE jid = ?1 AND device = ?2",
-    [ST_SESS_DEL] = "DELETE FROM sessions WHERE jid = ?1 AND device = ?2",
+    [ST_SESS_GET] = "SELECT record FROM sessions WHERE jid = ?1 AND device = ?2 AND version = ?4",
+    [ST_SESS_PUT] = "INSERT INTO sessions (jid, device, record, version) VALUES (?1, ?2, ?3, ?4)"
+                    " ON CONFLICT (jid, device, version) DO UPDATE SET record = excluded.record",
+    [ST_SESS_EXISTS] = "SELECT 1 FROM sessions WHERE jid = ?1 AND device = ?2 AND version = ?4",
+    [ST_SESS_DEL] = "DELETE FROM sessions WHERE jid = ?1 AND device = ?2 AND version = ?4",
     [ST_SESS_DEL_ALL] = "DELETE FROM sessions WHERE jid = ?1",
-    [ST_SESS_DEVICES] = "SELECT device FROM sessions WHERE jid = ?1 ORDER BY device",
+    [ST_SESS_DEVICES] = "SELECT device FROM sessions WHERE jid = ?1 AND version = ?4"
+                        " ORDER BY device",
     [ST_PEER_GET] = "SELECT key FROM peer_identities WHERE jid = ?1 AND device = ?2",
     [ST_PEER_PUT] = "INSERT INTO peer_identities (jid, device, key, first_seen)"
                     " VALUES (?1, ?2, ?3, ?4)"
@@ -213,10 +214,31 @@ static const char schema_v7[] =
     " PRIMARY KEY (room, jid));"
     "ALTER TABLE pending ADD COLUMN flags INTEGER NOT NULL DEFAULT 0;";
 
+/*
+ * Version 7 -> 8: OMEMO:2 beside legacy OMEMO (XEP-0384 0.9; DESIGN §3: one device id, two
+ * versions). sessions gain the protocol version in their key (1: legacy, 2: OMEMO:2; an
+ * OMEMO:2 record is sealed under "sessions2|<jid>/<device>"); device_versions: which
+ * versions a device's published lists name (bits, MEND_VERSION_BIT()) and which version it
+ * last wrote to us in (downgrade protection), whether its OMEMO:2 bundle could not be used
+ * (broken2, as devices.broken for legacy). Devices listed so far were legacy ones.
+ */
+static const char schema_v8[] =
+    "CREATE TABLE sessions_v (jid TEXT NOT NULL, device INTEGER NOT NULL,"
+    " version INTEGER NOT NULL, record BLOB NOT NULL, PRIMARY KEY (jid, device, version));"
+    "INSERT INTO sessions_v (jid, device, version, record)"
+    " SELECT jid, device, 1, record FROM sessions;"
+    "DROP TABLE sessions;"
+    "ALTER TABLE sessions_v RENAME TO sessions;"
+    "CREATE TABLE device_versions (jid TEXT NOT NULL, device INTEGER NOT NULL,"
+    " published INTEGER NOT NULL DEFAULT 0, wrote INTEGER NOT NULL DEFAULT 0,"
+    " broken2 INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (jid, device));"
+    "INSERT INTO device_versions (jid, device, published)"
+    " SELECT jid, device, 1 FROM devices WHERE active <> 0;";
+
 /* migrations[v] takes a database from version v to v + 1. */
 static const char *const migrations[MEND_STORE_SCHEMA_VERSION] = {
     [0] = schema_v1, [1] = schema_v2, [2] = schema_v3, [3] = schema_v4,
-    [4] = schema_v5, [5] = schema_v6, [6] = schema_v7,
+    [4] = schema_v5, [5] = schema_v6, [6] = schema_v7, [7] = schema_v8,
 };
 
 struct mend_store {
@@ -1000,58 +1022,98 @@ int mend_store_signed_prekey_latest(mend_store *s, uint32_t *id)
 
 /* ---- sessions --------------------------------------------------------- */
 
-int mend_store_session_get(mend_store *s, const char *jid, uint32_t device, uint8_t **rec,
-                           size_t *len)
+/* The seal's table name of a session record: legacy records keep the one they had. */
+static const char *session_table(int version)
+{
+	return version == MEND_VERSION_2 ? "sessions2" : "sessions";
+}
+
+static int bind_session(sqlite3_stmt *st, const char *jid, uint32_t device, int version)
+{
+	int rc = version == MEND_VERSION_LEGACY || version == MEND_VERSION_2
+	             ? bind_jid_dev(st, jid, device)
+	             : MEND_ERR_INVALID_ARG;
+
+	if (!rc)
+		rc = bind_rc(sqlite3_bind_int(st, 4, version));
+	return rc;
+}
+
+int mend_store_session_get_v(mend_store *s, const char *jid, uint32_t device, int version,
+                             uint8_t **rec, size_t *len)
 {
 	sqlite3_stmt *st = s->st[ST_SESS_GET];
 	char aad[AAD_MAX];
-	int rc = aad_jid(aad, "sessions", jid, device);
+	int rc = aad_jid(aad, session_table(version), jid, device);
 
 	if (!rc)
-		rc = bind_jid_dev(st, jid, device);
+		rc = bind_session(st, jid, device, version);
 	if (!rc)
 		rc = get_sealed(s, st, 0, aad, rec, len);
 	st_reset(st);
 	return rc;
 }
 
-int mend_store_session_put(mend_store *s, const char *jid, uint32_t device, const uint8_t *rec,
-                           size_t len)
+int mend_store_session_put_v(mend_store *s, const char *jid, uint32_t device, int version,
+                             const uint8_t *rec, size_t len)
 {
 	sqlite3_stmt *st = s->st[ST_SESS_PUT];
 	char aad[AAD_MAX];
-	int rc = aad_jid(aad, "sessions", jid, device);
+	int rc = aad_jid(aad, session_table(version), jid, device);
 
 	if (!rc)
-		rc = bind_jid_dev(st, jid, device);
+		rc = bind_session(st, jid, device, version);
 	if (!rc)
 		rc = put_sealed(s, st, 3, aad, rec, len);
 	st_reset(st);
 	return rc;
 }
 
-/* Runs a statement over (jid, device); `exists` for a 1/0 answer. */
-static int jid_dev_run(mend_store *s, enum stmt which, const char *jid, uint32_t device, int exists)
+/* Runs a statement over (jid, device, version); `exists` for a 1/0 answer. */
+static int session_run(mend_store *s, enum stmt which, const char *jid, uint32_t device,
+                       int version, int exists)
 {
 	sqlite3_stmt *st = s->st[which];
 	int rc = MEND_ERR_INVALID_ARG;
 
 	if (jid)
-		rc = bind_jid_dev(st, jid, device);
+		rc = bind_session(st, jid, device, version);
 	if (!rc)
 		rc = exists ? step_exists(st) : step_done(st);
 	st_reset(st);
 	return rc;
 }
 
+int mend_store_session_exists_v(mend_store *s, const char *jid, uint32_t device, int version)
+{
+	return session_run(s, ST_SESS_EXISTS, jid, device, version, 1);
+}
+
+int mend_store_session_delete_v(mend_store *s, const char *jid, uint32_t device, int version)
+{
+	return session_run(s, ST_SESS_DEL, jid, device, version, 0);
+}
+
+int mend_store_session_get(mend_store *s, const char *jid, uint32_t device, uint8_t **rec,
+                           size_t *len)
+{
+	return mend_store_session_get_v(s, jid, device, MEND_VERSION_LEGACY, rec, len);
+}
+
+int mend_store_session_put(mend_store *s, const char *jid, uint32_t device, const uint8_t *rec,
+                           size_t len)
+{
+	return mend_store_session_put_v(s, jid, device, MEND_VERSION_LEGACY, rec, len);
+}
+
 int mend_store_session_exists(mend_store *s, const char *jid, uint32_t device)
 {
-	return jid_dev_run(s, ST_SESS_EXISTS, jid, device, 1);
+	return mend_store_session_exists_v(s, jid, device, MEND_VERSION_LEGACY);
 }
 
 int mend_store_session_delete(mend_store *s, const char *jid, uint32_t device)
 {
-	return jid_dev_run(s, ST_SESS_DEL, jid, device, 0);
+	return mend_store_session_delete_v(s, jid, device, MEND_VERSION_LEGACY);
 }
 
 /* Runs a statement over jid: rows with ids (ids != NULL) or none. */
@@ -1073,9 +1135,23 @@ int mend_store_session_delete_all(mend_store *s, const char *jid)
 	return jid_run(s, ST_SESS_DEL_ALL, jid, NULL, NULL);
 }
 
+int mend_store_session_devices_v(mend_store *s, const char *jid, int version, uint32_t **ids,
+                                 size_t *n)
+{
+	sqlite3_stmt *st = s->st[ST_SESS_DEVICES];
+	int rc = MEND_ERR_INVALID_ARG;
+
+	if (jid)
+		rc = bind_session(st, jid, 0, version);
+	if (!rc)
+		rc = read_ids(st, ids, n);
+	st_reset(st);
+	return rc;
+}
+
 int mend_store_session_devices(mend_store *s, const char *jid, uint32_t **ids, size_t *n)
 {
-	return jid_run(s, ST_SESS_DEVICES, jid, ids, n);
+	return mend_store_session_devices_v(s, jid, MEND_VERSION_LEGACY, ids, n);
 }
 
 /* ---- peer identities: (trust, key) sealed together -------------------- */

@@ -24,7 +24,7 @@
 #include "crypto.h"
 
 #define MEND_STORE_KEY_LEN        32
-#define MEND_STORE_SCHEMA_VERSION 7
+#define MEND_STORE_SCHEMA_VERSION 8
 
 typedef struct mend_store mend_store;
 
@@ -82,7 +82,23 @@ int mend_store_signed_prekey_put(mend_store *s, uint32_t id, const uint8_t *rec,
 int mend_store_signed_prekey_delete(mend_store *s, uint32_t id);
 int mend_store_signed_prekey_latest(mend_store *s, uint32_t *id); /* highest id */
 
-/* Sessions per (jid, device): serialized session records, sealed. */
+/*
+ * Sessions per (jid, device, version): serialized session records, sealed. The protocol
+ * versions (XEP-0384): legacy OMEMO (namespace eu.siacs.conversations.axolotl, "0.3") and
+ * OMEMO:2 (urn:xmpp:omemo:2). The functions without _v are the legacy ones.
+ */
+#define MEND_VERSION_LEGACY 1
+#define MEND_VERSION_2      2
+/* A version as a bit of a device's published set (mend_store_device_versions). */
+#define MEND_VERSION_BIT(v) (1u << ((v)-1))
+int mend_store_session_get_v(mend_store *s, const char *jid, uint32_t device, int version,
+                             uint8_t **rec, size_t *len);
+int mend_store_session_put_v(mend_store *s, const char *jid, uint32_t device, int version,
+                             const uint8_t *rec, size_t len);
+int mend_store_session_exists_v(mend_store *s, const char *jid, uint32_t device, int version);
+int mend_store_session_delete_v(mend_store *s, const char *jid, uint32_t device, int version);
+int mend_store_session_devices_v(mend_store *s, const char *jid, int version, uint32_t **ids,
+                                 size_t *n);
 int mend_store_session_get(mend_store *s, const char *jid, uint32_t device, uint8_t **rec,
                            size_t *len);
 int mend_store_session_put(mend_store *s, const char *jid, uint32_t device, const uint8_t *rec,
@@ -236,5 +252,21 @@ int mend_store_seal(mend_store *s, const char *aad, const uint8_t *in, size_t le
                     size_t *out_len);
 int mend_store_unseal(mend_store *s, const char *aad, const uint8_t *in, size_t len, uint8_t **out,
                       size_t *out_len);
+
+/* --- the two OMEMO versions per device (store_omemo2.c, schema v8) --- */
+/* The devices of jid whose `version`'s device list names them: exactly ids (bits of others go). */
+int mend_store_device_versions_set(mend_store *s, const char *jid, int version, const uint32_t *ids,
+                                   size_t n);
+/* Ids of jid published in `version` (0: in any), sorted. */
+int mend_store_device_versions_list(mend_store *s, const char *jid, int version, uint32_t **ids,
+                                    size_t *n);
+/* A device's published versions (MEND_VERSION_BIT bits), the version it last wrote to us in
+ * (0: none yet) and whether its OMEMO:2 bundle is unusable. Pointers may be NULL. */
+int mend_store_device_versions(mend_store *s, const char *jid, uint32_t device, unsigned *published,
+                               int *wrote, int *broken2);
+int mend_store_device_wrote_set(mend_store *s, const char *jid, uint32_t device, int version);
+/* Adds `version` to what a device publishes (our own device, about to be published). */
+int mend_store_device_version_add(mend_store *s, const char *jid, uint32_t device, int version);
+int mend_store_device_set_broken2(mend_store *s, const char *jid, uint32_t device, int broken);
 
 #endif
