@@ -32,11 +32,18 @@ def fingerprint(me):
 
 
 def publish_list(peer, ids):
-    """bob's device list as the server keeps it, published by one of bob's clients."""
+    """bob's device lists as the server keeps them, published by one of bob's clients: the
+    legacy one and the OMEMO:2 one (mend's devices are in both; a device is announced when
+    either names it)."""
     devices = "".join(f"<device id='{i}'/>" for i in ids)
     peer.send_line(f"raw <iq type='set' id='list-{len(ids)}'><pubsub "
                    f"xmlns='http://jabber.org/protocol/pubsub'><publish node='{NS}.devicelist'>"
                    f"<item id='current'><list xmlns='{NS}'>{devices}</list></item></publish>"
+                   f"</pubsub></iq>")
+    peer.send_line(f"raw <iq type='set' id='list2-{len(ids)}'><pubsub "
+                   f"xmlns='http://jabber.org/protocol/pubsub'>"
+                   f"<publish node='urn:xmpp:omemo:2:devices'><item id='current'>"
+                   f"<devices xmlns='urn:xmpp:omemo:2'>{devices}</devices></item></publish>"
                    f"</pubsub></iq>")
 
 
