@@ -199,6 +199,7 @@ int mend_account_replenish_prekeys(mend_account *acc)
 	}
 	if (r == MEND_OK)
 		acc->bundle_dirty = 1;
+	mend_store_kill_point(acc->store, "refill"); /* the crash test's */
 	return r;
 }
 
@@ -447,12 +448,17 @@ int mend_account_open(mend_account **out, const char *bare_jid, const char *data
 	if (ops)
 		acc->ops = *ops;
 	acc->user_data = user_data;
+	/* the crash test (tests/e2e/test_crash.py) makes signed-prekey rotation due with it */
+	if (g_getenv("MEND_TEST_CLOCK_SKEW"))
+		acc->clock_skew = g_ascii_strtoll(g_getenv("MEND_TEST_CLOCK_SKEW"), NULL, 10);
 	acc->xctx = xmpp_ctx_new(NULL, NULL);
 	r = acc->xctx ? mend_crypto_new(&acc->crypto) : MEND_ERR_NOMEM;
 	if (r == MEND_OK)
 		r = open_store(acc, data_dir, keyring);
-	if (r == MEND_OK)
+	if (r == MEND_OK) {
+		mend_store_on_end(acc->store, mend_announce_txn_end, acc);
 		r = open_signal(acc);
+	}
 	if (r == MEND_OK)
 		r = load_identity(acc);
 	if (r < 0) {
@@ -854,7 +860,9 @@ int mend_account_bundle_process(mend_account *acc, const char *jid, uint32_t dev
 
 int64_t mend_now(const mend_account *acc)
 {
-	return acc->now ? acc->now(acc->now_data) : g_get_real_time() / G_USEC_PER_SEC;
+	if (acc->now)
+		return acc->now(acc->now_data);
+	return g_get_real_time() / G_USEC_PER_SEC + acc->clock_skew;
 }
 
 void mend_account_set_clock(mend_account *acc, int64_t (*now)(void *data), void *data)
@@ -931,6 +939,7 @@ int mend_account_rotate_signed_prekey(mend_account *acc)
 	if (r == MEND_OK && now - made >= MEND_SPK_ROTATE) {
 		r = new_signed_prekey(acc, ++latest);
 		rotated = r == MEND_OK;
+		mend_store_kill_point(acc->store, "rotate"); /* the crash test's */
 	}
 	if (r == MEND_OK)
 		r = retire_signed_prekeys(acc, latest, now);

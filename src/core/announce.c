@@ -10,6 +10,11 @@
  * the end of a history query or catch-up) wait behind it, so the host sees
  * them in the order they came. The wait ends with the list (or its error), or
  * when the stream goes down.
+ *
+ * Messages and failures reported while a store transaction is open (a catch-up
+ * result and its archive position commit together) are kept back until it
+ * commits, and dropped if it rolls back (DESIGN §4): a crash before the commit
+ * must not leave a message shown whose decryption is undone, or it shows again.
  */
 #include "config.h"
 
@@ -17,9 +22,10 @@
 #include "engine.h"
 
 struct mend_announce {
-	GQueue waiting;    /* of mend_event* (deep copies), oldest first */
-	GHashTable *asked; /* jids whose list we fetched for this on this connection */
-	GHashTable *open;  /* jids whose fetch is outstanding */
+	GQueue waiting;     /* of mend_event* (deep copies), oldest first */
+	GHashTable *asked;  /* jids whose list we fetched for this on this connection */
+	GHashTable *open;   /* jids whose fetch is outstanding */
+	GQueue uncommitted; /* of mend_event*: reported inside a transaction still open */
 };
 
 static struct mend_announce *state(mend_account *acc)
@@ -27,6 +33,7 @@ static struct mend_announce *state(mend_account *acc)
 	if (!acc->announce) {
 		acc->announce = g_new0(struct mend_announce, 1);
 		g_queue_init(&acc->announce->waiting);
+		g_queue_init(&acc->announce->uncommitted);
 		acc->announce->asked = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 		acc->announce->open = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	}
@@ -72,6 +79,7 @@ void mend_announce_free(struct mend_announce *a)
 	if (!a)
 		return;
 	g_queue_clear_full(&a->waiting, event_free);
+	g_queue_clear_full(&a->uncommitted, event_free);
 	g_hash_table_destroy(a->asked);
 	g_hash_table_destroy(a->open);
 	g_free(a);
@@ -108,6 +116,9 @@ static void deliver(mend_account *acc, mend_event *ev)
 		ev->file = file;
 	if (acc->ops.event)
 		acc->ops.event(ev, acc->user_data);
+	if (ev->kind == MEND_EVENT_MESSAGE)
+		mend_store_kill_point(acc->store, "shown"); /* the crash test's */
+	mend_shown_done(acc, ev);
 	ev->file = NULL;
 	mend_file_link_free(file);
 }
@@ -140,7 +151,7 @@ static int must_wait(mend_account *acc, const mend_event *ev)
 	return 1;
 }
 
-void mend_announce_emit(mend_account *acc, const mend_event *ev)
+static void emit_now(mend_account *acc, const mend_event *ev)
 {
 	struct mend_announce *a = state(acc);
 	mend_event copy;
@@ -151,6 +162,15 @@ void mend_announce_emit(mend_account *acc, const mend_event *ev)
 	}
 	copy = *ev;
 	deliver(acc, &copy);
+}
+
+void mend_announce_emit(mend_account *acc, const mend_event *ev)
+{
+	if ((ev->kind == MEND_EVENT_MESSAGE || ev->kind == MEND_EVENT_UNDECRYPTABLE) &&
+	    mend_store_depth(acc->store) > 0)
+		g_queue_push_tail(&state(acc)->uncommitted, event_copy(ev));
+	else
+		emit_now(acc, ev);
 }
 
 /* Delivers waiting events from the oldest until one still waits for its list. */
@@ -183,4 +203,28 @@ void mend_announce_disconnected(mend_account *acc)
 	g_hash_table_remove_all(acc->announce->open);
 	drain(acc, 1);
 	g_hash_table_remove_all(acc->announce->asked);
+}
+
+void mend_announce_txn_end(int committed, void *data)
+{
+	mend_account *acc = data;
+	GQueue batch = G_QUEUE_INIT;
+	mend_event *ev;
+
+	if (g_queue_is_empty(&state(acc)->uncommitted))
+		return;
+	/* taken first: what the host does with them may open and end other transactions */
+	batch = state(acc)->uncommitted;
+	g_queue_init(&state(acc)->uncommitted);
+	if (!committed) {
+		g_queue_clear_full(&batch, event_free);
+		return;
+	}
+	/* the notes of what the host was handed (shown.c) go in one commit */
+	mend_store_begin(acc->store);
+	while ((ev = g_queue_pop_head(&batch))) {
+		emit_now(acc, ev);
+		event_free(ev);
+	}
+	mend_store_commit(acc->store);
 }

@@ -96,6 +96,7 @@ static void catchup_query(mend_account *acc)
 void mend_archive_catchup_start(mend_account *acc)
 {
 	mend_account_catchup_begin(acc);
+	mend_shown_replay(acc); /* what a crash kept from the host comes first */
 	acc->mam = g_new0(mam_query, 1);
 	acc->mam->kind = MAM_CATCHUP;
 	catchup_query(acc);
@@ -320,6 +321,7 @@ int mend_archive_handle_result(mend_account *acc, xmpp_stanza_t *st, xmpp_stanza
 		return MEND_ERR_STORE;
 	}
 	process_encrypted(acc, &in);
+	mend_store_kill_point(acc->store, "result"); /* the crash test's */
 	if (!in.history) {
 		mend_store_meta_set(acc->store, "mam_last", in.archive_id);
 		g_snprintf(ts, sizeof(ts), "%" G_GINT64_FORMAT, unix_of(in.timestamp));

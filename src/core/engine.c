@@ -1100,6 +1100,7 @@ static int send_pending(mend_account *acc, mend_pending *p)
 		held(acc, p);
 		return MEND_ERR_PROTOCOL;
 	}
+	mend_store_kill_point(acc->store, "sent"); /* the crash test's */
 	remember_sent(acc, p);
 	mend_store_pending_delete(acc->store, p->row);
 	ev.n_devices = count_keys(acc, p->stanza);
@@ -1399,8 +1400,12 @@ static int decrypt_and_keep(mend_account *acc, const inbound *in, mend_message *
 		item_of(acc, in, m, it);
 		r = mend_store_history_put(acc->store, it);
 	}
+	/* noted until the host has it (shown.c): a crash before that shows it again */
+	if (r == MEND_OK && !m->key_only && !in->history && !in->room && m->stanza_id)
+		r = mend_shown_note(acc, it->key);
 	if (r == MEND_OK)
 		r = touch_device(acc, m->from, m->device);
+	mend_store_kill_point(acc->store, "received"); /* the crash test's */
 	if (r < 0)
 		mend_store_rollback(acc->store);
 	else
@@ -1408,6 +1413,11 @@ static int decrypt_and_keep(mend_account *acc, const inbound *in, mend_message *
 	mend_trust_flush(acc); /* a changed identity key seen while decrypting */
 	return mend_held_keep(acc, in->msg, m->stanza_id, in->timestamp, in->carbon, in->archived,
 	                      r);
+}
+
+void mend_engine_show_kept(mend_account *acc, const mend_history_item *it)
+{
+	emit_item(acc, it, 1, NULL);
 }
 
 /* A copy of our own message (archive, carbon reflection): shown from local history. */
@@ -1576,6 +1586,8 @@ int process_encrypted(mend_account *acc, const inbound *in)
 	if (from_local(acc, in, in->archive_id))
 		return 1;
 	r = decrypt_and_keep(acc, in, &m, &it);
+	if (r == MEND_OK)
+		mend_store_kill_point(acc->store, "kept"); /* the crash test's */
 	if (r == MEND_OK && !m.key_only)
 		emit_item(acc, &it, in->archived, in);
 	if (r == MEND_OK)

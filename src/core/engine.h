@@ -43,6 +43,8 @@ xmpp_stanza_t *form(mend_account *acc, const char *form_type, const char *var, c
 xmpp_stanza_t *child(xmpp_stanza_t *st, const char *name, const char *ns);
 int is_own_bare(mend_account *acc, const char *jid);
 void emit(mend_account *acc, const mend_event *ev);
+/* shown.c: a message of local history that a crash kept from the host, shown as archived. */
+void mend_engine_show_kept(mend_account *acc, const mend_history_item *it);
 /* Sends `iq` (consumed) to `to` (NULL: our account) and calls cb with its reply. */
 void send_iq(mend_account *acc, xmpp_stanza_t *iq, const char *to, iq_cb cb, void *data,
              GDestroyNotify free_data);

@@ -59,6 +59,7 @@ struct mend_account {
 	/* the protocol version whose sessions the libsignal callbacks see: MEND_VERSION_2 while
 	 * an OMEMO:2 operation runs (omemo2_*.c), else (0) legacy (sigstore.c) */
 	int ratchet_version;
+	int64_t clock_skew; /* seconds added to the real clock: MEND_TEST_CLOCK_SKEW (tests) */
 };
 
 /* How many one-time prekeys we keep published (XEP-0384 v0.3 §4.3: at least 20; we keep 100). */
@@ -120,6 +121,14 @@ void mend_announce_list_arrived(mend_account *acc, const char *jid);
 /* The stream went down: everything waiting goes, with the lists we know. */
 void mend_announce_disconnected(mend_account *acc);
 void mend_announce_free(struct mend_announce *a);
+/* The outermost store transaction ended (mend_store_on_end): what it kept back goes or is dropped.
+ */
+void mend_announce_txn_end(int committed, void *data);
+
+/* shown.c: a kept message noted until the host has it; shown again after a crash */
+int mend_shown_note(mend_account *acc, const char *key);
+void mend_shown_done(mend_account *acc, const mend_event *ev);
+void mend_shown_replay(mend_account *acc);
 
 /* held.c: messages that came under a changed key, kept sealed until it is accepted */
 /*

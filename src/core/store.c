@@ -15,10 +15,12 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <signal.h>
 #include <glib.h>
 #include <sqlite3.h>
 #include "mend/mend.h"
@@ -249,6 +251,10 @@ struct mend_store {
 	uint64_t rollbacks; /* how many rollbacks happened: caches above the store check it */
 	GHashTable *cached; /* SQL text (static) -> prepared statement, for store_msgs.c */
 	sqlite3_stmt *st[ST_COUNT];
+	char *kill_at;  /* test hook: the point MEND_TEST_KILL_AT names, or NULL */
+	long kill_left; /* passes left before it kills */
+	void (*on_end)(int committed, void *data); /* after the outermost commit or rollback */
+	void *on_end_data;
 };
 
 struct pk_item {
@@ -629,6 +635,45 @@ static int prepare_all(mend_store *s)
 	return rc;
 }
 
+/*
+ * The crash test's hook (tests/e2e/test_crash.py): MEND_TEST_KILL_AT=POINT:N
+ * kills this process with SIGKILL the Nth time it passes POINT (N >= 1), as a
+ * power cut would. Unset, nothing happens.
+ */
+static void kill_hook_init(mend_store *s)
+{
+	const char *env = getenv("MEND_TEST_KILL_AT");
+	const char *colon = env ? strrchr(env, ':') : NULL;
+	char *end = NULL;
+	long n;
+
+	if (!colon || colon == env)
+		return;
+	n = strtol(colon + 1, &end, 10);
+	if (n < 1 || !end || *end)
+		return;
+	s->kill_at = g_strndup(env, (gsize)(colon - env));
+	s->kill_left = n;
+}
+
+void mend_store_kill_point(mend_store *s, const char *point)
+{
+	if (s && s->kill_at && g_str_equal(s->kill_at, point) && --s->kill_left == 0)
+		raise(SIGKILL);
+}
+
+void mend_store_on_end(mend_store *s, void (*fn)(int committed, void *data), void *data)
+{
+	s->on_end = fn;
+	s->on_end_data = data;
+}
+
+static void ended(mend_store *s, int committed)
+{
+	if (s->on_end)
+		s->on_end(committed, s->on_end_data);
+}
+
 int mend_store_open(mend_store **out, const char *path, const uint8_t key[MEND_STORE_KEY_LEN],
                     mend_crypto *c, int *created)
 {
@@ -640,6 +685,7 @@ int mend_store_open(mend_store **out, const char *path, const uint8_t key[MEND_S
 	s = g_new0(mend_store, 1);
 	s->c = c;
 	memcpy(s->key, key, MEND_STORE_KEY_LEN);
+	kill_hook_init(s);
 	rc = create_file(path, &file_made);
 	if (!rc)
 		rc = db_open(s, path);
@@ -673,6 +719,7 @@ void mend_store_close(mend_store *s)
 		g_hash_table_destroy(s->cached);
 	sqlite3_close(s->db);
 	explicit_bzero(s->key, sizeof(s->key));
+	g_free(s->kill_at);
 	g_free(s);
 }
 
@@ -716,12 +763,16 @@ int mend_store_commit(mend_store *s)
 		return MEND_ERR_INVALID_ARG;
 	if (--s->depth > 0)
 		return run(s, ST_RELEASE);
+	mend_store_kill_point(s, "commit");
 	rc = run(s, ST_COMMIT);
 	/* a failed commit leaves nothing behind */
 	if (rc && !sqlite3_get_autocommit(s->db))
 		run(s, ST_ROLLBACK);
 	if (rc)
 		s->rollbacks++;
+	else
+		mend_store_kill_point(s, "committed");
+	ended(s, !rc);
 	return rc;
 }
 
@@ -733,9 +784,11 @@ void mend_store_rollback(mend_store *s)
 	if (--s->depth > 0) {
 		run(s, ST_ROLLBACK_TO);
 		run(s, ST_RELEASE);
-	} else if (!sqlite3_get_autocommit(s->db)) {
-		run(s, ST_ROLLBACK);
+		return;
 	}
+	if (!sqlite3_get_autocommit(s->db))
+		run(s, ST_ROLLBACK);
+	ended(s, 0);
 }
 
 /* ---- metadata --------------------------------------------------------- */

@@ -54,6 +54,21 @@ int mend_store_depth(mend_store *s);
 int mend_store_commit(mend_store *s);
 void mend_store_rollback(mend_store *s);
 
+/*
+ * fn(committed, data) runs after each outermost commit (committed = 1) or
+ * rollback (0), when no transaction is open any more: what was kept back until
+ * the work it reports is durable (a message shown) goes then, or is dropped.
+ */
+void mend_store_on_end(mend_store *s, void (*fn)(int committed, void *data), void *data);
+
+/*
+ * The crash test's kill points (tests/e2e/test_crash.py): with
+ * MEND_TEST_KILL_AT=POINT:N in the environment the Nth pass through `point`
+ * raises SIGKILL. The store itself passes "commit" (before the outermost
+ * COMMIT) and "committed" (after it).
+ */
+void mend_store_kill_point(mend_store *s, const char *point);
+
 /* Key/value metadata (plain text, not secret): catch-up position and such. */
 int mend_store_meta_get(mend_store *s, const char *key, char **value);
 int mend_store_meta_set(mend_store *s, const char *key, const char *value);

@@ -2,6 +2,7 @@
 (account, resource, data dir) as a Python object, its --json output parsed.
 """
 
+import base64
 import datetime
 import json
 import os
@@ -157,3 +158,93 @@ def wait_published(srv, root, user):
         return cp.returncode == 0 and any(o.get("type") == "device" and o.get("fingerprint")
                                           for o in probe.lines(cp))
     wait_for(seen, 30, f"{user}'s mend device to be published", interval=0.3)
+
+
+# --- what the server holds (storage = "internal": Lua files under the data dir) ---------
+
+def server_file(srv, store, user):
+    """The Lua file of `store` (archive, offline, a PEP node) for `user` in Prosody's data."""
+    return os.path.join(srv.dir, "data", srv.host, store, f"{user}.list")
+
+
+def read_text(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+def published_bundle(srv, user, device):
+    """The legacy bundle `user` has on the server for `device`, as
+    {"spk": signed prekey id or None, "prekeys": {id: base64 public key}}."""
+    node = f"pep_eu%2esiacs%2econversations%2eaxolotl%2ebundles%3a{device}"
+    item = read_text(server_file(srv, node, user)).split("item(")[-1]
+    keys = {}
+    for m in re.finditer(r'"([A-Za-z0-9+/=]+)";\s*\["attr"\] = \{([^}]*)\}', item):
+        pk = re.search(r'\["preKeyId"\] = "(\d+)"', m.group(2))
+        if pk:
+            keys[int(pk.group(1))] = m.group(1)
+    spk = re.search(r'\["signedPreKeyId"\] = "(\d+)"', item)
+    return {"spk": int(spk.group(1)) if spk else None, "prekeys": keys}
+
+
+def published_prekeys(srv, user, device):
+    """The one-time prekey ids of the bundle `user` has on the server for `device`."""
+    return set(published_bundle(srv, user, device)["prekeys"])
+
+
+def _varint(buf, i):
+    v = shift = 0
+    while True:
+        b = buf[i]
+        i += 1
+        v |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return v, i
+
+
+def prekey_fields(message):
+    """{protobuf field number: value} of a PreKeySignalMessage (version byte + protobuf):
+    1 preKeyId, 2 baseKey, 3 identityKey, 5 registrationId, 6 signedPreKeyId."""
+    out, i = {}, 1
+    while i < len(message):
+        key, i = _varint(message, i)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            out[field], i = _varint(message, i)
+        elif wire == 2:
+            n, i = _varint(message, i)
+            out[field] = bytes(message[i:i + n])
+            i += n
+        else:
+            raise ValueError(f"wire type {wire} in a PreKeySignalMessage")
+    return out
+
+
+def archived_prekey_messages(srv, user, device):
+    """The OMEMO prekey messages for `device` in `user`'s archive, in archive order, as
+    dicts of prekey_fields() plus "id" (the message's id, origin-id when mend sent it)."""
+    text = read_text(server_file(srv, "archive", user))
+    out = []
+    for item in text.split("item(")[1:]:
+        mid = re.search(r'\["name"\] = "origin-id";', item) and re.search(
+            r'\["id"\] = "([^"]+)";\s*\["xmlns"\] = "urn:xmpp:sid:0"', item)
+        # an element is a Lua table {"text"; ["name"] = ...; ["attr"] = {...}} in any order
+        for m in re.finditer(r"\{((?:[^{}]|\{[^{}]*\})*)\}", item):
+            el = m.group(1)
+            attrs = re.search(r'\["attr"\] = \{([^}]*)\}', el)
+            b64 = re.search(r'^\s*"([A-Za-z0-9+/=]+)";', el, re.M)
+            if (re.search(r'\["name"\] = "key";', el) and attrs and b64 and
+                    f'["rid"] = "{device}"' in attrs.group(1) and
+                    re.search(r'\["prekey"\] = "(true|1)"', attrs.group(1))):
+                f = prekey_fields(base64.b64decode(b64.group(1)))
+                f["id"] = mid.group(1) if mid else None
+                out.append(f)
+    return out
+
+
+def archived_prekey_ids(srv, user, device):
+    """The prekey ids named by the OMEMO prekey messages for `device` in `user`'s archive."""
+    return [f.get(1) for f in archived_prekey_messages(srv, user, device)]

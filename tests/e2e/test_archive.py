@@ -10,84 +10,18 @@ archived stanzas (whose OMEMO prekey messages name the prekey they use) and
 the PEP bundle node.
 """
 
-import base64
-import glob
 import os
-import re
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import skip, test, wait_for, main  # noqa: E402
 
-from mendcli import MEND, Mend, messages, offline_items, server, wait_message  # noqa: E402
+from mendcli import (MEND, Mend, archived_prekey_ids, messages, offline_items,  # noqa: E402
+                     published_prekeys, server, wait_message)
 
 if not os.access(MEND, os.X_OK):
     skip(f"{MEND} is not built")
-
-
-def store_file(srv, store, user):
-    return os.path.join(srv.dir, "data", srv.host, store, f"{user}.list")
-
-
-def read(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    except FileNotFoundError:
-        return ""
-
-
-def published_prekeys(srv, user, device):
-    """The one-time prekey ids of the bundle `user` has on the server for `device`."""
-    node = f"pep_eu%2esiacs%2econversations%2eaxolotl%2ebundles%3a{device}"
-    items = read(os.path.join(srv.dir, "data", srv.host, node, f"{user}.list")).split("item(")
-    return set(int(i) for i in re.findall(r'\["preKeyId"\] = "(\d+)"', items[-1]))
-
-
-def varint(buf, i):
-    v = shift = 0
-    while True:
-        b = buf[i]
-        i += 1
-        v |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            return v, i
-
-
-def prekey_id(message):
-    """The one-time prekey id a PreKeySignalMessage (version byte + protobuf) names."""
-    i = 1
-    while i < len(message):
-        key, i = varint(message, i)
-        field, wire = key >> 3, key & 7
-        if wire == 0:
-            v, i = varint(message, i)
-            if field == 1:
-                return v
-        elif wire == 2:
-            n, i = varint(message, i)
-            i += n
-        else:
-            raise ValueError(f"wire type {wire} in a PreKeySignalMessage")
-    return None
-
-
-def archived_prekey_ids(srv, user, device):
-    """The prekey ids named by the OMEMO prekey messages for `device` in `user`'s archive."""
-    text = read(store_file(srv, "archive", user))
-    ids = []
-    # an element is a Lua table {"text"; ["name"] = ...; ["attr"] = {...}} in any order
-    for m in re.finditer(r"\{((?:[^{}]|\{[^{}]*\})*)\}", text):
-        el = m.group(1)
-        attrs = re.search(r'\["attr"\] = \{([^}]*)\}', el)
-        b64 = re.search(r'^\s*"([A-Za-z0-9+/=]+)";', el, re.M)
-        if (re.search(r'\["name"\] = "key";', el) and attrs and b64 and
-                f'["rid"] = "{device}"' in attrs.group(1) and
-                re.search(r'\["prekey"\] = "(true|1)"', attrs.group(1))):
-            ids.append(prekey_id(base64.b64decode(b64.group(1))))
-    return ids
 
 
 @test
