@@ -395,6 +395,17 @@ static void check_placed(mend_file_tmp *t, const char *dir, const char *how, int
 	g_free(list);
 }
 
+/* check_placed in a folder of its own, under the file system's limits set in fs_lacks. */
+static void placed_in_new_folder(const char *how, int copied)
+{
+	mend_file_tmp t;
+	int ok;
+	char *dir = folder_and_tmp(&t, &ok);
+
+	check_placed(&t, dir, how, copied);
+	rm_dir(dir);
+}
+
 /* Where O_TMPFILE works: no name at all until placed; a failed file leaves no trace. */
 static void test_tmp_unnamed(void)
 {
@@ -413,14 +424,10 @@ static void test_tmp_unnamed(void)
 	TAP_OK(!strcmp(list, "doc.txt"), "a file never placed leaves the folder as it was");
 	g_free(list);
 	rm_dir(dir);
-	dir = folder_and_tmp(&t, &ok);
-	check_placed(&t, dir, "linkat", 0);
-	rm_dir(dir);
+	placed_in_new_folder("linkat", 0);
 	fs_lacks.no_link = 1;
-	dir = folder_and_tmp(&t, &ok);
-	check_placed(&t, dir, "O_TMPFILE, no hard links: a copy", 1);
+	placed_in_new_folder("O_TMPFILE, no hard links: a copy", 1);
 	fs_lacks.no_link = 0;
-	rm_dir(dir);
 }
 
 /* Without O_TMPFILE: a random 0600 name, then link, rename without replacing, or a copy. */
@@ -444,13 +451,9 @@ static void test_tmp_named(void)
 	check_placed(&t, dir, "link", 0);
 	rm_dir(dir);
 	fs_lacks.no_link = 1; /* FAT */
-	dir = folder_and_tmp(&t, &ok);
-	check_placed(&t, dir, "no hard links: renameat2(RENAME_NOREPLACE)", 0);
-	rm_dir(dir);
+	placed_in_new_folder("no hard links: renameat2(RENAME_NOREPLACE)", 0);
 	fs_lacks.no_rename = 1;
-	dir = folder_and_tmp(&t, &ok);
-	check_placed(&t, dir, "no hard links, no RENAME_NOREPLACE: a copy", 1);
-	rm_dir(dir);
+	placed_in_new_folder("no hard links, no RENAME_NOREPLACE: a copy", 1);
 	memset(&fs_lacks, 0, sizeof(fs_lacks));
 }
 
@@ -493,19 +496,19 @@ static void test_shelf(void)
 	unsigned i, n = 0;
 	char *line;
 
-	line = mend_file_shelf_save(s, NULL, NULL, NULL);
+	line = mend_file_shelf_save(NULL, s, NULL, NULL, NULL, NULL, NULL);
 	TAP_OK(strstr(line, "no such file") != NULL, "nothing received yet: %s", line);
 	g_free(line);
 	for (i = 0; i < 201; i++)
 		n = mend_file_shelf_add(&s, "aesgcm://h/f#" FRAG12);
 	TAP_EQ(n, 201, "the 201st link is number 201");
-	line = mend_file_shelf_save(s, "1", NULL, NULL);
+	line = mend_file_shelf_save(NULL, s, "1", NULL, NULL, NULL, NULL);
 	TAP_OK(strstr(line, "no such file") != NULL, "number 1 was dropped (200 are kept)");
 	g_free(line);
-	line = mend_file_shelf_save(s, "202", NULL, NULL);
+	line = mend_file_shelf_save(NULL, s, "202", NULL, NULL, NULL, NULL);
 	TAP_OK(strstr(line, "no such file") != NULL, "no number 202 yet");
 	g_free(line);
-	line = mend_file_shelf_save(s, "2x", NULL, NULL);
+	line = mend_file_shelf_save(NULL, s, "2x", NULL, NULL, NULL, NULL);
 	TAP_OK(strstr(line, "no such file") != NULL, "not a number");
 	g_free(line);
 	mend_file_shelf_free(s);

@@ -504,12 +504,14 @@ MEND_EXPORT char *mend_jid_normalize(const char *jid);
 
 /*
  * Lets the core do what waits for time (asking the archive again after it
- * answered a catch-up with an error). Call it every few seconds while
- * connected; handling a stanza does the same.
+ * answered a catch-up with an error) or for another thread (a file transfer's
+ * progress and end). Call it every MEND_TICK_SECONDS while connected;
+ * handling a stanza does the same.
  */
 MEND_EXPORT void mend_account_tick(mend_account *acc);
-/* How often the hosts call mend_account_tick() (seconds). */
-#define MEND_TICK_SECONDS 5
+/* How often the hosts call mend_account_tick() (seconds): a finished transfer is told
+ * within that time. */
+#define MEND_TICK_SECONDS 1
 
 /* --- encrypted files (XEP-0454 over XEP-0363 HTTP File Upload) ------------------
  * A file is encrypted with AES-256-GCM (a random 32-byte key, a 12-byte IV, the 16-byte
@@ -588,12 +590,14 @@ typedef void (*mend_file_sent_cb)(mend_account *acc, int err, const char *text, 
 /*
  * Sends the file at `path` to `to`: finds our server's upload service (XEP-0363 §3,
  * disco#items and disco#info, its max-file-size), refuses a file over that limit before
- * uploading, asks for a slot, encrypts and PUTs the file (blocking, inside the slot's
- * reply), then sends the link with mend_account_send(), or with mend_account_room_send()
- * (opts->send_flags) when `to` is a room the core knows (joined, or asked about with
+ * uploading, asks for a slot, encrypts and PUTs the file in a thread of its own (the
+ * host's thread never waits for it; progress and cb come on the host's thread, from
+ * mend_account_tick() or a stanza handled), then sends the link with mend_account_send(),
+ * or with mend_account_room_send() (opts->send_flags) when `to` is a room the core knows
+ * (joined, or asked about with
  * mend_account_room_status and not answered "not a room"). `opts` is copied. Needs the
  * connection (mend_account_connected). cb is called exactly once unless the stream goes
- * down first.
+ * down first or the account is freed (which cancels the transfer).
  */
 MEND_EXPORT int mend_account_send_file(mend_account *acc, const char *to, const char *path,
                                        const mend_transfer_opts *opts, mend_file_sent_cb cb,

@@ -14,6 +14,7 @@
 #include <libintl.h>
 #include "internal.h"
 #include "omemo2_engine.h"
+#include "files.h"
 #include "keyring.h"
 #include "unlock.h"
 #include <sqlite3.h>
@@ -473,6 +474,7 @@ void mend_account_free(mend_account *acc)
 {
 	if (!acc)
 		return;
+	mend_file_jobs_free(acc); /* transfers still running are cancelled and waited for */
 	mend_archive_reset(acc);
 	mend_engine_free(acc->eng);
 	mend_rooms_free(acc);

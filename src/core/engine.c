@@ -20,6 +20,7 @@
 #include <libintl.h>
 #include <string.h>
 #include "internal.h"
+#include "files.h"
 #include "engine.h"
 #include "room.h"
 #include "xep/omemo_legacy.h"
@@ -1856,6 +1857,7 @@ int mend_account_handle_stanza(mend_account *acc, const char *xml)
 	xmpp_stanza_release(st);
 	mend_archive_poll(acc);
 	mend_room_poll(acc);
+	mend_file_jobs_poll(acc);
 	return r;
 }
 
@@ -1865,6 +1867,7 @@ void mend_account_tick(mend_account *acc)
 
 	mend_archive_poll(acc);
 	mend_room_poll(acc);
+	mend_file_jobs_poll(acc);
 	if (now - acc->spk_checked >= 3600) {
 		acc->spk_checked = now;
 		mend_account_rotate_signed_prekey(acc);

@@ -67,16 +67,41 @@ int mend_file_tmp_place(mend_file_tmp *t, const char *name, int renumber, char *
 /* Closes it; one never placed leaves nothing behind. */
 void mend_file_tmp_close(mend_file_tmp *t);
 
+/* --- files_job.c: transfers in a thread of their own ------------------------------------ */
+
+typedef struct mend_file_job mend_file_job;
+typedef struct mend_file_jobs mend_file_jobs;
+/* In the job's thread: the transfer, with `o` (its progress stops it when cancelled);
+ * touches nothing of the account. Returns the result handed to finish. */
+typedef int (*mend_file_work)(void *data, const mend_transfer_opts *o);
+/* On the host's thread once the work returned (acc NULL: the account is being freed, only
+ * release data). */
+typedef void (*mend_file_finish)(mend_account *acc, int result, void *data);
+
+/* Runs work(data, o') in a new thread (o' is o with the CA file copied and progress relayed
+ * to o's callback on the host's thread); finish(acc, result, data) later from
+ * mend_file_jobs_poll. */
+int mend_file_job_start(mend_account *acc, const mend_transfer_opts *o, mend_file_work work,
+                        mend_file_finish finish, void *data);
+/* Relays progress and ends the jobs whose work returned (mend_account_tick, each stanza). */
+void mend_file_jobs_poll(mend_account *acc);
+/* Cancels what still runs, waits for it, releases everything. */
+void mend_file_jobs_free(mend_account *acc);
+
 /* --- files_shelf.c: for the plugins (received links by number, /mend save) --- */
 
 typedef struct mend_file_shelf mend_file_shelf;
 /* Keeps a received link (*shelf made on first use); returns its number. */
 unsigned mend_file_shelf_add(mend_file_shelf **shelf, const char *link);
+/* The end of a save: the sentence saying where the file went, or why not (NULL: the account
+ * was freed first; only release data). On the host's thread. */
+typedef void (*mend_file_saved)(const char *line, void *data);
 /* Saves link `arg` (a number, an aesgcm:// link, or NULL: the last one) in `folder` (NULL:
- * the download folder, $XDG_DOWNLOAD_DIR, else ~/Downloads): a sentence saying where, or
- * why not. g_free. */
-char *mend_file_shelf_save(const mend_file_shelf *s, const char *arg, const char *folder,
-                           const mend_transfer_opts *o);
+ * the download folder, $XDG_DOWNLOAD_DIR, else ~/Downloads) in a thread of its own: NULL,
+ * and saved(line, data) later; or at once a sentence why not (g_free; saved is not called). */
+char *mend_file_shelf_save(mend_account *acc, const mend_file_shelf *s, const char *arg,
+                           const char *folder, const mend_transfer_opts *o, mend_file_saved saved,
+                           void *data);
 void mend_file_shelf_free(mend_file_shelf *s);
 
 /* --- files_http.c --- */

@@ -1,7 +1,8 @@
 /*
  * files_shelf.c - what the plugins share for received files: the links kept
  * by number for "/mend save N" (a bounded list, oldest dropped first), and
- * saving one in the user's download folder with a sentence for the chat.
+ * saving one in the user's download folder, in a thread of its own
+ * (files_job.c), with a sentence for the chat.
  * Linked into each plugin from the core library; no host sees it otherwise.
  */
 #include "config.h"
@@ -69,43 +70,72 @@ static char *download_dir(void)
 	return d ? g_strdup(d) : g_build_filename(g_get_home_dir(), "Downloads", NULL);
 }
 
-/* Downloads the file into `dir`: the sentence saying where it went, or why not. g_free. */
-static char *save_in(const mend_file_link *l, const char *dir, const mend_transfer_opts *o)
+/* One /mend save: the download in a thread of its own (files_job.c). */
+typedef struct save_job {
+	mend_file_link *l;
+	char *dir;
+	char *line; /* the thread's sentence */
+	mend_file_saved saved;
+	void *data;
+} save_job;
+
+/* In the thread: downloads the file into the folder; the sentence saying where, or why not. */
+static int save_work(void *data, const mend_transfer_opts *o)
 {
+	save_job *j = data;
 	mend_file_result res = {0};
-	char *why = NULL, *line, *size;
+	char *why = NULL, *size;
 	int r;
 
-	g_mkdir_with_parents(dir, 0700);
-	r = mend_file_download(l, dir, NULL, o, &res, &why);
+	g_mkdir_with_parents(j->dir, 0700);
+	r = mend_file_download(j->l, j->dir, NULL, o, &res, &why);
 	if (r < 0) {
-		line = g_strdup_printf(_("mend: %s was not saved: %s"), l->name,
-		                       why ? why : mend_strerror(r));
+		j->line = g_strdup_printf(_("mend: %s was not saved: %s"), j->l->name,
+		                          why ? why : mend_strerror(r));
 	} else {
 		size = g_format_size(res.size);
-		line = g_strdup_printf(_("mend: saved %s (%s)"), res.path, size);
+		j->line = g_strdup_printf(_("mend: saved %s (%s)"), res.path, size);
 		g_free(size);
 	}
 	mend_file_result_clear(&res);
 	mend_free(why);
-	return line;
+	return r;
 }
 
-char *mend_file_shelf_save(const mend_file_shelf *s, const char *arg, const char *folder,
-                           const mend_transfer_opts *o)
+static void save_finished(mend_account *acc, int r, void *data)
 {
-	char *text = link_of(s, arg), *dir, *line;
+	save_job *j = data;
+
+	j->saved(acc ? j->line : NULL, j->data);
+	mend_file_link_free(j->l);
+	g_free(j->dir);
+	g_free(j->line);
+	g_free(j);
+}
+
+char *mend_file_shelf_save(mend_account *acc, const mend_file_shelf *s, const char *arg,
+                           const char *folder, const mend_transfer_opts *o, mend_file_saved saved,
+                           void *data)
+{
+	char *text = link_of(s, arg);
 	mend_file_link *l = NULL;
+	save_job *j;
 
 	if (!text || mend_file_link_parse(text, &l) < 0) {
 		g_free(text);
 		return g_strdup(_("mend: no such file; /mend save N takes the number shown with a "
 		                  "received file, or an aesgcm:// link."));
 	}
-	dir = folder && *folder ? g_strdup(folder) : download_dir();
-	line = save_in(l, dir, o);
-	mend_file_link_free(l);
-	g_free(dir);
 	g_free(text);
-	return line;
+	if (!acc) {
+		mend_file_link_free(l);
+		return g_strdup(_("mend: not connected yet."));
+	}
+	j = g_new0(save_job, 1);
+	j->l = l;
+	j->dir = folder && *folder ? g_strdup(folder) : download_dir();
+	j->saved = saved;
+	j->data = data;
+	mend_file_job_start(acc, o, save_work, save_finished, j);
+	return NULL;
 }

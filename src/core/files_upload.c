@@ -3,7 +3,8 @@
  * (XEP-0363 §3: disco#items of our domain, disco#info of each item for
  * urn:xmpp:http:upload:0 and its max-file-size), a refusal before uploading
  * when the file is over that limit, the slot request (§4), the encrypted PUT
- * (files_http.c) and the link (XEP-0454 §3) sent as an OMEMO message.
+ * (files_http.c, in a thread of its own: files_job.c) and the link (XEP-0454
+ * §3) sent as an OMEMO message.
  */
 #include "config.h"
 
@@ -133,33 +134,73 @@ static int send_link(mend_account *acc, const upload_job *j, const char *link, c
 	return mend_account_send(acc, j->to, link, id);
 }
 
-/* Encrypts and PUTs the file, then sends its link. */
+/* The PUT of one file, in a thread of its own (files_job.c). */
+typedef struct put_job {
+	upload_job *j; /* a reference: its file and options stay while the thread reads them */
+	char *put_url;
+	char **headers;
+	uint8_t key[MEND_FILE_KEY_LEN], iv[MEND_FILE_IV_LEN];
+	char *link;
+	char *why; /* the thread's sentence on failure */
+} put_job;
+
+static void put_job_free(put_job *p)
+{
+	explicit_bzero(p->key, sizeof(p->key));
+	if (p->link)
+		explicit_bzero(p->link, strlen(p->link));
+	g_free(p->link);
+	g_free(p->put_url);
+	g_strfreev(p->headers);
+	g_free(p->why);
+	job_unref(p->j);
+	g_free(p);
+}
+
+/* In the thread: encrypts and PUTs the file (XEP-0363 §5, XEP-0454 §3). */
+static int put_work(void *data, const mend_transfer_opts *o)
+{
+	put_job *p = data;
+	upload_job *j = p->j;
+	int r = mend_http_put(p->put_url, p->headers, j->f, j->size, j->ctype, p->key, p->iv,
+	                      sizeof(p->iv), o, &p->why);
+
+	explicit_bzero(p->key, sizeof(p->key));
+	return r;
+}
+
+/* Back on the host's thread: the link goes out, and the caller hears of it. */
+static void put_finished(mend_account *acc, int r, void *data)
+{
+	put_job *p = data;
+	char *id = NULL;
+
+	if (acc && r == MEND_OK)
+		r = send_link(acc, p->j, p->link, &id);
+	if (acc && r < 0)
+		fail(acc, p->j, r, p->why ? g_strdup(p->why) : g_strdup(mend_strerror(r)));
+	else if (acc)
+		done(acc, p->j, 0, NULL, p->link, id);
+	mend_free(id);
+	put_job_free(p);
+}
+
+/* Encrypts and PUTs the file in a thread of its own, then sends its link. */
 static void upload(mend_account *acc, upload_job *j, const char *put_url, char **headers,
                    const char *get_url)
 {
-	uint8_t key[MEND_FILE_KEY_LEN], iv[MEND_FILE_IV_LEN];
-	char *text = NULL, *link = NULL, *id = NULL;
-	int r;
+	put_job *p = g_new0(put_job, 1);
 
-	if (mend_random(key, sizeof(key)) < 0 || mend_nonce(iv, sizeof(iv)) < 0) {
+	p->j = job_ref(j);
+	if (mend_random(p->key, sizeof(p->key)) < 0 || mend_nonce(p->iv, sizeof(p->iv)) < 0) {
 		fail(acc, j, MEND_ERR_CRYPTO, NULL);
+		put_job_free(p);
 		return;
 	}
-	link = mend_file_link_format(get_url, iv, sizeof(iv), key);
-	r = mend_http_put(put_url, headers, j->f, j->size, j->ctype, key, iv, sizeof(iv), &j->o,
-	                  &text);
-	explicit_bzero(key, sizeof(key));
-	if (r == MEND_OK)
-		r = send_link(acc, j, link, &id);
-	if (r < 0)
-		fail(acc, j, r, text ? text : g_strdup(mend_strerror(r)));
-	else
-		done(acc, j, 0, NULL, link, id);
-	if (link)
-		explicit_bzero(link, strlen(link));
-	g_free(link);
-	mend_free(id);
-	g_free(text);
+	p->put_url = g_strdup(put_url);
+	p->headers = g_strdupv(headers);
+	p->link = mend_file_link_format(get_url, p->iv, sizeof(p->iv), p->key);
+	mend_file_job_start(acc, &j->o, put_work, put_finished, p);
 }
 
 static const char *url_of(xmpp_stanza_t *st)

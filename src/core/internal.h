@@ -60,6 +60,8 @@ struct mend_account {
 	 * an OMEMO:2 operation runs (omemo2_*.c), else (0) legacy (sigstore.c) */
 	int ratchet_version;
 	int64_t clock_skew; /* seconds added to the real clock: MEND_TEST_CLOCK_SKEW (tests) */
+	/* file transfers in threads of their own (files_job.c) */
+	struct mend_file_jobs *file_jobs;
 };
 
 /* How many one-time prekeys we keep published (XEP-0384 v0.3 §4.3: at least 20; we keep 100). */

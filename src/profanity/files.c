@@ -11,7 +11,8 @@
  * HTTPS certificates are always verified; the plugin setting [mend]
  * files.tls.ca=PATH names a PEM file of certificates trusted beside the
  * system's (a test server's own, say). The setting files.save-dir=DIR saves
- * each file received live in DIR at once (blocking, as /mend save does).
+ * each file received live in DIR at once. Transfers run in threads of their
+ * own (files_job.c): Profanity's window never waits for a server.
  * Profanity's hooks run on one thread, so this file keeps one state.
  */
 #include "config.h"
@@ -28,6 +29,7 @@
 #define _(s)         dgettext(GETTEXT_PACKAGE, s)
 #define NS_UPLOAD    "urn:xmpp:http:upload:0"
 #define MARK_FILE    "~"
+#define MARK_NOTICE  "-"
 #define SETTINGS     "mend"
 #define CA_KEY       "files.tls.ca"
 #define SAVE_DIR_KEY "files.save-dir"
@@ -35,39 +37,25 @@
 static mend_file_shelf *shelf; /* the received links, by number */
 
 static char *transfer_opts(const struct mend_prof_api *api, mend_transfer_opts *o);
+static void save(const struct mend_prof_api *api, mend_account *acc, const char *arg,
+                 const char *dir, const char *chat, const char *room, mend_prof_reply reply);
 
-/* files.save-dir=DIR: received file number n saved there at once; the sentence, or NULL. */
-static char *autosave(const struct mend_prof_api *api, unsigned n)
-{
-	char *dir = api->settings_string_get(SETTINGS, SAVE_DIR_KEY, NULL), *num, *ca;
-	char *saved = NULL;
-	mend_transfer_opts o;
-
-	if (dir && *dir) {
-		num = g_strdup_printf("%u", n);
-		ca = transfer_opts(api, &o);
-		saved = mend_file_shelf_save(shelf, num, dir, &o);
-		free(ca);
-		g_free(num);
-	}
-	free(dir);
-	return saved;
-}
-
-char *mend_prof_file_received(const struct mend_prof_api *api, const mend_event *ev)
+char *mend_prof_file_received(const struct mend_prof_api *api, mend_account *acc,
+                              const mend_event *ev)
 {
 	unsigned n = mend_file_shelf_add(&shelf, ev->body);
-	char *line =
-	    g_strdup_printf(_("file %s from %s: /mend save %u"), ev->file->name, ev->file->host, n);
-	/* not our own, and not history, which shows again after a restart */
-	char *saved = ev->outgoing || ev->archived ? NULL : autosave(api, n), *both;
+	/* files.save-dir: not our own, and not history, which shows again after a restart */
+	char *dir = ev->outgoing || ev->archived
+	                ? NULL
+	                : api->settings_string_get(SETTINGS, SAVE_DIR_KEY, NULL);
+	char *num = g_strdup_printf("%u", n);
 
-	if (!saved)
-		return line;
-	both = g_strconcat(line, ". ", saved, NULL); /* "... /mend save 3. mend: saved PATH" */
-	g_free(line);
-	g_free(saved);
-	return both;
+	if (dir && *dir) /* the line saying where follows in the same window */
+		save(api, acc, num, dir, ev->room ? NULL : ev->peer, ev->room, NULL);
+	free(dir);
+	g_free(num);
+	return g_strdup_printf(_("file %s from %s: /mend save %u"), ev->file->name, ev->file->host,
+	                       n);
 }
 
 char *mend_prof_file_sent(const mend_event *ev)
@@ -93,15 +81,49 @@ static char *transfer_opts(const struct mend_prof_api *api, mend_transfer_opts *
 
 /* --- /mend save [N|URL] ------------------------------------------------------------ */
 
-static void save(const struct mend_prof_api *api, const char *arg, mend_prof_reply reply)
+/* The window a save answers in once the file is saved (the console when neither). */
+typedef struct save_job {
+	const struct mend_prof_api *api;
+	char *chat;
+	char *room;
+} save_job;
+
+static void saved(const char *line, void *data)
+{
+	save_job *j = data;
+
+	if (!line)
+		; /* the account closed first */
+	else if (j->room)
+		j->api->room_show_themed(j->room, NULL, NULL, NULL, MARK_NOTICE, line);
+	else if (!j->chat ||
+	         !j->api->chat_show_themed(j->chat, NULL, NULL, NULL, MARK_NOTICE, line))
+		j->api->cons_show(line);
+	g_free(j->chat);
+	g_free(j->room);
+	g_free(j);
+}
+
+/* Saves in a thread of its own (files_shelf.c); the answer comes in the window later. */
+static void save(const struct mend_prof_api *api, mend_account *acc, const char *arg,
+                 const char *dir, const char *chat, const char *room, mend_prof_reply reply)
 {
 	mend_transfer_opts o;
-	char *ca = transfer_opts(api, &o);
-	char *line = mend_file_shelf_save(shelf, arg, NULL, &o);
+	char *ca = transfer_opts(api, &o), *line;
+	save_job *j = g_new0(save_job, 1);
 
-	reply(line);
-	g_free(line);
+	j->api = api;
+	j->chat = g_strdup(chat);
+	j->room = g_strdup(room);
+	line = mend_file_shelf_save(acc, shelf, arg, dir, &o, saved, j); /* the job copies ca */
 	free(ca);
+	if (line && reply) { /* at once: no such file, or not connected */
+		reply(line);
+		saved(NULL, j);
+	} else if (line) {
+		saved(line, j);
+	}
+	g_free(line);
 }
 
 /* --- /mend sendfile PATH -------------------------------------------------------------- */
@@ -179,7 +201,7 @@ void mend_prof_file_command(const struct mend_prof_api *api, mend_account *acc, 
 	if (!acc)
 		reply(_("mend: not connected yet."));
 	else if (strcmp(sub, "save") == 0)
-		save(api, arg, reply);
+		save(api, acc, arg, NULL, chat, room, reply);
 	else
 		sendfile(api, acc, arg, chat, room, reply);
 }

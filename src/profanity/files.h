@@ -14,13 +14,15 @@
 typedef void (*mend_prof_reply)(const char *text);
 
 /* A received message whose body is a file link: the line to show instead (g_free). With the
- * setting files.save-dir=DIR, a file received live is first saved in DIR (blocking) and the
- * line says where or why not. */
-char *mend_prof_file_received(const struct mend_prof_api *api, const mend_event *ev);
+ * setting files.save-dir=DIR, a file received live is also saved in DIR (in a thread of its
+ * own; a line in the same window says where, or why not). */
+char *mend_prof_file_received(const struct mend_prof_api *api, mend_account *acc,
+                              const mend_event *ev);
 /* Our own file's link as it left (SENT): the line to show instead (g_free). */
 char *mend_prof_file_sent(const mend_event *ev);
 /* /mend sendfile PATH (to `chat`, else `room`: NULL unless mend encrypts it) and /mend save
- * [N|URL]. */
+ * [N|URL] (in a thread of its own; the line saying where comes in window `room`, else
+ * `chat`, else the console). */
 void mend_prof_file_command(const struct mend_prof_api *api, mend_account *acc, const char *sub,
                             const char *arg, const char *chat, const char *room,
                             mend_prof_reply reply);

@@ -387,7 +387,7 @@ static void show_message(const mend_event *ev);
 static void on_message(const mend_event *ev)
 {
 	mend_event e = *ev;
-	char *desc = ev->file ? mend_prof_file_received(M.api, ev) : NULL;
+	char *desc = ev->file ? mend_prof_file_received(M.api, M.acc, ev) : NULL;
 
 	if (desc)
 		e.body = desc;
@@ -1227,14 +1227,17 @@ static int room_only(const char *sub)
 	return 1;
 }
 
-/* /mend sendfile|save: to this chat or room if mend encrypts it (files.c). */
+/* /mend sendfile: to this chat or room if mend encrypts it; /mend save: answered here
+ * (files.c). */
 static void cmd_file(const char *sub, const char *arg)
 {
 	char *room = M.here_room ? norm(M.here_room) : NULL;
+	int any = !strcmp(sub, "save");
 
 	mend_prof_file_command(M.api, M.acc, sub, arg,
-	                       M.here_chat && enabled(M.here_chat) ? M.here_chat : NULL,
-	                       room && mend_prof_rooms_is_on(M.rooms, room) ? room : NULL, reply);
+	                       M.here_chat && (any || enabled(M.here_chat)) ? M.here_chat : NULL,
+	                       room && (any || mend_prof_rooms_is_on(M.rooms, room)) ? room : NULL,
+	                       reply);
 	g_free(room);
 }
 

@@ -707,7 +707,7 @@ static void on_held(mend_prof_rooms *r, const char *room, const mend_event *ev)
 static enum mend_prof_room_rx on_room_message(mend_prof_rooms *r, const char *room,
                                               const mend_event *ev)
 {
-	char *desc = ev->file ? mend_prof_file_received(r->h.api, ev) : NULL;
+	char *desc = ev->file ? mend_prof_file_received(r->h.api, r->acc, ev) : NULL;
 	enum mend_prof_room_rx rx =
 	    on_message(r, room, ev, ev->outgoing ? MARK_OURS : r->h.trust_mark(ev),
 	               desc       ? desc

@@ -7,6 +7,9 @@
  * ~/Downloads), never overwriting; /mend sendfile PATH encrypts and uploads a
  * file (XEP-0363) and sends its link through the core.
  *
+ * Transfers run in threads of their own (files_job.c): the window never
+ * waits for a server.
+ *
  * HTTPS certificates are always verified; /mend files ca PATH (per account)
  * names a PEM file of certificates trusted beside the system's (a test
  * server's own, say), /mend files ca with no path forgets it.
@@ -52,12 +55,39 @@ void mend_purple_files_free(void)
 	shelf = NULL;
 }
 
-static char *save(PurpleAccount *a, const char *arg)
+/* Where a save answers once the file is saved. */
+typedef struct save_job {
+	PurpleAccount *a;
+	char *peer;
+	void (*say)(PurpleAccount *a, const char *jid, const char *text);
+} save_job;
+
+static void saved(const char *line, void *data)
+{
+	save_job *j = data;
+
+	if (line) /* else the account closed first */
+		j->say(j->a, j->peer, line);
+	g_free(j->peer);
+	g_free(j);
+}
+
+/* Saves in a thread of its own (files_shelf.c): NULL, the answer comes later; or why not. */
+static char *save(mend_account *acc, PurpleAccount *a, const char *peer, const char *arg,
+                  void (*say)(PurpleAccount *a, const char *jid, const char *text))
 {
 	mend_transfer_opts o;
+	save_job *j = g_new0(save_job, 1);
+	char *line;
 
+	j->a = a;
+	j->peer = g_strdup(peer);
+	j->say = say;
 	transfer_opts(a, &o);
-	return mend_file_shelf_save(shelf, arg, NULL, &o);
+	line = mend_file_shelf_save(acc, shelf, arg, NULL, &o, saved, j);
+	if (line)
+		saved(NULL, j);
+	return line;
 }
 
 /* --- /mend sendfile PATH ---------------------------------------------------------------- */
@@ -142,7 +172,7 @@ int mend_purple_file_command(mend_account *acc, PurpleAccount *a, const char *pe
 	char *line;
 
 	if (!strcmp(sub, "save"))
-		line = save(a, arg);
+		line = save(acc, a, peer, arg, say);
 	else if (!strcmp(sub, "sendfile"))
 		line = sendfile(acc, a, peer, arg, say);
 	else if (!strcmp(sub, "files"))

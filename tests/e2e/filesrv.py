@@ -31,12 +31,13 @@ class TlsMend(Mend):
         return a
 
 
-def upload_server(limit=10 * MIB, https_cert=None, **kw):
+def upload_server(limit=10 * MIB, https_cert=None, external_port=None, **kw):
     """Prosody with mod_http_file_share (component upload.localhost) on an HTTPS port of
     loopback, its slot URLs on https://localhost:PORT/. With STARTTLS and the harness's
     certificate, or, given https_cert=(cert, key), plain c2s and that certificate for HTTPS
     (for clients that cannot be told to accept a self-signed XMPP certificate).
-    kw: more of Prosody's arguments (muc=True)."""
+    external_port: the slots' URLs name this port of localhost instead (an HttpsFiles
+    server that stalls uploads, say). kw: more of Prosody's arguments (muc=True)."""
     port = free_port()
     lua = lambda s: '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'  # noqa: E731
     ssl_line = (f"https_ssl = {{ certificate = {lua(https_cert[0])}; "
@@ -45,7 +46,7 @@ def upload_server(limit=10 * MIB, https_cert=None, **kw):
              f'Component "upload.localhost" "http_file_share"\n'
              f'  http_file_share_size_limit = {limit}\n'
              f'  http_host = "localhost"\n'
-             f'  http_external_url = "https://localhost:{port}/"\n')
+             f'  http_external_url = "https://localhost:{external_port or port}/"\n')
     return Prosody(accounts={"alice": "pw", "bob": "pw", "carol": "pw"}, tls=not https_cert,
                    extra_config=extra, **kw)
 
@@ -123,6 +124,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def do_PUT(self):  # noqa: N802 - an upload: taken in, never read, until the test ends
+        self.server.requests.append(("PUT", self.path))
+        self.server.done.wait(120)
+
     def do_HEAD(self):  # noqa: N802 - what a file's size is asked with
         self.server.requests.append(("HEAD", self.path))
         body = self.server.routes.get(self.path)
@@ -139,7 +144,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 class HttpsFiles:
     """A small HTTPS file server on loopback: routes {path: bytes, "stall" or ("stall-after",
-    bytes, n)}; requests
+    bytes, n)}, uploads (PUT) stalled; requests
     lists what was asked, in order."""
 
     def __init__(self, cert, key):

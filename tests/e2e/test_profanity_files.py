@@ -17,7 +17,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import run, skip, test, main, wait_for  # noqa: E402
 from profanity import Profanity, profanity_missing  # noqa: E402
 from mendcli import BUILD, MEND, wait_listening  # noqa: E402
-from filesrv import AESGCM, TlsMend, sha256, store_files, upload_server  # noqa: E402
+from filesrv import (AESGCM, HttpsFiles, TlsMend, sha256, store_files,  # noqa: E402
+                     upload_server)
 
 LIBS = os.path.join(BUILD, ".libs")
 PLUGIN = os.path.join(LIBS, "mend.so")
@@ -95,6 +96,23 @@ def profanity_sends_saves_and_never_uploads_plaintext():
             p.wait_screen(f"mend: saved {saved}", 30, "/mend save to answer")
             with open(saved, "rb") as f:
                 assert f.read() == photo
+
+            # a server that stalls: /mend save runs beside Profanity's window, which answers
+            with HttpsFiles(srv.cert_path, srv.key_path) as web:
+                iv, key = os.urandom(12), os.urandom(32)
+                web.routes["/s/stalled.bin"] = (
+                    "stall-after", AESGCM(key).encrypt(iv, os.urandom(50000), None), 1000)
+                cp = bob.run("send", "alice@localhost",
+                             f"aesgcm://localhost:{web.port}/s/stalled.bin#{iv.hex()}{key.hex()}")
+                assert cp.returncode == 0, cp.stderr
+                p.wait_screen(re.compile(r"file stalled\.bin from localhost: /mend save \d+"),
+                              30, "the stalled file's description")
+                n = re.findall(r"stalled\.bin from localhost: /mend save (\d+)", p.screen())[-1]
+                p.command(f"/mend save {n}")
+                wait_for(lambda: ("GET", "/s/stalled.bin") in web.requests, 10,
+                         "the download of stalled.bin to start")
+                p.command("/mend save 999999")
+                p.wait_screen("mend: no such file", 5, "Profanity to answer during the download")
 
             # Profanity's own /sendfile in this mend-encrypted chat: stopped, nothing uploaded
             before = len(store_files(srv))

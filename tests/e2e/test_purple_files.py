@@ -1,19 +1,21 @@
 #!/usr/bin/python3
 """Encrypted files in libpurple (the headless harness, the library of Pidgin and Finch)
 with mend-purple.so: a link from the mend client is shown as "file NAME from HOST: /mend
-save N" without any request to the file's server, and saved by /mend save; /mend sendfile
-uploads to Prosody's mod_http_file_share over HTTPS and the link bob gets opens with a
-decryptor written from the XEP-0454 text. In an encrypted room, a file sent by one
-libpurple member is shown described to the other and saved byte-identical, both ways.
+save N" without any request to the file's server, and saved by /mend save (in a thread:
+the window answers while a server stalls); /mend sendfile uploads to Prosody's
+mod_http_file_share over HTTPS and the link bob gets opens with a decryptor written from
+the XEP-0454 text. In an encrypted room, a file sent by one libpurple member is shown
+described to the other and saved byte-identical, both ways.
 """
 
 import os
 import re
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import skip, test, main  # noqa: E402
+from harness import skip, test, main, wait_for  # noqa: E402
 from mendcli import BUILD, Mend, wait_listening, wait_published  # noqa: E402
 from purple import Purple, purple_missing  # noqa: E402
 from filesrv import (AESGCM, HttpsFiles, independent_decrypt, make_cert, sha256,  # noqa: E402
@@ -87,6 +89,22 @@ def libpurple_saves_and_sends_files():
                     assert f.read() == photo
                 assert web.requests == [("GET", "/share/holiday.jpg")], web.requests
 
+                # a server that stalls: /mend save runs beside the window, which still answers
+                stalled = web.add("/share/stalled.bin", os.urandom(50000))
+                web.routes["/share/stalled.bin"] = ("stall-after",
+                                                    web.routes["/share/stalled.bin"], 1000)
+                Mend(srv, root, "bob", "phone-cli", device="phone").send("alice@localhost",
+                                                                         stalled)
+                shown = a.wait_im(lambda o: "file stalled.bin from" in o["text"], 30,
+                                  flags=("recv",))
+                n = re.search(r"/mend save (\d+)", shown["text"]).group(1)
+                t0 = time.monotonic()
+                a.cmd("bob@localhost", f"/mend save {n}")
+                wait_for(lambda: ("GET", "/share/stalled.bin") in web.requests, 10,
+                         "the download of stalled.bin to start")
+                a.ping(timeout=5)  # the main loop runs while the download waits for the server
+                assert time.monotonic() - t0 < 15, time.monotonic() - t0
+
                 m = bl.mark()
                 a.cmd("bob@localhost", f"/mend sendfile {path}")
                 got = bl.wait_line(lambda o: o.get("type") == "message" and o.get("file"), 60,
@@ -107,6 +125,29 @@ def libpurple_saves_and_sends_files():
                 assert re.search(r"HTTPS certificate of localhost(:\d+)? could not be verified",
                                  no["text"]), no
                 assert store_files(srv) == before
+
+
+@test
+def a_stalled_upload_leaves_the_window_answering():
+    """/mend sendfile whose upload server takes the request and then nothing: the PUT runs in
+    a thread of its own, libpurple's main loop keeps answering."""
+    with tempfile.TemporaryDirectory() as root:
+        cert, key = make_cert(root)
+        path = os.path.join(root, "big.bin")
+        with open(path, "wb") as f:
+            f.write(os.urandom(3 * 1024 * 1024))
+        with HttpsFiles(cert, key) as web, \
+                upload_server(https_cert=(cert, key), external_port=web.port) as srv:
+            Mend(srv, root, "bob", "phone").publish()
+            with Purple(srv, "alice", plugins=("core-mend",), plugin_dir=LIBS) as a:
+                a.wait_signed_on()
+                a.cmd("bob@localhost", f"/mend files ca {cert}")
+                t0 = time.monotonic()
+                a.cmd("bob@localhost", f"/mend sendfile {path}")
+                wait_for(lambda: any(m == "PUT" for m, _ in web.requests), 30,
+                         "the upload to reach the server")
+                a.ping(timeout=5)  # the main loop runs while the upload waits for the server
+                assert time.monotonic() - t0 < 25, time.monotonic() - t0
 
 
 ROOM = "secret@conference.localhost"
