@@ -10,7 +10,8 @@ libsqlite3-dev libsecret-1-dev gnome-keyring dbus dbus-daemon binutils clang-for
 prosody openssl python3-slixmpp python3-omemo python3-oldmemo python3-twomemo
 python3-xmlschema profanity tmux libpurple-dev finch libqrencode-dev gcr xvfb xdotool
 pidgin pidgin-dev openbox imagemagick libcurl4-openssl-dev python3-cryptography
-clang libclang-rt-14-dev"
+clang libclang-rt-14-dev
+man-db groff-base debhelper dpkg-dev fakeroot lintian"
 
 missing=""
 for p in $PACKAGES; do

@@ -195,7 +195,20 @@ class Purple:
                     raise AssertionError(f"{self.name}: plugin {p} did not load: "
                                          f"{got[-1] if got else 'no plugin line'}\n"
                                          f"{self.describe()}")
+                self._check_plugin_origin(p, got[-1])
         return self
+
+    def _check_plugin_origin(self, wanted, line):
+        """A plugin asked for by id must be the one in our plugin dirs (the build's),
+        never a copy installed elsewhere on the machine (the system plugin dir)."""
+        if os.path.sep in wanted or not self.plugin_dirs:
+            return
+        path = os.path.realpath(line.get("path") or "")
+        dirs = [os.path.realpath(d) for d in self.plugin_dirs]
+        if os.path.dirname(path) not in dirs:
+            raise AssertionError(f"{self.name}: plugin {wanted} came from {path}, not from "
+                                 f"{' or '.join(dirs)}: a copy installed elsewhere won\n"
+                                 f"{self.describe()}")
 
     def __enter__(self):
         if self._autostart:
@@ -918,6 +931,10 @@ def finch_loads_plugin(plugin_so_path, plugin_id, timeout=30, env=None):
         if pl is None:
             return FinchResult(False, f"libpurple did not list {base} ({plugin_id}); "
                                f"{status}", report=last, debug=debug, screen=screen)
+        if os.path.dirname(os.path.realpath(pl["path"])) != os.path.realpath(f.plugins_dir):
+            return FinchResult(False, f"libpurple took {pl['path']}, not the copy in "
+                               f"{f.plugins_dir}: a plugin installed elsewhere won",
+                               report=last, plugin=pl, debug=debug, screen=screen)
         if pl["id"] != plugin_id:
             return FinchResult(False, f"{base} has id {pl['id']!r}, not {plugin_id!r}",
                                report=last, plugin=pl, debug=debug, screen=screen)
