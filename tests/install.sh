@@ -4,6 +4,8 @@
 # knows the module's installed path), the libpurple plugin and Pidgin's. With the
 # default directories (no --with-*-plugindir) every file is under the prefix too.
 set -u
+# a make of our own, not a part of the `make check` that runs this test
+unset MAKEFLAGS MFLAGS MAKELEVEL
 top_builddir=${top_builddir:-.}
 fail=0
 n=0

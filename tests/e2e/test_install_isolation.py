@@ -12,7 +12,11 @@ plugin with mend's id core-mend under another file name. Then:
   1. the headless libpurple harness, asked for core-mend, loads the build's
      .libs/mend-purple.so and stays alive (purple.Purple checks where it came from);
   2. Finch, with the build's plugin in its private plugins/ directory, loads that
-     copy (finch_loads_plugin checks the path) and is still running 2 s later.
+     copy (finch_loads_plugin checks the path) and is still running 2 s later;
+  3. the Profanity plugin where debian/rules installs it is the directory the real
+     Profanity's "/plugins install mend.so" takes a bare name from (the path is read
+     from the profanity binary): with mend.so there (same namespace), the command
+     installs and loads it and /mend answers.
 
 Needs root and unshare(1) (util-linux); skipped otherwise.
 
@@ -20,6 +24,7 @@ TAP on stdout; exit 0 pass, 1 fail, 77 skip.
 """
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -28,12 +33,16 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Prosody, main, skip, test  # noqa: E402
 from mendcli import BUILD  # noqa: E402
+from profanity import Profanity, profanity_missing  # noqa: E402
 from purple import (Purple, build_purple_plugin, finch_loads_plugin,  # noqa: E402
                     finch_missing, harness_path, purple_missing)
 
 INNER = "MEND_PRIVATE_MOUNTS"
 LIBS = os.path.join(BUILD, ".libs")
 PLUGIN = os.path.join(LIBS, "mend-purple.so")
+PROF_PLUGIN = os.path.join(LIBS, "mend.so")
+PROF_MODULE = os.path.join(LIBS, "mend-profanity-module.so")
+SRCDIR = os.environ.get("top_srcdir") or os.path.join(os.path.dirname(__file__), "..", "..")
 
 DECOY_ABORT_C = r"""
 #include <unistd.h>
@@ -141,6 +150,46 @@ def finch_loads_the_build_plugin_not_the_installed_one():
     cover_system_dir()
     r = finch_loads_plugin(PLUGIN, "core-mend", 30)
     assert r, str(r)
+
+
+def profanity_global_c_dir():
+    """Where Profanity takes `/plugins install NAME.so` from: a path compiled into it."""
+    exe = shutil.which("profanity") or "/usr/bin/profanity"
+    with open(exe, "rb") as f:
+        found = set(re.findall(rb"\x00(/[\w/.-]+/plugins)\x00", f.read()))
+    c_dirs = sorted(d.decode() for d in found if not d.startswith(b"/usr/share"))
+    assert len(c_dirs) == 1, f"cannot tell Profanity's C plugin dir from {exe}: {c_dirs}"
+    return c_dirs[0]
+
+
+@test
+def profanity_installs_mend_so_by_name_where_debian_puts_it():
+    why = profanity_missing()
+    if why:
+        skip(why)
+    gdir = profanity_global_c_dir()
+    with open(os.path.join(SRCDIR, "debian", "rules")) as f:
+        rules = f.read()
+    m = re.search(r"--with-profanity-plugindir=(\S+)", rules)
+    assert m and m.group(1) == gdir, \
+        f"debian/rules installs mend.so in {m and m.group(1)}, Profanity looks in {gdir}"
+    # the directory as the package leaves it, seen only in this namespace
+    top = gdir
+    while not os.path.isdir(top):
+        top = os.path.dirname(top)
+    cover = os.path.join(_decoys, "prof-cover")
+    shutil.copytree(top, cover, symlinks=True)
+    os.makedirs(os.path.join(cover, os.path.relpath(gdir, top)), exist_ok=True)
+    shutil.copy(PROF_PLUGIN, os.path.join(cover, os.path.relpath(gdir, top), "mend.so"))
+    subprocess.run(["mount", "--bind", cover, top], check=True, timeout=30)
+    with Prosody(accounts={"alice": "pw"}) as srv:
+        with Profanity(srv, "alice", env={"MEND_PROFANITY_MODULE": PROF_MODULE}) as p:
+            p.connect()
+            p.command("/plugins install mend.so")
+            p.wait_log("Loaded plugin: mend.so", 15)
+            p.win(1)
+            p.command("/mend status")
+            p.wait_screen(re.compile(r"mend: \S+, device (\d+)"), 20, "/mend status to answer")
 
 
 try:
