@@ -128,6 +128,19 @@ else
 	not_ok "mend-plugins(7) lacks the /mend subcommands:$missing"
 fi
 
+# Profanity's plugin settings (the *_KEY names of src/profanity/)
+keys=$(sed -n 's/^#define [A-Z_]*_KEY *"\([a-z.-]*\)".*/\1/p' "$top_srcdir"/src/profanity/*.c |
+	sort -u)
+missing=""
+for k in $keys; do
+	printf '%s\n' "$text7" | grep -q -F "$k=" || missing="$missing $k"
+done
+if [ -z "$missing" ]; then
+	ok "mend-plugins(7) has Profanity's settings" $keys
+else
+	not_ok "mend-plugins(7) lacks Profanity's settings:$missing"
+fi
+
 # the installed paths were filled in
 if grep -n '@[A-Za-z_]*@' "$page1" "$page7"; then
 	not_ok "a placeholder is left in a page"
