@@ -11,8 +11,9 @@ started again. Afterwards:
 * no one-time prekey opens two sessions: in the server's archive, every prekey
   message to a device that names one prekey id carries one base key (one
   session), every prekey id the server ever published keeps one public key,
-  and once its receiver is back and caught up, a consumed prekey is not
-  offered in the published bundle any more;
+  and once its receiver is back and caught up, a consumed prekey is neither
+  offered in the published bundle nor kept in its store (prekey ids are not
+  sealed, so the test reads them);
 * a rotation that was interrupted is finished on the next start (the bundle's
   signed prekey id grows) and new sessions on the new key decrypt;
 * `PRAGMA integrity_check` of the killed process's store (the file as the
@@ -177,9 +178,11 @@ class World:
                  "\n".join(p.describe(60) for p in self.procs[who][-2:]))
 
     def died(self, p, who, kill):
-        """After p was told to stop at `kill`: whether it was killed there."""
-        rc = p.proc.poll()
-        if rc is None:
+        """After p was told to stop at `kill`: whether it was killed there. A point right
+        after a line was printed ("shown") may still be on its way: up to 2 s for that."""
+        try:
+            rc = p.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
             return False
         assert rc == -signal.SIGKILL, f"{who} exited {rc}, not killed, at {kill}\n{p.describe()}"
         return True
@@ -219,6 +222,14 @@ class World:
         for pid, key in b["prekeys"].items():
             old = self.published.setdefault((who, pid), key)
             assert old == key, f"{who}'s prekey id {pid} was published with two keys"
+        # and from the store: the records of consumed prekeys are gone (ids are not sealed)
+        db = sqlite3.connect(f"file:{self.db(who)}?mode=ro", uri=True, timeout=10)
+        try:
+            kept = {r[0] for r in db.execute("SELECT id FROM prekeys")}
+        finally:
+            db.close()
+        assert not (kept & used), (f"{who}'s store still holds consumed prekeys "
+                                   f"{sorted(kept & used)} (round {self.round}, seed {SEED})")
         return b
 
     # -- rounds -------------------------------------------------------------------
