@@ -101,6 +101,7 @@ class World:
         self.round = 0
         self.count = 0
         self.reshown = 0      # messages shown again after a kill right after showing them
+        self.prekey_ids = 0   # one-time prekeys the archives show in use (each one session)
 
     # -- processes ------------------------------------------------------------
 
@@ -474,6 +475,9 @@ class World:
             for pid, b in bases.items():
                 if len(b) > 1:
                     problems.append(f"{who}'s one-time prekey {pid} opened {len(b)} sessions")
+            self.prekey_ids += len(bases)
+        if not self.prekey_ids:  # the check above must have had something to look at
+            problems.append("no prekey message in the archives: the prekey check saw nothing")
         return problems
 
 
@@ -506,7 +510,8 @@ def killed_anywhere_nothing_lost_nothing_twice():
             by_kind.setdefault(kind, set()).add(point.split(":")[0] if ":" in point else "delay")
         print(f"# {len(w.kills)} kills in {w.round} rounds ({len(w.missed)} points not "
               f"reached), {len(w.sent)} messages ({w.reshown} shown again after a kill "
-              f"right after showing them), {took:.0f} s")
+              f"right after showing them), {w.prekey_ids} one-time prekeys used, each by one "
+              f"session, {took:.0f} s")
         for kind in sorted(by_kind):
             n = sum(1 for k in w.kills if k[1] == kind)
             print(f"#   {kind}: {n} kills at {', '.join(sorted(by_kind[kind]))}")
