@@ -555,6 +555,45 @@ static void test_transactions(mend_store *s)
 	TAP_EQ(mend_store_commit(s), MEND_ERR_INVALID_ARG, "commit without begin");
 }
 
+static void batch_done(void *data, int rc)
+{
+	*(int *)data = rc == 0 ? 1 : -1;
+}
+
+/* A batch (a catch-up page): its own work nests, any other transaction commits it first. */
+static void test_batch(mend_store *s)
+{
+	int done = 0;
+
+	put_s(s, 1, "old");
+	TAP_EQ(mend_store_batch_begin(s, batch_done, &done), 0, "a batch begins");
+	TAP_EQ(mend_store_depth(s), 0, "the batch is not counted as nesting");
+	mend_store_batch_nest(s, 1);
+	TAP_EQ(mend_store_begin(s), 0, "its own work begins inside it");
+	put_s(s, 1, "page");
+	TAP_EQ(mend_store_commit(s), 0, "and ends (a savepoint released)");
+	mend_store_batch_nest(s, 0);
+	TAP_EQ(mend_store_batch_open(s), 1, "the batch is still open");
+	TAP_EQ(done, 0, "not committed yet");
+	TAP_EQ(mend_store_begin(s), 0, "other work begins");
+	TAP_EQ(done, 1, "after the batch committed");
+	TAP_EQ(mend_store_batch_open(s), 0, "which is closed");
+	mend_store_rollback(s);
+	TAP_OK(session_is(s, 1, "page"), "the other work's rollback keeps the batch's writes");
+
+	done = 0;
+	TAP_EQ(mend_store_batch_begin(s, batch_done, &done), 0, "another batch");
+	put_s(s, 1, "lost");
+	mend_store_rollback(s);
+	TAP_OK(session_is(s, 1, "page") && !mend_store_batch_open(s) && done == 0,
+	       "rolled back at its level: nothing kept, no done");
+	TAP_EQ(mend_store_batch_begin(s, batch_done, &done), 0, "a third");
+	put_s(s, 2, "kept");
+	TAP_EQ(mend_store_batch_end(s), 0, "ended");
+	TAP_OK(done == 1 && session_is(s, 2, "kept"), "committed, done told");
+	TAP_EQ(mend_store_batch_end(s), 0, "ending no batch does nothing");
+}
+
 static int ids_are(mend_store *s, const char *jid, const uint32_t *want, size_t n)
 {
 	uint32_t *ids = NULL;
@@ -709,6 +748,7 @@ static void test_operations(void)
 
 	test_transactions(s);
 	test_versions(s);
+	test_batch(s);
 	test_devicelist(s);
 	test_prekeys(s);
 	test_stanzas(s);

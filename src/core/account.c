@@ -475,7 +475,7 @@ void mend_account_free(mend_account *acc)
 	if (!acc)
 		return;
 	mend_file_jobs_free(acc); /* transfers still running are cancelled and waited for */
-	mend_archive_reset(acc);
+	mend_archive_close(acc);
 	mend_engine_free(acc->eng);
 	mend_rooms_free(acc);
 	mend_repair_free(acc->rep);

@@ -228,3 +228,13 @@ void mend_announce_txn_end(int committed, void *data)
 	}
 	mend_store_commit(acc->store);
 }
+
+mend_event *mend_event_copy(const mend_event *ev)
+{
+	return event_copy(ev);
+}
+
+void mend_event_free(gpointer ev)
+{
+	event_free(ev);
+}

@@ -3,9 +3,16 @@
  * history (XEP-0313 MAM, paged with XEP-0059 RSM).
  *
  * A catch-up starts on connect from the last archive id we processed (or, if
- * the archive no longer knows it, from the time of the last one); each result
- * and the position commit together. Until it ends, used one-time prekeys stay
- * (DESIGN §3).
+ * the archive no longer knows it, from the time of the last one). Until it
+ * ends, used one-time prekeys stay (DESIGN §3).
+ *
+ * A page of results is one transaction (a store batch): what decrypting each
+ * result changed (ratchet state, history row, dedupe mark) and the position
+ * after it commit together when the page's <fin/> comes (or after PAGE_MAX
+ * results, or before any other work opens a transaction). The page's events
+ * wait until then: a crash mid-page leaves the position before the page and
+ * nothing shown, so the page is fetched again, decrypts again, and each
+ * message is shown once.
  */
 #include "config.h"
 
@@ -17,6 +24,7 @@
 #define _(s) dgettext(GETTEXT_PACKAGE, s)
 
 #define MAM_PAGE "250"
+#define PAGE_MAX 250 /* results per commit, whatever the server sends */
 /* After an archive error the catch-up pauses: 10 s, doubling up to 5 minutes. */
 #define MAM_RETRY_FIRST 10
 #define MAM_RETRY_MAX   300
@@ -32,12 +40,16 @@ typedef struct mend_mam_query {
 	int64_t retry_at;   /* paused by an archive error until then (0: running) */
 	unsigned failures;  /* errors in a row */
 	unsigned predating; /* messages from before this device was announced (not for it) */
+	GQueue held;        /* of mend_event*: the open page's events, until it commits */
+	unsigned page_n;    /* results in the open page */
+	int page_failed;    /* a page's commit failed: its results must be fetched again */
 } mam_query;
 
 static void mam_free(mam_query *q)
 {
 	if (!q)
 		return;
+	g_queue_clear_full(&q->held, mend_event_free);
 	g_free(q->queryid);
 	g_free(q->with);
 	g_free(q->start);
@@ -45,10 +57,63 @@ static void mam_free(mam_query *q)
 	g_free(q);
 }
 
+int mend_archive_defer(mend_account *acc, const mend_event *ev)
+{
+	if (!acc->mam || !mend_store_batch_open(acc->store))
+		return 0;
+	g_queue_push_tail(&acc->mam->held, mend_event_copy(ev));
+	return 1;
+}
+
+/* The page's transaction ended: its events go to the host, or (it failed) nowhere. */
+static void page_done(void *data, int rc)
+{
+	mend_account *acc = data;
+	mend_event *ev;
+
+	if (!acc->mam)
+		return;
+	acc->mam->page_n = 0;
+	if (rc < 0) {
+		mend_log(acc, MEND_LOG_WARNING, "catch-up page not stored (%s); it is asked again",
+		         mend_strerror(rc));
+		acc->mam->page_failed = 1;
+		g_queue_clear_full(&acc->mam->held, mend_event_free);
+		return;
+	}
+	/* in a transaction: what shown.c notes of them goes in one commit (announce.c) */
+	mend_store_begin(acc->store);
+	while ((ev = g_queue_pop_head(&acc->mam->held))) {
+		emit(acc, ev);
+		mend_event_free(ev);
+	}
+	mend_store_commit(acc->store);
+}
+
+/* Commits the open page (if any) and delivers its events; 1 when a page was lost. */
+static int page_end(mend_account *acc)
+{
+	int failed;
+
+	mend_store_batch_end(acc->store);
+	failed = acc->mam->page_failed;
+	acc->mam->page_failed = 0;
+	return failed;
+}
+
 void mend_archive_reset(mend_account *acc)
 {
+	if (acc->mam)
+		page_end(acc);
 	mam_free(acc->mam);
 	acc->mam = NULL;
+}
+
+void mend_archive_close(mend_account *acc)
+{
+	if (acc->store && mend_store_batch_open(acc->store))
+		mend_store_rollback(acc->store);
+	mend_archive_reset(acc);
 }
 
 static void mam_send(mend_account *acc, const char *after);
@@ -170,7 +235,10 @@ int mend_archive_quiet(mend_account *acc, int error, int64_t ts)
 static void mam_finish(mend_account *acc, int err)
 {
 	mend_event ev = {.error = err, .trust = -1};
-	unsigned predating = acc->mam->predating;
+	unsigned predating;
+
+	page_end(acc);
+	predating = acc->mam->predating;
 
 	ev.kind = acc->mam->kind == MAM_CATCHUP ? MEND_EVENT_CATCHUP_DONE : MEND_EVENT_HISTORY_DONE;
 	mam_free(acc->mam);
@@ -246,6 +314,13 @@ static void mam_reply(mend_account *acc, xmpp_stanza_t *iq, int ok, void *data)
 
 	if (!acc->mam || !g_str_equal(acc->mam->queryid, (const char *)data))
 		return;
+	if (page_end(acc)) { /* results of this query were not stored: from the position again */
+		if (acc->mam->kind == MAM_CATCHUP)
+			catchup_pause(acc, "local store");
+		else
+			mam_finish(acc, MEND_ERR_STORE);
+		return;
+	}
 	if (!ok && acc->mam->kind == MAM_CATCHUP && !acc->mam->start &&
 	    g_str_equal(error_condition(iq), "item-not-found")) {
 		/* XEP-0313 §5.1: the archive no longer knows our last id: go by time instead */
@@ -301,6 +376,7 @@ int mend_archive_handle_result(mend_account *acc, xmpp_stanza_t *st, xmpp_stanza
 	const char *from = xmpp_stanza_get_from(st);
 	inbound in = {.msg = child(fwd, "message", NULL), .archived = 1};
 	char ts[24];
+	int batch, r;
 
 	if (!acc->mam || !qid || !g_str_equal(qid, acc->mam->queryid))
 		return 0; /* the host's own query */
@@ -312,14 +388,20 @@ int mend_archive_handle_result(mend_account *acc, xmpp_stanza_t *st, xmpp_stanza
 	in.history = acc->mam->kind == MAM_HISTORY;
 	if (!in.msg || !in.archive_id)
 		return MEND_ERR_MALFORMED;
+	if (acc->mam->page_failed)
+		return 1; /* a result after a lost one: its page is asked again at the <fin/> */
+	/* the message and the catch-up position commit together, with the rest of the page */
+	if (acc->mam->page_n >= PAGE_MAX)
+		page_end(acc);
+	r = mend_store_batch_begin(acc->store, page_done, acc);
+	batch = r == MEND_OK; /* else inside a transaction already: a part of it */
+	if (!batch && (r != MEND_ERR_INVALID_ARG || mend_store_begin(acc->store) < 0))
+		return MEND_ERR_STORE;
+	mend_store_batch_nest(acc->store, batch);
+	acc->mam->page_n += batch;
 	in.timestamp = delay_of(fwd);
 	if (!in.timestamp)
 		in.timestamp = iso_now();
-	/* the message and the catch-up position commit together (one commit per result) */
-	if (mend_store_begin(acc->store) < 0) {
-		g_free(in.timestamp);
-		return MEND_ERR_STORE;
-	}
 	process_encrypted(acc, &in);
 	mend_store_kill_point(acc->store, "result"); /* the crash test's */
 	if (!in.history) {
@@ -327,7 +409,10 @@ int mend_archive_handle_result(mend_account *acc, xmpp_stanza_t *st, xmpp_stanza
 		g_snprintf(ts, sizeof(ts), "%" G_GINT64_FORMAT, unix_of(in.timestamp));
 		mend_store_meta_set(acc->store, "mam_last_ts", ts);
 	}
-	mend_store_commit(acc->store);
+	if (batch)
+		mend_store_batch_nest(acc->store, 0);
+	else
+		mend_store_commit(acc->store);
 	mend_trust_flush(acc);
 	g_free(in.timestamp);
 	return 1;

@@ -177,6 +177,8 @@ static void send_text(mend_account *acc, xmpp_stanza_t *st)
 
 void emit(mend_account *acc, const mend_event *ev)
 {
+	if (mend_archive_defer(acc, ev)) /* shown once its catch-up page commits (archive.c) */
+		return;
 	mend_announce_emit(acc, ev); /* announced: is its device in the sender's list? */
 }
 

@@ -84,8 +84,12 @@ int mend_account_rotate_signed_prekey(mend_account *acc);
 void mend_engine_free(mend_engine *eng);
 /* Frees the group-chat state (room.c). */
 void mend_rooms_free(mend_account *acc);
-/* Forgets the archive query under way (archive.c). */
+/* Forgets the archive query under way (archive.c); the page so far commits, its events go. */
 void mend_archive_reset(mend_account *acc);
+/* Closing: forgets the query; an uncommitted page is rolled back, its events dropped. */
+void mend_archive_close(mend_account *acc);
+/* While a catch-up page's transaction is open: keeps the event until it commits (1). */
+int mend_archive_defer(mend_account *acc, const mend_event *ev);
 
 /* The account's clock: seconds since the epoch (account.c). */
 int64_t mend_now(const mend_account *acc);
@@ -131,6 +135,10 @@ void mend_announce_txn_end(int committed, void *data);
 int mend_shown_note(mend_account *acc, const char *key);
 void mend_shown_done(mend_account *acc, const mend_event *ev);
 void mend_shown_replay(mend_account *acc);
+
+/* A deep copy of an event (its strings), and its free (wipes the body). */
+mend_event *mend_event_copy(const mend_event *ev);
+void mend_event_free(gpointer ev);
 
 /* held.c: messages that came under a changed key, kept sealed until it is accepted */
 /*

@@ -247,7 +247,11 @@ struct mend_store {
 	sqlite3 *db;
 	mend_crypto *c; /* borrowed */
 	uint8_t key[MEND_STORE_KEY_LEN];
-	int depth;          /* transaction nesting */
+	int depth;      /* transaction nesting */
+	int batch;      /* 1: the outermost transaction is a batch (mend_store_batch_begin) */
+	int batch_nest; /* 1: the batch's own work runs: begins nest inside the batch */
+	mend_store_batch_cb batch_done;
+	void *batch_data;
 	uint64_t rollbacks; /* how many rollbacks happened: caches above the store check it */
 	GHashTable *cached; /* SQL text (static) -> prepared statement, for store_msgs.c */
 	sqlite3_stmt *st[ST_COUNT];
@@ -742,13 +746,17 @@ static int run(mend_store *s, enum stmt which)
 
 int mend_store_depth(mend_store *s)
 {
-	return s->depth;
+	return s->depth - s->batch;
 }
 
 /* Nesting: the outermost level is a transaction, inner levels are savepoints. */
 int mend_store_begin(mend_store *s)
 {
-	int rc = run(s, s->depth == 0 ? ST_BEGIN : ST_SAVEPOINT);
+	int rc;
+
+	if (s->batch && !s->batch_nest)
+		mend_store_batch_end(s); /* other work: the batch is made durable first */
+	rc = run(s, s->depth == 0 ? ST_BEGIN : ST_SAVEPOINT);
 
 	if (!rc)
 		s->depth++;
@@ -786,9 +794,55 @@ void mend_store_rollback(mend_store *s)
 		run(s, ST_RELEASE);
 		return;
 	}
+	s->batch = s->batch_nest = 0; /* a batch rolled back: nothing of it is kept */
+	s->batch_done = NULL;
 	if (!sqlite3_get_autocommit(s->db))
 		run(s, ST_ROLLBACK);
 	ended(s, 0);
+}
+
+int mend_store_batch_begin(mend_store *s, mend_store_batch_cb done, void *data)
+{
+	int rc;
+
+	if (s->batch)
+		return MEND_OK;
+	if (s->depth)
+		return MEND_ERR_INVALID_ARG;
+	rc = mend_store_begin(s);
+	if (rc)
+		return rc;
+	s->batch = 1;
+	s->batch_done = done;
+	s->batch_data = data;
+	return MEND_OK;
+}
+
+int mend_store_batch_open(mend_store *s)
+{
+	return s->batch;
+}
+
+void mend_store_batch_nest(mend_store *s, int on)
+{
+	s->batch_nest = on;
+}
+
+int mend_store_batch_end(mend_store *s)
+{
+	mend_store_batch_cb done = s->batch_done;
+	int rc;
+
+	if (!s->batch)
+		return MEND_OK;
+	if (s->depth != 1) /* the batch's own work is still open */
+		return MEND_ERR_INVALID_ARG;
+	s->batch = s->batch_nest = 0;
+	s->batch_done = NULL;
+	rc = mend_store_commit(s);
+	if (done)
+		done(s->batch_data, rc);
+	return rc;
 }
 
 /* ---- metadata --------------------------------------------------------- */

@@ -69,6 +69,24 @@ void mend_store_on_end(mend_store *s, void (*fn)(int committed, void *data), voi
  */
 void mend_store_kill_point(mend_store *s, const char *point);
 
+/*
+ * A batch: one transaction around many units of work (a catch-up page), so
+ * that they share one commit. Opened at depth 0; the units nest inside it
+ * (as savepoints) only while mend_store_batch_nest(s, 1) says they are the
+ * batch's own work. Any other mend_store_begin() first commits the batch, so
+ * nothing else is made durable later than it says. `done` is called after the
+ * batch's commit with its result (0, or the error: then nothing of it was
+ * kept); mend_store_depth() does not count the batch. mend_store_rollback()
+ * at the batch's level, or closing the store with a batch open, rolls it back
+ * (without `done`), as a crash would.
+ */
+typedef void (*mend_store_batch_cb)(void *data, int rc);
+int mend_store_batch_begin(mend_store *s, mend_store_batch_cb done, void *data);
+int mend_store_batch_open(mend_store *s);
+void mend_store_batch_nest(mend_store *s, int on);
+/* Commits the batch if one is open (then calls its `done`); 0 when none was open. */
+int mend_store_batch_end(mend_store *s);
+
 /* Key/value metadata (plain text, not secret): catch-up position and such. */
 int mend_store_meta_get(mend_store *s, const char *key, char **value);
 int mend_store_meta_set(mend_store *s, const char *key, const char *value);
