@@ -846,12 +846,12 @@ static int count_bodies(guint mark, const char *body)
 /* A catch-up page is one transaction: results handled, then the process dies before <fin/>. */
 static mend_account *test_crash_mid_page(const char *root, mend_account *a, mend_account *b)
 {
-	const char *bodies[] = {"page 0", "page 1", "page 2", "page 3"};
-	char *in[4], *qid = NULL;
+	const char *bodies[] = {"page 0", "page 1", "page 2", "page 3", "page 4"};
+	char *in[5], *qid = NULL;
 	guint ev0;
 	int q, k;
 
-	for (k = 0; k < 4; k++) {
+	for (k = 0; k < 5; k++) {
 		char *w = bob_encrypts(b, a, bodies[k]);
 
 		in[k] = stamped(w, BOB "/phone", ALICE, NULL);
@@ -884,10 +884,19 @@ static mend_account *test_crash_mid_page(const char *root, mend_account *a, mend
 		TAP_EQ(count_bodies(ev0, bodies[k]), 1, "\"%s\" shown exactly once", bodies[k]);
 	TAP_EQ(count_events(ev0, MEND_EVENT_UNDECRYPTABLE), 0,
 	       "nothing undecryptable: the ratchet rolled back with the page");
+	g_free(qid);
 	q = catchup(a, &qid);
 	TAP_OK(sent_text_is(q, "after", "crash3"), "the position after it is crash3");
-	mam_fin(a, q, "crash3");
-	for (k = 0; k < 4; k++)
+	ev0 = events->len;
+	TAP_EQ(handle(a, mam_result(NULL, qid, "crash4", in[4])), 1, "crash4 of the next page");
+	mend_account_disconnected(a);
+	TAP_EQ(count_bodies(ev0, bodies[4]), 1,
+	       "the stream goes down mid-page: what came commits and is shown");
+	g_free(qid);
+	q = catchup(a, &qid);
+	TAP_OK(sent_text_is(q, "after", "crash4"), "the next catch-up starts after crash4");
+	mam_fin(a, q, "crash4");
+	for (k = 0; k < 5; k++)
 		g_free(in[k]);
 	g_free(qid);
 	return a;

@@ -553,12 +553,12 @@ void mend_account_disconnected(mend_account *acc)
 {
 	mend_engine *eng = engine(acc);
 
+	mend_archive_reset(acc); /* an open catch-up page commits; its events go first */
 	mend_announce_disconnected(acc);
 	g_hash_table_remove_all(eng->iqs);
 	g_hash_table_remove_all(eng->fresh);
 	g_hash_table_remove_all(eng->refreshing);
 	g_hash_table_remove_all(eng->subscribed);
-	mend_archive_reset(acc);
 	g_free(eng->full_jid);
 	eng->full_jid = NULL;
 	eng->connected = eng->ready = eng->publishing = eng->republishing = 0;
