@@ -7,17 +7,8 @@ set -u
 # a make of our own, not a part of the `make check` that runs this test
 unset MAKEFLAGS MFLAGS MAKELEVEL
 top_builddir=${top_builddir:-.}
-fail=0
-n=0
-ok() {
-	n=$((n + 1))
-	echo "ok $n - $*"
-}
-not_ok() {
-	n=$((n + 1))
-	echo "not ok $n - $*"
-	fail=1
-}
+top_srcdir=${top_srcdir:-..}
+. "$top_srcdir/tests/tap.sh"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mend-install.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
@@ -85,5 +76,4 @@ else
 	not_ok "the installed mend-purple.so exports no purple_init_plugin"
 fi
 
-echo "1..$n"
-exit $fail
+tap_end

@@ -9,18 +9,7 @@ top_builddir=${top_builddir:-.}
 mend="$top_builddir/mend"
 page1="$top_builddir/man/mend.1"
 page7="$top_builddir/man/mend-plugins.7"
-fail=0
-n=0
-
-ok() {
-	n=$((n + 1))
-	echo "ok $n - $*"
-}
-not_ok() {
-	n=$((n + 1))
-	echo "not ok $n - $*"
-	fail=1
-}
+. "$top_srcdir/tests/tap.sh"
 
 if ! command -v man >/dev/null 2>&1; then
 	echo "1..0 # SKIP man (man-db) is not installed; scripts/deps.sh installs it"
@@ -148,5 +137,4 @@ else
 	ok "no placeholder left in the pages"
 fi
 
-echo "1..$n"
-exit $fail
+tap_end
