@@ -1410,15 +1410,19 @@ static char *on_iq_send(const char *text)
 {
 	const char *chat = M.api->get_current_recipient();
 	const char *room = M.api->get_current_muc();
+	char *bare = room ? norm(room) : NULL;
+	char *out;
 	int on;
 
 	if (chat)
 		on = enabled(chat);
-	else if (room)
-		on = mend_prof_rooms_is_on(M.rooms, room);
+	else if (room) /* keyed by the normalised JID, like every other lookup */
+		on = !bare || mend_prof_rooms_is_on(M.rooms, bare);
 	else
 		on = !M.api->current_win_is_console() && any_room_on();
-	return mend_prof_file_iq_send(M.api, text, chat, room, on);
+	out = mend_prof_file_iq_send(M.api, text, chat, room, on);
+	g_free(bare);
+	return out;
 }
 
 static const struct mend_prof_hooks hooks = {
