@@ -1,6 +1,6 @@
 /*
  * files_upload.c - sending a file: our server's HTTP File Upload service
- * (XEP-0363 §3: disco#items of our domain, disco#info of each item for
+ * (XEP-0363 §3: disco#info of our domain itself, then of each of its disco#items, for
  * urn:xmpp:http:upload:0 and its max-file-size), a refusal before uploading
  * when the file is over that limit, the slot request (§4), the encrypted PUT
  * (files_http.c, in a thread of its own: files_job.c) and the link (XEP-0454
@@ -38,6 +38,7 @@ typedef struct upload_job {
 	mend_file_sent_cb cb;
 	void *data;
 	GPtrArray *items; /* JIDs still to ask */
+	char *domain;     /* our server's domain, whose disco#items come after its own info */
 	char *service;
 	uint64_t max;  /* the service's max-file-size; 0 when it names none */
 	char *ca_file; /* o.ca_file's copy (the caller's may not outlive the job) */
@@ -63,6 +64,7 @@ static void job_unref(gpointer p)
 	g_free(j->ca_file);
 	g_ptr_array_unref(j->items);
 	g_free(j->service);
+	g_free(j->domain);
 	g_free(j);
 }
 
@@ -339,11 +341,20 @@ static void found(mend_account *acc, upload_job *j, const char *service, uint64_
 }
 
 static void info_reply(mend_account *acc, xmpp_stanza_t *iq, int ok, void *data);
+static void items_reply(mend_account *acc, xmpp_stanza_t *iq, int ok, void *data);
 
+/* XEP-0363 §3: the service may be the domain itself (asked first) or one of its items. */
 static void ask_next(mend_account *acc, upload_job *j)
 {
 	char *jid;
 
+	if (!j->items->len && j->domain) {
+		jid = j->domain;
+		j->domain = NULL;
+		ask(acc, j, jid, NS_DISCO_ITEMS, "get", NULL, items_reply);
+		g_free(jid);
+		return;
+	}
 	if (!j->items->len) {
 		fail(acc, j, MEND_ERR_NO_UPLOAD,
 		     g_strdup_printf(_("Your server offers no HTTP File Upload service (XEP-0363), "
@@ -417,6 +428,8 @@ int mend_account_send_file(mend_account *acc, const char *to, const char *path,
 	j->name = g_filename_display_basename(path);
 	j->ctype = mend_file_mime_guess(j->name);
 	j->items = g_ptr_array_new_with_free_func(g_free);
+	g_ptr_array_add(j->items, g_strdup(domain + 1));
+	j->domain = g_strdup(domain + 1);
 	if (opts)
 		j->o = *opts;
 	j->ca_file = g_strdup(j->o.ca_file);
@@ -425,7 +438,7 @@ int mend_account_send_file(mend_account *acc, const char *to, const char *path,
 	j->data = data;
 	r = open_file(j);
 	if (r == MEND_OK)
-		ask(acc, j, domain + 1, NS_DISCO_ITEMS, "get", NULL, items_reply);
+		ask_next(acc, j);
 	job_unref(j);
 	return r;
 }

@@ -31,7 +31,7 @@ class TlsMend(Mend):
         return a
 
 
-def upload_server(limit=10 * MIB, https_cert=None, external_port=None, **kw):
+def upload_server(limit=10 * MIB, https_cert=None, external_port=None, on_host=False, **kw):
     """Prosody with mod_http_file_share (component upload.localhost) on an HTTPS port of
     loopback, its slot URLs on https://localhost:PORT/. With STARTTLS and the harness's
     certificate, or, given https_cert=(cert, key), plain c2s and that certificate for HTTPS
@@ -42,11 +42,14 @@ def upload_server(limit=10 * MIB, https_cert=None, external_port=None, **kw):
     lua = lambda s: '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'  # noqa: E731
     ssl_line = (f"https_ssl = {{ certificate = {lua(https_cert[0])}; "
                 f"key = {lua(https_cert[1])} }}\n" if https_cert else "")
+    component = "" if on_host else 'Component "upload.localhost" "http_file_share"\n'
     extra = (f'https_ports = {{ {port} }}\nhttps_interfaces = {{ "127.0.0.1" }}\n{ssl_line}'
-             f'Component "upload.localhost" "http_file_share"\n'
+             f'{component}'
              f'  http_file_share_size_limit = {limit}\n'
              f'  http_host = "localhost"\n'
              f'  http_external_url = "https://localhost:{external_port or port}/"\n')
+    if on_host:  # XEP-0363 §3: the service is the server's domain itself, no item of it
+        kw["extra_modules"] = list(kw.get("extra_modules", ())) + ["http_file_share"]
     return Prosody(accounts={"alice": "pw", "bob": "pw", "carol": "pw"}, tls=not https_cert,
                    extra_config=extra, **kw)
 

@@ -205,6 +205,27 @@ def over_the_servers_limit_is_refused_before_uploading():
 
 
 @test
+def an_upload_service_on_the_domain_itself_is_found():
+    """XEP-0363 §3: the server's domain may be the service (no disco item); mend asks the
+    domain's disco#info first, and the file goes through."""
+    root = tempfile.mkdtemp(prefix="mend-files-")
+    try:
+        path = os.path.join(root, "a.txt")
+        with open(path, "wb") as f:
+            f.write(b"on the domain itself")
+        with upload_server(on_host=True) as srv:
+            bob = TlsMend(srv, root, "bob", "phone")
+            TlsMend(srv, root, "alice", "laptop").publish()
+            cp = bob.run("send", "alice@localhost", "--file", path)
+            assert cp.returncode == 0, (cp.returncode, cp.stdout, cp.stderr)
+            sent = [o for o in bob.lines(cp) if o["type"] == "file_sent"]
+            assert sent and independent_decrypt(sent[0]["link"]) == b"on the domain itself", \
+                cp.stdout
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@test
 def fetch_bad_input():
     """Tampered data, a wrong key, 404, hostile names, no overwrite, unverified TLS, a stall:
     each a clear line, nothing half-written."""
