@@ -942,14 +942,17 @@ class JsonLinesProcess:
         return False
 
 
-def start_omemo_peer(srv, user, resource, data_dir, password="pw", verbose=False):
-    """omemo_peer.py (python-omemo, legacy OMEMO) as user@host/resource on `srv`.
+def start_omemo_peer(srv, user, resource, data_dir, password="pw", verbose=False, omemo=None):
+    """omemo_peer.py (python-omemo) as user@host/resource on `srv`; `omemo` is its
+    --omemo mode: "legacy" (the default), "2" (OMEMO:2 only) or "both".
 
     Returns a JsonLinesProcess whose failure messages include Prosody's log
     tail; keep `data_dir` to restart the same device later.
     """
     argv = [PYTHON, os.path.join(HERE, "omemo_peer.py"), "--jid", srv.jid(user, resource),
             "--password", password, "--server", srv.address, "--data-dir", data_dir]
+    if omemo:
+        argv += ["--omemo", omemo]
     if verbose or os.environ.get("MEND_E2E_VERBOSE"):
         argv.append("--verbose")
     return JsonLinesProcess(argv, name=f"{user}/{resource}", context=lambda: srv.log_tail(20))

@@ -1,16 +1,31 @@
 #!/usr/bin/python3
-"""An independent legacy-OMEMO (eu.siacs.conversations.axolotl) peer for mend's
-end-to-end tests: python-omemo 1.0 (SessionManager) + python-oldmemo 1.0 +
-slixmpp 1.8, nothing from mend.
+"""An independent OMEMO peer for mend's end-to-end tests: python-omemo 1.0
+(SessionManager) + python-oldmemo 1.0 (legacy, eu.siacs.conversations.axolotl) +
+python-twomemo 1.0 (OMEMO:2, urn:xmpp:omemo:2) + slixmpp 1.8, nothing from mend.
 
     /usr/bin/python3 omemo_peer.py --jid USER@HOST/RESOURCE --password PW \
-        --server 127.0.0.1:PORT --data-dir DIR [--verbose]
+        --server 127.0.0.1:PORT --data-dir DIR [--omemo legacy|2|both] [--verbose]
+
+--omemo: what we publish and speak. legacy (default): the legacy device list and
+bundles only. 2: urn:xmpp:omemo:2:devices / :bundles only. both: the same device id
+and identity key in both, and a device that has both gets OMEMO:2 (python-omemo's
+backend priority). OMEMO:2 messages carry an XEP-0420 envelope (<content><body/>,
+<rpad/>, <time/>, <to/>, <from/>); on receipt <from/> must be the sender and <to/> the
+stanza's recipient (our bare JID, or the peer for our own sent carbons), else an
+"affix_error" line and no "message". Group chats are legacy only.
 
 stdout: one JSON object per line
-    {"type":"ready","jid":FULLJID,"device":ID,"fingerprint":HEX,"pep_notify":BOOL}
+    {"type":"ready","jid":FULLJID,"device":ID,"fingerprint":HEX,"pep_notify":BOOL,
+     "versions":["2"|"0.3",...]}       fingerprint: python-omemo's format_identity_key
+                                       (the Curve25519 form, hex, the same in both versions)
     {"type":"message","from":BARE,"to":BARE,"device":SID,"body":TEXT,
      "carbon":"sent"|"received"|null,"id":ID,"stanza_id":ID|null,"prekey":BOOL,
-     "receipt_request":BOOL,"receipt_sent":BOOL}
+     "receipt_request":BOOL,"receipt_sent":BOOL,"version":"2"|"0.3",
+     "sce":{"to","from","time","rpad"},"content":[TAGS]}    (sce/content: OMEMO:2 only)
+    {"type":"affix_error","from":BARE,"device":SID,"error":STR,"sce":{...},...}
+                                       an OMEMO:2 message whose <to/>/<from/> do not fit
+    every line about a received message has "version"; from "mam" also "archived":true
+    and "timestamp" (the archive's delay stamp)
     {"type":"receipt","from":FULLJID,"id":ID,"carbon":...}   a XEP-0184 <received/> arrived
     {"type":"empty","from":BARE,"device":SID,"carbon":...}   key transport / session completion
     {"type":"plain","from":BARE,"body":TEXT,"carbon":...}    an unencrypted body arrived
@@ -18,10 +33,13 @@ stdout: one JSON object per line
     {"type":"error","from":BARE,"device":SID|null,"error":STR,"carbon":...}   undecryptable
     {"type":"forged_carbon","from":OUTER_FROM}                carbon not from our bare JID: ignored
     {"type":"stanza_error","from":JID,"id":ID,"error":STR}   a <message type='error'>
-    {"type":"devicelist","from":BARE,"devices":[IDS]}        PEP notification
+    {"type":"devicelist","from":BARE,"devices":[IDS],"version":V}   PEP notification
     {"type":"sent","to":BARE,"id":ID,"devices":[IDS],"recipients":[{"jid","device","prekey"}],
-     "errors":[STR]}
-    {"type":"refreshed","jid":BARE,"devices":[{"device","fingerprint","trust","active"}]}
+     "errors":[STR],"version":V}      one per stanza: a send to devices of both kinds
+                                       sends one stanza per version
+    {"type":"mam_done","count":N,"skipped":N,"complete":BOOL}   after "mam"
+    {"type":"refreshed","jid":BARE,"devices":[{"device","fingerprint","trust","active",
+     "versions"}]}
     {"type":"devices","jid":BARE,"devices":[...]}            (same, from the local cache)
     {"type":"pong"} | {"type":"raw_sent"} | {"type":"command_error","command":LINE,"error":STR} | {"type":"bye"}
     {"type":"fatal","error":STR}    (then exit 1)
@@ -37,7 +55,15 @@ stdout: one JSON object per line
 
 stdin: one command per line
     send JID TEXT...   encrypt TEXT for all of JID's devices and our own other devices
-                       (device lists are re-fetched first), send as type=chat
+                       (device lists are re-fetched first), send as type=chat (to JID's
+                       bare JID; a full JID addresses that resource, the SCE <to/> stays bare)
+    sendv 2|0.3 JID TEXT   the same in that version only (one of ours): a "both" peer
+                       that wrote OMEMO:2 falls back to legacy (downgrade tests)
+    affix to=JID from=JID | affix off   OMEMO:2 sends from now on carry these SCE
+                       affixes instead of the true ones (tampering tests); prints "pong"
+    mam [JID]          query our archive (XEP-0313; the chat with JID) and handle every
+                       result as a live message, except those decrypted live before
+                       (their keys are spent); then "mam_done"
     refresh JID        re-fetch JID's device list (and missing bundles); prints "refreshed"
     devices JID        like refresh, without fetching
     raw XML            send one stanza verbatim (default namespace jabber:client), e.g. a
@@ -64,6 +90,7 @@ restart keeps the same device id, identity and sessions.
 import argparse
 import asyncio
 import base64
+import datetime
 import hashlib
 import json
 import logging
@@ -85,6 +112,9 @@ from omemo.types import TrustLevel
 import oldmemo
 import oldmemo.etree
 from oldmemo.oldmemo import NAMESPACE as OLDMEMO_NS
+import twomemo
+import twomemo.etree
+from twomemo.twomemo import NAMESPACE as TWOMEMO_NS
 
 log = logging.getLogger("omemo_peer")
 
@@ -107,18 +137,20 @@ NS_MUC_ADMIN = "http://jabber.org/protocol/muc#admin"
 
 DEVICELIST_NODE = f"{OLDMEMO_NS}.devicelist"
 BUNDLES_NODE = f"{OLDMEMO_NS}.bundles:"          # + device id
+DEVICES2_NODE = f"{TWOMEMO_NS}:devices"          # XEP-0384 §5.3.1: item "current"
+BUNDLES2_NODE = f"{TWOMEMO_NS}:bundles"          # XEP-0384 §5.3.2: item id = device id
+NS_SCE = "urn:xmpp:sce:1"
+NS_MAM = "urn:xmpp:mam:2"
+NS_DELAY = "urn:xmpp:delay"
+# --omemo: the versions we publish and use, with their namespaces and the order in
+# which python-omemo picks a version for a device that has both
+MODES = {"legacy": [OLDMEMO_NS], "2": [TWOMEMO_NS], "both": [TWOMEMO_NS, OLDMEMO_NS]}
+VERSION_NAME = {OLDMEMO_NS: "0.3", TWOMEMO_NS: "2"}
+NAMESPACE_OF = {v: k for k, v in VERSION_NAME.items()}
 CAPS_NODE = "https://mend.invalid/omemo_peer"
 FALLBACK_BODY = ("I sent you an OMEMO encrypted message but your client doesn't seem to support "
                  "that. Find more information on https://conversations.im/omemo")
 
-# The features we announce; "+notify" makes Prosody push device list updates.
-FEATURES = sorted([
-    NS_DISCO_INFO,
-    NS_CAPS,
-    NS_CARBONS,
-    NS_EME,
-    f"{DEVICELIST_NODE}+notify",
-])
 IDENTITY = ("client", "bot", "", "omemo_peer")   # category, type, lang, name
 
 TRUST_BLIND = "BLINDLY_TRUSTED"
@@ -134,10 +166,18 @@ def emit(obj):
         sys.stdout.flush()
 
 
-def caps_ver():
-    """XEP-0115 §5.1 verification string for IDENTITY + FEATURES (no forms)."""
+def features(namespaces):
+    """What we announce; "+notify" makes Prosody push device list updates of the
+    versions we speak."""
+    notify = {OLDMEMO_NS: DEVICELIST_NODE, TWOMEMO_NS: DEVICES2_NODE}
+    return sorted([NS_DISCO_INFO, NS_CAPS, NS_CARBONS, NS_EME] +
+                  [f"{notify[ns]}+notify" for ns in namespaces])
+
+
+def caps_ver(feats):
+    """XEP-0115 §5.1 verification string for IDENTITY + feats (no forms)."""
     cat, typ, lang, name = IDENTITY
-    s = f"{cat}/{typ}/{lang}/{name}<" + "".join(f + "<" for f in FEATURES)
+    s = f"{cat}/{typ}/{lang}/{name}<" + "".join(f + "<" for f in feats)
     return base64.b64encode(hashlib.sha1(s.encode("utf-8")).digest()).decode("ascii")
 
 
@@ -148,6 +188,53 @@ def el(tag, attrib=None, text=None, children=()):
     for c in children:
         e.append(c)
     return e
+
+
+def sce_envelope(body, sender, to, affixes=None):
+    """The plaintext of an OMEMO:2 message: an XEP-0420 <envelope/> with the body in
+    <content/>, a random <rpad/> (XEP-0384 §5.5.1: MUST), <time/>, <to/> and <from/>.
+    `affixes` replaces <to/>/<from/> values (a tampering test sends someone else's)."""
+    affixes = affixes or {}
+    env = el(f"{{{NS_SCE}}}envelope")
+    env.append(el(f"{{{NS_SCE}}}content", children=[el(f"{{{NS_CLIENT}}}body", text=body)]))
+    pad = base64.b64encode(os.urandom(1 + os.urandom(1)[0] % 32)).decode("ascii")
+    env.append(el(f"{{{NS_SCE}}}rpad", text=pad))
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    env.append(el(f"{{{NS_SCE}}}time", {"stamp": now}))
+    env.append(el(f"{{{NS_SCE}}}to", {"jid": affixes.get("to", to)}))
+    env.append(el(f"{{{NS_SCE}}}from", {"jid": affixes.get("from", sender)}))
+    return ET.tostring(env, encoding="utf-8")
+
+
+def parse_sce(plaintext):
+    """The body and affixes of a decrypted OMEMO:2 <envelope/> (XEP-0420 §4) -> dict;
+    raises ValueError when it is not one."""
+    env = ET.fromstring(plaintext)
+    if env.tag != f"{{{NS_SCE}}}envelope":
+        raise ValueError(f"not an SCE envelope: {env.tag}")
+    content = env.find(f"{{{NS_SCE}}}content")
+    if content is None:
+        raise ValueError("SCE envelope without <content/>")
+    body = content.find(f"{{{NS_CLIENT}}}body")
+
+    def affix(name):
+        e = env.find(f"{{{NS_SCE}}}{name}")
+        return None if e is None else e.get("stamp" if name == "time" else "jid")
+    rpad = env.find(f"{{{NS_SCE}}}rpad")
+    return {"body": None if body is None else (body.text or ""),
+            "content": [c.tag for c in content],
+            "sce": {"to": affix("to"), "from": affix("from"), "time": affix("time"),
+                    "rpad": rpad is not None}}
+
+
+def affix_problem(sce, sender, expected_to):
+    """Why the affixes do not fit this message (XEP-0420 §5: <from/> the sender, <to/>
+    the recipient), or None."""
+    if sce["from"] is not None and JID(sce["from"]).bare != sender:
+        return f"SCE <from/> is {sce['from']}, the sender is {sender}"
+    if sce["to"] is not None and JID(sce["to"]).bare != expected_to:
+        return f"SCE <to/> is {sce['to']}, expected {expected_to}"
+    return None
 
 
 def iq_error_text(e):
@@ -200,8 +287,14 @@ class JsonFileStorage(Storage):
 # --------------------------------------------------------------------------
 
 class Peer(ClientXMPP):
-    def __init__(self, jid, password, data_dir, ready_timeout):
+    def __init__(self, jid, password, data_dir, ready_timeout, namespaces=(OLDMEMO_NS,)):
         super().__init__(jid, password)
+        self.namespaces = list(namespaces)   # the versions we speak, preferred first
+        self.mode = next(m for m, nss in MODES.items() if nss == self.namespaces)
+        self.caps_features = features(self.namespaces)
+        self.affixes = {}                 # "affix to=JID": SCE values replaced on sending
+        self.mam_results = {}             # query id -> [(forwarded message, delay stamp)]
+        self.seen = set()                 # stanza ids of the messages we decrypted
         self.data_dir = data_dir
         self.ready_timeout = ready_timeout
         self.sm = None
@@ -221,6 +314,9 @@ class Peer(ClientXMPP):
         self.add_event_handler("disconnected", self.on_disconnected)
         self.register_handler(CoroutineCallback(
             "omemo_peer messages", MatchXPath(f"{{{NS_CLIENT}}}message"), self.on_message))
+        self.register_handler(Callback(
+            "omemo_peer MAM results",
+            MatchXPath(f"{{{NS_CLIENT}}}message/{{{NS_MAM}}}result"), self.on_mam_result))
         self.register_handler(Callback(
             "omemo_peer disco#info",
             MatchXPath(f"{{{NS_CLIENT}}}iq/{{{NS_DISCO_INFO}}}query"), self.on_disco_info))
@@ -281,8 +377,9 @@ class Peer(ClientXMPP):
         PeerSessionManager.client = self
         storage = JsonFileStorage(os.path.join(self.data_dir, "omemo.json"))
         async with self.lock:
+            backends = {OLDMEMO_NS: oldmemo.Oldmemo, TWOMEMO_NS: twomemo.Twomemo}
             self.sm = await PeerSessionManager.create(
-                backends=[oldmemo.Oldmemo(storage)],
+                backends=[backends[ns](storage) for ns in self.namespaces],
                 storage=storage,
                 own_bare_jid=self.bare,
                 initial_own_label=None,
@@ -305,7 +402,7 @@ class Peer(ClientXMPP):
             notify = False
         emit({"type": "ready", "jid": self.boundjid.full, "device": own.device_id,
               "fingerprint": "".join(self.sm.format_identity_key(own.identity_key)),
-              "pep_notify": notify})
+              "pep_notify": notify, "versions": [VERSION_NAME[ns] for ns in self.namespaces]})
 
     async def enable_carbons(self):
         iq = self.Iq()
@@ -315,7 +412,8 @@ class Peer(ClientXMPP):
 
     def send_presence_with_caps(self):
         pres = self.make_presence()
-        pres.append(el(f"{{{NS_CAPS}}}c", {"hash": "sha-1", "node": CAPS_NODE, "ver": caps_ver()}))
+        pres.append(el(f"{{{NS_CAPS}}}c", {"hash": "sha-1", "node": CAPS_NODE,
+                                           "ver": caps_ver(self.caps_features)}))
         pres.send()
 
     def on_disco_info(self, iq):
@@ -328,7 +426,7 @@ class Peer(ClientXMPP):
         q = el(f"{{{NS_DISCO_INFO}}}query", attrs)
         cat, typ, _lang, name = IDENTITY
         q.append(el(f"{{{NS_DISCO_INFO}}}identity", {"category": cat, "type": typ, "name": name}))
-        for f in FEATURES:
+        for f in self.caps_features:
             q.append(el(f"{{{NS_DISCO_INFO}}}feature", {"var": f}))
         reply.append(q)
         reply.send()
@@ -354,7 +452,17 @@ class Peer(ClientXMPP):
         items = res.xml.find(f"{{{NS_PUBSUB}}}pubsub/{{{NS_PUBSUB}}}items")
         return [] if items is None else list(items.findall(f"{{{NS_PUBSUB}}}item"))
 
-    def _publish_iq(self, node, item_id, payload, with_options):
+    @staticmethod
+    def _options_form(form_type, options):
+        form = el(f"{{{NS_DATA}}}x", {"type": "submit"})
+        form.append(el(f"{{{NS_DATA}}}field", {"var": "FORM_TYPE", "type": "hidden"}, children=[
+            el(f"{{{NS_DATA}}}value", text=form_type)]))
+        for var, value in options.items():
+            form.append(el(f"{{{NS_DATA}}}field", {"var": var}, children=[
+                el(f"{{{NS_DATA}}}value", text=value)]))
+        return form
+
+    def _publish_iq(self, node, item_id, payload, with_options, options):
         iq = self.Iq()
         iq["type"] = "set"
         pubsub = el(f"{{{NS_PUBSUB}}}pubsub")
@@ -362,56 +470,52 @@ class Peer(ClientXMPP):
         publish.append(el(f"{{{NS_PUBSUB}}}item", {"id": item_id}, children=[payload]))
         pubsub.append(publish)
         if with_options:
-            form = el(f"{{{NS_DATA}}}x", {"type": "submit"})
-            form.append(el(f"{{{NS_DATA}}}field", {"var": "FORM_TYPE", "type": "hidden"}, children=[
-                el(f"{{{NS_DATA}}}value", text="http://jabber.org/protocol/pubsub#publish-options")]))
-            form.append(el(f"{{{NS_DATA}}}field", {"var": "pubsub#access_model"}, children=[
-                el(f"{{{NS_DATA}}}value", text="open")]))
+            form = self._options_form("http://jabber.org/protocol/pubsub#publish-options", options)
             pubsub.append(el(f"{{{NS_PUBSUB}}}publish-options", children=[form]))
         iq.append(pubsub)
         return iq
 
-    async def configure_open(self, node):
+    async def configure_open(self, node, options):
         iq = self.Iq()
         iq["type"] = "set"
-        form = el(f"{{{NS_DATA}}}x", {"type": "submit"})
-        form.append(el(f"{{{NS_DATA}}}field", {"var": "FORM_TYPE", "type": "hidden"}, children=[
-            el(f"{{{NS_DATA}}}value", text="http://jabber.org/protocol/pubsub#node_config")]))
-        form.append(el(f"{{{NS_DATA}}}field", {"var": "pubsub#access_model"}, children=[
-            el(f"{{{NS_DATA}}}value", text="open")]))
+        form = self._options_form("http://jabber.org/protocol/pubsub#node_config", options)
         iq.append(el(f"{{{NS_PUBSUB_OWNER}}}pubsub", children=[
             el(f"{{{NS_PUBSUB_OWNER}}}configure", {"node": node}, children=[form])]))
         await iq.send(timeout=10)
 
-    async def publish(self, node, item_id, payload):
-        """Publish with publish-options access_model=open; if the server refuses,
-        configure the node open and publish plainly."""
+    async def publish(self, node, item_id, payload, max_items=None):
+        """Publish with publish-options access_model=open (and pubsub#max_items); if the
+        server refuses, publish plainly and configure the node so."""
+        options = {"pubsub#access_model": "open"}
+        if max_items:
+            options["pubsub#max_items"] = max_items
         if self.publish_options_ok is not False:
             try:
-                await self._publish_iq(node, item_id, payload, True).send(timeout=10)
+                await self._publish_iq(node, item_id, payload, True, options).send(timeout=10)
                 self.publish_options_ok = True
                 log.info("published %s with publish-options", node)
                 return
             except IqError as e:
                 log.warning("publish %s with publish-options refused: %s; falling back",
                             node, iq_error_text(e))
-        await self._publish_iq(node, item_id, payload, False).send(timeout=10)
+        await self._publish_iq(node, item_id, payload, False, options).send(timeout=10)
         try:
-            await self.configure_open(node)
+            await self.configure_open(node, options)
         except (IqError, IqTimeout) as e:
             log.warning("configure %s access_model=open failed: %s", node, iq_error_text(e))
         log.info("published %s without publish-options", node)
 
-    async def fetch_device_list(self, jid):
-        items = await self.pubsub_items(jid, DEVICELIST_NODE)
+    async def fetch_device_list(self, jid, namespace=OLDMEMO_NS):
+        legacy = namespace == OLDMEMO_NS
+        items = await self.pubsub_items(jid, DEVICELIST_NODE if legacy else DEVICES2_NODE)
         if not items:
             return {}
         # The spec says item id "current"; take it, else the last item.
         item = next((i for i in items if i.get("id") == "current"), items[-1])
-        lst = item.find(f"{{{OLDMEMO_NS}}}list")
+        lst = item.find(f"{{{OLDMEMO_NS}}}list" if legacy else f"{{{TWOMEMO_NS}}}devices")
         if lst is None:
             return {}
-        return oldmemo.etree.parse_device_list(lst)
+        return (oldmemo.etree if legacy else twomemo.etree).parse_device_list(lst)
 
     # -- incoming stanzas ---------------------------------------------------
 
@@ -423,9 +527,10 @@ class Peer(ClientXMPP):
             emit({"type": "error", "from": JID(msg["from"]).bare, "device": None,
                   "error": f"{type(e).__name__}: {e}", "carbon": None})
 
-    async def handle_message(self, msg):
-        x = msg.xml
-        outer_from = msg["from"]
+    async def handle_message(self, msg, archived=None):
+        """One <message/>; `archived` (from a MAM result) is merged into what we print."""
+        x = msg.xml if hasattr(msg, "xml") else msg
+        outer_from = x.get("from") or ""
         outer_bare = JID(outer_from).bare if outer_from else self.bare
 
         if x.get("type") == "error":
@@ -441,6 +546,8 @@ class Peer(ClientXMPP):
         if event is not None:
             await self.handle_pep_event(outer_bare, event)
             return
+        if x.find(f"{{{NS_MAM}}}result") is not None:
+            return      # stashed by on_mam_result, handled when the query is done
 
         if x.get("type") == "groupchat":
             if outer_bare in self.rooms:
@@ -474,19 +581,17 @@ class Peer(ClientXMPP):
             emit({"type": "receipt", "from": inner.get("from") or str(outer_from),
                   "id": rcv.get("id"), "carbon": carbon})
             return
-        enc = inner.find(f"{{{OLDMEMO_NS}}}encrypted")
+        enc = find_encrypted(inner)
         if enc is None:
             body = inner.find(f"{{{NS_CLIENT}}}body")
             if body is not None:
-                emit({"type": "plain", "from": sender, "to": to, "body": body.text or "",
-                      "carbon": carbon, "id": inner.get("id")})
+                emit(dict({"type": "plain", "from": sender, "to": to, "body": body.text or "",
+                           "carbon": carbon, "id": inner.get("id")}, **(archived or {})))
             return
 
-        header = enc.find(f"{{{OLDMEMO_NS}}}header")
-        sid_attr = header.get("sid") if header is not None else None
-        device = int(sid_attr) if sid_attr and sid_attr.isdigit() else None
-        base = {"from": sender, "to": to, "device": device, "carbon": carbon,
-                "id": inner.get("id"), "stanza_id": stanza_id}
+        base = dict({"from": sender, "to": to, "device": sender_device(enc), "carbon": carbon,
+                     "id": inner.get("id"), "stanza_id": stanza_id,
+                     "version": VERSION_NAME[enc.tag[1:].split("}")[0]]}, **(archived or {}))
         request = inner.find(f"{{{NS_RECEIPTS}}}request") is not None
         # XEP-0184 §5: answer only live messages to us that we decrypted
         answer = self.receipts and request and carbon is None and inner.get("id")
@@ -501,9 +606,17 @@ class Peer(ClientXMPP):
     async def decrypt_and_emit(self, enc, sender, base, stanza, extra=None):
         """Decrypt an OMEMO <encrypted/> from sender (bare JID); emit what came of it
         (a "message" line has `extra` too); the message line, or None."""
+        namespace = enc.tag[1:].split("}")[0]
+        if namespace not in self.namespaces:
+            emit(dict(base, type="error", error=f"OMEMO version {VERSION_NAME[namespace]} is "
+                      f"not spoken here (--omemo {self.mode})"))
+            return None
         async with self.lock:
             try:
-                message = await oldmemo.etree.parse_message(enc, sender, self.bare, self.sm)
+                if namespace == OLDMEMO_NS:
+                    message = await oldmemo.etree.parse_message(enc, sender, self.bare, self.sm)
+                else:
+                    message = twomemo.etree.parse_message(enc, sender)
                 own_id = (await self.sm.get_own_device_information())[0].device_id
                 prekey = any(k.device_id == own_id and kex is not None for k, kex in message.keys)
                 plaintext, dev, _ = await self.sm.decrypt(message)
@@ -520,10 +633,67 @@ class Peer(ClientXMPP):
         if plaintext is None:
             emit(dict(base, type="empty", prekey=prekey))
             return None
-        msg = dict(base, type="message", device=dev.device_id,
-                   body=plaintext.decode("utf-8", "replace"), prekey=prekey, **(extra or {}))
+        if namespace == OLDMEMO_NS:
+            body, sce = plaintext.decode("utf-8", "replace"), {}
+        else:
+            try:
+                env = parse_sce(plaintext)
+            except (ET.ParseError, ValueError) as e:
+                emit(dict(base, type="error", error=f"bad SCE envelope: {e}"))
+                return None
+            problem = affix_problem(env["sce"], sender, base["to"])
+            if problem:
+                emit(dict(base, type="affix_error", error=problem, sce=env["sce"]))
+                return None
+            body, sce = env["body"], {"sce": env["sce"], "content": env["content"]}
+        msg = dict(base, type="message", device=dev.device_id, body=body, prekey=prekey,
+                   **sce, **(extra or {}))
+        self.seen.add(base.get("stanza_id"))
         emit(msg)
         return msg
+
+    # -- archive (XEP-0313) ------------------------------------------------------
+
+    def on_mam_result(self, msg):
+        """A result of our archive query (§4.2), kept in arrival order until the query's
+        <iq/> result says all came; from our own account only."""
+        x = msg.xml
+        if x.get("from") and JID(x.get("from")).bare != self.bare:
+            return
+        result = x.find(f"{{{NS_MAM}}}result")
+        fwd = result.find(f"{{{NS_FORWARD}}}forwarded")
+        if result.get("queryid") not in self.mam_results or fwd is None:
+            return
+        inner = fwd.find(f"{{{NS_CLIENT}}}message")
+        delay = fwd.find(f"{{{NS_DELAY}}}delay")
+        if inner is not None:
+            self.mam_results[result.get("queryid")].append(
+                (inner, result.get("id"), delay.get("stamp") if delay is not None else None))
+
+    async def catch_up(self, with_jid):
+        """Query our archive (all of it, or the chat with `with_jid`) and decrypt every
+        result in order as a live message would be, each line with "archived": true;
+        then {"type":"mam_done","count":N,"complete":BOOL}."""
+        qid = str(uuid.uuid4())
+        self.mam_results[qid] = []
+        iq = self.Iq()
+        iq["type"] = "set"
+        query = el(f"{{{NS_MAM}}}query", {"queryid": qid})
+        if with_jid:
+            query.append(self._options_form(NS_MAM, {"with": JID(with_jid).bare}))
+        iq.append(query)
+        try:
+            res = await iq.send(timeout=20)
+        finally:
+            results = self.mam_results.pop(qid)
+        fin = res.xml.find(f"{{{NS_MAM}}}fin")
+        # what we decrypted live cannot be decrypted again (its keys are gone)
+        fresh = [r for r in results if r[1] not in self.seen]
+        for inner, archive_id, stamp in fresh:
+            await self.handle_message(inner, {"archived": True, "stanza_id": archive_id,
+                                              "timestamp": stamp})
+        emit({"type": "mam_done", "count": len(results), "skipped": len(results) - len(fresh),
+              "complete": fin is not None and fin.get("complete") == "true"})
 
     # -- group chats (XEP-0045) ---------------------------------------------------
 
@@ -620,7 +790,8 @@ class Peer(ClientXMPP):
         origin = x.find(f"{{{NS_SID}}}origin-id")
         origin_id = origin.get("id") if origin is not None else None
         base = {"from": sender, "to": room.jid, "room": room.jid, "nick": nick,
-                "groupchat": True, "carbon": None, "id": x.get("id"), "stanza_id": stanza_id}
+                "groupchat": True, "carbon": None, "id": x.get("id"), "stanza_id": stanza_id,
+                "version": "0.3"}
         if (origin_id and origin_id in room.sent_ids) or (nick == room.nick and sender in (None, self.bare)):
             emit(dict(base, type="reflection", origin_id=origin_id))
             return
@@ -641,27 +812,33 @@ class Peer(ClientXMPP):
 
     async def handle_pep_event(self, from_bare, event):
         items = event.find(f"{{{NS_PUBSUB_EVENT}}}items")
-        if items is None or items.get("node") != DEVICELIST_NODE:
+        nodes = {DEVICELIST_NODE: (OLDMEMO_NS, "list", oldmemo.etree),
+                 DEVICES2_NODE: (TWOMEMO_NS, "devices", twomemo.etree)}
+        if items is None or items.get("node") not in nodes:
+            return
+        namespace, tag, codec = nodes[items.get("node")]
+        if namespace not in self.namespaces:
             return
         item = None
         for i in items.findall(f"{{{NS_PUBSUB_EVENT}}}item"):
             item = i
         if item is None:
             return
-        lst = item.find(f"{{{OLDMEMO_NS}}}list")
+        lst = item.find(f"{{{namespace}}}{tag}")
         if lst is None:
             return
         try:
-            devices = oldmemo.etree.parse_device_list(lst)
+            devices = codec.parse_device_list(lst)
         except Exception as e:  # noqa: BLE001
             emit({"type": "error", "from": from_bare, "device": None, "carbon": None,
                   "error": f"bad device list: {type(e).__name__}: {e}"})
             return
-        emit({"type": "devicelist", "from": from_bare, "devices": sorted(devices)})
+        emit({"type": "devicelist", "from": from_bare, "devices": sorted(devices),
+              "version": VERSION_NAME[namespace]})
         if self.sm is None:
             return
         async with self.lock:
-            await self.sm.update_device_list(OLDMEMO_NS, from_bare, devices)
+            await self.sm.update_device_list(namespace, from_bare, devices)
         if from_bare == self.bare and self.own_devicelist_seen is not None:
             self.own_devicelist_seen.set()
 
@@ -700,6 +877,17 @@ class Peer(ClientXMPP):
             await self.send_room(self.rooms[JID(parts[1]).bare], parts[2])
         elif cmd == "send" and len(parts) == 3:
             await self.send_encrypted(parts[1], parts[2])
+        elif cmd == "sendv" and len(line.split(" ", 3)) == 4:
+            _, version, to, text = line.split(" ", 3)
+            if NAMESPACE_OF.get(version) not in self.namespaces:
+                raise ValueError(f"version {version} is not one of ours "
+                                 f"({[VERSION_NAME[ns] for ns in self.namespaces]})")
+            await self.send_encrypted(to, text, [NAMESPACE_OF[version]])
+        elif cmd == "affix" and len(parts) >= 2:
+            self.set_affixes(line.split()[1:])
+            emit({"type": "pong", "affixes": self.affixes})
+        elif cmd == "mam" and len(parts) <= 2:
+            await self.catch_up(parts[1] if len(parts) == 2 else None)
         elif cmd == "join" and len(parts) == 3:
             await self.join_room(JID(parts[1]).bare, parts[2])
         elif cmd in ("members", "leave") and len(parts) == 2 and JID(parts[1]).bare in self.rooms:
@@ -724,11 +912,13 @@ class Peer(ClientXMPP):
             bare = JID(parts[1]).bare
             async with self.lock:
                 if cmd == "refresh":
-                    await self.sm.refresh_device_list(OLDMEMO_NS, bare)
+                    for ns in self.namespaces:
+                        await self.sm.refresh_device_list(ns, bare)
                 emit({"type": "refreshed" if cmd == "refresh" else "devices", "jid": bare,
                       "devices": await self.describe_devices(bare)})
         else:
-            raise ValueError("unknown command or wrong arguments (send JID|ROOM TEXT | refresh JID"
+            raise ValueError("unknown command or wrong arguments (send JID|ROOM TEXT | sendv 2|0.3 "
+                             "JID TEXT | affix to=JID from=JID|off | mam [JID] | refresh JID"
                              " | devices JID | raw XML | receipts on|off | join ROOM NICK | "
                              "members ROOM | leave ROOM | ping | quit)")
         return False
@@ -739,36 +929,68 @@ class Peer(ClientXMPP):
             out.append({"device": d.device_id,
                         "fingerprint": "".join(self.sm.format_identity_key(d.identity_key)),
                         "trust": d.trust_level_name,
-                        "active": any(a for _, a in d.active)})
+                        "active": any(a for _, a in d.active),
+                        "versions": sorted(VERSION_NAME[ns] for ns in d.namespaces)})
         return out
 
-    async def send_encrypted(self, to, text):
+    def set_affixes(self, words):
+        """`affix to=JID from=JID` replaces those SCE affixes in what we send in OMEMO:2
+        from now on (a tampering test); `affix off` goes back to the true values."""
+        if words == ["off"]:
+            self.affixes = {}
+            return
+        for w in words:
+            key, sep, value = w.partition("=")
+            if not sep or key not in ("to", "from"):
+                raise ValueError(f"affix: want to=JID, from=JID or off, not {w!r}")
+            self.affixes[key] = value
+
+    async def send_encrypted(self, to, text, namespaces=None):
+        """Encrypt for every device of `to` and our own other devices: each device gets
+        the first version of `namespaces` (default: ours, OMEMO:2 first) it publishes,
+        one stanza per version used (XEP-0384 §5.5: OMEMO:2 carries an SCE envelope)."""
         to_bare = JID(to).bare
+        namespaces = namespaces or self.namespaces
         async with self.lock:
             # Fresh device lists for the recipient and for ourselves.
-            await self.sm.refresh_device_list(OLDMEMO_NS, to_bare)
-            if to_bare != self.bare:
-                await self.sm.refresh_device_list(OLDMEMO_NS, self.bare)
+            for ns in namespaces:
+                await self.sm.refresh_device_list(ns, to_bare)
+                if to_bare != self.bare:
+                    await self.sm.refresh_device_list(ns, self.bare)
+            plain = {OLDMEMO_NS: text.encode("utf-8"),
+                     TWOMEMO_NS: sce_envelope(text, self.bare, to_bare, self.affixes)}
             messages, errors = await self.sm.encrypt(
-                frozenset([to_bare]), {OLDMEMO_NS: text.encode("utf-8")})
-        message = next(m for m in messages if m.namespace == OLDMEMO_NS)
-        msg_id = str(uuid.uuid4())
-        stanza = self.message_stanza(to_bare, "chat", message, msg_id)
-        if self.receipts:
-            stanza.append(el(f"{{{NS_RECEIPTS}}}request"))
-        stanza.send()
-        self.emit_sent(to_bare, msg_id, message, errors)
+                frozenset([to_bare]), {ns: plain[ns] for ns in namespaces},
+                backend_priority_order=namespaces)
+        # a full JID addresses that resource (its account's other devices get carbons)
+        address = str(JID(to)) if JID(to).resource else to_bare
+        for message in sorted(messages, key=lambda m: namespaces.index(m.namespace)):
+            msg_id = str(uuid.uuid4())
+            stanza = self.message_stanza(address, "chat", message, msg_id)
+            if self.receipts:
+                stanza.append(el(f"{{{NS_RECEIPTS}}}request"))
+            stanza.send()
+            self.emit_sent(to_bare, msg_id, message, errors,
+                           version=VERSION_NAME[message.namespace])
+        if not messages:
+            raise RuntimeError(f"nothing sent to {to_bare}: {self.error_texts(errors)}")
 
     def message_stanza(self, to, mtype, message, msg_id):
         """An OMEMO message stanza with the fallback body, store hint (XEP-0334), EME
         (XEP-0380) and origin-id (XEP-0359)."""
         stanza = self.make_message(mto=to, mbody=FALLBACK_BODY, mtype=mtype)
         stanza["id"] = msg_id
-        stanza.append(oldmemo.etree.serialize_message(message))
+        stanza.append(serialize_message(message))
         stanza.append(el(f"{{{NS_HINTS}}}store"))
-        stanza.append(el(f"{{{NS_EME}}}encryption", {"namespace": OLDMEMO_NS, "name": "OMEMO"}))
+        stanza.append(el(f"{{{NS_EME}}}encryption", {"namespace": message.namespace,
+                                                     "name": "OMEMO"}))
         stanza.append(el(f"{{{NS_SID}}}origin-id", {"id": msg_id}))
         return stanza
+
+    @staticmethod
+    def error_texts(errors):
+        return sorted(f"{e.bare_jid}/{e.device_id}: {type(e.exception).__name__}: "
+                      f"{e.exception}" for e in errors)
 
     def emit_sent(self, to, msg_id, message, errors, **extra):
         recipients = sorted(({"jid": k.bare_jid, "device": k.device_id, "prekey": kex is not None}
@@ -777,18 +999,40 @@ class Peer(ClientXMPP):
         emit(dict({"type": "sent", "to": to, "id": msg_id,
                    "devices": sorted(r["device"] for r in recipients),
                    "recipients": recipients,
-                   "errors": sorted(f"{e.bare_jid}/{e.device_id}: {type(e.exception).__name__}: "
-                                    f"{e.exception}" for e in errors)}, **extra))
+                   "errors": self.error_texts(errors)}, **extra))
 
     def send_omemo_stanza(self, message, bare_jid):
         """Send an OMEMO message made by python-omemo itself (empty/key transport)."""
         stanza = self.make_message(mto=bare_jid, mtype="chat")
         stanza["id"] = str(uuid.uuid4())
-        stanza.append(oldmemo.etree.serialize_message(message))
+        stanza.append(serialize_message(message))
         stanza.append(el(f"{{{NS_HINTS}}}store"))
         stanza.send()
         log.info("sent empty OMEMO message to %s (%s)", bare_jid,
                  [k.device_id for k, _ in message.keys])
+
+
+def serialize_message(message):
+    """python-omemo's message as <encrypted/> of its version."""
+    if message.namespace == TWOMEMO_NS:
+        return twomemo.etree.serialize_message(message)
+    return oldmemo.etree.serialize_message(message)
+
+
+def find_encrypted(stanza):
+    """The OMEMO <encrypted/> of a message, OMEMO:2 or legacy, or None."""
+    for ns in (TWOMEMO_NS, OLDMEMO_NS):
+        enc = stanza.find(f"{{{ns}}}encrypted")
+        if enc is not None:
+            return enc
+    return None
+
+
+def sender_device(enc):
+    """The sid of an <encrypted/>'s <header/> as an int, or None."""
+    header = enc.find(f"{enc.tag.split('}')[0]}}}header")
+    sid = header.get("sid") if header is not None else None
+    return int(sid) if sid and sid.isdigit() else None
 
 
 class Room:
@@ -817,41 +1061,58 @@ class PeerSessionManager(omemo.SessionManager):
         return cls.client
 
     async def _upload_bundle(self, bundle):
-        if bundle.namespace != OLDMEMO_NS:
-            raise omemo.UnknownNamespace(bundle.namespace)
         c = self._c()
         try:
-            await c.publish(f"{BUNDLES_NODE}{bundle.device_id}", "current",
-                            oldmemo.etree.serialize_bundle(bundle))
+            if bundle.namespace == OLDMEMO_NS:
+                await c.publish(f"{BUNDLES_NODE}{bundle.device_id}", "current",
+                                oldmemo.etree.serialize_bundle(bundle))
+            elif bundle.namespace == TWOMEMO_NS:
+                # XEP-0384 §5.3.2: one node, item id = device id, max_items = max
+                await c.publish(BUNDLES2_NODE, str(bundle.device_id),
+                                twomemo.etree.serialize_bundle(bundle), max_items="max")
+            else:
+                raise omemo.UnknownNamespace(bundle.namespace)
         except (IqError, IqTimeout) as e:
             raise omemo.BundleUploadFailed(iq_error_text(e)) from e
 
     async def _download_bundle(self, namespace, bare_jid, device_id):
-        if namespace != OLDMEMO_NS:
+        if namespace not in (OLDMEMO_NS, TWOMEMO_NS):
             raise omemo.UnknownNamespace(namespace)
+        legacy = namespace == OLDMEMO_NS
         c = self._c()
         try:
-            items = await c.pubsub_items(bare_jid, f"{BUNDLES_NODE}{device_id}")
+            if legacy:
+                items = await c.pubsub_items(bare_jid, f"{BUNDLES_NODE}{device_id}")
+            else:
+                items = [i for i in await c.pubsub_items(bare_jid, BUNDLES2_NODE) or []
+                         if i.get("id") == str(device_id)]
         except (IqError, IqTimeout) as e:
             raise omemo.BundleDownloadFailed(iq_error_text(e)) from e
         if not items:
             raise omemo.BundleNotFound(f"no bundle for {bare_jid}/{device_id}")
-        bundle = items[-1].find(f"{{{OLDMEMO_NS}}}bundle")
+        bundle = items[-1].find(f"{{{namespace}}}bundle")
         if bundle is None:
             raise omemo.BundleNotFound(f"bundle item for {bare_jid}/{device_id} has no <bundle/>")
         try:
-            return oldmemo.etree.parse_bundle(bundle, bare_jid, device_id)
+            if legacy:
+                return oldmemo.etree.parse_bundle(bundle, bare_jid, device_id)
+            return twomemo.etree.parse_bundle(bundle, bare_jid, device_id)
         except Exception as e:  # noqa: BLE001
             raise omemo.BundleDownloadFailed(f"bad bundle: {type(e).__name__}: {e}") from e
 
     async def _delete_bundle(self, namespace, device_id):
-        if namespace != OLDMEMO_NS:
+        if namespace not in (OLDMEMO_NS, TWOMEMO_NS):
             raise omemo.UnknownNamespace(namespace)
         c = self._c()
         iq = c.Iq()
         iq["type"] = "set"
-        iq.append(el(f"{{{NS_PUBSUB_OWNER}}}pubsub", children=[
-            el(f"{{{NS_PUBSUB_OWNER}}}delete", {"node": f"{BUNDLES_NODE}{device_id}"})]))
+        if namespace == OLDMEMO_NS:
+            iq.append(el(f"{{{NS_PUBSUB_OWNER}}}pubsub", children=[
+                el(f"{{{NS_PUBSUB_OWNER}}}delete", {"node": f"{BUNDLES_NODE}{device_id}"})]))
+        else:
+            iq.append(el(f"{{{NS_PUBSUB}}}pubsub", children=[
+                el(f"{{{NS_PUBSUB}}}retract", {"node": BUNDLES2_NODE, "notify": "true"},
+                   children=[el(f"{{{NS_PUBSUB}}}item", {"id": str(device_id)})])]))
         try:
             await iq.send(timeout=10)
         except IqError:
@@ -860,22 +1121,27 @@ class PeerSessionManager(omemo.SessionManager):
             raise omemo.BundleDeletionFailed("timeout") from e
 
     async def _upload_device_list(self, namespace, device_list):
-        if namespace != OLDMEMO_NS:
+        if namespace not in (OLDMEMO_NS, TWOMEMO_NS):
             raise omemo.UnknownNamespace(namespace)
         c = self._c()
         try:
             # Never drop another device's id: merge with what is online now.
-            merged = dict(await c.fetch_device_list(c.bare))
+            merged = dict(await c.fetch_device_list(c.bare, namespace))
             merged.update(device_list)
-            await c.publish(DEVICELIST_NODE, "current", oldmemo.etree.serialize_device_list(merged))
+            if namespace == OLDMEMO_NS:
+                await c.publish(DEVICELIST_NODE, "current",
+                                oldmemo.etree.serialize_device_list(merged))
+            else:
+                await c.publish(DEVICES2_NODE, "current",
+                                twomemo.etree.serialize_device_list(merged))
         except (IqError, IqTimeout) as e:
             raise omemo.DeviceListUploadFailed(iq_error_text(e)) from e
 
     async def _download_device_list(self, namespace, bare_jid):
-        if namespace != OLDMEMO_NS:
+        if namespace not in (OLDMEMO_NS, TWOMEMO_NS):
             raise omemo.UnknownNamespace(namespace)
         try:
-            return await self._c().fetch_device_list(bare_jid)
+            return await self._c().fetch_device_list(bare_jid, namespace)
         except (IqError, IqTimeout) as e:
             raise omemo.DeviceListDownloadFailed(iq_error_text(e)) from e
 
@@ -913,6 +1179,8 @@ def main():
     ap.add_argument("--data-dir", required=True)
     ap.add_argument("--ready-timeout", type=float, default=40.0)
     ap.add_argument("--verbose", action="store_true", help="debug logs (with stanzas) on stderr")
+    ap.add_argument("--omemo", choices=sorted(MODES), default="legacy",
+                    help="the OMEMO versions we publish and speak (both: OMEMO:2 preferred)")
     args = ap.parse_args()
 
     logging.basicConfig(
@@ -920,14 +1188,14 @@ def main():
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s.%(msecs)03d %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     if not args.verbose:
-        for name in ("slixmpp", "omemo", "oldmemo", "asyncio"):
+        for name in ("slixmpp", "omemo", "oldmemo", "twomemo", "asyncio"):
             logging.getLogger(name).setLevel(logging.WARNING)
 
     os.makedirs(args.data_dir, exist_ok=True)
     host, _, port = args.server.rpartition(":")
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    peer = Peer(args.jid, args.password, args.data_dir, args.ready_timeout)
+    peer = Peer(args.jid, args.password, args.data_dir, args.ready_timeout, MODES[args.omemo])
     peer.done = loop.create_future()
     peer.commands = asyncio.Queue()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -1,0 +1,364 @@
+#!/usr/bin/python3
+"""OMEMO:2 (urn:xmpp:omemo:2, XEP-0384 0.8+) beside legacy OMEMO (0.3), issue 13:
+mend against python-omemo peers that publish only OMEMO:2 (python-twomemo), only
+legacy (python-oldmemo), or both, in both directions, 1:1, with carbons and with
+archive (MAM) catch-up; the fingerprint as each side shows it; mend's two builds
+(libomemo-c and libsignal-protocol-c) talking; the SCE affixes.
+
+What is demanded depends on what the build says it speaks (`mend --version`):
+a build that speaks OMEMO:2 must use it with every device that publishes it and
+report "version":"2"; a legacy-only build (libsignal-protocol-c) must keep talking
+legacy to legacy and "both" peers and must refuse, sending nothing, to a peer that
+publishes only OMEMO:2. Either way each case asserts what happened on the wire as the
+independent peer saw it.
+"""
+
+import os
+import re
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import run, skip, start_omemo_peer, test, wait_for, wait_ready, main  # noqa: E402
+
+from mendcli import MEND, Mend, server, wait_listening, wait_message  # noqa: E402
+
+if not os.access(MEND, os.X_OK):
+    skip(f"{MEND} is not built")
+
+# The other build of mend (libsignal-protocol-c beside libomemo-c, or the reverse):
+# `./run test` names it when both builds exist (see mend_two_builds_talk).
+OTHER = os.environ.get("MEND_OTHER_BIN")
+MODES = ("legacy", "both", "2")
+
+
+def speaks_omemo2(binary):
+    """What the build says: `mend --version` has a line "OMEMO:2 ...: yes" when it was
+    built with OMEMO:2 (libomemo-c), none or "no" when it is legacy only."""
+    cp = run([binary, "--version"], timeout=20)
+    assert cp.returncode == 0, f"{binary} --version: {cp.returncode} {cp.stderr}"
+    return re.search(r"^OMEMO:2\b.*:\s*yes\s*$", cp.stdout, re.M) is not None
+
+
+OMEMO2 = speaks_omemo2(MEND)
+
+
+def expected_version(mode, omemo2=OMEMO2):
+    """The version mend and a peer in `mode` must use with each other; None: none."""
+    if mode == "legacy":
+        return "0.3"
+    if omemo2:
+        return "2"
+    return "0.3" if mode == "both" else None
+
+
+class Build(Mend):
+    """A mend device run from a given binary (the other build)."""
+
+    def __init__(self, binary, *args, **kw):
+        super().__init__(*args, **kw)
+        self.binary = binary
+
+    def argv(self, *cmd):
+        return [self.binary] + super().argv(*cmd)[1:]
+
+
+def peer(srv, root, user, mode, resource="py"):
+    p = start_omemo_peer(srv, user, resource, os.path.join(root, f"{user}-{resource}"),
+                         omemo=mode)
+    return p
+
+
+def peer_sends(p, to, text, version=None):
+    """The peer sends `text` (in `version` only, if given); its sent/command_error lines."""
+    m = p.mark()
+    p.send_line(f"sendv {version} {to} {text}" if version else f"send {to} {text}")
+    p.send_line("ping")
+    p.wait_line(lambda o: o["type"] == "pong", 40, f"{p.name} to send {text!r}", start=m)
+    return [o for o in p.lines[m:] if o["type"] in ("sent", "command_error")]
+
+
+def peer_got(p, text, timeout=30, start=0):
+    """The peer's line about the message `text` (or its first error/affix_error)."""
+    return p.wait_line(lambda o: o["type"] == "message" and o["body"] == text, timeout,
+                       f"{p.name} to decrypt {text!r}", start=start)
+
+
+def lines_of(mend, cp, kind):
+    return [o for o in mend.lines(cp) if o.get("type") == kind]
+
+
+# --------------------------------------------------------------------------
+# the peer itself: its three modes between themselves (python-omemo only)
+# --------------------------------------------------------------------------
+
+@test
+def the_peer_modes_talk_between_themselves():
+    """omemo_peer.py --omemo 2|both|legacy: an OMEMO:2-only and a both peer use
+    OMEMO:2, a legacy and a both peer legacy; the same device and fingerprint in both
+    versions; a tampered SCE <to/> is refused by the receiving peer."""
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        two, both, old = peer(srv, root, "alice", "2"), peer(srv, root, "bob", "both"), \
+            peer(srv, root, "carol", "legacy")
+        with two, both, old:
+            r2, rb, rl = wait_ready(two), wait_ready(both), wait_ready(old)
+            assert (r2["versions"], rb["versions"], rl["versions"]) == \
+                (["2"], ["2", "0.3"], ["0.3"]), (r2, rb, rl)
+            for sender, to, recv, text, version in (
+                    (two, "bob@localhost", both, "two to both", "2"),
+                    (both, "alice@localhost", two, "both to two", "2"),
+                    (old, "bob@localhost", both, "legacy to both", "0.3"),
+                    (both, "carol@localhost", old, "both to legacy", "0.3")):
+                m = recv.mark()
+                sent = peer_sends(sender, to, text)
+                assert [s.get("version") for s in sent] == [version], sent
+                got = peer_got(recv, text, start=m)
+                assert got["version"] == version, got
+                if version == "2":
+                    assert got["sce"]["to"] == to and got["sce"]["rpad"], got
+            # python-omemo's view of bob's one device: both versions, one fingerprint
+            both.send_line("refresh bob@localhost")
+            two.send_line("refresh bob@localhost")
+            seen = two.wait_line(lambda o: o["type"] == "refreshed", 20, "alice's view of bob")
+            assert [(d["device"], d["fingerprint"], d["versions"]) for d in seen["devices"]] == \
+                [(rb["device"], rb["fingerprint"], ["2"])], seen
+            # a downgrade on request: bob writes legacy to carol only (alice has no legacy)
+            assert peer_sends(both, "alice@localhost", "x", version="0.3")[0]["type"] == \
+                "command_error"
+            # SCE: <to/> of someone else is refused by the receiving python-omemo peer
+            two.send_line("affix to=mallory@localhost")
+            m = both.mark()
+            peer_sends(two, "bob@localhost", "tampered")
+            bad = both.wait_line(lambda o: o["type"] in ("affix_error", "message"), 20,
+                                 "bob to refuse the tampered message", start=m)
+            assert bad["type"] == "affix_error" and "mallory@localhost" in bad["error"], bad
+
+
+# --------------------------------------------------------------------------
+# mend against each peer mode
+# --------------------------------------------------------------------------
+
+def one_to_one(mode):
+    """alice (mend) and bob (the peer in `mode`) write to each other."""
+    want = expected_version(mode)
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        alice = Mend(srv, root, "alice", "laptop")
+        alice.publish()
+        bob = peer(srv, root, "bob", mode)
+        with bob:
+            rb = wait_ready(bob)
+            m = bob.mark()
+            cp = alice.run("send", "bob@localhost", f"mend to {mode} peer")
+            if want is None:
+                # a legacy-only mend and an OMEMO:2-only peer: refused, nothing sent
+                assert cp.returncode == 1 and "NOT sent" in cp.stderr, cp.stdout + cp.stderr
+                assert not lines_of(alice, cp, "sent"), cp.stdout
+                sent = peer_sends(bob, "alice@localhost", "never")
+                assert sent and sent[0]["type"] == "command_error" and \
+                    "NoEligibleDevices" in sent[0]["error"], sent
+                assert "<body>never</body>" not in srv.log_text()
+                return
+            assert cp.returncode == 0, cp.stdout + cp.stderr
+            got = peer_got(bob, f"mend to {mode} peer", start=m)
+            assert got["version"] == want and got["from"] == "alice@localhost", got
+            assert got["device"] == alice.device_id(), got
+            if want == "2":
+                assert got["sce"]["from"] == "alice@localhost" and \
+                    got["sce"]["to"] == "bob@localhost" and got["sce"]["rpad"], got
+            with alice.listen() as al:
+                wait_listening(al)
+                sent = peer_sends(bob, "alice@localhost", f"{mode} peer to mend")
+                assert [s.get("version") for s in sent] == [want], sent
+                msg = wait_message(al, f"{mode} peer to mend")
+                assert msg["version"] == want and msg["device"] == rb["device"], msg
+                assert msg["encrypted"] is True and msg["carbon"] is None, msg
+
+
+@test
+def mend_and_a_legacy_only_peer():
+    one_to_one("legacy")
+
+
+@test
+def mend_and_a_peer_with_both_versions():
+    one_to_one("both")
+
+
+@test
+def mend_and_an_omemo2_only_peer():
+    one_to_one("2")
+
+
+def carbons(mode):
+    """alice has two mend devices; bob (the peer) writes to one resource, the other gets
+    a received carbon; alice's phone writes, the laptop gets the sent carbon."""
+    want = expected_version(mode)
+    if want is None:
+        skip("a legacy-only build and an OMEMO:2-only peer do not talk (one_to_one shows it)")
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        laptop, phone = Mend(srv, root, "alice", "laptop"), Mend(srv, root, "alice", "phone")
+        phone.publish()
+        laptop.publish()
+        bob = peer(srv, root, "bob", mode)
+        with bob, laptop.listen() as ll, phone.listen() as pl:
+            wait_ready(bob)
+            wait_listening(ll)
+            wait_listening(pl)
+            sent = peer_sends(bob, srv.jid("alice", "phone"), "to the phone")
+            assert [s.get("version") for s in sent] == [want], sent
+            assert len(sent[0]["devices"]) == 2, f"not both of alice's devices: {sent}"
+            m = wait_message(pl, "to the phone", carbon=None)
+            assert m["version"] == want, m
+            m = wait_message(ll, "to the phone", carbon="received")
+            assert m["version"] == want and m["from"] == "bob@localhost", m
+            mark = bob.mark()
+            Mend(srv, root, "alice", "phone-cli", device="phone").send("bob@localhost",
+                                                                      "from the phone")
+            got = peer_got(bob, "from the phone", start=mark)
+            assert got["version"] == want, got
+            m = wait_message(ll, "from the phone", carbon="sent")
+            assert m["version"] == want and m["outgoing"] is True, m
+
+
+@test
+def carbons_with_a_legacy_only_peer():
+    carbons("legacy")
+
+
+@test
+def carbons_with_a_peer_with_both_versions():
+    carbons("both")
+
+
+def archive(mode):
+    """Catch-up from the archive both ways. bob (the peer) writes while alice's laptop
+    is off (her phone, online, takes it live so the server keeps nothing offline): the
+    laptop's listen finds it in the archive. alice writes while bob's device is off (his
+    second peer device takes it live): the first catches up with a MAM query."""
+    want = expected_version(mode)
+    if want is None:
+        skip("a legacy-only build and an OMEMO:2-only peer do not talk (one_to_one shows it)")
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        laptop, phone = Mend(srv, root, "alice", "laptop"), Mend(srv, root, "alice", "phone")
+        laptop.publish()
+        bob = peer(srv, root, "bob", mode)
+        with bob:
+            wait_ready(bob)
+            with phone.listen() as pl:
+                wait_listening(pl)
+                sent = peer_sends(bob, "alice@localhost", "while the laptop was off")
+                assert [s.get("version") for s in sent] == [want], sent
+                wait_message(pl, "while the laptop was off")
+            bob.send_line("quit")
+            assert bob.wait_exit(20) == 0, bob.describe()
+        with laptop.listen() as ll:
+            m = wait_message(ll, "while the laptop was off", timeout=40)
+            assert m["archived"] is True and m["version"] == want, m
+        bob2 = peer(srv, root, "bob", mode, resource="py2")
+        with bob2:
+            wait_ready(bob2)
+            mark = bob2.mark()
+            cp = laptop.run("send", "bob@localhost", "while bob's first device was off")
+            # bob's two devices and alice's phone
+            assert cp.returncode == 0 and lines_of(laptop, cp, "sent")[0]["devices"] == 3, \
+                cp.stdout + cp.stderr
+            peer_got(bob2, "while bob's first device was off", start=mark)
+            bob = peer(srv, root, "bob", mode)
+            with bob:
+                wait_ready(bob)
+                mark = bob.mark()
+                bob.send_line("mam alice@localhost")
+                got = peer_got(bob, "while bob's first device was off", start=mark)
+                assert got["archived"] is True and got["version"] == want, got
+                done = bob.wait_line(lambda o: o["type"] == "mam_done", 20, "the MAM query",
+                                     start=mark)
+                assert done["complete"], done
+
+
+@test
+def archive_catch_up_with_a_legacy_only_peer():
+    archive("legacy")
+
+
+@test
+def archive_catch_up_with_a_peer_with_both_versions():
+    archive("both")
+
+
+@test
+def carbons_and_archive_with_an_omemo2_only_peer():
+    carbons("2")
+    archive("2")
+
+
+# --------------------------------------------------------------------------
+# fingerprints
+# --------------------------------------------------------------------------
+
+@test
+def one_fingerprint_for_a_device_in_both_versions():
+    """mend's `fingerprint` for its own device is what python-omemo (format_identity_key,
+    the Curve25519 form) shows for that device, whichever versions it reached the peer
+    in; and mend shows the peer's device with the fingerprint the peer reports."""
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        alice = Mend(srv, root, "alice", "laptop")
+        alice.publish()
+        own = lines_of(alice, alice.run("fingerprint"), "fingerprint")[0]
+        bob = peer(srv, root, "bob", "both")
+        with bob:
+            rb = wait_ready(bob)
+            bob.send_line("refresh alice@localhost")
+            seen = bob.wait_line(lambda o: o["type"] == "refreshed", 20, "bob's view of alice")
+            want = ["0.3", "2"] if OMEMO2 else ["0.3"]
+            assert [(d["device"], d["fingerprint"], d["versions"]) for d in seen["devices"]] \
+                == [(own["device"], own["fingerprint"], want)], (own, seen)
+            cp = alice.run("devices", "bob@localhost")
+            devs = [o for o in lines_of(alice, cp, "device") if o["jid"] == "bob@localhost"]
+            assert [(d["device"], d["fingerprint"]) for d in devs] == \
+                [(rb["device"], rb["fingerprint"])], (rb, cp.stdout)
+
+
+# --------------------------------------------------------------------------
+# mend's two builds
+# --------------------------------------------------------------------------
+
+@test
+def mend_two_builds_talk():
+    """One device of each build (libomemo-c here or there, libsignal-protocol-c, legacy
+    only, on the other side): alice's two devices and bob, both ways, with carbons.
+    MEND_OTHER_BIN names the other build's binary; `./run test --libsignal` sets it
+    to build/mend when that build exists (CI builds both), `./run test` to
+    build-libsignal/mend."""
+    if not OTHER:
+        skip("MEND_OTHER_BIN (the other build's mend) is not set")
+    assert os.access(OTHER, os.X_OK), f"MEND_OTHER_BIN={OTHER} is not executable"
+    # libsignal-protocol-c is legacy only, so the two builds meet in legacy OMEMO
+    want = "2" if OMEMO2 and speaks_omemo2(OTHER) else "0.3"
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        here, there = Mend(srv, root, "alice", "here"), Build(OTHER, srv, root, "alice", "there")
+        bob = Build(OTHER, srv, root, "bob", "there")
+        for d in (here, there, bob):
+            d.publish()
+        with there.listen() as tl, bob.listen() as bl:
+            wait_listening(tl)
+            wait_listening(bl)
+            cp = here.send("bob@localhost", "from this build")
+            assert lines_of(here, cp, "sent")[0]["devices"] == 2, cp.stdout
+            m = wait_message(bl, "from this build")
+            assert m["version"] == want, m
+            m = wait_message(tl, "from this build", carbon="sent")
+            assert m["version"] == want, m
+        with here.listen() as hl:
+            wait_listening(hl)
+            Build(OTHER, srv, root, "bob", "cli", device="there").send("alice@localhost",
+                                                                      "from the other build")
+            m = wait_message(hl, "from the other build")
+            assert m["version"] == want and m["from"] == "bob@localhost", m
+            Build(OTHER, srv, root, "alice", "cli", device="there").send("bob@localhost",
+                                                                        "alice's other device")
+            m = wait_message(hl, "alice's other device", carbon="sent")
+            assert m["version"] == want, m
+
+
+if __name__ == "__main__":
+    main()
