@@ -21,7 +21,9 @@ stdout: one JSON object per line
     {"type":"message","from":BARE,"to":BARE,"device":SID,"body":TEXT,
      "carbon":"sent"|"received"|null,"id":ID,"stanza_id":ID|null,"prekey":BOOL,
      "receipt_request":BOOL,"receipt_sent":BOOL,"version":"2"|"0.3",
-     "sce":{"to","from","time","rpad"},"content":[TAGS]}    (sce/content: OMEMO:2 only)
+     "sce":{"to","from","time","rpad"},"content":[TAGS],
+     "envelope":XML,"encrypted_xml":XML}   (OMEMO:2 only: the decrypted <envelope/> and
+                                       the <encrypted/> as received, for schema checks)
     {"type":"affix_error","from":BARE,"device":SID,"error":STR,"sce":{...},...}
                                        an OMEMO:2 message whose <to/>/<from/> do not fit
     every line about a received message has "version"; from "mam" also "archived":true
@@ -645,7 +647,9 @@ class Peer(ClientXMPP):
             if problem:
                 emit(dict(base, type="affix_error", error=problem, sce=env["sce"]))
                 return None
-            body, sce = env["body"], {"sce": env["sce"], "content": env["content"]}
+            body, sce = env["body"], {"sce": env["sce"], "content": env["content"],
+                                      "envelope": plaintext.decode("utf-8", "replace"),
+                                      "encrypted_xml": ET.tostring(enc, encoding="unicode")}
         msg = dict(base, type="message", device=dev.device_id, body=body, prekey=prekey,
                    **sce, **(extra or {}))
         self.seen.add(base.get("stanza_id"))
