@@ -1061,8 +1061,10 @@ static void cmd_status(void)
 	dladdr((void *)signal_context_create, &info);
 	replyf(_("mend: %s, device %u"), M.bare, mend_account_device_id(M.acc));
 	replyf(_("mend: fingerprint %s"), g);
-	replyf(_("mend: %zu message(s) waiting to be sent; new chats encrypted: %s"), pending,
-	       default_on() ? _("yes") : _("no"));
+	replyf(dngettext(GETTEXT_PACKAGE,
+	                 "mend: %zu message waiting to be sent; new chats encrypted: %s",
+	                 "mend: %zu messages waiting to be sent; new chats encrypted: %s", pending),
+	       pending, default_on() ? _("yes") : _("no"));
 	replyf(_("mend: ratchet library %s"), info.dli_fname ? info.dli_fname : "?");
 	mend_free(g);
 }
@@ -1202,7 +1204,9 @@ static void cmd_trust_extra(const char *sub, char *a, char *b)
 		if (r < 0)
 			replyf("mend: %s", mend_strerror(r));
 		else
-			replyf(_("mend: %u device(s) verified."), n);
+			replyf(dngettext(GETTEXT_PACKAGE, "mend: %u device verified.",
+			                 "mend: %u devices verified.", n),
+			       n);
 	} else {
 		char *jid = a && mend_policy_parse(a) < 0 ? norm(a) : NULL;
 		const char *name = a && mend_policy_parse(a) < 0 ? b : a;

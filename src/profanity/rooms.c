@@ -976,9 +976,16 @@ static void cmd_members(mend_prof_rooms *r, const char *room)
 		replyf(r, "mend: %s", mend_strerror(rc));
 		return;
 	}
-	replyf(r, _("mend: %zu member(s) of %s besides you:"), n, room);
+	replyf(r,
+	       dngettext(GETTEXT_PACKAGE, "mend: %zu member of %s besides you:",
+	                 "mend: %zu members of %s besides you:", n),
+	       n, room);
 	for (i = 0; i < n; i++) {
-		replyf(r, _("mend: %s (%s, %s, %s): %u of %u device(s) get your messages"),
+		replyf(r,
+		       dngettext(GETTEXT_PACKAGE,
+		                 "mend: %s (%s, %s, %s): %u of %u device gets your messages",
+		                 "mend: %s (%s, %s, %s): %u of %u devices get your messages",
+		                 m[i].n_known),
 		       m[i].nick ? m[i].nick : "-", m[i].jid,
 		       m[i].affiliation ? m[i].affiliation : "none",
 		       m[i].present ? _("in the room") : _("away"), m[i].n_devices, m[i].n_known);

@@ -952,10 +952,11 @@ static void cmd_status(conn *c, PurpleAccount *a, const char *peer)
 	mend_account_fingerprint(c->acc, fp);
 	g = mend_fingerprint_grouped(fp);
 	mend_account_pending_count(c->acc, &pending);
-	line = g_strdup_printf(_("mend: %s, device %u, fingerprint %s; %zu message(s) waiting. "
-	                         "%s"),
-	                       c->bare, mend_account_device_id(c->acc), g, pending,
-	                       state_text(a, peer));
+	line = g_strdup_printf(
+	    dngettext(GETTEXT_PACKAGE,
+	              "mend: %s, device %u, fingerprint %s; %zu message waiting. %s",
+	              "mend: %s, device %u, fingerprint %s; %zu messages waiting. %s", pending),
+	    c->bare, mend_account_device_id(c->acc), g, pending, state_text(a, peer));
 	say(a, peer, line);
 	g_free(line);
 	mend_free(g);
@@ -1029,7 +1030,9 @@ static void cmd_trust_extra(conn *c, PurpleAccount *a, const char *peer, char **
 	} else if (!strcmp(w[0], "verify")) {
 		r = w[1] ? mend_account_verify_uri(c->acc, w[1], &n) : MEND_ERR_INVALID_ARG;
 		line = r < 0 ? g_strdup(mend_strerror(r))
-		             : g_strdup_printf(_("%u device(s) verified."), n);
+		             : g_strdup_printf(dngettext(GETTEXT_PACKAGE, "%u device verified.",
+		                                         "%u devices verified.", n),
+		                               n);
 	} else {
 		p = w[1] ? mend_policy_parse(w[1]) : 0;
 		if (w[1] && p >= 0)

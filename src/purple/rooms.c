@@ -486,9 +486,10 @@ static void cmd_members(conn *c, PurpleAccount *a, const char *room)
 	}
 	for (i = 0; i < n; i++) {
 		line = g_strdup_printf(
-		    _("%s%s%s%s: %s, %s, %u of %u device(s) usable%s"), m[i].jid,
-		    m[i].nick ? " (" : "", m[i].nick ? m[i].nick : "", m[i].nick ? ")" : "",
-		    m[i].affiliation ? m[i].affiliation : "none",
+		    dngettext(GETTEXT_PACKAGE, "%s%s%s%s: %s, %s, %u of %u device usable%s",
+		              "%s%s%s%s: %s, %s, %u of %u devices usable%s", m[i].n_known),
+		    m[i].jid, m[i].nick ? " (" : "", m[i].nick ? m[i].nick : "",
+		    m[i].nick ? ")" : "", m[i].affiliation ? m[i].affiliation : "none",
 		    m[i].present ? _("in the room") : _("not in the room"), m[i].n_devices,
 		    m[i].n_known,
 		    m[i].n_devices ? "" : _(": cannot read encrypted messages in this room"));
@@ -514,9 +515,10 @@ static void cmd_room_status(conn *c, PurpleAccount *a, const char *room)
 {
 	int st = mend_account_room_status(c->acc, room);
 	int why = st < 0 && st != MEND_ERR_NOT_FOUND;
-	char *line =
-	    g_strdup_printf(_("%s%s%s %u message(s) held."), room_state_text(a, room),
-	                    why ? " " : "", why ? mend_strerror(st) : "", held_in(c, room));
+	char *line = g_strdup_printf(dngettext(GETTEXT_PACKAGE, "%s%s%s %u message held.",
+	                                       "%s%s%s %u messages held.", held_in(c, room)),
+	                             room_state_text(a, room), why ? " " : "",
+	                             why ? mend_strerror(st) : "", held_in(c, room));
 
 	say(a, room, line);
 	g_free(line);

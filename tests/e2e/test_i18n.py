@@ -72,6 +72,11 @@ def the_libpurple_plugin_speaks_german():
         a.cmd("bob@localhost", "/mend on")
         a.wait_im(lambda o: o["text"] == "OMEMO-Verschlüsselung ist für diesen Chat an.",
                   timeout=20, conv="bob@localhost", start=m)
+        # a plural form in the plugin: nothing queued is "0 Nachrichten" (German n != 1)
+        m = a.mark()
+        a.cmd("bob@localhost", "/mend status")
+        a.wait_im(lambda o: "Fingerabdruck" in o["text"] and "; 0 Nachrichten warten." in
+                  o["text"], timeout=20, conv="bob@localhost", start=m)
 
 
 @test
