@@ -298,6 +298,11 @@ int mend_file_download(const mend_file_link *link, const char *dir, const char *
 	x.host = link->host;
 	x.max = x.o->max_size ? x.o->max_size : MEND_FILE_MAX_SIZE;
 	x.sha = g_checksum_new(G_CHECKSUM_SHA256);
+	if (out_path &&
+	    (g_str_has_suffix(out_path, "/") || g_file_test(out_path, G_FILE_TEST_IS_DIR))) {
+		dir = out_path; /* a folder: the link's safe name in it, reported as used */
+		out_path = NULL;
+	}
 	folder = out_path ? g_path_get_dirname(out_path) : g_strdup(dir);
 	name = out_path ? g_path_get_basename(out_path) : NULL;
 	r = download(link, &x, folder, name, res, &text);

@@ -281,6 +281,17 @@ def fetch_bad_input():
             assert cp.returncode == 1 and "exists already" in cp.stderr, cp.stderr
             with open(out) as f:
                 assert f.read() == "mine"
+            # --out an existing folder (with or without '/'): the link's name in it, reported
+            o = os.path.join(root, "outdir")
+            os.makedirs(o)
+            for arg, name in ((o, "report.pdf"), (o + "/", "report-1.pdf")):
+                cp = fetch(good, "--out", arg)
+                assert cp.returncode == 0, (arg, cp.stderr)
+                saved = json_lines(cp)[0]["path"]
+                assert saved == os.path.join(o, name), (arg, saved)
+                with open(saved, "rb") as f:
+                    assert f.read() == data, saved
+            assert sorted(listing(o)) == ["report-1.pdf", "report.pdf"], listing(o)
 
             # certificates are verified unless --tls trust-any says otherwise
             before = listing(d)
