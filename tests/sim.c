@@ -58,7 +58,7 @@ sim *sim_new(void)
 	return s;
 }
 
-static void rm_rf(const char *path)
+void sim_rm_rf(const char *path)
 {
 	GDir *dir = g_dir_open(path, 0, NULL);
 	const char *name;
@@ -67,7 +67,7 @@ static void rm_rf(const char *path)
 		while ((name = g_dir_read_name(dir))) {
 			char *p = g_build_filename(path, name, NULL);
 
-			rm_rf(p);
+			sim_rm_rf(p);
 			g_free(p);
 		}
 		g_dir_close(dir);
@@ -97,7 +97,7 @@ void sim_free(sim *s)
 		g_free(d);
 	}
 	g_ptr_array_free(s->devs, TRUE);
-	rm_rf(s->root);
+	sim_rm_rf(s->root);
 	g_free(s->root);
 	g_free(s);
 }

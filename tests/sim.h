@@ -39,6 +39,8 @@ typedef struct sim {
 
 sim *sim_new(void);
 void sim_free(sim *s);
+/* Removes a file or a folder and all below it. */
+void sim_rm_rf(const char *path);
 /* Adds and opens a device (store key in a key file: tests never touch a keyring). */
 sim_dev *sim_add(sim *s, const char *jid, const char *name);
 int sim_close(sim_dev *d);

@@ -46,7 +46,6 @@ static const mend_host_ops alice_ops = {
 static void world_free(void)
 {
 	mend_account_free(w->alice);
-	fuzz_rm_rf(w->alice_dir);
 	g_free(w->alice_dir);
 	sim_free(w->s);
 	g_free(w->last_iq);

@@ -15,6 +15,7 @@
 #include "mend/mend.h"
 #include "crypto.h"
 #include "store.h"
+#include "sim.h" /* sim_rm_rf */
 #include "fuzz.h"
 
 #define BOB     "bob@x"
@@ -33,7 +34,7 @@ static void world_free(void)
 {
 	mend_store_close(w->store);
 	mend_crypto_free(w->crypto);
-	fuzz_rm_rf(w->dir);
+	sim_rm_rf(w->dir);
 	g_free(w->dir);
 	g_free(w);
 }

@@ -4,7 +4,6 @@
 #include "config.h"
 
 #include <string.h>
-#include <glib/gstdio.h>
 #include "fuzz.h"
 
 xmpp_ctx_t *fuzz_xmpp_ctx(void)
@@ -36,23 +35,4 @@ int fuzz_is(xmpp_stanza_t *el, const char *name)
 	const char *n = xmpp_stanza_get_name(el);
 
 	return n && strcmp(n, name) == 0;
-}
-
-void fuzz_rm_rf(const char *path)
-{
-	GDir *dir = g_dir_open(path, 0, NULL);
-	const char *name;
-
-	if (dir) {
-		while ((name = g_dir_read_name(dir))) {
-			char *p = g_build_filename(path, name, NULL);
-
-			fuzz_rm_rf(p);
-			g_free(p);
-		}
-		g_dir_close(dir);
-		g_rmdir(path);
-	} else {
-		g_unlink(path);
-	}
 }

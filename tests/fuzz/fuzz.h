@@ -44,9 +44,6 @@ xmpp_stanza_t *fuzz_xml(const uint8_t *data, size_t size);
 /* Whether the element is named `name` (any namespace: the parsers check that). */
 int fuzz_is(xmpp_stanza_t *el, const char *name);
 
-/* Removes a temp tree made by a target (at exit). */
-void fuzz_rm_rf(const char *path);
-
 /*
  * fuzz-account.c: alice (alice@x/r), connected to a scripted server that
  * never answers, who knows bob's device and has a session with it (bob is a

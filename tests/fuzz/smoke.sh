@@ -7,7 +7,9 @@
 # Environment: FUZZ_SECONDS (default 20) per target; FUZZ_RUNS=N: N executions (and at
 # most FUZZ_SECONDS when both are set);
 # FUZZ_WORK: where new inputs go (default BUILDDIR/tests/fuzz/work/TARGET, kept, so a
-# longer run goes on from the last).
+# longer run goes on from the last; a failing input is written as WORK/TARGET-crash-*);
+# FUZZ_TIMEOUT: seconds one input may take (default 10; a long run that is paused with
+# SIGSTOP needs more, or the pause counts as a hang).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:?usage: smoke.sh BUILDDIR [TARGET...]}
@@ -32,12 +34,13 @@ for t in $targets; do
 	[ -n "$dict" ] && set -- -dict="$here/dict/$dict" "$@"
 	log="$work/$t.log"
 	start=$(date +%s)
-	(cd "$work/$t" && "$build/tests/fuzz/fuzz-$t" $limit -max_len=$len -rss_limit_mb=2048 \
-		-timeout=10 -print_final_stats=1 "$@") >"$log" 2>&1
+	"$build/tests/fuzz/fuzz-$t" $limit -max_len=$len -rss_limit_mb=2048 \
+		-timeout="${FUZZ_TIMEOUT:-10}" -artifact_prefix="$work/$t-" -print_final_stats=1 "$@" \
+		>"$log" 2>&1
 	rc=$?
 	end=$(date +%s)
 	runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
-	final=$(grep -E '^#[0-9]+ .*cov: ' "$log" | tail -1)
+	final=$(grep -E '^#[0-9]+[[:space:]].*cov: ' "$log" | tail -1)
 	echo "fuzz-$t: ${runs:-?} executions in $((end - start)) s; ${final:-no final line}"
 	if [ $rc -ne 0 ] || grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error:' "$log"; then
 		echo "fuzz-$t FAILED (exit $rc); the input and the report:"
