@@ -5,7 +5,7 @@
  *   even: the bytes of that row as a modified database file holds them; the
  *         list must read as no device unless the row opens (and then be whole);
  *   odd:  a value sealed by us that is not a list of ids (a row written by
- *         some other version); only ids of the list may come out.
+ *         some other version); only ids asked about come out, once each.
  * The seeds (corpus/unseal/) are sealed under the fixed key below.
  */
 #include "config.h"
@@ -74,7 +74,7 @@ static void damage_row(const uint8_t *blob, size_t len)
 	sqlite3_finalize(st);
 }
 
-/* What bob's list reads as now: a mask of ids 1..3 kept. */
+/* What bob's list reads as now: a mask of the ids 1..4 it keeps (1, 2 and 3 are in the row). */
 static unsigned list_now(void)
 {
 	uint32_t ids[] = {1, 2, 3, 4};
@@ -82,8 +82,9 @@ static unsigned list_now(void)
 	unsigned mask = 0;
 
 	FUZZ_CHECK(mend_store_sealed_list_filter(w->store, BOB, ids, &n) == MEND_OK);
+	FUZZ_CHECK(n <= 4);
 	for (i = 0; i < n; i++) {
-		FUZZ_CHECK(ids[i] >= 1 && ids[i] <= 3);
+		FUZZ_CHECK(ids[i] >= 1 && ids[i] <= 4 && !(mask & (1u << ids[i])));
 		mask |= 1u << ids[i];
 	}
 	return mask;
@@ -101,6 +102,7 @@ static void damaged(const uint8_t *data, size_t size)
 	g_free(plain);
 	damage_row(data, size);
 	mask = list_now();
+	/* nothing unless the row opens */
 	FUZZ_CHECK(r == MEND_OK || mask == 0);
 }
 
