@@ -1789,6 +1789,26 @@ static void add_disco_info(mend_account *acc, xmpp_stanza_t *reply, xmpp_stanza_
 		xmpp_stanza_set_attribute(add(rq, el(acc, "feature", NULL)), "var", features[i]);
 }
 
+/*
+ * The result to an <iq type='get'/> (RFC 6120 §8.2.3), back to its sender; a request from our
+ * own server may come without a from (§8.1.2.1), then the result has no to (xmpp_stanza_reply
+ * gives NULL there). NULL for a request without an id, which cannot be answered.
+ */
+static xmpp_stanza_t *iq_result_for(mend_account *acc, xmpp_stanza_t *st)
+{
+	const char *id = xmpp_stanza_get_id(st), *from = xmpp_stanza_get_from(st);
+	xmpp_stanza_t *reply;
+
+	if (!id)
+		return NULL;
+	reply = xmpp_iq_new(acc->xctx, "result", id);
+	if (reply && from && xmpp_stanza_set_to(reply, from) != XMPP_EOK) {
+		xmpp_stanza_release(reply);
+		reply = NULL;
+	}
+	return reply;
+}
+
 static int answer_get(mend_account *acc, xmpp_stanza_t *st)
 {
 	xmpp_stanza_t *q = child(st, "query", NS_DISCO_INFO), *reply;
@@ -1796,8 +1816,11 @@ static int answer_get(mend_account *acc, xmpp_stanza_t *st)
 	if (!(engine(acc)->flags & MEND_CONNECT_DISCO) ||
 	    (!q && !child(st, "ping", "urn:xmpp:ping")))
 		return 0;
-	reply = xmpp_stanza_reply(st);
-	xmpp_stanza_set_type(reply, "result");
+	reply = iq_result_for(acc, st);
+	if (!reply) {
+		mend_log(acc, MEND_LOG_WARNING, "a request without an id was not answered");
+		return MEND_ERR_MALFORMED;
+	}
 	if (q)
 		add_disco_info(acc, reply, q);
 	send_text(acc, reply);
