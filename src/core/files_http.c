@@ -338,16 +338,24 @@ static int keep_cipher(const uint8_t *buf, size_t len, void *data)
 	return MEND_OK;
 }
 
-/* Encrypts the next piece of the file into x->ready; at the end of the file, the tag. */
+/*
+ * Encrypts the next piece of the file into x->ready; after the size announced
+ * in the slot request (x->max), the tag. Exactly that many bytes are read: a
+ * file still growing is sent as it was when its size was taken, and one that
+ * shrank meanwhile fails (the body would not match the length announced).
+ */
 static int refill(xfer *x)
 {
 	uint8_t buf[READ_CHUNK];
-	size_t n = fread(buf, 1, sizeof(buf), x->f);
+	size_t want = (size_t)MIN((uint64_t)sizeof(buf), x->max - x->in);
+	size_t n = want ? fread(buf, 1, want, x->f) : 0;
 	int r = n ? mend_file_cipher_feed(x->c, buf, n) : MEND_OK;
 
-	if (r == MEND_OK && n < sizeof(buf)) {
-		if (ferror(x->f))
-			return MEND_ERR_IO;
+	x->in += n;
+	if (r == MEND_OK && n < want) {
+		errno = ferror(x->f) ? errno : ENODATA; /* shorter than its announced size */
+		r = MEND_ERR_IO;
+	} else if (r == MEND_OK && x->in == x->max) {
 		x->done = 1;
 		r = mend_file_cipher_finish(x->c);
 	}
@@ -407,6 +415,7 @@ int mend_http_put(const char *put_url, char *const *headers, FILE *f, uint64_t s
 	x.o = opts;
 	x.host = host;
 	x.f = f;
+	x.max = size; /* plaintext bytes to read, as announced */
 	x.ready = g_byte_array_new();
 	r = mend_file_cipher_new(&x.c, 0, key, iv, iv_len, keep_cipher, &x);
 	h = r == MEND_OK ? easy(put_url, &x) : NULL;

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 
 from harness import run, test, skip, main, wait_for
@@ -222,6 +223,46 @@ def an_upload_service_on_the_domain_itself_is_found():
             assert sent and independent_decrypt(sent[0]["link"]) == b"on the domain itself", \
                 cp.stdout
     finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@test
+def a_file_still_growing_is_sent_as_it_was_announced():
+    """A log still being written: its size goes into the slot request, and exactly that
+    much is encrypted and uploaded (more would not match the announced length and the
+    tag would not check); the link opens to the file as it was, a prefix of what it is."""
+    root = tempfile.mkdtemp(prefix="mend-files-")
+    stop = threading.Event()
+    try:
+        path = os.path.join(root, "growing.log")
+        with open(path, "wb") as f:
+            f.write(os.urandom(2 * 1024 * 1024))
+
+        def grow():
+            with open(path, "ab") as f:
+                while not stop.is_set():
+                    f.write(os.urandom(4096))
+                    f.flush()
+                    stop.wait(0.001)
+
+        with upload_server() as srv:
+            bob = TlsMend(srv, root, "bob", "phone")
+            TlsMend(srv, root, "alice", "laptop").publish()
+            writer = threading.Thread(target=grow, daemon=True)
+            writer.start()
+            cp = bob.run("send", "alice@localhost", "--file", path)
+            stop.set()
+            writer.join(10)
+            assert cp.returncode == 0, (cp.returncode, cp.stdout, cp.stderr)
+            sent = [o for o in bob.lines(cp) if o["type"] == "file_sent"]
+            assert sent, cp.stdout
+            got = independent_decrypt(sent[0]["link"])  # raises on a tag failure
+            with open(path, "rb") as f:
+                now = f.read()
+            assert len(now) > len(got) >= 2 * 1024 * 1024, (len(now), len(got))
+            assert got == now[:len(got)], "the upload is not the file as it was"
+    finally:
+        stop.set()
         shutil.rmtree(root, ignore_errors=True)
 
 
