@@ -198,6 +198,8 @@ int cli_run(struct cli *c);
 void cli_finish(struct cli *c, int status);
 int cli_send_raw(struct cli *c, const char *xml);
 void cli_send_ping(struct cli *c, xmpp_handler done);
+/* Whether SIGINT or SIGTERM came: a transfer in progress gives up. */
+int cli_stopping(void);
 char *cli_failure(struct cli *c, int *status, int *network);
 
 /* output.c */

@@ -23,6 +23,11 @@ static void on_signal(int sig)
 	stop_signal = sig;
 }
 
+int cli_stopping(void)
+{
+	return stop_signal != 0;
+}
+
 static void install_signals(void)
 {
 	struct sigaction sa;

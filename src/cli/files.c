@@ -22,6 +22,8 @@ static int progress(uint64_t done, uint64_t total, void *data)
 	char *a, *b;
 	int pct;
 
+	if (cli_stopping()) /* Ctrl-C or SIGTERM: a download in `listen` gives up at once */
+		return 1;
 	if (total < PROGRESS_MIN)
 		return 0;
 	pct = (int)(done * 100 / total);

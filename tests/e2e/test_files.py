@@ -405,5 +405,39 @@ def a_stalled_download_never_shows_plaintext_in_the_folder():
         shutil.rmtree(root, ignore_errors=True)
 
 
+
+@test
+def listen_stops_on_sigterm_during_a_download():
+    """mend listen --save-dir saving a file from a server that stalls: SIGTERM stops it at
+    once (the download gives up, the folder stays as it was), not when the stall times out."""
+    root = tempfile.mkdtemp(prefix="mend-files-")
+    try:
+        cert, key = make_cert(root)
+        save = os.path.join(root, "saved")
+        os.makedirs(save)
+        with HttpsFiles(cert, key) as web, upload_server() as srv:
+            link = web.add("/s/slow.bin", os.urandom(300000))
+            web.routes["/s/slow.bin"] = ("stall-after", web.routes["/s/slow.bin"], 100000)
+            alice = TlsMend(srv, root, "alice", "laptop")
+            bob = TlsMend(srv, root, "bob", "phone")
+            alice.publish()
+            with alice.listen("--save-dir", save) as al:
+                wait_listening(al)
+                bob.send("alice@localhost", link)
+                wait_for(lambda: open_files_in(al.pid, save, 50000), 30,
+                         "alice's listen to be saving the file")
+                t0 = time.monotonic()
+                al.proc.terminate()
+                try:
+                    al.proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    raise AssertionError("listen did not stop within 10 s of SIGTERM "
+                                         "during a stalled download")
+                took = time.monotonic() - t0
+                assert took < 10, took
+            assert listing(save) == [], listing(save)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
 if __name__ == "__main__":
     main()
