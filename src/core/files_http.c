@@ -106,9 +106,11 @@ static int failure(CURL *h, CURLcode rc, const xfer *x, int upload, char **why)
 	switch (rc) {
 	case CURLE_OPERATION_TIMEDOUT:
 		r = MEND_ERR_TIMEOUT;
-		*why = g_strdup_printf(_("The server %s did not answer for %ld seconds, so the %s "
-		                         "was given up."),
-		                       x->host, timeout, upload ? _("upload") : _("download"));
+		*why = g_strdup_printf(upload ? _("The server %s did not answer for %ld seconds, "
+		                                  "so the upload was given up.")
+		                              : _("The server %s did not answer for %ld seconds, "
+		                                  "so the download was given up."),
+		                       x->host, timeout);
 		break;
 	case CURLE_PEER_FAILED_VERIFICATION:
 	case CURLE_SSL_CACERT_BADFILE:
@@ -121,8 +123,11 @@ static int failure(CURL *h, CURLcode rc, const xfer *x, int upload, char **why)
 		break;
 	case CURLE_HTTP_RETURNED_ERROR:
 		r = MEND_ERR_HTTP;
-		*why = g_strdup_printf(_("The server %s answered the %s with HTTP status %ld."),
-		                       x->host, upload ? _("upload") : _("download"), status);
+		*why = g_strdup_printf(upload ? _("The server %s answered the upload with HTTP "
+		                                  "status %ld.")
+		                              : _("The server %s answered the download with HTTP "
+		                                  "status %ld."),
+		                       x->host, status);
 		break;
 	case CURLE_FILESIZE_EXCEEDED:
 		r = MEND_ERR_TOO_LARGE;
@@ -138,8 +143,9 @@ static int failure(CURL *h, CURLcode rc, const xfer *x, int upload, char **why)
 		break;
 	default:
 		r = MEND_ERR_HTTP;
-		*why = g_strdup_printf(_("The %s from %s failed: %s."),
-		                       upload ? _("upload") : _("download"), x->host, detail);
+		*why = g_strdup_printf(upload ? _("The upload to %s failed: %s.")
+		                              : _("The download from %s failed: %s."),
+		                       x->host, detail);
 	}
 	return r;
 }
