@@ -514,6 +514,27 @@ static void test_shelf(void)
 	mend_file_shelf_free(s);
 }
 
+/* A host's progress line: files from 1 MiB, each quarter once, in order. */
+static void test_progress_text(void)
+{
+	const uint64_t big = 4 * 1024 * 1024;
+	int last = 0;
+	char *line;
+
+	TAP_OK(!mend_file_progress_text("small", 1000, 2000, &last), "a small file: no line");
+	TAP_OK(!mend_file_progress_text("big", big / 8, big, &last), "under a quarter: no line");
+	line = mend_file_progress_text("big", big / 2, big, &last);
+	TAP_OK(line && strstr(line, "big: 50% sent"), "half: %s", line ? line : "(none)");
+	g_free(line);
+	TAP_OK(!mend_file_progress_text("big", big / 2 + 1, big, &last), "the same quarter: once");
+	TAP_OK(!mend_file_progress_text("big", big / 4, big, &last), "never backwards");
+	line = mend_file_progress_text("big", big, big, &last);
+	TAP_OK(line && strstr(line, "100% sent"), "all: %s", line ? line : "(none)");
+	g_free(line);
+	TAP_OK(!mend_file_progress_text("big", big + 1, big, &last),
+	       "more than the total: no line");
+}
+
 int main(void)
 {
 	mend_crypto_global_init();
@@ -525,5 +546,6 @@ int main(void)
 	test_tmp_named();
 	test_tmp_sweep();
 	test_shelf();
+	test_progress_text();
 	return tap_done();
 }

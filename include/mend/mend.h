@@ -603,6 +603,14 @@ MEND_EXPORT int mend_account_send_file(mend_account *acc, const char *to, const 
                                        const mend_transfer_opts *opts, mend_file_sent_cb cb,
                                        void *data);
 
+/*
+ * A host's line for a transfer's progress, or NULL when there is nothing new to
+ * show: files from 1 MiB, once per quarter reached (25, 50, 75, 100%); *last
+ * (start at 0) keeps the quarter shown. Free with mend_free().
+ */
+MEND_EXPORT char *mend_file_progress_text(const char *name, uint64_t done, uint64_t total,
+                                          int *last);
+
 /* --- group chats (XEP-0045 rooms) -----------------------------------------------
  * OMEMO only in rooms that are members-only and non-anonymous (XEP-0045 muc_membersonly and
  * muc_nonanonymous in the room's disco#info). A message is encrypted to every member's

@@ -8,11 +8,14 @@
 #include "config.h"
 
 #include <errno.h>
+#include <libintl.h>
 #include <string.h>
 #include <unistd.h>
 #include <gcrypt.h>
 #include "internal.h"
 #include "files.h"
+
+#define _(s) dgettext(GETTEXT_PACKAGE, s)
 
 #define LINK_SCHEME  "aesgcm://"
 #define NAME_MAX_LEN 200
@@ -307,4 +310,27 @@ const char *mend_file_mime_guess(const char *name)
 		if (g_ascii_strcasecmp(dot + 1, table[i][0]) == 0)
 			return table[i][1];
 	return NULL;
+}
+
+/* --- progress for the hosts' windows --------------------------------------------- */
+
+#define PROGRESS_FROM (1024 * 1024) /* smaller files go too fast to be worth a line */
+
+char *mend_file_progress_text(const char *name, uint64_t done, uint64_t total, int *last)
+{
+	int quarter;
+	char *a, *b, *s;
+
+	if (!name || !last || total < PROGRESS_FROM || done > total)
+		return NULL;
+	quarter = (int)(done * 4 / total);
+	if (quarter <= *last)
+		return NULL;
+	*last = quarter;
+	a = g_format_size(done);
+	b = g_format_size(total);
+	s = g_strdup_printf(_("mend: %s: %d%% sent (%s of %s)"), name, quarter * 25, a, b);
+	g_free(a);
+	g_free(b);
+	return s;
 }

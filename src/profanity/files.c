@@ -133,6 +133,7 @@ typedef struct send_job {
 	char *chat; /* where it goes: a chat, */
 	char *room; /* or a room (XEP-0045), whose SENT event shows the line */
 	char *path;
+	int shown; /* the quarter of the upload last shown */
 } send_job;
 
 static void send_job_free(send_job *j)
@@ -163,6 +164,22 @@ static void sent(mend_account *acc, int err, const char *text, const char *link,
 	send_job_free(j);
 }
 
+/* A large file's upload, each quarter once, in the window it goes to. */
+static int send_progress(uint64_t done, uint64_t total, void *data)
+{
+	send_job *j = data;
+	char *name = g_path_get_basename(j->path);
+	char *line = mend_file_progress_text(name, done, total, &j->shown);
+
+	if (line && j->room)
+		j->api->room_show_themed(j->room, NULL, NULL, NULL, "-", line);
+	else if (line && j->chat)
+		j->api->chat_show_themed(j->chat, NULL, NULL, NULL, "-", line);
+	mend_free(line);
+	g_free(name);
+	return 0;
+}
+
 static void sendfile(const struct mend_prof_api *api, mend_account *acc, const char *path,
                      const char *chat, const char *room, mend_prof_reply reply)
 {
@@ -182,6 +199,8 @@ static void sendfile(const struct mend_prof_api *api, mend_account *acc, const c
 	j->chat = g_strdup(chat);
 	j->room = g_strdup(chat ? NULL : room);
 	j->path = g_strdup(path);
+	o.progress = send_progress;
+	o.progress_data = j;
 	/* the core copies ca; a room's link goes as a room message (HELD if some cannot read) */
 	r = mend_account_send_file(acc, chat ? chat : room, path, &o, sent, j);
 	free(ca);

@@ -97,7 +97,22 @@ typedef struct send_job {
 	char *peer;
 	char *path;
 	void (*say)(PurpleAccount *a, const char *jid, const char *text);
+	int shown; /* the quarter of the upload last shown */
 } send_job;
+
+/* A large file's upload, each quarter once, in its conversation. */
+static int send_progress(uint64_t done, uint64_t total, void *data)
+{
+	send_job *j = data;
+	char *name = g_path_get_basename(j->path);
+	char *line = mend_file_progress_text(name, done, total, &j->shown);
+
+	if (line)
+		j->say(j->a, j->peer, line);
+	mend_free(line);
+	g_free(name);
+	return 0;
+}
 
 static void sent(mend_account *acc, int err, const char *text, const char *link, const char *id,
                  void *data)
@@ -130,6 +145,8 @@ static char *sendfile(mend_account *acc, PurpleAccount *a, const char *peer, con
 	j->peer = g_strdup(peer);
 	j->path = g_strdup(path);
 	j->say = say;
+	o.progress = send_progress;
+	o.progress_data = j;
 	r = mend_account_send_file(acc, peer, path, &o, sent, j);
 	if (r == MEND_OK)
 		return NULL;

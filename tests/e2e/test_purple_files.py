@@ -142,12 +142,17 @@ def a_stalled_upload_leaves_the_window_answering():
             with Purple(srv, "alice", plugins=("core-mend",), plugin_dir=LIBS) as a:
                 a.wait_signed_on()
                 a.cmd("bob@localhost", f"/mend files ca {cert}")
-                t0 = time.monotonic()
+                t0, m = time.monotonic(), a.mark()
                 a.cmd("bob@localhost", f"/mend sendfile {path}")
-                wait_for(lambda: any(m == "PUT" for m, _ in web.requests), 30,
+                wait_for(lambda: any(r == "PUT" for r, _ in web.requests), 30,
                          "the upload to reach the server")
                 a.ping(timeout=5)  # the main loop runs while the upload waits for the server
                 assert time.monotonic() - t0 < 25, time.monotonic() - t0
+                # how far it got, in words: a 3 MiB file shows its progress by quarters
+                shown = a.wait_im(lambda o: re.match(
+                    r"mend: big\.bin: (25|50|75|100)% sent \(.+ of 3\.1\sMB\)", o["text"]),
+                    30, start=m)
+                assert shown, "no progress line"
 
 
 ROOM = "secret@conference.localhost"
