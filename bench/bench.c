@@ -323,7 +323,7 @@ static char *stamp(bench *b, const char *stanza, const dev *from, const dev *to,
 /* Encrypts the body from `from` for `to`'s device, stamped for `to`. */
 static int send_one(bench *b, dev *from, dev *to, int with_sid, char **out)
 {
-	mend_recipient rc = {to->jid, dev_id(to)};
+	mend_recipient rc = {to->jid, dev_id(to), 0};
 	char *stanza = NULL;
 	int r;
 

@@ -25,6 +25,8 @@
 #include "mend/mend.h"
 #include "internal.h" /* mend_account_set_clock */
 #include "session2.h" /* mend_omemo2_sessions_supported */
+#include "omemo2_account.h"
+#include "omemo2_engine.h"
 #include "tap.h"
 
 #define ALICE        "alice@x"
@@ -52,6 +54,8 @@ typedef struct rec {
 	int error, archived;
 	mend_carbon carbon;
 	unsigned n_devices;
+	int version, downgraded;
+	unsigned n_devices2;
 } rec;
 
 static xmpp_ctx_t *xctx;
@@ -87,6 +91,9 @@ static void on_event(const mend_event *ev, void *ud)
 	r->archived = ev->archived;
 	r->carbon = ev->carbon;
 	r->n_devices = ev->n_devices;
+	r->version = ev->version;
+	r->downgraded = ev->downgraded;
+	r->n_devices2 = ev->n_devices2;
 	g_ptr_array_add(events, r);
 }
 
@@ -2083,13 +2090,16 @@ static void test_omemo2_nodes(mend_account *a)
 {
 	guint mark = sent->len;
 	int q = reconnect(a, 0), q2 = items_query(mark, NODE2_LIST, ALICE), send = 0;
-	char *push;
+	char *push, node[64];
 
 	if (mend_omemo2_sessions_supported())
 		omemo2_own_nodes(a, mark, q2);
 	else
 		TAP_EQ(q2, -1, "libsignal-protocol-c: no OMEMO:2 list asked for");
 	answer_list(a, q, ALICE, aid);
+	g_snprintf(node, sizeof(node), NODE_BUNDLES "%u", aid);
+	TAP_EQ(answer_ok(a, sent_find(mark, "publish", NULL, "node", node), ALICE), 1,
+	       "our legacy bundle published: READY");
 	push = list2_push(BOB, bid, 555);
 	TAP_EQ(mend_account_handle_stanza(a, push), 1, "bob's OMEMO:2 list pushed");
 	g_free(push);
@@ -2112,6 +2122,261 @@ static void test_omemo2_nodes(mend_account *a)
 	TAP_EQ(versions_of(a, BOB, 555, &send), mend_omemo2_sessions_supported() ? 0 : -1,
 	       "device 555 is listed in no version");
 	TAP_EQ(send, 0, "and gets nothing");
+}
+
+/* --- 11. OMEMO:2 messages (XEP-0384 0.9 §5.5-5.6, XEP-0420) ----------------------------------- */
+
+/* A pubsub items result for `node` with one item `id` holding `payload`. */
+static int answer_item(mend_account *a, int i, const char *from, const char *node, const char *id,
+                       const char *payload)
+{
+	char *p = g_strdup_printf("<pubsub xmlns='" NS_PUBSUB "'><items node='%s'><item id='%s'>%s"
+	                          "</item></items></pubsub>",
+	                          node, id, payload);
+	int r = answer(a, i, from, "result", p);
+
+	g_free(p);
+	return r;
+}
+
+/* The open query `i` to bob for one of his nodes, answered from his and dan's accounts. */
+static void serve_bob_node(mend_account *a, mend_account *b, mend_account *d, int i)
+{
+	uint32_t did = mend_account_device_id(d);
+	char node[64], id[16], *xml = NULL, *list;
+
+	g_snprintf(id, sizeof(id), "%u", bid);
+	if (sent_has(i, "items", NULL, "node", NODE2_LIST)) {
+		list = g_strdup_printf("<devices xmlns='" NS_OMEMO2 "'><device id='%u'/></devices>",
+		                       bid);
+		answer_item(a, i, BOB, NODE2_LIST, "current", list);
+		g_free(list);
+	} else if (sent_has(i, "items", NULL, "node", NODE2_BUNDLE) &&
+	           sent_has(i, "item", NULL, "id", id)) {
+		mend_account_omemo2_bundle_xml(b, &xml);
+		answer_item(a, i, BOB, NODE2_BUNDLE, id, xml);
+	} else if (sent_has(i, "items", NULL, "node", NODE_LIST)) {
+		list = g_strdup_printf("<list xmlns='" NS_LEGACY "'><device id='%u'/>"
+		                       "<device id='%u'/></list>",
+		                       bid, did);
+		answer_item(a, i, BOB, NODE_LIST, "current", list);
+		g_free(list);
+	} else if (g_snprintf(node, sizeof(node), NODE_BUNDLES "%u", did) &&
+	           sent_has(i, "items", NULL, "node", node)) {
+		mend_account_bundle_xml(d, &xml); /* dan's device stands in for a legacy-only one */
+		answer_item(a, i, BOB, node, "current", xml);
+	} else {
+		answer_error(a, i, BOB, "item-not-found");
+	}
+	mend_free(xml);
+}
+
+/* Answers every query still open since `mark` (OMEMO:2 lists first): bob's nodes as his server
+ * keeps them, nothing for anyone else. */
+static void serve_open(mend_account *a, mend_account *b, mend_account *d, guint mark)
+{
+	xmpp_stanza_t *st;
+	guint i, pass;
+
+	for (pass = 0; pass < 8; pass++)
+		for (i = mark; i < sent->len; i++) {
+			if (g_hash_table_contains(answered, GINT_TO_POINTER(i + 1)) ||
+			    !sent_has(i, "items", NULL, NULL, NULL) ||
+			    (pass == 0 && !sent_has(i, "items", NULL, "node", NODE2_LIST)))
+				continue;
+			if (sent_attr_is(i, "to", BOB)) {
+				serve_bob_node(a, b, d, (int)i);
+				continue;
+			}
+			st = sent_st(i);
+			answer_error(a, (int)i, st ? xmpp_stanza_get_to(st) : NULL,
+			             "item-not-found");
+			if (st)
+				xmpp_stanza_release(st);
+		}
+}
+
+/* Sent stanza `i`'s OMEMO:2 <encrypted/> holds a key for device `rid`. */
+static int sent_key2_for(int i, uint32_t rid)
+{
+	char want[16];
+
+	g_snprintf(want, sizeof(want), "%u", rid);
+	return i >= 0 && sent_has(i, "encrypted", NS_OMEMO2, NULL, NULL) &&
+	       sent_has(i, "key", NULL, "rid", want);
+}
+
+/* Mixed: bob's device of both versions gets OMEMO:2, his legacy-only one legacy OMEMO. */
+static void omemo2_mixed_send(mend_account *a, mend_account *b, mend_account *d)
+{
+	guint mark = sent->len, ev0 = events->len;
+	uint32_t did = mend_account_device_id(d);
+	char *id = NULL, *wire, want[16];
+	mend_message *m = NULL;
+	const rec *ev;
+	int i2, i1;
+
+	TAP_EQ(mend_account_refresh_devices(a, BOB), 0, "bob's devices fetched again");
+	TAP_EQ(mend_account_send(a, BOB, "one message, two versions", &id), 0, "send to bob");
+	serve_open(a, b, d, mark);
+	i2 = sent_find(mark, "encrypted", NS_OMEMO2, NULL, NULL);
+	i1 = sent_find(mark, "encrypted", NS_LEGACY, NULL, NULL);
+	TAP_OK(sent_key2_for(i2, bid) && sent_attr_is(i2, "to", BOB),
+	       "an OMEMO:2 stanza to bob with a key for his device %u", bid);
+	g_snprintf(want, sizeof(want), "%u", did);
+	TAP_OK(i1 > i2 && sent_has(i1, "key", NULL, "rid", want) && !sent_key2_for(i1, bid),
+	       "then a legacy stanza, for his legacy-only device %u alone", did);
+	TAP_OK(!sent_has(i2, "encrypted", NS_LEGACY, NULL, NULL) && !sent_key2_for(i2, did),
+	       "the OMEMO:2 stanza carries only its devices");
+	TAP_OK(sent_attr_is(i1, "id", id) && sent_attr_is(i2, "id", id) &&
+	           sent_has(i1, "origin-id", "urn:xmpp:sid:0", "id", id) &&
+	           sent_has(i2, "origin-id", "urn:xmpp:sid:0", "id", id),
+	       "one logical message: the same id and origin-id");
+	TAP_OK(sent_has(i1, "body", NULL, NULL, NULL) && !sent_has(i2, "body", NULL, NULL, NULL),
+	       "one fallback body, in the legacy stanza");
+	TAP_OK(!sent_anywhere("one message, two versions"), "the plaintext is in no stanza");
+	ev = event_of(ev0, MEND_EVENT_SENT);
+	TAP_OK(ev && str_is(ev->id, id) && count_events(ev0, MEND_EVENT_SENT) == 1,
+	       "SENT once for the message");
+	TAP_OK(ev && ev->n_devices2 == 1 && ev->n_devices >= 2,
+	       "for %u devices, %u of them in OMEMO:2", ev ? ev->n_devices : 0,
+	       ev ? ev->n_devices2 : 0);
+	TAP_EQ(pending(a), 0, "the pending queue is empty");
+	wire = i2 >= 0 ? stamped(g_ptr_array_index(sent, i2), ALICE_FULL, NULL, NULL) : NULL;
+	TAP_EQ(wire ? mend_account_decrypt(b, wire, &m) : -1000, 0, "bob decrypts the OMEMO:2 one");
+	TAP_OK(m && m->version == MEND_OMEMO_2 && str_is(m->body, "one message, two versions"),
+	       "in OMEMO:2, the body from its SCE envelope");
+	mend_message_free(m);
+	g_free(wire);
+	m = NULL;
+	wire = i1 >= 0 ? stamped(g_ptr_array_index(sent, i1), ALICE_FULL, NULL, NULL) : NULL;
+	TAP_EQ(wire ? mend_account_decrypt(d, wire, &m) : -1000, 0,
+	       "the legacy-only device decrypts the legacy one");
+	TAP_OK(m && m->version == MEND_OMEMO_LEGACY && str_is(m->body, "one message, two versions"),
+	       "in legacy OMEMO");
+	mend_message_free(m);
+	g_free(wire);
+	mend_free(id);
+}
+
+/* Bob's account learns alice's device in OMEMO:2 (her list and bundle, as a fetch gives them). */
+static void bob_learns_alice2(mend_account *a, mend_account *b)
+{
+	char *xml = NULL;
+	xmpp_stanza_t *st;
+
+	mend_omemo2_list_store(b, ALICE, MEND_VERSION_2, &aid, 1);
+	mend_account_omemo2_bundle_xml(a, &xml);
+	st = xml ? xmpp_stanza_new_from_string(xctx, xml) : NULL;
+	if (!st || mend_omemo2_bundle_process(b, ALICE, aid, st) < 0)
+		TAP_BAIL("bob cannot build an OMEMO:2 session with alice");
+	xmpp_stanza_release(st);
+	mend_free(xml);
+}
+
+/* What bob's core sends alice for one device (`to` as the envelope's <to/>), as she gets it. */
+static char *bob_writes(mend_account *b, int version, const char *to, const char *body,
+                        const char *sid)
+{
+	mend_recipient rc = {(char *)ALICE, aid, version};
+	char *st = NULL, *out;
+	int r = mend_account_txn_begin(b);
+
+	if (r == MEND_OK)
+		r = version == MEND_VERSION_2
+		        ? mend_omemo2_encrypt_for(b, to, &rc, 1, body, sid ? sid : "o2-c", 0, 1,
+		                                  &st)
+		        : mend_account_encrypt_for(b, to, &rc, 1, body, sid, 0, &st);
+	r = mend_account_txn_end(b, r);
+	if (r < 0)
+		TAP_BAIL("bob cannot encrypt: %s", mend_strerror(r));
+	out = stamped(st, BOB "/phone", ALICE_FULL, sid);
+	g_free(st);
+	return out;
+}
+
+/* Alice receives OMEMO:2, refuses a forged affix, and warns when bob's device falls back. */
+static void omemo2_receive(mend_account *a, mend_account *b)
+{
+	guint ev0 = events->len;
+	char *wire, *bundle = NULL, *carbon_wire;
+	const rec *ev;
+	int send = 0;
+
+	bob_learns_alice2(a, b);
+	wire = bob_writes(b, MEND_VERSION_2, ALICE, "hello in OMEMO:2", "o2-1");
+	TAP_EQ(mend_account_handle_stanza(a, wire), 1, "an OMEMO:2 message from bob");
+	g_free(wire);
+	ev = event_of(ev0, MEND_EVENT_MESSAGE);
+	TAP_OK(ev && str_is(ev->body, "hello in OMEMO:2") && ev->version == MEND_OMEMO_2,
+	       "shown, as OMEMO:2");
+	ev0 = events->len;
+	wire = bob_writes(b, MEND_VERSION_2, "mallory@evil", "not for alice", "o2-2");
+	TAP_EQ(mend_account_handle_stanza(a, wire), 1, "an OMEMO:2 message whose <to/> is mallory");
+	g_free(wire);
+	ev = event_of(ev0, MEND_EVENT_UNDECRYPTABLE);
+	TAP_OK(ev && ev->error == MEND_ERR_FORGED && ev->text && strstr(ev->text, "affix") &&
+	           strstr(ev->text, "is not us"),
+	       "refused, saying why: %s", ev && ev->text ? ev->text : "(none)");
+	TAP_EQ(count_bodies(ev0, "not for alice"), 0, "and not shown");
+	ev0 = events->len;
+	wire = bob_writes(b, MEND_VERSION_2, ALICE, "carbon in OMEMO:2", NULL);
+	carbon_wire = carbon(ALICE, "received", wire);
+	TAP_EQ(mend_account_handle_stanza(a, carbon_wire), 1,
+	       "a received carbon of bob's OMEMO:2 message (another of our devices got it)");
+	g_free(wire);
+	g_free(carbon_wire);
+	ev = event_of(ev0, MEND_EVENT_MESSAGE);
+	TAP_OK(ev && str_is(ev->body, "carbon in OMEMO:2") && ev->version == MEND_OMEMO_2 &&
+	           ev->carbon == MEND_CARBON_RECEIVED,
+	       "shown as a received carbon, in OMEMO:2");
+	ev0 = events->len;
+	if (mend_account_bundle_xml(a, &bundle) == MEND_OK)
+		mend_account_bundle_process(b, ALICE, aid, bundle);
+	mend_free(bundle);
+	wire = bob_writes(b, MEND_VERSION_LEGACY, ALICE, "back to legacy", "o2-3");
+	TAP_EQ(mend_account_handle_stanza(a, wire), 1,
+	       "then a legacy message from the same device");
+	g_free(wire);
+	ev = event_of(ev0, MEND_EVENT_MESSAGE);
+	TAP_OK(ev && str_is(ev->body, "back to legacy") && ev->version == MEND_OMEMO_LEGACY &&
+	           ev->downgraded,
+	       "shown as legacy OMEMO, marked as a fallback");
+	ev = event_of(ev0, MEND_EVENT_NOTICE);
+	TAP_OK(ev && ev->text && strstr(ev->text, "fell back"), "with a warning: %s",
+	       ev && ev->text ? ev->text : "(none)");
+	TAP_EQ(versions_of(a, BOB, bid, &send), 3, "bob's device still publishes both versions");
+	TAP_EQ(send, MEND_OMEMO_2, "so it keeps getting OMEMO:2");
+}
+
+#define DAN "dan@x"
+
+/* Bob accepts alice's current key (her identity was reset by an earlier test). */
+static void bob_trusts_alice(mend_account *a, mend_account *b)
+{
+	char fp[65], *bundle = NULL;
+
+	if (mend_account_bundle_xml(a, &bundle) == MEND_OK)
+		mend_account_bundle_process(b, ALICE, aid, bundle); /* her new key: a candidate */
+	mend_free(bundle);
+	mend_account_fingerprint(a, fp);
+	if (mend_trust_of(b, ALICE, aid) != MEND_TRUST_VERIFIED &&
+	    mend_account_trust_key(b, ALICE, aid, fp) < 0)
+		TAP_BAIL("bob cannot accept alice's key");
+}
+
+static void test_omemo2_messages(mend_account *a, mend_account *b, const char *root)
+{
+	static const mend_host_ops quiet = {0};
+	mend_account *d;
+
+	if (!mend_omemo2_sessions_supported())
+		return; /* libsignal-protocol-c: legacy only (test_omemo2_nodes) */
+	d = open_in(root, DAN, &quiet);
+	bob_trusts_alice(a, b);
+	omemo2_mixed_send(a, b, d);
+	omemo2_receive(a, b);
+	mend_account_free(d);
 }
 
 int main(void)
@@ -2156,6 +2421,7 @@ int main(void)
 	test_first_publish_lost(root);
 	test_subscribe(a, b, root);
 	test_omemo2_nodes(a);
+	test_omemo2_messages(a, b, root);
 	mend_account_free(a);
 	mend_account_free(b);
 	g_ptr_array_free(sent, TRUE);

@@ -167,6 +167,8 @@ typedef struct mend_event {
 	/* MESSAGE, UNDECRYPTABLE: the OMEMO version it came in (MEND_OMEMO_LEGACY or
 	 * MEND_OMEMO_2), 0 when not known (plaintext, local history of older versions) */
 	int version;
+	int downgraded;      /* MESSAGE: legacy OMEMO from a device that wrote OMEMO:2 before */
+	unsigned n_devices2; /* SENT: how many of n_devices got it in OMEMO:2 */
 } mend_event;
 
 /* XEP-0384 versions: legacy OMEMO (eu.siacs.conversations.axolotl, shown "0.3") and OMEMO:2
@@ -282,6 +284,8 @@ typedef struct mend_message {
 	char *stanza_id; /* XEP-0359 stanza-id stamped by our server, or NULL */
 	int prekey;      /* 1 when this message started a new session */
 	int key_only;    /* 1 for a key transport message (no <payload/>): protocol, not text */
+	int version;     /* the OMEMO version it came in: MEND_OMEMO_LEGACY or MEND_OMEMO_2 */
+	int downgraded;  /* legacy OMEMO from a device that wrote OMEMO:2 before (it fell back) */
 } mend_message;
 
 /*

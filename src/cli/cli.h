@@ -86,6 +86,7 @@ struct cli_deferred {
 	int error;
 	unsigned n_devices;
 	int room; /* the event came with room set (= peer) */
+	unsigned n_devices2;
 };
 
 struct cli {
@@ -156,6 +157,7 @@ struct cli {
 	int room_joined; /* join: the room sent our own presence (XEP-0045 §7.2.3) */
 	int room_once;   /* the room was not remembered before this run */
 	unsigned room_devices;
+	unsigned n_devices2; /* send: how many of n_devices got it in OMEMO:2 */
 };
 
 /* config.c */
@@ -208,7 +210,8 @@ int cli_fail(struct cli *c, int status, int code, const char *fmt, ...) G_GNUC_P
 void out_notice(struct cli *c, const char *jid, const char *text);
 void out_message(struct cli *c, const mend_event *ev);
 void out_undecryptable(struct cli *c, const mend_event *ev);
-void out_sent(struct cli *c, const char *to, const char *id, unsigned n, int earlier);
+/* n devices, n2 of them in OMEMO:2 */
+void out_sent(struct cli *c, const char *to, const char *id, unsigned n, unsigned n2, int earlier);
 void out_queued(struct cli *c, const char *to, const char *id, const char *text);
 void out_receipt(struct cli *c, const char *peer, const char *id);
 void out_status(struct cli *c, const char *type, const char *text);

@@ -98,7 +98,7 @@ void cli_common_event(struct cli *c, const mend_event *ev)
 		out_undecryptable(c, ev);
 		break;
 	case MEND_EVENT_SENT: /* an earlier queued message left */
-		out_sent(c, ev->peer, ev->id, ev->n_devices, 1);
+		out_sent(c, ev->peer, ev->id, ev->n_devices, ev->n_devices2, 1);
 		if (ev->text) /* devices that did not get it, and how to include them */
 			out_notice(c, ev->peer, ev->text);
 		break;
@@ -169,7 +169,7 @@ static int ping_done(xmpp_conn_t *conn G_GNUC_UNUSED, xmpp_stanza_t *st G_GNUC_U
 	if (c->finished)
 		return 0;
 	c->confirmed = 1;
-	out_sent(c, c->peer, c->msg_id, c->n_devices, 0);
+	out_sent(c, c->peer, c->msg_id, c->n_devices, c->n_devices2, 0);
 	if (!c->o.wait_receipt || c->delivered)
 		cli_finish(c, CLI_OK);
 	return 0;
@@ -206,6 +206,7 @@ void cli_send_result(struct cli *c, const mend_event *ev)
 		/* it left; a round trip makes sure the server has it */
 		c->sent = 1;
 		c->n_devices = ev->n_devices;
+		c->n_devices2 = ev->n_devices2;
 		if (ev->text) /* devices that did not get it, and how to include them */
 			out_notice(c, ev->peer, ev->text);
 		cli_send_ping(c, ping_done);
@@ -222,6 +223,7 @@ static void defer_result(struct cli *c, const mend_event *ev)
 	d->text = g_strdup(ev->text);
 	d->error = ev->error;
 	d->n_devices = ev->n_devices;
+	d->n_devices2 = ev->n_devices2;
 	d->room = ev->room != NULL;
 	g_ptr_array_add(c->deferred, d);
 }
@@ -242,6 +244,7 @@ void cli_replay_deferred(struct cli *c, void (*fn)(struct cli *c, const mend_eve
 		ev.text = d->text;
 		ev.error = d->error;
 		ev.n_devices = d->n_devices;
+		ev.n_devices2 = d->n_devices2;
 		ev.trust = -1;
 		ev.room = d->room ? d->peer : NULL;
 		fn(c, &ev);

@@ -358,6 +358,8 @@ static void message_json(struct cli *c, const mend_event *ev, const char *ts)
 	json_str(s, "version",
 	         ev->plaintext ? NULL
 	                       : version_name(ev->version ? ev->version : MEND_OMEMO_LEGACY));
+	if (ev->downgraded) /* a device that wrote OMEMO:2 before fell back to legacy OMEMO */
+		json_bool(s, "downgrade", 1);
 	json_str(s, "room", ev->room); /* group chats: the room and the sender's nick there */
 	json_str(s, "nick", ev->nick);
 	if (ev->file)
@@ -430,6 +432,7 @@ void out_undecryptable(struct cli *c, const mend_event *ev)
 	json_str(s, "id", ev->id);
 	json_str(s, "carbon", carbon_name(ev->carbon));
 	json_bool(s, "archived", ev->archived);
+	json_str(s, "version", version_name(ev->version));
 	json_end(s);
 out:
 	g_free(now);
@@ -437,7 +440,7 @@ out:
 
 /* --- results ------------------------------------------------------------------ */
 
-void out_sent(struct cli *c, const char *to, const char *id, unsigned n, int earlier)
+void out_sent(struct cli *c, const char *to, const char *id, unsigned n, unsigned n2, int earlier)
 {
 	GString *s;
 	char *line;
@@ -460,6 +463,8 @@ void out_sent(struct cli *c, const char *to, const char *id, unsigned n, int ear
 	json_str(s, "to", to);
 	json_str(s, "id", id);
 	json_int(s, "devices", n);
+	json_int(s, "devices_2", n2); /* XEP-0384 0.9: in OMEMO:2; the others in legacy OMEMO */
+	json_int(s, "devices_legacy", n - n2);
 	if (earlier)
 		json_bool(s, "earlier", 1);
 	json_end(s);

@@ -472,6 +472,8 @@ int mend_account_open(mend_account **out, const char *bare_jid, const char *data
 
 void mend_account_free(mend_account *acc)
 {
+	if (acc && acc->omemo2_twins)
+		g_hash_table_destroy(acc->omemo2_twins);
 	if (!acc)
 		return;
 	mend_file_jobs_free(acc); /* transfers still running are cancelled and waited for */
@@ -745,10 +747,9 @@ int mend_account_devices_needing_bundle(mend_account *acc, const char *jid, uint
 
 	r = mend_account_devices(acc, jid, ids, n);
 	for (i = 0; r == MEND_OK && i < *n; i++) {
-		r = mend_store_session_exists(acc->store, jid, (*ids)[i]);
-		if (r == 0)
-			r = mend_store_device_is_broken(acc->store, jid, (*ids)[i]);
-		if (r == 0)
+		/* a version it publishes whose session we lack (both: a room gets legacy OMEMO) */
+		r = mend_omemo2_missing_version(acc, jid, (*ids)[i]);
+		if (r > 0)
 			(*ids)[j++] = (*ids)[i];
 		if (r > 0)
 			r = MEND_OK;

@@ -618,8 +618,7 @@ int mend_engine_can_send(mend_account *acc)
 
 void mend_engine_send(mend_account *acc, const char *xml)
 {
-	if (acc->ops.send_stanza)
-		acc->ops.send_stanza(xml, acc->user_data);
+	mend_omemo2_send_each(acc, xml);
 }
 
 int mend_engine_idle(mend_account *acc)
@@ -807,6 +806,12 @@ static void start_fetch(mend_account *acc, const char *jid, uint32_t device)
 	fetch *f = g_new0(fetch, 1);
 	char node[sizeof(MEND_NODE_LEGACY_BUNDLES) + 12];
 
+	/* a device that gets OMEMO:2 and has no session of it yet: its OMEMO:2 bundle */
+	if (device && mend_omemo2_missing_version(acc, jid, device) == MEND_VERSION_2) {
+		g_free(f);
+		mend_omemo2_fetch_bundle(acc, jid, device);
+		return;
+	}
 	f->jid = g_strdup(jid);
 	f->device = device;
 	engine(acc)->fetches++;
@@ -934,17 +939,30 @@ static void send_failed(mend_account *acc, const mend_pending *p, int err)
 	g_free(text);
 }
 
-/* Addresses a stanza to one resource (a conversation bound to a full JID). */
+/* Addresses a stanza (each of one message's stanzas) to one resource (a full JID). */
 static int readdress(mend_account *acc, char **stanza, const char *full)
 {
-	xmpp_stanza_t *st = mend_stanza_parse(acc, *stanza);
+	GPtrArray *parts = mend_omemo2_stanzas(*stanza);
+	GString *out = g_string_new(NULL);
+	xmpp_stanza_t *st;
+	char *text;
+	guint i;
 
-	if (!st)
-		return MEND_ERR_NOMEM;
-	xmpp_stanza_set_to(st, full);
+	for (i = 0; i < parts->len; i++) {
+		st = mend_stanza_parse(acc, parts->pdata[i]);
+		if (st)
+			xmpp_stanza_set_to(st, full);
+		text = st ? mend_stanza_text(st) : NULL;
+		if (st)
+			xmpp_stanza_release(st);
+		if (!text)
+			break;
+		g_string_append(out, text);
+		g_free(text);
+	}
 	g_free(*stanza);
-	*stanza = mend_stanza_text(st);
-	xmpp_stanza_release(st);
+	*stanza = i == parts->len ? g_string_free(out, FALSE) : (g_string_free(out, TRUE), NULL);
+	g_ptr_array_unref(parts);
 	return *stanza ? MEND_OK : MEND_ERR_NOMEM;
 }
 
@@ -1043,18 +1061,33 @@ static void report_skipped(mend_account *acc, const char *peer)
 	g_free(text);
 }
 
-/* How many devices a stanza of ours is encrypted for. */
+/* How many devices a stanza of ours is encrypted for (each stanza of it; n2: in OMEMO:2). */
+static unsigned count_keys2(mend_account *acc, const char *stanza, unsigned *n2)
+{
+	GPtrArray *parts = mend_omemo2_stanzas(stanza);
+	xmpp_stanza_t *st, *c;
+	unsigned n = 0;
+	guint i;
+
+	*n2 = 0;
+	for (i = 0; i < parts->len; i++) {
+		st = mend_stanza_parse(acc, parts->pdata[i]);
+		c = child(child(st, "encrypted", MEND_NS_LEGACY), "header", NULL);
+		for (c = c ? xmpp_stanza_get_children(c) : NULL; c; c = xmpp_stanza_get_next(c))
+			n += xmpp_stanza_get_name(c) && g_str_equal(xmpp_stanza_get_name(c), "key");
+		*n2 += mend_omemo2_count_keys(child(st, "encrypted", MEND_NS_OMEMO2));
+		if (st)
+			xmpp_stanza_release(st);
+	}
+	g_ptr_array_unref(parts);
+	return n + *n2;
+}
+
 static unsigned count_keys(mend_account *acc, const char *stanza)
 {
-	xmpp_stanza_t *st = mend_stanza_parse(acc, stanza), *c;
-	unsigned n = 0;
+	unsigned n2;
 
-	c = child(child(st, "encrypted", MEND_NS_LEGACY), "header", NULL);
-	for (c = c ? xmpp_stanza_get_children(c) : NULL; c; c = xmpp_stanza_get_next(c))
-		n += xmpp_stanza_get_name(c) && g_str_equal(xmpp_stanza_get_name(c), "key");
-	if (st)
-		xmpp_stanza_release(st);
-	return n;
+	return count_keys2(acc, stanza, &n2);
 }
 
 unsigned mend_engine_count_keys(mend_account *acc, const char *stanza)
@@ -1099,14 +1132,14 @@ static int send_pending(mend_account *acc, mend_pending *p)
 		return MEND_OK;
 	}
 	/* it leaves the queue only once the host took it (its encrypted stanza stays with it) */
-	if (!acc->ops.send_stanza || acc->ops.send_stanza(p->stanza, acc->user_data) != 0) {
+	if (mend_omemo2_send_each(acc, p->stanza) != 0) {
 		held(acc, p);
 		return MEND_ERR_PROTOCOL;
 	}
 	mend_store_kill_point(acc->store, "sent"); /* the crash test's */
 	remember_sent(acc, p);
 	mend_store_pending_delete(acc->store, p->row);
-	ev.n_devices = count_keys(acc, p->stanza);
+	ev.n_devices = count_keys2(acc, p->stanza, &ev.n_devices2);
 	ev.text = skipped = skipped_text(acc);
 	emit(acc, &ev);
 	g_free(skipped);
@@ -1234,6 +1267,8 @@ int mend_account_encrypt_or_queue(mend_account *acc, const char *to, const char 
 	r = mend_account_encrypt_opts(acc, b, body, id, 0, stanza);
 	if (r == MEND_OK && strchr(to, '/'))
 		r = readdress(acc, stanza, to);
+	if (r == MEND_OK) /* one stanza per version: the host sends the last, after the others */
+		r = mend_omemo2_send_all_but_last(acc, stanza);
 	if (r == MEND_OK) {
 		p.jid = (char *)to;
 		p.body = (char *)body;
@@ -1313,7 +1348,9 @@ static void emit_item(mend_account *acc, const mend_history_item *it, int archiv
 	                 .id = it->msg_id,
 	                 .carbon = it->carbon,
 	                 .archived = archived,
-	                 .outgoing = it->outgoing};
+	                 .outgoing = it->outgoing,
+	                 .version = it->version,
+	                 .downgraded = it->downgraded};
 
 	if (it->error) {
 		emit_undecryptable(acc, it, archived, 0, in);
@@ -1364,6 +1401,8 @@ static void item_of(mend_account *acc, const inbound *in, const mend_message *m,
 	it->key = history_key(in, m->stanza_id);
 	if (!it->key)
 		it->key = g_uuid_string_random();
+	it->version = m->version;
+	it->downgraded = m->downgraded;
 }
 
 /* Last seen, to the minute: written at most once a minute per device (a catch-up is hot). */
@@ -1453,11 +1492,16 @@ static void emit_undecryptable(mend_account *acc, const mend_history_item *it, i
 	                 .error = it->error,
 	                 .archived = archived,
 	                 .carbon = it->carbon,
-	                 .trust = -1};
+	                 .trust = -1,
+	                 .version = it->version};
 	char *text;
 
 	if (it->error == MEND_ERR_KEY_CHANGED) /* held until the user accepts the key */
 		text = mend_held_text(acc, it->from, it->device);
+	else if (it->error == MEND_ERR_FORGED && acc->omemo2_why) /* XEP-0420 §4 */
+		text = g_strdup_printf(_("A message from %s (device %u) was refused: %s (SCE affix "
+		                         "mismatch)."),
+		                       it->from, it->device, _(acc->omemo2_why));
 	else if (it->error == MEND_ERR_NOT_FOR_THIS_DEVICE)
 		text = g_strdup_printf(_("A message from %s was not encrypted for this device "
 		                         "(device %u); read it on another device."),
@@ -1494,6 +1538,7 @@ static void undecryptable(mend_account *acc, const inbound *in, const mend_messa
 	it.outgoing = is_own_bare(acc, m->from);
 	it.error = r;
 	it.ts = unix_of(in->timestamp);
+	it.version = m->version;
 	asked = mend_repair_failed(acc, m->from, m->device, r, in->archived);
 	/* a failure of ours (disk, memory) is not the message's: it may come again; a held
 	 * message (held.c) is kept apart and shown once its key is accepted */
@@ -1591,8 +1636,11 @@ int process_encrypted(mend_account *acc, const inbound *in)
 	r = decrypt_and_keep(acc, in, &m, &it);
 	if (r == MEND_OK)
 		mend_store_kill_point(acc->store, "kept"); /* the crash test's */
+		mend_omemo2_twin_note(acc, m.from, msg_id_of(in->msg));
 	if (r == MEND_OK && !m.key_only)
 		emit_item(acc, &it, in->archived, in);
+	if (r == MEND_OK && !m.key_only && m.downgraded)
+		mend_omemo2_fell_back(acc, m.from, m.device);
 	if (r == MEND_OK)
 		mend_repair_received(acc, m.from, m.device, m.prekey, in->history);
 	else if (r == MEND_ERR_DUPLICATE || (r == MEND_ERR_STALE_SESSION && in->archived))
@@ -1602,6 +1650,9 @@ int process_encrypted(mend_account *acc, const inbound *in)
 	else if (r == MEND_ERR_NOT_FOR_THIS_DEVICE && is_own_bare(acc, m.from) &&
 	         m.device == acc->device_id)
 		own_message(acc, in, m.from);
+	else if (r == MEND_ERR_NOT_FOR_THIS_DEVICE &&
+	         mend_omemo2_twin_seen(acc, m.from, msg_id_of(in->msg)))
+		; /* its stanza of the other OMEMO version came first, with our key */
 	else if (r != MEND_ERR_NOT_FOUND)
 		undecryptable(acc, in, &m, r);
 	else if (in->history) /* the archive holds it unencrypted: shown, marked so */
@@ -1849,7 +1900,7 @@ static int handle_message(mend_account *acc, xmpp_stanza_t *st)
 		return mend_delivery_receipt(acc, st, c);
 	if (mend_room_is_from_room(acc, st))
 		return mend_room_message(acc, st);
-	if (child(st, "encrypted", MEND_NS_LEGACY))
+	if (child(st, "encrypted", MEND_NS_LEGACY) || mend_omemo2_is_encrypted(st))
 		return handle_direct(acc, st);
 	return 0;
 }

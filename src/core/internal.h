@@ -62,6 +62,9 @@ struct mend_account {
 	int64_t clock_skew; /* seconds added to the real clock: MEND_TEST_CLOCK_SKEW (tests) */
 	/* file transfers in threads of their own (files_job.c) */
 	struct mend_file_jobs *file_jobs;
+	/* why the last OMEMO:2 message was refused for its SCE affixes (a static sentence) */
+	const char *omemo2_why;
+	GHashTable *omemo2_twins; /* "jid|message id" of messages read (omemo2_message.c) */
 };
 
 /* How many one-time prekeys we keep published (XEP-0384 v0.3 §4.3: at least 20; we keep 100). */
@@ -207,6 +210,7 @@ int mend_repair_note_sessions(mend_account *acc);
 typedef struct mend_recipient {
 	char *jid;
 	uint32_t device;
+	int version; /* MEND_VERSION_2 or _LEGACY; 0: the version of its session (legacy first) */
 } mend_recipient;
 /* Encrypts for exactly these devices (which must have sessions); the rest as encrypt_opts.
  * body NULL: a key transport message (XEP-0384 v0.3 §4.5, no payload, no fallback body). */

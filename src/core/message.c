@@ -15,6 +15,8 @@
 #include "internal.h"
 #include "b64.h"
 #include "xep/omemo_legacy.h"
+#include "xep/omemo2.h"
+#include "omemo2_engine.h"
 
 #define NS_SID          "urn:xmpp:sid:0"    /* XEP-0359 */
 #define NS_EME          "urn:xmpp:eme:0"    /* XEP-0380 */
@@ -61,7 +63,8 @@ static int place_stale(mend_account *acc, const char *jid, GArray *rs, GArray *s
 		if (added) {
 			g_ptr_array_add(acc->skipped, g_strdup_printf("%s %u", jid, id));
 		} else {
-			mend_recipient rc = {g_strdup(jid), id};
+			mend_recipient rc = {g_strdup(jid), id,
+			                     0}; /* 0: the version of its session */
 			g_array_append_val(rs, rc);
 		}
 	}
@@ -74,22 +77,28 @@ static int place_stale(mend_account *acc, const char *jid, GArray *rs, GArray *s
  * marked "!", the trusted ones that showed a new identity key).
  * Returns how many devices of jid were added, or <0.
  */
-static int add_recipients(mend_account *acc, const char *jid, GArray *rs, size_t *missing)
+static int add_recipients(mend_account *acc, const char *jid, GArray *rs, size_t *missing, int room)
 {
 	GArray *stale = g_array_new(FALSE, FALSE, sizeof(uint32_t));
 	uint32_t *ids = NULL;
 	size_t n = 0, i;
-	int r, added = 0;
+	int r, added = 0, v = 0;
 
 	r = mend_account_devices(acc, jid, &ids, &n);
 	for (i = 0; r >= 0 && i < n; i++) {
-		r = mend_store_session_exists(acc->store, jid, ids[i]);
+		/* the version it gets (omemo2_devices.c); rooms stay legacy OMEMO for now */
+		v = r = room ? mend_omemo2_room_version(acc, jid, ids[i])
+		             : mend_omemo2_version_for(acc, jid, ids[i]);
+		if (r == 0)
+			continue;
+		if (r > 0)
+			r = mend_omemo2_session_exists(acc, jid, ids[i], v);
 		if (r == 1 && untrusted(acc, jid, ids[i])) {
 			g_ptr_array_add(acc->skipped, g_strdup_printf("%s %u", jid, ids[i]));
 		} else if (r == 1 && mend_device_is_stale(acc, jid, ids[i])) {
 			g_array_append_val(stale, ids[i]);
 		} else if (r == 1) {
-			mend_recipient rc = {g_strdup(jid), ids[i]};
+			mend_recipient rc = {g_strdup(jid), ids[i], v};
 			g_array_append_val(rs, rc);
 			added++;
 			/* it gets it under the trusted key, but said a new one (repair.c) */
@@ -97,7 +106,7 @@ static int add_recipients(mend_account *acc, const char *jid, GArray *rs, size_t
 				g_ptr_array_add(acc->skipped,
 				                g_strdup_printf("!%s %u", jid, ids[i]));
 		} else if (r == 0) {
-			r = mend_store_device_is_broken(acc->store, jid, ids[i]);
+			r = mend_omemo2_is_broken(acc, jid, ids[i], v);
 			if (r == 0)
 				(*missing)++;
 		}
@@ -111,7 +120,7 @@ static int add_recipients(mend_account *acc, const char *jid, GArray *rs, size_t
 
 int mend_recipients_add(mend_account *acc, const char *jid, GArray *rs, size_t *missing)
 {
-	return add_recipients(acc, jid, rs, missing);
+	return add_recipients(acc, jid, rs, missing, 1);
 }
 
 void mend_recipients_reset(mend_account *acc)
@@ -130,10 +139,10 @@ static int collect_recipients(mend_account *acc, const char *to, GArray *rs)
 	mend_recipients_reset(acc);
 	size_t peer_skipped;
 
-	r = to_peer = add_recipients(acc, to, rs, &missing);
+	r = to_peer = add_recipients(acc, to, rs, &missing, 0);
 	peer_skipped = acc->skipped->len;
 	if (r >= 0 && !g_str_equal(to, acc->jid))
-		r = add_recipients(acc, acc->jid, rs, &missing);
+		r = add_recipients(acc, acc->jid, rs, &missing, 0);
 	if (r < 0)
 		return r;
 	if (missing)
@@ -275,8 +284,8 @@ static int key_transport_material(mend_encrypted *m, uint8_t km[32], size_t *km_
 	return r;
 }
 
-int mend_account_encrypt_for(mend_account *acc, const char *to, const mend_recipient *rs, size_t n,
-                             const char *body, const char *id, int flags, char **stanza)
+static int encrypt_legacy(mend_account *acc, const char *to, const mend_recipient *rs, size_t n,
+                          const char *body, const char *id, int flags, char **stanza)
 {
 	mend_encrypted m = {0};
 	uint8_t km[32];
@@ -307,6 +316,45 @@ int mend_account_encrypt_for(mend_account *acc, const char *to, const mend_recip
 out:
 	memset(km, 0, sizeof(km));
 	mend_encrypted_clear(&m);
+	return r;
+}
+
+/*
+ * One logical message, one stanza per version (XEP-0384 0.9 beside v0.3): the devices that
+ * get OMEMO:2 in one, the legacy ones in the other, both with the same id and origin-id, the
+ * OMEMO:2 one first (a device of both versions finds its key there before it sees the other);
+ * *stanza holds them one after the other (mend_omemo2_each_stanza() parts them).
+ */
+int mend_account_encrypt_for(mend_account *acc, const char *to, const mend_recipient *rs, size_t n,
+                             const char *body, const char *id, int flags, char **stanza)
+{
+	GArray *legacy = g_array_new(FALSE, FALSE, sizeof(mend_recipient));
+	GArray *two = g_array_new(FALSE, FALSE, sizeof(mend_recipient));
+	char *own_id = id ? NULL : g_uuid_string_random(), *s1 = NULL, *s2 = NULL;
+	int r;
+
+	*stanza = NULL;
+	mend_omemo2_split(acc, rs, n, legacy, two);
+	if (!two->len) {
+		r = encrypt_legacy(acc, to, rs, n, body, id, flags, stanza);
+		goto out;
+	}
+	r = mend_account_txn_begin(acc);
+	if (r == MEND_OK)
+		r = mend_omemo2_encrypt_for(acc, to, (mend_recipient *)(void *)two->data, two->len,
+		                            body, id ? id : own_id, flags, legacy->len == 0, &s2);
+	if (r == MEND_OK && legacy->len)
+		r = encrypt_legacy(acc, to, (mend_recipient *)(void *)legacy->data, legacy->len,
+		                   body, id ? id : own_id, flags, &s1);
+	r = mend_account_txn_end(acc, r);
+	if (r == MEND_OK)
+		*stanza = g_strconcat(s2, s1, NULL);
+	g_free(s1);
+	g_free(s2);
+out:
+	g_free(own_id);
+	g_array_free(legacy, TRUE);
+	g_array_free(two, TRUE);
 	return r;
 }
 
@@ -491,6 +539,9 @@ static int decrypt_parsed(mend_account *acc, const mend_encrypted *m, const char
 	if (r < 0)
 		return r;
 	r = decrypt_key(acc, msg->from, m->sid, k, &plain);
+	/* downgrade protection: a device that wrote OMEMO:2 before now writes legacy OMEMO */
+	if (r == MEND_OK)
+		msg->downgraded = mend_omemo2_legacy_arrived(acc, msg->from, m->sid);
 	/* without a stanza-id of our server a reused message key may be a plain duplicate */
 	if (r == MEND_ERR_STALE_SESSION && !sid_id)
 		r = MEND_ERR_DUPLICATE;
@@ -532,6 +583,7 @@ int mend_account_decrypt_stanza(mend_account *acc, xmpp_stanza_t *st, const char
 	if (!stanza_id && !acc->sid_by)
 		stanza_id = mend_our_stanza_id(acc, st);
 	msg->stanza_id = g_strdup(stanza_id);
+	acc->omemo2_why = NULL;
 	/* DESIGN §3: dedupe by stanza-id before anything else (a held message was marked) */
 	r = stanza_id && !acc->replaying
 	        ? mend_store_stanza_seen(acc->store, dedupe_by(acc), stanza_id)
@@ -541,14 +593,19 @@ int mend_account_decrypt_stanza(mend_account *acc, xmpp_stanza_t *st, const char
 	if (r == 0)
 		r = parse_message(acc, st, &m, msg);
 	if (r == MEND_OK)
+		msg->version = MEND_VERSION_LEGACY;
+	if (r == MEND_OK)
 		msg->key_only = !m.has_payload;
 	if (r == MEND_OK)
 		r = decrypt_parsed(acc, &m, stanza_id, msg);
+	else if (r == MEND_ERR_NOT_FOUND && mend_child(st, "encrypted", MEND_NS_OMEMO2))
+		r = mend_omemo2_decrypt_stanza(acc, st, mend_child(st, "encrypted", MEND_NS_OMEMO2),
+		                               stanza_id, dedupe_by(acc), msg);
 	mend_encrypted_clear(&m);
 	if (r == MEND_OK) {
 		mend_account_notify_bundle(acc);
 		mend_devices_announce(acc, msg->from, msg->device); /* a new device wrote first */
-	} else if (r != MEND_ERR_NOT_FOUND && r != MEND_ERR_DUPLICATE)
+	} else if (r != MEND_ERR_NOT_FOUND && r != MEND_ERR_DUPLICATE && !acc->omemo2_why)
 		mend_log(acc, MEND_LOG_WARNING, "message from %s rejected: %s",
 		         msg->from ? msg->from : "?", mend_strerror(r));
 	return r;

@@ -90,3 +90,67 @@ void mend_omemo2_device_info(mend_account *acc, const char *jid, mend_device_inf
 	if (d->send_version < 0)
 		d->send_version = 0;
 }
+
+/* The versions a device publishes and whether its OMEMO:2 bundle was refused. */
+static int published_of(mend_account *acc, const char *jid, uint32_t device, unsigned *published,
+                        int *broken2)
+{
+	int r = mend_store_device_versions(acc->store, jid, device, published, NULL, broken2);
+
+	if (r == MEND_ERR_NOT_FOUND) { /* listed before OMEMO:2 was known: a legacy device */
+		*published = MEND_VERSION_BIT(MEND_VERSION_LEGACY);
+		*broken2 = 0;
+		r = MEND_OK;
+	}
+	if (!mend_omemo2_sessions_supported())
+		*published &= MEND_VERSION_BIT(MEND_VERSION_LEGACY);
+	return r;
+}
+
+int mend_omemo2_room_version(mend_account *acc, const char *jid, uint32_t device)
+{
+	unsigned published = 0;
+	int broken2 = 0, r = published_of(acc, jid, device, &published, &broken2);
+
+	if (r < 0)
+		return r;
+	return (published & MEND_VERSION_BIT(MEND_VERSION_LEGACY)) ? MEND_VERSION_LEGACY : 0;
+}
+
+int mend_omemo2_missing_version(mend_account *acc, const char *jid, uint32_t device)
+{
+	unsigned published = 0;
+	int broken2 = 0, r = published_of(acc, jid, device, &published, &broken2);
+
+	if (r == MEND_OK && (published & MEND_VERSION_BIT(MEND_VERSION_2)) && !broken2) {
+		r = mend_store_session_exists_v(acc->store, jid, device, MEND_VERSION_2);
+		if (r == 0)
+			return MEND_VERSION_2;
+	}
+	if (r >= 0 && (published & MEND_VERSION_BIT(MEND_VERSION_LEGACY))) {
+		r = mend_store_session_exists(acc->store, jid, device);
+		if (r == 0)
+			r = mend_store_device_is_broken(acc->store, jid, device);
+		if (r == 0)
+			return MEND_VERSION_LEGACY;
+	}
+	return r < 0 ? r : 0;
+}
+
+void mend_omemo2_split(mend_account *acc, const mend_recipient *rs, size_t n, GArray *legacy,
+                       GArray *two)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		int v = rs[i].version;
+
+		/* a repair's or heartbeat's device: the version we write to it in, if its session
+		 * is there */
+		if (!v && mend_omemo2_version_for(acc, rs[i].jid, rs[i].device) == MEND_VERSION_2 &&
+		    mend_store_session_exists_v(acc->store, rs[i].jid, rs[i].device,
+		                                MEND_VERSION_2) == 1)
+			v = MEND_VERSION_2;
+		g_array_append_val(v == MEND_VERSION_2 ? two : legacy, rs[i]);
+	}
+}

@@ -40,4 +40,55 @@ void mend_omemo2_subscribe(mend_account *acc, const char *jid);
 /* A PEP event of urn:xmpp:omemo:2:devices (`items` its <items/>); returns 1 (handled). */
 int mend_omemo2_list_event(mend_account *acc, xmpp_stanza_t *st, xmpp_stanza_t *items);
 
+/* --- omemo2_devices.c: the version of each device --- */
+/* In a room: legacy OMEMO when the device publishes it (OMEMO:2 rooms are not done), else 0. */
+int mend_omemo2_room_version(mend_account *acc, const char *jid, uint32_t device);
+/* A version the device publishes whose session we lack and whose bundle was not refused:
+ * MEND_VERSION_2 first, then _LEGACY; 0 when none; <0 on a store error. */
+int mend_omemo2_missing_version(mend_account *acc, const char *jid, uint32_t device);
+/* Parts recipients by version (a version 0 one: OMEMO:2 when it gets that and has its session). */
+void mend_omemo2_split(mend_account *acc, const mend_recipient *rs, size_t n, GArray *legacy,
+                       GArray *two);
+
+/* --- omemo2_message.c --- */
+/*
+ * Encrypts `body` (NULL: an empty OMEMO message, §4.5) for these OMEMO:2 devices (each with a
+ * session) in an SCE envelope from us to `to`: a <message/> with <encrypted
+ * xmlns='urn:xmpp:omemo:2'/>; with_body: also the fallback body. Inside the caller's
+ * transaction.
+ */
+int mend_omemo2_encrypt_for(mend_account *acc, const char *to, const mend_recipient *rs, size_t n,
+                            const char *body, const char *id, int flags, int with_body,
+                            char **stanza);
+/* Decrypts the OMEMO:2 <encrypted/> `enc` of `st` (message.c's mend_account_decrypt_stanza):
+ * marks sid_id seen (by dedupe_by) in the same transaction. MEND_ERR_FORGED: an SCE affix does
+ * not match (acc->omemo2_why says which). */
+int mend_omemo2_decrypt_stanza(mend_account *acc, xmpp_stanza_t *st, xmpp_stanza_t *enc,
+                               const char *sid_id, const char *dedupe_by, mend_message *msg);
+/* Whether `st` carries an OMEMO:2 <encrypted/> we can read (libomemo-c). */
+int mend_omemo2_is_encrypted(xmpp_stanza_t *st);
+/* How many <key/> an OMEMO:2 <encrypted/> holds (NULL: 0). */
+unsigned mend_omemo2_count_keys(xmpp_stanza_t *enc);
+/* A legacy message from (jid, device) decrypted: 1 when the device wrote OMEMO:2 before. */
+int mend_omemo2_legacy_arrived(mend_account *acc, const char *jid, uint32_t device);
+/* Tells the user (a NOTICE in jid's chat) that the device fell back to legacy OMEMO. */
+void mend_omemo2_fell_back(mend_account *acc, const char *jid, uint32_t device);
+/* One logical message goes as one stanza per version (same id): a message of jid read... */
+void mend_omemo2_twin_note(mend_account *acc, const char *jid, const char *msg_id);
+/* ...so its other stanza, not for this device, is no news: 1 when it was read. */
+int mend_omemo2_twin_seen(mend_account *acc, const char *jid, const char *msg_id);
+/* The stanzas one encrypted message is made of (one per version), each g_malloc'd. */
+GPtrArray *mend_omemo2_stanzas(const char *xml);
+/* Hands each of them to the host; 0 when it took all. */
+int mend_omemo2_send_each(mend_account *acc, const char *xml);
+/* Sends all but the last through the host; *stanza keeps the last (the host sends it). */
+int mend_omemo2_send_all_but_last(mend_account *acc, char **stanza);
+
+/* --- omemo2_bundle.c --- */
+/* Builds an OMEMO:2 session from `bundle` (its <bundle/>, NULL: none); unusable: broken2. */
+int mend_omemo2_bundle_process(mend_account *acc, const char *jid, uint32_t device,
+                               xmpp_stanza_t *bundle);
+/* Fetches the OMEMO:2 bundle of a device (counted as a fetch) and processes it. */
+void mend_omemo2_fetch_bundle(mend_account *acc, const char *jid, uint32_t device);
+
 #endif

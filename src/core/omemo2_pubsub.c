@@ -33,18 +33,22 @@ static xmpp_stanza_t *devices_of(xmpp_stanza_t *items)
 	return child(child(items, "item", NULL), "devices", MEND_NS_OMEMO2);
 }
 
-/* Stores the OMEMO:2 devices `items` names for jid (none: no <devices/>); 0 or <0. */
+/*
+ * Stores the OMEMO:2 devices `items` names for jid; 0 or <0. No list (an error, or no item):
+ * what we knew stays, as for legacy lists (engine.c's devicelist_arrived).
+ */
 static int list_arrived(mend_account *acc, const char *jid, xmpp_stanza_t *items,
                         mend_omemo2_devicelist *dl)
 {
 	xmpp_stanza_t *devices = devices_of(items);
 	uint32_t *ids;
 	size_t i;
-	int r = MEND_OK;
+	int r;
 
 	memset(dl, 0, sizeof(*dl));
-	if (devices)
-		r = mend_omemo2_devicelist_parse(devices, dl);
+	if (!devices)
+		return MEND_ERR_NOT_FOUND;
+	r = mend_omemo2_devicelist_parse(devices, dl);
 	if (r < 0) {
 		mend_log(acc, MEND_LOG_WARNING, "OMEMO:2 device list of %s rejected: %s", jid,
 		         mend_strerror(r));
@@ -125,7 +129,8 @@ static void own_list_reply(mend_account *acc, xmpp_stanza_t *iq, int ok, void *d
 	mend_omemo2_devicelist dl = {0};
 	xmpp_stanza_t *items = ok ? child(child(iq, "pubsub", NS_PUBSUB), "items", NULL) : NULL;
 
-	/* an error (item-not-found) means: no list yet */
+	/* an error (item-not-found) means: no list yet; our device is added to what the server has
+	 */
 	list_arrived(acc, acc->jid, items, &dl);
 	mend_omemo2_publish_bundle(acc);
 	if (!lists_us(acc, &dl))
@@ -145,7 +150,7 @@ static void list_reply(mend_account *acc, xmpp_stanza_t *iq, int ok, void *data)
 	mend_omemo2_devicelist dl = {0};
 	xmpp_stanza_t *items = ok ? child(child(iq, "pubsub", NS_PUBSUB), "items", NULL) : NULL;
 
-	/* no node or no item: the contact has no OMEMO:2 device (its legacy ones stay) */
+	/* no node or no item: no OMEMO:2 device known (its legacy ones stay) */
 	list_arrived(acc, data, items, &dl);
 	mend_omemo2_devicelist_clear(&dl);
 	mend_engine_fetch_done(acc);

@@ -96,7 +96,7 @@ static int may_talk_to(mend_account *acc, const char *jid, uint32_t device)
 /* XEP-0384 v0.3 §4.5: an empty key transport message to one device, on its current session. */
 static int send_key_transport(mend_account *acc, const char *jid, uint32_t device)
 {
-	mend_recipient rc = {(char *)jid, device};
+	mend_recipient rc = {(char *)jid, device, 0}; /* 0: the version of its session */
 	char *stanza = NULL;
 	int r;
 

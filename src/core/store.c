@@ -222,7 +222,8 @@ static const char schema_v7[] =
  * OMEMO:2 record is sealed under "sessions2|<jid>/<device>"); device_versions: which
  * versions a device's published lists name (bits, MEND_VERSION_BIT()) and which version it
  * last wrote to us in (downgrade protection), whether its OMEMO:2 bundle could not be used
- * (broken2, as devices.broken for legacy). Devices listed so far were legacy ones.
+ * (broken2, as devices.broken for legacy). Devices
+ * listed so far were legacy ones.
  */
 static const char schema_v8[] =
     "CREATE TABLE sessions_v (jid TEXT NOT NULL, device INTEGER NOT NULL,"
@@ -237,10 +238,15 @@ static const char schema_v8[] =
     "INSERT INTO device_versions (jid, device, published)"
     " SELECT jid, device, 1 FROM devices WHERE active <> 0;";
 
+/* Version 8 -> 9: whether a device ever wrote to us in OMEMO:2 (it stays: downgrade protection). */
+static const char schema_v9[] =
+    "ALTER TABLE device_versions ADD COLUMN wrote2 INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE device_versions SET wrote2 = 1 WHERE wrote = 2;";
+
 /* migrations[v] takes a database from version v to v + 1. */
 static const char *const migrations[MEND_STORE_SCHEMA_VERSION] = {
-    [0] = schema_v1, [1] = schema_v2, [2] = schema_v3, [3] = schema_v4,
-    [4] = schema_v5, [5] = schema_v6, [6] = schema_v7, [7] = schema_v8,
+    [0] = schema_v1, [1] = schema_v2, [2] = schema_v3, [3] = schema_v4, [4] = schema_v5,
+    [5] = schema_v6, [6] = schema_v7, [7] = schema_v8, [8] = schema_v9,
 };
 
 struct mend_store {

@@ -24,7 +24,7 @@
 #include "crypto.h"
 
 #define MEND_STORE_KEY_LEN        32
-#define MEND_STORE_SCHEMA_VERSION 8
+#define MEND_STORE_SCHEMA_VERSION 9
 
 typedef struct mend_store mend_store;
 
@@ -198,8 +198,10 @@ typedef struct mend_history_item {
 	char *msg_id;
 	int carbon;
 	int outgoing;
-	int error;  /* MEND_ERR_* when it could not be decrypted (body empty) */
-	int64_t ts; /* unix seconds, for ordering and --since */
+	int error;      /* MEND_ERR_* when it could not be decrypted (body empty) */
+	int64_t ts;     /* unix seconds, for ordering and --since */
+	int version;    /* the OMEMO version it came in (not kept: 0 when read back) */
+	int downgraded; /* legacy from a device that wrote OMEMO:2 before (not kept) */
 } mend_history_item;
 
 /* Adds an item unless one with its key exists (then nothing changes). */
@@ -301,5 +303,7 @@ int mend_store_device_wrote_set(mend_store *s, const char *jid, uint32_t device,
 /* Adds `version` to what a device publishes (our own device, about to be published). */
 int mend_store_device_version_add(mend_store *s, const char *jid, uint32_t device, int version);
 int mend_store_device_set_broken2(mend_store *s, const char *jid, uint32_t device, int broken);
+/* Whether the device ever wrote to us in OMEMO:2 (downgrade protection): 1, 0 or <0. */
+int mend_store_device_wrote2(mend_store *s, const char *jid, uint32_t device);
 
 #endif

@@ -150,10 +150,32 @@ int mend_store_device_wrote_set(mend_store *s, const char *jid, uint32_t device,
 {
 	if (!valid_version(version))
 		return MEND_ERR_INVALID_ARG;
+	/* wrote2 stays once set: a device that fell back is told for every legacy message */
 	return exec_dev(s,
-	                "INSERT INTO device_versions (jid, device, wrote) VALUES (?1, ?2, ?3)"
-	                " ON CONFLICT (jid, device) DO UPDATE SET wrote = ?3",
+	                "INSERT INTO device_versions (jid, device, wrote, wrote2)"
+	                " VALUES (?1, ?2, ?3, ?3 = 2)"
+	                " ON CONFLICT (jid, device) DO UPDATE SET wrote = ?3,"
+	                " wrote2 = max(wrote2, ?3 = 2)",
 	                jid, device, version);
+}
+
+int mend_store_device_wrote2(mend_store *s, const char *jid, uint32_t device)
+{
+	sqlite3_stmt *st = NULL;
+	int r =
+	    jid ? mend_store_stmt(
+	              s, "SELECT wrote2 FROM device_versions WHERE jid = ?1 AND device = ?2", &st)
+	        : MEND_ERR_INVALID_ARG;
+
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, jid, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, device);
+	r = sqlite3_step(st);
+	r = r == SQLITE_ROW ? sqlite3_column_int(st, 0) != 0 : r == SQLITE_DONE ? 0 : sql_err(r);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return r;
 }
 
 int mend_store_device_set_broken2(mend_store *s, const char *jid, uint32_t device, int broken)
