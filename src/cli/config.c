@@ -264,6 +264,12 @@ static int take_option(struct cli *c, int ch, const char *word)
 		return CLI_HELP;
 	case OPT_VERSION:
 		printf("mend %s\n", PACKAGE_VERSION);
+#ifdef MEND_HAVE_LIBOMEMO_C /* XEP-0384 0.9 beside legacy OMEMO; the fallback library: legacy only \
+                             */
+		printf("OMEMO:2 (urn:xmpp:omemo:2): yes\n");
+#else
+		printf("OMEMO:2 (urn:xmpp:omemo:2): no\n");
+#endif
 		return CLI_HELP;
 	case OPT_COUNT:
 		return take_count(c, optarg);

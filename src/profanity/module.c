@@ -866,7 +866,7 @@ static char *on_message_send(const char *text)
 	bare = norm(to);
 	if (body && bare && type && strcmp(type, "groupchat") == 0 &&
 	    !has_child_ns(st, "eu.siacs.conversations.axolotl") &&
-	    mend_prof_rooms_is_on(M.rooms, bare)) {
+	    !has_child_ns(st, "urn:xmpp:omemo:2") && mend_prof_rooms_is_on(M.rooms, bare)) {
 		/* a room with encryption on never gets plaintext, whatever path it took */
 		showf(NULL,
 		      _("mend: a plaintext message to %s was NOT sent: encryption is on there. "
@@ -882,7 +882,8 @@ static char *on_message_send(const char *text)
 		goto out;
 	}
 	if (!body || !bare || (type && strcmp(type, "chat") != 0 && strcmp(type, "normal") != 0) ||
-	    has_child_ns(st, "eu.siacs.conversations.axolotl") || !enabled(bare))
+	    has_child_ns(st, "eu.siacs.conversations.axolotl") ||
+	    has_child_ns(st, "urn:xmpp:omemo:2") || !enabled(bare)) /* ours: already encrypted */
 		goto out;
 	plain = xmpp_stanza_get_text(body);
 	out = plain ? encrypt_outgoing(to, bare, xmpp_stanza_get_id(st), plain)

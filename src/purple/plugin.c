@@ -728,8 +728,9 @@ static int encrypts(PurpleConnection *gc, xmlnode *node, char **to, char **body)
 	if (strcmp(node->name, "message") != 0 ||
 	    (type && strcmp(type, "chat") != 0 && strcmp(type, "normal") != 0))
 		return 0;
-	if (xmlnode_get_child_with_namespace(node, "encrypted", "eu.siacs.conversations.axolotl"))
-		return 0; /* ours, already encrypted */
+	if (xmlnode_get_child_with_namespace(node, "encrypted", "eu.siacs.conversations.axolotl") ||
+	    xmlnode_get_child_with_namespace(node, "encrypted", "urn:xmpp:omemo:2"))
+		return 0; /* ours, already encrypted (legacy OMEMO or OMEMO:2) */
 	b = xmlnode_get_child(node, "body");
 	*to = norm_jid(xmlnode_get_attrib(node, "to"));
 	if (!b || !*to || !enabled(purple_connection_get_account(gc), *to)) {

@@ -236,12 +236,20 @@ def archived_prekey_messages(srv, user, device):
             el = m.group(1)
             attrs = re.search(r'\["attr"\] = \{([^}]*)\}', el)
             b64 = re.search(r'^\s*"([A-Za-z0-9+/=]+)";', el, re.M)
-            if (re.search(r'\["name"\] = "key";', el) and attrs and b64 and
-                    f'["rid"] = "{device}"' in attrs.group(1) and
-                    re.search(r'\["prekey"\] = "(true|1)"', attrs.group(1))):
+            if not (re.search(r'\["name"\] = "key";', el) and attrs and b64 and
+                    f'["rid"] = "{device}"' in attrs.group(1)):
+                continue
+            if re.search(r'\["prekey"\] = "(true|1)"', attrs.group(1)):
                 f = prekey_fields(base64.b64decode(b64.group(1)))
-                f["id"] = mid.group(1) if mid else None
-                out.append(f)
+            elif re.search(r'\["kex"\] = "(true|1)"', attrs.group(1)):
+                # OMEMO:2 (XEP-0384 0.9 §12): an OMEMOKeyExchange, protobuf alone: pk_id 1,
+                # spk_id 2, ik 3, ek 4; given in the legacy message's numbers
+                k = prekey_fields(b"\0" + base64.b64decode(b64.group(1)))
+                f = {1: k.get(1), 6: k.get(2), 3: k.get(3), 2: k.get(4), "omemo2": True}
+            else:
+                continue
+            f["id"] = mid.group(1) if mid else None
+            out.append(f)
     return out
 
 
