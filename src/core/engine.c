@@ -1636,6 +1636,7 @@ int process_encrypted(mend_account *acc, const inbound *in)
 	r = decrypt_and_keep(acc, in, &m, &it);
 	if (r == MEND_OK)
 		mend_store_kill_point(acc->store, "kept"); /* the crash test's */
+	if (r == MEND_OK)
 		mend_omemo2_twin_note(acc, m.from, msg_id_of(in->msg));
 	if (r == MEND_OK && !m.key_only)
 		emit_item(acc, &it, in->archived, in);
