@@ -227,10 +227,14 @@ static int accept_key(mend_account *acc, const char *jid, uint32_t device, GByte
 		r = mend_store_candidate_delete(acc->store, jid, device, fp);
 	if (r == MEND_OK)
 		r = mend_store_peer_pending_set(acc->store, jid, device, NULL, 0);
-	if (r == MEND_OK) /* the old session belongs to the old key */
+	if (r == MEND_OK) /* the old sessions belong to the old key, in both versions */
 		r = mend_store_session_delete(acc->store, jid, device);
 	if (r == MEND_OK)
+		r = mend_store_session_delete_v(acc->store, jid, device, MEND_VERSION_2);
+	if (r == MEND_OK)
 		r = mend_store_device_set_broken(acc->store, jid, device, 0);
+	if (r == MEND_OK)
+		r = mend_store_device_set_broken2(acc->store, jid, device, 0);
 	r = r == MEND_OK ? mend_store_commit(acc->store) : (mend_store_rollback(acc->store), r);
 	mend_sigstore_forget_sessions(acc);
 	return r;
