@@ -342,7 +342,7 @@ int mend_account_encrypt_for(mend_account *acc, const char *to, const mend_recip
 	r = mend_account_txn_begin(acc);
 	if (r == MEND_OK)
 		r = mend_omemo2_encrypt_for(acc, to, (mend_recipient *)(void *)two->data, two->len,
-		                            body, id ? id : own_id, flags, legacy->len == 0, &s2);
+		                            body, id ? id : own_id, flags, 1, &s2);
 	if (r == MEND_OK && legacy->len)
 		r = encrypt_legacy(acc, to, (mend_recipient *)(void *)legacy->data, legacy->len,
 		                   body, id ? id : own_id, flags, &s1);
