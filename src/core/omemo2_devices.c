@@ -147,10 +147,13 @@ void mend_omemo2_split(mend_account *acc, const mend_recipient *rs, size_t n, GA
 
 		/* a repair's or heartbeat's device: the version we write to it in, if its session
 		 * is there */
-		if (!v && mend_omemo2_version_for(acc, rs[i].jid, rs[i].device) == MEND_VERSION_2 &&
+		if (!v &&
 		    mend_store_session_exists_v(acc->store, rs[i].jid, rs[i].device,
-		                                MEND_VERSION_2) == 1)
-			v = MEND_VERSION_2;
+		                                MEND_VERSION_2) == 1 &&
+		    (mend_omemo2_version_for(acc, rs[i].jid, rs[i].device) == MEND_VERSION_2 ||
+		     mend_store_session_exists(acc->store, rs[i].jid, rs[i].device) != 1))
+			v = MEND_VERSION_2; /* or only an OMEMO:2 session: the device wrote OMEMO:2
+			                     */
 		g_array_append_val(v == MEND_VERSION_2 ? two : legacy, rs[i]);
 	}
 }
