@@ -161,7 +161,10 @@ static void send_due(mend_account *acc, const char *key, enum want what)
 		return;
 	if (what == WANT_REBUILD) {
 		mend_engine_fetch_bundle(acc, jid, device, bundle_arrived);
-	} else if (mend_store_session_exists(acc->store, jid, device) == 1) {
+	} else if (mend_store_session_exists(acc->store, jid, device) == 1 ||
+	           mend_store_session_exists_v(acc->store, jid, device, MEND_VERSION_2) == 1) {
+		/* either version: a device we only have an OMEMO:2 session with gets its
+		 * heartbeat in OMEMO:2 (XEP-0384 0.9 §7, omemo2_devices.c picks the version) */
 		r = send_key_transport(acc, jid, device);
 		if (r < 0 && r != MEND_ERR_UNTRUSTED)
 			mend_log(acc, MEND_LOG_WARNING, "no heartbeat for %s device %u: %s", jid,
