@@ -203,6 +203,35 @@ def mend_and_an_omemo2_only_peer():
     one_to_one("2")
 
 
+@test
+def an_omemo2_key_exchange_is_answered_with_a_heartbeat():
+    """XEP-0384 0.9 §4.5/§7: mend answers an OMEMO:2 key exchange with an empty OMEMO:2
+    message (no <payload/>), so the peer hears from the device and its next message is
+    no key exchange any more."""
+    if expected_version("2") is None:
+        skip("a legacy-only build and an OMEMO:2-only peer do not talk (one_to_one shows it)")
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        alice = Mend(srv, root, "alice", "laptop")
+        alice.publish()
+        aid = alice.device_id()
+        bob = peer(srv, root, "bob", "2")
+        with bob, alice.listen() as al:
+            wait_ready(bob)
+            wait_listening(al)
+            m = bob.mark()
+            sent = peer_sends(bob, "alice@localhost", "first, with a key exchange")
+            assert [r["prekey"] for r in sent[0]["recipients"] if r["device"] == aid] == \
+                [True], sent
+            wait_message(al, "first, with a key exchange")
+            hb = bob.wait_line(lambda o: o["type"] == "empty" and o["device"] == aid, 30,
+                               "mend's OMEMO:2 heartbeat to reach python-omemo", start=m)
+            assert hb["version"] == "2" and hb["prekey"] is False, hb
+            sent = peer_sends(bob, "alice@localhost", "second")
+            assert [r["prekey"] for r in sent[0]["recipients"] if r["device"] == aid] == \
+                [False], f"python-omemo still sends key exchanges after the heartbeat: {sent}"
+            wait_message(al, "second")
+
+
 def carbons(mode):
     """alice has two mend devices; bob (the peer) writes to one resource, the other gets
     a received carbon; alice's phone writes, the laptop gets the sent carbon."""
