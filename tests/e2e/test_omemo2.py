@@ -285,7 +285,10 @@ def archive(mode):
         skip("a legacy-only build and an OMEMO:2-only peer do not talk (one_to_one shows it)")
     with server() as srv, tempfile.TemporaryDirectory() as root:
         laptop, phone = Mend(srv, root, "alice", "laptop"), Mend(srv, root, "alice", "phone")
+        # both devices listed before bob starts: a device first published by the phone's
+        # listen may reach bob's device list after bob's message has left without it
         laptop.publish()
+        phone.publish()
         bob = peer(srv, root, "bob", mode)
         with bob:
             wait_ready(bob)
