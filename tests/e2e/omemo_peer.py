@@ -20,10 +20,11 @@ stdout: one JSON object per line
                                        (the Curve25519 form, hex, the same in both versions)
     {"type":"message","from":BARE,"to":BARE,"device":SID,"body":TEXT,
      "carbon":"sent"|"received"|null,"id":ID,"stanza_id":ID|null,"prekey":BOOL,
-     "receipt_request":BOOL,"receipt_sent":BOOL,"version":"2"|"0.3",
+     "receipt_request":BOOL,"receipt_sent":BOOL,"version":"2"|"0.3","rids":[IDS],
      "sce":{"to","from","time","rpad"},"content":[TAGS],
      "envelope":XML,"encrypted_xml":XML}   (OMEMO:2 only: the decrypted <envelope/> and
-                                       the <encrypted/> as received, for schema checks)
+                                       the <encrypted/> as received, for schema checks);
+                                       rids: every device the <encrypted/> has a key for
     {"type":"affix_error","from":BARE,"device":SID,"error":STR,"sce":{...},...}
                                        an OMEMO:2 message whose <to/>/<from/> do not fit
     every line about a received message has "version"; from "mam" also "archived":true
@@ -40,8 +41,9 @@ stdout: one JSON object per line
      "errors":[STR],"version":V}      one per stanza: a send to devices of both kinds
                                        sends one stanza per version
     {"type":"mam_done","count":N,"skipped":N,"complete":BOOL}   after "mam"
-    {"type":"refreshed","jid":BARE,"devices":[{"device","fingerprint","trust","active",
-     "versions"}]}
+    {"type":"refreshed","jid":BARE,"devices":[{"device","fingerprint","identity_key","trust",
+     "active","versions"}]}            identity_key: hex, the form python-omemo keeps
+                                       (Ed25519, from either version's bundle)
     {"type":"devices","jid":BARE,"devices":[...]}            (same, from the local cache)
     {"type":"pong"} | {"type":"raw_sent"} | {"type":"command_error","command":LINE,"error":STR} | {"type":"bye"}
     {"type":"fatal","error":STR}    (then exit 1)
@@ -651,7 +653,7 @@ class Peer(ClientXMPP):
                                       "envelope": plaintext.decode("utf-8", "replace"),
                                       "encrypted_xml": ET.tostring(enc, encoding="unicode")}
         msg = dict(base, type="message", device=dev.device_id, body=body, prekey=prekey,
-                   **sce, **(extra or {}))
+                   rids=sorted({k.device_id for k, _ in message.keys}), **sce, **(extra or {}))
         self.seen.add(base.get("stanza_id"))
         emit(msg)
         return msg
@@ -932,6 +934,7 @@ class Peer(ClientXMPP):
         for d in sorted(await self.sm.get_device_information(bare), key=lambda d: d.device_id):
             out.append({"device": d.device_id,
                         "fingerprint": "".join(self.sm.format_identity_key(d.identity_key)),
+                        "identity_key": d.identity_key.hex(),
                         "trust": d.trust_level_name,
                         "active": any(a for _, a in d.active),
                         "versions": sorted(VERSION_NAME[ns] for ns in d.namespaces)})

@@ -3,7 +3,10 @@
 mend against python-omemo peers that publish only OMEMO:2 (python-twomemo), only
 legacy (python-oldmemo), or both, in both directions, 1:1, with carbons and with
 archive (MAM) catch-up; the fingerprint as each side shows it; mend's two builds
-(libomemo-c and libsignal-protocol-c) talking; the SCE affixes.
+(libomemo-c and libsignal-protocol-c) talking. With OMEMO:2 only: what mend puts on
+the wire validates against xep/omemo2.xsd and xep/sce.xsd, a tampered SCE affix is
+refused, a device falling back to legacy is flagged (and still gets OMEMO:2), and a
+message to devices of both kinds goes as one stanza per version.
 
 What is demanded depends on the build. On libsignal-protocol-c (MEND_SIGNAL, legacy
 only) mend must keep talking legacy to legacy and "both" peers and must refuse,
@@ -15,6 +18,7 @@ cases with OMEMO:2 peers are skipped, saying why. Each case asserts what happene
 wire as the independent peer saw it.
 """
 
+import contextlib
 import os
 import re
 import sys
@@ -356,11 +360,12 @@ def pep_item(client, jid, node):
 def published_identity_keys(srv, jid, device):
     """The identity key of `device` as its bundles on the server carry it, in the
     Curve25519 form as hex: {"0.3": legacy <identityKey/> without its 0x05 type byte,
-    "2": OMEMO:2 <ik/> (Ed25519, XEP-0384 §5.3.2) converted to Curve25519}."""
+    "2": OMEMO:2 <ik/> (Ed25519, XEP-0384 §5.3.2) converted to Curve25519}; and the
+    OMEMO:2 <ik/> as it stands (Ed25519, hex; None without an OMEMO:2 bundle)."""
     import base64
     import xml.etree.ElementTree as ET
     import xeddsa
-    probe, out = srv.client("carol"), {}
+    probe, out, ed = srv.client("carol"), {}, None
     legacy, _ = pep_item(probe, jid, f"eu.siacs.conversations.axolotl.bundles:{device}")
     ik = ET.fromstring(legacy).find("{eu.siacs.conversations.axolotl}identityKey")
     raw = base64.b64decode(ik.text)
@@ -373,35 +378,245 @@ def published_identity_keys(srv, jid, device):
         assert ik is not None, ET.tostring(reply, encoding="unicode")
         raw = base64.b64decode(ik.text)
         assert len(raw) == 32, f"OMEMO:2 ik {raw.hex()}"
-        out["2"] = xeddsa.ed25519_pub_to_curve25519_pub(raw).hex()
-    return out
+        out["2"], ed = xeddsa.ed25519_pub_to_curve25519_pub(raw).hex(), raw.hex()
+    return out, ed
 
 
 @test
 def one_fingerprint_for_a_device_in_both_versions():
     """mend's `fingerprint` for its own device is the identity key of both its bundles
     as the server holds them (the legacy key and the OMEMO:2 Ed25519 key converted) and
-    what python-omemo (format_identity_key, the Curve25519 form) shows for the device
-    it found in both lists; mend shows the peer's device with the peer's fingerprint."""
+    what python-omemo (format_identity_key, the Curve25519 form) shows for it, whether
+    it found the device in both lists, only in the OMEMO:2 one (then python-omemo keeps
+    the Ed25519 <ik/> mend published, byte for byte) or only in the legacy one; mend
+    shows each peer device, whichever version's bundle it came from, with the
+    fingerprint that device's python-omemo shows for itself."""
     with server() as srv, tempfile.TemporaryDirectory() as root:
         alice = Mend(srv, root, "alice", "laptop")
         alice.publish()
         own = lines_of(alice, alice.run("fingerprint"), "fingerprint")[0]
-        keys = published_identity_keys(srv, "alice@localhost", own["device"])
+        keys, ed = published_identity_keys(srv, "alice@localhost", own["device"])
         want = ["0.3", "2"] if PUBLISHES_OMEMO2 else ["0.3"]
         assert sorted(keys) == want and set(keys.values()) == {own["fingerprint"]}, \
             (own, keys)
+        peers = {"both": peer(srv, root, "bob", "both"),
+                 "legacy": peer(srv, root, "carol", "legacy", resource="old")}
+        if PUBLISHES_OMEMO2:
+            peers["2"] = peer(srv, root, "carol", "2", resource="two")
+        with contextlib.ExitStack() as stack:
+            ready = {}
+            for mode, p in peers.items():
+                stack.enter_context(p)
+                ready[mode] = wait_ready(p)
+            for mode, p in peers.items():
+                m = p.mark()
+                p.send_line("refresh alice@localhost")
+                seen = p.wait_line(lambda o: o["type"] == "refreshed", 20,
+                                   f"the {mode} peer's view of alice", start=m)
+                versions = {"both": want, "legacy": ["0.3"], "2": ["2"]}[mode]
+                assert [(d["device"], d["fingerprint"], d["versions"]) for d in
+                        seen["devices"]] == [(own["device"], own["fingerprint"], versions)], \
+                    (mode, own, seen)
+                if mode == "2":
+                    assert seen["devices"][0]["identity_key"] == ed, (ed, seen)
+            for jid in ("bob@localhost", "carol@localhost"):
+                cp = alice.run("devices", jid)
+                shown = sorted((d["device"], d["fingerprint"])
+                               for d in lines_of(alice, cp, "device") if d["jid"] == jid)
+                assert shown == sorted((r["device"], r["fingerprint"]) for r in ready.values()
+                                       if r["jid"].startswith(jid + "/")), (ready, cp.stdout)
+
+
+# --------------------------------------------------------------------------
+# OMEMO:2 only: the wire format, the SCE affixes, downgrades, mixed devices
+# --------------------------------------------------------------------------
+
+def needs_omemo2():
+    if not OMEMO2:
+        skip("this build is legacy only (mend --version): mend_and_an_omemo2_only_peer "
+             "shows that it refuses an OMEMO:2-only peer")
+
+
+def xep_schema(name):
+    """One of the repository's schemas (xep/: the XEPs' own, tightened; see xep/README.md)."""
+    import xmlschema
+    xep = os.environ.get("MEND_XEP_DIR") or os.path.join(os.path.dirname(__file__), "..", "..",
+                                                         "xep")
+    return xmlschema.XMLSchema(os.path.join(xep, name))
+
+
+def node_config(client, node):
+    """pubsub#access_model and pubsub#max_items of our own PEP node (XEP-0060 §8.2)."""
+    reply = client.iq("get", None, f"<pubsub xmlns='{NS_PUBSUB}#owner'>"
+                      f"<configure node='{node}'/></pubsub>")
+    out = {}
+    for f in reply.iter("{jabber:x:data}field"):
+        if f.get("var") in ("pubsub#access_model", "pubsub#max_items"):
+            v = f.find("{jabber:x:data}value")
+            out[f.get("var")] = v.text if v is not None else None
+    return out
+
+
+@test
+def what_mend_sends_in_omemo2_validates():
+    """The OMEMO:2 elements mend put on the wire, as the server and python-omemo got
+    them: its <devices/> and <bundle/> items (with the node configuration XEP-0384 §5.3
+    asks for) validate against xep/omemo2.xsd; the <encrypted/> of a message (a key
+    exchange, then a plain one) against xep/omemo2.xsd, its decrypted SCE <envelope/>
+    against xep/sce.xsd, with <rpad/>, <time/>, <to/> and <from/> (XEP-0384 §5.5.1,
+    XEP-0420 §4)."""
+    needs_omemo2()
+    omemo2, sce = xep_schema("omemo2.xsd"), xep_schema("sce.xsd")
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        alice = Mend(srv, root, "alice", "laptop")
+        alice.publish()
+        own = alice.device_id()
+        probe = srv.client("carol")
+        devices, ids = pep_item(probe, "alice@localhost", "urn:xmpp:omemo:2:devices")
+        assert ids == ["current"] and f'id="{own}"' in devices, devices
+        omemo2.validate(devices)
+        bundle, ids = pep_item(probe, "alice@localhost", "urn:xmpp:omemo:2:bundles")
+        assert str(own) in ids, ids
+        omemo2.validate(bundle)
+        owner = srv.client("alice")
+        for node, want in (("urn:xmpp:omemo:2:devices", {"pubsub#access_model": "open"}),
+                           ("urn:xmpp:omemo:2:bundles", {"pubsub#access_model": "open",
+                                                         "pubsub#max_items": "max"})):
+            conf = node_config(owner, node)
+            for k, v in want.items():
+                # Prosody shows max_items "max" as its limit (pep_max_items)
+                assert conf.get(k) == v or (v == "max" and int(conf.get(k) or 0) > 1), \
+                    (node, conf)
+        bob = peer(srv, root, "bob", "2")
+        with bob:
+            wait_ready(bob)
+            for text, kex in (("a key exchange to validate", True),
+                              ("a plain message to validate", False)):
+                m = bob.mark()
+                alice.send("bob@localhost", text)
+                got = peer_got(bob, text, start=m)
+                assert got["version"] == "2" and got["prekey"] is kex, got
+                omemo2.validate(got["encrypted_xml"])
+                sce.validate(got["envelope"])
+                assert got["sce"]["rpad"] and got["sce"]["time"], got
+                assert (got["sce"]["from"], got["sce"]["to"]) == \
+                    ("alice@localhost", "bob@localhost"), got
+                assert got["content"] == ["{jabber:client}body"], got
+                if kex:
+                    # once mend reads bob's device, its next message is no key exchange
+                    peer_sends(bob, "alice@localhost", "a reply")
+                    with alice.listen() as al:
+                        wait_message(al, "a reply")
+
+
+@test
+def a_tampered_sce_affix_is_refused():
+    """python-omemo sends OMEMO:2 whose encrypted <to/> names someone else, then whose
+    <from/> is not the sender (the affixes a server cannot forge, XEP-0420 §4): mend shows
+    no message, an error line saying why, and reads the honest messages after them."""
+    needs_omemo2()
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        alice = Mend(srv, root, "alice", "laptop")
+        alice.publish()
+        bob = peer(srv, root, "bob", "2")
+        with bob, alice.listen() as al:
+            rb = wait_ready(bob)
+            wait_listening(al)
+            peer_sends(bob, "alice@localhost", "an honest one first")
+            assert wait_message(al, "an honest one first")["version"] == "2"
+            for affix, why in (("to", "the encrypted <to/> is not us"),
+                               ("from", "the encrypted <from/> is not the sender")):
+                bob.send_line(f"affix {affix}=mallory@localhost")
+                mark = al.mark()
+                peer_sends(bob, "alice@localhost", f"tampered {affix}")
+                err = al.wait_line(lambda o: o.get("type") in ("error", "message"), 30,
+                                   f"alice to refuse the tampered <{affix}/>", start=mark)
+                assert err["type"] == "error" and why in err["text"] and \
+                    "affix" in err["text"], err
+                assert (err["from"], err["device"], err.get("version")) == \
+                    ("bob@localhost", rb["device"], "2"), err
+                assert f"tampered {affix}" not in str(err), err
+                bob.send_line("affix off")
+            # still talking afterwards, and nothing tampered was shown
+            peer_sends(bob, "alice@localhost", "honest again")
+            assert wait_message(al, "honest again")["version"] == "2"
+            assert not [o for o in al.lines if "tampered" in str(o.get("body"))], al.describe()
+        cp = alice.run("history", "bob@localhost")
+        assert "tampered" not in cp.stdout and "honest again" in cp.stdout, cp.stdout
+
+
+@test
+def a_device_that_falls_back_to_legacy_is_flagged():
+    """A device that wrote OMEMO:2 then writes legacy (XEP-0384 §5.6: a downgrade an
+    attacker could force): the message is shown with "downgrade" and a notice that the
+    device fell back; mend keeps writing OMEMO:2 to it."""
+    needs_omemo2()
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        alice = Mend(srv, root, "alice", "laptop")
+        alice.publish()
         bob = peer(srv, root, "bob", "both")
         with bob:
             rb = wait_ready(bob)
-            bob.send_line("refresh alice@localhost")
-            seen = bob.wait_line(lambda o: o["type"] == "refreshed", 20, "bob's view of alice")
-            assert [(d["device"], d["fingerprint"], d["versions"]) for d in seen["devices"]] \
-                == [(own["device"], own["fingerprint"], want)], (own, seen)
+            with alice.listen() as al:
+                wait_listening(al)
+                peer_sends(bob, "alice@localhost", "in OMEMO:2", version="2")
+                m = wait_message(al, "in OMEMO:2")
+                assert m["version"] == "2" and not m.get("downgrade"), m
+                mark = al.mark()
+                peer_sends(bob, "alice@localhost", "in legacy", version="0.3")
+                m = wait_message(al, "in legacy", start=mark)
+                assert m["version"] == "0.3" and m.get("downgrade") is True and \
+                    m["device"] == rb["device"], m
+                al.wait_line(lambda o: o.get("type") == "notice" and "fell back" in o["text"]
+                             and str(rb["device"]) in o["text"], 20,
+                             "a notice that bob's device fell back", start=mark)
             cp = alice.run("devices", "bob@localhost")
-            devs = [o for o in lines_of(alice, cp, "device") if o["jid"] == "bob@localhost"]
-            assert [(d["device"], d["fingerprint"]) for d in devs] == \
-                [(rb["device"], rb["fingerprint"])], (rb, cp.stdout)
+            dev = [o for o in lines_of(alice, cp, "device") if o["jid"] == "bob@localhost"]
+            assert [(d["device"], d["wrote"], d["send_version"]) for d in dev] == \
+                [(rb["device"], "0.3", "2")], cp.stdout
+            mark = bob.mark()
+            alice.send("bob@localhost", "still OMEMO:2 to you")
+            got = peer_got(bob, "still OMEMO:2 to you", start=mark)
+            assert got["version"] == "2", got
+
+
+@test
+def one_message_to_devices_of_both_kinds():
+    """bob has an OMEMO:2-only and a legacy-only device, alice (mend) an OMEMO:2-only
+    python-omemo device beside her mend: one message is one stanza per version (same
+    id), each with keys for its own devices only; every device reads it; mend devices
+    shows each device's versions."""
+    needs_omemo2()
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        alice = Mend(srv, root, "alice", "laptop")
+        alice.publish()
+        two = peer(srv, root, "bob", "2", resource="two")
+        old = peer(srv, root, "bob", "legacy", resource="old")
+        mine = peer(srv, root, "alice", "2", resource="py")
+        with two, old, mine:
+            r2, rl, rm = wait_ready(two), wait_ready(old), wait_ready(mine)
+            cp = alice.run("devices", "bob@localhost")
+            versions = {o["device"]: set(o.get("versions") or ()) for o in
+                        lines_of(alice, cp, "device") if o["jid"] == "bob@localhost"}
+            assert versions == {r2["device"]: {"2"}, rl["device"]: {"0.3"}}, cp.stdout
+            m2, ml, mm = two.mark(), old.mark(), mine.mark()
+            cp = alice.send("bob@localhost", "to both kinds")
+            sent = lines_of(alice, cp, "sent")[0]
+            assert (sent["devices"], sent.get("devices_2"), sent.get("devices_legacy")) == \
+                (3, 2, 1), cp.stdout
+            got2 = peer_got(two, "to both kinds", start=m2)
+            gotl = peer_got(old, "to both kinds", start=ml)
+            gotm = mine.wait_line(lambda o: o["type"] == "message" and o["carbon"] == "sent",
+                                  30, "alice's python-omemo device to read the sent carbon",
+                                  start=mm)
+            assert (got2["version"], gotl["version"], gotm["version"]) == ("2", "0.3", "2")
+            assert gotm["body"] == "to both kinds" and gotm["to"] == "bob@localhost", gotm
+            assert got2["rids"] == sorted([r2["device"], rm["device"]]), got2
+            assert gotl["rids"] == [rl["device"]], gotl
+            assert got2["id"] == gotl["id"] == gotm["id"], (got2, gotl, gotm)
+            # the legacy stanza's carbon reaches the OMEMO:2-only device too: not for it
+            mine.wait_line(lambda o: o["type"] == "error" and o["version"] == "0.3" and
+                           o["id"] == got2["id"], 30, "the legacy stanza's carbon", start=mm)
 
 
 # --------------------------------------------------------------------------
