@@ -524,8 +524,12 @@ static int db_open(mend_store *s, const char *path)
 
 	if (rc == SQLITE_OK)
 		rc = sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+	/* temp_store: savepoint journals stay in memory; on disk they spill past 64 KiB and
+	 * a catch-up page (one savepoint per result) wrote its pages there over and over */
 	if (rc == SQLITE_OK)
-		rc = sqlite3_exec(s->db, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+		rc = sqlite3_exec(s->db,
+		                  "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"
+		                  " PRAGMA temp_store = MEMORY;",
 		                  NULL, NULL, NULL);
 	return rc == SQLITE_OK ? 0 : sql_err(rc);
 }
