@@ -420,7 +420,9 @@ static const char to_v7[] =
     "CREATE TABLE s7 (jid TEXT NOT NULL, device INTEGER NOT NULL, record BLOB NOT NULL,"
     " PRIMARY KEY (jid, device));"
     "INSERT INTO s7 SELECT jid, device, record FROM sessions WHERE version = 1;"
-    "DROP TABLE sessions; ALTER TABLE s7 RENAME TO sessions; PRAGMA user_version = 7;";
+    "DROP TABLE sessions; ALTER TABLE s7 RENAME TO sessions;"
+    "ALTER TABLE history DROP COLUMN version; ALTER TABLE history DROP COLUMN downgraded;"
+    "PRAGMA user_version = 7;";
 
 /* Schema v8: sessions per version; a v7 store's sessions and devices are legacy ones. */
 static void test_v7_migrates(void)
@@ -791,6 +793,58 @@ static void time_hundred(mend_store *s)
 	       (double)(g_get_monotonic_time() - t0) / 1000.0);
 }
 
+/* Local history keeps the OMEMO version a message came in (schema v10): a replay says
+ * "2" for an OMEMO:2 message and marks a downgrade; a row from before v10 reads as 0. */
+static void test_history_versions(void)
+{
+	char *db = path_in_tmp("history.db");
+	mend_store *s = open_ok(db, 1);
+	mend_history_item in2 = {.key = "sid-2",
+	                         .peer = "bob@x",
+	                         .from = "bob@x",
+	                         .device = 7,
+	                         .body = "in OMEMO:2",
+	                         .timestamp = "2026-12-06T10:00:00Z",
+	                         .ts = 1,
+	                         .version = MEND_VERSION_2};
+	mend_history_item down = {.key = "sid-3",
+	                          .peer = "bob@x",
+	                          .from = "bob@x",
+	                          .device = 7,
+	                          .body = "fell back",
+	                          .timestamp = "2026-12-06T10:01:00Z",
+	                          .ts = 2,
+	                          .version = MEND_VERSION_LEGACY,
+	                          .downgraded = 1};
+	mend_history_item out = {0};
+
+	TAP_EQ(mend_store_history_put(s, &in2), 0, "an OMEMO:2 message kept");
+	TAP_EQ(mend_store_history_put(s, &down), 0, "a downgraded legacy message kept");
+	TAP_EQ(mend_store_history_get(s, "sid-2", &out), 0, "the OMEMO:2 message read back");
+	TAP_OK(out.version == MEND_VERSION_2 && !out.downgraded && g_str_equal(out.body, in2.body),
+	       "it says it came in OMEMO:2 (version %d, downgraded %d)", out.version,
+	       out.downgraded);
+	mend_history_clear(&out);
+	TAP_EQ(mend_store_history_get(s, "sid-3", &out), 0, "the legacy message read back");
+	TAP_OK(out.version == MEND_VERSION_LEGACY && out.downgraded,
+	       "it says legacy, and a downgrade (version %d, downgraded %d)", out.version,
+	       out.downgraded);
+	mend_history_clear(&out);
+	mend_store_close(s);
+	TAP_EQ(plain_sql(db,
+	                 "ALTER TABLE history DROP COLUMN version;"
+	                 "ALTER TABLE history DROP COLUMN downgraded; PRAGMA user_version = 9;"),
+	       SQLITE_OK, "the store taken back to schema v9");
+	s = open_ok(db, 0);
+	TAP_EQ(read_user_version(db), MEND_STORE_SCHEMA_VERSION, "migrated to the current version");
+	TAP_EQ(mend_store_history_get(s, "sid-2", &out), 0, "a v9 row still reads");
+	TAP_OK(out.version == 0 && !out.downgraded && g_str_equal(out.body, in2.body),
+	       "with no version known (version %d)", out.version);
+	mend_history_clear(&out);
+	mend_store_close(s);
+	g_free(db);
+}
+
 static void test_operations(void)
 {
 	char *db = path_in_tmp("ops.db");
@@ -845,6 +899,7 @@ int main(void)
 	test_version();
 	test_v0_migrates();
 	test_v7_migrates();
+	test_history_versions();
 	test_operations();
 	rm_tree(tmpdir);
 	g_free(none);

@@ -15,7 +15,9 @@
 #include "omemo2_account.h"
 #include "omemo2_engine.h"
 
-#define NS_PUBSUB    "http://jabber.org/protocol/pubsub"
+#define NS_PUBSUB "http://jabber.org/protocol/pubsub"
+/* Published without labelsig (XEP-0384 0.9 §5.3.1): python-twomemo 1.0.3 validates lists
+ * against the 0.8 schema and refuses a whole list with the attribute (xep/README.md). */
 #define DEVICE_LABEL "mend"
 
 static xmpp_stanza_t *items_iq(mend_account *acc, const char *node)

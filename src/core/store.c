@@ -243,10 +243,17 @@ static const char schema_v9[] =
     "ALTER TABLE device_versions ADD COLUMN wrote2 INTEGER NOT NULL DEFAULT 0;"
     "UPDATE device_versions SET wrote2 = 1 WHERE wrote = 2;";
 
+/* Version 9 -> 10: the OMEMO version a history message came in (XEP-0384 §5.5 or legacy
+ * 0.3.0) and whether it was a downgrade, so that a replay says what actually arrived. 0:
+ * a row written before this version, all of them legacy OMEMO or plaintext. */
+static const char schema_v10[] =
+    "ALTER TABLE history ADD COLUMN version INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE history ADD COLUMN downgraded INTEGER NOT NULL DEFAULT 0;";
+
 /* migrations[v] takes a database from version v to v + 1. */
 static const char *const migrations[MEND_STORE_SCHEMA_VERSION] = {
     [0] = schema_v1, [1] = schema_v2, [2] = schema_v3, [3] = schema_v4, [4] = schema_v5,
-    [5] = schema_v6, [6] = schema_v7, [7] = schema_v8, [8] = schema_v9,
+    [5] = schema_v6, [6] = schema_v7, [7] = schema_v8, [8] = schema_v9, [9] = schema_v10,
 };
 
 struct mend_store {

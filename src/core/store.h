@@ -24,7 +24,7 @@
 #include "crypto.h"
 
 #define MEND_STORE_KEY_LEN        32
-#define MEND_STORE_SCHEMA_VERSION 9
+#define MEND_STORE_SCHEMA_VERSION 10
 
 typedef struct mend_store mend_store;
 
@@ -200,8 +200,8 @@ typedef struct mend_history_item {
 	int outgoing;
 	int error;      /* MEND_ERR_* when it could not be decrypted (body empty) */
 	int64_t ts;     /* unix seconds, for ordering and --since */
-	int version;    /* the OMEMO version it came in (not kept: 0 when read back) */
-	int downgraded; /* legacy from a device that wrote OMEMO:2 before (not kept) */
+	int version;    /* the OMEMO version it came in (0: a row from before schema v10) */
+	int downgraded; /* legacy from a device that wrote OMEMO:2 before */
 } mend_history_item;
 
 /* Adds an item unless one with its key exists (then nothing changes). */

@@ -242,16 +242,19 @@ int mend_store_history_put(mend_store *s, const mend_history_item *it)
 	sqlite3_stmt *st = NULL;
 	int r;
 
-	r = prepare(s,
-	            "INSERT OR IGNORE INTO history (key, peer, ts, msg_id, data)"
-	            " VALUES (?1, ?2, ?3, ?4, ?5)",
-	            &st);
+	r = prepare(
+	    s,
+	    "INSERT OR IGNORE INTO history (key, peer, ts, msg_id, data, version, downgraded)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	    &st);
 	if (r < 0)
 		goto out;
 	sqlite3_bind_text(st, 1, it->key, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, it->peer, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, it->ts);
 	sqlite3_bind_text(st, 4, it->msg_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 6, it->version);
+	sqlite3_bind_int(st, 7, it->downgraded != 0);
 	r = bind_sealed(s, st, 5, aad, g_variant_get_data(v), g_variant_get_size(v));
 	if (r < 0)
 		finish(st);
@@ -283,6 +286,8 @@ static int history_row(mend_store *s, sqlite3_stmt *st, mend_history_item *it)
 	it->key = g_strdup((const char *)sqlite3_column_text(st, 0));
 	it->peer = g_strdup((const char *)sqlite3_column_text(st, 1));
 	it->ts = sqlite3_column_int64(st, 2);
+	it->version = sqlite3_column_int(st, 4);
+	it->downgraded = sqlite3_column_int(st, 5);
 	aad = g_strconcat("history|", it->key, NULL);
 	r = mend_store_unseal(s, aad, sqlite3_column_blob(st, 3),
 	                      (size_t)sqlite3_column_bytes(st, 3), &plain, &len);
@@ -327,8 +332,9 @@ static int history_query(mend_store *s, const char *sql, const char *a, const ch
 
 int mend_store_history_get(mend_store *s, const char *key, mend_history_item *out)
 {
-	return history_query(s, "SELECT key, peer, ts, data FROM history WHERE key = ?1", key, NULL,
-	                     out);
+	return history_query(
+	    s, "SELECT key, peer, ts, data, version, downgraded FROM history WHERE key = ?1", key,
+	    NULL, out);
 }
 
 int mend_store_history_by_msg_id(mend_store *s, const char *peer, const char *msg_id,
