@@ -109,16 +109,8 @@ static void encrypted(xmpp_stanza_t *el)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	xmpp_stanza_t *el = fuzz_xml(data, size);
+	static const fuzz_route routes[] = {
+	    {"list", devicelist}, {"bundle", bundle}, {"encrypted", encrypted}, {NULL, NULL}};
 
-	if (!el)
-		return 0;
-	if (fuzz_is(el, "list"))
-		devicelist(el);
-	else if (fuzz_is(el, "bundle"))
-		bundle(el);
-	else if (fuzz_is(el, "encrypted"))
-		encrypted(el);
-	xmpp_stanza_release(el);
-	return 0;
+	return fuzz_xml_route(data, size, routes);
 }

@@ -30,9 +30,25 @@ xmpp_stanza_t *fuzz_xml(const uint8_t *data, size_t size)
 	return el;
 }
 
-int fuzz_is(xmpp_stanza_t *el, const char *name)
+/* Whether the element is named `name`. */
+static int fuzz_is(xmpp_stanza_t *el, const char *name)
 {
 	const char *n = xmpp_stanza_get_name(el);
 
 	return n && strcmp(n, name) == 0;
+}
+
+int fuzz_xml_route(const uint8_t *data, size_t size, const fuzz_route *routes)
+{
+	xmpp_stanza_t *el = fuzz_xml(data, size);
+	const fuzz_route *r;
+
+	if (!el)
+		return 0;
+	for (r = routes; r->name && !fuzz_is(el, r->name); r++)
+		;
+	if (r->name)
+		r->check(el);
+	xmpp_stanza_release(el);
+	return 0;
 }

@@ -41,8 +41,18 @@ char *fuzz_text(const uint8_t *data, size_t size);
 /* The input parsed as one XML element with libstrophe, as the engine parses stanzas; or NULL. */
 xmpp_stanza_t *fuzz_xml(const uint8_t *data, size_t size);
 
-/* Whether the element is named `name` (any namespace: the parsers check that). */
-int fuzz_is(xmpp_stanza_t *el, const char *name);
+/* Where an element of one name goes (the codec targets). */
+typedef struct fuzz_route {
+	const char *name;
+	void (*check)(xmpp_stanza_t *el);
+} fuzz_route;
+
+/*
+ * The input parsed as one XML element (fuzz_xml), given to the check of
+ * the route of its name (any namespace: the parsers check that). The list
+ * of routes ends with a NULL name. Returns 0.
+ */
+int fuzz_xml_route(const uint8_t *data, size_t size, const fuzz_route *routes);
 
 /*
  * fuzz-account.c: alice (alice@x/r), connected to a scripted server that
