@@ -12,7 +12,9 @@
  * results, or before any other work opens a transaction). The page's events
  * wait until then: a crash mid-page leaves the position before the page and
  * nothing shown, so the page is fetched again, decrypts again, and each
- * message is shown once.
+ * message is shown once. The position is written once a page, as it commits;
+ * when other work commits the page early, the position may stay behind: the
+ * results after it come again and are dropped as seen (their ids are marked).
  */
 #include "config.h"
 
@@ -43,6 +45,8 @@ typedef struct mend_mam_query {
 	GQueue held;        /* of mend_event*: the open page's events, until it commits */
 	unsigned page_n;    /* results in the open page */
 	int page_failed;    /* a page's commit failed: its results must be fetched again */
+	char *pos_id;       /* the open page's last result: stored once, as the page commits */
+	int64_t pos_ts;
 } mam_query;
 
 static void mam_free(mam_query *q)
@@ -54,6 +58,7 @@ static void mam_free(mam_query *q)
 	g_free(q->with);
 	g_free(q->start);
 	g_free(q->unknown);
+	g_free(q->pos_id);
 	g_free(q);
 }
 
@@ -75,6 +80,7 @@ static void page_done(void *data, int rc)
 		return;
 	acc->mam->page_n = 0;
 	if (rc < 0) {
+		g_clear_pointer(&acc->mam->pos_id, g_free); /* not stored: the page comes again */
 		mend_log(acc, MEND_LOG_WARNING, "catch-up page not stored (%s); it is asked again",
 		         mend_strerror(rc));
 		acc->mam->page_failed = 1;
@@ -90,11 +96,26 @@ static void page_done(void *data, int rc)
 	mend_store_commit(acc->store);
 }
 
+/* The catch-up position after the results taken so far (in the open page's transaction). */
+static void position_store(mend_account *acc)
+{
+	char ts[24];
+
+	if (!acc->mam->pos_id)
+		return;
+	mend_store_meta_set(acc->store, "mam_last", acc->mam->pos_id);
+	g_snprintf(ts, sizeof(ts), "%" G_GINT64_FORMAT, acc->mam->pos_ts);
+	mend_store_meta_set(acc->store, "mam_last_ts", ts);
+	g_clear_pointer(&acc->mam->pos_id, g_free);
+}
+
 /* Commits the open page (if any) and delivers its events; 1 when a page was lost. */
 static int page_end(mend_account *acc)
 {
 	int failed;
 
+	if (mend_store_batch_open(acc->store)) /* not after a rollback (mend_archive_close) */
+		position_store(acc);
 	mend_store_batch_end(acc->store);
 	failed = acc->mam->page_failed;
 	acc->mam->page_failed = 0;
@@ -375,7 +396,6 @@ int mend_archive_handle_result(mend_account *acc, xmpp_stanza_t *st, xmpp_stanza
 	const char *qid = xmpp_stanza_get_attribute(result, "queryid");
 	const char *from = xmpp_stanza_get_from(st);
 	inbound in = {.msg = child(fwd, "message", NULL), .archived = 1};
-	char ts[24];
 	int batch, r;
 
 	if (!acc->mam || !qid || !g_str_equal(qid, acc->mam->queryid))
@@ -404,11 +424,13 @@ int mend_archive_handle_result(mend_account *acc, xmpp_stanza_t *st, xmpp_stanza
 		in.timestamp = iso_now();
 	process_encrypted(acc, &in);
 	mend_store_kill_point(acc->store, "result"); /* the crash test's */
-	if (!in.history) {
-		mend_store_meta_set(acc->store, "mam_last", in.archive_id);
-		g_snprintf(ts, sizeof(ts), "%" G_GINT64_FORMAT, unix_of(in.timestamp));
-		mend_store_meta_set(acc->store, "mam_last_ts", ts);
+	if (!in.history) { /* stored as the page commits (page_end), or now, in the caller's */
+		g_free(acc->mam->pos_id);
+		acc->mam->pos_id = g_strdup(in.archive_id);
+		acc->mam->pos_ts = unix_of(in.timestamp);
 	}
+	if (!batch)
+		position_store(acc);
 	if (batch)
 		mend_store_batch_nest(acc->store, 0);
 	else
