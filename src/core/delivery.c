@@ -289,25 +289,21 @@ int mend_delivery_receipt(mend_account *acc, xmpp_stanza_t *st, xmpp_stanza_t *r
 void mend_delivery_answer(mend_account *acc, xmpp_stanza_t *msg, int r, const mend_message *m)
 {
 	const char *from = xmpp_stanza_get_from(msg), *id = xmpp_stanza_get_id(msg);
-	xmpp_stanza_t *reply, *rcv;
-	char *text, *rid;
+	char *eto, *eid, *rid, *text;
 
 	if (r != MEND_OK || !m->body || !from || !id || !mend_child(msg, "request", NS_RECEIPTS) ||
 	    !acc->ops.send_stanza)
 		return;
-	reply = xmpp_message_new(acc->xctx, "chat", from, NULL);
+	/* written as text, as message.c writes messages: one per message of a catch-up */
+	eto = g_markup_escape_text(from, -1);
+	eid = g_markup_escape_text(id, -1);
 	rid = g_uuid_string_random();
-	xmpp_stanza_set_id(reply, rid);
-	rcv = xmpp_stanza_new(acc->xctx);
-	xmpp_stanza_set_name(rcv, "received");
-	xmpp_stanza_set_ns(rcv, NS_RECEIPTS);
-	xmpp_stanza_set_attribute(rcv, "id", id);
-	xmpp_stanza_add_child(reply, rcv);
-	xmpp_stanza_release(rcv);
-	text = mend_stanza_text(reply);
-	if (text)
-		acc->ops.send_stanza(text, acc->user_data);
+	text = g_strdup_printf("<message type='chat' to='%s' id='%s'><received xmlns='" NS_RECEIPTS
+	                       "' id='%s'/></message>",
+	                       eto, rid, eid);
+	acc->ops.send_stanza(text, acc->user_data);
 	g_free(text);
 	g_free(rid);
-	xmpp_stanza_release(reply);
+	g_free(eid);
+	g_free(eto);
 }
