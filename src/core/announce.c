@@ -103,13 +103,20 @@ static int listed(mend_account *acc, const char *jid, uint32_t device)
 	return found;
 }
 
-/* Hands an event to the host; a MESSAGE with `announced` set from the list we know now. */
-static void deliver(mend_account *acc, mend_event *ev)
+/* Whether a message's device is in the list we know now (a plaintext one: yes). */
+static int announced(mend_account *acc, const mend_event *ev)
+{
+	return ev->from && !ev->plaintext ? listed(acc, ev->from, ev->device) : 1;
+}
+
+/* Hands an event to the host; a MESSAGE with `announced` set from the list we know now
+ * (fresh: set just now by emit_now, else looked up again: a list may have come meanwhile). */
+static void deliver(mend_account *acc, mend_event *ev, int fresh)
 {
 	mend_file_link *file = NULL;
 
-	if (ev->kind == MEND_EVENT_MESSAGE)
-		ev->announced = ev->from && !ev->plaintext ? listed(acc, ev->from, ev->device) : 1;
+	if (ev->kind == MEND_EVENT_MESSAGE && !fresh)
+		ev->announced = announced(acc, ev);
 	/* XEP-0454: a body that is one aesgcm:// link is a file (encrypted messages only) */
 	if ((ev->kind == MEND_EVENT_MESSAGE || ev->kind == MEND_EVENT_SENT) && ev->body &&
 	    !ev->plaintext && mend_file_link_parse(ev->body, &file) == MEND_OK)
@@ -135,8 +142,7 @@ static int must_wait(mend_account *acc, const mend_event *ev)
 {
 	struct mend_announce *a = state(acc);
 
-	if (ev->kind != MEND_EVENT_MESSAGE || !ev->from || ev->plaintext ||
-	    listed(acc, ev->from, ev->device))
+	if (ev->kind != MEND_EVENT_MESSAGE || !ev->from || ev->plaintext || ev->announced)
 		return 0;
 	if (g_hash_table_contains(a->open, ev->from))
 		return 1;
@@ -156,12 +162,14 @@ static void emit_now(mend_account *acc, const mend_event *ev)
 	struct mend_announce *a = state(acc);
 	mend_event copy;
 
-	if (ordered(ev->kind) && (must_wait(acc, ev) || !g_queue_is_empty(&a->waiting))) {
+	copy = *ev;
+	if (copy.kind == MEND_EVENT_MESSAGE) /* looked up once for both questions */
+		copy.announced = announced(acc, &copy);
+	if (ordered(ev->kind) && (must_wait(acc, &copy) || !g_queue_is_empty(&a->waiting))) {
 		g_queue_push_tail(&a->waiting, event_copy(ev));
 		return;
 	}
-	copy = *ev;
-	deliver(acc, &copy);
+	deliver(acc, &copy, 1);
 }
 
 void mend_announce_emit(mend_account *acc, const mend_event *ev)
@@ -184,7 +192,7 @@ static void drain(mend_account *acc, int all)
 		    g_hash_table_contains(a->open, ev->from))
 			break;
 		g_queue_pop_head(&a->waiting);
-		deliver(acc, ev);
+		deliver(acc, ev, 0);
 		event_free(ev);
 	}
 }
