@@ -16,7 +16,9 @@
  *  5. opening an account with few or many sessions;
  *  6. one group chat message (type=groupchat to the room, XEP-0045) for 50
  *     members with 3 devices each and for 1,000 devices, full path against
- *     the bare ratchet, as in section 1.
+ *     the bare ratchet, as in section 1;
+ *  9. one message for 100 OMEMO:2 devices against one for 100 legacy OMEMO
+ *     devices, each full path against its bare ratchet, in the same run.
  *
  * A program, not a test: it prints figures and one line per project target,
  * and exits 1 only when something failed to work. Everything lives in a temp
@@ -36,6 +38,10 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 #include "internal.h"
+#include "crypto2.h"
+#include "omemo2_account.h"
+#include "omemo2_engine.h"
+#include "session2.h"
 #include "xep/omemo_legacy.h"
 
 #define DOMAIN          "bench.example"
@@ -48,7 +54,8 @@
 #define NS_MAM          "urn:xmpp:mam:2"
 #define ARCHIVE_STAMP   "2026-11-21T10:00:00Z" /* the <delay/> of every archived message */
 #define ROOM_JID        "team@conference." DOMAIN
-#define ROOM_MEMBER_DEV 3 /* devices per room member (section 6) */
+#define ROOM_MEMBER_DEV 3   /* devices per room member (section 6) */
+#define VERSIONS_N      100 /* devices per version (section 9) */
 
 /* A message of ordinary chat length. */
 static const char body_text[] = "Are we still on for lunch tomorrow? I can book the place "
@@ -458,6 +465,50 @@ static int acc_decrypt(mend_account *acc, const char *jid, uint32_t device, sign
 	return mend_account_txn_end(acc, r);
 }
 
+/*
+ * One OMEMO:2 ratchet step for (jid, device) on 48 bytes of key material, as
+ * omemo2_message.c's encrypt_key: through acc's store (its callbacks then see the
+ * OMEMO:2 sessions), or with acc NULL on a bare store. *out (g_free) when out is given.
+ */
+static int ratchet2_encrypt(mend_account *acc, signal_context *sctx,
+                            signal_protocol_store_context *ss, const char *jid, uint32_t device,
+                            uint8_t **out, size_t *len, int *kex)
+{
+	signal_protocol_address addr = {jid, strlen(jid), (int32_t)device};
+	uint8_t km[MEND_OMEMO2_KEYMAT_LEN] = {0}, *o = NULL;
+	size_t n = 0;
+	int k = 0, r;
+
+	if (acc)
+		acc->ratchet_version = MEND_VERSION_2;
+	r = mend_omemo2_session_encrypt(ss, sctx, &addr, km, sizeof(km), &o, &n, &k);
+	if (acc)
+		acc->ratchet_version = 0;
+	if (out) {
+		*out = o;
+		*len = n;
+		*kex = k;
+	} else {
+		g_free(o);
+	}
+	return r;
+}
+
+/* One ratchet step for a recipient in its version (acc: through its store, NULL: bare). */
+static int rc_encrypt(mend_account *acc, signal_context *sctx, signal_protocol_store_context *ss,
+                      const mend_recipient *rc)
+{
+	uint8_t km[KM_LEN] = {0};
+	int r;
+
+	if (rc->version == MEND_VERSION_2)
+		return ratchet2_encrypt(acc, sctx, ss, rc->jid, rc->device, NULL, NULL, NULL);
+	r = ratchet_encrypt(sctx, ss, rc->jid, rc->device, km, sizeof(km), NULL, NULL);
+	if (r >= 0)
+		return MEND_OK;
+	return acc ? mend_account_signal_err(acc, r) : mend_err_from_signal(r);
+}
+
 /* --- the bare ratchet: sessions in a hash table --------------------------- */
 
 static char *addr_key(const char *name, size_t len, int32_t device)
@@ -597,7 +648,9 @@ static int bare_copy_sessions(bare *z, mend_account *acc, const mend_recipient *
 	int r = MEND_OK;
 
 	for (i = 0; r == MEND_OK && i < n; i++) {
-		r = mend_store_session_get(acc->store, rs[i].jid, rs[i].device, &data, &len);
+		r = mend_store_session_get_v(acc->store, rs[i].jid, rs[i].device,
+		                             rs[i].version ? rs[i].version : MEND_VERSION_LEGACY,
+		                             &data, &len);
 		if (r < 0)
 			break;
 		g_hash_table_replace(z->sessions,
@@ -717,17 +770,12 @@ static int enc_full(enc_case *c)
 static int enc_store(enc_case *c)
 {
 	mend_account *acc = c->w->sender.acc;
-	uint8_t km[KM_LEN] = {0};
 	size_t i;
 	int r;
 
 	r = mend_account_txn_begin(acc);
-	for (i = 0; r == MEND_OK && i < c->n; i++) {
-		r = ratchet_encrypt(acc->sctx, acc->sstore, c->w->rs[i].jid, c->w->rs[i].device, km,
-		                    sizeof(km), NULL, NULL);
-		if (r < 0)
-			r = mend_account_signal_err(acc, r);
-	}
+	for (i = 0; r == MEND_OK && i < c->n; i++)
+		r = rc_encrypt(acc, acc->sctx, acc->sstore, &c->w->rs[i]);
 	return mend_account_txn_end(acc, r);
 }
 
@@ -735,14 +783,12 @@ static int enc_store(enc_case *c)
 static int enc_bare(enc_case *c)
 {
 	bare *z = &c->w->bare;
-	uint8_t km[KM_LEN] = {0};
 	size_t i;
-	int r = 0;
+	int r = MEND_OK;
 
-	for (i = 0; r >= 0 && i < c->n; i++)
-		r = ratchet_encrypt(z->sctx, z->ss, c->w->rs[i].jid, c->w->rs[i].device, km,
-		                    sizeof(km), NULL, NULL);
-	return r < 0 ? mend_err_from_signal(r) : MEND_OK;
+	for (i = 0; r == MEND_OK && i < c->n; i++)
+		r = rc_encrypt(NULL, z->sctx, z->ss, &c->w->rs[i]);
+	return r;
 }
 
 static int (*const variants[N_VARIANTS])(enc_case *) = {enc_full, enc_store, enc_bare};
@@ -761,38 +807,53 @@ static void enc_reps(const bench *b, size_t n, unsigned *warm, unsigned *reps)
 		*reps = 11;
 }
 
-/* Runs the variants in turn (rotating who goes first), keeping reps samples of each. */
-static int enc_measure(bench *b, world *w, size_t n, stats out[N_VARIANTS])
+/*
+ * Runs the variants in turn (rotating who goes first), keeping reps samples of each, for
+ * n_sets sets of n recipients (sets[s], in w->rs meanwhile) taken in the same rotation, so
+ * that other load on the machine falls on all of them alike; out[s * N_VARIANTS + variant].
+ */
+static int enc_measure_sets(bench *b, world *w, size_t n, mend_recipient *const *sets,
+                            unsigned n_sets, stats *out)
 {
 	enc_case c = {w, n};
-	GArray *t[N_VARIANTS];
-	unsigned warm, reps, i, k;
+	mend_recipient *rs = w->rs;
+	GArray *t[2 * N_VARIANTS];
+	unsigned warm, reps, i, k, m = MIN(n_sets, 2) * N_VARIANTS;
 	int r = MEND_OK;
 
 	enc_reps(b, n, &warm, &reps);
-	for (k = 0; k < N_VARIANTS; k++)
+	for (k = 0; k < m; k++)
 		t[k] = g_array_new(FALSE, FALSE, sizeof(double));
 	for (i = 0; r == MEND_OK && i < warm + reps; i++) {
-		for (k = 0; r == MEND_OK && k < N_VARIANTS; k++) {
-			unsigned v = (i + k) % N_VARIANTS;
+		for (k = 0; r == MEND_OK && k < m; k++) {
+			unsigned j = (i + k) % m, v = j % N_VARIANTS;
 			double t0, dt;
 
 			if (b->variant >= 0 && (int)v != b->variant)
 				continue;
+			w->rs = sets[j / N_VARIANTS];
 			t0 = now();
 			r = variants[v](&c);
 			dt = now() - t0;
 			if (r < 0)
 				report(variant_names[v], r);
 			else if (i >= warm)
-				g_array_append_val(t[v], dt);
+				g_array_append_val(t[j], dt);
 		}
 	}
-	for (k = 0; k < N_VARIANTS; k++) {
+	w->rs = rs;
+	for (k = 0; k < m; k++) {
 		out[k] = stats_of(t[k]);
 		g_array_free(t[k], TRUE);
 	}
 	return r;
+}
+
+static int enc_measure(bench *b, world *w, size_t n, stats out[N_VARIANTS])
+{
+	mend_recipient *const sets[1] = {w->rs};
+
+	return enc_measure_sets(b, w, n, sets, 1, out);
 }
 
 static void enc_header(const char *state)
@@ -1896,6 +1957,192 @@ static int bench_room(bench *b)
 	return r;
 }
 
+/* --- 9. OMEMO:2 against legacy OMEMO ---------------------------------------- */
+
+/* OMEMO:2 key material to (jid, device) through acc's store, in one transaction. */
+static int acc_encrypt2(mend_account *acc, const char *jid, uint32_t device, uint8_t **out,
+                        size_t *len, int *kex)
+{
+	int r = mend_account_txn_begin(acc);
+
+	if (r < 0)
+		return r;
+	r = ratchet2_encrypt(acc, acc->sctx, acc->sstore, jid, device, out, len, kex);
+	return mend_account_txn_end(acc, r);
+}
+
+/* An OMEMO:2 <key/> from (jid, device) through acc's store (omemo2_message.c's open_key). */
+static int acc_decrypt2(mend_account *acc, const char *jid, uint32_t device, const uint8_t *in,
+                        size_t len, int kex)
+{
+	signal_protocol_address addr = {jid, strlen(jid), (int32_t)device};
+	uint8_t *km = NULL;
+	size_t km_len = 0;
+	int r = mend_account_txn_begin(acc);
+
+	if (r < 0)
+		return r;
+	acc->ratchet_version = MEND_VERSION_2;
+	r = mend_omemo2_session_decrypt(acc->sstore, acc->sctx, &addr, kex, in, len, &km, &km_len);
+	acc->ratchet_version = 0;
+	g_free(km);
+	return mend_account_txn_end(acc, r);
+}
+
+/*
+ * n more aliases (PREFIX%02zu@..., DEVICES_PER_JID per JID) that get OMEMO:2: their sessions
+ * built from the real accounts' OMEMO:2 bundles by the engine's own step (omemo2_bundle.c).
+ */
+static int world_sessions2(world *w, size_t n, const char *prefix)
+{
+	xmpp_stanza_t *bundles[N_RCPT_ACCOUNTS] = {NULL};
+	size_t i, first = w->n_rs;
+	char *xml = NULL;
+	int r = MEND_OK;
+
+	for (i = 0; r == MEND_OK && i < N_RCPT_ACCOUNTS; i++) {
+		r = mend_account_omemo2_bundle_xml(w->rcpt[i].acc, &xml);
+		if (r == MEND_OK && !(bundles[i] = mend_stanza_parse(w->sender.acc, xml)))
+			r = MEND_ERR_MALFORMED;
+		g_free(xml);
+	}
+	w->rs = g_renew(mend_recipient, w->rs, first + n);
+	for (i = 0; r == MEND_OK && i < n; i++) {
+		mend_recipient *rc = &w->rs[first + i];
+
+		rc->jid = g_strdup_printf("%s%02zu@" DOMAIN, prefix, i / DEVICES_PER_JID);
+		rc->device = (uint32_t)(FIRST_ALIAS_ID + first + i);
+		rc->version = MEND_VERSION_2;
+		w->n_rs++;
+		r = mend_omemo2_bundle_process(w->sender.acc, rc->jid, rc->device,
+		                               bundles[i % N_RCPT_ACCOUNTS]);
+	}
+	for (i = 0; i < N_RCPT_ACCOUNTS; i++)
+		if (bundles[i])
+			xmpp_stanza_release(bundles[i]);
+	return r < 0 ? report("OMEMO:2 bundle", r) : r;
+}
+
+/* world_acknowledge() for the OMEMO:2 aliases from `first` on: key exchange, answer. */
+static int world_acknowledge2(world *w, size_t first)
+{
+	const dev *s = &w->sender;
+	uint8_t *m1 = NULL, *m2 = NULL;
+	size_t l1 = 0, l2 = 0, i;
+	int k1 = 0, k2 = 0, r = MEND_OK;
+
+	for (i = 0; i < N_RCPT_ACCOUNTS; i++)
+		mend_account_catchup_begin(w->rcpt[i].acc);
+	for (i = first; r == MEND_OK && i < w->n_rs; i++) {
+		mend_account *ra = w->rcpt[(i - first) % N_RCPT_ACCOUNTS].acc;
+		const mend_recipient *rc = &w->rs[i];
+
+		r = acc_encrypt2(s->acc, rc->jid, rc->device, &m1, &l1, &k1);
+		if (r == MEND_OK)
+			r = acc_decrypt2(ra, s->jid, dev_id(s), m1, l1, k1);
+		if (r == MEND_OK)
+			r = acc_encrypt2(ra, s->jid, dev_id(s), &m2, &l2, &k2);
+		if (r == MEND_OK)
+			r = acc_decrypt2(s->acc, rc->jid, rc->device, m2, l2, k2);
+		g_free(m1);
+		g_free(m2);
+		m1 = m2 = NULL;
+	}
+	for (i = 0; i < N_RCPT_ACCOUNTS; i++)
+		mend_account_catchup_end(w->rcpt[i].acc);
+	return r < 0 ? report("acknowledging OMEMO:2 sessions", r) : r;
+}
+
+/* The full path's stanza for the first n aliases once more: its size, its key exchanges. */
+static size_t stanza_bytes(world *w, size_t n, unsigned *kex)
+{
+	char *stanza = NULL, *p;
+	size_t len = 0;
+
+	*kex = 0;
+	if (mend_account_encrypt_for(w->sender.acc, w->rs[0].jid, w->rs, n, body_text, NULL, 0,
+	                             &stanza) == MEND_OK)
+		len = strlen(stanza);
+	for (p = stanza; p && (p = strstr(p, "kex=")); p++) /* OMEMO:2 */
+		(*kex)++;
+	for (p = stanza; p && (p = strstr(p, "prekey=")); p++) /* legacy */
+		(*kex)++;
+	mend_free(stanza);
+	return len;
+}
+
+/*
+ * One message for VERSIONS_N devices that get OMEMO:2 (XEP-0384 0.9: SCE envelope,
+ * AES-256-CBC + HMAC payload, libomemo-c's version 4 ratchet) and one for VERSIONS_N
+ * devices that get legacy OMEMO, from the same sender, sessions answered; each the full
+ * path (one stanza of its version), the ratchet through the store and the bare ratchet,
+ * as in section 1.
+ */
+static int bench_versions(bench *b)
+{
+	static const char *const names[2] = {"legacy OMEMO (eu.siacs.conversations.axolotl)",
+	                                     "OMEMO:2 (urn:xmpp:omemo:2)"};
+	world w = {0};
+	mend_recipient *all, *sets[2];
+	stats s[2][N_VARIANTS];
+	size_t bytes[2] = {0, 0}, i;
+	unsigned kex[2] = {0, 0};
+	int r, v;
+
+	printf("\n9. One message for %d OMEMO:2 devices against one for %d legacy OMEMO devices,\n"
+	       "   sessions answered; full path: mend_account_encrypt_for, one stanza each\n",
+	       VERSIONS_N, VERSIONS_N);
+	if (!mend_omemo2_sessions_supported()) {
+		printf("  skipped: this build is legacy OMEMO only (libsignal-protocol-c)\n");
+		return MEND_OK;
+	}
+	r = world_accounts(b, &w);
+	if (r == MEND_OK)
+		r = world_sessions(b, &w, VERSIONS_N, DEVICES_PER_JID, "legacy");
+	for (i = 0; i < w.n_rs; i++)
+		w.rs[i].version = MEND_VERSION_LEGACY; /* what the engine's recipients carry */
+	if (r == MEND_OK)
+		r = world_acknowledge(&w);
+	if (r == MEND_OK)
+		r = world_sessions2(&w, VERSIONS_N, "two");
+	if (r == MEND_OK)
+		r = world_acknowledge2(&w, VERSIONS_N);
+	if (r == MEND_OK)
+		r = bare_open(&w.bare, w.sender.acc);
+	if (r == MEND_OK)
+		r = bare_copy_sessions(&w.bare, w.sender.acc, w.rs, w.n_rs);
+	if (r == MEND_OK)
+		enc_header("every device answered once; N = devices of that version");
+	all = w.rs;
+	sets[0] = all;
+	sets[1] = all + VERSIONS_N;
+	if (r == MEND_OK)
+		r = enc_measure_sets(b, &w, VERSIONS_N, sets, 2, s[0]);
+	for (v = 0; r == MEND_OK && v < 2; v++) {
+		printf("  %s\n", names[v]);
+		enc_row(VERSIONS_N, s[v]);
+		w.rs = sets[v];
+		bytes[v] = stanza_bytes(&w, VERSIONS_N, &kex[v]);
+	}
+	w.rs = all;
+	if (r == MEND_OK) {
+		printf(
+		    "  OMEMO:2/legacy, medians (mins): full path %.2f (%.2f), ratchet+store %.2f "
+		    "(%.2f), bare %.2f (%.2f)\n",
+		    ratio(s[1][V_FULL].med, s[0][V_FULL].med),
+		    ratio(s[1][V_FULL].min, s[0][V_FULL].min),
+		    ratio(s[1][V_STORE].med, s[0][V_STORE].med),
+		    ratio(s[1][V_STORE].min, s[0][V_STORE].min),
+		    ratio(s[1][V_BARE].med, s[0][V_BARE].med),
+		    ratio(s[1][V_BARE].min, s[0][V_BARE].min));
+		printf("  stanza: OMEMO:2 %zu bytes, legacy %zu bytes (key exchanges in them: %u, "
+		       "%u)\n",
+		       bytes[1], bytes[0], kex[1], kex[0]);
+	}
+	world_free(&w);
+	return r;
+}
+
 static int wanted(const bench *b, const char *section)
 {
 	return !b->only || g_str_equal(b->only, section);
@@ -1924,6 +2171,8 @@ static int run(bench *b)
 		r = bench_memory(b);
 	if (r == MEND_OK && !b->only)
 		r = bench_pyomemo(b);
+	if (r == MEND_OK && wanted(b, "omemo2"))
+		r = bench_versions(b);
 	return r;
 }
 
@@ -1932,8 +2181,8 @@ static void usage(FILE *f)
 	fprintf(f, "usage: mend-bench [-n|--quick] [-v|--verbose] [--only=SECTION] [--variant=V]\n"
 	           "  -n, --quick      a short run (N up to 100, 1,000 catch-up messages)\n"
 	           "  -v, --verbose    show the core's log lines\n"
-	           "  --only=SECTION   encrypt, split, decrypt, catchup, startup, room or memory\n"
-	           "                   alone\n"
+	           "  --only=SECTION   encrypt, split, decrypt, catchup, startup, room, memory or\n"
+	           "                   omemo2 alone\n"
 	           "                   (for profilers; encrypt runs too when a section needs it)\n"
 	           "  --variant=V      encrypt: only full, store or bare (for profilers)\n");
 }
