@@ -435,36 +435,6 @@ static int ratchet_decrypt(signal_context *sctx, signal_protocol_store_context *
 	return r;
 }
 
-/* The same through an account's store, in one transaction. */
-static int acc_encrypt(mend_account *acc, const char *jid, uint32_t device, signal_buffer **out,
-                       int *prekey)
-{
-	uint8_t km[KM_LEN] = {0};
-	int r;
-
-	r = mend_account_txn_begin(acc);
-	if (r < 0)
-		return r;
-	r = ratchet_encrypt(acc->sctx, acc->sstore, jid, device, km, sizeof(km), out, prekey);
-	if (r < 0)
-		r = mend_account_signal_err(acc, r);
-	return mend_account_txn_end(acc, r);
-}
-
-static int acc_decrypt(mend_account *acc, const char *jid, uint32_t device, signal_buffer *in,
-                       int prekey)
-{
-	int r;
-
-	r = mend_account_txn_begin(acc);
-	if (r < 0)
-		return r;
-	r = ratchet_decrypt(acc->sctx, acc->sstore, jid, device, in, prekey);
-	if (r < 0)
-		r = mend_account_signal_err(acc, r);
-	return mend_account_txn_end(acc, r);
-}
-
 /*
  * One OMEMO:2 ratchet step for (jid, device) on 48 bytes of key material, as
  * omemo2_message.c's encrypt_key: through acc's store (its callbacks then see the
@@ -507,6 +477,63 @@ static int rc_encrypt(mend_account *acc, signal_context *sctx, signal_protocol_s
 	if (r >= 0)
 		return MEND_OK;
 	return acc ? mend_account_signal_err(acc, r) : mend_err_from_signal(r);
+}
+
+/* An OMEMO:2 <key/> from (jid, device) through acc's store (omemo2_message.c's open_key). */
+static int ratchet2_decrypt(mend_account *acc, const char *jid, uint32_t device, signal_buffer *in,
+                            int kex)
+{
+	signal_protocol_address addr = {jid, strlen(jid), (int32_t)device};
+	uint8_t *km = NULL;
+	size_t km_len = 0;
+	int r;
+
+	acc->ratchet_version = MEND_VERSION_2;
+	r = mend_omemo2_session_decrypt(acc->sstore, acc->sctx, &addr, kex, signal_buffer_data(in),
+	                                signal_buffer_len(in), &km, &km_len);
+	acc->ratchet_version = 0;
+	g_free(km);
+	return r;
+}
+
+/* The same through an account's store, in one transaction, in `version` (0: legacy). */
+static int acc_encrypt(mend_account *acc, const char *jid, uint32_t device, int version,
+                       signal_buffer **out, int *prekey)
+{
+	uint8_t km[KM_LEN] = {0}, *o = NULL;
+	size_t n = 0;
+	int r;
+
+	r = mend_account_txn_begin(acc);
+	if (r < 0)
+		return r;
+	if (version == MEND_VERSION_2) {
+		r = ratchet2_encrypt(acc, acc->sctx, acc->sstore, jid, device, &o, &n, prekey);
+		if (r == MEND_OK && !(*out = signal_buffer_create(o, n)))
+			r = MEND_ERR_NOMEM;
+		g_free(o);
+		return mend_account_txn_end(acc, r);
+	}
+	r = ratchet_encrypt(acc->sctx, acc->sstore, jid, device, km, sizeof(km), out, prekey);
+	if (r < 0)
+		r = mend_account_signal_err(acc, r);
+	return mend_account_txn_end(acc, r);
+}
+
+static int acc_decrypt(mend_account *acc, const char *jid, uint32_t device, int version,
+                       signal_buffer *in, int prekey)
+{
+	int r;
+
+	r = mend_account_txn_begin(acc);
+	if (r < 0)
+		return r;
+	if (version == MEND_VERSION_2)
+		return mend_account_txn_end(acc, ratchet2_decrypt(acc, jid, device, in, prekey));
+	r = ratchet_decrypt(acc->sctx, acc->sstore, jid, device, in, prekey);
+	if (r < 0)
+		r = mend_account_signal_err(acc, r);
+	return mend_account_txn_end(acc, r);
 }
 
 /* --- the bare ratchet: sessions in a hash table --------------------------- */
@@ -716,7 +743,8 @@ static void world_free(world *w)
 /*
  * Every alias gets a message (a prekey message: sessions built from bundles
  * are unacknowledged), decrypts it with the account behind it and replies,
- * and the sender decrypts the reply: its session is then acknowledged. The
+ * and the sender decrypts the reply, each in the alias's version (section 9):
+ * its session is then acknowledged. The
  * accounts behind the aliases stay in catch-up, so one-time prekeys picked by
  * several aliases stay loadable.
  */
@@ -733,13 +761,13 @@ static int world_acknowledge(world *w)
 		mend_account *ra = w->rcpt[i % N_RCPT_ACCOUNTS].acc;
 		const mend_recipient *rc = &w->rs[i];
 
-		r = acc_encrypt(s->acc, rc->jid, rc->device, &m1, &pk1);
+		r = acc_encrypt(s->acc, rc->jid, rc->device, rc->version, &m1, &pk1);
 		if (r == MEND_OK)
-			r = acc_decrypt(ra, s->jid, dev_id(s), m1, pk1);
+			r = acc_decrypt(ra, s->jid, dev_id(s), rc->version, m1, pk1);
 		if (r == MEND_OK)
-			r = acc_encrypt(ra, s->jid, dev_id(s), &m2, &pk2);
+			r = acc_encrypt(ra, s->jid, dev_id(s), rc->version, &m2, &pk2);
 		if (r == MEND_OK)
-			r = acc_decrypt(s->acc, rc->jid, rc->device, m2, pk2);
+			r = acc_decrypt(s->acc, rc->jid, rc->device, rc->version, m2, pk2);
 		signal_buffer_free(m1);
 		signal_buffer_free(m2);
 		m1 = m2 = NULL;
@@ -1959,36 +1987,6 @@ static int bench_room(bench *b)
 
 /* --- 9. OMEMO:2 against legacy OMEMO ---------------------------------------- */
 
-/* OMEMO:2 key material to (jid, device) through acc's store, in one transaction. */
-static int acc_encrypt2(mend_account *acc, const char *jid, uint32_t device, uint8_t **out,
-                        size_t *len, int *kex)
-{
-	int r = mend_account_txn_begin(acc);
-
-	if (r < 0)
-		return r;
-	r = ratchet2_encrypt(acc, acc->sctx, acc->sstore, jid, device, out, len, kex);
-	return mend_account_txn_end(acc, r);
-}
-
-/* An OMEMO:2 <key/> from (jid, device) through acc's store (omemo2_message.c's open_key). */
-static int acc_decrypt2(mend_account *acc, const char *jid, uint32_t device, const uint8_t *in,
-                        size_t len, int kex)
-{
-	signal_protocol_address addr = {jid, strlen(jid), (int32_t)device};
-	uint8_t *km = NULL;
-	size_t km_len = 0;
-	int r = mend_account_txn_begin(acc);
-
-	if (r < 0)
-		return r;
-	acc->ratchet_version = MEND_VERSION_2;
-	r = mend_omemo2_session_decrypt(acc->sstore, acc->sctx, &addr, kex, in, len, &km, &km_len);
-	acc->ratchet_version = 0;
-	g_free(km);
-	return mend_account_txn_end(acc, r);
-}
-
 /*
  * n more aliases (PREFIX%02zu@..., DEVICES_PER_JID per JID) that get OMEMO:2: their sessions
  * built from the real accounts' OMEMO:2 bundles by the engine's own step (omemo2_bundle.c).
@@ -2014,43 +2012,14 @@ static int world_sessions2(world *w, size_t n, const char *prefix)
 		rc->device = (uint32_t)(FIRST_ALIAS_ID + first + i);
 		rc->version = MEND_VERSION_2;
 		w->n_rs++;
+		/* the account world_acknowledge() answers this alias with */
 		r = mend_omemo2_bundle_process(w->sender.acc, rc->jid, rc->device,
-		                               bundles[i % N_RCPT_ACCOUNTS]);
+		                               bundles[(first + i) % N_RCPT_ACCOUNTS]);
 	}
 	for (i = 0; i < N_RCPT_ACCOUNTS; i++)
 		if (bundles[i])
 			xmpp_stanza_release(bundles[i]);
 	return r < 0 ? report("OMEMO:2 bundle", r) : r;
-}
-
-/* world_acknowledge() for the OMEMO:2 aliases from `first` on: key exchange, answer. */
-static int world_acknowledge2(world *w, size_t first)
-{
-	const dev *s = &w->sender;
-	uint8_t *m1 = NULL, *m2 = NULL;
-	size_t l1 = 0, l2 = 0, i;
-	int k1 = 0, k2 = 0, r = MEND_OK;
-
-	for (i = 0; i < N_RCPT_ACCOUNTS; i++)
-		mend_account_catchup_begin(w->rcpt[i].acc);
-	for (i = first; r == MEND_OK && i < w->n_rs; i++) {
-		mend_account *ra = w->rcpt[(i - first) % N_RCPT_ACCOUNTS].acc;
-		const mend_recipient *rc = &w->rs[i];
-
-		r = acc_encrypt2(s->acc, rc->jid, rc->device, &m1, &l1, &k1);
-		if (r == MEND_OK)
-			r = acc_decrypt2(ra, s->jid, dev_id(s), m1, l1, k1);
-		if (r == MEND_OK)
-			r = acc_encrypt2(ra, s->jid, dev_id(s), &m2, &l2, &k2);
-		if (r == MEND_OK)
-			r = acc_decrypt2(s->acc, rc->jid, rc->device, m2, l2, k2);
-		g_free(m1);
-		g_free(m2);
-		m1 = m2 = NULL;
-	}
-	for (i = 0; i < N_RCPT_ACCOUNTS; i++)
-		mend_account_catchup_end(w->rcpt[i].acc);
-	return r < 0 ? report("acknowledging OMEMO:2 sessions", r) : r;
 }
 
 /* The full path's stanza for the first n aliases once more: its size, its key exchanges. */
@@ -2102,11 +2071,9 @@ static int bench_versions(bench *b)
 	for (i = 0; i < w.n_rs; i++)
 		w.rs[i].version = MEND_VERSION_LEGACY; /* what the engine's recipients carry */
 	if (r == MEND_OK)
-		r = world_acknowledge(&w);
-	if (r == MEND_OK)
 		r = world_sessions2(&w, VERSIONS_N, "two");
 	if (r == MEND_OK)
-		r = world_acknowledge2(&w, VERSIONS_N);
+		r = world_acknowledge(&w);
 	if (r == MEND_OK)
 		r = bare_open(&w.bare, w.sender.acc);
 	if (r == MEND_OK)
