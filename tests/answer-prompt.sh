@@ -5,7 +5,10 @@
 # be closing), then runs `xdotool ARG` for each argument, e.g.
 #   answer-prompt.sh "type --delay 30 pw" "key Return"     (unlock)
 #   answer-prompt.sh "key Escape"                          (cancel)
-# With --present first, a dialog already on screen counts too.
+# With --present first, a dialog already on screen counts too. It prints a line
+# ("# answer-prompt: watching") once it knows which windows are old: a caller
+# that makes the dialog appear waits for that line first, or the dialog could
+# be taken for an old one.
 # The dialog grabs the keyboard, so the keys reach it without a window manager.
 set -u
 
@@ -18,6 +21,9 @@ if [ "${1-}" = --present ]; then
 	old=
 	shift
 fi
+# the caller may now make the dialog appear: it is new to us from here on
+echo "# answer-prompt: watching"
+exec >/dev/null # a caller may close its end once it has read that
 n=0
 while :; do
 	new=$(windows | while read -r w; do

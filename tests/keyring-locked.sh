@@ -48,9 +48,21 @@ lock_login() {
 		"['/org/freedesktop/secrets/collection/login']" >/dev/null
 }
 
-# Answers the next unlock dialog: one xdotool command line per argument.
+# Answers the next unlock dialog (one xdotool command line per argument) in the
+# background; returns once the answerer knows which dialogs are old, so that the
+# one the caller makes appear next counts as new (30 s at the most).
 answer() {
-	sh "$MEND_ANSWER_PROMPT" "$@"
+	: >"$tmp/watching"
+	sh "$MEND_ANSWER_PROMPT" "$@" >"$tmp/watching" &
+	n=0
+	until grep -q watching "$tmp/watching"; do
+		n=$((n + 1))
+		if [ $n -ge 300 ]; then
+			echo "# the answerer never said it was watching"
+			break
+		fi
+		sleep 0.1
+	done
 }
 
 # The client: exit 5 and the sentence while locked, its fingerprint after the unlock.
@@ -61,7 +73,7 @@ cli_checks() {
 		echo "not ok - mend fingerprint: $(cat "$tmp/err")"
 	fi
 	lock_login
-	answer "key Escape" &
+	answer "key Escape"
 	rc=0
 	mend fingerprint >/dev/null 2>"$tmp/err" || rc=$?
 	wait
@@ -70,7 +82,7 @@ cli_checks() {
 	else
 		echo "not ok - exit $rc, want 5: $(cat "$tmp/err")"
 	fi
-	answer "type --delay 30 pw" "key Return" &
+	answer "type --delay 30 pw" "key Return"
 	rc=0
 	mend fingerprint >"$tmp/fp2" 2>"$tmp/err" || rc=$?
 	wait
@@ -82,7 +94,7 @@ cli_checks() {
 	# the XMPP password in the keyring: locked is not "no password"
 	printf 'xmpp-pw\n' | mend account add alice@localhost >/dev/null 2>&1
 	lock_login
-	answer "key Escape" &
+	answer "key Escape"
 	rc=0
 	mend send bob@localhost hi >/dev/null 2>"$tmp/err" || rc=$?
 	wait

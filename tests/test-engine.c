@@ -2296,6 +2296,13 @@ static char *bob_writes(mend_account *b, int version, const char *to, const char
 }
 
 /* Alice receives OMEMO:2, refuses a forged affix, and warns when bob's device falls back. */
+/* A sender's clock two hours behind. */
+static int64_t two_hours_ago(void *data)
+{
+	(void)data;
+	return g_get_real_time() / G_USEC_PER_SEC - 2 * 60 * 60;
+}
+
 static void omemo2_receive(mend_account *a, mend_account *b)
 {
 	guint ev0 = events->len;
@@ -2310,6 +2317,19 @@ static void omemo2_receive(mend_account *a, mend_account *b)
 	ev = event_of(ev0, MEND_EVENT_MESSAGE);
 	TAP_OK(ev && str_is(ev->body, "hello in OMEMO:2") && ev->version == MEND_OMEMO_2,
 	       "shown, as OMEMO:2");
+	TAP_OK(!event_of(ev0, MEND_EVENT_NOTICE), "its <time/> fits: no notice");
+	ev0 = events->len;
+	mend_account_set_clock(b, two_hours_ago, NULL);
+	wire = bob_writes(b, MEND_VERSION_2, ALICE, "dated two hours ago", "o2-0");
+	mend_account_set_clock(b, NULL, NULL);
+	TAP_EQ(mend_account_handle_stanza(a, wire), 1, "an OMEMO:2 message whose <time/> is old");
+	g_free(wire);
+	ev = event_of(ev0, MEND_EVENT_MESSAGE);
+	TAP_OK(ev && str_is(ev->body, "dated two hours ago"),
+	       "shown (XEP-0420 §4: alert, or reject)");
+	ev = event_of(ev0, MEND_EVENT_NOTICE);
+	TAP_OK(ev && ev->text && strstr(ev->text, "minutes away") && strstr(ev->text, "clock"),
+	       "with a notice about its time: %s", ev && ev->text ? ev->text : "(none)");
 	ev0 = events->len;
 	wire = bob_writes(b, MEND_VERSION_2, "mallory@evil", "not for alice", "o2-2");
 	TAP_EQ(mend_account_handle_stanza(a, wire), 1, "an OMEMO:2 message whose <to/> is mallory");

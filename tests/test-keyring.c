@@ -10,9 +10,11 @@
  */
 #include "config.h"
 
+#include <poll.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 #include <glib.h>
 #include <glib/gstdio.h>
 #include <libsecret/secret.h>
@@ -287,22 +289,48 @@ static int default_locked(int lock)
  * Plays the user at the next unlock dialog: tests/answer-prompt.sh (path in
  * MEND_ANSWER_PROMPT) waits for it, then runs xdotool with each argument.
  */
+/* Reads the answerer's stdout until its "watching" line (30 s at the most). */
+static void wait_watching(int fd)
+{
+	char buf[256];
+	size_t have = 0;
+	gint64 until = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	ssize_t n;
+
+	while (g_get_monotonic_time() < until && have < sizeof(buf) - 1) {
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		n = read(fd, buf + have, sizeof(buf) - 1 - have);
+		if (n <= 0)
+			break;
+		have += (size_t)n;
+		buf[have] = 0;
+		if (strstr(buf, "watching"))
+			return;
+	}
+	printf("# the answerer never said it was watching\n");
+}
+
 static GPid answer_prompt(int wait, const char *arg1, const char *arg2, const char *arg3)
 {
 	const char *script = g_getenv("MEND_ANSWER_PROMPT");
 	char *argv[] = {(char *)"sh", (char *)script, (char *)arg1,
 	                (char *)arg2, (char *)arg3,   NULL};
 	GPid pid = 0;
-	int status = -1;
+	int status = -1, out = -1;
 
 	if (!script)
 		TAP_BAIL("MEND_ANSWER_PROMPT is not set (run keyring-locked.sh)");
 	if (wait)
 		g_spawn_sync(NULL, argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, &status,
 		             NULL);
-	else
-		g_spawn_async(NULL, argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD,
-		              NULL, NULL, &pid, NULL);
+	else if (g_spawn_async_with_pipes(NULL, argv, NULL,
+	                                  G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD, NULL,
+	                                  NULL, &pid, NULL, &out, NULL, NULL)) {
+		wait_watching(out); /* before the caller makes the dialog appear */
+		close(out);
+	}
 	if (wait)
 		printf("# answered %s: status %d\n", arg1, status);
 	return pid;

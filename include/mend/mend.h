@@ -286,6 +286,7 @@ typedef struct mend_message {
 	int key_only;    /* 1 for a key transport message (no <payload/>): protocol, not text */
 	int version;     /* the OMEMO version it came in: MEND_OMEMO_LEGACY or MEND_OMEMO_2 */
 	int downgraded;  /* legacy OMEMO from a device that wrote OMEMO:2 before (it fell back) */
+	int64_t written; /* OMEMO:2: its SCE <time/> (XEP-0420 §4), Unix seconds; 0: none */
 } mend_message;
 
 /*

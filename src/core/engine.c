@@ -1642,6 +1642,8 @@ int process_encrypted(mend_account *acc, const inbound *in)
 		emit_item(acc, &it, in->archived, in);
 	if (r == MEND_OK && !m.key_only && m.downgraded)
 		mend_omemo2_fell_back(acc, m.from, m.device);
+	if (r == MEND_OK && !m.key_only && m.written)
+		mend_omemo2_check_time(acc, m.from, m.device, m.written, unix_of(in->timestamp));
 	if (r == MEND_OK)
 		mend_repair_received(acc, m.from, m.device, m.prekey, in->history);
 	else if (r == MEND_ERR_DUPLICATE || (r == MEND_ERR_STALE_SESSION && in->archived))

@@ -73,6 +73,11 @@ unsigned mend_omemo2_count_keys(xmpp_stanza_t *enc);
 int mend_omemo2_legacy_arrived(mend_account *acc, const char *jid, uint32_t device);
 /* Tells the user (a NOTICE in jid's chat) that the device fell back to legacy OMEMO. */
 void mend_omemo2_fell_back(mend_account *acc, const char *jid, uint32_t device);
+/* XEP-0420 §4: more than this between a message's SCE <time/> and when it was sent (its
+ * delay stamp, or when it arrived) gets a notice to the user. */
+#define MEND_OMEMO2_TIME_MARGIN (60 * 60)
+void mend_omemo2_check_time(mend_account *acc, const char *jid, uint32_t device, int64_t written,
+                            int64_t sent);
 /* One logical message goes as one stanza per version (same id): a message of jid read... */
 void mend_omemo2_twin_note(mend_account *acc, const char *jid, const char *msg_id);
 /* ...so its other stanza, not for this device, is no news: 1 when it was read. */

@@ -10,6 +10,7 @@
  */
 #include "config.h"
 
+#include <limits.h>
 #include <string.h>
 #include <libintl.h>
 #include "engine.h"
@@ -247,6 +248,7 @@ static int open_envelope(mend_account *acc, xmpp_stanza_t *st, const uint8_t *pl
 	}
 	r = check_affixes(acc, st, &env, msg->from, msg->device);
 	if (r == MEND_OK) {
+		msg->written = env.stamp ? env.time : 0;
 		msg->body = mend_sce_body(&env);
 		msg->key_only = msg->body == NULL; /* a chat state or such: nothing to show */
 	}
@@ -343,6 +345,42 @@ void mend_omemo2_fell_back(mend_account *acc, const char *jid, uint32_t device)
 
 	mend_log(acc, MEND_LOG_WARNING, "%s device %u fell back to legacy OMEMO (downgrade)", jid,
 	         device);
+	emit(acc, &ev);
+	g_free(text);
+}
+
+/*
+ * XEP-0420 §4 (<time/>): "Receiving clients MUST check whether the difference between the
+ * timestamp and the sending time derived from the stanza itself lays within a reasonable
+ * margin ... clients MUST alert the user/reject the stanza." We alert: the ratchet already
+ * refuses a replay of the same ciphertext, and a message that sat in a queue (the sender's
+ * offline queue, a crash resend) is still the sender's, so it is shown, with a notice.
+ */
+void mend_omemo2_check_time(mend_account *acc, const char *jid, uint32_t device, int64_t written,
+                            int64_t sent)
+{
+	int64_t apart = written > sent ? written - sent : sent - written;
+	mend_event ev = {.kind = MEND_EVENT_NOTICE, .peer = jid, .trust = -1};
+	unsigned minutes;
+	char *text;
+
+	if (!written || apart <= MEND_OMEMO2_TIME_MARGIN)
+		return;
+	minutes = apart / 60 > UINT_MAX ? UINT_MAX : (unsigned)(apart / 60);
+	text =
+	    g_strdup_printf(dngettext(GETTEXT_PACKAGE,
+	                              "%s device %u dated a message %u minute away from when it "
+	                              "was sent. That device's clock may be wrong, or someone "
+	                              "sent an old message again.",
+	                              "%s device %u dated a message %u minutes away from when it "
+	                              "was sent. That device's clock may be wrong, or someone "
+	                              "sent an old message again.",
+	                              minutes),
+	                    jid, device, minutes);
+	ev.text = text;
+	mend_log(acc, MEND_LOG_WARNING,
+	         "%s device %u: SCE <time/> %" G_GINT64_FORMAT " s away from the stanza's time",
+	         jid, device, (gint64)apart);
 	emit(acc, &ev);
 	g_free(text);
 }
