@@ -213,6 +213,47 @@ static void test_gcm_cache(mend_crypto *c)
 	TAP_OK(!bad, "GCM: 1000 alternating-key encrypts, cached == one-shot");
 }
 
+/*
+ * A keyed handle (the store's sealing): the spec vectors with AES-256, used again and
+ * again (each use sets its IV), a failed tag in between, and the same bytes as one-shot.
+ */
+static void test_gcm_key(void)
+{
+	uint8_t out[MAXBUF], tag[16], x[16];
+	struct gcm_buf b, b2;
+	mend_gcm_key *k = NULL;
+	int round, bad = 0;
+
+	gcm_load(&gcm_vecs[6], &b);  /* TC16: AES-256 with AAD */
+	gcm_load(&gcm_vecs[5], &b2); /* TC15: same key, no AAD */
+	TAP_EQ(mend_gcm_key_new(&k, b.key, 20), MEND_ERR_INVALID_ARG, "GCM key: 20 bytes refused");
+	TAP_EQ(mend_gcm_key_new(&k, b.key, b.key_len), MEND_OK, "GCM key: new");
+	if (!k)
+		return;
+	for (round = 0; round < 3; round++) {
+		bad |= mend_gcm_key_encrypt(k, b.iv, b.iv_len, b.aad, b.aad_len, b.pt, b.pt_len,
+		                            out, tag) != MEND_OK;
+		bad |= !eq_hex(out, b.pt_len, gcm_vecs[6].ct) || !eq_hex(tag, 16, gcm_vecs[6].tag);
+		bad |= mend_gcm_key_encrypt(k, b2.iv, b2.iv_len, NULL, 0, b2.pt, b2.pt_len, out,
+		                            tag) != MEND_OK;
+		bad |= !eq_hex(out, b2.pt_len, gcm_vecs[5].ct) || !eq_hex(tag, 16, gcm_vecs[5].tag);
+		memcpy(x, b.tag, 16);
+		x[0] ^= 1;
+		bad |= mend_gcm_key_decrypt(k, b.iv, b.iv_len, b.aad, b.aad_len, b.ct, b.ct_len, x,
+		                            16, out) != MEND_ERR_PAYLOAD_AUTH;
+		bad |= mend_gcm_key_decrypt(k, b.iv, b.iv_len, b.aad, b.aad_len, b.ct, b.ct_len,
+		                            b.tag, 16, out) != MEND_OK;
+		bad |= memcmp(out, b.pt, b.pt_len) != 0;
+	}
+	TAP_OK(!bad, "GCM key: TC16/TC15 three times over, a bad tag in between");
+	TAP_EQ(mend_gcm_key_encrypt(k, b.iv, 11, NULL, 0, b.pt, 16, out, tag), MEND_ERR_INVALID_ARG,
+	       "GCM key: 11-byte IV refused");
+	TAP_EQ(mend_gcm_key_decrypt(k, b.iv, 12, NULL, 0, b.ct, 16, b.tag, 11, out),
+	       MEND_ERR_INVALID_ARG, "GCM key: 11-byte tag refused");
+	mend_gcm_key_free(k);
+	mend_gcm_key_free(NULL);
+}
+
 static void test_gcm(mend_crypto *c)
 {
 	size_t i;
@@ -225,6 +266,7 @@ static void test_gcm(mend_crypto *c)
 	test_gcm_tamper(NULL);
 	test_gcm_in_place(c);
 	test_gcm_cache(c);
+	test_gcm_key();
 }
 
 /* ---- HMAC-SHA-256 (RFC 4231) ---- */

@@ -768,6 +768,65 @@ static void test_stanzas(mend_store *s)
 	TAP_EQ(mend_store_stanza_seen(s, "carol@x", "id1"), 0, "ids are per 'by'");
 }
 
+/* A session's row id: a write goes straight to it, and a stale id never hits another row. */
+static void test_session_rows(mend_store *s)
+{
+	const int v = MEND_VERSION_LEGACY;
+	int64_t row = 0, row_b = 0, got = 0, old;
+	uint8_t *rec = NULL;
+	size_t len = 0;
+
+	TAP_EQ(mend_store_session_put_row(s, "rows@x", 1, v, (const uint8_t *)"a1", 2, &row), 0,
+	       "put_row: a new session");
+	TAP_OK(row > 0, "put_row: its row id");
+	TAP_EQ(mend_store_session_put_row(s, "rows@x", 1, v, (const uint8_t *)"a2", 2, &row), 0,
+	       "put_row: by its row id");
+	TAP_EQ(mend_store_session_get_row(s, "rows@x", 1, v, &rec, &len, &got), 0, "get_row");
+	TAP_OK(rec && bytes_eq(rec, len, "a2", 2) && got == row, "get_row: the record and row");
+	g_free(rec);
+	rec = NULL;
+	/* the row goes; its id comes back for another session (SQLite reuses the highest) */
+	old = row;
+	TAP_EQ(mend_store_session_delete(s, "rows@x", 1), 0, "delete");
+	TAP_EQ(mend_store_session_put_row(s, "rows@x", 2, v, (const uint8_t *)"b1", 2, &row_b), 0,
+	       "put_row: another session");
+	TAP_EQ(row_b, old, "it has the deleted session's row id");
+	TAP_EQ(mend_store_session_put_row(s, "rows@x", 1, v, (const uint8_t *)"a3", 2, &row), 0,
+	       "put_row: the stale row id");
+	TAP_EQ(mend_store_session_get(s, "rows@x", 2, &rec, &len), 0, "the other session");
+	TAP_OK(rec && bytes_eq(rec, len, "b1", 2), "a stale row id did not overwrite it");
+	g_free(rec);
+	rec = NULL;
+	TAP_EQ(mend_store_session_get_row(s, "rows@x", 1, v, &rec, &len, &got), 0,
+	       "the session written again");
+	TAP_OK(rec && bytes_eq(rec, len, "a3", 2) && got == row && row != row_b,
+	       "under its new row id");
+	g_free(rec);
+}
+
+/* Every seal gets its own nonce, across refills of the store's nonce pool. */
+static void test_seal_nonces(mend_store *s)
+{
+	GHashTable *seen =
+	    g_hash_table_new_full(g_bytes_hash, g_bytes_equal, (GDestroyNotify)g_bytes_unref, NULL);
+	uint8_t *out = NULL, *plain = NULL;
+	size_t n = 0, m = 0;
+	int i, bad = 0;
+
+	for (i = 0; i < 200; i++) {
+		bad |= mend_store_seal(s, "t|x", (const uint8_t *)"same", 4, &out, &n) != 0;
+		if (out && n > 13)
+			bad |= !g_hash_table_add(seen, g_bytes_new(out + 1, 12));
+		bad |= mend_store_unseal(s, "t|x", out, n, &plain, &m) != 0 ||
+		       !bytes_eq(plain, m, "same", 4);
+		g_free(out);
+		g_free(plain);
+		out = plain = NULL;
+	}
+	TAP_OK(!bad && g_hash_table_size(seen) == 200, "200 seals, 200 distinct nonces");
+	g_hash_table_destroy(seen);
+}
+
 /* DESIGN §5: 100 session loads + 100 stores + one commit. Reported, not checked. */
 static void time_hundred(mend_store *s)
 {
@@ -857,6 +916,8 @@ static void test_operations(void)
 	test_devicelist(s);
 	test_prekeys(s);
 	test_stanzas(s);
+	test_session_rows(s);
+	test_seal_nonces(s);
 	time_hundred(s);
 	mend_store_close(s);
 	g_free(db);

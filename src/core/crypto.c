@@ -235,21 +235,44 @@ static int gcm_check(const uint8_t *key, size_t key_len, const uint8_t *iv, size
 	return ret;
 }
 
-/* Keys the GCM handle, sets the IV and feeds the AAD. */
-static int gcm_start(mend_crypto *c, const uint8_t *key, size_t key_len, const uint8_t *iv,
-                     size_t iv_len, const uint8_t *aad, size_t aad_len, gcry_cipher_hd_t *h)
+/* Encrypts through a keyed GCM handle: IV (which restarts the message), AAD, data, tag. */
+static int gcm_seal_with(gcry_cipher_hd_t h, const uint8_t *iv, size_t iv_len, const uint8_t *aad,
+                         size_t aad_len, const uint8_t *in, size_t len, uint8_t *out,
+                         uint8_t tag[MEND_GCM_TAG_LEN])
 {
-	int ret;
+	int ret = MEND_OK;
 
-	ret = cipher_acquire(c, MODE_GCM, key, key_len, h);
-	if (ret)
-		goto out;
-	if (gcry_cipher_setiv(*h, iv, iv_len) ||
-	    (aad_len && gcry_cipher_authenticate(*h, aad, aad_len))) {
-		cipher_release(c, *h);
+	/* in == out is in-place: gcrypt wants NULL, 0 for that */
+	if (gcry_cipher_setiv(h, iv, iv_len) ||
+	    (aad_len && gcry_cipher_authenticate(h, aad, aad_len)) ||
+	    (len && gcry_cipher_encrypt(h, out, len, in == out ? NULL : in, in == out ? 0 : len)) ||
+	    gcry_cipher_gettag(h, tag, MEND_GCM_TAG_LEN))
 		ret = MEND_ERR_CRYPTO;
+	return ret;
+}
+
+/* The same for decryption; on a tag mismatch `out` is wiped. */
+static int gcm_open_with(gcry_cipher_hd_t h, const uint8_t *iv, size_t iv_len, const uint8_t *aad,
+                         size_t aad_len, const uint8_t *in, size_t len, const uint8_t *tag,
+                         size_t tag_len, uint8_t *out)
+{
+	gcry_error_t err;
+	int ret = MEND_OK;
+
+	if (gcry_cipher_setiv(h, iv, iv_len) ||
+	    (aad_len && gcry_cipher_authenticate(h, aad, aad_len)) ||
+	    (len && gcry_cipher_decrypt(h, out, len, in == out ? NULL : in, in == out ? 0 : len))) {
+		ret = MEND_ERR_CRYPTO;
+		goto wipe_out;
 	}
-out:
+	err = gcry_cipher_checktag(h, tag, tag_len);
+	if (gcry_err_code(err) == GPG_ERR_CHECKSUM)
+		ret = MEND_ERR_PAYLOAD_AUTH;
+	else if (err)
+		ret = MEND_ERR_CRYPTO;
+wipe_out:
+	if (ret && len)
+		wipe(out, len);
 	return ret;
 }
 
@@ -265,13 +288,10 @@ int mend_aes_gcm_encrypt(mend_crypto *c, const uint8_t *key, size_t key_len, con
 		ret = MEND_ERR_INVALID_ARG;
 	if (ret)
 		goto out;
-	ret = gcm_start(c, key, key_len, iv, iv_len, aad, aad_len, &h);
+	ret = cipher_acquire(c, MODE_GCM, key, key_len, &h);
 	if (ret)
 		goto out;
-	/* in == out is in-place: gcrypt wants NULL, 0 for that */
-	if ((len && gcry_cipher_encrypt(h, out, len, in == out ? NULL : in, in == out ? 0 : len)) ||
-	    gcry_cipher_gettag(h, tag, MEND_GCM_TAG_LEN))
-		ret = MEND_ERR_CRYPTO;
+	ret = gcm_seal_with(h, iv, iv_len, aad, aad_len, in, len, out, tag);
 	cipher_release(c, h);
 out:
 	return ret;
@@ -283,7 +303,6 @@ int mend_aes_gcm_decrypt(mend_crypto *c, const uint8_t *key, size_t key_len, con
                          size_t len, const uint8_t *tag, size_t tag_len, uint8_t *out)
 {
 	gcry_cipher_hd_t h;
-	gcry_error_t err;
 	int ret;
 
 	ret = gcm_check(key, key_len, iv, iv_len, aad, aad_len, in, len, out);
@@ -291,24 +310,74 @@ int mend_aes_gcm_decrypt(mend_crypto *c, const uint8_t *key, size_t key_len, con
 		ret = MEND_ERR_INVALID_ARG;
 	if (ret)
 		goto out;
-	ret = gcm_start(c, key, key_len, iv, iv_len, aad, aad_len, &h);
+	ret = cipher_acquire(c, MODE_GCM, key, key_len, &h);
 	if (ret)
 		goto out;
-	if (len && gcry_cipher_decrypt(h, out, len, in == out ? NULL : in, in == out ? 0 : len)) {
-		ret = MEND_ERR_CRYPTO;
-		goto wipe_out;
-	}
-	err = gcry_cipher_checktag(h, tag, tag_len);
-	if (gcry_err_code(err) == GPG_ERR_CHECKSUM)
-		ret = MEND_ERR_PAYLOAD_AUTH;
-	else if (err)
-		ret = MEND_ERR_CRYPTO;
-wipe_out:
-	if (ret && len)
-		wipe(out, len);
+	ret = gcm_open_with(h, iv, iv_len, aad, aad_len, in, len, tag, tag_len, out);
 	cipher_release(c, h);
 out:
 	return ret;
+}
+
+/* ---- AES-GCM under one fixed key ---- */
+
+struct mend_gcm_key {
+	gcry_cipher_hd_t h; /* keyed once; every use sets its IV, which restarts GCM */
+};
+
+int mend_gcm_key_new(mend_gcm_key **out, const uint8_t *key, size_t key_len)
+{
+	mend_gcm_key *k = NULL;
+	int ret = MEND_ERR_INVALID_ARG;
+
+	if (!key || key_index(key_len) < 0)
+		goto out;
+	ret = mend_crypto_global_init();
+	if (ret)
+		goto out;
+	k = calloc(1, sizeof(*k));
+	ret = k ? MEND_OK : MEND_ERR_NOMEM;
+	if (k && gcry_cipher_open(&k->h, gcry_aes[key_index(key_len)], GCRY_CIPHER_MODE_GCM, 0)) {
+		ret = MEND_ERR_CRYPTO;
+		k->h = NULL;
+	}
+	if (!ret && gcry_cipher_setkey(k->h, key, key_len))
+		ret = MEND_ERR_CRYPTO;
+	if (ret) {
+		mend_gcm_key_free(k);
+		k = NULL;
+	}
+	*out = k;
+out:
+	return ret;
+}
+
+void mend_gcm_key_free(mend_gcm_key *k)
+{
+	if (k) {
+		if (k->h)
+			gcry_cipher_close(k->h); /* gcrypt wipes the key schedule */
+		free(k);
+	}
+}
+
+int mend_gcm_key_encrypt(mend_gcm_key *k, const uint8_t *iv, size_t iv_len, const uint8_t *aad,
+                         size_t aad_len, const uint8_t *in, size_t len, uint8_t *out,
+                         uint8_t tag[MEND_GCM_TAG_LEN])
+{
+	if (!k || !iv || iv_len < 12 || (!aad && aad_len) || (len && (!in || !out)) || !tag)
+		return MEND_ERR_INVALID_ARG;
+	return gcm_seal_with(k->h, iv, iv_len, aad, aad_len, in, len, out, tag);
+}
+
+int mend_gcm_key_decrypt(mend_gcm_key *k, const uint8_t *iv, size_t iv_len, const uint8_t *aad,
+                         size_t aad_len, const uint8_t *in, size_t len, const uint8_t *tag,
+                         size_t tag_len, uint8_t *out)
+{
+	if (!k || !iv || iv_len < 12 || (!aad && aad_len) || (len && (!in || !out)) || !tag ||
+	    tag_len < 12 || tag_len > MEND_GCM_TAG_LEN)
+		return MEND_ERR_INVALID_ARG;
+	return gcm_open_with(k->h, iv, iv_len, aad, aad_len, in, len, tag, tag_len, out);
 }
 
 /* ---- HMAC-SHA256 and HKDF ---- */

@@ -48,6 +48,21 @@ int mend_aes_gcm_decrypt(mend_crypto *c, const uint8_t *key, size_t key_len, con
                          size_t iv_len, const uint8_t *aad, size_t aad_len, const uint8_t *in,
                          size_t len, const uint8_t *tag, size_t tag_len, uint8_t *out);
 
+/*
+ * AES-GCM under one key that stays for the object's life (the store's sealing): keyed
+ * once, so a use costs the IV, the AAD and the data, not the key schedule. Arguments
+ * and errors as above. Not shared between threads. Free with mend_gcm_key_free().
+ */
+typedef struct mend_gcm_key mend_gcm_key;
+int mend_gcm_key_new(mend_gcm_key **out, const uint8_t *key, size_t key_len);
+void mend_gcm_key_free(mend_gcm_key *k);
+int mend_gcm_key_encrypt(mend_gcm_key *k, const uint8_t *iv, size_t iv_len, const uint8_t *aad,
+                         size_t aad_len, const uint8_t *in, size_t len, uint8_t *out,
+                         uint8_t tag[MEND_GCM_TAG_LEN]);
+int mend_gcm_key_decrypt(mend_gcm_key *k, const uint8_t *iv, size_t iv_len, const uint8_t *aad,
+                         size_t aad_len, const uint8_t *in, size_t len, const uint8_t *tag,
+                         size_t tag_len, uint8_t *out);
+
 /* HMAC-SHA-256 of data under key into out[32]. */
 int mend_hmac_sha256(mend_crypto *c, const uint8_t *key, size_t key_len, const uint8_t *data,
                      size_t len, uint8_t out[32]);

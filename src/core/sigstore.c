@@ -1,8 +1,9 @@
 /*
  * sigstore.c - the libsignal store callbacks on top of the sealed store:
  * sessions, one-time and signed prekeys, our identity and the identity keys
- * of peer devices. Nothing is cached in memory: sessions load on demand, so
- * start-up does not grow with their number (DESIGN §5).
+ * of peer devices. Sessions load on demand, so start-up does not grow with
+ * their number (DESIGN §5); once loaded or written they stay in a cache
+ * (dropped when another process commits or a transaction rolls back).
  *
  * The callbacks run inside the transaction the caller (message.c) opened, so
  * that every state change of one encrypt or decrypt commits at once (§4).
@@ -47,9 +48,59 @@ static int version(const mend_account *acc)
 	return acc->ratchet_version == MEND_VERSION_2 ? MEND_VERSION_2 : MEND_VERSION_LEGACY;
 }
 
-static char *cache_key(const mend_account *acc, const signal_protocol_address *a)
+/*
+ * A cached session: its address (the key), the store row it lives in (so that a write
+ * goes straight to it) and the plain record. The hash table's key points into the entry.
+ */
+typedef struct sess_key {
+	const char *name;
+	size_t name_len;
+	int32_t device;
+	int version;
+} sess_key;
+
+typedef struct sess_entry {
+	sess_key key;
+	int64_t row;
+	uint8_t *rec;
+	size_t len;
+	char name[]; /* key.name: the JID, NUL-terminated */
+} sess_entry;
+
+static guint key_hash(gconstpointer p)
 {
-	return g_strdup_printf("%d:%d/%.*s", version(acc), a->device_id, (int)a->name_len, a->name);
+	const sess_key *k = p;
+	guint h = 5381u * 33u + (guint)k->device * 31u + (guint)k->version;
+	size_t i;
+
+	for (i = 0; i < k->name_len; i++)
+		h = h * 33u + (guchar)k->name[i];
+	return h;
+}
+
+static gboolean key_equal(gconstpointer a, gconstpointer b)
+{
+	const sess_key *x = a, *y = b;
+
+	return x->device == y->device && x->version == y->version && x->name_len == y->name_len &&
+	       memcmp(x->name, y->name, x->name_len) == 0;
+}
+
+static void entry_free(gpointer p)
+{
+	sess_entry *e = p;
+
+	if (e->rec)
+		memset(e->rec, 0, e->len);
+	g_free(e->rec);
+	g_free(e);
+}
+
+static sess_key lookup_key(const mend_account *acc, const signal_protocol_address *a)
+{
+	sess_key k = {a->name, a->name_len, a->device_id, version(acc)};
+
+	return k;
 }
 
 void mend_sigstore_check_cache(mend_account *acc)
@@ -57,45 +108,74 @@ void mend_sigstore_check_cache(mend_account *acc)
 	uint64_t state = mend_store_state(acc->store);
 
 	if (!acc->sessions)
-		acc->sessions = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-		                                      (GDestroyNotify)g_bytes_unref);
+		acc->sessions = g_hash_table_new_full(key_hash, key_equal, NULL, entry_free);
 	else if (state != acc->sessions_state)
 		g_hash_table_remove_all(acc->sessions);
 	acc->sessions_state = state;
 }
 
-static void cache_put(mend_account *acc, const signal_protocol_address *a, const uint8_t *rec,
-                      size_t len)
+static sess_entry *cache_get(mend_account *acc, const signal_protocol_address *a)
 {
-	if (acc->sessions)
-		g_hash_table_replace(acc->sessions, cache_key(acc, a), g_bytes_new(rec, len));
+	sess_key k = lookup_key(acc, a);
+
+	return acc->sessions ? g_hash_table_lookup(acc->sessions, &k) : NULL;
+}
+
+/* Keeps a copy of `rec` in e (the old record is wiped). */
+static void entry_set(sess_entry *e, const uint8_t *rec, size_t len)
+{
+	if (e->len != len) {
+		if (e->rec)
+			memset(e->rec, 0, e->len);
+		g_free(e->rec);
+		e->rec = g_malloc(len ? len : 1);
+		e->len = len;
+	}
+	memcpy(e->rec, rec, len);
+}
+
+/* A new cache entry for a, at store row `row`, holding rec (when the cache is on). */
+static void cache_add(mend_account *acc, const signal_protocol_address *a, int64_t row,
+                      const uint8_t *rec, size_t len)
+{
+	sess_entry *e;
+
+	if (!acc->sessions)
+		return;
+	e = g_malloc0(sizeof(*e) + a->name_len + 1);
+	memcpy(e->name, a->name, a->name_len);
+	e->key = lookup_key(acc, a);
+	e->key.name = e->name;
+	e->row = row;
+	entry_set(e, rec, len);
+	g_hash_table_replace(acc->sessions, &e->key, e);
 }
 
 static int load_session(signal_buffer **record, signal_buffer **user_record,
                         const signal_protocol_address *address, void *ud)
 {
 	mend_account *acc = ud;
-	char *key = cache_key(acc, address), *jid;
-	GBytes *hit = acc->sessions ? g_hash_table_lookup(acc->sessions, key) : NULL;
+	sess_entry *hit = cache_get(acc, address);
 	uint8_t *data = NULL;
 	size_t len = 0;
+	int64_t row = 0;
+	char *jid;
 	int r;
 
 	*user_record = NULL;
-	g_free(key);
 	if (hit) {
-		*record = signal_buffer_create(g_bytes_get_data(hit, &len), g_bytes_get_size(hit));
+		*record = signal_buffer_create(hit->rec, hit->len);
 		return *record ? 1 : fail(acc, MEND_ERR_NOMEM);
 	}
 	jid = addr_name(address);
-	r = mend_store_session_get_v(acc->store, jid, (uint32_t)address->device_id, version(acc),
-	                             &data, &len);
+	r = mend_store_session_get_row(acc->store, jid, (uint32_t)address->device_id, version(acc),
+	                               &data, &len, &row);
 	g_free(jid);
 	if (r == MEND_ERR_NOT_FOUND)
 		return 0;
 	if (r < 0)
 		return fail(acc, r);
-	cache_put(acc, address, data, len);
+	cache_add(acc, address, row, data, len);
 	return to_signal_buffer(acc, data, len, record);
 }
 
@@ -123,19 +203,27 @@ static int get_sub_device_sessions(signal_int_list **sessions, const char *name,
 	return (int)n;
 }
 
+/* One write per change, straight to the session's row when the cache knows it (§4). */
 static int store_session(const signal_protocol_address *address, uint8_t *record, size_t record_len,
                          uint8_t *user_record, size_t user_record_len, void *ud)
 {
 	mend_account *acc = ud;
+	sess_entry *e = cache_get(acc, address);
+	int64_t row = e ? e->row : 0;
 	char *jid = addr_name(address);
 	int r;
 
-	r = mend_store_session_put_v(acc->store, jid, (uint32_t)address->device_id, version(acc),
-	                             record, record_len);
+	r = mend_store_session_put_row(acc->store, jid, (uint32_t)address->device_id, version(acc),
+	                               record, record_len, &row);
 	g_free(jid);
 	if (r < 0)
 		return fail(acc, r);
-	cache_put(acc, address, record, record_len);
+	if (e) {
+		e->row = row;
+		entry_set(e, record, record_len);
+	} else {
+		cache_add(acc, address, row, record, record_len);
+	}
 	return 0;
 }
 

@@ -30,6 +30,7 @@
 #define SEAL_NONCE_LEN 12
 #define SEAL_CT_OFF    (1 + SEAL_NONCE_LEN)
 #define SEAL_OVERHEAD  (SEAL_CT_OFF + MEND_GCM_TAG_LEN)
+#define NONCE_POOL     32 /* seal nonces drawn at once */
 /* "<table>|" + a bare JID (RFC 7622: at most 2047 bytes) + "/<device>" */
 #define AAD_MAX         2304
 #define BUSY_TIMEOUT_MS 5000
@@ -77,6 +78,7 @@ enum stmt {
 	ST_SEEN,
 	ST_MARK,
 	ST_DATA_VERSION,
+	ST_SESS_UPDATE_ROW,
 	ST_COUNT
 };
 
@@ -107,7 +109,8 @@ static const char *const stmt_sql[ST_COUNT] = {
                    " ON CONFLICT (id) DO UPDATE SET record = excluded.record",
     [ST_SPK_DEL] = "DELETE FROM signed_prekeys WHERE id = ?1",
     [ST_SPK_LATEST] = "SELECT max(id) FROM signed_prekeys",
-    [ST_SESS_GET] = "SELECT record FROM sessions WHERE jid = ?1 AND device = ?2 AND version = ?4",
+    [ST_SESS_GET] = "SELECT record, rowid FROM sessions"
+                    " WHERE jid = ?1 AND device = ?2 AND version = ?4",
     [ST_SESS_PUT] = "INSERT INTO sessions (jid, device, record, version) VALUES (?1, ?2, ?3, ?4)"
                     " ON CONFLICT (jid, device, version) DO UPDATE SET record = excluded.record",
     [ST_SESS_EXISTS] = "SELECT 1 FROM sessions WHERE jid = ?1 AND device = ?2 AND version = ?4",
@@ -132,6 +135,9 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_SEEN] = "SELECT 1 FROM seen_stanzas WHERE \"by\" = ?1 AND id = ?2",
     [ST_MARK] = "INSERT OR IGNORE INTO seen_stanzas (\"by\", id, seen_at) VALUES (?1, ?2, ?3)",
     [ST_DATA_VERSION] = "PRAGMA data_version",
+    /* a session's row by its id (no index lookup); the key columns guard a stale id */
+    [ST_SESS_UPDATE_ROW] = "UPDATE sessions SET record = ?3"
+                           " WHERE rowid = ?5 AND jid = ?1 AND device = ?2 AND version = ?4",
 };
 
 /* Version 0 -> 1: every table. Sealed columns are BLOBs. */
@@ -258,11 +264,16 @@ static const char *const migrations[MEND_STORE_SCHEMA_VERSION] = {
 
 struct mend_store {
 	sqlite3 *db;
-	mend_crypto *c; /* borrowed */
-	uint8_t key[MEND_STORE_KEY_LEN];
-	int depth;      /* transaction nesting */
-	int batch;      /* 1: the outermost transaction is a batch (mend_store_batch_begin) */
-	int batch_nest; /* 1: the batch's own work runs: begins nest inside the batch */
+	mend_crypto *c;    /* borrowed */
+	mend_gcm_key *gcm; /* AES-256-GCM keyed once with the store key: every seal and unseal */
+	/* nonces drawn ahead from libgcrypt's nonce generator, SEAL_NONCE_LEN at a time; each
+	 * seals once. A store is never used across fork(): SQLite forbids that already. */
+	uint8_t nonces[NONCE_POOL * SEAL_NONCE_LEN];
+	size_t nonce_next;   /* offset of the next unused nonce (sizeof(nonces): none left) */
+	GByteArray *scratch; /* put_sealed's sealed value, bound SQLITE_STATIC until reset */
+	int depth;           /* transaction nesting */
+	int batch;           /* 1: the outermost transaction is a batch (mend_store_batch_begin) */
+	int batch_nest;      /* 1: the batch's own work runs: begins nest inside the batch */
 	mend_store_batch_cb batch_done;
 	void *batch_data;
 	uint64_t rollbacks; /* how many rollbacks happened: caches above the store check it */
@@ -378,14 +389,63 @@ static int aad_fmt(char aad[AAD_MAX], const char *fmt, ...)
 	return n < 0 || n >= AAD_MAX ? MEND_ERR_INVALID_ARG : 0;
 }
 
+/* "<table>|<jid>/<device>", written by hand: it is built for every session read and write. */
 static int aad_jid(char aad[AAD_MAX], const char *table, const char *jid, uint32_t device)
 {
+	char digits[10];
+	size_t t, j, n = 0;
+
 	if (!jid)
 		return MEND_ERR_INVALID_ARG;
-	return aad_fmt(aad, "%s|%s/%" G_GUINT32_FORMAT, table, jid, device);
+	t = strlen(table);
+	j = strlen(jid);
+	do
+		digits[n++] = (char)('0' + device % 10);
+	while ((device /= 10) && n < sizeof(digits));
+	if (t + j + n + 3 > AAD_MAX)
+		return MEND_ERR_INVALID_ARG;
+	memcpy(aad, table, t);
+	aad[t++] = '|';
+	memcpy(aad + t, jid, j);
+	t += j;
+	aad[t++] = '/';
+	while (n)
+		aad[t++] = digits[--n];
+	aad[t] = '\0';
+	return 0;
 }
 
-/* Seals `in` into a new buffer: 0x01 || nonce || ciphertext || tag. */
+/* The next seal's nonce, unique: never handed out twice (DESIGN §4). */
+static int next_nonce(mend_store *s, uint8_t nonce[SEAL_NONCE_LEN])
+{
+	int rc = MEND_OK;
+
+	if (s->nonce_next >= sizeof(s->nonces)) {
+		rc = mend_nonce(s->nonces, sizeof(s->nonces));
+		s->nonce_next = 0;
+	}
+	if (!rc) {
+		memcpy(nonce, s->nonces + s->nonce_next, SEAL_NONCE_LEN);
+		s->nonce_next += SEAL_NONCE_LEN;
+	}
+	return rc;
+}
+
+/* Seals `in` into buf[len + SEAL_OVERHEAD]: 0x01 || nonce || ciphertext || tag. */
+static int seal_into(mend_store *s, const char *aad, const uint8_t *in, size_t len, uint8_t *buf)
+{
+	int rc;
+
+	buf[0] = SEAL_VERSION;
+	rc = next_nonce(s, buf + 1);
+	if (!rc)
+		rc = mend_gcm_key_encrypt(s->gcm, buf + 1, SEAL_NONCE_LEN, (const uint8_t *)aad,
+		                          strlen(aad), in, len, buf + SEAL_CT_OFF,
+		                          buf + SEAL_CT_OFF + len);
+	return rc;
+}
+
+/* Seals `in` into a new buffer. */
 static int seal(mend_store *s, const char *aad, const uint8_t *in, size_t len, uint8_t **out,
                 size_t *out_len)
 {
@@ -395,13 +455,7 @@ static int seal(mend_store *s, const char *aad, const uint8_t *in, size_t len, u
 	if (len > (size_t)INT_MAX - SEAL_OVERHEAD)
 		goto out;
 	buf = g_malloc(len + SEAL_OVERHEAD);
-	buf[0] = SEAL_VERSION;
-	rc = mend_nonce(buf + 1, SEAL_NONCE_LEN);
-	if (rc)
-		goto out;
-	rc = mend_aes_gcm_encrypt(s->c, s->key, MEND_STORE_KEY_LEN, buf + 1, SEAL_NONCE_LEN,
-	                          (const uint8_t *)aad, strlen(aad), in, len, buf + SEAL_CT_OFF,
-	                          buf + SEAL_CT_OFF + len);
+	rc = seal_into(s, aad, in, len, buf);
 	if (rc)
 		goto out;
 	*out = buf;
@@ -424,9 +478,8 @@ static int unseal(mend_store *s, const char *aad, const uint8_t *in, size_t len,
 		goto out;
 	n = len - SEAL_OVERHEAD;
 	buf = g_malloc(n ? n : 1);
-	rc = mend_aes_gcm_decrypt(s->c, s->key, MEND_STORE_KEY_LEN, in + 1, SEAL_NONCE_LEN,
-	                          (const uint8_t *)aad, strlen(aad), in + SEAL_CT_OFF, n,
-	                          in + SEAL_CT_OFF + n, MEND_GCM_TAG_LEN, buf);
+	rc = mend_gcm_key_decrypt(s->gcm, in + 1, SEAL_NONCE_LEN, (const uint8_t *)aad, strlen(aad),
+	                          in + SEAL_CT_OFF, n, in + SEAL_CT_OFF + n, MEND_GCM_TAG_LEN, buf);
 	if (rc == MEND_ERR_PAYLOAD_AUTH)
 		rc = MEND_ERR_STORE_CORRUPT;
 	if (rc)
@@ -464,18 +517,23 @@ static int get_sealed(mend_store *s, sqlite3_stmt *st, int col, const char *aad,
 	return rc;
 }
 
-/* Seals `data` under aad into parameter `idx` of `st` and steps it. */
+/*
+ * Seals `data` under aad into parameter `idx` of `st` and steps it. The sealed value
+ * lives in the store's scratch buffer, bound without a copy: the caller resets `st`
+ * before the next seal (every put does, right after this).
+ */
 static int put_sealed(mend_store *s, sqlite3_stmt *st, int idx, const char *aad,
                       const uint8_t *data, size_t len)
 {
-	uint8_t *sealed;
-	size_t n;
-	int rc = seal(s, aad, data, len, &sealed, &n);
+	int rc = MEND_ERR_TOO_LARGE;
 
-	if (rc)
+	if (len > (size_t)INT_MAX - SEAL_OVERHEAD)
 		goto out;
-	/* SQLite calls g_free on `sealed`, even when the bind fails. */
-	rc = bind_rc(sqlite3_bind_blob(st, idx, sealed, (int)n, g_free));
+	g_byte_array_set_size(s->scratch, (guint)(len + SEAL_OVERHEAD));
+	rc = seal_into(s, aad, data, len, s->scratch->data);
+	if (!rc)
+		rc = bind_rc(sqlite3_bind_blob(st, idx, s->scratch->data,
+		                               (int)(len + SEAL_OVERHEAD), SQLITE_STATIC));
 	if (!rc)
 		rc = step_done(st);
 out:
@@ -705,9 +763,12 @@ int mend_store_open(mend_store **out, const char *path, const uint8_t key[MEND_S
 		goto out;
 	s = g_new0(mend_store, 1);
 	s->c = c;
-	memcpy(s->key, key, MEND_STORE_KEY_LEN);
+	s->nonce_next = sizeof(s->nonces);
+	s->scratch = g_byte_array_new();
 	kill_hook_init(s);
-	rc = create_file(path, &file_made);
+	rc = mend_gcm_key_new(&s->gcm, key, MEND_STORE_KEY_LEN);
+	if (!rc)
+		rc = create_file(path, &file_made);
 	if (!rc)
 		rc = db_open(s, path);
 	if (!rc)
@@ -739,7 +800,8 @@ void mend_store_close(mend_store *s)
 	if (s->cached)
 		g_hash_table_destroy(s->cached);
 	sqlite3_close(s->db);
-	explicit_bzero(s->key, sizeof(s->key));
+	mend_gcm_key_free(s->gcm);
+	g_byte_array_unref(s->scratch);
 	g_free(s->kill_at);
 	g_free(s);
 }
@@ -1163,8 +1225,8 @@ static int bind_session(sqlite3_stmt *st, const char *jid, uint32_t device, int 
 	return rc;
 }
 
-int mend_store_session_get_v(mend_store *s, const char *jid, uint32_t device, int version,
-                             uint8_t **rec, size_t *len)
+int mend_store_session_get_row(mend_store *s, const char *jid, uint32_t device, int version,
+                               uint8_t **rec, size_t *len, int64_t *row)
 {
 	sqlite3_stmt *st = s->st[ST_SESS_GET];
 	char aad[AAD_MAX];
@@ -1174,23 +1236,73 @@ int mend_store_session_get_v(mend_store *s, const char *jid, uint32_t device, in
 		rc = bind_session(st, jid, device, version);
 	if (!rc)
 		rc = get_sealed(s, st, 0, aad, rec, len);
+	if (!rc && row)
+		*row = sqlite3_column_int64(st, 1);
 	st_reset(st);
+	return rc;
+}
+
+int mend_store_session_get_v(mend_store *s, const char *jid, uint32_t device, int version,
+                             uint8_t **rec, size_t *len)
+{
+	return mend_store_session_get_row(s, jid, device, version, rec, len, NULL);
+}
+
+/* The row id of a session, after it was written. */
+static int session_row(mend_store *s, const char *jid, uint32_t device, int version, int64_t *row)
+{
+	sqlite3_stmt *st = s->st[ST_SESS_GET];
+	int rc = bind_session(st, jid, device, version);
+
+	if (!rc)
+		rc = sqlite3_step(st) == SQLITE_ROW ? 0 : MEND_ERR_STORE;
+	if (!rc)
+		*row = sqlite3_column_int64(st, 1);
+	st_reset(st);
+	return rc;
+}
+
+/* Writes over row `row` if it still is this session's: 1 done, 0 not (then upsert), <0. */
+static int session_update_row(mend_store *s, const char *aad, const char *jid, uint32_t device,
+                              int version, const uint8_t *rec, size_t len, int64_t row)
+{
+	sqlite3_stmt *st = s->st[ST_SESS_UPDATE_ROW];
+	int rc = bind_session(st, jid, device, version);
+
+	if (!rc)
+		rc = bind_rc(sqlite3_bind_int64(st, 5, row));
+	if (!rc)
+		rc = put_sealed(s, st, 3, aad, rec, len);
+	st_reset(st);
+	return rc < 0 ? rc : sqlite3_changes(s->db) > 0;
+}
+
+int mend_store_session_put_row(mend_store *s, const char *jid, uint32_t device, int version,
+                               const uint8_t *rec, size_t len, int64_t *row)
+{
+	sqlite3_stmt *st = s->st[ST_SESS_PUT];
+	char aad[AAD_MAX];
+	int rc = aad_jid(aad, session_table(version), jid, device);
+
+	if (!rc && row && *row > 0) {
+		rc = session_update_row(s, aad, jid, device, version, rec, len, *row);
+		if (rc)
+			return rc < 0 ? rc : 0;
+	}
+	if (!rc)
+		rc = bind_session(st, jid, device, version);
+	if (!rc)
+		rc = put_sealed(s, st, 3, aad, rec, len);
+	st_reset(st);
+	if (!rc && row)
+		rc = session_row(s, jid, device, version, row);
 	return rc;
 }
 
 int mend_store_session_put_v(mend_store *s, const char *jid, uint32_t device, int version,
                              const uint8_t *rec, size_t len)
 {
-	sqlite3_stmt *st = s->st[ST_SESS_PUT];
-	char aad[AAD_MAX];
-	int rc = aad_jid(aad, session_table(version), jid, device);
-
-	if (!rc)
-		rc = bind_session(st, jid, device, version);
-	if (!rc)
-		rc = put_sealed(s, st, 3, aad, rec, len);
-	st_reset(st);
-	return rc;
+	return mend_store_session_put_row(s, jid, device, version, rec, len, NULL);
 }
 
 /* Runs a statement over (jid, device, version); `exists` for a 1/0 answer. */

@@ -128,6 +128,15 @@ int mend_store_session_get_v(mend_store *s, const char *jid, uint32_t device, in
                              uint8_t **rec, size_t *len);
 int mend_store_session_put_v(mend_store *s, const char *jid, uint32_t device, int version,
                              const uint8_t *rec, size_t len);
+/*
+ * The same with the session's row id, for a cache above the store: get sets *row; put
+ * writes over row *row when it is still this session's (no index lookup), else as
+ * put_v does, and sets *row to where the record now is (*row <= 0: not known yet).
+ */
+int mend_store_session_get_row(mend_store *s, const char *jid, uint32_t device, int version,
+                               uint8_t **rec, size_t *len, int64_t *row);
+int mend_store_session_put_row(mend_store *s, const char *jid, uint32_t device, int version,
+                               const uint8_t *rec, size_t len, int64_t *row);
 int mend_store_session_exists_v(mend_store *s, const char *jid, uint32_t device, int version);
 int mend_store_session_delete_v(mend_store *s, const char *jid, uint32_t device, int version);
 int mend_store_session_devices_v(mend_store *s, const char *jid, int version, uint32_t **ids,
