@@ -137,9 +137,41 @@ int mend_omemo2_missing_version(mend_account *acc, const char *jid, uint32_t dev
 	return r < 0 ? r : 0;
 }
 
+/* The devices of jid with an OMEMO:2 session (sorted), fetched once per run of one JID. */
+typedef struct two_ids {
+	const char *jid; /* whose ids these are (borrowed from rs) */
+	uint32_t *ids;
+	size_t n;
+} two_ids;
+
+static int has_two_session(mend_account *acc, two_ids *t, const char *jid, uint32_t device)
+{
+	size_t lo = 0, hi;
+
+	if (!t->jid || !g_str_equal(t->jid, jid)) {
+		g_free(t->ids);
+		t->ids = NULL;
+		t->n = 0;
+		t->jid = jid;
+		/* an error reads as "none": that device stays legacy, as exists_v < 0 did */
+		mend_store_session_devices_v(acc->store, jid, MEND_VERSION_2, &t->ids, &t->n);
+	}
+	hi = t->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (t->ids[mid] < device)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < t->n && t->ids[lo] == device;
+}
+
 void mend_omemo2_split(mend_account *acc, const mend_recipient *rs, size_t n, GArray *legacy,
                        GArray *two)
 {
+	two_ids t = {0};
 	size_t i;
 
 	for (i = 0; i < n; i++) {
@@ -147,13 +179,12 @@ void mend_omemo2_split(mend_account *acc, const mend_recipient *rs, size_t n, GA
 
 		/* a repair's or heartbeat's device: the version we write to it in, if its session
 		 * is there */
-		if (!v &&
-		    mend_store_session_exists_v(acc->store, rs[i].jid, rs[i].device,
-		                                MEND_VERSION_2) == 1 &&
+		if (!v && has_two_session(acc, &t, rs[i].jid, rs[i].device) &&
 		    (mend_omemo2_version_for(acc, rs[i].jid, rs[i].device) == MEND_VERSION_2 ||
 		     mend_store_session_exists(acc->store, rs[i].jid, rs[i].device) != 1))
 			v = MEND_VERSION_2; /* or only an OMEMO:2 session: the device wrote OMEMO:2
 			                     */
 		g_array_append_val(v == MEND_VERSION_2 ? two : legacy, rs[i]);
 	}
+	g_free(t.ids);
 }

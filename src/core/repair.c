@@ -254,9 +254,13 @@ void mend_repair_received(mend_account *acc, const char *jid, uint32_t device, i
 
 void mend_repair_sent(mend_account *acc, const char *jid, uint32_t device)
 {
-	char *key = dev_key(jid, device);
+	GHashTable *received = state(acc)->received;
+	char *key;
 
-	g_hash_table_remove(state(acc)->received, key);
+	if (!g_hash_table_size(received)) /* the usual case: once per device of every send */
+		return;
+	key = dev_key(jid, device);
+	g_hash_table_remove(received, key);
 	g_free(key);
 }
 
