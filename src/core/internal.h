@@ -41,7 +41,7 @@ struct mend_account {
 	struct mend_announce *announce; /* events waiting for a sender's device list (announce.c) */
 	/* devices skipped by the last encrypt (not trusted): "jid device" strings */
 	GPtrArray *skipped;
-	GHashTable *sessions; /* write-through cache of session records (sigstore.c) */
+	GHashTable *sessions;    /* write-through cache of session records (sigstore.c) */
 	uint64_t sessions_state; /* mend_store_state() the cache is valid for */
 	int store_err;           /* the store failure behind a libsignal error, or 0 */
 	/* the archive query under way, if any (archive.c) */
