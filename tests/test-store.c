@@ -768,40 +768,78 @@ static void test_stanzas(mend_store *s)
 	TAP_EQ(mend_store_stanza_seen(s, "carol@x", "id1"), 0, "ids are per 'by'");
 }
 
-/* A session's row id: a write goes straight to it, and a stale id never hits another row. */
-static void test_session_rows(mend_store *s)
+static void expect_session(mend_store *s, const char *jid, uint32_t device, const char *want,
+                           const char *what)
 {
-	const int v = MEND_VERSION_LEGACY;
-	int64_t row = 0, row_b = 0, got = 0, old;
 	uint8_t *rec = NULL;
 	size_t len = 0;
 
+	TAP_EQ(mend_store_session_get(s, jid, device, &rec, &len), 0, "%s: get", what);
+	TAP_OK(rec && bytes_eq(rec, len, want, strlen(want)), "%s: %s", what, want);
+	g_free(rec);
+}
+
+/*
+ * Where a session lives (mend_store_row): a write in a transaction goes in place into
+ * its row, and only while that row still holds the seal the cache saw: never into a row
+ * that changed, went to another session, or would need another size.
+ */
+static void test_session_rows(mend_store *s)
+{
+	const int v = MEND_VERSION_LEGACY;
+	mend_store_row row = {0}, got = {0}, seen;
+	uint8_t *rec = NULL;
+	size_t len = 0;
+	int changes;
+
 	TAP_EQ(mend_store_session_put_row(s, "rows@x", 1, v, (const uint8_t *)"a1", 2, &row), 0,
 	       "put_row: a new session");
-	TAP_OK(row > 0, "put_row: its row id");
-	TAP_EQ(mend_store_session_put_row(s, "rows@x", 1, v, (const uint8_t *)"a2", 2, &row), 0,
-	       "put_row: by its row id");
+	TAP_OK(row.id > 0, "put_row: its row id");
 	TAP_EQ(mend_store_session_get_row(s, "rows@x", 1, v, &rec, &len, &got), 0, "get_row");
-	TAP_OK(rec && bytes_eq(rec, len, "a2", 2) && got == row, "get_row: the record and row");
+	TAP_OK(rec && bytes_eq(rec, len, "a1", 2) && got.id == row.id &&
+	           memcmp(got.nonce, row.nonce, sizeof(row.nonce)) == 0,
+	       "get_row: the record, its row and its seal");
 	g_free(rec);
-	rec = NULL;
+	seen = row;
+	TAP_EQ(mend_store_begin(s), 0, "begin");
+	changes = sqlite3_total_changes(mend_store_db(s));
+	TAP_EQ(mend_store_session_put_row(s, "rows@x", 1, v, (const uint8_t *)"a2", 2, &row), 0,
+	       "put_row: in place");
+	TAP_EQ(sqlite3_total_changes(mend_store_db(s)), changes,
+	       "in place: blob I/O, no statement wrote");
+	TAP_OK(row.id == seen.id && memcmp(row.nonce, seen.nonce, sizeof(row.nonce)) != 0,
+	       "in place: same row, a new seal");
+	expect_session(s, "rows@x", 1, "a2", "in place, in the transaction");
+	mend_store_rollback(s);
+	expect_session(s, "rows@x", 1, "a1", "in place, rolled back");
+	/* the row changed behind the cache: its seal is not the one the cache saw */
+	row = seen;
+	TAP_EQ(mend_store_session_put(s, "rows@x", 1, (const uint8_t *)"a3", 2), 0, "put");
+	TAP_EQ(mend_store_begin(s), 0, "begin");
+	TAP_EQ(mend_store_session_put_row(s, "rows@x", 1, v, (const uint8_t *)"a4", 2, &row), 0,
+	       "put_row: with an old seal");
+	TAP_EQ(mend_store_commit(s), 0, "commit");
+	expect_session(s, "rows@x", 1, "a4", "old seal");
+	/* another size: not in place */
+	TAP_EQ(mend_store_begin(s), 0, "begin");
+	TAP_EQ(mend_store_session_put_row(s, "rows@x", 1, v, (const uint8_t *)"a5-longer", 9, &row),
+	       0, "put_row: another size");
+	TAP_EQ(mend_store_commit(s), 0, "commit");
+	expect_session(s, "rows@x", 1, "a5-longer", "another size");
 	/* the row goes; its id comes back for another session (SQLite reuses the highest) */
-	old = row;
+	seen = row;
 	TAP_EQ(mend_store_session_delete(s, "rows@x", 1), 0, "delete");
-	TAP_EQ(mend_store_session_put_row(s, "rows@x", 2, v, (const uint8_t *)"b1", 2, &row_b), 0,
-	       "put_row: another session");
-	TAP_EQ(row_b, old, "it has the deleted session's row id");
-	TAP_EQ(mend_store_session_put_row(s, "rows@x", 1, v, (const uint8_t *)"a3", 2, &row), 0,
-	       "put_row: the stale row id");
-	TAP_EQ(mend_store_session_get(s, "rows@x", 2, &rec, &len), 0, "the other session");
-	TAP_OK(rec && bytes_eq(rec, len, "b1", 2), "a stale row id did not overwrite it");
-	g_free(rec);
-	rec = NULL;
-	TAP_EQ(mend_store_session_get_row(s, "rows@x", 1, v, &rec, &len, &got), 0,
-	       "the session written again");
-	TAP_OK(rec && bytes_eq(rec, len, "a3", 2) && got == row && row != row_b,
-	       "under its new row id");
-	g_free(rec);
+	got.id = 0;
+	TAP_EQ(mend_store_session_put_row(s, "rows@x", 2, v, (const uint8_t *)"b1-longer", 9, &got),
+	       0, "put_row: another session");
+	TAP_EQ(got.id, seen.id, "it has the deleted session's row id");
+	TAP_EQ(mend_store_begin(s), 0, "begin");
+	TAP_EQ(mend_store_session_put_row(s, "rows@x", 1, v, (const uint8_t *)"a6-longer", 9, &row),
+	       0, "put_row: the stale row id");
+	TAP_EQ(mend_store_commit(s), 0, "commit");
+	expect_session(s, "rows@x", 2, "b1-longer", "the stale row id left the other session");
+	expect_session(s, "rows@x", 1, "a6-longer", "the session written again");
+	TAP_OK(row.id != seen.id, "under a new row id");
 }
 
 /* Every seal gets its own nonce, across refills of the store's nonce pool. */

@@ -61,7 +61,7 @@ typedef struct sess_key {
 
 typedef struct sess_entry {
 	sess_key key;
-	int64_t row;
+	mend_store_row row; /* where its sealed record is */
 	uint8_t *rec;
 	size_t len;
 	char name[]; /* key.name: the JID, NUL-terminated */
@@ -135,8 +135,8 @@ static void entry_set(sess_entry *e, const uint8_t *rec, size_t len)
 }
 
 /* A new cache entry for a, at store row `row`, holding rec (when the cache is on). */
-static void cache_add(mend_account *acc, const signal_protocol_address *a, int64_t row,
-                      const uint8_t *rec, size_t len)
+static void cache_add(mend_account *acc, const signal_protocol_address *a,
+                      const mend_store_row *row, const uint8_t *rec, size_t len)
 {
 	sess_entry *e;
 
@@ -146,7 +146,7 @@ static void cache_add(mend_account *acc, const signal_protocol_address *a, int64
 	memcpy(e->name, a->name, a->name_len);
 	e->key = lookup_key(acc, a);
 	e->key.name = e->name;
-	e->row = row;
+	e->row = *row;
 	entry_set(e, rec, len);
 	g_hash_table_replace(acc->sessions, &e->key, e);
 }
@@ -158,7 +158,7 @@ static int load_session(signal_buffer **record, signal_buffer **user_record,
 	sess_entry *hit = cache_get(acc, address);
 	uint8_t *data = NULL;
 	size_t len = 0;
-	int64_t row = 0;
+	mend_store_row row = {0};
 	char *jid;
 	int r;
 
@@ -175,7 +175,7 @@ static int load_session(signal_buffer **record, signal_buffer **user_record,
 		return 0;
 	if (r < 0)
 		return fail(acc, r);
-	cache_add(acc, address, row, data, len);
+	cache_add(acc, address, &row, data, len);
 	return to_signal_buffer(acc, data, len, record);
 }
 
@@ -203,26 +203,28 @@ static int get_sub_device_sessions(signal_int_list **sessions, const char *name,
 	return (int)n;
 }
 
-/* One write per change, straight to the session's row when the cache knows it (§4). */
+/* One write per change, in place in the session's row when the cache knows it (§4). */
 static int store_session(const signal_protocol_address *address, uint8_t *record, size_t record_len,
                          uint8_t *user_record, size_t user_record_len, void *ud)
 {
 	mend_account *acc = ud;
 	sess_entry *e = cache_get(acc, address);
-	int64_t row = e ? e->row : 0;
-	char *jid = addr_name(address);
+	mend_store_row row = {0};
+	char *own = e ? NULL : addr_name(address);
 	int r;
 
-	r = mend_store_session_put_row(acc->store, jid, (uint32_t)address->device_id, version(acc),
-	                               record, record_len, &row);
-	g_free(jid);
+	if (e)
+		row = e->row;
+	r = mend_store_session_put_row(acc->store, e ? e->name : own, (uint32_t)address->device_id,
+	                               version(acc), record, record_len, &row);
+	g_free(own);
 	if (r < 0)
 		return fail(acc, r);
 	if (e) {
 		e->row = row;
 		entry_set(e, record, record_len);
 	} else {
-		cache_add(acc, address, row, record, record_len);
+		cache_add(acc, address, &row, record, record_len);
 	}
 	return 0;
 }

@@ -27,7 +27,7 @@
 #include "store.h"
 
 #define SEAL_VERSION   0x01
-#define SEAL_NONCE_LEN 12
+#define SEAL_NONCE_LEN MEND_STORE_NONCE_LEN
 #define SEAL_CT_OFF    (1 + SEAL_NONCE_LEN)
 #define SEAL_OVERHEAD  (SEAL_CT_OFF + MEND_GCM_TAG_LEN)
 #define NONCE_POOL     32 /* seal nonces drawn at once */
@@ -78,7 +78,6 @@ enum stmt {
 	ST_SEEN,
 	ST_MARK,
 	ST_DATA_VERSION,
-	ST_SESS_UPDATE_ROW,
 	ST_COUNT
 };
 
@@ -135,9 +134,6 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_SEEN] = "SELECT 1 FROM seen_stanzas WHERE \"by\" = ?1 AND id = ?2",
     [ST_MARK] = "INSERT OR IGNORE INTO seen_stanzas (\"by\", id, seen_at) VALUES (?1, ?2, ?3)",
     [ST_DATA_VERSION] = "PRAGMA data_version",
-    /* a session's row by its id (no index lookup); the key columns guard a stale id */
-    [ST_SESS_UPDATE_ROW] = "UPDATE sessions SET record = ?3"
-                           " WHERE rowid = ?5 AND jid = ?1 AND device = ?2 AND version = ?4",
 };
 
 /* Version 0 -> 1: every table. Sealed columns are BLOBs. */
@@ -271,6 +267,7 @@ struct mend_store {
 	uint8_t nonces[NONCE_POOL * SEAL_NONCE_LEN];
 	size_t nonce_next;   /* offset of the next unused nonce (sizeof(nonces): none left) */
 	GByteArray *scratch; /* put_sealed's sealed value, bound SQLITE_STATIC until reset */
+	sqlite3_blob *blob;  /* a session record written in place; closed at every txn boundary */
 	int depth;           /* transaction nesting */
 	int batch;           /* 1: the outermost transaction is a batch (mend_store_batch_begin) */
 	int batch_nest;      /* 1: the batch's own work runs: begins nest inside the batch */
@@ -308,6 +305,13 @@ static int db_exec(mend_store *s, const char *sql)
 	int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
 
 	return rc == SQLITE_OK ? 0 : sql_err(rc);
+}
+
+static void blob_close(mend_store *s)
+{
+	if (s->blob)
+		sqlite3_blob_close(s->blob);
+	s->blob = NULL;
 }
 
 static void st_reset(sqlite3_stmt *st)
@@ -795,6 +799,7 @@ void mend_store_close(mend_store *s)
 
 	if (!s)
 		return;
+	blob_close(s);
 	for (i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(s->st[i]);
 	if (s->cached)
@@ -815,9 +820,13 @@ int mend_store_exists(const char *path)
 
 /* ---- transactions ----------------------------------------------------- */
 
+/* Runs a transaction statement; the blob handle never outlives a transaction level. */
 static int run(mend_store *s, enum stmt which)
 {
-	int rc = step_done(s->st[which]);
+	int rc;
+
+	blob_close(s);
+	rc = step_done(s->st[which]);
 
 	st_reset(s->st[which]);
 	return rc;
@@ -1225,8 +1234,20 @@ static int bind_session(sqlite3_stmt *st, const char *jid, uint32_t device, int 
 	return rc;
 }
 
+/* Notes where the value in column `col` of `st`'s row lives: the row id in column idcol. */
+static void note_row(sqlite3_stmt *st, int col, int idcol, mend_store_row *row)
+{
+	const uint8_t *blob = sqlite3_column_blob(st, col);
+
+	row->id = sqlite3_column_int64(st, idcol);
+	if (blob && sqlite3_column_bytes(st, col) >= SEAL_CT_OFF)
+		memcpy(row->nonce, blob + 1, SEAL_NONCE_LEN);
+	else
+		row->id = 0;
+}
+
 int mend_store_session_get_row(mend_store *s, const char *jid, uint32_t device, int version,
-                               uint8_t **rec, size_t *len, int64_t *row)
+                               uint8_t **rec, size_t *len, mend_store_row *row)
 {
 	sqlite3_stmt *st = s->st[ST_SESS_GET];
 	char aad[AAD_MAX];
@@ -1237,7 +1258,7 @@ int mend_store_session_get_row(mend_store *s, const char *jid, uint32_t device, 
 	if (!rc)
 		rc = get_sealed(s, st, 0, aad, rec, len);
 	if (!rc && row)
-		*row = sqlite3_column_int64(st, 1);
+		note_row(st, 0, 1, row);
 	st_reset(st);
 	return rc;
 }
@@ -1248,8 +1269,9 @@ int mend_store_session_get_v(mend_store *s, const char *jid, uint32_t device, in
 	return mend_store_session_get_row(s, jid, device, version, rec, len, NULL);
 }
 
-/* The row id of a session, after it was written. */
-static int session_row(mend_store *s, const char *jid, uint32_t device, int version, int64_t *row)
+/* Where a session was just written. */
+static int session_row(mend_store *s, const char *jid, uint32_t device, int version,
+                       mend_store_row *row)
 {
 	sqlite3_stmt *st = s->st[ST_SESS_GET];
 	int rc = bind_session(st, jid, device, version);
@@ -1257,35 +1279,61 @@ static int session_row(mend_store *s, const char *jid, uint32_t device, int vers
 	if (!rc)
 		rc = sqlite3_step(st) == SQLITE_ROW ? 0 : MEND_ERR_STORE;
 	if (!rc)
-		*row = sqlite3_column_int64(st, 1);
+		note_row(st, 0, 1, row);
 	st_reset(st);
 	return rc;
 }
 
-/* Writes over row `row` if it still is this session's: 1 done, 0 not (then upsert), <0. */
-static int session_update_row(mend_store *s, const char *aad, const char *jid, uint32_t device,
-                              int version, const uint8_t *rec, size_t len, int64_t row)
+/* Points the store's blob handle at the record of row `id` (opened once per transaction). */
+static int blob_at(mend_store *s, int64_t id)
 {
-	sqlite3_stmt *st = s->st[ST_SESS_UPDATE_ROW];
-	int rc = bind_session(st, jid, device, version);
+	int rc = s->blob ? sqlite3_blob_reopen(s->blob, id)
+	                 : sqlite3_blob_open(s->db, "main", "sessions", "record", id, 1, &s->blob);
 
+	if (rc != SQLITE_OK)
+		blob_close(s); /* after a failed open or reopen the handle is of no more use */
+	return rc;
+}
+
+/*
+ * Overwrites the sealed record of row->id in place when the row still holds the seal
+ * row->nonce names and the new seal has the same size: 1 done, 0 not (write otherwise),
+ * <0 on a failed write. Only inside a transaction: an open blob handle outside one would
+ * keep a write transaction open.
+ */
+static int session_write_in_place(mend_store *s, const char *aad, const uint8_t *rec, size_t len,
+                                  mend_store_row *row)
+{
+	size_t n = len + SEAL_OVERHEAD;
+	uint8_t was[SEAL_NONCE_LEN];
+	int rc;
+
+	if (s->depth == 0 || row->id <= 0 || len > (size_t)INT_MAX - SEAL_OVERHEAD)
+		return 0;
+	if (blob_at(s, row->id) != SQLITE_OK || sqlite3_blob_bytes(s->blob) != (int)n ||
+	    sqlite3_blob_read(s->blob, was, SEAL_NONCE_LEN, 1) != SQLITE_OK ||
+	    memcmp(was, row->nonce, SEAL_NONCE_LEN) != 0)
+		return 0;
+	g_byte_array_set_size(s->scratch, (guint)n);
+	rc = seal_into(s, aad, rec, len, s->scratch->data);
+	if (!rc && sqlite3_blob_write(s->blob, s->scratch->data, (int)n, 0) != SQLITE_OK) {
+		blob_close(s);
+		rc = MEND_ERR_STORE;
+	}
 	if (!rc)
-		rc = bind_rc(sqlite3_bind_int64(st, 5, row));
-	if (!rc)
-		rc = put_sealed(s, st, 3, aad, rec, len);
-	st_reset(st);
-	return rc < 0 ? rc : sqlite3_changes(s->db) > 0;
+		memcpy(row->nonce, s->scratch->data + 1, SEAL_NONCE_LEN);
+	return rc < 0 ? rc : 1;
 }
 
 int mend_store_session_put_row(mend_store *s, const char *jid, uint32_t device, int version,
-                               const uint8_t *rec, size_t len, int64_t *row)
+                               const uint8_t *rec, size_t len, mend_store_row *row)
 {
 	sqlite3_stmt *st = s->st[ST_SESS_PUT];
 	char aad[AAD_MAX];
 	int rc = aad_jid(aad, session_table(version), jid, device);
 
-	if (!rc && row && *row > 0) {
-		rc = session_update_row(s, aad, jid, device, version, rec, len, *row);
+	if (!rc && row && (version == MEND_VERSION_LEGACY || version == MEND_VERSION_2)) {
+		rc = session_write_in_place(s, aad, rec, len, row);
 		if (rc)
 			return rc < 0 ? rc : 0;
 	}

@@ -129,14 +129,22 @@ int mend_store_session_get_v(mend_store *s, const char *jid, uint32_t device, in
 int mend_store_session_put_v(mend_store *s, const char *jid, uint32_t device, int version,
                              const uint8_t *rec, size_t len);
 /*
- * The same with the session's row id, for a cache above the store: get sets *row; put
- * writes over row *row when it is still this session's (no index lookup), else as
- * put_v does, and sets *row to where the record now is (*row <= 0: not known yet).
+ * Where a session's sealed record lives, for a cache above the store: its row id and
+ * the nonce of its current seal (that nonce is unique, so a row that still holds it is
+ * this session's). get_row fills it; put_row uses it and updates it. Inside a
+ * transaction, a put whose row still holds that nonce and whose sealed size is unchanged
+ * overwrites the value in place (SQLite's incremental blob I/O: no statement, no record
+ * rebuilt); otherwise it writes as put_v does. An id <= 0 means not known yet.
  */
+#define MEND_STORE_NONCE_LEN 12
+typedef struct mend_store_row {
+	int64_t id;
+	uint8_t nonce[MEND_STORE_NONCE_LEN];
+} mend_store_row;
 int mend_store_session_get_row(mend_store *s, const char *jid, uint32_t device, int version,
-                               uint8_t **rec, size_t *len, int64_t *row);
+                               uint8_t **rec, size_t *len, mend_store_row *row);
 int mend_store_session_put_row(mend_store *s, const char *jid, uint32_t device, int version,
-                               const uint8_t *rec, size_t len, int64_t *row);
+                               const uint8_t *rec, size_t len, mend_store_row *row);
 int mend_store_session_exists_v(mend_store *s, const char *jid, uint32_t device, int version);
 int mend_store_session_delete_v(mend_store *s, const char *jid, uint32_t device, int version);
 int mend_store_session_devices_v(mend_store *s, const char *jid, int version, uint32_t **ids,
