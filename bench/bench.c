@@ -985,7 +985,10 @@ typedef struct prim {
 	size_t *lens;
 	size_t n_recs;
 	uint8_t key[32], nonce[12], *out, tag[MEND_GCM_TAG_LEN];
-	mend_encrypted enc; /* a header for n_recs devices, with real ratchet messages */
+	uint8_t nonces[32 * 12]; /* what the store draws at once */
+	mend_store_row *rows; /* where the aliases' sessions are, as the session cache keeps it */
+	mend_gcm_key *gcm;    /* keyed once, as the store's */
+	mend_encrypted enc;   /* a header for n_recs devices, with real ratchet messages */
 } prim;
 
 typedef int (*prim_fn)(prim *p, unsigned i);
@@ -995,13 +998,29 @@ static int p_random(prim *p, unsigned i)
 	return mend_random(p->nonce, sizeof(p->nonce));
 }
 
-/* What the store's seal takes its nonce from (gcry_create_nonce). */
+/* What the store's seal takes its nonce from (gcry_create_nonce), one at a time. */
 static int p_nonce(prim *p, unsigned i)
 {
 	return mend_nonce(p->nonce, sizeof(p->nonce));
 }
 
+/* 32 nonces at once, as the store draws them (the row shows the time per nonce). */
+static int p_nonces(prim *p, unsigned i)
+{
+	return mend_nonce(p->nonces, sizeof(p->nonces));
+}
+
+/* The seal through a handle keyed once, as the store's (only the IV is set per record). */
 static int p_seal(prim *p, unsigned i)
+{
+	static const char aad[] = "sessions|peer00@" DOMAIN "/1000";
+
+	return mend_gcm_key_encrypt(p->gcm, p->nonce, sizeof(p->nonce), (const uint8_t *)aad,
+	                            strlen(aad), p->recs[0], p->lens[0], p->out, p->tag);
+}
+
+/* The same through the account's handle cache, which re-keys for every call. */
+static int p_seal_rekey(prim *p, unsigned i)
 {
 	static const char aad[] = "sessions|peer00@" DOMAIN "/1000";
 
@@ -1029,6 +1048,16 @@ static int p_put(prim *p, unsigned i)
 
 	return mend_store_session_put(p->w->sender.acc->store, rc->jid, rc->device,
 	                              p->recs[i % p->n_recs], p->lens[i % p->n_recs]);
+}
+
+/* As the session cache writes it: sealed in place into the row it knows (blob I/O). */
+static int p_put_row(prim *p, unsigned i)
+{
+	const mend_recipient *rc = &p->w->rs[i % p->n_recs];
+
+	return mend_store_session_put_row(p->w->sender.acc->store, rc->jid, rc->device,
+	                                  MEND_VERSION_LEGACY, p->recs[i % p->n_recs],
+	                                  p->lens[i % p->n_recs], &p->rows[i % p->n_recs]);
 }
 
 /* The <encrypted/> element built as libstrophe elements, then serialized. */
@@ -1149,10 +1178,14 @@ static int prim_load(prim *p, world *w, size_t n)
 	r = prim_header(p, w, n);
 	p->recs = g_new0(uint8_t *, n);
 	p->lens = g_new0(size_t, n);
+	p->rows = g_new0(mend_store_row, n);
 	for (i = 0; r == MEND_OK && i < n; i++, p->n_recs++)
-		r = mend_store_session_get(w->sender.acc->store, w->rs[i].jid, w->rs[i].device,
-		                           &p->recs[i], &p->lens[i]);
+		r = mend_store_session_get_row(w->sender.acc->store, w->rs[i].jid, w->rs[i].device,
+		                               MEND_VERSION_LEGACY, &p->recs[i], &p->lens[i],
+		                               &p->rows[i]);
 	p->out = g_malloc(p->lens[0] ? p->lens[0] : 1);
+	if (r == MEND_OK)
+		r = mend_gcm_key_new(&p->gcm, p->key, sizeof(p->key));
 	return r;
 }
 
@@ -1164,7 +1197,9 @@ static void prim_clear(prim *p)
 		g_free(p->recs[i]);
 	g_free(p->recs);
 	g_free(p->lens);
+	g_free(p->rows);
 	g_free(p->out);
+	mend_gcm_key_free(p->gcm);
 	mend_encrypted_clear(&p->enc);
 }
 
@@ -1179,7 +1214,7 @@ static void split_rows(const bench *b)
 
 	printf("  per device, from the N=100 row above (sessions answered):\n");
 	printf("    %-46s %7.2f us\n", "bare ratchet (sessions in memory)", s[V_BARE].med * 1e4);
-	printf("    %-46s %7.2f us\n", "+ mend store (load, unseal, seal, upsert)",
+	printf("    %-46s %7.2f us\n", "+ mend store (cache, seal, write the row)",
 	       (s[V_STORE].med - s[V_BARE].med) * 1e4);
 	printf("    %-46s %7.2f us\n", "+ payload, stanza, commit (share of 1/100)",
 	       (s[V_FULL].med - s[V_STORE].med) * 1e4);
@@ -1206,16 +1241,20 @@ static int bench_split(bench *b, world *w)
 		prim_fn fn;
 		int in_txn;
 		unsigned reps_div;
+		unsigned per; /* the call does this many: the row shows the time of one */
 	} rows[] = {
-	    {"mend_store_session_get (SELECT + unseal)", p_get, 1, 1},
-	    {"mend_store_session_put (seal + UPSERT)", p_put, 1, 1},
-	    {"  its nonce: mend_nonce(12), gcry_create_nonce", p_nonce, 0, 1},
-	    {"  mend_random(12), STRONG, for comparison", p_random, 0, 1},
-	    {"  AES-256-GCM seal of one record", p_seal, 0, 1},
-	    {"BEGIN IMMEDIATE + 1 put + COMMIT", p_txn, 0, 1},
-	    {"sqlite3_prepare_v2 + finalize (history INSERT)", p_prepare, 0, 1},
-	    {"stanza for 100 keys, libstrophe elements", p_stanza, 0, 20},
-	    {"  the same written as text (message.c)", p_stanza_text, 0, 20},
+	    {"mend_store_session_get (SELECT + unseal)", p_get, 1, 1, 1},
+	    {"mend_store_session_put (seal + UPSERT)", p_put, 1, 1, 1},
+	    {"  in place, as the cache writes (seal + blob)", p_put_row, 1, 1, 1},
+	    {"  its nonce: 1/32 of mend_nonce(384)", p_nonces, 0, 1, 32},
+	    {"  mend_nonce(12) alone (gcry_create_nonce)", p_nonce, 0, 1, 1},
+	    {"  mend_random(12), STRONG, for comparison", p_random, 0, 1, 1},
+	    {"  AES-256-GCM seal of one record (keyed once)", p_seal, 0, 1, 1},
+	    {"  the same, re-keying the handle every time", p_seal_rekey, 0, 1, 1},
+	    {"BEGIN IMMEDIATE + 1 put + COMMIT", p_txn, 0, 1, 1},
+	    {"sqlite3_prepare_v2 + finalize (history INSERT)", p_prepare, 0, 1, 1},
+	    {"stanza for 100 keys, libstrophe elements", p_stanza, 0, 20, 1},
+	    {"  the same written as text (message.c)", p_stanza_text, 0, 20, 1},
 	};
 	unsigned reps = b->quick ? 500 : 5000;
 	prim p = {0};
@@ -1232,6 +1271,8 @@ static int bench_split(bench *b, world *w)
 	       p.lens[0], reps, reps / 20);
 	for (i = 0; r == MEND_OK && i < G_N_ELEMENTS(rows); i++) {
 		r = time_calls(&p, rows[i].fn, rows[i].in_txn, reps / rows[i].reps_div, &s);
+		s.med /= rows[i].per;
+		s.min /= rows[i].per;
 		if (r == MEND_OK)
 			prim_row(rows[i].what, &s);
 	}
