@@ -209,7 +209,10 @@ def catch_up_asked_again_after_an_archive_error_without_new_traffic():
             Mend(srv, root, "bob", "phone").publish()
             with with_mend(srv, "alice") as p:
                 p.connect()
-                mend_ready(p)
+                dev = int(mend_ready(p).group(1))
+                # bob encrypts for the devices the server lists: quit only once it lists ours
+                wait_for(lambda: dev in (p.server_devicelist() or []), 20,
+                         "Profanity's device to be in alice's device list on the server")
                 p.quit()
                 archived_only(srv, root, "only in the archive")
                 open(flag, "w").close()
