@@ -747,7 +747,7 @@ int mend_account_devices_needing_bundle(mend_account *acc, const char *jid, uint
 
 	r = mend_account_devices(acc, jid, ids, n);
 	for (i = 0; r == MEND_OK && i < *n; i++) {
-		/* a version it publishes whose session we lack (both: a room gets legacy OMEMO) */
+		/* a version it publishes whose session we lack */
 		r = mend_omemo2_missing_version(acc, jid, (*ids)[i]);
 		if (r > 0)
 			(*ids)[j++] = (*ids)[i];

@@ -1083,16 +1083,9 @@ static unsigned count_keys2(mend_account *acc, const char *stanza, unsigned *n2)
 	return n + *n2;
 }
 
-static unsigned count_keys(mend_account *acc, const char *stanza)
+unsigned mend_engine_count_keys(mend_account *acc, const char *stanza, unsigned *n2)
 {
-	unsigned n2;
-
-	return count_keys2(acc, stanza, &n2);
-}
-
-unsigned mend_engine_count_keys(mend_account *acc, const char *stanza)
-{
-	return count_keys(acc, stanza);
+	return count_keys2(acc, stanza, n2);
 }
 
 /* The host did not take the stanza: the message stays queued, and the user knows. */
@@ -1591,6 +1584,8 @@ static int from_local(mend_account *acc, const inbound *in, const char *key)
 	if (!found)
 		return 0;
 	emit_item(acc, &it, 1, in);
+	/* its stanza of the other OMEMO version, next in the archive, is no news either */
+	mend_omemo2_twin_note(acc, it.from, msg_id_of(in->msg));
 	mend_history_clear(&it);
 	return 1;
 }
@@ -1641,7 +1636,7 @@ int process_encrypted(mend_account *acc, const inbound *in)
 	if (r == MEND_OK && !m.key_only)
 		emit_item(acc, &it, in->archived, in);
 	if (r == MEND_OK && !m.key_only && m.downgraded)
-		mend_omemo2_fell_back(acc, m.from, m.device);
+		mend_omemo2_fell_back(acc, m.from, m.device, in->room);
 	if (r == MEND_OK && !m.key_only && m.written)
 		mend_omemo2_check_time(acc, m.from, m.device, m.written, unix_of(in->timestamp));
 	if (r == MEND_OK)

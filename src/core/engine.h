@@ -91,8 +91,8 @@ void mend_engine_send_failed(mend_account *acc, const mend_pending *p, int err);
 void mend_engine_host_refused(mend_account *acc, const mend_pending *p);
 /* The sentence naming the devices the last encrypt skipped (g_free), or NULL. */
 char *mend_engine_skipped_text(mend_account *acc);
-/* How many devices an encrypted stanza of ours is for. */
-unsigned mend_engine_count_keys(mend_account *acc, const char *stanza);
+/* How many devices an encrypted stanza of ours is for (each of its stanzas; n2: in OMEMO:2). */
+unsigned mend_engine_count_keys(mend_account *acc, const char *stanza, unsigned *n2);
 /* Sends what waits for `jid` (a contact or a room) once nothing it needs is fetched. */
 void mend_engine_pump(mend_account *acc, const char *jid);
 

@@ -77,7 +77,7 @@ static int place_stale(mend_account *acc, const char *jid, GArray *rs, GArray *s
  * marked "!", the trusted ones that showed a new identity key).
  * Returns how many devices of jid were added, or <0.
  */
-static int add_recipients(mend_account *acc, const char *jid, GArray *rs, size_t *missing, int room)
+static int add_recipients(mend_account *acc, const char *jid, GArray *rs, size_t *missing)
 {
 	GArray *stale = g_array_new(FALSE, FALSE, sizeof(uint32_t));
 	uint32_t *ids = NULL;
@@ -86,9 +86,8 @@ static int add_recipients(mend_account *acc, const char *jid, GArray *rs, size_t
 
 	r = mend_account_devices(acc, jid, &ids, &n);
 	for (i = 0; r >= 0 && i < n; i++) {
-		/* the version it gets (omemo2_devices.c); rooms stay legacy OMEMO for now */
-		v = r = room ? mend_omemo2_room_version(acc, jid, ids[i])
-		             : mend_omemo2_version_for(acc, jid, ids[i]);
+		/* the version it gets (omemo2_devices.c), in a room as in a 1:1 chat */
+		v = r = mend_omemo2_version_for(acc, jid, ids[i]);
 		if (r == 0)
 			continue;
 		if (r > 0)
@@ -120,7 +119,7 @@ static int add_recipients(mend_account *acc, const char *jid, GArray *rs, size_t
 
 int mend_recipients_add(mend_account *acc, const char *jid, GArray *rs, size_t *missing)
 {
-	return add_recipients(acc, jid, rs, missing, 1);
+	return add_recipients(acc, jid, rs, missing);
 }
 
 void mend_recipients_reset(mend_account *acc)
@@ -139,10 +138,10 @@ static int collect_recipients(mend_account *acc, const char *to, GArray *rs)
 	mend_recipients_reset(acc);
 	size_t peer_skipped;
 
-	r = to_peer = add_recipients(acc, to, rs, &missing, 0);
+	r = to_peer = add_recipients(acc, to, rs, &missing);
 	peer_skipped = acc->skipped->len;
 	if (r >= 0 && !g_str_equal(to, acc->jid))
-		r = add_recipients(acc, acc->jid, rs, &missing, 0);
+		r = add_recipients(acc, acc->jid, rs, &missing);
 	if (r < 0)
 		return r;
 	if (missing)

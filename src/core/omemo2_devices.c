@@ -107,16 +107,6 @@ static int published_of(mend_account *acc, const char *jid, uint32_t device, uns
 	return r;
 }
 
-int mend_omemo2_room_version(mend_account *acc, const char *jid, uint32_t device)
-{
-	unsigned published = 0;
-	int broken2 = 0, r = published_of(acc, jid, device, &published, &broken2);
-
-	if (r < 0)
-		return r;
-	return (published & MEND_VERSION_BIT(MEND_VERSION_LEGACY)) ? MEND_VERSION_LEGACY : 0;
-}
-
 int mend_omemo2_missing_version(mend_account *acc, const char *jid, uint32_t device)
 {
 	unsigned published = 0;

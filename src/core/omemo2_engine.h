@@ -41,8 +41,6 @@ void mend_omemo2_subscribe(mend_account *acc, const char *jid);
 int mend_omemo2_list_event(mend_account *acc, xmpp_stanza_t *st, xmpp_stanza_t *items);
 
 /* --- omemo2_devices.c: the version of each device --- */
-/* In a room: legacy OMEMO when the device publishes it (OMEMO:2 rooms are not done), else 0. */
-int mend_omemo2_room_version(mend_account *acc, const char *jid, uint32_t device);
 /* A version the device publishes whose session we lack and whose bundle was not refused:
  * MEND_VERSION_2 first, then _LEGACY; 0 when none; <0 on a store error. */
 int mend_omemo2_missing_version(mend_account *acc, const char *jid, uint32_t device);
@@ -71,8 +69,9 @@ int mend_omemo2_is_encrypted(xmpp_stanza_t *st);
 unsigned mend_omemo2_count_keys(xmpp_stanza_t *enc);
 /* A legacy message from (jid, device) decrypted: 1 when the device wrote OMEMO:2 before. */
 int mend_omemo2_legacy_arrived(mend_account *acc, const char *jid, uint32_t device);
-/* Tells the user (a NOTICE in jid's chat) that the device fell back to legacy OMEMO. */
-void mend_omemo2_fell_back(mend_account *acc, const char *jid, uint32_t device);
+/* Tells the user (a NOTICE in jid's chat, or in `room` for a room message: NULL for none)
+ * that the device fell back to legacy OMEMO. */
+void mend_omemo2_fell_back(mend_account *acc, const char *jid, uint32_t device, const char *room);
 /* XEP-0420 §4: more than this between a message's SCE <time/> and when it was sent (its
  * delay stamp, or when it arrived) gets a notice to the user. */
 #define MEND_OMEMO2_TIME_MARGIN (60 * 60)

@@ -213,7 +213,11 @@ static int open_key(mend_account *acc, const char *from, uint32_t sid, const men
 
 /*
  * XEP-0420 §4 via XEP-0384 §5.5.1: <from/> is the sender; <to/> is us, or for a copy of our
- * own message (a carbon, the archive) the contact it went to.
+ * own message (a carbon, the archive) the contact it went to. In a room (acc->sid_by is the
+ * room while its message is processed, room_msg.c) <from/> is the sender's real bare JID,
+ * which `from` is there (the member behind the nick), and <to/> the room's bare JID: §5.5.1
+ * demands <to/> in group chats so that the server cannot turn a room message into a private
+ * one or the reverse, so a room message without it is refused too.
  */
 static int check_affixes(mend_account *acc, xmpp_stanza_t *st, const mend_sce *env,
                          const char *from, uint32_t device)
@@ -221,12 +225,13 @@ static int check_affixes(mend_account *acc, xmpp_stanza_t *st, const mend_sce *e
 	const char *to = xmpp_stanza_get_to(st), *why = NULL;
 	char *us = g_str_equal(from, acc->jid) && to ? g_strndup(to, strcspn(to, "/"))
 	                                             : g_strdup(acc->jid);
-	int r = mend_sce_check(env, from, us, NULL, &why);
+	int r = mend_sce_check(env, from, acc->sid_by ? NULL : us, acc->sid_by, &why);
 
 	if (r < 0) {
 		mend_log(acc, MEND_LOG_WARNING,
-		         "OMEMO:2 message from %s device %u rejected: %s (SCE affix mismatch)",
-		         from, device, why ? why : "?");
+		         "OMEMO:2 message from %s device %u%s%s rejected: %s (SCE affix mismatch)",
+		         from, device, acc->sid_by ? " in room " : "",
+		         acc->sid_by ? acc->sid_by : "", why ? why : "?");
 		acc->omemo2_why = why;
 	}
 	g_free(us);
@@ -333,7 +338,7 @@ int mend_omemo2_legacy_arrived(mend_account *acc, const char *jid, uint32_t devi
 	return was2;
 }
 
-void mend_omemo2_fell_back(mend_account *acc, const char *jid, uint32_t device)
+void mend_omemo2_fell_back(mend_account *acc, const char *jid, uint32_t device, const char *room)
 {
 	char *text = g_strdup_printf(
 	    _("%s device %u fell back from OMEMO:2 to legacy OMEMO for this message, although it "
@@ -341,7 +346,11 @@ void mend_omemo2_fell_back(mend_account *acc, const char *jid, uint32_t device)
 	      "bundle. If it was not updated or reinstalled, someone may be forcing the older "
 	      "version."),
 	    jid, device);
-	mend_event ev = {.kind = MEND_EVENT_NOTICE, .peer = jid, .text = text, .trust = -1};
+	mend_event ev = {.kind = MEND_EVENT_NOTICE,
+	                 .peer = room ? room : jid,
+	                 .room = room,
+	                 .text = text,
+	                 .trust = -1};
 
 	mend_log(acc, MEND_LOG_WARNING, "%s device %u fell back to legacy OMEMO (downgrade)", jid,
 	         device);

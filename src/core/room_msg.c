@@ -1,24 +1,29 @@
 /*
- * room_msg.c - messages in group chats (XEP-0045 rooms, legacy OMEMO).
+ * room_msg.c - messages in group chats (XEP-0045 rooms; OMEMO:2 and legacy OMEMO,
+ * XEP-0384 0.9 §7 "Group Chats" beside v0.3).
  *
  *  - sending: a room message waits in the persistent pending queue (a row
  *    whose jid is the room, flagged MEND_PENDING_ROOM) until the room's
  *    status and affiliation lists are known and every member's device list
  *    and bundles are fetched; it is then encrypted once to every usable
- *    device of every member and ours (1:1's recipient rules per contact) and
+ *    device of every member and ours (1:1's recipient rules per contact, and
+ *    1:1's choice of version per device: OMEMO:2 when the device publishes
+ *    it, legacy otherwise; one stanza per version when both are needed) and
  *    sent as type="groupchat" with 1:1's stanza (EME, store hint, fallback
- *    body, XEP-0359 origin-id). Members nobody can reach hold it (HELD) until
- *    the user releases or drops it; plaintext never leaves. What we sent is
- *    kept sealed in local history by origin-id: the room's reflection of it
- *    shows as ours, once, and is never decrypted (we hold no key for our own
- *    sending device).
+ *    body, XEP-0359 origin-id). The OMEMO:2 SCE envelope's <to/> is the room
+ *    and its <from/> our real bare JID (XEP-0384 0.9 §5.5.1, XEP-0420 §3). Members nobody can reach
+ * hold it (HELD) until the user releases or drops it; plaintext never leaves. What we sent is kept
+ * sealed in local history by origin-id: the room's reflection of it shows as ours, once, and is
+ * never decrypted (we hold no key for our own sending device).
  *  - receiving: type="groupchat" from room/nick. Deduped by the room's
  *    stanza-id (XEP-0359, by = the room) before anything else, so the room's
  *    history replay, live copies and archive results show once. The sender's
  *    real JID comes from the occupant map (live), the muc#user item that
  *    Prosody's mod_muc_mam adds to archived copies in non-anonymous rooms,
  *    or the sender device among the members' known devices; then the message
- *    is decrypted as 1:1's are (engine.c process_encrypted).
+ *    is decrypted as 1:1's are (engine.c process_encrypted); an OMEMO:2
+ *    envelope must name the room as <to/> and that real JID as <from/>
+ *    (omemo2_message.c), else it is refused with an error line.
  *  - the room archive (XEP-0313 on the room JID, RSM paging): on join with
  *    MEND_ROOM_CATCHUP, from the stored position; the first time, the last
  *    page of 100 (RSM <before/>: Prosody returns it oldest first), so a new
@@ -32,7 +37,9 @@
 #include <libintl.h>
 #include <string.h>
 #include "room.h"
+#include "omemo2_engine.h"
 #include "xep/omemo_legacy.h"
+#include "xep/omemo2.h"
 
 #define _(s) dgettext(GETTEXT_PACKAGE, s)
 
@@ -250,7 +257,8 @@ static int room_deliver(mend_account *acc, mend_room *room, mend_pending *p)
 	                 .trust = -1};
 	char *skipped, *text = NULL;
 
-	if (!acc->ops.send_stanza || acc->ops.send_stanza(p->stanza, acc->user_data) != 0) {
+	/* one stanza per OMEMO version, in order */
+	if (mend_omemo2_send_each(acc, p->stanza) != 0) {
 		mend_engine_host_refused(acc, p);
 		return MEND_ERR_PROTOCOL;
 	}
@@ -261,7 +269,7 @@ static int room_deliver(mend_account *acc, mend_room *room, mend_pending *p)
 		text =
 		    g_strdup_printf(_("Left out (they cannot read it): %s.%s%s"),
 		                    room->partial_text, skipped ? " " : "", skipped ? skipped : "");
-	ev.n_devices = mend_engine_count_keys(acc, p->stanza);
+	ev.n_devices = mend_engine_count_keys(acc, p->stanza, &ev.n_devices2);
 	ev.text = text ? text : skipped;
 	emit(acc, &ev);
 	g_free(text);
@@ -481,6 +489,8 @@ int mend_account_room_encrypt_or_queue(mend_account *acc, const char *room_jid, 
 	r = room_at_hand(acc, room)
 	        ? room_encrypt(acc, room, body, id, flags & MEND_SEND_ALLOW_PARTIAL, stanza, &left)
 	        : MEND_ERR_NEED_BUNDLE;
+	if (r == MEND_OK) /* one stanza per version: the host sends the last, after the others */
+		r = mend_omemo2_send_all_but_last(acc, stanza);
 	if (r == MEND_OK) {
 		p.jid = room->jid;
 		p.body = (char *)body;
@@ -555,10 +565,20 @@ static const char *origin_id(xmpp_stanza_t *msg)
 	return o ? xmpp_stanza_get_attribute(o, "id") : NULL;
 }
 
-/* The sender device of an OMEMO message (its <header sid/>), or 0. */
+/* The OMEMO <encrypted/> of a message, legacy or OMEMO:2 (libomemo-c), or NULL. */
+static xmpp_stanza_t *room_encrypted(xmpp_stanza_t *msg)
+{
+	xmpp_stanza_t *enc = child(msg, "encrypted", MEND_NS_LEGACY);
+
+	return enc                             ? enc
+	       : mend_omemo2_is_encrypted(msg) ? child(msg, "encrypted", MEND_NS_OMEMO2)
+	                                       : NULL;
+}
+
+/* The sender device of an OMEMO message (its <header sid/>, either version), or 0. */
 static uint32_t sender_device(xmpp_stanza_t *msg)
 {
-	xmpp_stanza_t *h = child(child(msg, "encrypted", MEND_NS_LEGACY), "header", NULL);
+	xmpp_stanza_t *h = child(room_encrypted(msg), "header", NULL);
 	const char *sid = h ? xmpp_stanza_get_attribute(h, "sid") : NULL;
 	guint64 v = sid ? g_ascii_strtoull(sid, NULL, 10) : 0;
 
@@ -770,7 +790,7 @@ int mend_room_message(mend_account *acc, xmpp_stanza_t *st)
 	const char *from = xmpp_stanza_get_from(st);
 	const char *slash = from ? strchr(from, '/') : NULL;
 	xmpp_stanza_t *x = child(st, "x", NS_MUC_USER);
-	xmpp_stanza_t *enc = child(st, "encrypted", MEND_NS_LEGACY);
+	xmpp_stanza_t *enc = room_encrypted(st);
 	char *bare = from ? g_strndup(from, slash ? (gsize)(slash - from) : strlen(from)) : NULL;
 	mend_room *room = bare ? mend_room_get(acc, bare) : NULL;
 	room_in ri = {.msg = st};
@@ -1071,7 +1091,7 @@ static int room_result(mend_account *acc, mend_room *room, xmpp_stanza_t *result
 		ri.timestamp = iso_now();
 	/* the message and the catch-up position commit together */
 	if (mend_store_begin(acc->store) == MEND_OK) {
-		if (child(msg, "encrypted", MEND_NS_LEGACY))
+		if (room_encrypted(msg))
 			r = room_receive(acc, room, &ri);
 		if (!ri.history)
 			mend_store_room_position_set(acc->store, room->jid, ri.sid,

@@ -80,6 +80,14 @@ class Mend:
         return self.lines(cp)[0]["device"]
 
 
+def speaks_omemo2(binary=MEND):
+    """What the build says: `mend --version` has a line "OMEMO:2 ...: yes" when it reads
+    and writes OMEMO:2 (libomemo-c), none or "no" when it is legacy only."""
+    cp = run([binary, "--version"], timeout=20)
+    assert cp.returncode == 0, f"{binary} --version: {cp.returncode} {cp.stderr}"
+    return re.search(r"^OMEMO:2\b.*:\s*yes\s*$", cp.stdout, re.M) is not None
+
+
 def wait_listening(proc, timeout=30):
     """A listen process is ready when it said so (our keys published, catch-up done)."""
     return proc.wait_line(lambda o: o.get("type") == "ready", timeout,

@@ -12,7 +12,10 @@ and identity key in both, and a device that has both gets OMEMO:2 (python-omemo'
 backend priority). OMEMO:2 messages carry an XEP-0420 envelope (<content><body/>,
 <rpad/>, <time/>, <to/>, <from/>); on receipt <from/> must be the sender and <to/> the
 stanza's recipient (our bare JID, or the peer for our own sent carbons), else an
-"affix_error" line and no "message". Group chats are legacy only.
+"affix_error" line and no "message". Group chats take both versions the same way: each
+member device gets the first of our versions it publishes, one stanza per version, and an
+OMEMO:2 envelope's <to/> is the room and <from/> our real bare JID (XEP-0384 §5.5.1, §7);
+on receipt <to/> must be the room and <from/> the sender's real JID.
 
 stdout: one JSON object per line
     {"type":"ready","jid":FULLJID,"device":ID,"fingerprint":HEX,"pep_notify":BOOL,
@@ -61,10 +64,11 @@ stdin: one command per line
     send JID TEXT...   encrypt TEXT for all of JID's devices and our own other devices
                        (device lists are re-fetched first), send as type=chat (to JID's
                        bare JID; a full JID addresses that resource, the SCE <to/> stays bare)
-    sendv 2|0.3 JID TEXT   the same in that version only (one of ours): a "both" peer
-                       that wrote OMEMO:2 falls back to legacy (downgrade tests)
+    sendv 2|0.3 JID|ROOM TEXT   the same in that version only (one of ours): a "both"
+                       peer that wrote OMEMO:2 falls back to legacy (downgrade tests)
     affix to=JID from=JID | affix off   OMEMO:2 sends from now on carry these SCE
-                       affixes instead of the true ones (tampering tests); prints "pong"
+                       affixes instead of the true ones (tampering tests; "none" leaves
+                       the affix out); prints "pong"
     mam [JID]          query our archive (XEP-0313; the chat with JID) and handle every
                        result as a live message, except those decrypted live before
                        (their keys are spent); then "mam_done"
@@ -82,8 +86,9 @@ stdin: one command per line
                        non-anonymous room); prints "joined"
     send ROOM TEXT     for a joined room: encrypt TEXT to the devices of every member (the
                        affiliation lists and the occupants' real JIDs, device lists re-fetched)
-                       and our own other devices, sent as type=groupchat (python-omemo refuses,
-                       with NoEligibleDevices, when a member has no OMEMO device)
+                       and our own other devices, sent as type=groupchat, one stanza per
+                       version as for JID (python-omemo refuses, with NoEligibleDevices, when
+                       a member has no OMEMO device); "affix" applies here too
     members ROOM       re-read the affiliation lists; prints "members"
     leave ROOM         prints "left"
 
@@ -205,8 +210,9 @@ def sce_envelope(body, sender, to, affixes=None):
     env.append(el(f"{{{NS_SCE}}}rpad", text=pad))
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     env.append(el(f"{{{NS_SCE}}}time", {"stamp": now}))
-    env.append(el(f"{{{NS_SCE}}}to", {"jid": affixes.get("to", to)}))
-    env.append(el(f"{{{NS_SCE}}}from", {"jid": affixes.get("from", sender)}))
+    for name, value in (("to", affixes.get("to", to)), ("from", affixes.get("from", sender))):
+        if value != "none":  # "affix to=none": no such affix at all
+            env.append(el(f"{{{NS_SCE}}}{name}", {"jid": value}))
     return ET.tostring(env, encoding="utf-8")
 
 
@@ -764,21 +770,32 @@ class Peer(ClientXMPP):
                     members.add(JID(item.get("jid")).bare)
         room.members = members - {self.bare}
 
-    async def send_room(self, room, text):
-        """Encrypt to every member's devices (and ours) and send it as type=groupchat."""
+    async def send_room(self, room, text, namespaces=None):
+        """Encrypt to every member's devices (and ours), each device in the first of
+        `namespaces` (default: ours) it publishes, and send one type=groupchat stanza per
+        version used. OMEMO:2's envelope: <to/> the room, <from/> our real bare JID
+        (XEP-0384 §5.5.1: <to/> is a MUST in group chats)."""
         await self.read_members(room)
         recipients = sorted(room.members | room.occupants)
+        namespaces = namespaces or self.namespaces
         async with self.lock:
-            for bare in recipients + [self.bare]:
-                await self.sm.refresh_device_list(OLDMEMO_NS, bare)
+            for ns in namespaces:
+                for bare in recipients + [self.bare]:
+                    await self.sm.refresh_device_list(ns, bare)
+            plain = {OLDMEMO_NS: text.encode("utf-8"),
+                     TWOMEMO_NS: sce_envelope(text, self.bare, room.jid, self.affixes)}
             messages, errors = await self.sm.encrypt(
-                frozenset(recipients), {OLDMEMO_NS: text.encode("utf-8")})
-        message = next(m for m in messages if m.namespace == OLDMEMO_NS)
-        msg_id = str(uuid.uuid4())
-        stanza = self.message_stanza(room.jid, "groupchat", message, msg_id)
-        room.sent_ids.add(msg_id)
-        stanza.send()
-        self.emit_sent(room.jid, msg_id, message, errors, room=room.jid)
+                frozenset(recipients), {ns: plain[ns] for ns in namespaces},
+                backend_priority_order=namespaces)
+        if not messages:
+            raise RuntimeError(f"nothing sent to {room.jid}: {self.error_texts(errors)}")
+        for message in sorted(messages, key=lambda m: namespaces.index(m.namespace)):
+            msg_id = str(uuid.uuid4())
+            stanza = self.message_stanza(room.jid, "groupchat", message, msg_id)
+            room.sent_ids.add(msg_id)
+            stanza.send()
+            self.emit_sent(room.jid, msg_id, message, errors, room=room.jid,
+                           version=VERSION_NAME[message.namespace])
 
     async def handle_groupchat(self, room, x):
         """A type=groupchat message from one of our rooms: the sender's real JID from its
@@ -795,13 +812,13 @@ class Peer(ClientXMPP):
                 stanza_id = sid.get("id")
         origin = x.find(f"{{{NS_SID}}}origin-id")
         origin_id = origin.get("id") if origin is not None else None
+        enc = find_encrypted(x)
         base = {"from": sender, "to": room.jid, "room": room.jid, "nick": nick,
                 "groupchat": True, "carbon": None, "id": x.get("id"), "stanza_id": stanza_id,
-                "version": "0.3"}
+                "version": VERSION_NAME[enc.tag[1:].split("}")[0]] if enc is not None else None}
         if (origin_id and origin_id in room.sent_ids) or (nick == room.nick and sender in (None, self.bare)):
             emit(dict(base, type="reflection", origin_id=origin_id))
             return
-        enc = x.find(f"{{{OLDMEMO_NS}}}encrypted")
         if enc is None:
             body = x.find(f"{{{NS_CLIENT}}}body")
             if body is not None:
@@ -811,9 +828,8 @@ class Peer(ClientXMPP):
             emit(dict(base, type="error", device=None,
                       error=f"no real JID known for nick {nick!r} in {room.jid}"))
             return
-        header = enc.find(f"{{{OLDMEMO_NS}}}header")
-        sid_attr = header.get("sid") if header is not None else None
-        base["device"] = int(sid_attr) if sid_attr and sid_attr.isdigit() else None
+        base["device"] = sender_device(enc)
+        # an OMEMO:2 envelope must say <to/> the room, <from/> the sender's real JID
         await self.decrypt_and_emit(enc, sender, base, x)
 
     async def handle_pep_event(self, from_bare, event):
@@ -888,7 +904,10 @@ class Peer(ClientXMPP):
             if NAMESPACE_OF.get(version) not in self.namespaces:
                 raise ValueError(f"version {version} is not one of ours "
                                  f"({[VERSION_NAME[ns] for ns in self.namespaces]})")
-            await self.send_encrypted(to, text, [NAMESPACE_OF[version]])
+            if JID(to).bare in self.rooms:
+                await self.send_room(self.rooms[JID(to).bare], text, [NAMESPACE_OF[version]])
+            else:
+                await self.send_encrypted(to, text, [NAMESPACE_OF[version]])
         elif cmd == "affix" and len(parts) >= 2:
             self.set_affixes(line.split()[1:])
             emit({"type": "pong", "affixes": self.affixes})

@@ -15,8 +15,8 @@ import tempfile
 import threading
 import time
 
-from harness import run, test, skip, main, wait_for
-from mendcli import MEND, wait_listening
+from harness import run, test, skip, main, start_omemo_peer, wait_for, wait_ready
+from mendcli import MEND, speaks_omemo2, wait_listening
 from filesrv import (AESGCM, MIB, HttpsFiles, TlsMend, independent_decrypt, make_cert,
                      make_link, parse_link, sha256, store_files, upload_server)
 
@@ -145,6 +145,57 @@ def a_file_sent_to_a_room_is_saved_by_a_member():
             assert [len(b) for b in store.values()] == [len(data) + 16], store.keys()
             assert not any(data[:64] in b for b in store.values()), "plaintext on the disk"
             assert independent_decrypt(sent[0]["link"]) == data
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@test
+def a_file_link_goes_both_ways_over_omemo2_in_a_room():
+    """bob is python-omemo publishing OMEMO:2 only (python-twomemo): alice's send ROOM
+    --file reaches him as OMEMO:2 whose SCE <content/> body is the aesgcm:// link, which
+    opens (independent decryptor) to the file; the same link from bob in OMEMO:2 is taken
+    by alice's listen --save-dir as a file and saved byte-identical."""
+    if not speaks_omemo2():
+        skip("this build of mend is legacy OMEMO only (libsignal-protocol-c)")
+    root = tempfile.mkdtemp(prefix="mend-files-o2-")
+    try:
+        data = os.urandom(2500)
+        path = os.path.join(root, "notes.txt")
+        with open(path, "wb") as f:
+            f.write(data)
+        save = os.path.join(root, "saved")
+        with upload_server(muc=True) as srv:
+            room = srv.create_room("team", owner="alice", members=("bob",))
+            alice = TlsMend(srv, root, "alice", "laptop")
+            cp = alice.run("join", room)
+            assert cp.returncode == 0, f"join: {cp.returncode}\n{cp.stderr}"
+            bob = start_omemo_peer(srv, "bob", "py", os.path.join(root, "bob-py"), omemo="2")
+            with bob:
+                wait_ready(bob)
+                m = bob.mark()
+                bob.send_line(f"join {room} bob")
+                bob.wait_line(lambda o: o["type"] == "joined", 30, "bob to join", start=m)
+                m = bob.mark()
+                cp = alice.run("send", room, "--file", path, timeout=120)
+                assert cp.returncode == 0, f"send ROOM --file: {cp.returncode}\n{cp.stderr}"
+                link = [o for o in alice.lines(cp) if o["type"] == "file_sent"][0]["link"]
+                got = bob.wait_line(lambda o: o["type"] == "message" and o.get("groupchat"),
+                                    30, "bob to decrypt the file message", start=m)
+                assert got["version"] == "2" and got["body"] == link, (got, link)
+                assert got["content"] == ["{jabber:client}body"], got
+                assert got["sce"]["to"] == room, got
+                assert independent_decrypt(got["body"]) == data
+                with alice.listen("--save-dir", save) as al:
+                    wait_listening(al)
+                    m = bob.mark()
+                    bob.send_line(f"send {room} {link}")
+                    bob.wait_line(lambda o: o["type"] in ("sent", "command_error"), 30,
+                                  "bob to send the link", start=m)
+                    f = file_message(al, "notes.txt")
+                    assert f["version"] == "2" and f["from"] == "bob@localhost", f
+                    assert f["file"]["sha256"] == sha256(data), f
+                    with open(f["file"]["path"], "rb") as fh:
+                        assert fh.read() == data
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

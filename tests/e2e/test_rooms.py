@@ -21,7 +21,8 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (PYTHON, HarnessError, Prosody, main, run, skip,  # noqa: E402
                      start_omemo_peer, test, wait_for, wait_ready)
-from mendcli import MEND, Mend, messages, stored_on_server, wait_listening  # noqa: E402
+from mendcli import (MEND, Mend, messages, speaks_omemo2, stored_on_server,  # noqa: E402
+                     wait_listening)
 
 if not shutil.which("prosody"):
     skip("prosody is not installed")
@@ -420,6 +421,168 @@ def join_is_remembered_until_leave():
             assert cl.wait_exit(30) == 0, cl.describe()
             assert not cl.find(lambda o: o.get("room") == room), cl.describe()
         cp = run_ok(carol, "members", room, rc=1)
+
+
+# --- OMEMO:2 in rooms (XEP-0384 0.9 §7, the SCE envelope of XEP-0420) -----------------
+
+FORGED = -25  # MEND_ERR_FORGED: an SCE affix that does not fit the room or the sender
+
+
+def need_omemo2():
+    need_mend()
+    if not speaks_omemo2():
+        skip("this build of mend is legacy OMEMO only (libsignal-protocol-c)")
+
+
+def py2_member(srv, root, user, room, mode="2"):
+    """A python-omemo member (python-twomemo; mode "2": publishes OMEMO:2 only)."""
+    p = start_omemo_peer(srv, user, "py", os.path.join(root, f"{user}-py"), omemo=mode)
+    wait_ready(p)
+    m = p.mark()
+    p.send_line(f"join {room} {user}")
+    p.wait_line(lambda o: o["type"] in ("joined", "command_error"), 30,
+                f"{p.name} to join {room}", start=m)
+    assert p.find(lambda o: o["type"] == "joined", start=m), p.describe()
+    return p
+
+
+def mend_sends(m, room, text):
+    """mend sends `text` to the room: its "sent" line."""
+    cp = run_ok(m, "send", room, text)
+    sent = [o for o in m.lines(cp) if o["type"] == "sent"]
+    assert sent, f"no sent line: {cp.stdout}\n{cp.stderr}"
+    return sent[0]
+
+
+@test
+def mend_and_an_omemo2_only_member_read_each_other_in_a_room():
+    """alice (mend) and bob (python-omemo publishing OMEMO:2 only) in a members-only room:
+    alice's message reaches bob as OMEMO:2 with the SCE envelope's <to/> the room and
+    <from/> alice's real JID (bob's peer refuses any other); bob's reaches alice's listen
+    as "version":"2" from bob's real JID. Without OMEMO:2 in rooms mend finds no device of
+    bob to encrypt to and cannot read him."""
+    need_omemo2()
+    with room_server() as srv, tempfile.TemporaryDirectory() as root:
+        room = team(srv, members=("bob",))
+        alice = mend_member(srv, root, "alice", "laptop", room)
+        bob = py2_member(srv, root, "bob", room)
+        with bob, alice.listen() as al:
+            wait_listening(al)
+            mb = bob.mark()
+            sent = mend_sends(Mend(srv, root, "alice", "laptop-cli", device="laptop"), room,
+                              "alice to bob in OMEMO:2")
+            assert sent["devices_2"] == 1 and sent["devices_legacy"] == 0, sent
+            got = wait_room_message(bob, "alice to bob in OMEMO:2", start=mb)
+            assert got["version"] == "2" and got["from"] == "alice@localhost", got
+            assert got["sce"]["to"] == room and got["sce"]["from"] == "alice@localhost", got
+            assert got["sce"]["rpad"] and got["nick"] == "alice", got
+
+            ma = al.mark()
+            sent = py_send(bob, room, "bob to alice in OMEMO:2")
+            assert sent["version"] == "2", sent
+            got = room_message(al, "bob to alice in OMEMO:2", start=ma)
+            assert got["version"] == "2" and got["from"] == "bob@localhost", got
+            assert got["nick"] == "bob" and got["peer"] == room and got["encrypted"], got
+        for text in ("alice to bob in OMEMO:2", "bob to alice in OMEMO:2"):
+            assert not stored_on_server(srv, text), f"{text!r} is on the server's disk"
+
+
+@test
+def a_mixed_room_gets_one_stanza_per_version():
+    """bob publishes legacy OMEMO only, carol OMEMO:2 only: one message of alice (mend)
+    goes as two groupchat stanzas with one id, OMEMO:2 to carol, legacy to bob, and both
+    read it. (The two peers cannot write to such a room: python-omemo wants a device of
+    its own version for every member.)"""
+    need_omemo2()
+    with room_server() as srv, tempfile.TemporaryDirectory() as root:
+        room = team(srv, members=("bob", "carol"))
+        alice = mend_member(srv, root, "alice", "laptop", room)
+        bob = py2_member(srv, root, "bob", room, mode="legacy")
+        carol = py2_member(srv, root, "carol", room)
+        with bob, carol, alice.listen() as al:
+            wait_listening(al)
+            mb, mc = bob.mark(), carol.mark()
+            sent = mend_sends(Mend(srv, root, "alice", "laptop-cli", device="laptop"), room,
+                              "alice to a mixed room")
+            assert sent["devices_2"] == 1 and sent["devices_legacy"] == 1, sent
+            b = wait_room_message(bob, "alice to a mixed room", start=mb)
+            c = wait_room_message(carol, "alice to a mixed room", start=mc)
+            assert b["version"] == "0.3" and c["version"] == "2", (b, c)
+            assert b["id"] == c["id"] == sent["id"], (b["id"], c["id"], sent["id"])
+            assert c["sce"]["to"] == room and c["sce"]["from"] == "alice@localhost", c
+            # each peer got the other version's stanza too, and could not read it
+            for p, mk, other in ((bob, mb, "2"), (carol, mc, "0.3")):
+                assert p.find(lambda o: o.get("type") == "error" and o.get("version") == other
+                              and o.get("id") == sent["id"], start=mk), p.describe()
+
+
+@test
+def a_tampered_room_affix_is_refused():
+    """bob (OMEMO:2 only) sends room messages whose encrypted <to/> names him (a room
+    message the server could have turned into a private one), whose <from/> names carol,
+    and without <to/>: alice's mend refuses each with an error line naming the affix and
+    shows no message; with true affixes his next message is shown."""
+    need_omemo2()
+    with room_server() as srv, tempfile.TemporaryDirectory() as root:
+        room = team(srv, members=("bob",))
+        alice = mend_member(srv, root, "alice", "laptop", room)
+        bob = py2_member(srv, root, "bob", room)
+        with bob, alice.listen() as al:
+            wait_listening(al)
+            for affix, why in (("to=bob@localhost", "not this group chat"),
+                               (f"to={room} from=carol@localhost", "not the sender"),
+                               ("to=none", "without an encrypted <to/>")):
+                bob.send_line("affix off")
+                bob.send_line(f"affix {affix}")
+                ma = al.mark()
+                text = f"forged {affix}"
+                py_send(bob, room, text)
+                err = al.wait_line(lambda o: o.get("type") == "error", 30,
+                                   f"alice to refuse {text!r}", start=ma)
+                assert err["code"] == FORGED and err["version"] == "2", err
+                assert err["from"] == "bob@localhost" and err["peer"] == room, err
+                assert "affix" in err["text"] and why in err["text"], err
+                assert not al.find(lambda o: o.get("type") == "message"
+                                   and o.get("body") == text, start=ma), al.describe()
+            bob.send_line("affix off")
+            ma = al.mark()
+            py_send(bob, room, "bob with true affixes")
+            got = room_message(al, "bob with true affixes", start=ma)
+            assert got["version"] == "2", got
+            assert not al.find(lambda o: o.get("type") == "message" and
+                               o.get("body", "").startswith("forged")), al.describe()
+
+
+@test
+def a_member_that_falls_back_to_legacy_in_a_room_is_flagged():
+    """bob (python-omemo publishing both versions) writes to the room in OMEMO:2, then
+    in legacy OMEMO only: alice shows the second with "downgrade": true and a notice in
+    the room that his device fell back; her next message to the room stays OMEMO:2."""
+    need_omemo2()
+    with room_server() as srv, tempfile.TemporaryDirectory() as root:
+        room = team(srv, members=("bob",))
+        alice = mend_member(srv, root, "alice", "laptop", room)
+        bob = py2_member(srv, root, "bob", room, mode="both")
+        with bob, alice.listen() as al:
+            wait_listening(al)
+            ma = al.mark()
+            py_send(bob, room, "bob in OMEMO:2 first")
+            got = room_message(al, "bob in OMEMO:2 first", start=ma)
+            assert got["version"] == "2" and not got.get("downgrade"), got
+            ma = al.mark()
+            bob.send_line(f"sendv 0.3 {room} bob in legacy now")
+            got = room_message(al, "bob in legacy now", start=ma)
+            assert got["version"] == "0.3" and got.get("downgrade") is True, got
+            note = al.wait_line(lambda o: o.get("type") == "notice"
+                                and "fell back" in o.get("text", ""), 30,
+                                "the fall-back notice", start=ma)
+            assert note["jid"] == room and "bob@localhost" in note["text"], note
+            mb = bob.mark()
+            sent = mend_sends(Mend(srv, root, "alice", "laptop-cli", device="laptop"), room,
+                              "alice still in OMEMO:2")
+            assert sent["devices_2"] == 1 and sent["devices_legacy"] == 0, sent
+            got = wait_room_message(bob, "alice still in OMEMO:2", start=mb)
+            assert got["version"] == "2", got
 
 
 if __name__ == "__main__":
