@@ -677,7 +677,10 @@ typedef struct room_in {
 	int history;
 } room_in;
 
-/* Our own message, reflected by the room: shown as ours from the sealed history, once. */
+static int history_shown(mend_room *room, const char *oid);
+
+/* Our own message, reflected by the room: shown as ours from the sealed history, once (once
+ * per history query: its stanzas of both OMEMO versions share the origin-id). */
 static int own_reflection(mend_account *acc, mend_room *room, const room_in *ri)
 {
 	mend_history_item it = {0};
@@ -689,7 +692,7 @@ static int own_reflection(mend_account *acc, mend_room *room, const room_in *ri)
 
 	if (ri->sid)
 		mend_store_stanza_mark(acc->store, room->jid, ri->sid);
-	if (oid && (!shown || ri->history) &&
+	if (oid && (ri->history ? !history_shown(room, oid) : !shown) &&
 	    mend_store_history_by_msg_id(acc->store, room->jid, oid, &it) == MEND_OK) {
 		mend_store_stanza_mark(acc->store, by, oid);
 		ev.peer = room->jid;
@@ -841,7 +844,19 @@ struct room_mam {
 	unsigned quiet;   /* messages of that page not encrypted for this device */
 	int64_t retry_at; /* paused by an archive error until then (0: running) */
 	unsigned failures;
+	GHashTable *shown; /* history: the origin-ids of our own messages it showed */
 };
+
+static int history_shown(mend_room *room, const char *oid)
+{
+	room_mam *q = room->mam;
+
+	if (!q || q->kind != ROOM_HISTORY)
+		return 0;
+	if (!q->shown)
+		q->shown = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	return !g_hash_table_add(q->shown, g_strdup(oid));
+}
 
 static void room_mam_send(mend_account *acc, mend_room *room, const char *after);
 
@@ -856,6 +871,8 @@ void mend_room_mam_free(mend_account *acc, mend_room *room)
 		acc->room_catchups--;
 	g_free(q->queryid);
 	g_free(q->start);
+	if (q->shown)
+		g_hash_table_destroy(q->shown);
 	g_free(q);
 }
 
