@@ -44,6 +44,14 @@ def listing(d):
     return sorted(os.listdir(d))
 
 
+def random_file(root, name, size):
+    """`size` random bytes in root/name -> (data, path)."""
+    data, path = os.urandom(size), os.path.join(root, name)
+    with open(path, "wb") as f:
+        f.write(data)
+    return data, path
+
+
 def file_message(proc, name, start=0, timeout=60):
     return proc.wait_line(lambda o: o.get("type") == "message" and o.get("file") and
                           o["file"].get("name") == name, timeout,
@@ -115,10 +123,7 @@ def a_file_sent_to_a_room_is_saved_by_a_member():
     server keeps ciphertext only."""
     root = tempfile.mkdtemp(prefix="mend-files-room-")
     try:
-        data = os.urandom(3000)
-        path = os.path.join(root, "plan.pdf")
-        with open(path, "wb") as f:
-            f.write(data)
+        data, path = random_file(root, "plan.pdf", 3000)
         save = os.path.join(root, "saved")
         with upload_server(muc=True) as srv:
             room = srv.create_room("team", owner="alice", members=("bob",))
@@ -159,10 +164,7 @@ def a_file_link_goes_both_ways_over_omemo2_in_a_room():
         skip("this build of mend is legacy OMEMO only (libsignal-protocol-c)")
     root = tempfile.mkdtemp(prefix="mend-files-o2-")
     try:
-        data = os.urandom(2500)
-        path = os.path.join(root, "notes.txt")
-        with open(path, "wb") as f:
-            f.write(data)
+        data, path = random_file(root, "notes.txt", 2500)
         save = os.path.join(root, "saved")
         with upload_server(muc=True) as srv:
             room = srv.create_room("team", owner="alice", members=("bob",))

@@ -36,9 +36,11 @@ def room_server():
     return Prosody(accounts=USERS, muc=True)
 
 
-def py_member(srv, root, user, resource, room, nick):
-    """A python-omemo device of `user` in `room` as `nick` (started, ready and joined)."""
-    p = start_omemo_peer(srv, user, resource, os.path.join(root, f"{user}-{resource}"))
+def py_member(srv, root, user, resource, room, nick, omemo=None):
+    """A python-omemo device of `user` in `room` as `nick` (started, ready and joined);
+    omemo: its --omemo mode (legacy by default, "2": OMEMO:2 only, "both")."""
+    p = start_omemo_peer(srv, user, resource, os.path.join(root, f"{user}-{resource}"),
+                         omemo=omemo)
     wait_ready(p)
     m = p.mark()
     p.send_line(f"join {room} {nick}")
@@ -443,16 +445,11 @@ def need_omemo2():
         skip("this build of mend is legacy OMEMO only (libsignal-protocol-c)")
 
 
-def py2_member(srv, root, user, room, mode="2"):
-    """A python-omemo member (python-twomemo; mode "2": publishes OMEMO:2 only)."""
-    p = start_omemo_peer(srv, user, "py", os.path.join(root, f"{user}-py"), omemo=mode)
-    wait_ready(p)
-    m = p.mark()
-    p.send_line(f"join {room} {user}")
-    p.wait_line(lambda o: o["type"] in ("joined", "command_error"), 30,
-                f"{p.name} to join {room}", start=m)
-    assert p.find(lambda o: o["type"] == "joined", start=m), p.describe()
-    return p
+def alice_and_bob(srv, root, mode="2"):
+    """The team room with alice (mend) and bob (python-omemo in `mode`, started)."""
+    room = team(srv, members=("bob",))
+    alice = mend_member(srv, root, "alice", "laptop", room)
+    return room, alice, py_member(srv, root, "bob", "py", room, "bob", omemo=mode)
 
 
 def mend_sends(m, room, text):
@@ -472,9 +469,7 @@ def mend_and_an_omemo2_only_member_read_each_other_in_a_room():
     bob to encrypt to and cannot read him."""
     need_omemo2()
     with room_server() as srv, tempfile.TemporaryDirectory() as root:
-        room = team(srv, members=("bob",))
-        alice = mend_member(srv, root, "alice", "laptop", room)
-        bob = py2_member(srv, root, "bob", room)
+        room, alice, bob = alice_and_bob(srv, root)
         with bob, alice.listen() as al:
             wait_listening(al)
             mb = bob.mark()
@@ -506,8 +501,8 @@ def a_mixed_room_gets_one_stanza_per_version():
     with room_server() as srv, tempfile.TemporaryDirectory() as root:
         room = team(srv, members=("bob", "carol"))
         alice = mend_member(srv, root, "alice", "laptop", room)
-        bob = py2_member(srv, root, "bob", room, mode="legacy")
-        carol = py2_member(srv, root, "carol", room)
+        bob = py_member(srv, root, "bob", "py", room, "bob", omemo="legacy")
+        carol = py_member(srv, root, "carol", "py", room, "carol", omemo="2")
         with bob, carol, alice.listen() as al:
             wait_listening(al)
             mb, mc = bob.mark(), carol.mark()
@@ -533,9 +528,7 @@ def a_tampered_room_affix_is_refused():
     shows no message; with true affixes his next message is shown."""
     need_omemo2()
     with room_server() as srv, tempfile.TemporaryDirectory() as root:
-        room = team(srv, members=("bob",))
-        alice = mend_member(srv, root, "alice", "laptop", room)
-        bob = py2_member(srv, root, "bob", room)
+        room, alice, bob = alice_and_bob(srv, root)
         with bob, alice.listen() as al:
             wait_listening(al)
             for affix, why in (("to=bob@localhost", "not this group chat"),
@@ -569,9 +562,7 @@ def a_member_that_falls_back_to_legacy_in_a_room_is_flagged():
     the room that his device fell back; her next message to the room stays OMEMO:2."""
     need_omemo2()
     with room_server() as srv, tempfile.TemporaryDirectory() as root:
-        room = team(srv, members=("bob",))
-        alice = mend_member(srv, root, "alice", "laptop", room)
-        bob = py2_member(srv, root, "bob", room, mode="both")
+        room, alice, bob = alice_and_bob(srv, root, mode="both")
         with bob, alice.listen() as al:
             wait_listening(al)
             ma = al.mark()
