@@ -274,6 +274,27 @@ static int count_str(const char *hay, const char *needle)
 	return n;
 }
 
+/* The element as message.c writes it, as text: the same fields parse back (all paddings). */
+static void test_encrypted_text_round_trip(void)
+{
+	mend_key_elem keys[3];
+	uint8_t data[120], payload[58];
+	mend_encrypted m;
+	union parsed p;
+	GString *xml = g_string_new(NULL);
+
+	fill(payload, sizeof(payload), 78);
+	make_encrypted(&m, keys, data, payload, sizeof(payload), 12);
+	keys[2].rid = 2147483647u; /* the largest device id */
+	TAP_EQ(mend_legacy_encrypted_text(xml, &m), 0, "message element written as text");
+	TAP_EQ(parse_text(ENC, xml->str, &p), 0, "the text parses back");
+	TAP_OK(encrypted_equal(&p.m, &m), "text round trip: every field equal");
+	TAP_EQ(count_str(xml->str, "rid='2147483647'"), 1, "a ten-digit rid");
+	TAP_EQ(count_str(xml->str, "prekey='true'"), 1, "prekey='true' on the prekey key only");
+	mend_encrypted_clear(&p.m);
+	g_string_free(xml, TRUE);
+}
+
 static void test_encrypted_round_trip(void)
 {
 	mend_key_elem keys[3];
@@ -772,6 +793,7 @@ int main(void)
 	test_devicelist_round_trip();
 	test_bundle_round_trip();
 	test_encrypted_round_trip();
+	test_encrypted_text_round_trip();
 	test_parse_in_memory();
 	test_builders_refuse();
 	test_limits();

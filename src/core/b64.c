@@ -23,18 +23,10 @@ static const char b64_alphabet[] =
 #define B64_PAD -3 /* '=' */
 #define B64_BAD -1
 
-char *mend_b64_encode(const uint8_t *data, size_t len)
+size_t mend_b64_encode_into(char *out, const uint8_t *data, size_t len)
 {
 	size_t i, o = 0;
-	char *out;
 
-	if (!data && len)
-		return NULL;
-	if (len > (G_MAXSIZE - 1) / 4 * 3 - 3)
-		return NULL;
-	out = g_try_malloc((len + 2) / 3 * 4 + 1);
-	if (!out)
-		return NULL;
 	for (i = 0; i + 2 < len; i += 3) {
 		uint32_t v = (uint32_t)data[i] << 16 | (uint32_t)data[i + 1] << 8 | data[i + 2];
 
@@ -53,7 +45,21 @@ char *mend_b64_encode(const uint8_t *data, size_t len)
 		out[o++] = i + 1 < len ? b64_alphabet[v >> 6 & 63] : '=';
 		out[o++] = '=';
 	}
-	out[o] = '\0';
+	return o;
+}
+
+char *mend_b64_encode(const uint8_t *data, size_t len)
+{
+	char *out;
+
+	if (!data && len)
+		return NULL;
+	if (len > (G_MAXSIZE - 1) / 4 * 3 - 3)
+		return NULL;
+	out = g_try_malloc(MEND_B64_LEN(len) + 1);
+	if (!out)
+		return NULL;
+	out[mend_b64_encode_into(out, data, len)] = '\0';
 	return out;
 }
 

@@ -11,6 +11,10 @@
 
 /* Encodes `len` bytes; returns a NUL-terminated string (g_free) or NULL. */
 char *mend_b64_encode(const uint8_t *data, size_t len);
+/* The encoded length of `len` bytes (no NUL). */
+#define MEND_B64_LEN(len) (((len) + 2) / 3 * 4)
+/* Encodes into out[MEND_B64_LEN(len)] (no NUL written); returns how many chars. */
+size_t mend_b64_encode_into(char *out, const uint8_t *data, size_t len);
 
 /*
  * Decodes `text` into a new buffer (*out, g_free'd by the caller; never NULL

@@ -548,8 +548,9 @@ int mend_legacy_encrypted_text(GString *out, const mend_encrypted *m)
 	g_string_append_printf(out, "<encrypted xmlns='%s'><header sid='%" G_GUINT32_FORMAT "'>",
 	                       MEND_NS_LEGACY, m->sid);
 	for (i = 0; i < m->n_keys; i++) {
-		g_string_append_printf(out, "<key rid='%" G_GUINT32_FORMAT "'%s>", m->keys[i].rid,
-		                       m->keys[i].prekey ? " prekey='true'" : "");
+		g_string_append(out, "<key rid='");
+		mend_xml_append_u32(out, m->keys[i].rid);
+		g_string_append(out, m->keys[i].prekey ? "' prekey='true'>" : "'>");
 		mend_xml_append_b64(out, m->keys[i].data, m->keys[i].len);
 		g_string_append(out, "</key>");
 	}

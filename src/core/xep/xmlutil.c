@@ -240,10 +240,25 @@ int mend_xml_add_b64(xmpp_stanza_t *parent, const char *name, const char *attr, 
 	return mend_xml_set_b64(el, data, len);
 }
 
+void mend_xml_append_u32(GString *out, uint32_t v)
+{
+	char d[10];
+	size_t n = 0;
+
+	do
+		d[n++] = (char)('0' + v % 10);
+	while ((v /= 10) && n < sizeof(d));
+	while (n)
+		g_string_append_c(out, d[--n]);
+}
+
+/* Written straight into `out`: one key per device of every message goes through here. */
 void mend_xml_append_b64(GString *out, const uint8_t *data, size_t len)
 {
-	char *b = mend_b64_encode(data, len);
+	gsize at = out->len;
 
-	g_string_append(out, b);
-	g_free(b);
+	if (!data && len)
+		return;
+	g_string_set_size(out, at + MEND_B64_LEN(len));
+	mend_b64_encode_into(out->str + at, data, len);
 }

@@ -76,5 +76,7 @@ int mend_xml_add_b64(xmpp_stanza_t *parent, const char *name, const char *attr, 
 
 /* Appends the base64 of `data` to `out`. */
 void mend_xml_append_b64(GString *out, const uint8_t *data, size_t len);
+/* Appends v in decimal (no printf: it runs for every key of a message). */
+void mend_xml_append_u32(GString *out, uint32_t v);
 
 #endif
