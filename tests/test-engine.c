@@ -28,6 +28,7 @@
 #include "omemo2_account.h"
 #include "omemo2_engine.h"
 #include "tap.h"
+#include "xsd.h"
 
 #define ALICE        "alice@x"
 #define ALICE_FULL   "alice@x/r"
@@ -2206,6 +2207,28 @@ static int sent_key2_for(int i, uint32_t rid)
 	       sent_has(i, "key", NULL, "rid", want);
 }
 
+/* Sent stanza `i`'s <encrypted/> of namespace `ns`, as the engine sent it, validates against
+ * xep/`xsd` (the codec tests validate what the builders make; this is what went out). */
+static int sent_valid(int i, const char *ns, const char *xsd)
+{
+	xmpp_stanza_t *st = i >= 0 ? sent_st((guint)i) : NULL,
+	              *e = st ? find(st, "encrypted", ns) : NULL;
+	char *text = NULL, *why = NULL;
+	size_t len = 0;
+	int ok = 0;
+
+	if (e && xmpp_stanza_to_text(e, &text, &len) == XMPP_EOK) {
+		ok = mend_test_validate(xsd, text, &why) == 0;
+		if (!ok)
+			printf("#   %s: %s\n", xsd, why ? why : "?");
+		xmpp_free(xctx, text);
+	}
+	free(why);
+	if (st)
+		xmpp_stanza_release(st);
+	return ok;
+}
+
 /* Mixed: bob's device of both versions gets OMEMO:2, his legacy-only one legacy OMEMO. */
 static void omemo2_mixed_send(mend_account *a, mend_account *b, mend_account *d)
 {
@@ -2235,6 +2258,10 @@ static void omemo2_mixed_send(mend_account *a, mend_account *b, mend_account *d)
 	TAP_OK(sent_has(i1, "body", NULL, NULL, NULL) && sent_has(i2, "body", NULL, NULL, NULL),
 	       "each with the fallback body (a host shows what it decrypted in its place)");
 	TAP_OK(!sent_anywhere("one message, two versions"), "the plaintext is in no stanza");
+	TAP_OK(sent_valid(i2, NS_OMEMO2, "omemo2.xsd"),
+	       "the OMEMO:2 <encrypted/> as sent validates against xep/omemo2.xsd");
+	TAP_OK(sent_valid(i1, NS_LEGACY, "omemo-legacy.xsd"),
+	       "the legacy <encrypted/> as sent validates against xep/omemo-legacy.xsd");
 	ev = event_of(ev0, MEND_EVENT_SENT);
 	TAP_OK(ev && str_is(ev->id, id) && count_events(ev0, MEND_EVENT_SENT) == 1,
 	       "SENT once for the message");
