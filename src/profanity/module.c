@@ -1070,11 +1070,24 @@ static void cmd_status(void)
 	mend_free(g);
 }
 
+/* The OMEMO versions whose device lists name a device (XEP-0384: "2" urn:xmpp:omemo:2,
+ * "0.3" legacy), as "OMEMO versions 2, 0.3"; "" when none is known. g_free. */
+static char *versions_text(unsigned bits)
+{
+	unsigned v2 = 1u << (MEND_OMEMO_2 - 1), legacy = 1u << (MEND_OMEMO_LEGACY - 1);
+
+	if (!(bits & (v2 | legacy)))
+		return g_strdup("");
+	return g_strdup_printf(_("OMEMO versions %s"), (bits & v2) && (bits & legacy) ? "2, 0.3"
+	                                               : bits & v2                    ? "2"
+	                                                                              : "0.3");
+}
+
 static void show_devices(const char *jid)
 {
 	mend_device_info *d = NULL;
 	size_t n = 0, i;
-	char *g;
+	char *g, *v;
 
 	if (mend_account_device_infos(M.acc, jid, &d, &n) < 0 || n == 0) {
 		replyf(_("mend: no OMEMO device known for %s yet."), jid);
@@ -1083,14 +1096,17 @@ static void show_devices(const char *jid)
 	}
 	for (i = 0; i < n; i++) {
 		g = mend_fingerprint_grouped(d[i].fingerprint[0] ? d[i].fingerprint : "?");
-		replyf("mend: %s device %u%s  %s  %s%s", jid, d[i].id,
+		v = versions_text(d[i].versions);
+		replyf("mend: %s device %u%s  %s  %s%s  %s", jid, d[i].id,
 		       d[i].id == mend_account_device_id(M.acc) && !strcmp(jid, M.bare) ? " (this)"
 		                                                                        : "",
 		       g, mend_trust_name(d[i].trust),
 		       !d[i].active ? _(" (gone)")
 		       : d[i].stale ? _(" (inactive: skipped)")
-		                    : "");
+		                    : "",
+		       v);
 		mend_free(g);
+		g_free(v);
 	}
 	mend_free(d);
 }
@@ -1356,6 +1372,8 @@ static void register_commands(void)
 	M.api->completer_add(MEND_PROF_FILE, "/mend policy", policies);
 	M.api->disco_add_feature(MEND_PROF_FILE,
 	                         (char *)"eu.siacs.conversations.axolotl.devicelist+notify");
+	/* XEP-0384 0.9 §5.3.1: contacts' OMEMO:2 device lists are pushed too */
+	M.api->disco_add_feature(MEND_PROF_FILE, (char *)"urn:xmpp:omemo:2:devices+notify");
 }
 
 /* --- the entry point ------------------------------------------------------------- */

@@ -918,11 +918,28 @@ static const char *state_text(PurpleAccount *a, const char *peer)
 	         "(/mend on encrypts it anyway).");
 }
 
+/* The OMEMO versions whose device lists name a device (XEP-0384: "2" urn:xmpp:omemo:2,
+ * "0.3" legacy), as "; OMEMO versions 2, 0.3"; "" when none is known. g_free. */
+static char *versions_text(unsigned bits)
+{
+	unsigned v2 = 1u << (MEND_OMEMO_2 - 1), legacy = 1u << (MEND_OMEMO_LEGACY - 1);
+	char *text, *out;
+
+	if (!(bits & (v2 | legacy)))
+		return g_strdup("");
+	text = g_strdup_printf(_("OMEMO versions %s"), (bits & v2) && (bits & legacy) ? "2, 0.3"
+	                                               : bits & v2                    ? "2"
+	                                                                              : "0.3");
+	out = g_strconcat("; ", text, NULL);
+	g_free(text);
+	return out;
+}
+
 static void cmd_devices(conn *c, PurpleAccount *a, const char *peer, const char *jid)
 {
 	mend_device_info *d = NULL;
 	size_t n = 0, i;
-	char *g, *line;
+	char *g, *v, *line;
 
 	if (strcmp(jid, c->bare) != 0)
 		mend_account_refresh_devices(c->acc, jid);
@@ -933,13 +950,16 @@ static void cmd_devices(conn *c, PurpleAccount *a, const char *peer, const char 
 	}
 	for (i = 0; i < n; i++) {
 		g = mend_fingerprint_grouped(d[i].fingerprint[0] ? d[i].fingerprint : "?");
-		line = g_strdup_printf("%s device %u: %s, %s%s", jid, d[i].id, g,
+		v = versions_text(d[i].versions);
+		line = g_strdup_printf("%s device %u: %s, %s%s%s", jid, d[i].id, g,
 		                       mend_trust_name(d[i].trust),
 		                       !d[i].active ? _(" (gone)")
 		                       : d[i].stale ? _(" (inactive: skipped)")
-		                                    : "");
+		                                    : "",
+		                       v);
 		say(a, peer, line);
 		g_free(line);
+		g_free(v);
 		mend_free(g);
 	}
 	mend_free(d);

@@ -966,6 +966,42 @@ def wait_ready(peer, timeout=40):
     return r
 
 
+def peer_command(peer, line, kind=None, timeout=40):
+    """Sends one command to omemo_peer.py and waits until it was handled (the peer runs
+    its commands in order, so a "ping" after it is answered then). Returns the lines it
+    printed meanwhile of type `kind` (if given) and "command_error"."""
+    m = peer.mark()
+    peer.send_line(line)
+    peer.send_line("ping")
+    end = peer.wait_line(lambda o: o == {"type": "pong"}, timeout,
+                         f"{peer.name} to run {line!r}", start=m)
+    return [o for o in peer.lines[m:] if o is not end and o["type"] in (kind, "command_error")]
+
+
+def peer_send(peer, to, text, version=None):
+    """omemo_peer.py encrypts `text` to `to` (in `version` only, "2" or "0.3", if given) and
+    sends it; returns its "sent" line (one version: one stanza)."""
+    cmd = f"sendv {version} {to} {text}" if version else f"send {to} {text}"
+    sent = peer_command(peer, cmd, "sent")
+    assert sent and sent[-1]["type"] == "sent", f"{peer.name}: {cmd!r}: {sent}"
+    return sent[-1]
+
+
+def peer_message(peer, text, timeout=30, start=0):
+    """omemo_peer.py's "message" line for `text` (decrypted), from line `start` on."""
+    return peer.wait_line(lambda o: o["type"] == "message" and o["body"] == text, timeout,
+                          f"{peer.name} to decrypt {text!r}", start=start)
+
+
+def peer_sees(peer, jid, timeout=30):
+    """Until omemo_peer.py finds a device of `jid` (its lists re-fetched each time: python-omemo
+    refuses a sender it does not know); returns the "refreshed" line."""
+    def seen():
+        got = peer_command(peer, f"refresh {jid}", "refreshed")
+        return got[-1] if got and got[-1]["type"] == "refreshed" and got[-1]["devices"] else None
+    return wait_for(seen, timeout, f"{peer.name} to see a device of {jid}", interval=0.5)
+
+
 # --------------------------------------------------------------------------
 # A tiny TAP runner
 # --------------------------------------------------------------------------

@@ -27,7 +27,7 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import run, skip, start_omemo_peer, test, wait_ready, main  # noqa: E402
 
-from mendcli import MEND, Mend, server, wait_listening, wait_message  # noqa: E402
+from mendcli import MEND, Mend, server, speaks_omemo2, wait_listening, wait_message  # noqa: E402
 
 NS_PUBSUB = "http://jabber.org/protocol/pubsub"
 
@@ -37,14 +37,6 @@ if not os.access(MEND, os.X_OK):
 # The other build of mend (libsignal-protocol-c beside libomemo-c, or the reverse):
 # `./run test` names it when both builds exist (see mend_two_builds_talk).
 OTHER = os.environ.get("MEND_OTHER_BIN")
-
-
-def speaks_omemo2(binary):
-    """What the build says: `mend --version` has a line "OMEMO:2 ...: yes" when it was
-    built with OMEMO:2 (libomemo-c), none or "no" when it is legacy only."""
-    cp = run([binary, "--version"], timeout=20)
-    assert cp.returncode == 0, f"{binary} --version: {cp.returncode} {cp.stderr}"
-    return re.search(r"^OMEMO:2\b.*:\s*yes\s*$", cp.stdout, re.M) is not None
 
 
 OMEMO2 = speaks_omemo2(MEND)
