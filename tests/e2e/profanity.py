@@ -965,6 +965,21 @@ class XmppSession:
             raise HarnessError(f"publishing {self.jid}'s device list failed: {reply}")
         return reply
 
+    def publish_devicelists(self, device_ids):
+        """Publish the legacy list and the OMEMO:2 one (urn:xmpp:omemo:2:devices, item
+        'current', XEP-0384 0.9 §5.3.1) naming these devices: a device left out of both is
+        no longer announced in either version."""
+        self.publish_devicelist(device_ids)
+        i = self._next_id()
+        devs = "".join(f"<device id='{d}'/>" for d in device_ids)
+        reply = self.iq(f"<iq type='set' id='{i}'><pubsub xmlns='http://jabber.org/protocol/"
+                        f"pubsub'><publish node='urn:xmpp:omemo:2:devices'><item id='current'>"
+                        f"<devices xmlns='urn:xmpp:omemo:2'>{devs}</devices></item></publish>"
+                        f"</pubsub></iq>", i)
+        if not self._is_result(reply):
+            raise HarnessError(f"publishing {self.jid}'s OMEMO:2 device list failed: {reply}")
+        return reply
+
     def close(self):
         try:
             self._send("</stream:stream>")

@@ -310,7 +310,7 @@ def a_device_the_contact_never_announced_is_marked():
             p.quit()
             ghost.send("alice@localhost", "from-nowhere")
             with xmpp_session("127.0.0.1", srv.port, "bob@localhost", "pw") as x:
-                x.publish_devicelist([pid])
+                x.publish_devicelists([pid])
             p.restart()
             got = p.wait_message("bob@localhost", "from-nowhere", timeout=30)
             assert got["mark"] == "!", f"an unannounced device's message: {got}"

@@ -215,7 +215,7 @@ def every_received_message_carries_its_trust_mark():
             # a device bob's published list does not name (XEP-0384 §4.2)
             ghost.send("alice@localhost", "from nowhere")
             with xmpp_session("127.0.0.1", srv.port, "bob@localhost", "pw") as x:
-                x.publish_devicelist([pid])
+                x.publish_devicelists([pid])
             a.restart()
             a.wait_im("[device NOT in the contact's list] from nowhere", timeout=30,
                       flags=("recv",))
@@ -375,7 +375,7 @@ def finch_shows_the_marks_and_the_help():
                 Finch is closed; bob's list then names only his phone again."""
                 Mend(srv, root, "bob", "ghost").send("alice@localhost", "from nowhere in finch")
                 with xmpp_session("127.0.0.1", srv.port, "bob@localhost", "pw") as x:
-                    x.publish_devicelist([pid])
+                    x.publish_devicelists([pid])
 
             f.restart(ghost_writes)
             window("bob")
