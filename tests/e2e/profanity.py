@@ -36,7 +36,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import HarnessError, pid_alive, tail, wait_for  # noqa: E402
+from harness import HarnessError, pid_alive, skip, tail, wait_for  # noqa: E402
 
 __all__ = [
     "Profanity", "profanity_missing", "build_c_plugin", "parse_line", "xmpp_session", "XmppSession",
@@ -103,6 +103,25 @@ def profanity_missing():
         if need not in out:
             return f"this profanity lacks '{need}'"
     return None
+
+
+def mend_plugin_or_skip(build):
+    """(plugin, module): the build's Profanity plugin and the module it opens. Skips the
+    whole test file when they cannot run: no usable Profanity, a sanitizer build (the
+    plugin cannot load into Profanity), or the plugin not built."""
+    libs = os.path.join(build, ".libs")
+    plugin = os.path.join(libs, "mend.so")
+    module = os.path.join(libs, "mend-profanity-module.so")
+    why = profanity_missing()
+    # HOSTS.md: an ASan-built module cannot load into an uninstrumented Profanity; the
+    # core runs under the sanitizers through the unit tests and the mend client instead
+    if not why and os.environ.get("MEND_SANITIZERS"):
+        why = "a sanitizer build: the plugin cannot load into Profanity"
+    if not why and not (os.path.exists(plugin) and os.path.exists(module)):
+        why = f"{plugin} is not built"
+    if why:
+        skip(why)
+    return plugin, module
 
 
 def _gkey_value(v):

@@ -11,24 +11,12 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import skip, test, main, wait_for  # noqa: E402
-from profanity import Profanity, profanity_missing, xmpp_session  # noqa: E402
+from harness import test, main, wait_for  # noqa: E402
+from profanity import Profanity, mend_plugin_or_skip, xmpp_session  # noqa: E402
 from mendcli import BUILD, Mend, archived_only, failing_archive, offline_items, server, stored_on_server, wait_listening, wait_message  # noqa: E402,E501
 
-LIBS = os.path.join(BUILD, ".libs")
-PLUGIN = os.path.join(LIBS, "mend.so")
-MODULE = os.path.join(LIBS, "mend-profanity-module.so")
-
-why = profanity_missing()
-if why:
-    skip(why)
-if os.environ.get("MEND_SANITIZERS"):
-    # HOSTS.md: an ASan-built module cannot load into an uninstrumented Profanity; the
-    # core runs under the sanitizers through the unit tests and the mend client instead
-    skip("a sanitizer build: the plugin cannot load into Profanity")
+PLUGIN, MODULE = mend_plugin_or_skip(BUILD)
 SIGNAL = os.environ.get("MEND_SIGNAL") or "libomemo-c"
-if not (os.path.exists(PLUGIN) and os.path.exists(MODULE)):
-    skip(f"{PLUGIN} is not built")
 
 
 def with_mend(srv, user, resource="prof", load_at_start=True, prefs=None):

@@ -15,22 +15,12 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import run, skip, test, main, wait_for  # noqa: E402
-from profanity import Profanity, profanity_missing  # noqa: E402
+from profanity import Profanity, mend_plugin_or_skip  # noqa: E402
 from mendcli import BUILD, MEND, wait_listening  # noqa: E402
 from filesrv import (AESGCM, HttpsFiles, TlsMend, sha256, store_files,  # noqa: E402
                      upload_server)
 
-LIBS = os.path.join(BUILD, ".libs")
-PLUGIN = os.path.join(LIBS, "mend.so")
-MODULE = os.path.join(LIBS, "mend-profanity-module.so")
-
-why = profanity_missing()
-if why:
-    skip(why)
-if os.environ.get("MEND_SANITIZERS"):
-    skip("a sanitizer build: the plugin cannot load into Profanity")
-if not (os.path.exists(PLUGIN) and os.path.exists(MODULE)):
-    skip(f"{PLUGIN} is not built")
+PLUGIN, MODULE = mend_plugin_or_skip(BUILD)
 if AESGCM is None:
     skip("python3-cryptography is not installed")
 

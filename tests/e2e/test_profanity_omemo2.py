@@ -16,21 +16,11 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (main, peer_command, peer_message, peer_send, peer_sees, skip,  # noqa: E402
                      start_omemo_peer, test, wait_ready)
-from profanity import Profanity, profanity_missing  # noqa: E402
+from profanity import Profanity, mend_plugin_or_skip  # noqa: E402
 from mendcli import BUILD, MEND, server, speaks_omemo2  # noqa: E402
 
-LIBS = os.path.join(BUILD, ".libs")
-PLUGIN = os.path.join(LIBS, "mend.so")
-MODULE = os.path.join(LIBS, "mend-profanity-module.so")
 ALICE, BOB = "alice@localhost", "bob@localhost"
-
-why = profanity_missing()
-if why:
-    skip(why)
-if os.environ.get("MEND_SANITIZERS"):
-    skip("a sanitizer build: the plugin cannot load into Profanity")
-if not (os.path.exists(PLUGIN) and os.path.exists(MODULE)):
-    skip(f"{PLUGIN} is not built")
+PLUGIN, MODULE = mend_plugin_or_skip(BUILD)
 if not speaks_omemo2(MEND):
     skip("this build of mend does not speak OMEMO:2 (libsignal-protocol-c)")
 

@@ -13,24 +13,15 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import skip, test, main, wait_for  # noqa: E402
-from profanity import Profanity, profanity_missing, xmpp_session  # noqa: E402
+from harness import test, main, wait_for  # noqa: E402
+from profanity import Profanity, mend_plugin_or_skip, xmpp_session  # noqa: E402
 from mendcli import BUILD, Mend, server, stored_on_server, wait_listening  # noqa: E402
 from filesrv import store_files, upload_server  # noqa: E402
 
-LIBS = os.path.join(BUILD, ".libs")
-PLUGIN = os.path.join(LIBS, "mend.so")
-MODULE = os.path.join(LIBS, "mend-profanity-module.so")
 MUC = "conference.localhost"
 ROOM = "secret@" + MUC
+PLUGIN, MODULE = mend_plugin_or_skip(BUILD)
 
-why = profanity_missing()
-if why:
-    skip(why)
-if os.environ.get("MEND_SANITIZERS"):
-    skip("a sanitizer build: the plugin cannot load into Profanity")
-if not (os.path.exists(PLUGIN) and os.path.exists(MODULE)):
-    skip(f"{PLUGIN} is not built")
 
 def muc_server():
     """The harness's Prosody with its group chat service (muc + muc_mam)."""
