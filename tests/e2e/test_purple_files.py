@@ -50,6 +50,8 @@ def libpurple_saves_and_sends_files():
                     bob.listen() as bl:
                 a.wait_signed_on()
                 wait_listening(bl)
+                # bob encrypts for the devices the server lists: wait until it lists alice's
+                wait_published(srv, root, "alice")
                 a.cmd("bob@localhost", "/mend on")
                 # the test certificate is trusted as a CA file; verification stays on
                 r = a.cmd("bob@localhost", f"/mend files ca {cert}")
