@@ -223,6 +223,9 @@ typedef struct mend_history_item {
 
 /* Adds an item unless one with its key exists (then nothing changes). */
 int mend_store_history_put(mend_store *s, const mend_history_item *it);
+/* What a history row seals: the serialised GVariant "(ssusssiii)" of the item, as
+ * g_variant_new() would make it (g_free; *len bytes). */
+uint8_t *mend_store_history_data(const mend_history_item *it, size_t *len);
 int mend_store_history_get(mend_store *s, const char *key, mend_history_item *out);
 /* Our own sent message to `peer` with message id `msg_id`. */
 int mend_store_history_by_msg_id(mend_store *s, const char *peer, const char *msg_id,

@@ -13,7 +13,8 @@
 #include "mend/mend.h"
 #include "store.h"
 
-#define HISTORY_TYPE "(ssusssiii)"
+#define HISTORY_TYPE    "(ssusssiii)"
+#define HISTORY_STRINGS 5 /* of HISTORY_TYPE: from, body, timestamp, stanza_id, msg_id */
 
 static int sql_err(int rc)
 {
@@ -233,11 +234,75 @@ static const char *nz(const char *s)
 	return s ? s : "";
 }
 
+/* Writes the offset `v` in `w` bytes, little-endian (GVariant framing offsets). */
+static void put_le(uint8_t *p, size_t v, size_t w)
+{
+	for (size_t i = 0; i < w; i++, v >>= 8)
+		p[i] = (uint8_t)(v & 0xff);
+}
+
+/* Copies a string with its NUL to `at`; its end (a framing offset) back. */
+static size_t put_str(uint8_t *buf, size_t at, const char *v, size_t n)
+{
+	memcpy(buf + at, v, n + 1);
+	return at + n + 1;
+}
+
+/* A 32-bit member at the next multiple of 4 (zero padding), in host order as GVariant's. */
+static size_t put_u32(uint8_t *buf, size_t at, uint32_t v)
+{
+	while (at & 3)
+		buf[at++] = 0;
+	memcpy(buf + at, &v, sizeof(v));
+	return at + sizeof(v);
+}
+
+/*
+ * The serialised GVariant of HISTORY_TYPE, byte for byte what g_variant_new() and
+ * g_variant_get_data() give, without their per-member allocations (a catch-up writes a
+ * row per message). GVariant specification, "Structures": the members in order, each at
+ * its alignment; then the end offset of every variable-size member but the last (the
+ * five strings), the first one last, each as wide as the whole needs (1, 2, 4 or 8
+ * bytes). g_free the result (*len bytes).
+ */
+uint8_t *mend_store_history_data(const mend_history_item *it, size_t *len)
+{
+	const char *str[HISTORY_STRINGS] = {nz(it->from), nz(it->body), nz(it->timestamp),
+	                                    nz(it->stanza_id), nz(it->msg_id)};
+	size_t n[HISTORY_STRINGS], ends[HISTORY_STRINGS], body = 0, w = 8, at = 0, i;
+	uint8_t *buf;
+
+	for (i = 0; i < HISTORY_STRINGS; i++)
+		n[i] = strlen(str[i]);
+	/* the size the members take, with the padding before the device and the carbon flag */
+	body = n[0] + n[1] + 2;
+	body += (-body & 3) + 4 + n[2] + n[3] + n[4] + 3;
+	body += (-body & 3) + 3 * 4;
+	if (body + HISTORY_STRINGS <= G_MAXUINT8)
+		w = 1;
+	else if (body + 2 * HISTORY_STRINGS <= G_MAXUINT16)
+		w = 2;
+	else if (body + 4 * HISTORY_STRINGS <= G_MAXUINT32)
+		w = 4;
+	buf = g_malloc(body + w * HISTORY_STRINGS);
+	ends[0] = at = put_str(buf, at, str[0], n[0]);
+	ends[1] = at = put_str(buf, at, str[1], n[1]);
+	at = put_u32(buf, at, it->device);
+	for (i = 2; i < HISTORY_STRINGS; i++)
+		ends[i] = at = put_str(buf, at, str[i], n[i]);
+	at = put_u32(buf, at, (uint32_t)it->carbon);
+	at = put_u32(buf, at, (uint32_t)it->outgoing);
+	at = put_u32(buf, at, (uint32_t)it->error);
+	for (i = 0; i < HISTORY_STRINGS; i++)
+		put_le(buf + at + w * (HISTORY_STRINGS - 1 - i), ends[i], w);
+	*len = at + w * HISTORY_STRINGS;
+	return buf;
+}
+
 int mend_store_history_put(mend_store *s, const mend_history_item *it)
 {
-	GVariant *v = g_variant_ref_sink(
-	    g_variant_new(HISTORY_TYPE, nz(it->from), nz(it->body), it->device, nz(it->timestamp),
-	                  nz(it->stanza_id), nz(it->msg_id), it->carbon, it->outgoing, it->error));
+	size_t len = 0;
+	uint8_t *data = mend_store_history_data(it, &len);
 	char *aad = g_strconcat("history|", it->key, NULL);
 	sqlite3_stmt *st = NULL;
 	int r;
@@ -255,14 +320,15 @@ int mend_store_history_put(mend_store *s, const mend_history_item *it)
 	sqlite3_bind_text(st, 4, it->msg_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 6, it->version);
 	sqlite3_bind_int(st, 7, it->downgraded != 0);
-	r = bind_sealed(s, st, 5, aad, g_variant_get_data(v), g_variant_get_size(v));
+	r = bind_sealed(s, st, 5, aad, data, len);
 	if (r < 0)
 		finish(st);
 	else
 		r = exec_done(st);
 out:
 	g_free(aad);
-	g_variant_unref(v);
+	explicit_bzero(data, len);
+	g_free(data);
 	return r;
 }
 
