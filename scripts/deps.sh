@@ -5,7 +5,7 @@
 set -eu
 
 PACKAGES="build-essential autoconf automake libtool pkg-config gettext autopoint
-libomemo-c-dev libsignal-protocol-c-dev libstrophe-dev libgcrypt20-dev libxml2-dev libglib2.0-dev
+libomemo-c-dev libsignal-protocol-c-dev libstrophe-dev libexpat1-dev libgcrypt20-dev libxml2-dev libglib2.0-dev
 libsqlite3-dev libsecret-1-dev gnome-keyring dbus dbus-daemon binutils clang-format
 prosody openssl python3-slixmpp python3-omemo python3-oldmemo python3-twomemo
 python3-xmlschema profanity tmux libpurple-dev finch libqrencode-dev gcr xvfb xdotool

@@ -20,6 +20,7 @@
 #include <sqlite3.h>
 #include "sigstore.h"
 #include "xep/omemo_legacy.h"
+#include "parser.h"
 
 #define _(s) dgettext(GETTEXT_PACKAGE, s)
 
@@ -69,7 +70,7 @@ xmpp_stanza_t *mend_stanza_parse(mend_account *acc, const char *xml)
 {
 	if (!xml)
 		return NULL;
-	return xmpp_stanza_new_from_string(acc->xctx, xml);
+	return mend_parser_parse(acc->parser, acc->xctx, xml);
 }
 
 /* --- transactions ---------------------------------------------------------- */
@@ -452,7 +453,8 @@ int mend_account_open(mend_account **out, const char *bare_jid, const char *data
 	/* the crash test (tests/e2e/test_crash.py) makes signed-prekey rotation due with it */
 	if (g_getenv("MEND_TEST_CLOCK_SKEW"))
 		acc->clock_skew = g_ascii_strtoll(g_getenv("MEND_TEST_CLOCK_SKEW"), NULL, 10);
-	acc->xctx = xmpp_ctx_new(NULL, NULL);
+	acc->parser = mend_parser_new();
+	acc->xctx = xmpp_ctx_new(mend_parser_mem(acc->parser), NULL);
 	r = acc->xctx ? mend_crypto_new(&acc->crypto) : MEND_ERR_NOMEM;
 	if (r == MEND_OK)
 		r = open_store(acc, data_dir, keyring);
@@ -497,6 +499,7 @@ void mend_account_free(mend_account *acc)
 	mend_crypto_free(acc->crypto);
 	if (acc->xctx)
 		xmpp_ctx_free(acc->xctx);
+	mend_parser_free(acc->parser); /* after the context that takes its memory from it */
 	g_rec_mutex_clear(&acc->lock);
 	g_free(acc->jid);
 	g_free(acc);

@@ -18,7 +18,8 @@ struct mend_account {
 	char *jid; /* our bare JID */
 	mend_host_ops ops;
 	void *user_data;
-	xmpp_ctx_t *xctx; /* stanza model only; no connection */
+	xmpp_ctx_t *xctx;           /* stanza model only; no connection */
+	struct mend_parser *parser; /* the stanza parser, and xctx's memory (parser.c) */
 	mend_crypto *crypto;
 	mend_store *store;
 	signal_context *sctx;
