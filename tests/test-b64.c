@@ -88,6 +88,25 @@ static void test_whitespace(void)
 	TAP_OK(decodes_to("Z m 9 v\tY g = =", "foob"), "spaces and tabs anywhere, even in padding");
 }
 
+/* White space at each place of a quantum that follows a whole one (the decoder reads
+ * whole quanta at once when it can), and of the first. */
+static void test_whitespace_each_place(void)
+{
+	static const char *const ws[] = {" ", "\t", "\r", "\n"};
+	const char *quanta = "Zm9vYmFyYmF6"; /* foobarbaz */
+	size_t at, w;
+
+	for (w = 0; w < G_N_ELEMENTS(ws); w++)
+		for (at = 0; at <= strlen(quanta); at++) {
+			char *text =
+			    g_strdup_printf("%.*s%s%s", (int)at, quanta, ws[w], quanta + at);
+
+			TAP_OK(decodes_to(text, "foobarbaz"), "white space %u at %zu",
+			       (unsigned)(unsigned char)ws[w][0], at);
+			g_free(text);
+		}
+}
+
 static void test_rejects(void)
 {
 	TAP_EQ(decode_code("Zm9vYmF", 64), MEND_ERR_BAD_BASE64, "truncated (7 chars)");
@@ -167,6 +186,7 @@ int main(void)
 	test_vectors();
 	test_empty();
 	test_whitespace();
+	test_whitespace_each_place();
 	test_rejects();
 	test_max_len();
 	test_round_trip();

@@ -63,24 +63,36 @@ char *mend_b64_encode(const uint8_t *data, size_t len)
 	return out;
 }
 
+/* Each byte's value: 0..63 in the alphabet, 64 white space, 65 '=', 255 anything else. */
+/* clang-format off */
+static const uint8_t b64_table[256] = {
+	255, 255, 255, 255, 255, 255, 255, 255, 255,  64,  64, 255, 255,  64, 255, 255,
+	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+	 64, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,  62, 255, 255, 255,  63,
+	 52,  53,  54,  55,  56,  57,  58,  59,  60,  61, 255, 255, 255,  65, 255, 255,
+	255,   0,   1,   2,   3,   4,   5,   6,   7,   8,   9,  10,  11,  12,  13,  14,
+	 15,  16,  17,  18,  19,  20,  21,  22,  23,  24,  25, 255, 255, 255, 255, 255,
+	255,  26,  27,  28,  29,  30,  31,  32,  33,  34,  35,  36,  37,  38,  39,  40,
+	 41,  42,  43,  44,  45,  46,  47,  48,  49,  50,  51, 255, 255, 255, 255, 255,
+	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+};
+/* clang-format on */
+
 /* The value of one character: 0..63, or B64_WS, B64_PAD, B64_BAD. */
 static int b64_value(unsigned char c)
 {
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	if (c == '=')
-		return B64_PAD;
-	if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
-		return B64_WS;
-	return B64_BAD;
+	int v = b64_table[c];
+
+	if (v < 64)
+		return v;
+	return v == 64 ? B64_WS : v == 65 ? B64_PAD : B64_BAD;
 }
 
 /*
@@ -137,8 +149,25 @@ static int b64_convert(const char *text, uint8_t *out)
 	int err;
 
 	for (p = text; *p; p++) {
-		int v = b64_value((unsigned char)*p);
+		int v;
 
+		/* the common case: a whole quantum of alphabet characters, no white space */
+		while (k == 0 && b64_table[(unsigned char)p[0]] < 64 &&
+		       b64_table[(unsigned char)p[1]] < 64 && b64_table[(unsigned char)p[2]] < 64 &&
+		       b64_table[(unsigned char)p[3]] < 64) { /* in order: a NUL stops the reads */
+			uint32_t w = (uint32_t)b64_table[(unsigned char)p[0]] << 18 |
+			             (uint32_t)b64_table[(unsigned char)p[1]] << 12 |
+			             (uint32_t)b64_table[(unsigned char)p[2]] << 6 |
+			             b64_table[(unsigned char)p[3]];
+
+			out[o++] = w >> 16 & 0xff;
+			out[o++] = w >> 8 & 0xff;
+			out[o++] = w & 0xff;
+			p += 4;
+		}
+		if (!*p)
+			break;
+		v = b64_value((unsigned char)*p);
 		if (v == B64_WS)
 			continue;
 		if (v == B64_PAD) {
