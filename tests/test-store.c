@@ -596,6 +596,93 @@ static void test_batch(mend_store *s)
 	TAP_EQ(mend_store_batch_end(s), 0, "ending no batch does nothing");
 }
 
+static int count_savepoints(unsigned type, void *ctx, void *p, void *x)
+{
+	(void)type;
+	(void)x;
+	if (g_str_has_prefix(sqlite3_sql(p), "SAVEPOINT"))
+		(*(int *)ctx)++;
+	return 0;
+}
+
+/* Opens a lazy batch whose own work is nested: a level on top of it. */
+static void lazy_level(mend_store *s, int *done)
+{
+	*done = 0;
+	TAP_EQ(mend_store_batch_begin(s, batch_done, done), 0, "a lazy batch");
+	mend_store_batch_nest(s, 1);
+	mend_store_batch_lazy(s, 1);
+	TAP_EQ(mend_store_begin(s), 0, "a level of its own work");
+}
+
+/*
+ * A lazy batch (a catch-up page, archive.c) runs no SAVEPOINT for its own levels:
+ * committing one keeps its writes, rolling back one that wrote nothing is harmless,
+ * rolling back one that wrote (a row, or a session in place) loses the whole batch, which
+ * then says so and keeps nothing. Not lazy, the same level is a savepoint again.
+ */
+static void test_batch_lazy(mend_store *s)
+{
+	mend_store_row row = {0};
+	int done = 0, savepoints = 0, changes;
+
+	sqlite3_trace_v2(mend_store_db(s), SQLITE_TRACE_STMT, count_savepoints, &savepoints);
+	put_s(s, 1, "before");
+	lazy_level(s, &done);
+	put_s(s, 1, "kept");
+	TAP_EQ(mend_store_begin(s), 0, "a level inside it");
+	TAP_EQ(mend_store_commit(s), 0, "committed");
+	TAP_EQ(mend_store_commit(s), 0, "the outer level committed");
+	TAP_EQ(mend_store_begin(s), 0, "another level");
+	TAP_OK(session_is(s, 1, "kept"), "reads what the lazy level wrote");
+	mend_store_rollback(s); /* it wrote nothing */
+	TAP_EQ(mend_store_batch_lost(s), 0,
+	       "rolling back a level that wrote nothing loses nothing");
+	mend_store_batch_nest(s, 0);
+	TAP_EQ(mend_store_batch_end(s), 0, "the batch commits");
+	TAP_OK(done == 1 && session_is(s, 1, "kept"), "with the lazy level's write");
+	TAP_EQ(savepoints, 0, "and no SAVEPOINT ran");
+
+	lazy_level(s, &done);
+	TAP_EQ(mend_store_commit(s), 0, "a level");
+	TAP_EQ(mend_store_begin(s), 0, "a level that writes");
+	put_s(s, 1, "undone");
+	mend_store_rollback(s);
+	TAP_EQ(mend_store_batch_lost(s), 1, "rolled back: the batch is lost");
+	mend_store_batch_nest(s, 0);
+	TAP_OK(mend_store_batch_end(s) < 0 && done == -1, "its commit fails, done is told");
+	TAP_OK(session_is(s, 1, "kept"), "and nothing of it is kept");
+	TAP_EQ(mend_store_batch_lost(s), 1, "it says so until the next transaction");
+
+	TAP_EQ(mend_store_session_put_row(s, "tx@x", 1, MEND_VERSION_LEGACY,
+	                                  (const uint8_t *)"row-1", 5, &row),
+	       0, "a session row");
+	lazy_level(s, &done);
+	TAP_EQ(mend_store_batch_lost(s), 0, "a new batch is not lost");
+	changes = sqlite3_total_changes(mend_store_db(s));
+	TAP_EQ(mend_store_session_put_row(s, "tx@x", 1, MEND_VERSION_LEGACY,
+	                                  (const uint8_t *)"row-2", 5, &row),
+	       0, "a session written in a lazy level");
+	TAP_EQ(sqlite3_total_changes(mend_store_db(s)), changes, "in place: no statement wrote");
+	mend_store_rollback(s);
+	TAP_EQ(mend_store_batch_lost(s), 1, "an in-place write rolled back loses the batch too");
+	mend_store_batch_nest(s, 0);
+	mend_store_batch_end(s);
+	TAP_OK(session_is(s, 1, "row-1"), "the in-place write is undone");
+
+	TAP_EQ(mend_store_batch_begin(s, batch_done, &done), 0, "a batch, not lazy");
+	mend_store_batch_nest(s, 1);
+	TAP_EQ(mend_store_begin(s), 0, "a level");
+	put_s(s, 1, "rolled back");
+	mend_store_rollback(s);
+	TAP_OK(savepoints == 1 && !mend_store_batch_lost(s) && session_is(s, 1, "row-1"),
+	       "is a savepoint, rolled back alone (%d SAVEPOINT)", savepoints);
+	put_s(s, 2, "batch");
+	mend_store_batch_nest(s, 0);
+	TAP_OK(mend_store_batch_end(s) == 0 && session_is(s, 2, "batch"), "the batch commits");
+	sqlite3_trace_v2(mend_store_db(s), 0, NULL, NULL);
+}
+
 /* Bytes this process handed to write(2) so far (/proc/self/io), or -1 where unknown. */
 static gint64 bytes_written(void)
 {
@@ -1025,6 +1112,7 @@ static void test_operations(void)
 	test_transactions(s);
 	test_versions(s);
 	test_batch(s);
+	test_batch_lazy(s);
 	test_batch_writes(s);
 	test_devicelist(s);
 	test_prekeys(s);

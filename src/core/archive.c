@@ -15,6 +15,11 @@
  * message is shown once. The position is written once a page, as it commits;
  * when other work commits the page early, the position may stay behind: the
  * results after it come again and are dropped as seen (their ids are marked).
+ *
+ * A catch-up page's results run without a savepoint each (mend_store_batch_lazy): a
+ * result that fails after writing something cannot be undone alone, so its whole page
+ * is lost and asked again at once from the stored position, this time with a savepoint
+ * per result (`careful`, until a page commits).
  */
 #include "config.h"
 
@@ -47,6 +52,8 @@ typedef struct mend_mam_query {
 	int page_failed;    /* a page's commit failed: its results must be fetched again */
 	char *pos_id;       /* the open page's last result: stored once, as the page commits */
 	int64_t pos_ts;
+	int careful;   /* a savepoint per result: a lazy page was lost (until a page commits) */
+	int page_lost; /* the page failed for a lazy undo only: asked again at once, carefully */
 } mam_query;
 
 static void mam_free(mam_query *q)
@@ -81,12 +88,20 @@ static void page_done(void *data, int rc)
 	acc->mam->page_n = 0;
 	if (rc < 0) {
 		g_clear_pointer(&acc->mam->pos_id, g_free); /* not stored: the page comes again */
-		mend_log(acc, MEND_LOG_WARNING, "catch-up page not stored (%s); it is asked again",
-		         mend_strerror(rc));
+		acc->mam->page_lost = mend_store_batch_lost(acc->store);
+		if (acc->mam->page_lost)
+			mend_log(acc, MEND_LOG_INFO,
+			         "a result of the catch-up page could not be undone "
+			         "alone; the page is asked again");
+		else
+			mend_log(acc, MEND_LOG_WARNING,
+			         "catch-up page not stored (%s); it is asked again",
+			         mend_strerror(rc));
 		acc->mam->page_failed = 1;
 		g_queue_clear_full(&acc->mam->held, mend_event_free);
 		return;
 	}
+	acc->mam->careful = 0;
 	/* in a transaction: what shown.c notes of them goes in one commit (announce.c) */
 	mend_store_begin(acc->store);
 	while ((ev = g_queue_pop_head(&acc->mam->held))) {
@@ -332,10 +347,18 @@ static void mam_reply(mend_account *acc, xmpp_stanza_t *iq, int ok, void *data)
 	xmpp_stanza_t *fin = child(iq, "fin", NS_MAM);
 	const char *complete = fin ? xmpp_stanza_get_attribute(fin, "complete") : NULL;
 	const char *last = fin_last(fin);
+	int failed;
 
 	if (!acc->mam || !g_str_equal(acc->mam->queryid, (const char *)data))
 		return;
-	if (page_end(acc)) { /* results of this query were not stored: from the position again */
+	failed = page_end(acc);
+	if (failed && acc->mam->page_lost && acc->mam->kind == MAM_CATCHUP) {
+		acc->mam->page_lost = 0;
+		acc->mam->careful = 1;
+		catchup_query(acc); /* at once: nothing failed but the lazy shortcut */
+		return;
+	}
+	if (failed) { /* results of this query were not stored: from the position again */
 		if (acc->mam->kind == MAM_CATCHUP)
 			catchup_pause(acc, "local store");
 		else
@@ -418,6 +441,9 @@ int mend_archive_handle_result(mend_account *acc, xmpp_stanza_t *st, xmpp_stanza
 	if (!batch && (r != MEND_ERR_INVALID_ARG || mend_store_begin(acc->store) < 0))
 		return MEND_ERR_STORE;
 	mend_store_batch_nest(acc->store, batch);
+	if (batch)
+		mend_store_batch_lazy(acc->store,
+		                      acc->mam->kind == MAM_CATCHUP && !acc->mam->careful);
 	acc->mam->page_n += batch;
 	in.timestamp = delay_of(fwd);
 	if (!in.timestamp)
@@ -435,6 +461,9 @@ int mend_archive_handle_result(mend_account *acc, xmpp_stanza_t *st, xmpp_stanza
 		mend_store_batch_nest(acc->store, 0);
 	else
 		mend_store_commit(acc->store);
+	/* lost: ended now, failed (page_done); the rest of the page waits for it to come again */
+	if (batch && mend_store_batch_lost(acc->store))
+		acc->mam->page_failed = page_end(acc);
 	mend_trust_flush(acc);
 	g_free(in.timestamp);
 	return 1;

@@ -34,6 +34,7 @@
 /* "<table>|" + a bare JID (RFC 7622: at most 2047 bytes) + "/<device>" */
 #define AAD_MAX         2304
 #define BUSY_TIMEOUT_MS 5000
+#define LAZY_LEVELS     32 /* the nesting levels a lazy batch can track (bits of a uint32_t) */
 #define CHECK_AAD       "meta|check"
 #define CHECK_KEY       "check"
 
@@ -280,6 +281,11 @@ struct mend_store {
 	long kill_left; /* passes left before it kills */
 	void (*on_end)(int committed, void *data); /* after the outermost commit or rollback */
 	void *on_end_data;
+	int lazy;             /* the batch's own levels run without savepoints (batch_lazy) */
+	uint32_t lazy_levels; /* bit d: level d is lazy (no SAVEPOINT was run for it) */
+	int64_t lazy_mark[LAZY_LEVELS]; /* writes() as lazy level d began */
+	int64_t blob_writes; /* in-place writes, which SQLite's change count does not see */
+	int lost;            /* a lazy level that wrote was rolled back: the batch is undone */
 };
 
 struct pk_item {
@@ -312,6 +318,12 @@ static void blob_close(mend_store *s)
 	if (s->blob)
 		sqlite3_blob_close(s->blob);
 	s->blob = NULL;
+}
+
+/* Grows with every row written (SQLite's count) and every in-place session write. */
+static int64_t writes(mend_store *s)
+{
+	return (int64_t)sqlite3_total_changes64(s->db) + s->blob_writes;
 }
 
 static void st_reset(sqlite3_stmt *st)
@@ -837,6 +849,30 @@ int mend_store_depth(mend_store *s)
 	return s->depth - s->batch;
 }
 
+/*
+ * A level of a lazy batch's own work runs no SAVEPOINT: SQLite would copy every page it
+ * changes into its statement journal, for each message of a catch-up page. Committing it
+ * is nothing; rolling it back is nothing as long as it wrote nothing (the usual failure:
+ * a message that does not decrypt), else the whole batch is lost (mend_store_batch_lost).
+ */
+static int lazy_level(mend_store *s)
+{
+	return s->batch && s->batch_nest && s->lazy && s->depth >= 1 && s->depth + 1 < LAZY_LEVELS;
+}
+
+/* Ends level `level` if it is lazy: 1, and a rollback of one that wrote loses the batch. */
+static int lazy_end(mend_store *s, int level, int rollback)
+{
+	uint32_t bit = 1u << level;
+
+	if (level >= LAZY_LEVELS || !(s->lazy_levels & bit))
+		return 0;
+	s->lazy_levels &= ~bit;
+	if (rollback && (writes(s) != s->lazy_mark[level] || sqlite3_get_autocommit(s->db)))
+		s->lost = 1;
+	return 1;
+}
+
 /* Nesting: the outermost level is a transaction, inner levels are savepoints. */
 int mend_store_begin(mend_store *s)
 {
@@ -844,6 +880,14 @@ int mend_store_begin(mend_store *s)
 
 	if (s->batch && !s->batch_nest)
 		mend_store_batch_end(s); /* other work: the batch is made durable first */
+	if (lazy_level(s)) {
+		s->depth++;
+		s->lazy_levels |= 1u << s->depth;
+		s->lazy_mark[s->depth] = writes(s);
+		return 0;
+	}
+	if (s->depth == 0)
+		s->lost = 0;
 	rc = run(s, s->depth == 0 ? ST_BEGIN : ST_SAVEPOINT);
 
 	if (!rc)
@@ -858,9 +902,11 @@ int mend_store_commit(mend_store *s)
 	if (s->depth == 0)
 		return MEND_ERR_INVALID_ARG;
 	if (--s->depth > 0)
-		return run(s, ST_RELEASE);
+		return lazy_end(s, s->depth + 1, 0) ? 0 : run(s, ST_RELEASE);
+	s->lazy = 0;
+	s->lazy_levels = 0;
 	mend_store_kill_point(s, "commit");
-	rc = run(s, ST_COMMIT);
+	rc = s->lost ? MEND_ERR_STORE : run(s, ST_COMMIT);
 	/* a failed commit leaves nothing behind */
 	if (rc && !sqlite3_get_autocommit(s->db))
 		run(s, ST_ROLLBACK);
@@ -878,11 +924,14 @@ void mend_store_rollback(mend_store *s)
 		return;
 	s->rollbacks++;
 	if (--s->depth > 0) {
+		if (lazy_end(s, s->depth + 1, 1))
+			return;
 		run(s, ST_ROLLBACK_TO);
 		run(s, ST_RELEASE);
 		return;
 	}
-	s->batch = s->batch_nest = 0; /* a batch rolled back: nothing of it is kept */
+	s->batch = s->batch_nest = s->lazy = 0; /* a batch rolled back: nothing of it is kept */
+	s->lazy_levels = 0;
 	s->batch_done = NULL;
 	if (!sqlite3_get_autocommit(s->db))
 		run(s, ST_ROLLBACK);
@@ -914,6 +963,16 @@ int mend_store_batch_open(mend_store *s)
 void mend_store_batch_nest(mend_store *s, int on)
 {
 	s->batch_nest = on;
+}
+
+void mend_store_batch_lazy(mend_store *s, int on)
+{
+	s->lazy = s->batch && on;
+}
+
+int mend_store_batch_lost(mend_store *s)
+{
+	return s->lost;
 }
 
 int mend_store_batch_end(mend_store *s)
@@ -1316,6 +1375,7 @@ static int session_write_in_place(mend_store *s, const char *aad, const uint8_t 
 		return 0;
 	g_byte_array_set_size(s->scratch, (guint)n);
 	rc = seal_into(s, aad, rec, len, s->scratch->data);
+	s->blob_writes++; /* before: a failed write may have written part */
 	if (!rc && sqlite3_blob_write(s->blob, s->scratch->data, (int)n, 0) != SQLITE_OK) {
 		blob_close(s);
 		rc = MEND_ERR_STORE;

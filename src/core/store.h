@@ -86,6 +86,16 @@ int mend_store_batch_open(mend_store *s);
 void mend_store_batch_nest(mend_store *s, int on);
 /* Commits the batch if one is open (then calls its `done`); 0 when none was open. */
 int mend_store_batch_end(mend_store *s);
+/*
+ * Lazy (on = 1, until the batch ends): the levels the batch's own work opens are not
+ * savepoints, which cost a copy of every page they change. Committing such a level is
+ * nothing, and so is rolling back one that wrote nothing; rolling back one that wrote
+ * loses the batch: mend_store_batch_lost() says 1 from then until the next transaction,
+ * the batch's commit fails and nothing of it is kept. Its work must be done again, not
+ * lazily.
+ */
+void mend_store_batch_lazy(mend_store *s, int on);
+int mend_store_batch_lost(mend_store *s);
 
 /* Key/value metadata (plain text, not secret): catch-up position and such. */
 int mend_store_meta_get(mend_store *s, const char *key, char **value);
