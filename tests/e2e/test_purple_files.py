@@ -166,9 +166,13 @@ def room_file_sent_and_saved(sender, receiver, path, data):
     name = os.path.basename(path)
     m, ms = receiver.mark(), sender.mark()
     sender.chatcmd(ROOM, f"/mend sendfile {path}")
-    shown = receiver.wait_chat(lambda o: f"file {name} from localhost: /mend save" in o["text"],
-                               60, who=sender.jid.split("@")[0], flags=("recv",), conv=ROOM,
-                               start=m)
+    try:
+        shown = receiver.wait_chat(
+            lambda o: f"file {name} from localhost: /mend save" in o["text"], 60,
+            who=sender.jid.split("@")[0], flags=("recv",), conv=ROOM, start=m)
+    except AssertionError as e:  # what the sender saw says whether it went out
+        raise AssertionError(f"{e}\n--- the sender, {sender.name}:\n{sender.describe()}") \
+            from None
     assert shown["text"].startswith("[unverified] "), shown
     sender.wait_chat(f"file {name} (sent encrypted)", 30, flags=("send",), conv=ROOM, start=ms)
     n = re.search(r"/mend save (\d+)", shown["text"]).group(1)
