@@ -332,6 +332,35 @@ static void test_hmac_vec(mend_crypto *c, const signal_crypto_provider *p, const
 	TAP_OK(ret == 0 && eq_hex(out, 32, v->mac), "HMAC %s (provider, two updates)", v->name);
 }
 
+/* One provider context, two messages in a row under its key (final leaves it ready for
+ * the next): each gets its RFC 4231 value (TC2's key and data twice). */
+static void test_hmac_again(const signal_crypto_provider *p)
+{
+	const struct hmac_vec *v = &hmac_vecs[1];
+	uint8_t key[32];
+	size_t key_len = unhex(v->key, key, sizeof(key)), len = strlen(v->data);
+	signal_buffer *b1 = NULL, *b2 = NULL;
+	void *ctx = NULL;
+	int ret;
+
+	ret = p->hmac_sha256_init_func(&ctx, key, key_len, p->user_data);
+	if (!ret)
+		ret = p->hmac_sha256_update_func(ctx, (const uint8_t *)v->data, len, p->user_data);
+	if (!ret)
+		ret = p->hmac_sha256_final_func(ctx, &b1, p->user_data);
+	if (!ret)
+		ret = p->hmac_sha256_update_func(ctx, (const uint8_t *)v->data, len, p->user_data);
+	if (!ret)
+		ret = p->hmac_sha256_final_func(ctx, &b2, p->user_data);
+	TAP_OK(ret == 0 && b1 && b2 && eq_hex(signal_buffer_data(b1), 32, v->mac) &&
+	           eq_hex(signal_buffer_data(b2), 32, v->mac),
+	       "HMAC provider: a second message under the same context");
+	signal_buffer_free(b1);
+	signal_buffer_free(b2);
+	if (ctx)
+		p->hmac_sha256_cleanup_func(ctx, p->user_data);
+}
+
 /* Two provider contexts alive at once, fed in turns: TC1 and TC2. */
 static void test_hmac_interleaved(const signal_crypto_provider *p)
 {
@@ -374,6 +403,7 @@ static void test_hmac(mend_crypto *c, const signal_crypto_provider *p)
 	for (round = 0; round < 2; round++)
 		for (i = 0; i < sizeof(hmac_vecs) / sizeof(hmac_vecs[0]); i++)
 			test_hmac_vec(c, p, &hmac_vecs[i]);
+	test_hmac_again(p);
 	test_hmac_interleaved(p);
 	test_hmac_vec(c, p, &hmac_vecs[2]);
 }
