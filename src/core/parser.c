@@ -105,6 +105,13 @@ static void *pool_alloc(size_t size, void *data)
 	return h + 1;
 }
 
+/* How many freed blocks a class keeps (a function: 0 under a sanitizer, which a
+ * comparison with the constant would warn about). */
+static unsigned pool_keep(void)
+{
+	return POOL_KEEP;
+}
+
 static void pool_free(void *p, void *data)
 {
 	mend_parser *x = data;
@@ -113,7 +120,7 @@ static void pool_free(void *p, void *data)
 	if (!p)
 		return;
 	h = (pool_head *)p - 1;
-	if (h->h.cls < POOL_CLASSES && x->kept[h->h.cls] < POOL_KEEP) {
+	if (h->h.cls < POOL_CLASSES && x->kept[h->h.cls] < pool_keep()) {
 		*(void **)p = x->free_list[h->h.cls];
 		x->free_list[h->h.cls] = p;
 		x->kept[h->h.cls]++;
