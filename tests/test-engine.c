@@ -910,17 +910,7 @@ static mend_account *test_crash_mid_page(const char *root, mend_account *a, mend
 	return a;
 }
 
-/* `xml` with the first character of its <payload/> changed: the key opens, the payload not. */
-static char *payload_tampered(const char *xml)
-{
-	char *out = g_strdup(xml), *p = strstr(out, "<payload>");
-
-	if (!p)
-		TAP_BAIL("no payload to tamper with");
-	p += strlen("<payload>");
-	*p = *p == 'A' ? 'B' : 'A';
-	return out;
-}
+static char *damaged(const char *wire);
 
 /*
  * A catch-up page runs without a savepoint per result (archive.c, store.c's lazy batch). A
@@ -937,7 +927,7 @@ static void test_lazy_page_lost(mend_account *a, mend_account *b)
 	int q, q2, k;
 
 	for (k = 0; k < 4; k++) {
-		char *w = bob_encrypts(b, a, bodies[k]), *t = k == 2 ? payload_tampered(w) : NULL;
+		char *w = bob_encrypts(b, a, bodies[k]), *t = k == 2 ? damaged(w) : NULL;
 
 		in[k] = stamped(t ? t : w, BOB "/phone", ALICE, NULL);
 		g_free(t);

@@ -328,11 +328,10 @@ out:
 
 int mend_omemo2_legacy_arrived(mend_account *acc, const char *jid, uint32_t device)
 {
-	int wrote = 0, was2;
+	int wrote = 0, was2 = 0;
 
-	if (mend_store_device_versions(acc->store, jid, device, NULL, &wrote, NULL) < 0)
-		wrote = 0;
-	was2 = mend_store_device_wrote2(acc->store, jid, device) == 1;
+	if (mend_store_device_wrote(acc->store, jid, device, &wrote, &was2) < 0)
+		wrote = was2 = 0;
 	if (wrote != MEND_VERSION_LEGACY)
 		mend_store_device_wrote_set(acc->store, jid, device, MEND_VERSION_LEGACY);
 	return was2;

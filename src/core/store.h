@@ -333,7 +333,9 @@ int mend_store_device_wrote_set(mend_store *s, const char *jid, uint32_t device,
 /* Adds `version` to what a device publishes (our own device, about to be published). */
 int mend_store_device_version_add(mend_store *s, const char *jid, uint32_t device, int version);
 int mend_store_device_set_broken2(mend_store *s, const char *jid, uint32_t device, int broken);
-/* Whether the device ever wrote to us in OMEMO:2 (downgrade protection): 1, 0 or <0. */
-int mend_store_device_wrote2(mend_store *s, const char *jid, uint32_t device);
+/* The version a device last wrote to us in and whether it ever wrote OMEMO:2 (downgrade
+ * protection); 0 and 0 for a device never seen. */
+int mend_store_device_wrote(mend_store *s, const char *jid, uint32_t device, int *wrote,
+                            int *wrote2);
 
 #endif

@@ -159,20 +159,27 @@ int mend_store_device_wrote_set(mend_store *s, const char *jid, uint32_t device,
 	                jid, device, version);
 }
 
-int mend_store_device_wrote2(mend_store *s, const char *jid, uint32_t device)
+int mend_store_device_wrote(mend_store *s, const char *jid, uint32_t device, int *wrote,
+                            int *wrote2)
 {
 	sqlite3_stmt *st = NULL;
-	int r =
-	    jid ? mend_store_stmt(
-	              s, "SELECT wrote2 FROM device_versions WHERE jid = ?1 AND device = ?2", &st)
-	        : MEND_ERR_INVALID_ARG;
+	int r = jid ? mend_store_stmt(s,
+	                              "SELECT wrote, wrote2 FROM device_versions"
+	                              " WHERE jid = ?1 AND device = ?2",
+	                              &st)
+	            : MEND_ERR_INVALID_ARG;
 
+	*wrote = *wrote2 = 0;
 	if (r < 0)
 		return r;
 	sqlite3_bind_text(st, 1, jid, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, device);
 	r = sqlite3_step(st);
-	r = r == SQLITE_ROW ? sqlite3_column_int(st, 0) != 0 : r == SQLITE_DONE ? 0 : sql_err(r);
+	if (r == SQLITE_ROW) {
+		*wrote = sqlite3_column_int(st, 0);
+		*wrote2 = sqlite3_column_int(st, 1) != 0;
+	}
+	r = r == SQLITE_ROW || r == SQLITE_DONE ? MEND_OK : sql_err(r);
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	return r;
