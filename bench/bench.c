@@ -12,7 +12,8 @@
  *     host does it: every XEP-0313 result stanza handed to the protocol
  *     engine (mend_account_handle_stanza), which decrypts, keeps the message
  *     in local history, advances the catch-up position and emits an event;
- *     mend_account_decrypt alone as a reference;
+ *     mend_account_decrypt alone as a reference, and the bare ratchet decrypt
+ *     of such results' keys (the floor: libsignal alone);
  *  5. opening an account with few or many sessions;
  *  6. one group chat message (type=groupchat to the room, XEP-0045) for 50
  *     members with 3 devices each and for 1,000 devices, full path against
@@ -88,7 +89,8 @@ typedef struct bench {
 	const char *pyomemo;   /* --pyomemo=PATH: python-omemo's bench script (section 8) */
 	double full_med[2][8]; /* full path medians by N (index in ns): [0] prekey, [1] answered */
 	double catchup_med;    /* catch-up through the engine: median per result */
-	double decrypt_rate;   /* section 3: messages/s */
+	double catchup_bare_med; /* the bare ratchet decrypt of such a result: median */
+	double decrypt_rate;     /* section 3: messages/s */
 } bench;
 
 /* What a host sees of the core (section 4): the stanzas it sends, the events. */
@@ -1529,6 +1531,87 @@ static int catchup_decrypt(bench *b, dev *senders, dev *to, unsigned n)
 	return r;
 }
 
+/* The key of st (a sender's <message/>) for device `rid`, as a signal buffer (NULL: none). */
+static signal_buffer *key_for(mend_account *acc, const char *st, uint32_t rid, int *prekey)
+{
+	xmpp_stanza_t *m = mend_stanza_parse(acc, st);
+	xmpp_stanza_t *enc = m ? mend_child(m, "encrypted", MEND_NS_LEGACY) : NULL;
+	mend_encrypted e = {0};
+	signal_buffer *out = NULL;
+	size_t i;
+
+	if (enc && mend_legacy_encrypted_parse(enc, &e) == MEND_OK)
+		for (i = 0; i < e.n_keys && !out; i++)
+			if (e.keys[i].rid == rid) {
+				out = signal_buffer_create(e.keys[i].data, e.keys[i].len);
+				*prekey = e.keys[i].prekey;
+			}
+	mend_encrypted_clear(&e);
+	if (m)
+		xmpp_stanza_release(m);
+	return out;
+}
+
+/*
+ * The floor: the same kind of archive's keys decrypted by the bare ratchet calls
+ * (section 1's bare store: to's sessions copied into memory, mend's crypto
+ * provider), one session_cipher_decrypt_signal_message() each. No parse, no
+ * payload, no store, no event: what libsignal itself costs per result.
+ */
+static int catchup_bare(bench *b, dev *senders, dev *to, unsigned n)
+{
+	GPtrArray *st = g_ptr_array_new_with_free_func(g_free);
+	GPtrArray *keys = g_ptr_array_new_with_free_func((GDestroyNotify)signal_buffer_free);
+	run_result res = {.t = g_array_new(FALSE, FALSE, sizeof(double))};
+	mend_recipient rs[N_SENDERS];
+	GArray *pk = g_array_new(FALSE, FALSE, sizeof(int));
+	bare z = {0};
+	double t0, t1;
+	unsigned i;
+	int r, prekey = 0;
+
+	for (i = 0; i < N_SENDERS; i++)
+		rs[i] = (mend_recipient){senders[i].jid, dev_id(&senders[i]), 0};
+	r = bare_open(&z, to->acc);
+	if (r == MEND_OK)
+		r = bare_copy_sessions(&z, to->acc, rs, N_SENDERS);
+	if (r == MEND_OK)
+		r = archive_build(b, senders, to, n, 0, st);
+	for (i = 0; r == MEND_OK && i < n; i++) {
+		signal_buffer *k = key_for(to->acc, g_ptr_array_index(st, i), dev_id(to), &prekey);
+
+		if (!k)
+			r = report("no key for the recipient", MEND_ERR_MALFORMED);
+		g_ptr_array_add(keys, k);
+		g_array_append_val(pk, prekey);
+	}
+	t0 = now();
+	for (i = 0; r == MEND_OK && i < n; i++) {
+		const dev *from = &senders[i % N_SENDERS];
+
+		t1 = now();
+		r = ratchet_decrypt(z.sctx, z.ss, from->jid, dev_id(from),
+		                    g_ptr_array_index(keys, i), g_array_index(pk, int, i));
+		t1 = now() - t1;
+		g_array_append_val(res.t, t1);
+		if (r < 0)
+			r = report("bare decrypt", mend_err_from_signal(r));
+		else
+			r = MEND_OK;
+	}
+	res.total = now() - t0;
+	if (r == MEND_OK) {
+		b->catchup_bare_med = stats_of(res.t).med;
+		print_rate("reference: bare ratchet decrypt", &res);
+	}
+	bare_close(&z);
+	g_array_free(res.t, TRUE);
+	g_array_free(pk, TRUE);
+	g_ptr_array_free(keys, TRUE);
+	g_ptr_array_free(st, TRUE);
+	return r;
+}
+
 static int bench_catchup(bench *b)
 {
 	dev senders[N_SENDERS] = {{0}}, carol = {0};
@@ -1555,7 +1638,12 @@ static int bench_catchup(bench *b)
 	if (r == MEND_OK)
 		r = catchup_decrypt(b, senders, &carol, n);
 	if (r == MEND_OK)
+		r = catchup_bare(b, senders, &carol, n);
+	if (r == MEND_OK)
 		r = engine_check(&carol, n);
+	if (r == MEND_OK && b->catchup_bare_med > 0)
+		printf("  engine median / bare ratchet median: %.1f\n",
+		       b->catchup_med / b->catchup_bare_med);
 	for (i = 0; i < N_SENDERS; i++)
 		dev_clear(&senders[i]);
 	dev_clear(&carol);
