@@ -1104,6 +1104,77 @@ static void test_history_data(mend_store *s)
 	g_free(from);
 }
 
+/* The device list and identity key as the store reads them now (1: matches). */
+static int list_is(mend_store *s, const uint32_t *want, size_t n)
+{
+	uint32_t *ids = NULL;
+	size_t got = 0;
+	int ok = mend_store_devicelist_get(s, "cache@x", &ids, &got) == 0 && got == n &&
+	         (!n || memcmp(ids, want, n * sizeof(*ids)) == 0);
+
+	g_free(ids);
+	return ok;
+}
+
+static int trust_is(mend_store *s, int want)
+{
+	uint8_t *pub = NULL;
+	size_t len = 0;
+	int trust = -99, rc = mend_store_peer_identity_get(s, "cache@x", 7, &pub, &len, &trust);
+
+	g_free(pub);
+	return want == -1 ? rc == MEND_ERR_NOT_FOUND : rc == 0 && len == 3 && trust == want;
+}
+
+/*
+ * Device lists and identity keys are read for every message shown, from a cache
+ * (store.c): what this store writes, what a rollback undoes and what another
+ * connection commits (an edited row too) are seen at once.
+ */
+static void test_read_caches(void)
+{
+	char *db = path_in_tmp("caches.db");
+	mend_store *s = open_ok(db, 1);
+	const uint32_t two[] = {1, 2}, one[] = {1}, three[] = {3};
+
+	TAP_EQ(mend_store_devicelist_set(s, "cache@x", two, 2), 0, "a list of two");
+	TAP_OK(list_is(s, two, 2) && list_is(s, two, 2), "read (twice: the second from the cache)");
+	TAP_EQ(mend_store_devicelist_set(s, "cache@x", three, 1), 0, "another list");
+	TAP_OK(list_is(s, three, 1), "is read at once");
+	TAP_EQ(mend_store_begin(s), 0, "begin");
+	TAP_EQ(mend_store_devicelist_set(s, "cache@x", two, 2), 0, "a list in a transaction");
+	TAP_OK(list_is(s, two, 2), "read inside it");
+	mend_store_rollback(s);
+	TAP_OK(list_is(s, three, 1), "rolled back: the list before");
+	TAP_EQ(mend_store_devicelist_set(s, "cache@x", two, 2), 0, "two again");
+	TAP_OK(list_is(s, two, 2), "read");
+	TAP_EQ(plain_sql(db, "UPDATE devices SET active = 0 WHERE device = 2"), SQLITE_OK,
+	       "another connection takes device 2 out");
+	TAP_OK(list_is(s, one, 1), "seen at once");
+	TAP_EQ(plain_sql(db, "UPDATE devices SET active = 1 WHERE device = 2"), SQLITE_OK,
+	       "and edits it back in");
+	TAP_OK(list_is(s, two, 2), "seen too");
+
+	TAP_OK(trust_is(s, -1), "no identity key yet");
+	TAP_EQ(mend_store_peer_identity_put(s, "cache@x", 7, (const uint8_t *)"abc", 3, 1), 0,
+	       "a key, trust 1");
+	TAP_OK(trust_is(s, 1) && trust_is(s, 1), "read (twice)");
+	TAP_EQ(mend_store_peer_identity_put(s, "cache@x", 7, (const uint8_t *)"abc", 3, 2), 0,
+	       "trust 2");
+	TAP_OK(trust_is(s, 2), "is read at once");
+	TAP_EQ(mend_store_begin(s), 0, "begin");
+	TAP_EQ(mend_store_peer_identity_put(s, "cache@x", 7, (const uint8_t *)"abc", 3, 3), 0,
+	       "trust 3 in a transaction");
+	TAP_OK(trust_is(s, 3), "read inside it");
+	mend_store_rollback(s);
+	TAP_OK(trust_is(s, 2), "rolled back: trust 2");
+	TAP_EQ(plain_sql(db, "DELETE FROM peer_identities"), SQLITE_OK,
+	       "another connection deletes the key");
+	TAP_OK(trust_is(s, -1), "gone at once");
+	mend_store_close(s);
+	g_free(db);
+}
+
 static void test_operations(void)
 {
 	char *db = path_in_tmp("ops.db");
@@ -1163,6 +1234,7 @@ int main(void)
 	test_v0_migrates();
 	test_v7_migrates();
 	test_history_versions();
+	test_read_caches();
 	test_operations();
 	rm_tree(tmpdir);
 	g_free(none);

@@ -34,7 +34,8 @@
 /* "<table>|" + a bare JID (RFC 7622: at most 2047 bytes) + "/<device>" */
 #define AAD_MAX         2304
 #define BUSY_TIMEOUT_MS 5000
-#define LAZY_LEVELS     32 /* the nesting levels a lazy batch can track (bits of a uint32_t) */
+#define LAZY_LEVELS     32   /* the nesting levels a lazy batch can track (bits of a uint32_t) */
+#define CACHE_MAX       4096 /* entries the read caches hold before they start again */
 #define CHECK_AAD       "meta|check"
 #define CHECK_KEY       "check"
 
@@ -284,8 +285,11 @@ struct mend_store {
 	int lazy;             /* the batch's own levels run without savepoints (batch_lazy) */
 	uint32_t lazy_levels; /* bit d: level d is lazy (no SAVEPOINT was run for it) */
 	int64_t lazy_mark[LAZY_LEVELS]; /* writes() as lazy level d began */
-	int64_t blob_writes; /* in-place writes, which SQLite's change count does not see */
-	int lost;            /* a lazy level that wrote was rolled back: the batch is undone */
+	int64_t blob_writes;  /* in-place writes, which SQLite's change count does not see */
+	int lost;             /* a lazy level that wrote was rolled back: the batch is undone */
+	GHashTable *lists;    /* jid -> GArray of its listed device ids (devicelist_get) */
+	GHashTable *idents;   /* "peer_identities|<jid>/<device>" -> GBytes: trust || key */
+	uint64_t cache_state; /* what data_version and rollbacks were as the caches filled */
 };
 
 struct pk_item {
@@ -816,6 +820,10 @@ void mend_store_close(mend_store *s)
 		sqlite3_finalize(s->st[i]);
 	if (s->cached)
 		g_hash_table_destroy(s->cached);
+	if (s->lists)
+		g_hash_table_destroy(s->lists);
+	if (s->idents)
+		g_hash_table_destroy(s->idents);
 	sqlite3_close(s->db);
 	mend_gcm_key_free(s->gcm);
 	g_byte_array_unref(s->scratch);
@@ -1500,6 +1508,52 @@ int mend_store_session_devices(mend_store *s, const char *jid, uint32_t **ids, s
 
 /* ---- peer identities: (trust, key) sealed together -------------------- */
 
+/* ---- read caches -------------------------------------------------------- */
+
+static void array_free(gpointer a)
+{
+	g_array_free(a, TRUE);
+}
+
+/*
+ * Whether the read caches (a contact's device list, a device's identity key and trust:
+ * read for every message shown) may be used, emptied first when they may be stale: since
+ * they were filled another process committed (PRAGMA data_version) or a rollback undid
+ * something. Writes through this store empty them themselves (cache_drop).
+ */
+static int cache_ok(mend_store *s)
+{
+	sqlite3_stmt *st = s->st[ST_DATA_VERSION];
+	sqlite3_int64 v = 0;
+	uint64_t now;
+	int rc = step_int(st, &v);
+
+	st_reset(st);
+	if (rc < 0)
+		return 0;
+	now = ((uint64_t)v << 32) ^ s->rollbacks;
+	if (!s->lists) {
+		s->lists = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, array_free);
+		s->idents = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+		                                  (GDestroyNotify)g_bytes_unref);
+	}
+	if (now != s->cache_state ||
+	    g_hash_table_size(s->lists) + g_hash_table_size(s->idents) >= CACHE_MAX) {
+		g_hash_table_remove_all(s->lists);
+		g_hash_table_remove_all(s->idents);
+		s->cache_state = now;
+	}
+	return 1;
+}
+
+static void cache_drop(mend_store *s)
+{
+	if (s->lists) {
+		g_hash_table_remove_all(s->lists);
+		g_hash_table_remove_all(s->idents);
+	}
+}
+
 static int peer_split(uint8_t *plain, size_t n, uint8_t **key, size_t *len, int *trust)
 {
 	uint32_t t;
@@ -1522,13 +1576,21 @@ int mend_store_peer_identity_get(mend_store *s, const char *jid, uint32_t device
 	char aad[AAD_MAX];
 	uint8_t *plain = NULL;
 	size_t n = 0;
-	int rc = aad_jid(aad, "peer_identities", jid, device);
+	int rc = aad_jid(aad, "peer_identities", jid, device), cache = !rc && cache_ok(s);
+	GBytes *hit = cache ? g_hash_table_lookup(s->idents, aad) : NULL;
 
+	if (hit) {
+		n = g_bytes_get_size(hit);
+		plain = g_memdup2(g_bytes_get_data(hit, NULL), n);
+		return peer_split(plain, n, key, len, trust);
+	}
 	if (!rc)
 		rc = bind_jid_dev(st, jid, device);
 	if (!rc)
 		rc = get_sealed(s, st, 0, aad, &plain, &n);
 	st_reset(st);
+	if (!rc && cache && n >= 4)
+		g_hash_table_insert(s->idents, g_strdup(aad), g_bytes_new(plain, n));
 	if (!rc)
 		rc = peer_split(plain, n, key, len, trust);
 	if (rc)
@@ -1549,6 +1611,7 @@ int mend_store_peer_identity_put(mend_store *s, const char *jid, uint32_t device
 		rc = MEND_ERR_INVALID_ARG;
 	if (rc)
 		goto out;
+	cache_drop(s);
 	plain = g_malloc(len + 4);
 	plain[0] = t >> 24;
 	plain[1] = t >> 16;
@@ -1592,6 +1655,7 @@ int mend_store_devicelist_set(mend_store *s, const char *jid, const uint32_t *id
 	rc = mend_store_begin(s);
 	if (rc)
 		goto out;
+	cache_drop(s);
 	rc = jid_run(s, ST_DEV_DEACT, jid, NULL, NULL);
 	for (i = 0; !rc && i < n; i++)
 		rc = device_activate(s, jid, ids[i]);
@@ -1608,10 +1672,22 @@ out:
 /* Active ids that the sealed list confirms: a row edited to active counts for nothing. */
 int mend_store_devicelist_get(mend_store *s, const char *jid, uint32_t **ids, size_t *n)
 {
-	int rc = jid_run(s, ST_DEV_GET, jid, ids, n);
+	int cache = jid && cache_ok(s), rc;
+	GArray *hit = cache ? g_hash_table_lookup(s->lists, jid) : NULL;
 
+	if (hit) {
+		*n = hit->len;
+		*ids = hit->len ? g_memdup2(hit->data, hit->len * sizeof(uint32_t)) : NULL;
+		return 0;
+	}
+	rc = jid_run(s, ST_DEV_GET, jid, ids, n);
 	if (!rc)
 		rc = mend_store_sealed_list_filter(s, jid, *ids, n);
+	if (!rc && cache) {
+		hit = g_array_sized_new(FALSE, FALSE, sizeof(uint32_t), (guint)*n);
+		g_array_append_vals(hit, *ids, (guint)*n);
+		g_hash_table_insert(s->lists, g_strdup(jid), hit);
+	}
 	return rc;
 }
 
