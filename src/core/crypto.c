@@ -29,23 +29,21 @@ enum { N_KEY_SIZES = 3 };
 
 struct mend_crypto {
 	gcry_cipher_hd_t cipher[N_MODES][N_KEY_SIZES]; /* NULL until first used */
-	gcry_mac_hd_t mac[POOL_MAX];                   /* free HMAC-SHA256 handles */
-	size_t n_mac;
-	gcry_md_hd_t md[POOL_MAX]; /* free SHA-512 handles */
+	gcry_md_hd_t md[POOL_MAX];                     /* free SHA-512 handles */
 	size_t n_md;
-	struct provider_hmac *hmac[POOL_MAX]; /* free provider HMAC contexts */
+	struct hmac_ctx *hmac[POOL_MAX]; /* free HMAC-SHA256 contexts */
 	size_t n_hmac;
 };
 
 #define SHA256_BLOCK 64
 
 /*
- * The signal provider's HMAC-SHA256 (RFC 2104) on a SHA-256 handle: the
- * inner hash streams, the outer one is a single call. A ratchet step makes
- * dozens of HMACs under keys used once; keying a gcry_mac handle cost about
- * 200 ns more per HMAC than this (tests/test-crypto.c checks RFC 4231).
+ * HMAC-SHA256 (RFC 2104) on a SHA-256 handle, for mend_hmac_sha256(), HKDF and the
+ * signal provider: the inner hash streams, the outer one is a single call. A ratchet
+ * step makes dozens of HMACs under keys used once; keying a gcry_mac handle cost about
+ * 200 ns more per HMAC than this (tests/test-crypto.c checks RFC 4231 and RFC 5869).
  */
-struct provider_hmac {
+struct hmac_ctx {
 	gcry_md_hd_t h;             /* SHA-256: K ^ ipad, then the data */
 	uint8_t ipad[SHA256_BLOCK]; /* K ^ 0x36.. (to start again under the same key) */
 	uint8_t opad[SHA256_BLOCK]; /* K ^ 0x5c.. */
@@ -119,12 +117,10 @@ static void close_handles(mend_crypto *c)
 		for (k = 0; k < N_KEY_SIZES; k++)
 			if (c->cipher[m][k])
 				gcry_cipher_close(c->cipher[m][k]);
-	while (c->n_mac)
-		gcry_mac_close(c->mac[--c->n_mac]);
 	while (c->n_md)
 		gcry_md_close(c->md[--c->n_md]);
 	while (c->n_hmac) {
-		struct provider_hmac *x = c->hmac[--c->n_hmac];
+		struct hmac_ctx *x = c->hmac[--c->n_hmac];
 
 		gcry_md_close(x->h);
 		free(x);
@@ -180,26 +176,6 @@ static int cipher_acquire(mend_crypto *c, enum cipher_mode mode, const uint8_t *
 	}
 out:
 	return ret;
-}
-
-/* An HMAC-SHA256 handle from the pool (or a new one), not yet keyed. */
-static int mac_acquire(mend_crypto *c, gcry_mac_hd_t *h)
-{
-	int ret = MEND_OK;
-
-	if (c && c->n_mac)
-		*h = c->mac[--c->n_mac];
-	else if (gcry_mac_open(h, GCRY_MAC_HMAC_SHA256, 0, NULL))
-		ret = MEND_ERR_CRYPTO;
-	return ret;
-}
-
-static void mac_release(mend_crypto *c, gcry_mac_hd_t h)
-{
-	if (c && c->n_mac < POOL_MAX && !gcry_mac_reset(h))
-		c->mac[c->n_mac++] = h;
-	else
-		gcry_mac_close(h);
 }
 
 static int md_acquire(mend_crypto *c, gcry_md_hd_t *h)
@@ -404,24 +380,84 @@ int mend_gcm_key_decrypt(mend_gcm_key *k, const uint8_t *iv, size_t iv_len, cons
 
 /* ---- HMAC-SHA256 and HKDF ---- */
 
-/* HMAC of one message under `key` through an open handle. */
-static int hmac_once(gcry_mac_hd_t h, const uint8_t *key, size_t key_len, const uint8_t *data,
-                     size_t len, uint8_t out[SHA256_LEN])
+/* An HMAC context from the pool (or a new one), not yet keyed. */
+static struct hmac_ctx *hmac_acquire(mend_crypto *c)
 {
-	size_t out_len = SHA256_LEN;
+	struct hmac_ctx *x;
+
+	if (c && c->n_hmac)
+		return c->hmac[--c->n_hmac];
+	x = calloc(1, sizeof(*x));
+	if (x && gcry_md_open(&x->h, GCRY_MD_SHA256, 0)) {
+		free(x);
+		x = NULL;
+	}
+	return x;
+}
+
+/* Gives a context back with its key material wiped. */
+static void hmac_release(mend_crypto *c, struct hmac_ctx *x)
+{
+	gcry_md_reset(x->h);
+	wipe(x->ipad, sizeof(x->ipad));
+	wipe(x->opad, sizeof(x->opad));
+	if (c && c->n_hmac < POOL_MAX) {
+		c->hmac[c->n_hmac++] = x;
+		return;
+	}
+	gcry_md_close(x->h);
+	free(x);
+}
+
+/* Keys the context (RFC 2104 §2: a key longer than a block is hashed first); the inner
+ * hash starts. */
+static void hmac_key(struct hmac_ctx *x, const uint8_t *key, size_t key_len)
+{
+	uint8_t k[SHA256_BLOCK] = {0};
+	size_t i;
+
+	if (key_len > SHA256_BLOCK)
+		gcry_md_hash_buffer(GCRY_MD_SHA256, k, key, key_len);
+	else if (key_len)
+		memcpy(k, key, key_len);
+	for (i = 0; i < SHA256_BLOCK; i++) {
+		x->ipad[i] = k[i] ^ 0x36;
+		x->opad[i] = k[i] ^ 0x5c;
+	}
+	wipe(k, sizeof(k));
+	gcry_md_reset(x->h);
+	gcry_md_write(x->h, x->ipad, sizeof(x->ipad));
+}
+
+static void hmac_write(struct hmac_ctx *x, const uint8_t *data, size_t len)
+{
+	if (len)
+		gcry_md_write(x->h, data, len);
+}
+
+/* The HMAC of what was written since the key or the last read; the context is then
+ * ready for another message under the same key. */
+static int hmac_read(struct hmac_ctx *x, uint8_t out[SHA256_LEN])
+{
+	const unsigned char *inner = gcry_md_read(x->h, GCRY_MD_SHA256);
+	gcry_buffer_t outer[2] = {{0}};
 	int ret = MEND_OK;
 
-	if (gcry_mac_setkey(h, key, key_len) || gcry_mac_reset(h) ||
-	    (len && gcry_mac_write(h, data, len)) || gcry_mac_read(h, out, &out_len) ||
-	    out_len != SHA256_LEN)
+	outer[0].len = sizeof(x->opad);
+	outer[0].data = x->opad;
+	outer[1].len = SHA256_LEN;
+	outer[1].data = (void *)inner;
+	if (!inner || gcry_md_hash_buffers(GCRY_MD_SHA256, 0, out, outer, 2))
 		ret = MEND_ERR_CRYPTO;
+	gcry_md_reset(x->h);
+	gcry_md_write(x->h, x->ipad, sizeof(x->ipad));
 	return ret;
 }
 
 int mend_hmac_sha256(mend_crypto *c, const uint8_t *key, size_t key_len, const uint8_t *data,
                      size_t len, uint8_t out[32])
 {
-	gcry_mac_hd_t h;
+	struct hmac_ctx *x;
 	int ret;
 
 	ret = MEND_ERR_INVALID_ARG;
@@ -430,17 +466,21 @@ int mend_hmac_sha256(mend_crypto *c, const uint8_t *key, size_t key_len, const u
 	ret = mend_crypto_global_init();
 	if (ret)
 		goto out;
-	ret = mac_acquire(c, &h);
-	if (ret)
+	x = hmac_acquire(c);
+	if (!x) {
+		ret = MEND_ERR_CRYPTO;
 		goto out;
-	ret = hmac_once(h, key, key_len, data, len, out);
-	mac_release(c, h);
+	}
+	hmac_key(x, key, key_len);
+	hmac_write(x, data, len);
+	ret = hmac_read(x, out);
+	hmac_release(c, x);
 out:
 	return ret;
 }
 
-/* RFC 5869 §2.3: T(i) = HMAC(PRK, T(i-1) | info | i), the handle keyed with PRK. */
-static int hkdf_expand(gcry_mac_hd_t h, const uint8_t *info, size_t info_len, uint8_t *out,
+/* RFC 5869 §2.3: T(i) = HMAC(PRK, T(i-1) | info | i), the context keyed with PRK. */
+static int hkdf_expand(struct hmac_ctx *x, const uint8_t *info, size_t info_len, uint8_t *out,
                        size_t out_len)
 {
 	uint8_t t[SHA256_LEN];
@@ -450,16 +490,14 @@ static int hkdf_expand(gcry_mac_hd_t h, const uint8_t *info, size_t info_len, ui
 
 	for (done = 0; done < out_len; done += n) {
 		i++;
-		n = SHA256_LEN;
-		if (gcry_mac_reset(h) || (t_len && gcry_mac_write(h, t, t_len)) ||
-		    (info_len && gcry_mac_write(h, info, info_len)) || gcry_mac_write(h, &i, 1) ||
-		    gcry_mac_read(h, t, &n) || n != SHA256_LEN) {
-			ret = MEND_ERR_CRYPTO;
+		hmac_write(x, t, t_len);
+		hmac_write(x, info, info_len);
+		hmac_write(x, &i, 1);
+		ret = hmac_read(x, t);
+		if (ret)
 			break;
-		}
 		t_len = SHA256_LEN;
-		if (n > out_len - done)
-			n = out_len - done;
+		n = MIN(SHA256_LEN, out_len - done);
 		memcpy(out + done, t, n);
 	}
 	wipe(t, sizeof(t));
@@ -471,7 +509,7 @@ int mend_hkdf_sha256(const uint8_t *salt, size_t salt_len, const uint8_t *ikm, s
 {
 	static const uint8_t zeros[SHA256_LEN];
 	uint8_t prk[SHA256_LEN];
-	gcry_mac_hd_t h;
+	struct hmac_ctx *x;
 	int ret;
 
 	ret = MEND_ERR_INVALID_ARG;
@@ -485,21 +523,22 @@ int mend_hkdf_sha256(const uint8_t *salt, size_t salt_len, const uint8_t *ikm, s
 		salt = zeros;
 		salt_len = sizeof(zeros);
 	}
-	ret = mac_acquire(NULL, &h);
-	if (ret)
-		goto out;
-	ret = hmac_once(h, salt, salt_len, ikm, ikm_len, prk);
-	if (ret)
-		goto close_mac;
-	if (gcry_mac_setkey(h, prk, sizeof(prk)))
+	x = hmac_acquire(NULL);
+	if (!x) {
 		ret = MEND_ERR_CRYPTO;
-	else
-		ret = hkdf_expand(h, info, info_len, out, out_len);
+		goto out;
+	}
+	hmac_key(x, salt, salt_len);
+	hmac_write(x, ikm, ikm_len);
+	ret = hmac_read(x, prk);
+	if (!ret) {
+		hmac_key(x, prk, sizeof(prk));
+		ret = hkdf_expand(x, info, info_len, out, out_len);
+	}
 	if (ret && out_len)
 		wipe(out, out_len);
-close_mac:
 	wipe(prk, sizeof(prk));
-	mac_release(NULL, h);
+	hmac_release(NULL, x);
 out:
 	return ret;
 }
@@ -511,93 +550,37 @@ static int provider_random(uint8_t *data, size_t len, void *user_data)
 	return mend_random(data, len) ? SG_ERR_UNKNOWN : 0;
 }
 
-/* A provider HMAC context from the pool (or a new one), its handle reset. */
-static struct provider_hmac *hmac_acquire(mend_crypto *c)
-{
-	struct provider_hmac *x;
-
-	if (c && c->n_hmac)
-		return c->hmac[--c->n_hmac];
-	x = calloc(1, sizeof(*x));
-	if (x && gcry_md_open(&x->h, GCRY_MD_SHA256, 0)) {
-		free(x);
-		x = NULL;
-	}
-	return x;
-}
-
-/* Gives a context back with its key material wiped. */
-static void hmac_release(mend_crypto *c, struct provider_hmac *x)
-{
-	gcry_md_reset(x->h);
-	wipe(x->ipad, sizeof(x->ipad));
-	wipe(x->opad, sizeof(x->opad));
-	if (c && c->n_hmac < POOL_MAX) {
-		c->hmac[c->n_hmac++] = x;
-		return;
-	}
-	gcry_md_close(x->h);
-	free(x);
-}
-
 static int provider_hmac_init(void **ctx, const uint8_t *key, size_t key_len, void *user_data)
 {
-	uint8_t k[SHA256_BLOCK] = {0};
-	struct provider_hmac *x;
-	size_t i;
+	struct hmac_ctx *x;
 
 	if (!ctx || (!key && key_len))
 		return SG_ERR_INVAL;
 	x = hmac_acquire(user_data);
 	if (!x)
 		return SG_ERR_NOMEM;
-	if (key_len > SHA256_BLOCK) /* RFC 2104 §2: a longer key is hashed first */
-		gcry_md_hash_buffer(GCRY_MD_SHA256, k, key, key_len);
-	else if (key_len)
-		memcpy(k, key, key_len);
-	for (i = 0; i < SHA256_BLOCK; i++) {
-		x->ipad[i] = k[i] ^ 0x36;
-		x->opad[i] = k[i] ^ 0x5c;
-	}
-	wipe(k, sizeof(k));
-	gcry_md_write(x->h, x->ipad, sizeof(x->ipad));
+	hmac_key(x, key, key_len);
 	*ctx = x;
 	return 0;
 }
 
 static int provider_hmac_update(void *ctx, const uint8_t *data, size_t len, void *user_data)
 {
-	struct provider_hmac *x = ctx;
-
-	if (!x || (!data && len))
+	if (!ctx || (!data && len))
 		return SG_ERR_INVAL;
-	if (len)
-		gcry_md_write(x->h, data, len);
+	hmac_write(ctx, data, len);
 	return 0;
 }
 
 static int provider_hmac_final(void *ctx, signal_buffer **output, void *user_data)
 {
-	struct provider_hmac *x = ctx;
 	uint8_t md[SHA256_LEN];
-	const unsigned char *inner;
-	gcry_buffer_t outer[2] = {{0}};
 	int ret = 0;
 
-	if (!x || !output)
+	if (!ctx || !output)
 		return SG_ERR_INVAL;
-	inner = gcry_md_read(x->h, GCRY_MD_SHA256);
-	if (!inner)
-		return SG_ERR_UNKNOWN;
-	outer[0].len = sizeof(x->opad);
-	outer[0].data = x->opad;
-	outer[1].len = SHA256_LEN;
-	outer[1].data = (void *)inner;
-	if (gcry_md_hash_buffers(GCRY_MD_SHA256, 0, md, outer, 2))
+	if (hmac_read(ctx, md)) /* ready for another message under the same key */
 		ret = SG_ERR_UNKNOWN;
-	/* ready for another message under the same key */
-	gcry_md_reset(x->h);
-	gcry_md_write(x->h, x->ipad, sizeof(x->ipad));
 	if (!ret) {
 		*output = signal_buffer_create(md, sizeof(md));
 		if (!*output)
