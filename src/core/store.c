@@ -1510,6 +1510,19 @@ int mend_store_session_devices(mend_store *s, const char *jid, uint32_t **ids, s
 
 /* ---- read caches -------------------------------------------------------- */
 
+/* What changes when another connection (another mend process) commits (PRAGMA
+ * data_version) or a rollback of ours undoes something; <0 when it cannot be read. */
+static int store_state(mend_store *s, uint64_t *state)
+{
+	sqlite3_stmt *st = s->st[ST_DATA_VERSION];
+	sqlite3_int64 v = 0;
+	int rc = step_int(st, &v);
+
+	st_reset(st);
+	*state = ((uint64_t)v << 32) ^ s->rollbacks;
+	return rc;
+}
+
 static void array_free(gpointer a)
 {
 	g_array_free(a, TRUE);
@@ -1523,15 +1536,10 @@ static void array_free(gpointer a)
  */
 static int cache_ok(mend_store *s)
 {
-	sqlite3_stmt *st = s->st[ST_DATA_VERSION];
-	sqlite3_int64 v = 0;
 	uint64_t now;
-	int rc = step_int(st, &v);
 
-	st_reset(st);
-	if (rc < 0)
+	if (store_state(s, &now) < 0)
 		return 0;
-	now = ((uint64_t)v << 32) ^ s->rollbacks;
 	if (!s->lists) {
 		s->lists = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, array_free);
 		s->idents = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
@@ -1777,14 +1785,11 @@ sqlite3 *mend_store_db(mend_store *s)
 
 uint64_t mend_store_state(mend_store *s)
 {
-	sqlite3_stmt *st = s->st[ST_DATA_VERSION];
-	sqlite3_int64 v = 0;
+	uint64_t state;
 
-	/* data_version changes when another connection (another mend process) commits */
-	if (step_int(st, &v) < 0)
-		v = -1;
-	st_reset(st);
-	return ((uint64_t)v << 32) ^ s->rollbacks;
+	if (store_state(s, &state) < 0)
+		state = ((uint64_t)-1 << 32) ^ s->rollbacks;
+	return state;
 }
 
 static void finalize_stmt(gpointer st)
