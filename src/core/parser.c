@@ -43,7 +43,6 @@
 #ifndef POOL_KEEP
 #define POOL_KEEP 128 /* freed blocks kept per class */
 #endif
-#define POOL_LARGE POOL_CLASSES /* class of a block larger than the largest class */
 
 /* What precedes each block: its class and, for a large one, its size. */
 typedef union pool_head {
@@ -194,6 +193,44 @@ static void flush_text(mend_parser *x)
 	g_string_truncate(x->text, 0);
 }
 
+/*
+ * Puts el (a new reference) under the innermost open element, the text before it first,
+ * and opens it unless it is empty; with none open it is the top-level element (the
+ * result, when empty). 0 when it could not be added (el released).
+ */
+static int open_element(mend_parser *x, xmpp_stanza_t *el, int empty)
+{
+	int ok = 1;
+
+	if (x->open->len) {
+		flush_text(x);
+		ok = !x->failed && xmpp_stanza_add_child(top(x), el) == XMPP_EOK;
+		xmpp_stanza_release(el); /* the parent holds it */
+		if (!ok)
+			return 0;
+	} else if (empty) {
+		x->result = el;
+		return 1;
+	}
+	if (!empty)
+		g_ptr_array_add(x->open, el);
+	return 1;
+}
+
+/* Closes the innermost open element, its text first: 1 when it was the top-level one,
+ * now x->result (with the reference its creation gave). */
+static int close_element(mend_parser *x)
+{
+	xmpp_stanza_t *el;
+
+	flush_text(x);
+	el = g_ptr_array_steal_index(x->open, x->open->len - 1);
+	if (x->open->len)
+		return 0;
+	x->result = el;
+	return 1;
+}
+
 /* Name, attributes (namespaces dropped) and namespace, in libstrophe's order. */
 static xmpp_stanza_t *new_element(mend_parser *x, const char *nsname, const char **attrs)
 {
@@ -231,31 +268,18 @@ static void XMLCALL on_start(void *data, const XML_Char *nsname, const XML_Char 
 	if (x->depth++ == 0 || x->result || x->failed)
 		return;
 	el = new_element(x, nsname, attrs);
-	if (!el)
-		return;
-	if (x->open->len) {
-		flush_text(x);
-		if (xmpp_stanza_add_child(top(x), el) != XMPP_EOK)
-			x->failed = 1;
-		xmpp_stanza_release(el); /* the parent holds it */
-		if (x->failed)
-			return;
-	}
-	g_ptr_array_add(x->open, el);
+	if (el && !open_element(x, el, 0))
+		x->failed = 1;
 }
 
 static void XMLCALL on_end(void *data, const XML_Char *nsname)
 {
 	mend_parser *x = data;
-	xmpp_stanza_t *el;
 
 	(void)nsname;
 	if (--x->depth == 0 || x->result || x->failed)
 		return;
-	flush_text(x);
-	el = g_ptr_array_steal_index(x->open, x->open->len - 1);
-	if (!x->open->len)
-		x->result = el; /* the top-level element, with the reference new_element gave */
+	close_element(x);
 }
 
 static void XMLCALL on_text(void *data, const XML_Char *s, int len)
@@ -487,55 +511,27 @@ static const char *fast_end(mend_parser *x, const char *p)
 	return *p == '>' ? p + 1 : NULL;
 }
 
-/* Puts el under the innermost open element (text before it first), or makes it the root. */
-static int fast_open(mend_parser *x, xmpp_stanza_t *el, int empty)
-{
-	int ok = 1;
-
-	if (x->open->len) {
-		flush_text(x);
-		ok = !x->failed && xmpp_stanza_add_child(top(x), el) == XMPP_EOK;
-		xmpp_stanza_release(el); /* the parent holds it */
-		if (!ok)
-			return 0;
-	} else if (empty) {
-		x->result = el;
-		return 1;
-	}
-	if (!empty)
-		g_ptr_array_add(x->open, el);
-	return 1;
-}
-
 static xmpp_stanza_t *fast_parse(mend_parser *x, const char *text)
 {
 	const char *p = fast_ws(text);
 	xmpp_stanza_t *el;
 	int empty, ok = *p == '<';
 
-	g_string_truncate(x->text, 0);
-	x->result = NULL;
-	x->failed = 0;
 	if (ok)
 		p++;
 	while (ok) {
 		if (*p == '/' && x->open->len) { /* an end tag */
 			p = fast_end(x, p + 1);
-			flush_text(x);
-			ok = p && !x->failed;
-			if (ok) {
-				el = g_ptr_array_steal_index(x->open, x->open->len - 1);
-				if (!x->open->len) {
-					x->result = el;
-					break;
-				}
-			}
+			ok = p != NULL;
+			if (ok && close_element(x))
+				break;
 		} else {
 			el = fast_start(x, &p, &empty);
-			ok = el && fast_open(x, el, empty);
+			ok = el && open_element(x, el, empty);
 			if (ok && x->result)
 				break;
 		}
+		ok = ok && !x->failed;
 		if (ok) {
 			p = fast_text(x, p);
 			ok = p && *p == '<';
@@ -543,30 +539,31 @@ static xmpp_stanza_t *fast_parse(mend_parser *x, const char *text)
 				p++;
 		}
 	}
-	if (ok && *fast_ws(p) == '\0')
+	if (ok && !x->failed && *fast_ws(p) == '\0')
 		return g_steal_pointer(&x->result);
 	drop_partial(x);
 	if (x->result)
 		xmpp_stanza_release(g_steal_pointer(&x->result));
-	g_string_truncate(x->text, 0);
 	return NULL;
 }
 
-xmpp_stanza_t *mend_parser_parse(mend_parser *x, xmpp_ctx_t *ctx, const char *text)
+/* A fresh build into ctx: nothing open, no result, no text. */
+static void build_reset(mend_parser *x, xmpp_ctx_t *ctx)
+{
+	x->ctx = ctx;
+	x->result = NULL;
+	x->depth = x->failed = 0;
+	g_string_truncate(x->text, 0);
+}
+
+/* Through expat, fed as libstrophe feeds it. */
+static xmpp_stanza_t *expat_parse(mend_parser *x, const char *text)
 {
 	static const char start[] = "<stream>", end[] = "</stream>";
+	size_t len = strlen(text);
 	xmpp_stanza_t *out;
-	size_t len;
 	int ok;
 
-	if (!x || !ctx || !text)
-		return NULL;
-	x->ctx = ctx;
-	out = fast_parse(x, text);
-	x->fast = out != NULL;
-	if (out)
-		return out;
-	len = strlen(text);
 	if (len > INT_MAX)
 		return NULL;
 	if (x->expat)
@@ -578,26 +575,43 @@ xmpp_stanza_t *mend_parser_parse(mend_parser *x, xmpp_ctx_t *ctx, const char *te
 	XML_SetUserData(x->expat, x);
 	XML_SetElementHandler(x->expat, on_start, on_end);
 	XML_SetCharacterDataHandler(x->expat, on_text);
-	x->ctx = ctx;
-	x->result = NULL;
-	x->depth = x->failed = 0;
-	g_string_truncate(x->text, 0);
 	/* not final, as libstrophe feeds them: what follows </stream> is not looked at */
 	ok = XML_Parse(x->expat, start, sizeof(start) - 1, 0) == XML_STATUS_OK &&
 	     XML_Parse(x->expat, text, (int)len, 0) == XML_STATUS_OK &&
 	     XML_Parse(x->expat, end, sizeof(end) - 1, 0) == XML_STATUS_OK;
 	drop_partial(x);
-	out = x->result;
-	x->result = NULL;
-	if (!ok || x->failed) {
-		if (out)
-			xmpp_stanza_release(out);
+	out = g_steal_pointer(&x->result);
+	if (out && (!ok || x->failed)) {
+		xmpp_stanza_release(out);
 		out = NULL;
 	}
-	if (x->text->allocated_len > 65536) { /* do not keep a large buffer after a large text */
-		g_string_free(x->text, TRUE);
-		x->text = g_string_sized_new(256);
+	return out;
+}
+
+/* Does not keep a large buffer after a large text or value, whichever path it took. */
+static void trim(GString **buf, gsize keep)
+{
+	if ((*buf)->allocated_len > 65536) {
+		g_string_free(*buf, TRUE);
+		*buf = g_string_sized_new(keep);
 	}
+}
+
+xmpp_stanza_t *mend_parser_parse(mend_parser *x, xmpp_ctx_t *ctx, const char *text)
+{
+	xmpp_stanza_t *out;
+
+	if (!x || !ctx || !text)
+		return NULL;
+	build_reset(x, ctx);
+	out = fast_parse(x, text);
+	x->fast = out != NULL;
+	if (!out) {
+		build_reset(x, ctx);
+		out = expat_parse(x, text);
+	}
+	trim(&x->text, 256);
+	trim(&x->val, 64);
 	return out;
 }
 
