@@ -224,6 +224,17 @@ static void test_stale(sim *s, sim_dev *a, sim_dev *b1, sim_dev *b2, sim_dev *b3
 	mend_account_set_clock(a->acc, NULL, NULL);
 }
 
+/* The versions a device's lists name, in words as the hosts show them. */
+static void test_versions_name(void)
+{
+	unsigned v2 = 1u << (MEND_OMEMO_2 - 1), legacy = 1u << (MEND_OMEMO_LEGACY - 1);
+
+	TAP_OK(g_strcmp0(mend_versions_name(v2 | legacy), "2, 0.3") == 0, "both versions: 2, 0.3");
+	TAP_OK(g_strcmp0(mend_versions_name(v2), "2") == 0, "OMEMO:2 alone: 2");
+	TAP_OK(g_strcmp0(mend_versions_name(legacy), "0.3") == 0, "legacy alone: 0.3");
+	TAP_OK(mend_versions_name(0) == NULL, "none known: NULL");
+}
+
 int main(void)
 {
 	sim *s = sim_new();
@@ -237,6 +248,7 @@ int main(void)
 	test_manual(s, a);
 	b3 = test_writes_first(s, a);
 	test_stale(s, a, b1, b2, b3);
+	test_versions_name();
 	sim_free(s);
 	return tap_done();
 }

@@ -446,6 +446,9 @@ MEND_EXPORT char *mend_qr_text(const char *text);
 /* A trust state in words, translated ("untrusted", "trusted (first use)", "verified", "unknown").
  */
 MEND_EXPORT const char *mend_trust_name(int trust);
+/* The OMEMO versions in `versions` (bits 1 << (MEND_OMEMO_* - 1), as mend_device_info has
+ * them) as XEP-0384 names them: "2, 0.3", "2" or "0.3"; NULL when neither bit is set. */
+MEND_EXPORT const char *mend_versions_name(unsigned versions);
 
 /*
  * Sets the trust of a device whose key we know. Trust belongs to the key the

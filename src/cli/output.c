@@ -597,6 +597,7 @@ static void device_human(const char *jid, const mend_device_info *d, int own)
 	char *seen = d->last_seen ? out_iso_time(d->last_seen) : g_strdup(_("never"));
 	char *fp =
 	    d->fingerprint[0] ? mend_fingerprint_grouped(d->fingerprint) : g_strdup(_("unknown"));
+	const char *versions = mend_versions_name(d->versions);
 	char *nfp;
 
 	printf(_("device %u%s: %s, %s, last seen %s\n"), d->id, own ? _(" (this device)") : "",
@@ -607,11 +608,8 @@ static void device_human(const char *jid, const mend_device_info *d, int own)
 		      "or you trust it again (mend trust %s %u %s).\n"),
 		    MEND_STALE_DAYS, jid, d->id, d->fingerprint);
 	printf(_("  fingerprint %s\n"), fp);
-	if (d->versions)
-		printf(_("  OMEMO versions: %s%s%s\n"),
-		       (d->versions & (1u << (MEND_OMEMO_2 - 1))) ? "2" : "",
-		       d->versions == 3u ? ", " : "",
-		       (d->versions & (1u << (MEND_OMEMO_LEGACY - 1))) ? "0.3" : "");
+	if (versions)
+		printf(_("  OMEMO versions: %s\n"), versions);
 	if (d->new_fingerprint[0]) {
 		/* DESIGN §7: the old and the new key, and what to do */
 		nfp = mend_fingerprint_grouped(d->new_fingerprint);

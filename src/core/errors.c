@@ -184,6 +184,14 @@ const char *mend_trust_name(int trust)
 	}
 }
 
+const char *mend_versions_name(unsigned versions)
+{
+	int v2 = (versions & (1u << (MEND_OMEMO_2 - 1))) != 0;
+	int legacy = (versions & (1u << (MEND_OMEMO_LEGACY - 1))) != 0;
+
+	return v2 && legacy ? "2, 0.3" : v2 ? "2" : legacy ? "0.3" : NULL;
+}
+
 #ifdef HAVE_QRENCODE
 #include <qrencode.h>
 

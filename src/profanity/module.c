@@ -1070,17 +1070,13 @@ static void cmd_status(void)
 	mend_free(g);
 }
 
-/* The OMEMO versions whose device lists name a device (XEP-0384: "2" urn:xmpp:omemo:2,
- * "0.3" legacy), as "OMEMO versions 2, 0.3"; "" when none is known. g_free. */
+/* The OMEMO versions whose device lists name a device, as "OMEMO versions 2, 0.3"; ""
+ * when none is known. g_free. */
 static char *versions_text(unsigned bits)
 {
-	unsigned v2 = 1u << (MEND_OMEMO_2 - 1), legacy = 1u << (MEND_OMEMO_LEGACY - 1);
+	const char *names = mend_versions_name(bits);
 
-	if (!(bits & (v2 | legacy)))
-		return g_strdup("");
-	return g_strdup_printf(_("OMEMO versions %s"), (bits & v2) && (bits & legacy) ? "2, 0.3"
-	                                               : bits & v2                    ? "2"
-	                                                                              : "0.3");
+	return names ? g_strdup_printf(_("OMEMO versions %s"), names) : g_strdup("");
 }
 
 static void show_devices(const char *jid)
