@@ -1061,8 +1061,7 @@ static void report_skipped(mend_account *acc, const char *peer)
 	g_free(text);
 }
 
-/* How many devices a stanza of ours is encrypted for (each stanza of it; n2: in OMEMO:2). */
-static unsigned count_keys2(mend_account *acc, const char *stanza, unsigned *n2)
+unsigned mend_engine_count_keys(mend_account *acc, const char *stanza, unsigned *n2)
 {
 	GPtrArray *parts = mend_omemo2_stanzas(stanza);
 	xmpp_stanza_t *st, *c;
@@ -1081,11 +1080,6 @@ static unsigned count_keys2(mend_account *acc, const char *stanza, unsigned *n2)
 	}
 	g_ptr_array_unref(parts);
 	return n + *n2;
-}
-
-unsigned mend_engine_count_keys(mend_account *acc, const char *stanza, unsigned *n2)
-{
-	return count_keys2(acc, stanza, n2);
 }
 
 /* The host did not take the stanza: the message stays queued, and the user knows. */
@@ -1132,7 +1126,7 @@ static int send_pending(mend_account *acc, mend_pending *p)
 	mend_store_kill_point(acc->store, "sent"); /* the crash test's */
 	remember_sent(acc, p);
 	mend_store_pending_delete(acc->store, p->row);
-	ev.n_devices = count_keys2(acc, p->stanza, &ev.n_devices2);
+	ev.n_devices = mend_engine_count_keys(acc, p->stanza, &ev.n_devices2);
 	ev.text = skipped = skipped_text(acc);
 	emit(acc, &ev);
 	g_free(skipped);
