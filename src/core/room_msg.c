@@ -11,10 +11,11 @@
  *    it, legacy otherwise; one stanza per version when both are needed) and
  *    sent as type="groupchat" with 1:1's stanza (EME, store hint, fallback
  *    body, XEP-0359 origin-id). The OMEMO:2 SCE envelope's <to/> is the room
- *    and its <from/> our real bare JID (XEP-0384 0.9 §5.5.1, XEP-0420 §3). Members nobody can reach
- * hold it (HELD) until the user releases or drops it; plaintext never leaves. What we sent is kept
- * sealed in local history by origin-id: the room's reflection of it shows as ours, once, and is
- * never decrypted (we hold no key for our own sending device).
+ *    and its <from/> our real bare JID (XEP-0384 0.9 §5.5.1, XEP-0420 §3).
+ *    Members nobody can reach hold it (HELD) until the user releases or
+ *    drops it; plaintext never leaves. What we sent is kept sealed in local
+ *    history by origin-id: the room's reflection of it shows as ours, once,
+ *    and is never decrypted (we hold no key for our own sending device).
  *  - receiving: type="groupchat" from room/nick. Deduped by the room's
  *    stanza-id (XEP-0359, by = the room) before anything else, so the room's
  *    history replay, live copies and archive results show once. The sender's
