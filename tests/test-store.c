@@ -1175,6 +1175,114 @@ static void test_read_caches(void)
 	g_free(db);
 }
 
+static int wrote_is(mend_store *s, int want, int want2)
+{
+	int wrote = -1, wrote2 = -1;
+
+	return mend_store_device_wrote(s, "fact@x", 5, &wrote, &wrote2) == 0 && wrote == want &&
+	       wrote2 == want2;
+}
+
+/* Runs one statement through mend_store_stmt(), as account.c does: 1 when it ran. */
+static int stmt_run(mend_store *s, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	int ok = mend_store_stmt(s, sql, &st) == 0 && sqlite3_step(st) == SQLITE_DONE;
+
+	sqlite3_reset(st);
+	return ok;
+}
+
+/*
+ * Which version a device wrote in: cached; a write that changes nothing is not made; what
+ * this store writes, a rollback and another connection's commit are seen at once, and in a
+ * later transaction too (data_version is read once per transaction, not carried over).
+ */
+static void test_cached_wrote(mend_store *s, const char *db)
+{
+	sqlite3_int64 changes;
+
+	TAP_OK(wrote_is(s, 0, 0) && wrote_is(s, 0, 0), "never wrote (twice: from the cache)");
+	TAP_EQ(mend_store_device_wrote_set(s, "fact@x", 5, MEND_VERSION_LEGACY), 0, "wrote legacy");
+	TAP_OK(wrote_is(s, 1, 0), "read at once");
+	changes = sqlite3_total_changes64(mend_store_db(s));
+	TAP_EQ(mend_store_device_wrote_set(s, "fact@x", 5, MEND_VERSION_LEGACY), 0, "legacy again");
+	TAP_EQ(sqlite3_total_changes64(mend_store_db(s)), changes, "changes nothing: no write");
+	TAP_EQ(mend_store_device_wrote_set(s, "fact@x", 5, MEND_VERSION_2), 0, "wrote OMEMO:2");
+	TAP_OK(wrote_is(s, 2, 1), "read at once");
+	TAP_EQ(mend_store_device_wrote_set(s, "fact@x", 5, MEND_VERSION_LEGACY), 0, "fell back");
+	TAP_OK(wrote_is(s, 1, 1), "legacy, and OMEMO:2 once");
+	TAP_EQ(mend_store_begin(s), 0, "begin");
+	TAP_EQ(mend_store_device_wrote_set(s, "fact@x", 5, MEND_VERSION_2), 0, "OMEMO:2 in it");
+	TAP_OK(wrote_is(s, 2, 1), "read inside it");
+	mend_store_rollback(s);
+	TAP_OK(wrote_is(s, 1, 1), "rolled back: legacy");
+	TAP_EQ(plain_sql(db, "UPDATE device_versions SET wrote = 2 WHERE device = 5"), SQLITE_OK,
+	       "another connection says OMEMO:2");
+	TAP_OK(wrote_is(s, 2, 1), "seen at once");
+	TAP_EQ(mend_store_begin(s), 0, "a transaction");
+	TAP_OK(wrote_is(s, 2, 1), "read in it");
+	TAP_EQ(mend_store_commit(s), 0, "commit");
+	TAP_EQ(plain_sql(db, "UPDATE device_versions SET wrote = 1 WHERE device = 5"), SQLITE_OK,
+	       "another connection says legacy");
+	TAP_EQ(mend_store_begin(s), 0, "the next transaction");
+	TAP_OK(wrote_is(s, 1, 1), "sees it");
+	TAP_EQ(mend_store_commit(s), 0, "commit");
+}
+
+/* Whether a device is news and whether a session exists: cached, and as fresh. */
+static void test_cached_news_sessions(mend_store *s, const char *db)
+{
+	static const uint32_t five[] = {5};
+
+	TAP_EQ(mend_store_session_exists_v(s, "fact@x", 9, MEND_VERSION_2), 0, "no session");
+	TAP_EQ(mend_store_session_exists_v(s, "fact@x", 9, MEND_VERSION_2), 0, "(from the cache)");
+	TAP_EQ(mend_store_session_put_v(s, "fact@x", 9, MEND_VERSION_2, session_rec, 8), 0, "put");
+	TAP_EQ(mend_store_session_exists_v(s, "fact@x", 9, MEND_VERSION_2), 1, "one now");
+	TAP_EQ(mend_store_session_exists_v(s, "fact@x", 9, MEND_VERSION_LEGACY), 0, "per version");
+	TAP_EQ(mend_store_session_delete_v(s, "fact@x", 9, MEND_VERSION_2), 0, "delete");
+	TAP_EQ(mend_store_session_exists_v(s, "fact@x", 9, MEND_VERSION_2), 0, "none now");
+	TAP_EQ(mend_store_begin(s), 0, "begin");
+	TAP_EQ(mend_store_session_put_v(s, "fact@x", 9, MEND_VERSION_2, session_rec, 8), 0, "put");
+	TAP_EQ(mend_store_session_exists_v(s, "fact@x", 9, MEND_VERSION_2), 1, "one inside");
+	mend_store_rollback(s);
+	TAP_EQ(mend_store_session_exists_v(s, "fact@x", 9, MEND_VERSION_2), 0, "rolled back");
+	TAP_EQ(mend_store_session_put(s, "fact@x", 9, session_rec, 8), 0, "a legacy session");
+	TAP_EQ(mend_store_session_exists(s, "fact@x", 9), 1, "exists");
+	TAP_EQ(mend_store_session_delete_all(s, "fact@x"), 0, "all of fact@x deleted");
+	TAP_EQ(mend_store_session_exists(s, "fact@x", 9), 0, "gone");
+	TAP_EQ(mend_store_session_put(s, "fact@x", 9, session_rec, 8), 0, "again");
+	TAP_EQ(mend_store_session_exists(s, "fact@x", 9), 1, "exists");
+	TAP_OK(stmt_run(s, "DELETE FROM sessions"), "every session deleted by other SQL");
+	TAP_EQ(mend_store_session_exists(s, "fact@x", 9), 0, "gone");
+	TAP_EQ(plain_sql(db, "INSERT INTO sessions (jid, device, version, record)"
+	                     " VALUES ('fact@x', 9, 1, x'00')"),
+	       SQLITE_OK, "another connection adds one");
+	TAP_EQ(mend_store_session_exists(s, "fact@x", 9), 1, "seen at once");
+
+	TAP_EQ(mend_store_devicelist_set(s, "fact@x", five, 1), 0, "device 5 listed");
+	TAP_EQ(mend_store_device_news(s, "fact@x", 5), 0, "not news yet");
+	TAP_EQ(mend_store_device_news(s, "fact@x", 5), 0, "(from the cache)");
+	TAP_EQ(mend_store_devices_mark_listed(s, "fact@x", 1000), 0, "marked listed, we talk");
+	TAP_EQ(mend_store_device_news(s, "fact@x", 5), 1, "news now");
+	TAP_EQ(mend_store_device_news_clear(s, "fact@x", 5), 0, "cleared");
+	TAP_EQ(mend_store_device_news(s, "fact@x", 5), 0, "not news");
+	TAP_EQ(plain_sql(db, "UPDATE devices SET news = 1 WHERE device = 5"), SQLITE_OK,
+	       "another connection makes it news");
+	TAP_EQ(mend_store_device_news(s, "fact@x", 5), 1, "seen at once");
+}
+
+static void test_cached_facts(void)
+{
+	char *db = path_in_tmp("facts.db");
+	mend_store *s = open_ok(db, 1);
+
+	test_cached_wrote(s, db);
+	test_cached_news_sessions(s, db);
+	mend_store_close(s);
+	g_free(db);
+}
+
 static void test_operations(void)
 {
 	char *db = path_in_tmp("ops.db");
@@ -1235,6 +1343,7 @@ int main(void)
 	test_v7_migrates();
 	test_history_versions();
 	test_read_caches();
+	test_cached_facts();
 	test_operations();
 	rm_tree(tmpdir);
 	g_free(none);

@@ -290,7 +290,18 @@ struct mend_store {
 	GHashTable *lists;    /* jid -> GArray of its listed device ids (devicelist_get) */
 	GHashTable *idents;   /* "peer_identities|<jid>/<device>" -> GBytes: trust || key */
 	uint64_t cache_state; /* what data_version and rollbacks were as the caches filled */
+	GHashTable *facts;    /* "<what>|<jid>/<device>" -> a small answer (mend_store_fact_get) */
+	sqlite3_int64 dv;     /* PRAGMA data_version as read in the open transaction */
+	int dv_known;         /* 1: dv was read in this transaction (data_version()) */
 };
+
+/* A statement of mend_store_stmt() and whether it writes a table the read caches read. */
+struct cached_stmt {
+	sqlite3_stmt *st;
+	int drops;
+};
+
+static void fact_forget(mend_store *s, const char *key);
 
 struct pk_item {
 	uint32_t id;
@@ -824,6 +835,8 @@ void mend_store_close(mend_store *s)
 		g_hash_table_destroy(s->lists);
 	if (s->idents)
 		g_hash_table_destroy(s->idents);
+	if (s->facts)
+		g_hash_table_destroy(s->facts);
 	sqlite3_close(s->db);
 	mend_gcm_key_free(s->gcm);
 	g_byte_array_unref(s->scratch);
@@ -895,7 +908,7 @@ int mend_store_begin(mend_store *s)
 		return 0;
 	}
 	if (s->depth == 0)
-		s->lost = 0;
+		s->lost = s->dv_known = 0;
 	rc = run(s, s->depth == 0 ? ST_BEGIN : ST_SAVEPOINT);
 
 	if (!rc)
@@ -1407,8 +1420,10 @@ int mend_store_session_put_row(mend_store *s, const char *jid, uint32_t device, 
 	}
 	if (!rc)
 		rc = bind_session(st, jid, device, version);
-	if (!rc)
+	if (!rc) {
+		fact_forget(s, aad); /* mend_store_session_exists_v's answer */
 		rc = put_sealed(s, st, 3, aad, rec, len);
+	}
 	st_reset(st);
 	if (!rc && row)
 		rc = session_row(s, jid, device, version, row);
@@ -1436,13 +1451,26 @@ static int session_run(mend_store *s, enum stmt which, const char *jid, uint32_t
 	return rc;
 }
 
+/* Read for every message: its answer is cached (mend_store_fact_get) under the seal's AAD. */
 int mend_store_session_exists_v(mend_store *s, const char *jid, uint32_t device, int version)
 {
-	return session_run(s, ST_SESS_EXISTS, jid, device, version, 1);
+	const char *table = session_table(version);
+	int valid = jid && (version == MEND_VERSION_LEGACY || version == MEND_VERSION_2), rc;
+
+	if (valid && mend_store_fact_get(s, table, jid, device, &rc))
+		return rc;
+	rc = session_run(s, ST_SESS_EXISTS, jid, device, version, 1);
+	if (valid && rc >= 0)
+		mend_store_fact_put(s, table, jid, device, rc);
+	return rc;
 }
 
 int mend_store_session_delete_v(mend_store *s, const char *jid, uint32_t device, int version)
 {
+	char key[AAD_MAX];
+
+	if (jid && aad_jid(key, session_table(version), jid, device) == 0)
+		fact_forget(s, key);
 	return session_run(s, ST_SESS_DEL, jid, device, version, 0);
 }
 
@@ -1484,6 +1512,7 @@ static int jid_run(mend_store *s, enum stmt which, const char *jid, uint32_t **i
 
 int mend_store_session_delete_all(mend_store *s, const char *jid)
 {
+	mend_store_cache_drop(s);
 	return jid_run(s, ST_SESS_DEL_ALL, jid, NULL, NULL);
 }
 
@@ -1510,15 +1539,35 @@ int mend_store_session_devices(mend_store *s, const char *jid, uint32_t **ids, s
 
 /* ---- read caches -------------------------------------------------------- */
 
-/* What changes when another connection (another mend process) commits (PRAGMA
- * data_version) or a rollback of ours undoes something; <0 when it cannot be read. */
-static int store_state(mend_store *s, uint64_t *state)
+/*
+ * PRAGMA data_version: what changes when another connection (another mend process)
+ * commits. Inside our open transaction (BEGIN IMMEDIATE: it holds WAL's one write lock
+ * and reads one snapshot) no other connection can commit, so it is read once per
+ * transaction (mend_store_begin forgets it); outside one, at every call.
+ */
+static int data_version(mend_store *s, sqlite3_int64 *v)
 {
 	sqlite3_stmt *st = s->st[ST_DATA_VERSION];
-	sqlite3_int64 v = 0;
-	int rc = step_int(st, &v);
+	int in_txn = s->depth > 0 && !sqlite3_get_autocommit(s->db), rc;
 
+	if (in_txn && s->dv_known) {
+		*v = s->dv;
+		return 0;
+	}
+	rc = step_int(st, v);
 	st_reset(st);
+	s->dv = *v;
+	s->dv_known = in_txn && !rc;
+	return rc;
+}
+
+/* What changes when another connection commits or a rollback of ours undoes something;
+ * <0 when it cannot be read. */
+static int store_state(mend_store *s, uint64_t *state)
+{
+	sqlite3_int64 v = 0;
+	int rc = data_version(s, &v);
+
 	*state = ((uint64_t)v << 32) ^ s->rollbacks;
 	return rc;
 }
@@ -1528,11 +1577,22 @@ static void array_free(gpointer a)
 	g_array_free(a, TRUE);
 }
 
+void mend_store_cache_drop(mend_store *s)
+{
+	if (s->lists) {
+		g_hash_table_remove_all(s->lists);
+		g_hash_table_remove_all(s->idents);
+		g_hash_table_remove_all(s->facts);
+	}
+}
+
 /*
- * Whether the read caches (a contact's device list, a device's identity key and trust:
- * read for every message shown) may be used, emptied first when they may be stale: since
- * they were filled another process committed (PRAGMA data_version) or a rollback undid
- * something. Writes through this store empty them themselves (cache_drop).
+ * Whether the read caches (a contact's device list, a device's identity key and trust,
+ * the small per-device answers of mend_store_fact_get: read for every message) may be
+ * used, emptied first when they may be stale: since they were filled another process
+ * committed (PRAGMA data_version) or a rollback undid something. Writes through this store
+ * empty them themselves (mend_store_cache_drop; mend_store_stmt for the statements it hands
+ * out).
  */
 static int cache_ok(mend_store *s)
 {
@@ -1544,22 +1604,42 @@ static int cache_ok(mend_store *s)
 		s->lists = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, array_free);
 		s->idents = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 		                                  (GDestroyNotify)g_bytes_unref);
+		s->facts = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	}
-	if (now != s->cache_state ||
-	    g_hash_table_size(s->lists) + g_hash_table_size(s->idents) >= CACHE_MAX) {
-		g_hash_table_remove_all(s->lists);
-		g_hash_table_remove_all(s->idents);
+	if (now != s->cache_state || g_hash_table_size(s->lists) + g_hash_table_size(s->idents) +
+	                                     g_hash_table_size(s->facts) >=
+	                                 CACHE_MAX) {
+		mend_store_cache_drop(s);
 		s->cache_state = now;
 	}
 	return 1;
 }
 
-static void cache_drop(mend_store *s)
+int mend_store_fact_get(mend_store *s, const char *what, const char *jid, uint32_t device, int *v)
 {
-	if (s->lists) {
-		g_hash_table_remove_all(s->lists);
-		g_hash_table_remove_all(s->idents);
-	}
+	char key[AAD_MAX];
+	gpointer found = NULL;
+
+	if (aad_jid(key, what, jid, device) < 0 || !cache_ok(s) ||
+	    !g_hash_table_lookup_extended(s->facts, key, NULL, &found))
+		return 0;
+	*v = GPOINTER_TO_INT(found);
+	return 1;
+}
+
+void mend_store_fact_put(mend_store *s, const char *what, const char *jid, uint32_t device, int v)
+{
+	char key[AAD_MAX];
+
+	if (aad_jid(key, what, jid, device) == 0 && cache_ok(s))
+		g_hash_table_insert(s->facts, g_strdup(key), GINT_TO_POINTER(v));
+}
+
+/* Forgets one answer (its row is written). */
+static void fact_forget(mend_store *s, const char *key)
+{
+	if (s->facts)
+		g_hash_table_remove(s->facts, key);
 }
 
 static int peer_split(uint8_t *plain, size_t n, uint8_t **key, size_t *len, int *trust)
@@ -1619,7 +1699,7 @@ int mend_store_peer_identity_put(mend_store *s, const char *jid, uint32_t device
 		rc = MEND_ERR_INVALID_ARG;
 	if (rc)
 		goto out;
-	cache_drop(s);
+	mend_store_cache_drop(s);
 	plain = g_malloc(len + 4);
 	plain[0] = t >> 24;
 	plain[1] = t >> 16;
@@ -1663,7 +1743,7 @@ int mend_store_devicelist_set(mend_store *s, const char *jid, const uint32_t *id
 	rc = mend_store_begin(s);
 	if (rc)
 		goto out;
-	cache_drop(s);
+	mend_store_cache_drop(s);
 	rc = jid_run(s, ST_DEV_DEACT, jid, NULL, NULL);
 	for (i = 0; !rc && i < n; i++)
 		rc = device_activate(s, jid, ids[i]);
@@ -1706,8 +1786,10 @@ int mend_store_device_set_broken(mend_store *s, const char *jid, uint32_t device
 
 	if (jid)
 		rc = bind_jid_dev(st, jid, device);
-	if (!rc)
+	if (!rc) {
+		mend_store_cache_drop(s);
 		rc = bind_rc(sqlite3_bind_int(st, 3, broken ? 1 : 0));
+	}
 	if (!rc)
 		rc = bind_rc(sqlite3_bind_int64(st, 4, (sqlite3_int64)time(NULL)));
 	if (!rc)
@@ -1792,26 +1874,79 @@ uint64_t mend_store_state(mend_store *s)
 	return state;
 }
 
-static void finalize_stmt(gpointer st)
+static void finalize_stmt(gpointer p)
 {
-	sqlite3_finalize(st);
+	struct cached_stmt *c = p;
+
+	sqlite3_finalize(c->st);
+	g_free(c);
 }
 
+/* The tables the read caches read: a statement that writes one empties them. */
+static int cached_table(const char *table)
+{
+	static const char *const tables[] = {"sessions", "devices", "device_versions",
+	                                     "peer_identities"};
+	size_t i;
+
+	for (i = 0; table && i < G_N_ELEMENTS(tables); i++)
+		if (g_ascii_strcasecmp(table, tables[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* SQLite's authorizer as a statement is prepared: notes whether it writes a cached table. */
+static int note_writes(void *data, int action, const char *a, const char *b, const char *c,
+                       const char *d)
+{
+	int *drops = data;
+
+	(void)b;
+	(void)c;
+	(void)d;
+	if ((action == SQLITE_INSERT || action == SQLITE_UPDATE || action == SQLITE_DELETE) &&
+	    cached_table(a))
+		*drops = 1;
+	return SQLITE_OK;
+}
+
+static int stmt_prepare(mend_store *s, const char *sql, struct cached_stmt **out)
+{
+	struct cached_stmt *c = g_new0(struct cached_stmt, 1);
+	int rc;
+
+	sqlite3_set_authorizer(s->db, note_writes, &c->drops);
+	rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &c->st, NULL);
+	sqlite3_set_authorizer(s->db, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		g_free(c);
+		return sql_err(rc);
+	}
+	*out = c;
+	return 0;
+}
+
+/*
+ * A statement that writes a table the read caches read empties them as it is handed out:
+ * its caller steps it before it reads through the store again (every caller does at once).
+ */
 int mend_store_stmt(mend_store *s, const char *sql, sqlite3_stmt **out)
 {
-	sqlite3_stmt *st;
+	struct cached_stmt *c;
 	int rc;
 
 	if (!s->cached)
 		s->cached =
 		    g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, finalize_stmt);
-	st = g_hash_table_lookup(s->cached, sql);
-	if (!st) {
-		rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
-		if (rc != SQLITE_OK)
-			return sql_err(rc);
-		g_hash_table_insert(s->cached, (gpointer)sql, st);
+	c = g_hash_table_lookup(s->cached, sql);
+	if (!c) {
+		rc = stmt_prepare(s, sql, &c);
+		if (rc)
+			return rc;
+		g_hash_table_insert(s->cached, (gpointer)sql, c);
 	}
-	*out = st;
+	if (c->drops)
+		mend_store_cache_drop(s);
+	*out = c->st;
 	return 0;
 }

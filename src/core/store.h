@@ -313,6 +313,17 @@ struct sqlite3 *mend_store_db(mend_store *s);
  */
 struct sqlite3_stmt;
 int mend_store_stmt(mend_store *s, const char *sql, struct sqlite3_stmt **st);
+/*
+ * The read cache of small answers about a device read for every message (store.c),
+ * under "<what>|<jid>/<device>": 1 and *v when the answer is cached, 0 when not (read it
+ * from the tables, then put it). It is emptied when another process commits, a rollback
+ * undoes something, a statement of mend_store_stmt() writes sessions, devices,
+ * device_versions or peer_identities, and by mend_store_cache_drop(): a writer that
+ * changes an answer some other way calls it first.
+ */
+int mend_store_fact_get(mend_store *s, const char *what, const char *jid, uint32_t device, int *v);
+void mend_store_fact_put(mend_store *s, const char *what, const char *jid, uint32_t device, int v);
+void mend_store_cache_drop(mend_store *s);
 int mend_store_seal(mend_store *s, const char *aad, const uint8_t *in, size_t len, uint8_t **out,
                     size_t *out_len);
 int mend_store_unseal(mend_store *s, const char *aad, const uint8_t *in, size_t len, uint8_t **out,

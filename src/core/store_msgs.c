@@ -523,10 +523,18 @@ int mend_store_devices_mark_listed(mend_store *s, const char *jid, int64_t now)
 	                   jid, (uint32_t)talk, now);
 }
 
+/* Read for every message: cached (mend_store_fact_get). */
 int mend_store_device_news(mend_store *s, const char *jid, uint32_t device)
 {
-	return device_exists(
-	    s, "SELECT 1 FROM devices WHERE jid = ?1 AND device = ?2 AND news <> 0", jid, device);
+	int r;
+
+	if (jid && mend_store_fact_get(s, "device_news", jid, device, &r))
+		return r;
+	r = device_exists(s, "SELECT 1 FROM devices WHERE jid = ?1 AND device = ?2 AND news <> 0",
+	                  jid, device);
+	if (jid && r >= 0)
+		mend_store_fact_put(s, "device_news", jid, device, r);
+	return r;
 }
 
 int mend_store_device_news_clear(mend_store *s, const char *jid, uint32_t device)

@@ -148,8 +148,14 @@ int mend_store_device_versions(mend_store *s, const char *jid, uint32_t device, 
 
 int mend_store_device_wrote_set(mend_store *s, const char *jid, uint32_t device, int version)
 {
+	int wrote = 0, wrote2 = 0;
+
 	if (!valid_version(version))
 		return MEND_ERR_INVALID_ARG;
+	/* nothing to write when it changes nothing (every message of a catch-up says so) */
+	if (mend_store_device_wrote(s, jid, device, &wrote, &wrote2) == MEND_OK &&
+	    wrote == version && wrote2 >= (version == MEND_VERSION_2))
+		return MEND_OK;
 	/* wrote2 stays once set: a device that fell back is told for every legacy message */
 	return exec_dev(s,
 	                "INSERT INTO device_versions (jid, device, wrote, wrote2)"
@@ -159,29 +165,38 @@ int mend_store_device_wrote_set(mend_store *s, const char *jid, uint32_t device,
 	                jid, device, version);
 }
 
+/* Read for every message: cached (mend_store_fact_get) as wrote | wrote2 << 8. */
 int mend_store_device_wrote(mend_store *s, const char *jid, uint32_t device, int *wrote,
                             int *wrote2)
 {
 	sqlite3_stmt *st = NULL;
-	int r = jid ? mend_store_stmt(s,
-	                              "SELECT wrote, wrote2 FROM device_versions"
-	                              " WHERE jid = ?1 AND device = ?2",
-	                              &st)
-	            : MEND_ERR_INVALID_ARG;
+	int r, v = 0;
 
 	*wrote = *wrote2 = 0;
+	if (jid && mend_store_fact_get(s, "device_wrote", jid, device, &v)) {
+		*wrote = v & 0xff;
+		*wrote2 = v >> 8;
+		return MEND_OK;
+	}
+	r = jid ? mend_store_stmt(s,
+	                          "SELECT wrote, wrote2 FROM device_versions"
+	                          " WHERE jid = ?1 AND device = ?2",
+	                          &st)
+	        : MEND_ERR_INVALID_ARG;
 	if (r < 0)
 		return r;
 	sqlite3_bind_text(st, 1, jid, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, device);
 	r = sqlite3_step(st);
 	if (r == SQLITE_ROW) {
-		*wrote = sqlite3_column_int(st, 0);
+		*wrote = sqlite3_column_int(st, 0) & 0xff;
 		*wrote2 = sqlite3_column_int(st, 1) != 0;
 	}
 	r = r == SQLITE_ROW || r == SQLITE_DONE ? MEND_OK : sql_err(r);
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
+	if (r == MEND_OK)
+		mend_store_fact_put(s, "device_wrote", jid, device, *wrote | *wrote2 << 8);
 	return r;
 }
 
