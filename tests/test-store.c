@@ -1029,6 +1029,67 @@ static void test_history_versions(void)
 	g_free(db);
 }
 
+/* The integer the first row of `sql` on the file gives (-1: none). */
+static int plain_int(const char *path, const char *sql)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int v = -1;
+
+	if (sqlite3_open(path, &db) == SQLITE_OK &&
+	    sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+/* Takes a current store back to schema v10: seen_stanzas with a rowid, history indexed. */
+static const char to_v10[] =
+    "CREATE TABLE s10 (\"by\" TEXT NOT NULL, id TEXT NOT NULL, seen_at INTEGER NOT NULL,"
+    " PRIMARY KEY (\"by\", id));"
+    "INSERT INTO s10 SELECT \"by\", id, seen_at FROM seen_stanzas;"
+    "INSERT INTO s10 VALUES ('archive@x', 'old', 12345);"
+    "DROP TABLE seen_stanzas; ALTER TABLE s10 RENAME TO seen_stanzas;"
+    "CREATE INDEX history_peer_ts ON history (peer, ts);"
+    "PRAGMA user_version = 10;";
+
+/* Schema v11: seen_stanzas WITHOUT ROWID, no history_peer_ts; every row is kept. */
+static void test_v10_migrates(void)
+{
+	char *db = path_in_tmp("v10.db");
+	mend_store *s = open_ok(db, 1);
+	mend_history_item it = {.key = "sid-1", .peer = "bob@x", .from = "bob@x", .body = "kept"};
+	mend_history_item out = {0};
+
+	TAP_EQ(mend_store_stanza_mark(s, "archive@x", "s1"), 0, "a stanza id seen");
+	TAP_EQ(mend_store_history_put(s, &it), 0, "a message kept");
+	mend_store_close(s);
+	TAP_EQ(plain_sql(db, to_v10), SQLITE_OK, "the store taken back to schema v10");
+	TAP_EQ(plain_int(db, "SELECT count(*) FROM seen_stanzas"), 2, "with two seen ids");
+	s = open_ok(db, 0);
+	TAP_EQ(read_user_version(db), MEND_STORE_SCHEMA_VERSION, "migrated to the current version");
+	TAP_EQ(plain_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'seen_stanzas'"
+	                     " AND sql LIKE '%WITHOUT ROWID'"),
+	       1, "seen_stanzas is WITHOUT ROWID");
+	TAP_EQ(plain_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'history_peer_ts'"),
+	       0, "history_peer_ts is gone");
+	TAP_EQ(mend_store_stanza_seen(s, "archive@x", "s1"), 1, "the seen id is kept");
+	TAP_EQ(mend_store_stanza_seen(s, "archive@x", "old"), 1, "the v10 one too");
+	TAP_EQ(plain_int(db, "SELECT seen_at FROM seen_stanzas WHERE id = 'old'"), 12345,
+	       "with when it was seen");
+	TAP_EQ(mend_store_stanza_seen(s, "archive@x", "s2"), 0, "an id not seen");
+	TAP_EQ(mend_store_stanza_mark(s, "archive@x", "s2"), 0, "marked");
+	TAP_EQ(mend_store_stanza_mark(s, "archive@x", "s2"), 0, "marked twice: no error");
+	TAP_EQ(mend_store_stanza_seen(s, "archive@x", "s2"), 1, "seen now");
+	TAP_EQ(mend_store_history_get(s, "sid-1", &out), 0, "the message reads back");
+	TAP_OK(out.body && g_str_equal(out.body, "kept"), "its body kept");
+	mend_history_clear(&out);
+	mend_store_close(s);
+	g_free(db);
+}
+
 /* One history item's sealed bytes as GLib makes them, against mend_store_history_data(). */
 static int history_data_matches(const mend_history_item *it)
 {
@@ -1342,6 +1403,7 @@ int main(void)
 	test_v0_migrates();
 	test_v7_migrates();
 	test_history_versions();
+	test_v10_migrates();
 	test_read_caches();
 	test_cached_facts();
 	test_operations();
