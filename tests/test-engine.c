@@ -18,8 +18,12 @@
  */
 #include "config.h"
 
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <glib.h>
+#include <sqlite3.h>
 #include <glib/gstdio.h>
 #include <strophe.h>
 #include "mend/mend.h"
@@ -905,6 +909,92 @@ static mend_account *test_crash_mid_page(const char *root, mend_account *a, mend
 	TAP_OK(sent_text_is(q, "after", "crash4"), "the next catch-up starts after crash4");
 	mam_fin(a, q, "crash4");
 	for (k = 0; k < 5; k++)
+		g_free(in[k]);
+	g_free(qid);
+	return a;
+}
+
+/* How many rows note messages not yet shown (shown.c): "unshown|..." and "unshown-page|...". */
+static int unshown_rows(mend_account *a)
+{
+	sqlite3_stmt *st = NULL;
+	int n = -1;
+
+	if (mend_store_stmt(a->store,
+	                    "SELECT count(*) FROM meta WHERE key >= 'unshown' AND "
+	                    "key < 'unshowo'",
+	                    &st) == MEND_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int(st, 0);
+	if (st)
+		sqlite3_reset(st);
+	return n;
+}
+
+/*
+ * A catch-up page notes its messages in one row as it commits (shown.c). The process is
+ * killed (SIGKILL, the store's kill point) right after the host showed the first message
+ * of a committed page of three: the ratchet steps, the seen stanza-ids and the position
+ * are committed, so only that row can bring the other two back. The next start shows all
+ * three (the first again: the host knows it by its stanza-id), and then nothing more.
+ */
+static mend_account *test_page_crash_after_commit(const char *root, mend_account *a,
+                                                  mend_account *b)
+{
+	const char *bodies[] = {"noted 0", "noted 1", "noted 2"};
+	char *in[3], *qid = NULL;
+	guint ev0;
+	pid_t pid;
+	int q, k, status = 0;
+
+	for (k = 0; k < 3; k++) {
+		char *w = bob_encrypts(b, a, bodies[k]);
+
+		in[k] = stamped(w, BOB "/phone", ALICE, NULL);
+		g_free(w);
+	}
+	q = catchup(a, &qid);
+	mam_fin(a, q, "noted-start");
+	g_free(qid);
+	TAP_EQ(unshown_rows(a), 0, "no message waits to be shown");
+	mend_account_free(a);
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) { /* the process that dies: its events are its own */
+		g_setenv("MEND_TEST_KILL_AT", "shown:1", TRUE);
+		a = open_in(root, ALICE, &alice_ops);
+		q = catchup(a, &qid);
+		for (k = 0; k < 3; k++) {
+			char id[8] = {'n', 'o', 't', 'e', 'd', (char)('0' + k), 0};
+
+			handle(a, mam_result(NULL, qid, id, in[k]));
+		}
+		mam_fin(a, q, "noted2");
+		_exit(3); /* not killed: the test below fails */
+	}
+	TAP_OK(pid > 0 && waitpid(pid, &status, 0) == pid && WIFSIGNALED(status) &&
+	           WTERMSIG(status) == SIGKILL,
+	       "the process was killed after showing the first message of the page (status %d)",
+	       status);
+	a = open_in(root, ALICE, &alice_ops);
+	TAP_EQ(unshown_rows(a), 1, "the page's row of notes is there after the crash");
+	ev0 = events->len;
+	q = catchup(a, &qid);
+	TAP_OK(sent_text_is(q, "after", "noted2"),
+	       "the page is not asked again: its position committed");
+	mam_fin(a, q, "noted2");
+	for (k = 0; k < 3; k++)
+		TAP_EQ(count_bodies(ev0, bodies[k]), 1, "\"%s\" shown after the restart",
+		       bodies[k]);
+	TAP_EQ(count_events(ev0, MEND_EVENT_UNDECRYPTABLE), 0, "nothing undecryptable");
+	TAP_EQ(unshown_rows(a), 0, "and no note is left");
+	g_free(qid);
+	ev0 = events->len;
+	q = catchup(a, &qid);
+	mam_fin(a, q, "noted2");
+	TAP_EQ(count_events(ev0, MEND_EVENT_MESSAGE), 0,
+	       "the next catch-up shows none of them again");
+	for (k = 0; k < 3; k++)
 		g_free(in[k]);
 	g_free(qid);
 	return a;
@@ -2514,6 +2604,7 @@ int main(void)
 	test_carbons(a, b);
 	test_archive(a, b);
 	a = test_crash_mid_page(root, a, b);
+	a = test_page_crash_after_commit(root, a, b);
 	test_lazy_page_lost(a, b);
 	test_archive_error(root, a);
 	test_republish(root, a);

@@ -484,6 +484,7 @@ void mend_account_free(mend_account *acc)
 	mend_rooms_free(acc);
 	mend_repair_free(acc->rep);
 	mend_announce_free(acc->announce);
+	mend_shown_free(acc->shown);
 	mend_delivery_free(acc);
 	g_free(acc->changed_jid);
 	g_free(acc->changed_key);

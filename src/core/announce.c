@@ -213,12 +213,27 @@ void mend_announce_disconnected(mend_account *acc)
 	g_hash_table_remove_all(acc->announce->asked);
 }
 
+void mend_announce_hand_over(mend_account *acc, GQueue *batch)
+{
+	mend_event *ev;
+
+	/* the notes of what the host was handed (shown.c) go in one commit */
+	mend_store_begin(acc->store);
+	while ((ev = g_queue_pop_head(batch))) {
+		emit_now(acc, ev);
+		event_free(ev);
+	}
+	mend_shown_settle(acc);
+	mend_store_commit(acc->store);
+}
+
 void mend_announce_txn_end(int committed, void *data)
 {
 	mend_account *acc = data;
 	GQueue batch = G_QUEUE_INIT;
-	mend_event *ev;
 
+	if (!committed)
+		mend_shown_page_drop(acc);
 	if (g_queue_is_empty(&state(acc)->uncommitted))
 		return;
 	/* taken first: what the host does with them may open and end other transactions */
@@ -228,13 +243,7 @@ void mend_announce_txn_end(int committed, void *data)
 		g_queue_clear_full(&batch, event_free);
 		return;
 	}
-	/* the notes of what the host was handed (shown.c) go in one commit */
-	mend_store_begin(acc->store);
-	while ((ev = g_queue_pop_head(&batch))) {
-		emit_now(acc, ev);
-		event_free(ev);
-	}
-	mend_store_commit(acc->store);
+	mend_announce_hand_over(acc, &batch);
 }
 
 mend_event *mend_event_copy(const mend_event *ev)

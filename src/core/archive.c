@@ -81,7 +81,6 @@ int mend_archive_defer(mend_account *acc, const mend_event *ev)
 static void page_done(void *data, int rc)
 {
 	mend_account *acc = data;
-	mend_event *ev;
 
 	if (!acc->mam)
 		return;
@@ -102,13 +101,13 @@ static void page_done(void *data, int rc)
 		return;
 	}
 	acc->mam->careful = 0;
-	/* in a transaction: what shown.c notes of them goes in one commit (announce.c) */
-	mend_store_begin(acc->store);
-	while ((ev = g_queue_pop_head(&acc->mam->held))) {
-		emit(acc, ev);
-		mend_event_free(ev);
-	}
-	mend_store_commit(acc->store);
+	mend_announce_hand_over(acc, &acc->mam->held);
+}
+
+/* The page's last write, inside it: the notes of its messages (shown.c). */
+static int page_closing(void *data)
+{
+	return mend_shown_page_write(data);
 }
 
 /* The catch-up position after the results taken so far (in the open page's transaction). */
@@ -438,6 +437,8 @@ int mend_archive_handle_result(mend_account *acc, xmpp_stanza_t *st, xmpp_stanza
 		page_end(acc);
 	r = mend_store_batch_begin(acc->store, page_done, acc);
 	batch = r == MEND_OK; /* else inside a transaction already: a part of it */
+	if (batch)
+		mend_store_batch_closing(acc->store, page_closing);
 	if (!batch && (r != MEND_ERR_INVALID_ARG || mend_store_begin(acc->store) < 0))
 		return MEND_ERR_STORE;
 	mend_store_batch_nest(acc->store, batch);

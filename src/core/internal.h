@@ -40,6 +40,7 @@ struct mend_account {
 	int replaying;     /* decrypting a held message again: it was marked seen when held */
 	int identity_lost; /* the device asked about has a session but no key row (sigstore.c) */
 	struct mend_announce *announce; /* events waiting for a sender's device list (announce.c) */
+	struct mend_shown *shown;       /* a catch-up page's notes (shown.c) */
 	/* devices skipped by the last encrypt (not trusted): "jid device" strings */
 	GPtrArray *skipped;
 	GHashTable *sessions;    /* write-through cache of session records (sigstore.c) */
@@ -134,11 +135,20 @@ void mend_announce_free(struct mend_announce *a);
 /* The outermost store transaction ended (mend_store_on_end): what it kept back goes or is dropped.
  */
 void mend_announce_txn_end(int committed, void *data);
+/* Hands committed events (deep copies, consumed) to the host in one transaction. */
+void mend_announce_hand_over(mend_account *acc, GQueue *batch);
 
 /* shown.c: a kept message noted until the host has it; shown again after a crash */
 int mend_shown_note(mend_account *acc, const char *key);
 void mend_shown_done(mend_account *acc, const mend_event *ev);
 void mend_shown_replay(mend_account *acc);
+/* A catch-up page's notes: one row, written as the page commits (its batch's closing). */
+int mend_shown_page_write(mend_account *acc);
+/* The page's events were handed over: the row goes, what still waits keeps a row. */
+void mend_shown_settle(mend_account *acc);
+/* A transaction rolled back: the page noted in memory is gone with it. */
+void mend_shown_page_drop(mend_account *acc);
+void mend_shown_free(struct mend_shown *sh);
 
 /* A deep copy of an event (its strings), and its free (wipes the body). */
 mend_event *mend_event_copy(const mend_event *ev);

@@ -290,6 +290,7 @@ struct mend_store {
 	int batch_nest;      /* 1: the batch's own work runs: begins nest inside the batch */
 	mend_store_batch_cb batch_done;
 	void *batch_data;
+	int (*batch_closing)(void *data); /* the batch's last writes, before it commits */
 	uint64_t rollbacks; /* how many rollbacks happened: caches above the store check it */
 	GHashTable *cached; /* SQL text (static) -> prepared statement, for store_msgs.c */
 	sqlite3_stmt *st[ST_COUNT];
@@ -969,6 +970,7 @@ void mend_store_rollback(mend_store *s)
 	s->batch = s->batch_nest = s->lazy = 0; /* a batch rolled back: nothing of it is kept */
 	s->lazy_levels = 0;
 	s->batch_done = NULL;
+	s->batch_closing = NULL;
 	if (!sqlite3_get_autocommit(s->db))
 		run(s, ST_ROLLBACK);
 	ended(s, 0);
@@ -1001,6 +1003,12 @@ void mend_store_batch_nest(mend_store *s, int on)
 	s->batch_nest = on;
 }
 
+void mend_store_batch_closing(mend_store *s, int (*fn)(void *data))
+{
+	if (s->batch)
+		s->batch_closing = fn;
+}
+
 void mend_store_batch_lazy(mend_store *s, int on)
 {
 	s->lazy = s->batch && on;
@@ -1014,12 +1022,17 @@ int mend_store_batch_lost(mend_store *s)
 int mend_store_batch_end(mend_store *s)
 {
 	mend_store_batch_cb done = s->batch_done;
+	int (*closing)(void *data);
 	int rc;
 
 	if (!s->batch)
 		return MEND_OK;
 	if (s->depth != 1) /* the batch's own work is still open */
 		return MEND_ERR_INVALID_ARG;
+	closing = s->batch_closing;
+	s->batch_closing = NULL;
+	if (closing && closing(s->batch_data) < 0)
+		s->lost = 1; /* its last writes failed: nothing of it commits */
 	s->batch = s->batch_nest = 0;
 	s->batch_done = NULL;
 	rc = mend_store_commit(s);

@@ -95,6 +95,12 @@ int mend_store_batch_end(mend_store *s);
  * lazily.
  */
 void mend_store_batch_lazy(mend_store *s, int on);
+/*
+ * fn(data) (data: the batch's) runs as the batch is about to commit, inside it: its last
+ * writes. It may run statements but not open a transaction; when it fails (< 0) the
+ * batch is lost as a lazy one is (nothing of it is kept). Until the batch ends.
+ */
+void mend_store_batch_closing(mend_store *s, int (*fn)(void *data));
 int mend_store_batch_lost(mend_store *s);
 
 /* Key/value metadata (plain text, not secret): catch-up position and such. */
