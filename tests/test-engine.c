@@ -28,6 +28,7 @@
 #include <strophe.h>
 #include "mend/mend.h"
 #include "internal.h" /* mend_account_set_clock */
+#include "engine.h"   /* mend_iso_utc, unix_of */
 #include "session2.h" /* mend_omemo2_sessions_supported */
 #include "omemo2_account.h"
 #include "omemo2_engine.h"
@@ -2052,6 +2053,28 @@ static char *damaged(const char *wire)
 	return out;
 }
 
+/* A message id and a resource with markup characters come back in the receipt as they were. */
+static void receipt_escaped(mend_account *a, mend_account *b)
+{
+	static const char odd[] = "x'<&\">y";
+	char *wire = bob_encrypts(b, a, "an odd id"), *text = NULL, *live;
+	xmpp_stanza_t *st = xmpp_stanza_new_from_string(xctx, wire);
+	guint mark = sent->len;
+	size_t len = 0;
+	int r;
+
+	xmpp_stanza_set_id(st, odd);
+	xmpp_stanza_to_text(st, &text, &len);
+	xmpp_stanza_release(st);
+	live = stamped(text, BOB "/it's <mine>", ALICE_FULL, "sid-odd");
+	xmpp_free(xctx, text);
+	TAP_EQ(handle(a, live), 1, "a message with markup characters in its id and resource");
+	r = sent_find(mark, "received", NS_RECEIPTS, NULL, NULL);
+	TAP_OK(is_receipt_for(r, odd), "its receipt names that id, escaped");
+	TAP_OK(sent_attr_is(r, "to", BOB "/it's <mine>"), "to that full JID, escaped");
+	g_free(wire);
+}
+
 static void test_receipts_out(mend_account *a, mend_account *b)
 {
 	char *wire = bob_encrypts(b, a, "do you read me"), *id, *inner;
@@ -2087,6 +2110,7 @@ static void test_receipts_out(mend_account *a, mend_account *b)
 	TAP_EQ(messages_to(mark, BOB "/phone"), 0, "a second copy of it gets no second receipt");
 	g_free(wire);
 	g_free(id);
+	receipt_escaped(a, b);
 }
 
 /* Bob's message `body` as an archive result of query `qid` (archive id `aid_`). */
@@ -2582,6 +2606,51 @@ static void test_omemo2_messages(mend_account *a, mend_account *b, const char *r
 	mend_account_free(d);
 }
 
+/* --- 13. time stamps: the fast path for the servers' form against GLib's parser ------------ */
+
+static void test_iso_times(void)
+{
+	static const char *zones[] = {"Z", "Z", "Z", "+01:00", "-05:30", "", "z", "+00:00"};
+	static const char *fracs[] = {"",         "",  ".5",      ".123456",
+	                              ".1234567", ".", ".000001", ".999999"};
+	GRand *rng = g_rand_new_with_seed(13);
+	int i, bad = 0, fast = 0;
+
+	for (i = 0; i < 20000; i++) {
+		/* valid and invalid fields alike: day 31 of every month, 29 February, hour 24 */
+		char *s = g_strdup_printf(
+		    "%04d-%02d-%02dT%02d:%02d:%02d%s%s", g_rand_int_range(rng, 990, 10000),
+		    g_rand_int_range(rng, 0, 14), g_rand_int_range(rng, 0, 33),
+		    g_rand_int_range(rng, 0, 25), g_rand_int_range(rng, 0, 61),
+		    g_rand_int_range(rng, 0, 61), fracs[g_rand_int_range(rng, 0, 8)],
+		    zones[g_rand_int_range(rng, 0, 8)]);
+		GDateTime *dt = g_date_time_new_from_iso8601(s, NULL), *utc;
+		char *want = NULL, *got = mend_iso_utc(s);
+
+		if (dt) {
+			utc = g_date_time_to_utc(dt);
+			want = g_date_time_format(utc, "%Y-%m-%dT%H:%M:%SZ");
+			g_date_time_unref(utc);
+		}
+		if (g_strcmp0(want, got) != 0 || (dt && unix_of(s) != g_date_time_to_unix(dt))) {
+			if (bad++ < 5)
+				printf("# %s: GLib %s, mend %s\n", s, want ? want : "(none)",
+				       got ? got : "(none)");
+		}
+		fast += dt && g_str_has_suffix(s, "Z") && strlen(s) <= 27;
+		if (dt)
+			g_date_time_unref(dt);
+		g_free(want);
+		g_free(got);
+		g_free(s);
+	}
+	TAP_EQ(bad, 0, "20,000 time stamps read as GLib reads them (%d in the servers' form)",
+	       fast);
+	TAP_EQ(unix_of("2026-12-06T23:59:59Z"), 1796601599, "a known time");
+	TAP_EQ(unix_of("2000-02-29T00:00:00.25Z"), 951782400, "a leap day, a fraction");
+	g_rand_free(rng);
+}
+
 int main(void)
 {
 	static const mend_host_ops quiet = {0};
@@ -2598,6 +2667,7 @@ int main(void)
 	b = open_in(root, BOB, &quiet);
 	aid = mend_account_device_id(a);
 	bid = mend_account_device_id(b);
+	test_iso_times();
 	test_connect(a);
 	test_pending(a, b);
 	test_no_omemo(a);

@@ -300,23 +300,44 @@ static void random_id(char out[33])
 	out[32] = '\0';
 }
 
+/* Appends v escaped as an attribute value: JIDs and ids in printable ASCII without
+ * markup characters (nearly all) as they are, anything else as GLib escapes it. */
+static void append_attr(GString *out, const char *v)
+{
+	const char *p = v;
+	char *esc;
+
+	while (*p >= 0x20 && *p < 0x7f && *p != '<' && *p != '>' && *p != '&' && *p != '\'' &&
+	       *p != '"')
+		p++;
+	if (!*p) {
+		g_string_append_len(out, v, p - v);
+		return;
+	}
+	esc = g_markup_escape_text(v, -1);
+	g_string_append(out, esc);
+	g_free(esc);
+}
+
 void mend_delivery_answer(mend_account *acc, xmpp_stanza_t *msg, int r, const mend_message *m)
 {
 	const char *from = xmpp_stanza_get_from(msg), *id = xmpp_stanza_get_id(msg);
-	char *eto, *eid, *text, rid[33];
+	char rid[33];
+	GString *text;
 
 	if (r != MEND_OK || !m->body || !from || !id || !mend_child(msg, "request", NS_RECEIPTS) ||
 	    !acc->ops.send_stanza)
 		return;
 	/* written as text, as message.c writes messages: one per message of a catch-up */
-	eto = g_markup_escape_text(from, -1);
-	eid = g_markup_escape_text(id, -1);
 	random_id(rid);
-	text = g_strdup_printf("<message type='chat' to='%s' id='%s'><received xmlns='" NS_RECEIPTS
-	                       "' id='%s'/></message>",
-	                       eto, rid, eid);
-	acc->ops.send_stanza(text, acc->user_data);
-	g_free(text);
-	g_free(eid);
-	g_free(eto);
+	text = g_string_sized_new(192);
+	g_string_append(text, "<message type='chat' to='");
+	append_attr(text, from);
+	g_string_append(text, "' id='");
+	g_string_append(text, rid);
+	g_string_append(text, "'><received xmlns='" NS_RECEIPTS "' id='");
+	append_attr(text, id);
+	g_string_append(text, "'/></message>");
+	acc->ops.send_stanza(text->str, acc->user_data);
+	g_string_free(text, TRUE);
 }

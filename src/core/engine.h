@@ -52,6 +52,8 @@ xmpp_stanza_t *iq_new(mend_account *acc, const char *type);
 /* Time: now, a XEP-0203 <delay/> under `holder` (NULL if none), ISO 8601 to unix. */
 char *iso_now(void);
 char *delay_of(xmpp_stanza_t *holder);
+/* An ISO 8601 date and time in the form above (UTC, whole seconds); NULL if not one. */
+char *mend_iso_utc(const char *stamp);
 int64_t unix_of(const char *iso);
 /* ISO 8601 UTC of unix seconds (archive.c). g_free. */
 char *mend_iso_of_unix(int64_t t);
