@@ -232,9 +232,14 @@ static int store_session(const signal_protocol_address *address, uint8_t *record
 static int contains_session(const signal_protocol_address *address, void *ud)
 {
 	mend_account *acc = ud;
-	char *jid = addr_name(address);
+	char *jid;
 	int r;
 
+	/* libsignal asks before every decryption: a cached session is one the store holds (the
+	 * cache is emptied by every delete and whenever the store may have changed) */
+	if (cache_get(acc, address))
+		return 1;
+	jid = addr_name(address);
 	r = mend_store_session_exists_v(acc->store, jid, (uint32_t)address->device_id,
 	                                version(acc));
 	g_free(jid);
