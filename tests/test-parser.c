@@ -65,6 +65,15 @@ static const struct {
     {"newline and tab in text", "<a>\tline\nline</a>", 1},
     {"a text node only at depth 2", "<a>x</a>", 1},
     {"the namespace from an entity", "<a xmlns='u&amp;v'/>", 1},
+    {"a namespace with an entity inherited", "<a xmlns='u&amp;v'><b><c/></b>x</a>", 1},
+    {"the parent's namespace again after a child's",
+     "<a xmlns='n1'><b xmlns='n2'>x</b><c/><d xmlns=''><e/></d><f/></a>", 1},
+    {"entities beside the other quote in values", "<a b=\"x&amp;'y&lt;\" c='\"&quot;z' d='&gt;'/>",
+     1},
+    {"entities and ] in text around children", "<a>&lt;x<b>&amp;</b>]y&gt;&gt;<c/>]</a>", 1},
+    {"an entity alone as text", "<a><b>&amp;</b></a>", 1},
+    {"ten attributes", "<a a0='0' a1='1' a2='2' a3='3' a4='4' a5='5' a6='6' a7='7' a8='8' a9='9'/>",
+     1},
     /* outside the subset: expat decides */
     {"a character reference", "<a>&#65;&#x42;</a>", 0},
     {"an attribute character reference", "<a b='&#65;'/>", 0},
@@ -80,6 +89,8 @@ static const struct {
     {"a prefixed element", "<p:a xmlns:p='n'/>", 0},
     {"a prefixed attribute", "<a xmlns:p='n' p:b='1'/>", 0},
     {"lang and xml:lang", "<a lang='x' xml:lang='y'/>", 0},
+    {"xml:xmlns under a namespace", "<a xmlns='n'><b xml:xmlns='x'/></a>", 0},
+    {"xml:xmlns at the top", "<a xml:xmlns='x'/>", 0},
     {"two roots", "<a/><b/>", 0},
     {"text after the root", "<a/>x", 0},
     {"text before the root", "x<a/>", 0},
@@ -90,6 +101,23 @@ static const struct {
     {"unclosed", "<a><b></b>", 0},
     {"a wrong end tag", "<a><b></a></b>", 0},
     {"a duplicate attribute", "<a b='1' b='2'/>", 0},
+    {"a duplicate attribute after others", "<a b='1' c='2' d='3' b='4'/>", 0},
+    {"xml:lang twice", "<a xml:lang='x' xml:lang='y'/>", 0},
+    /* the text ends inside: every place where a name, value or text could run off it */
+    {"ends after <", "<", 0},
+    {"ends in a name", "<ab", 0},
+    {"ends after a name", "<a ", 0},
+    {"ends in an attribute name", "<a bc", 0},
+    {"ends after =", "<a b=", 0},
+    {"ends in a value", "<a b='1", 0},
+    {"ends after a value", "<a b='1'", 0},
+    {"ends after /", "<a/", 0},
+    {"ends in text", "<a>text", 0},
+    {"ends in an entity", "<a>&am", 0},
+    {"ends after ]", "<a>]", 0},
+    {"ends after ]]", "<a>]]", 0},
+    {"ends in an end tag's name", "<a></a", 0},
+    {"ends in a child", "<a><b", 0},
     {"no space between attributes", "<a b='1'c='2'/>", 0},
     {"]]> in text", "<a>x]]>y</a>", 0},
     {"]]]> in text", "<a>]]]></a>", 0},
@@ -157,6 +185,18 @@ int main(void)
 	check(p, ctx, "2000 levels deep", deep->str, 1);
 	g_string_truncate(deep, deep->len - 4); /* one end tag short */
 	check(p, ctx, "2000 levels, one not closed", deep->str, 0);
+	/* runs longer than the buffers kept between parses: a text, then a value */
+	g_string_assign(deep, "<a><b>");
+	for (i = 0; i < 20000; i++)
+		g_string_append(deep, "QUJD+/9=");
+	g_string_append(deep, "</b>x</a>");
+	check(p, ctx, "a text of 160,000 bytes", deep->str, 1);
+	g_string_assign(deep, "<a b='");
+	for (i = 0; i < 20000; i++)
+		g_string_append(deep, "QUJD+/9=");
+	g_string_append(deep, "' c='1'/>");
+	check(p, ctx, "a value of 160,000 bytes", deep->str, 1);
+	check(p, ctx, "a short one after them", "<a b='1'>x</a>", 1);
 	for (i = 0; i < G_N_ELEMENTS(seeds); i++) {
 		char *dir =
 		    g_build_filename(top ? top : ".", "tests", "fuzz", "corpus", seeds[i], NULL);

@@ -53,6 +53,14 @@ typedef union pool_head {
 	max_align_t align;
 } pool_head;
 
+/* An element not yet closed; its name and namespace only on the fast path. */
+typedef struct open_el {
+	xmpp_stanza_t *el;
+	const char *name; /* its name in the fast path's copy of the text (not ended there) */
+	size_t len;       /* the name's length */
+	const char *ns;   /* its namespace in that copy, NULL or "" for none */
+} open_el;
+
 struct mend_parser {
 	xmpp_mem_t mem;                /* the libstrophe context's allocator */
 	void *free_list[POOL_CLASSES]; /* freed blocks, linked through their first word */
@@ -60,23 +68,24 @@ struct mend_parser {
 	XML_Parser expat;      /* kept between stanzas, reset for each */
 	xmpp_ctx_t *ctx;       /* the context the tree of the parse under way is in */
 	xmpp_stanza_t *result; /* the first complete top-level element */
-	GPtrArray *open;       /* the elements not yet closed, outermost first */
-	GString *text;         /* text since the last element boundary */
-	GString *val;          /* an attribute value (the fast path) */
-	int depth;             /* 1 inside <stream>, 2 inside a top-level element */
-	int failed;            /* out of memory while building */
-	int fast;              /* the last parse took the fast path (tests) */
+	open_el *open;         /* the elements not yet closed, outermost first */
+	size_t n_open, open_cap;
+	GString *text; /* text since the last element boundary (expat) */
+	char *buf;     /* the fast path's copy of the text: names and values end in it */
+	size_t buf_cap;
+	unsigned char cls[256]; /* the fast path's character classes (fast_classes) */
+	int depth;              /* 1 inside <stream>, 2 inside a top-level element */
+	int failed;             /* out of memory while building */
+	int fast;               /* the last parse took the fast path (tests) */
 };
 
 /* ---- the pool ---- */
 
 static size_t pool_class(size_t size)
 {
-	size_t c = 0;
+	size_t c = size <= 16 ? 0 : (size_t)g_bit_storage((gulong)(size - 1)) - 4;
 
-	while (c < POOL_CLASSES && ((size_t)16 << c) < size)
-		c++;
-	return c;
+	return MIN(c, POOL_CLASSES);
 }
 
 static size_t pool_capacity(const pool_head *h)
@@ -84,24 +93,30 @@ static size_t pool_capacity(const pool_head *h)
 	return h->h.cls < POOL_CLASSES ? (size_t)16 << h->h.cls : h->h.size;
 }
 
-static void *pool_alloc(size_t size, void *data)
+/* A new block of class c (out of line: the common case takes a freed one). */
+G_GNUC_NO_INLINE static void *pool_new(size_t c, size_t size)
 {
-	mend_parser *x = data;
-	size_t c = pool_class(size ? size : 1);
-	pool_head *h;
+	pool_head *h = g_try_malloc(sizeof(*h) + (c < POOL_CLASSES ? (size_t)16 << c : size));
 
-	if (c < POOL_CLASSES && x->free_list[c]) {
-		h = (pool_head *)x->free_list[c] - 1;
-		x->free_list[c] = *(void **)x->free_list[c];
-		x->kept[c]--;
-		return h + 1;
-	}
-	h = g_try_malloc(sizeof(*h) + (c < POOL_CLASSES ? (size_t)16 << c : size));
 	if (!h)
 		return NULL;
 	h->h.cls = c;
 	h->h.size = size;
 	return h + 1;
+}
+
+static void *pool_alloc(size_t size, void *data)
+{
+	mend_parser *x = data;
+	size_t c = pool_class(size);
+	void *p;
+
+	if (c < POOL_CLASSES && (p = x->free_list[c])) {
+		x->free_list[c] = *(void **)p;
+		x->kept[c]--;
+		return p;
+	}
+	return pool_new(c, size);
 }
 
 /* How many freed blocks a class keeps (a function: 0 under a sanitizer, which a
@@ -114,18 +129,18 @@ static unsigned pool_keep(void)
 static void pool_free(void *p, void *data)
 {
 	mend_parser *x = data;
-	pool_head *h;
+	size_t c;
 
 	if (!p)
 		return;
-	h = (pool_head *)p - 1;
-	if (h->h.cls < POOL_CLASSES && x->kept[h->h.cls] < pool_keep()) {
-		*(void **)p = x->free_list[h->h.cls];
-		x->free_list[h->h.cls] = p;
-		x->kept[h->h.cls]++;
+	c = ((pool_head *)p - 1)->h.cls;
+	if (c < POOL_CLASSES && x->kept[c] < pool_keep()) {
+		*(void **)p = x->free_list[c];
+		x->free_list[c] = p;
+		x->kept[c]++;
 		return;
 	}
-	g_free(h);
+	g_free((pool_head *)p - 1);
 }
 
 static void *pool_realloc(void *p, size_t size, void *data)
@@ -174,46 +189,57 @@ static const char *local_name(const char *nsname)
 /* The innermost element not yet closed. */
 static xmpp_stanza_t *top(mend_parser *x)
 {
-	return g_ptr_array_index(x->open, x->open->len - 1);
+	return x->open[x->n_open - 1].el;
 }
 
-/* The text gathered since the last boundary becomes a text child of the current element. */
-static void flush_text(mend_parser *x)
+/* n bytes of text (no NUL among them) as a text child of the innermost open element. */
+static void add_text(mend_parser *x, const char *s, size_t n)
 {
-	xmpp_stanza_t *t;
+	xmpp_stanza_t *t = xmpp_stanza_new(x->ctx);
 
-	if (!x->text->len)
-		return;
-	t = xmpp_stanza_new(x->ctx);
-	if (!t || xmpp_stanza_set_text(t, x->text->str) != XMPP_EOK ||
+	if (!t || xmpp_stanza_set_text_with_size(t, s, n) != XMPP_EOK ||
 	    xmpp_stanza_add_child(top(x), t) != XMPP_EOK)
 		x->failed = 1;
 	if (t)
 		xmpp_stanza_release(t);
+}
+
+/* The text expat gave since the last boundary becomes a text child of the current element
+ * (the fast path adds its text at once). */
+static void flush_text(mend_parser *x)
+{
+	if (!x->text->len)
+		return;
+	add_text(x, x->text->str, x->text->len);
 	g_string_truncate(x->text, 0);
 }
 
 /*
- * Puts el (a new reference) under the innermost open element, the text before it first,
- * and opens it unless it is empty; with none open it is the top-level element (the
- * result, when empty). 0 when it could not be added (el released).
+ * Puts o.el (a new reference) under the innermost open element, the text before it
+ * first, and opens it unless it is empty; with none open it is the top-level element (the
+ * result, when empty). 0 when it could not be added (o.el released).
  */
-static int open_element(mend_parser *x, xmpp_stanza_t *el, int empty)
+static int open_element(mend_parser *x, open_el o, int empty)
 {
 	int ok = 1;
 
-	if (x->open->len) {
+	if (x->n_open) {
 		flush_text(x);
-		ok = !x->failed && xmpp_stanza_add_child(top(x), el) == XMPP_EOK;
-		xmpp_stanza_release(el); /* the parent holds it */
+		ok = !x->failed && xmpp_stanza_add_child(top(x), o.el) == XMPP_EOK;
+		xmpp_stanza_release(o.el); /* the parent holds it */
 		if (!ok)
 			return 0;
 	} else if (empty) {
-		x->result = el;
+		x->result = o.el;
 		return 1;
 	}
-	if (!empty)
-		g_ptr_array_add(x->open, el);
+	if (empty)
+		return 1;
+	if (x->n_open == x->open_cap) {
+		x->open_cap = x->open_cap ? 2 * x->open_cap : 16;
+		x->open = g_renew(open_el, x->open, x->open_cap);
+	}
+	x->open[x->n_open++] = o;
 	return 1;
 }
 
@@ -221,13 +247,10 @@ static int open_element(mend_parser *x, xmpp_stanza_t *el, int empty)
  * now x->result (with the reference its creation gave). */
 static int close_element(mend_parser *x)
 {
-	xmpp_stanza_t *el;
-
 	flush_text(x);
-	el = g_ptr_array_steal_index(x->open, x->open->len - 1);
-	if (x->open->len)
+	if (--x->n_open)
 		return 0;
-	x->result = el;
+	x->result = x->open[0].el;
 	return 1;
 }
 
@@ -268,7 +291,7 @@ static void XMLCALL on_start(void *data, const XML_Char *nsname, const XML_Char 
 	if (x->depth++ == 0 || x->result || x->failed)
 		return;
 	el = new_element(x, nsname, attrs);
-	if (el && !open_element(x, el, 0))
+	if (el && !open_element(x, (open_el){el, NULL, 0, NULL}, 0))
 		x->failed = 1;
 }
 
@@ -290,6 +313,40 @@ static void XMLCALL on_text(void *data, const XML_Char *s, int len)
 		g_string_append_len(x->text, s, len);
 }
 
+/* ---- the fast path's character classes (the subset: see below) ---- */
+
+enum {
+	C_NAME0 = 1,  /* starts a name: ASCII letters, '_' */
+	C_NAME = 2,   /* continues one: those, digits, '-', '.' */
+	C_TEXT = 4,   /* character data taken as is: printable ASCII but '<' '&' ']', tab, LF */
+	C_VALUE = 8,  /* an attribute value taken as is: printable ASCII but '<' '&' and quotes */
+	C_SPACE = 16, /* white space: space, tab, line feed */
+};
+
+/* One lookup per byte instead of a chain of comparisons. */
+static void fast_classes(unsigned char *cls)
+{
+	unsigned c;
+
+	memset(cls, 0, 256);
+	for (c = 0x20; c < 0x7f; c++)
+		cls[c] = C_TEXT | C_VALUE;
+	cls['<'] = cls['&'] = 0;
+	cls[']'] = C_VALUE;
+	cls['\''] = cls['"'] = C_TEXT;
+	cls['\n'] = cls['\t'] = C_TEXT | C_SPACE; /* a parser makes them spaces in values */
+	cls[' '] |= C_SPACE;
+	for (c = 0; c < 26; c++) {
+		cls['a' + c] |= C_NAME0 | C_NAME;
+		cls['A' + c] |= C_NAME0 | C_NAME;
+	}
+	cls['_'] |= C_NAME0 | C_NAME;
+	for (c = '0'; c <= '9'; c++)
+		cls[c] |= C_NAME;
+	cls['-'] |= C_NAME;
+	cls['.'] |= C_NAME;
+}
+
 /* ---- the parser ---- */
 
 mend_parser *mend_parser_new(void)
@@ -301,8 +358,7 @@ mend_parser *mend_parser_new(void)
 	x->mem.realloc = pool_realloc;
 	x->mem.userdata = x;
 	x->text = g_string_sized_new(256);
-	x->open = g_ptr_array_sized_new(16);
-	x->val = g_string_sized_new(64);
+	fast_classes(x->cls);
 	return x;
 }
 
@@ -314,9 +370,9 @@ const xmpp_mem_t *mend_parser_mem(mend_parser *x)
 /* Drops a partial tree (an element not closed, or a failure while building). */
 static void drop_partial(mend_parser *x)
 {
-	if (x->open->len)
-		xmpp_stanza_release(g_ptr_array_index(x->open, 0)); /* it holds the others */
-	g_ptr_array_set_size(x->open, 0);
+	if (x->n_open)
+		xmpp_stanza_release(x->open[0].el); /* it holds the others */
+	x->n_open = 0;
 }
 
 /* ---- the common case without expat: a strict subset of XML ---- */
@@ -330,204 +386,246 @@ static void drop_partial(mend_parser *x)
  * attribute values), a prefix, a character reference, a comment, CDATA, a
  * processing instruction or DOCTYPE, a duplicate attribute, "]]>" in text,
  * an end tag that does not match, anything but white space around the
- * element. Of the prefixes only xml: (on attributes, xml:lang) is taken. Giving up is
- * never an answer about well-formedness: expat decides.
+ * element. Of the prefixes only xml: (on attributes, xml:lang) is taken, but not xml:xmlns.
+ * Giving up is never an answer about well-formedness: expat decides.
+ *
+ * It works on a copy of the text kept in the parser: names and values are ended by a
+ * NUL where they stand and entities replaced in place (the result is never longer), so
+ * libstrophe copies them straight from there; an element's namespace is a pointer into
+ * that copy, which its children inherit. Each byte is classified by one table lookup.
  */
 
-/* A name character of the subset: ASCII letters, digits, '_', '-', '.'. */
-static int fast_name_char(unsigned char c, int first)
+/* The first byte from p on outside the classes of mask (the text's NUL is in none): four
+ * a round, as most runs are long (base64 text and values). */
+static inline char *fast_run(const unsigned char *cls, char *p, unsigned char mask)
 {
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_')
-		return 1;
-	return !first && ((c >= '0' && c <= '9') || c == '-' || c == '.');
+	for (;; p += 4) {
+		if (!(cls[(unsigned char)p[0]] & mask))
+			return p;
+		if (!(cls[(unsigned char)p[1]] & mask))
+			return p + 1;
+		if (!(cls[(unsigned char)p[2]] & mask))
+			return p + 2;
+		if (!(cls[(unsigned char)p[3]] & mask))
+			return p + 3;
+	}
 }
 
-/* A byte allowed in text and attribute values of the subset (before '<' and '&'). */
-static int fast_text_char(unsigned char c)
+static char *fast_ws(const unsigned char *cls, char *p)
 {
-	return (c >= 0x20 && c < 0x7f) || c == '\n' || c == '\t';
-}
-
-static const char *fast_ws(const char *p)
-{
-	while (*p == ' ' || *p == '\n' || *p == '\t')
+	while (cls[(unsigned char)*p] & C_SPACE)
 		p++;
 	return p;
 }
 
 /* A name at p: its end, or NULL. */
-static const char *fast_name(const char *p)
+static char *fast_name(const unsigned char *cls, char *p)
 {
-	if (!fast_name_char((unsigned char)*p, 1))
+	if (!(cls[(unsigned char)*p] & C_NAME0))
 		return NULL;
-	while (fast_name_char((unsigned char)*++p, 0))
-		;
-	return p;
+	return fast_run(cls, p + 1, C_NAME);
 }
 
-/* One of the five predefined entities at p ('&'), appended; the end, or NULL. */
-static const char *fast_entity(const char *p, GString *out)
+/* One of the five predefined entities at p ('&'): its character into *out (at or before
+ * p), what follows it, or NULL. */
+static char *fast_entity(char *p, char *out)
 {
 	static const struct {
 		const char *ref;
+		size_t len;
 		char c;
-	} ents[] = {
-	    {"&lt;", '<'}, {"&gt;", '>'}, {"&amp;", '&'}, {"&quot;", '"'}, {"&apos;", '\''}};
+	} ents[] = {{"&lt;", 4, '<'},
+	            {"&gt;", 4, '>'},
+	            {"&amp;", 5, '&'},
+	            {"&quot;", 6, '"'},
+	            {"&apos;", 6, '\''}};
 	size_t i;
 
-	for (i = 0; i < G_N_ELEMENTS(ents); i++) {
-		size_t n = strlen(ents[i].ref);
-
-		if (strncmp(p, ents[i].ref, n) == 0) {
-			g_string_append_c(out, ents[i].c);
-			return p + n;
+	for (i = 0; i < G_N_ELEMENTS(ents); i++)
+		if (strncmp(p, ents[i].ref, ents[i].len) == 0) {
+			*out = ents[i].c;
+			return p + ents[i].len;
 		}
-	}
 	return NULL;
 }
 
-/* Character data up to the next '<' into x->text; the '<', or NULL. */
-static const char *fast_text(mend_parser *x, const char *p)
+/* Character data at p up to the next '<', its entities replaced in place, as a text child
+ * of the innermost open element: the '<', or NULL. */
+static char *fast_text(mend_parser *x, char *p)
 {
-	const char *run = p;
+	const unsigned char *cls = x->cls;
+	char *start = p, *w;
 
-	for (;;) {
-		while (fast_text_char((unsigned char)*p) && *p != '<' && *p != '&' && *p != ']')
-			p++;
-		g_string_append_len(x->text, run, p - run);
-		if (*p == '<')
-			return p;
+	p = fast_run(cls, p, C_TEXT);
+	for (w = p; *p != '<';) {
 		if (*p == ']') { /* "]]>" may not appear in text */
-			if (strncmp(p, "]]>", 3) == 0)
+			if (p[1] == ']' && p[2] == '>')
 				return NULL;
-			g_string_append_c(x->text, *p++);
+			*w++ = *p++;
 		} else if (*p == '&') {
-			p = fast_entity(p, x->text);
+			p = fast_entity(p, w++);
 			if (!p)
 				return NULL;
 		} else {
 			return NULL;
 		}
-		run = p;
+		while (cls[(unsigned char)*p] & C_TEXT)
+			*w++ = *p++;
 	}
+	if (w > start)
+		add_text(x, start, (size_t)(w - start));
+	return x->failed ? NULL : p;
 }
 
-/* An attribute value at p (a quote) into val; what follows the closing quote, or NULL. */
-static const char *fast_value(const char *p, GString *val)
+/* An attribute value at p (a quote), its entities replaced in place and ended by a NUL:
+ * its start into *val, what follows the closing quote, or NULL. */
+static char *fast_value(const unsigned char *cls, char *p, char **val)
 {
-	char q = *p++;
-	const char *run;
+	char q = *p++, *w;
 
 	if (q != '\'' && q != '"')
 		return NULL;
-	g_string_truncate(val, 0);
-	for (run = p;;) {
-		/* tab and newline are normalized to spaces by a parser: left to expat */
-		while (*p >= 0x20 && *p < 0x7f && *p != q && *p != '<' && *p != '&')
-			p++;
-		g_string_append_len(val, run, p - run);
-		if (*p == q)
+	*val = p;
+	/* tab and newline are normalized to spaces by a parser: left to expat */
+	p = fast_run(cls, p, C_VALUE);
+	for (w = p;;) {
+		if (*p == q) {
+			*w = '\0';
 			return p + 1;
-		if (*p != '&')
+		}
+		if (*p == '&') {
+			p = fast_entity(p, w++);
+			if (!p)
+				return NULL;
+		} else if (*p == '\'' || *p == '"') { /* the other quote */
+			*w++ = *p++;
+		} else {
 			return NULL;
-		p = fast_entity(p, val);
-		if (!p)
-			return NULL;
-		run = p;
+		}
+		while (cls[(unsigned char)*p] & C_VALUE)
+			*w++ = *p++;
 	}
 }
 
-/* The start tag at p (after '<'): the element with its attributes and namespace (NULL:
- * not in the subset); *empty when it closes itself. */
-static xmpp_stanza_t *fast_start(mend_parser *x, const char **pp, int *empty)
+/* The attribute at p set on el, or the namespace it declares into *ns: what follows, or
+ * NULL (not in the subset). Its name and value end in place. */
+static char *fast_attribute(mend_parser *x, xmpp_stanza_t *el, char *p, const char **ns)
 {
-	const char *p = *pp, *e = fast_name(p), *ns = NULL;
-	xmpp_stanza_t *el;
-	char *name;
-	int ok = 1;
+	const unsigned char *cls = x->cls;
+	char *name = p, *e = fast_name(cls, p), *val;
+	int n, xml = e && *e == ':' && e - p == 3 && memcmp(p, "xml", 3) == 0;
 
+	if (xml) { /* xml:lang and the like: the namespace is dropped, as libstrophe does */
+		name = e + 1;
+		e = fast_name(cls, name);
+	}
 	if (!e || *e == ':')
 		return NULL;
-	el = xmpp_stanza_new(x->ctx);
-	name = g_strndup(p, (size_t)(e - p));
-	ok = el && xmpp_stanza_set_name(el, name) == XMPP_EOK;
-	g_free(name);
-	for (p = e; ok;) {
-		const char *sp = p;
+	p = fast_ws(cls, e);
+	p = *p == '=' ? fast_value(cls, fast_ws(cls, p + 1), &val) : NULL;
+	if (!p)
+		return NULL;
+	*e = '\0';
+	if (e - name == 5 && memcmp(name, "xmlns", 5) == 0) {
+		/* a second declaration; xml:xmlns is an attribute that libstrophe then
+		 * overwrites with the element's namespace: left to expat */
+		if (*ns || xml)
+			return NULL;
+		*ns = val;
+		return p;
+	}
+	n = xmpp_stanza_get_attribute_count(el);
+	if (xmpp_stanza_set_attribute(el, name, val) != XMPP_EOK)
+		return NULL;
+	/* a second attribute of that name replaced the first */
+	return xmpp_stanza_get_attribute_count(el) == n + 1 ? p : NULL;
+}
 
-		p = fast_ws(p);
+/* The start tag at p (after '<'): the element with its attributes and namespace into o
+ * (0: not in the subset); *empty when it closes itself; *pp after it. */
+static int fast_start(mend_parser *x, char **pp, int *empty, open_el *o)
+{
+	const unsigned char *cls = x->cls;
+	char *p = *pp, *e = fast_name(cls, p), *sp, c;
+	const char *ns = NULL;
+	int ok;
+
+	if (!e || *e == ':' || !(o->el = xmpp_stanza_new(x->ctx)))
+		return 0;
+	c = *e;
+	*e = '\0';
+	ok = xmpp_stanza_set_name(o->el, p) == XMPP_EOK;
+	*e = c;
+	o->name = p;
+	o->len = (size_t)(e - p);
+	for (p = e; ok;) {
+		sp = p;
+		p = fast_ws(cls, p);
 		if (*p == '>' || (*p == '/' && p[1] == '>'))
 			break;
-		e = p == sp ? NULL : fast_name(p); /* white space before each attribute */
-		if (e && *e == ':' && e - p == 3 && strncmp(p, "xml", 3) == 0) {
-			p = e + 1; /* xml:lang and the like: the namespace is dropped, as libstrophe
-			              does */
-			e = fast_name(p);
-		}
-		if (!e || *e == ':') {
-			ok = 0;
-			break;
-		}
-		name = g_strndup(p, (size_t)(e - p));
-		p = fast_ws(e);
-		p = *p == '=' ? fast_value(fast_ws(p + 1), x->val) : NULL;
-		if (!p ||
-		    (strcmp(name, "xmlns") == 0 ? ns != NULL
-		                                : xmpp_stanza_get_attribute(el, name) != NULL))
-			ok = 0; /* not a value, or a second attribute of that name */
-		else if (strcmp(name, "xmlns") == 0)
-			ns = g_string_free(g_string_new_len(x->val->str, (gssize)x->val->len),
-			                   FALSE);
-		else
-			ok = xmpp_stanza_set_attribute(el, name, x->val->str) == XMPP_EOK;
-		g_free(name);
+		/* white space before each attribute */
+		p = p == sp ? NULL : fast_attribute(x, o->el, p, &ns);
+		ok = p != NULL;
 	}
 	if (ok) {
 		*empty = *p == '/';
 		*pp = p + (*empty ? 2 : 1);
 		/* the declared namespace, else the parent's; xmlns='' is none (expat's NS mode) */
-		if (!ns && x->open->len)
-			ns = g_strdup(xmpp_stanza_get_ns(top(x)));
-		if (ns && *ns && xmpp_stanza_set_ns(el, ns) != XMPP_EOK)
-			ok = 0;
+		if (!ns && x->n_open)
+			ns = x->open[x->n_open - 1].ns;
+		o->ns = ns;
+		ok = !ns || !*ns || xmpp_stanza_set_ns(o->el, ns) == XMPP_EOK;
 	}
-	g_free((char *)ns);
-	if (!ok && el) {
-		xmpp_stanza_release(el);
-		el = NULL;
-	}
-	return el;
+	if (!ok)
+		xmpp_stanza_release(o->el);
+	return ok;
 }
 
 /* The end tag at p (after "</") of the innermost element: what follows, or NULL. */
-static const char *fast_end(mend_parser *x, const char *p)
+static char *fast_end(mend_parser *x, char *p)
 {
-	const char *e = fast_name(p), *name = xmpp_stanza_get_name(top(x));
-	size_t n = e ? (size_t)(e - p) : 0;
+	const open_el *o = &x->open[x->n_open - 1];
+	char *e = fast_name(x->cls, p);
 
-	if (!e || strlen(name) != n || strncmp(p, name, n) != 0)
+	if (!e || (size_t)(e - p) != o->len || memcmp(p, o->name, o->len) != 0)
 		return NULL;
-	p = fast_ws(e);
+	p = fast_ws(x->cls, e);
 	return *p == '>' ? p + 1 : NULL;
+}
+
+/* A copy of text in x->buf, to end names and values in place: NULL when too large. */
+static char *fast_copy(mend_parser *x, const char *text)
+{
+	size_t n = strlen(text) + 1;
+
+	if (n > x->buf_cap) {
+		g_free(x->buf);
+		x->buf_cap = MAX(n, 4096);
+		x->buf = g_try_malloc(x->buf_cap);
+		if (!x->buf) {
+			x->buf_cap = 0;
+			return NULL;
+		}
+	}
+	return memcpy(x->buf, text, n);
 }
 
 static xmpp_stanza_t *fast_parse(mend_parser *x, const char *text)
 {
-	const char *p = fast_ws(text);
-	xmpp_stanza_t *el;
-	int empty, ok = *p == '<';
+	char *p = fast_copy(x, text);
+	open_el o;
+	int empty, ok = p && *(p = fast_ws(x->cls, p)) == '<';
 
 	if (ok)
 		p++;
 	while (ok) {
-		if (*p == '/' && x->open->len) { /* an end tag */
+		if (*p == '/' && x->n_open) { /* an end tag */
 			p = fast_end(x, p + 1);
 			ok = p != NULL;
 			if (ok && close_element(x))
 				break;
 		} else {
-			el = fast_start(x, &p, &empty);
-			ok = el && open_element(x, el, empty);
+			ok = fast_start(x, &p, &empty, &o) && open_element(x, o, empty);
 			if (ok && x->result)
 				break;
 		}
@@ -539,7 +637,7 @@ static xmpp_stanza_t *fast_parse(mend_parser *x, const char *text)
 				p++;
 		}
 	}
-	if (ok && !x->failed && *fast_ws(p) == '\0')
+	if (ok && !x->failed && *fast_ws(x->cls, p) == '\0')
 		return g_steal_pointer(&x->result);
 	drop_partial(x);
 	if (x->result)
@@ -588,7 +686,7 @@ static xmpp_stanza_t *expat_parse(mend_parser *x, const char *text)
 	return out;
 }
 
-/* Does not keep a large buffer after a large text or value, whichever path it took. */
+/* Does not keep a large buffer after a large text. */
 static void trim(GString **buf, gsize keep)
 {
 	if ((*buf)->allocated_len > 65536) {
@@ -611,7 +709,10 @@ xmpp_stanza_t *mend_parser_parse(mend_parser *x, xmpp_ctx_t *ctx, const char *te
 		out = expat_parse(x, text);
 	}
 	trim(&x->text, 256);
-	trim(&x->val, 64);
+	if (x->buf_cap > 65536) {
+		g_free(g_steal_pointer(&x->buf));
+		x->buf_cap = 0;
+	}
 	return out;
 }
 
@@ -691,8 +792,8 @@ void mend_parser_free(mend_parser *x)
 	if (x->expat)
 		XML_ParserFree(x->expat);
 	g_string_free(x->text, TRUE);
-	g_ptr_array_free(x->open, TRUE);
-	g_string_free(x->val, TRUE);
+	g_free(x->open);
+	g_free(x->buf);
 	pool_drain(x);
 	g_free(x);
 }
