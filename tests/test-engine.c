@@ -1001,6 +1001,46 @@ static mend_account *test_page_crash_after_commit(const char *root, mend_account
 	return a;
 }
 
+/*
+ * A message of a catch-up page from a device not in its sender's list waits for that list
+ * (announce.c) when the page is handed over: the page's row of notes goes, and that
+ * message keeps a row of its own until the list comes and the host has it.
+ */
+static void test_page_note_waits(const char *root, mend_account *a)
+{
+	char *other = g_build_filename(root, "other", NULL), *qid = NULL, *w, *in, *list;
+	mend_account *b2 = open_in(other, BOB, &(const mend_host_ops){0});
+	uint32_t b2id = mend_account_device_id(b2);
+	guint ev0, mark;
+	int q, fetch;
+
+	w = bob_encrypts(b2, a, "from a device not listed yet");
+	in = stamped(w, BOB "/tablet", ALICE, NULL);
+	q = catchup(a, &qid);
+	ev0 = events->len;
+	mark = sent->len;
+	TAP_EQ(handle(a, mam_result(NULL, qid, "wait1", in)), 1, "a result from bob's new device");
+	TAP_EQ(mam_fin(a, q, "wait1"), 1, "the page commits");
+	fetch = items_query(mark, NODE_LIST, BOB);
+	TAP_OK(fetch >= 0, "bob's list is fetched: device %u is not in it", b2id);
+	TAP_EQ(count_bodies(ev0, "from a device not listed yet"), 0, "the message waits for it");
+	TAP_EQ(unshown_rows(a), 1, "noted by a row of its own, the page's row gone");
+	list = g_strdup_printf(
+	    "<list xmlns='" NS_LEGACY "'><device id='%u'/><device id='%u'/></list>", bid, b2id);
+	answer_items(a, fetch, BOB, NODE_LIST, list);
+	TAP_EQ(count_bodies(ev0, "from a device not listed yet"), 1, "shown once the list came");
+	TAP_EQ(unshown_rows(a), 0, "and its note is gone");
+	g_free(list);
+	list = list_xml(bid); /* the tablet goes again: the tests below know bob with one device */
+	mend_account_devicelist_update(a, BOB, list);
+	mend_account_free(b2);
+	g_free(list);
+	g_free(other);
+	g_free(qid);
+	g_free(in);
+	g_free(w);
+}
+
 static char *damaged(const char *wire);
 
 /*
@@ -2675,6 +2715,7 @@ int main(void)
 	test_archive(a, b);
 	a = test_crash_mid_page(root, a, b);
 	a = test_page_crash_after_commit(root, a, b);
+	test_page_note_waits(root, a);
 	test_lazy_page_lost(a, b);
 	test_archive_error(root, a);
 	test_republish(root, a);
