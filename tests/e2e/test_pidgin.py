@@ -43,6 +43,9 @@ def the_window_shows_and_switches_encryption():
         with Pidgin(plugins=[CORE, GTK], account=account) as p, bob.listen() as bl:
             wait_listening(bl)
             p.wait_debug(r"mend: new OMEMO identity", 30)
+            # the identity is made before the device list is published: wait for the list,
+            # or under load bob's send may find no device of alice's yet
+            wait_published(srv, root, "alice")
             Mend(srv, root, "bob", "cli", device="phone").send("alice@localhost", "hello pidgin")
 
             def last_state():
