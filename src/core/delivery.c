@@ -279,13 +279,6 @@ int mend_delivery_receipt(mend_account *acc, xmpp_stanza_t *st, xmpp_stanza_t *r
 	return 1;
 }
 
-/*
- * XEP-0184 §7: answers a receipt request of `msg`, a message from someone
- * else, when its decryption (result r) showed a text for the first time: a
- * copy seen before (r DUPLICATE) was answered then, and one we could not
- * decrypt gets no receipt. §5.4 (ack messages): the answer carries only
- * <received/>, never a request. Sent plain, as OMEMO clients do.
- */
 /* A random stanza id of 128 bits in hex, as unique as a UUID without its formatting cost. */
 static void random_id(char out[33])
 {
@@ -319,6 +312,13 @@ static void append_attr(GString *out, const char *v)
 	g_free(esc);
 }
 
+/*
+ * XEP-0184 §7: answers a receipt request of `msg`, a message from someone
+ * else, when its decryption (result r) showed a text for the first time: a
+ * copy seen before (r DUPLICATE) was answered then, and one we could not
+ * decrypt gets no receipt. §5.4 (ack messages): the answer carries only
+ * <received/>, never a request. Sent plain, as OMEMO clients do.
+ */
 void mend_delivery_answer(mend_account *acc, xmpp_stanza_t *msg, int r, const mend_message *m)
 {
 	const char *from = xmpp_stanza_get_from(msg), *id = xmpp_stanza_get_id(msg);
