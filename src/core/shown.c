@@ -119,10 +119,14 @@ int mend_shown_page_write(mend_account *acc)
 		sqlite3_clear_bindings(st);
 	}
 	g_byte_array_free(keys, TRUE);
-	if (r == MEND_OK) {
-		sh->row = g_strdup(g_ptr_array_index(sh->page, 0));
-		for (i = 0; i < sh->page->len; i++)
-			g_hash_table_add(sh->handing, g_strdup(g_ptr_array_index(sh->page, i)));
+	if (r == MEND_OK) { /* the keys move from the page to the set handed over */
+		gsize n = 0;
+		char **taken = (char **)g_ptr_array_steal(sh->page, &n);
+
+		sh->row = g_strdup(taken[0]);
+		for (i = 0; i < n; i++)
+			g_hash_table_add(sh->handing, taken[i]);
+		g_free(taken);
 	}
 	g_ptr_array_set_size(sh->page, 0);
 	return r;
@@ -130,8 +134,10 @@ int mend_shown_page_write(mend_account *acc)
 
 void mend_shown_page_drop(mend_account *acc)
 {
-	struct mend_shown *sh = state(acc);
+	struct mend_shown *sh = acc->shown;
 
+	if (!sh) /* no page was ever noted */
+		return;
 	g_ptr_array_set_size(sh->page, 0);
 	g_hash_table_remove_all(sh->handing);
 	g_clear_pointer(&sh->row, g_free);
