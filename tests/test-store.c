@@ -929,6 +929,113 @@ static void test_session_rows(mend_store *s)
 	TAP_OK(row.id != seen.id, "under a new row id");
 }
 
+/* The sealed bytes of session row `id` as SQLite holds them now (not through the store). */
+static GBytes *raw_record(mend_store *s, int64_t id)
+{
+	sqlite3_stmt *st = NULL;
+	GBytes *b = NULL;
+
+	if (sqlite3_prepare_v2(mend_store_db(s), "SELECT record FROM sessions WHERE rowid = ?1", -1,
+	                       &st, NULL) == SQLITE_OK &&
+	    sqlite3_bind_int64(st, 1, id) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		b = g_bytes_new(sqlite3_column_blob(st, 0), (gsize)sqlite3_column_bytes(st, 0));
+	sqlite3_finalize(st);
+	return b;
+}
+
+static void put_row(mend_store *s, uint32_t dev, const char *v, mend_store_row *row)
+{
+	TAP_EQ(mend_store_session_put_row(s, "df@x", dev, MEND_VERSION_LEGACY, (const uint8_t *)v,
+	                                  strlen(v), row),
+	       0, "put_row %s", v);
+}
+
+/* Whether row `id` holds the same sealed bytes as `was` (which is freed). */
+static int raw_same(mend_store *s, int64_t id, GBytes *was)
+{
+	GBytes *now = raw_record(s, id);
+	int same = now && was && g_bytes_equal(now, was);
+
+	if (now)
+		g_bytes_unref(now);
+	if (was)
+		g_bytes_unref(was);
+	return same;
+}
+
+/* Ends a lazy batch opened by lazy_level(): its level, then the batch. */
+static int lazy_end(mend_store *s)
+{
+	int rc = mend_store_commit(s);
+
+	mend_store_batch_nest(s, 0);
+	return rc ? rc : mend_store_batch_end(s);
+}
+
+/*
+ * In a lazy batch (a catch-up page) a session's writes are kept and written once, as the
+ * batch commits: until then its row holds the old seal. Whatever reads or deletes session
+ * rows writes them first; a level that wrote nothing and rolled back keeps them; a lost
+ * batch drops them.
+ */
+static void test_batch_deferred(mend_store *s)
+{
+	mend_store_row row = {0}, other = {0};
+	sqlite3_stmt *st = NULL;
+	GBytes *was;
+	int done = 0;
+
+	put_row(s, 1, "d-0", &row);
+	put_row(s, 2, "e-0", &other);
+	was = raw_record(s, row.id);
+	lazy_level(s, &done);
+	put_row(s, 1, "d-1", &row);
+	put_row(s, 1, "d-2", &row);
+	TAP_OK(raw_same(s, row.id, was), "kept: the row holds its old seal in the batch");
+	TAP_EQ(mend_store_begin(s), 0, "a level that writes nothing");
+	mend_store_rollback(s);
+	TAP_EQ(mend_store_batch_lost(s), 0, "rolled back, it loses nothing");
+	TAP_OK(lazy_end(s) == 0 && done == 1, "the batch commits");
+	expect_session(s, "df@x", 1, "d-2", "written as the batch committed");
+
+	lazy_level(s, &done);
+	put_row(s, 1, "d-3", &row);
+	expect_session(s, "df@x", 1, "d-3", "a read in the batch writes it first");
+	TAP_EQ(lazy_end(s), 0, "committed");
+	expect_session(s, "df@x", 1, "d-3", "and it stays");
+
+	lazy_level(s, &done);
+	put_row(s, 2, "e-1", &other);
+	TAP_EQ(mend_store_session_delete(s, "df@x", 2), 0, "deleted in the batch");
+	TAP_EQ(lazy_end(s), 0, "committed");
+	TAP_EQ(mend_store_session_exists(s, "df@x", 2), 0, "the kept write does not bring it back");
+	put_row(s, 2, "e-2", &other);
+	lazy_level(s, &done);
+	put_row(s, 2, "e-3", &other);
+	TAP_EQ(mend_store_session_delete_all(s, "df@x"), 0, "all of the contact's deleted");
+	TAP_EQ(lazy_end(s), 0, "committed");
+	TAP_EQ(mend_store_session_exists(s, "df@x", 2), 0, "nor after deleting them all");
+
+	put_row(s, 1, "d-4", &row);
+	was = raw_record(s, row.id);
+	lazy_level(s, &done);
+	put_row(s, 1, "d-5", &row);
+	TAP_EQ(mend_store_stmt(s, "SELECT count(*) FROM sessions WHERE jid = ?1", &st), 0,
+	       "a statement reading sessions");
+	sqlite3_reset(st);
+	TAP_OK(!raw_same(s, row.id, was), "is handed out after the kept write is written");
+	TAP_EQ(lazy_end(s), 0, "committed");
+
+	lazy_level(s, &done);
+	put_row(s, 1, "d-6", &row);
+	TAP_EQ(mend_store_begin(s), 0, "a level");
+	put_row(s, 1, "d-7", &row);
+	mend_store_rollback(s);
+	TAP_EQ(mend_store_batch_lost(s), 1, "a kept write rolled back loses the batch");
+	TAP_OK(lazy_end(s) < 0 && done == -1, "its commit fails");
+	expect_session(s, "df@x", 1, "d-5", "and none of its kept writes is written");
+}
+
 /* Every seal gets its own nonce, across refills of the store's nonce pool. */
 static void test_seal_nonces(mend_store *s)
 {
@@ -1358,6 +1465,7 @@ static void test_operations(void)
 	test_prekeys(s);
 	test_stanzas(s);
 	test_session_rows(s);
+	test_batch_deferred(s);
 	test_seal_nonces(s);
 	test_history_data(s);
 	time_hundred(s);

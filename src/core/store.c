@@ -309,15 +309,36 @@ struct mend_store {
 	GHashTable *facts;    /* "<what>|<jid>/<device>" -> a small answer (mend_store_fact_get) */
 	sqlite3_int64 dv;     /* PRAGMA data_version as read in the open transaction */
 	int dv_known;         /* 1: dv was read in this transaction (data_version()) */
+	GHashTable *deferred; /* row id -> struct sess_deferred: session writes of a lazy batch */
 };
 
-/* A statement of mend_store_stmt() and whether it writes a table the read caches read. */
+/*
+ * A session record written inside a lazy batch's level, kept here and written once as the
+ * batch commits (session_defer): a catch-up page steps each sender's session once per
+ * message, and sealing and writing the record each time cost more than the rest of the
+ * page's rows. Whatever reads or deletes session rows writes them first (deferred_flush).
+ */
+struct sess_deferred {
+	int64_t id;                    /* its row */
+	uint8_t nonce[SEAL_NONCE_LEN]; /* the seal the row held when the first write was kept */
+	char aad[AAD_MAX];
+	char *jid;
+	uint32_t device;
+	int version;
+	GByteArray *rec;
+};
+
+/* A statement of mend_store_stmt(): whether it writes a table the read caches read, and
+ * whether it reads or writes session rows (then deferred writes go first). */
 struct cached_stmt {
 	sqlite3_stmt *st;
 	int drops;
+	int sessions;
 };
 
 static void fact_forget(mend_store *s, const char *key);
+static void deferred_drop(mend_store *s);
+static int deferred_flush(mend_store *s);
 
 struct pk_item {
 	uint32_t id;
@@ -796,6 +817,7 @@ void mend_store_on_end(mend_store *s, void (*fn)(int committed, void *data), voi
 
 static void ended(mend_store *s, int committed)
 {
+	deferred_drop(s); /* written by the commit, or rolled back with it */
 	if (s->on_end)
 		s->on_end(committed, s->on_end_data);
 }
@@ -853,6 +875,8 @@ void mend_store_close(mend_store *s)
 		g_hash_table_destroy(s->idents);
 	if (s->facts)
 		g_hash_table_destroy(s->facts);
+	if (s->deferred)
+		g_hash_table_destroy(s->deferred);
 	sqlite3_close(s->db);
 	mend_gcm_key_free(s->gcm);
 	g_byte_array_unref(s->scratch);
@@ -942,6 +966,8 @@ int mend_store_commit(mend_store *s)
 		return lazy_end(s, s->depth + 1, 0) ? 0 : run(s, ST_RELEASE);
 	s->lazy = 0;
 	s->lazy_levels = 0;
+	if (!s->lost)
+		deferred_flush(s); /* a failure loses the batch */
 	mend_store_kill_point(s, "commit");
 	rc = s->lost ? MEND_ERR_STORE : run(s, ST_COMMIT);
 	/* a failed commit leaves nothing behind */
@@ -1362,6 +1388,8 @@ int mend_store_session_get_row(mend_store *s, const char *jid, uint32_t device, 
 	int rc = aad_jid(aad, session_table(version), jid, device);
 
 	if (!rc)
+		rc = deferred_flush(s);
+	if (!rc)
 		rc = bind_session(st, jid, device, version);
 	if (!rc)
 		rc = get_sealed(s, st, 0, aad, rec, len);
@@ -1434,6 +1462,97 @@ static int session_write_in_place(mend_store *s, const char *aad, const uint8_t 
 	return rc < 0 ? rc : 1;
 }
 
+static void deferred_free(gpointer p)
+{
+	struct sess_deferred *d = p;
+
+	explicit_bzero(d->rec->data, d->rec->len);
+	g_byte_array_unref(d->rec);
+	g_free(d->jid);
+	g_free(d);
+}
+
+/* Forgets the kept writes (the batch rolled back, or they were written). */
+static void deferred_drop(mend_store *s)
+{
+	if (s->deferred)
+		g_hash_table_remove_all(s->deferred);
+}
+
+/*
+ * Keeps the write of row->id's record for the batch's commit when the level open now is
+ * lazy (only a lazy batch's own work, a catch-up page, runs in one): 1 kept, 0 write it
+ * now. A kept write counts as a write of the level: rolling the level back loses the
+ * batch, whose kept writes are then dropped with it.
+ */
+static int session_defer(mend_store *s, const char *aad, const char *jid, uint32_t device,
+                         int version, const uint8_t *rec, size_t len, const mend_store_row *row)
+{
+	struct sess_deferred *d;
+
+	if (row->id <= 0 || s->depth >= LAZY_LEVELS || !(s->lazy_levels & (1u << s->depth)) ||
+	    len > (size_t)INT_MAX - SEAL_OVERHEAD)
+		return 0;
+	if (!s->deferred)
+		s->deferred =
+		    g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, deferred_free);
+	d = g_hash_table_lookup(s->deferred, &row->id);
+	if (!d) {
+		d = g_new0(struct sess_deferred, 1);
+		d->id = row->id;
+		memcpy(d->nonce, row->nonce, SEAL_NONCE_LEN);
+		g_strlcpy(d->aad, aad, sizeof(d->aad));
+		d->jid = g_strdup(jid);
+		d->device = device;
+		d->version = version;
+		d->rec = g_byte_array_new();
+		g_hash_table_insert(s->deferred, &d->id, d);
+	} else {
+		explicit_bzero(d->rec->data, d->rec->len);
+	}
+	g_byte_array_set_size(d->rec, (guint)len);
+	memcpy(d->rec->data, rec, len);
+	s->blob_writes++;
+	return 1;
+}
+
+/* Writes one kept record: in place when its row still holds the seal it held, else by key. */
+static int deferred_write(mend_store *s, struct sess_deferred *d)
+{
+	mend_store_row row = {.id = d->id};
+	sqlite3_stmt *st = s->st[ST_SESS_PUT];
+	int rc;
+
+	memcpy(row.nonce, d->nonce, SEAL_NONCE_LEN);
+	rc = session_write_in_place(s, d->aad, d->rec->data, d->rec->len, &row);
+	if (rc)
+		return rc < 0 ? rc : 0;
+	rc = bind_session(st, d->jid, d->device, d->version);
+	if (!rc)
+		rc = put_sealed(s, st, 3, d->aad, d->rec->data, d->rec->len);
+	st_reset(st);
+	return rc;
+}
+
+/* Writes the kept session records (before the batch commits, and before anything reads or
+ * deletes session rows); on a failure the batch is lost, as a failed write loses it. */
+static int deferred_flush(mend_store *s)
+{
+	GHashTableIter it;
+	gpointer v;
+	int rc = 0;
+
+	if (!s->deferred || g_hash_table_size(s->deferred) == 0)
+		return 0;
+	g_hash_table_iter_init(&it, s->deferred);
+	while (!rc && g_hash_table_iter_next(&it, NULL, &v))
+		rc = deferred_write(s, v);
+	deferred_drop(s);
+	if (rc)
+		s->lost = 1;
+	return rc;
+}
+
 int mend_store_session_put_row(mend_store *s, const char *jid, uint32_t device, int version,
                                const uint8_t *rec, size_t len, mend_store_row *row)
 {
@@ -1442,7 +1561,9 @@ int mend_store_session_put_row(mend_store *s, const char *jid, uint32_t device, 
 	int rc = aad_jid(aad, session_table(version), jid, device);
 
 	if (!rc && row && (version == MEND_VERSION_LEGACY || version == MEND_VERSION_2)) {
-		rc = session_write_in_place(s, aad, rec, len, row);
+		rc = session_defer(s, aad, jid, device, version, rec, len, row);
+		if (!rc)
+			rc = session_write_in_place(s, aad, rec, len, row);
 		if (rc)
 			return rc < 0 ? rc : 0;
 	}
@@ -1472,6 +1593,8 @@ static int session_run(mend_store *s, enum stmt which, const char *jid, uint32_t
 	int rc = MEND_ERR_INVALID_ARG;
 
 	if (jid)
+		rc = exists ? 0 : deferred_flush(s);
+	if (!rc)
 		rc = bind_session(st, jid, device, version);
 	if (!rc)
 		rc = exists ? step_exists(st) : step_done(st);
@@ -1540,8 +1663,10 @@ static int jid_run(mend_store *s, enum stmt which, const char *jid, uint32_t **i
 
 int mend_store_session_delete_all(mend_store *s, const char *jid)
 {
+	int rc = deferred_flush(s);
+
 	mend_store_cache_drop(s);
-	return jid_run(s, ST_SESS_DEL_ALL, jid, NULL, NULL);
+	return rc ? rc : jid_run(s, ST_SESS_DEL_ALL, jid, NULL, NULL);
 }
 
 int mend_store_session_devices_v(mend_store *s, const char *jid, int version, uint32_t **ids,
@@ -1927,14 +2052,16 @@ static int cached_table(const char *table)
 static int note_writes(void *data, int action, const char *a, const char *b, const char *c,
                        const char *d)
 {
-	int *drops = data;
+	struct cached_stmt *cs = data;
+	int write = action == SQLITE_INSERT || action == SQLITE_UPDATE || action == SQLITE_DELETE;
 
 	(void)b;
 	(void)c;
 	(void)d;
-	if ((action == SQLITE_INSERT || action == SQLITE_UPDATE || action == SQLITE_DELETE) &&
-	    cached_table(a))
-		*drops = 1;
+	if (write && cached_table(a))
+		cs->drops = 1;
+	if ((write || action == SQLITE_READ) && a && g_ascii_strcasecmp(a, "sessions") == 0)
+		cs->sessions = 1;
 	return SQLITE_OK;
 }
 
@@ -1943,7 +2070,7 @@ static int stmt_prepare(mend_store *s, const char *sql, struct cached_stmt **out
 	struct cached_stmt *c = g_new0(struct cached_stmt, 1);
 	int rc;
 
-	sqlite3_set_authorizer(s->db, note_writes, &c->drops);
+	sqlite3_set_authorizer(s->db, note_writes, c);
 	rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &c->st, NULL);
 	sqlite3_set_authorizer(s->db, NULL, NULL);
 	if (rc != SQLITE_OK) {
@@ -1975,6 +2102,11 @@ int mend_store_stmt(mend_store *s, const char *sql, sqlite3_stmt **out)
 	}
 	if (c->drops)
 		mend_store_cache_drop(s);
+	if (c->sessions) {
+		rc = deferred_flush(s);
+		if (rc)
+			return rc;
+	}
 	*out = c->st;
 	return 0;
 }
