@@ -44,9 +44,10 @@ struct mend_crypto {
  * 200 ns more per HMAC than this (tests/test-crypto.c checks RFC 4231 and RFC 5869).
  */
 struct hmac_ctx {
-	gcry_md_hd_t h;             /* SHA-256: K ^ ipad, then the data */
+	gcry_md_hd_t h;             /* SHA-256: K ^ ipad, then the data (once started) */
 	uint8_t ipad[SHA256_BLOCK]; /* K ^ 0x36.. (to start again under the same key) */
 	uint8_t opad[SHA256_BLOCK]; /* K ^ 0x5c.. */
+	int started;                /* h holds K ^ ipad and the data written since */
 };
 
 static const int gcry_modes[N_MODES] = {
@@ -408,7 +409,7 @@ static void hmac_release(mend_crypto *c, struct hmac_ctx *x)
 }
 
 /* Keys the context (RFC 2104 §2: a key longer than a block is hashed first); the inner
- * hash starts. */
+ * hash starts with the first data (hmac_start). */
 static void hmac_key(struct hmac_ctx *x, const uint8_t *key, size_t key_len)
 {
 	uint8_t k[SHA256_BLOCK] = {0};
@@ -423,12 +424,23 @@ static void hmac_key(struct hmac_ctx *x, const uint8_t *key, size_t key_len)
 		x->opad[i] = k[i] ^ 0x5c;
 	}
 	wipe(k, sizeof(k));
+	x->started = 0;
+}
+
+/* The inner hash starts with K ^ ipad when the first data (or the read) comes: a context
+ * read is seldom used again, and starting it again at once cost a block for nothing. */
+static void hmac_start(struct hmac_ctx *x)
+{
+	if (x->started)
+		return;
 	gcry_md_reset(x->h);
 	gcry_md_write(x->h, x->ipad, sizeof(x->ipad));
+	x->started = 1;
 }
 
 static void hmac_write(struct hmac_ctx *x, const uint8_t *data, size_t len)
 {
+	hmac_start(x);
 	if (len)
 		gcry_md_write(x->h, data, len);
 }
@@ -437,18 +449,19 @@ static void hmac_write(struct hmac_ctx *x, const uint8_t *data, size_t len)
  * ready for another message under the same key. */
 static int hmac_read(struct hmac_ctx *x, uint8_t out[SHA256_LEN])
 {
-	const unsigned char *inner = gcry_md_read(x->h, GCRY_MD_SHA256);
+	const unsigned char *inner;
 	gcry_buffer_t outer[2] = {{0}};
 	int ret = MEND_OK;
 
+	hmac_start(x);
+	inner = gcry_md_read(x->h, GCRY_MD_SHA256);
 	outer[0].len = sizeof(x->opad);
 	outer[0].data = x->opad;
 	outer[1].len = SHA256_LEN;
 	outer[1].data = (void *)inner;
 	if (!inner || gcry_md_hash_buffers(GCRY_MD_SHA256, 0, out, outer, 2))
 		ret = MEND_ERR_CRYPTO;
-	gcry_md_reset(x->h);
-	gcry_md_write(x->h, x->ipad, sizeof(x->ipad));
+	x->started = 0; /* the next write or read starts again under the same key */
 	return ret;
 }
 
