@@ -68,6 +68,7 @@ static xmpp_ctx_t *xctx;
 static GPtrArray *sent;                    /* char *: every stanza alice's core sent, in order */
 static GHashTable *answered;               /* indices (+1) of sent IQs the server answered */
 static GPtrArray *events;                  /* rec *: every event alice's core reported */
+static GString *warnings;                  /* every warning alice's core logged, one a line */
 static uint32_t aid, bid;                  /* the device ids of alice and bob */
 static const char *self_full = ALICE_FULL; /* whom the server's answers go to */
 static int host_refuses;                   /* the host's send_stanza fails (connection gone) */
@@ -118,8 +119,10 @@ static void rec_free(gpointer p)
 
 static void on_log(mend_log_level level, const char *text, void *ud)
 {
-	if (level <= MEND_LOG_WARNING)
+	if (level <= MEND_LOG_WARNING) {
 		printf("# core: %s\n", text);
+		g_string_append_printf(warnings, "%s\n", text);
+	}
 }
 
 static const mend_host_ops alice_ops = {
@@ -1581,6 +1584,69 @@ static void test_key_only(mend_account *a, mend_account *e)
 	g_free(other);
 }
 
+/*
+ * Outside catch-up a one-time prekey serves one session (XEP-0384 v0.3 §4.5): the second
+ * sender on it loses, and the log says which keys its message named and which we lack.
+ */
+static void test_missing_prekey_logged(const char *root, mend_account *a)
+{
+	static const mend_host_ops none = {0};
+	mend_account *ivy = open_in(root, "ivy@x", &none), *kim = open_in(root, "kim@x", &none);
+	char id[16], *bundle = nth_prekey_bundle(a, 0, id), *want;
+	char *w1 = first_message(ivy, "ivy@x/r", bundle, "ivy first");
+	char *w2 = first_message(kim, "kim@x/r", bundle, "kim on the same prekey");
+	guint ev0 = events->len;
+
+	TAP_EQ(arrives(a, "ivy@x/r", w1), 1, "ivy's prekey message");
+	TAP_EQ(count_bodies(ev0, "ivy first"), 1, "is shown");
+	g_string_truncate(warnings, 0);
+	TAP_EQ(arrives(a, "kim@x/r", w2), 1, "kim's, on the prekey ivy used");
+	TAP_EQ(count_events(ev0, MEND_EVENT_UNDECRYPTABLE), 1, "cannot be decrypted");
+	want = g_strdup_printf("prekey message from kim@x device %u names a key this device "
+	                       "lacks: one-time prekey %s (gone), signed prekey 1 (held)",
+	                       mend_account_device_id(kim), id);
+	TAP_OK(strstr(warnings->str, want),
+	       "the log names the prekey gone and the signed prekey "
+	       "held:\n%s",
+	       warnings->str);
+	g_free(want);
+	g_free(w1);
+	g_free(w2);
+	g_free(bundle);
+	mend_account_free(ivy);
+	mend_account_free(kim);
+}
+
+/*
+ * A message that reaches us twice: first as a carbon (no stanza-id of ours), then as itself
+ * (say fay wrote to our bare JID from our own account: the server delivers it to every
+ * resource and copies it to the others as a carbon). The second copy's message key is used
+ * already; that is a duplicate, not a session that went back in time: no repair (which
+ * builds a new session on one of fay's prekeys, a prekey another sender may be using).
+ */
+static void test_copy_twice(mend_account *a, mend_account *e)
+{
+	const char *bodies[] = {"read twice", NULL};
+	guint mark = sent->len, ev0 = events->len;
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		char *wire = bob_encrypts(e, a, "read twice");
+		char *ko = bodies[i] ? g_strdup(wire) : without_payload(wire);
+		char *inner = stamped(ko, FAY "/r", ALICE, NULL);
+
+		TAP_EQ(handle(a, carbon(ALICE, "received", inner)), 1, "the carbon copy (%s)",
+		       bodies[i] ? "a message" : "a key transport");
+		TAP_EQ(fay_arrives(a, ko), 1, "then the copy with our server's stanza-id");
+		g_free(inner);
+		g_free(ko);
+		g_free(wire);
+	}
+	TAP_EQ(count_events(ev0, MEND_EVENT_MESSAGE), 1, "the message is shown once");
+	TAP_EQ(count_events(ev0, MEND_EVENT_UNDECRYPTABLE), 0, "no copy is called undecryptable");
+	TAP_EQ(key_transports_to(mark, FAY, NULL), 0, "and fay's session is not rebuilt");
+}
+
 static void copy_dir(const char *from, const char *to)
 {
 	GDir *dir = g_dir_open(from, 0, NULL);
@@ -2703,6 +2769,7 @@ int main(void)
 	sent = g_ptr_array_new_with_free_func(g_free);
 	answered = g_hash_table_new(g_direct_hash, g_direct_equal);
 	events = g_ptr_array_new_with_free_func(rec_free);
+	warnings = g_string_new(NULL);
 	a = open_in(root, ALICE, &alice_ops);
 	b = open_in(root, BOB, &quiet);
 	aid = mend_account_device_id(a);
@@ -2729,6 +2796,8 @@ int main(void)
 	e = open_in(root, FAY, &quiet);
 	test_heartbeats(a, e);
 	test_key_only(a, e);
+	test_copy_twice(a, e);
+	test_missing_prekey_logged(root, a);
 	e = test_repair(a, e, root);
 	test_repair_waits_for_catchup(a, root);
 	test_reset_announced(a, e);
@@ -2743,6 +2812,7 @@ int main(void)
 	g_ptr_array_free(sent, TRUE);
 	g_hash_table_destroy(answered);
 	g_ptr_array_free(events, TRUE);
+	g_string_free(warnings, TRUE);
 	xmpp_ctx_free(xctx);
 	rm_rf(root);
 	g_free(root);

@@ -17,6 +17,7 @@
 #include "xep/omemo_legacy.h"
 #include "xep/omemo2.h"
 #include "omemo2_engine.h"
+#include "sigstore.h"
 
 #define NS_SID          "urn:xmpp:sid:0"    /* XEP-0359 */
 #define NS_EME          "urn:xmpp:eme:0"    /* XEP-0380 */
@@ -448,6 +449,11 @@ static int decrypt_key(mend_account *acc, const char *jid, uint32_t sid, const m
 		r = session_cipher_decrypt_pre_key_signal_message(cipher, rm.pm, NULL, plain);
 	else
 		r = session_cipher_decrypt_signal_message(cipher, rm.sm, NULL, plain);
+	if (r == SG_ERR_INVALID_KEY_ID && rm.pm && !acc->store_err)
+		mend_sigstore_log_missing(acc, jid, sid,
+		                          pre_key_signal_message_has_pre_key_id(rm.pm),
+		                          pre_key_signal_message_get_pre_key_id(rm.pm),
+		                          pre_key_signal_message_get_signed_pre_key_id(rm.pm));
 	/* a prekey message on a signed prekey we retired (account.c's rotation) */
 	if (r == SG_ERR_INVALID_KEY_ID && rm.pm && !acc->store_err &&
 	    signal_protocol_signed_pre_key_contains_key(

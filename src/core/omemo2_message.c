@@ -17,6 +17,7 @@
 #include "crypto2.h"
 #include "session2.h"
 #include "omemo2_engine.h"
+#include "sigstore.h"
 #include "xep/omemo2.h"
 #include "xep/sce.h"
 
@@ -197,6 +198,16 @@ static int ratchet_err(mend_account *acc, int r)
 	return r;
 }
 
+/* An OMEMOKeyExchange named a prekey we lack: which, and what the store holds. */
+static void log_missing(mend_account *acc, const char *from, uint32_t sid, const mend_omemo2_key *k)
+{
+	uint32_t pk = 0, spk = 0;
+	int has_pk = 0;
+
+	if (mend_omemo2_kex_key_ids(acc->sctx, k->data, k->len, &has_pk, &pk, &spk) == MEND_OK)
+		mend_sigstore_log_missing(acc, from, sid, has_pk, pk, spk);
+}
+
 /* Runs our <key/> through the OMEMO:2 ratchet of (from, sid): the key material. */
 static int open_key(mend_account *acc, const char *from, uint32_t sid, const mend_omemo2_key *k,
                     uint8_t **km, size_t *km_len)
@@ -208,6 +219,8 @@ static int open_key(mend_account *acc, const char *from, uint32_t sid, const men
 	r = mend_omemo2_session_decrypt(acc->sstore, acc->sctx, &addr, k->kex, k->data, k->len, km,
 	                                km_len);
 	acc->ratchet_version = 0;
+	if (r == MEND_ERR_UNKNOWN_PREKEY && k->kex && !acc->store_err)
+		log_missing(acc, from, sid, k);
 	return r < 0 ? ratchet_err(acc, r) : r;
 }
 

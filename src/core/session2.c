@@ -216,6 +216,21 @@ int mend_omemo2_session_decrypt(signal_protocol_store_context *store, signal_con
 	return mend_err_from_signal(r < 0 ? r : 0);
 }
 
+int mend_omemo2_kex_key_ids(signal_context *g, const uint8_t *data, size_t len, int *has_pk,
+                            uint32_t *pk, uint32_t *spk)
+{
+	pre_key_signal_message *m = NULL;
+
+	/* the registration id only fills a field the parse does not check */
+	if (pre_key_signal_message_deserialize_omemo(&m, data, len, 0, g) < 0)
+		return MEND_ERR_MALFORMED;
+	*has_pk = pre_key_signal_message_has_pre_key_id(m);
+	*pk = *has_pk ? pre_key_signal_message_get_pre_key_id(m) : 0;
+	*spk = pre_key_signal_message_get_signed_pre_key_id(m);
+	SIGNAL_UNREF(m);
+	return MEND_OK;
+}
+
 #else /* libsignal-protocol-c: legacy OMEMO only */
 
 int mend_omemo2_sessions_supported(void)
@@ -263,6 +278,12 @@ int mend_omemo2_session_encrypt(signal_protocol_store_context *store, signal_con
 int mend_omemo2_session_decrypt(signal_protocol_store_context *store, signal_context *g,
                                 const signal_protocol_address *addr, int kex, const uint8_t *data,
                                 size_t len, uint8_t **out, size_t *out_len)
+{
+	return MEND_ERR_PROTOCOL;
+}
+
+int mend_omemo2_kex_key_ids(signal_context *g, const uint8_t *data, size_t len, int *has_pk,
+                            uint32_t *pk, uint32_t *spk)
 {
 	return MEND_ERR_PROTOCOL;
 }

@@ -78,4 +78,11 @@ int mend_omemo2_session_decrypt(signal_protocol_store_context *store, signal_con
                                 const signal_protocol_address *addr, int kex, const uint8_t *data,
                                 size_t len, uint8_t **out, size_t *out_len);
 
+/*
+ * The keys an OMEMOKeyExchange was built on: our one-time prekey (*has_pk: whether it names
+ * one) and our signed prekey. MEND_ERR_MALFORMED when it does not parse.
+ */
+int mend_omemo2_kex_key_ids(signal_context *g, const uint8_t *data, size_t len, int *has_pk,
+                            uint32_t *pk, uint32_t *spk);
+
 #endif

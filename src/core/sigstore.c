@@ -374,6 +374,31 @@ static int remove_signed_pre_key(uint32_t id, void *ud)
 	return (r < 0 && r != MEND_ERR_NOT_FOUND) ? fail(acc, r) : 0;
 }
 
+/* "held", "gone" or "unreadable" (a store error) for key `id` of table `get`. */
+static const char *key_state(mend_account *acc, key_getter get, uint32_t id)
+{
+	int err = acc->store_err, r = contains_key(acc, get, id);
+
+	acc->store_err = err; /* a diagnosis, not the operation's failure */
+	return r == 1 ? "held" : r == 0 ? "gone" : "unreadable";
+}
+
+void mend_sigstore_log_missing(mend_account *acc, const char *jid, uint32_t device, int has_pk,
+                               uint32_t pk, uint32_t spk)
+{
+	char pk_text[48];
+
+	if (has_pk)
+		g_snprintf(pk_text, sizeof(pk_text), "one-time prekey %u (%s)", pk,
+		           key_state(acc, mend_store_prekey_get, pk));
+	else
+		g_strlcpy(pk_text, "no one-time prekey", sizeof(pk_text));
+	mend_log(acc, MEND_LOG_WARNING,
+	         "prekey message from %s device %u names a key this device lacks: %s, signed "
+	         "prekey %u (%s)",
+	         jid, device, pk_text, spk, key_state(acc, mend_store_signed_prekey_get, spk));
+}
+
 /* --- identities ------------------------------------------------------------ */
 
 static int get_identity_key_pair(signal_buffer **public_data, signal_buffer **private_data,

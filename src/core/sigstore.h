@@ -15,5 +15,12 @@ void mend_sigstore_install(mend_account *acc);
  * back). Called at the start of each operation's transaction.
  */
 void mend_sigstore_check_cache(mend_account *acc);
+/*
+ * A prekey message failed for want of a key (SG_ERR_INVALID_KEY_ID): logs the one-time
+ * prekey (has_pk: whether the message names one) and the signed prekey it was built on,
+ * and whether the store holds each.
+ */
+void mend_sigstore_log_missing(mend_account *acc, const char *jid, uint32_t device, int has_pk,
+                               uint32_t pk, uint32_t spk);
 
 #endif
