@@ -832,6 +832,12 @@ static void test_archive(mend_account *a, mend_account *b)
 	TAP_OK(ev && str_is(ev->timestamp, STAMP), "with the time of <delay/>");
 	TAP_EQ(count_events(ev0, MEND_EVENT_MESSAGE), 2, "decrypted too");
 	TAP_EQ(count_events(ev0, MEND_EVENT_CATCHUP_DONE), 1, "CATCHUP_DONE");
+	TAP_OK(mend_store_stanza_seen(a->store, ALICE, "a1") == 0 &&
+	           mend_store_stanza_seen(a->store, ALICE, "a2") == 0,
+	       "a message kept in history is not marked seen as well");
+	TAP_OK(mend_store_stanza_seen_or_kept(a->store, ALICE, "a1") == 1 &&
+	           mend_store_stanza_seen_or_kept(a->store, ALICE, "a2") == 1,
+	       "its history row marks it");
 	mam_replays(a, i1);
 	g_free(qid);
 	g_free(w1);

@@ -853,6 +853,15 @@ static void test_stanzas(mend_store *s)
 	TAP_EQ(mend_store_stanza_seen(s, "bob@x", "id1"), 1, "stanza seen");
 	TAP_EQ(mend_store_stanza_mark(s, "bob@x", "id1"), 0, "marking twice is fine");
 	TAP_EQ(mend_store_stanza_seen(s, "carol@x", "id1"), 0, "ids are per 'by'");
+	TAP_EQ(mend_store_stanza_seen_or_kept(s, "bob@x", "id1"), 1, "seen_or_kept: marked");
+	TAP_EQ(mend_store_stanza_seen_or_kept(s, "bob@x", "kept1"), 0, "seen_or_kept: neither");
+	TAP_EQ(mend_store_history_put(s, &(mend_history_item){.key = "kept1",
+	                                                      .peer = "bob@x",
+	                                                      .from = "bob@x",
+	                                                      .body = "b"}),
+	       0, "a history row keyed by the id");
+	TAP_EQ(mend_store_stanza_seen_or_kept(s, "bob@x", "kept1"), 1, "seen_or_kept: kept");
+	TAP_EQ(mend_store_stanza_seen(s, "bob@x", "kept1"), 0, "seen alone reads no history");
 }
 
 static void expect_session(mend_store *s, const char *jid, uint32_t device, const char *want,

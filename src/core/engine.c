@@ -1498,7 +1498,10 @@ static int decrypt_and_keep(mend_account *acc, const inbound *in, mend_message *
 
 	if (r < 0)
 		return r;
+	/* its history row, keyed by the stanza-id (history_key), marks it seen */
+	acc->history_marks = !in->room;
 	r = mend_account_decrypt_stanza(acc, in->msg, in->archive_id, m);
+	acc->history_marks = 0;
 	/* DESIGN §4a: key-only messages are protocol, never history */
 	if (r == MEND_OK && !m->key_only) {
 		item_of(acc, in, m, it);

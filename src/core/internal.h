@@ -67,6 +67,9 @@ struct mend_account {
 	/* why the last OMEMO:2 message was refused for its SCE affixes (a static sentence) */
 	const char *omemo2_why;
 	GHashTable *omemo2_twins; /* "jid|message id" of messages read (omemo2_message.c) */
+	/* while decrypt_and_keep() runs for a 1:1 message: a decrypted message's history row,
+	 * keyed by its stanza-id, is its seen mark (mend_store_stanza_seen_or_kept) */
+	int history_marks;
 };
 
 /* How many one-time prekeys we keep published (XEP-0384 v0.3 §4.3: at least 20; we keep 100). */

@@ -553,7 +553,8 @@ static int decrypt_parsed(mend_account *acc, const mend_encrypted *m, const char
 	if (r == MEND_OK && m->has_payload)
 		r = open_payload(acc, m, signal_buffer_data(plain), signal_buffer_len(plain),
 		                 &msg->body);
-	if (r == MEND_OK && sid_id)
+	/* a 1:1 message kept in history is marked by its row (decrypt_and_keep) */
+	if (r == MEND_OK && sid_id && !(acc->history_marks && m->has_payload && !acc->sid_by))
 		r = mend_store_stanza_mark(acc->store, dedupe_by(acc), sid_id);
 	signal_buffer_bzero_free(plain);
 	return mend_account_txn_end(acc, r);
@@ -590,9 +591,12 @@ int mend_account_decrypt_stanza(mend_account *acc, xmpp_stanza_t *st, const char
 	msg->stanza_id = g_strdup(stanza_id);
 	acc->omemo2_why = NULL;
 	/* DESIGN §3: dedupe by stanza-id before anything else (a held message was marked) */
-	r = stanza_id && !acc->replaying
-	        ? mend_store_stanza_seen(acc->store, dedupe_by(acc), stanza_id)
-	        : 0;
+	if (!stanza_id || acc->replaying)
+		r = 0;
+	else if (acc->sid_by)
+		r = mend_store_stanza_seen(acc->store, acc->sid_by, stanza_id);
+	else
+		r = mend_store_stanza_seen_or_kept(acc->store, acc->jid, stanza_id);
 	if (r > 0)
 		r = MEND_ERR_DUPLICATE;
 	if (r == 0)

@@ -78,6 +78,7 @@ enum stmt {
 	ST_DEV_BROKEN_SET,
 	ST_DEV_BROKEN_GET,
 	ST_SEEN,
+	ST_SEEN_KEPT,
 	ST_MARK,
 	ST_DATA_VERSION,
 	ST_COUNT
@@ -134,6 +135,8 @@ static const char *const stmt_sql[ST_COUNT] = {
                           " ON CONFLICT (jid, device) DO UPDATE SET broken = excluded.broken",
     [ST_DEV_BROKEN_GET] = "SELECT broken FROM devices WHERE jid = ?1 AND device = ?2",
     [ST_SEEN] = "SELECT 1 FROM seen_stanzas WHERE \"by\" = ?1 AND id = ?2",
+    [ST_SEEN_KEPT] = "SELECT 1 FROM seen_stanzas WHERE \"by\" = ?1 AND id = ?2"
+                     " UNION ALL SELECT 1 FROM history WHERE key = ?2 LIMIT 1",
     [ST_MARK] = "INSERT OR IGNORE INTO seen_stanzas (\"by\", id, seen_at) VALUES (?1, ?2, ?3)",
     [ST_DATA_VERSION] = "PRAGMA data_version",
 };
@@ -1971,9 +1974,9 @@ int mend_store_device_is_broken(mend_store *s, const char *jid, uint32_t device)
 
 /* ---- seen stanza ids (XEP-0359) --------------------------------------- */
 
-int mend_store_stanza_seen(mend_store *s, const char *by, const char *id)
+static int stanza_seen(mend_store *s, enum stmt which, const char *by, const char *id)
 {
-	sqlite3_stmt *st = s->st[ST_SEEN];
+	sqlite3_stmt *st = s->st[which];
 	int rc = MEND_ERR_INVALID_ARG;
 
 	if (by && id)
@@ -1982,6 +1985,16 @@ int mend_store_stanza_seen(mend_store *s, const char *by, const char *id)
 		rc = step_exists(st);
 	st_reset(st);
 	return rc;
+}
+
+int mend_store_stanza_seen(mend_store *s, const char *by, const char *id)
+{
+	return stanza_seen(s, ST_SEEN, by, id);
+}
+
+int mend_store_stanza_seen_or_kept(mend_store *s, const char *by, const char *id)
+{
+	return stanza_seen(s, ST_SEEN_KEPT, by, id);
 }
 
 int mend_store_stanza_mark(mend_store *s, const char *by, const char *id)

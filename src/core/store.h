@@ -193,6 +193,11 @@ int mend_store_device_is_broken(mend_store *s, const char *jid, uint32_t device)
 
 /* XEP-0359 stanza ids already handled (dedupe before anything else). */
 int mend_store_stanza_seen(mend_store *s, const char *by, const char *id); /* 1, 0 or <0 */
+/*
+ * Also 1 when a history row is keyed by `id`: a 1:1 message kept in history is not marked
+ * as well (its row says it was seen, in the same transaction), one write fewer for each.
+ */
+int mend_store_stanza_seen_or_kept(mend_store *s, const char *by, const char *id);
 int mend_store_stanza_mark(mend_store *s, const char *by, const char *id);
 
 /* --- message level (store_msgs.c) --------------------------------------- */
