@@ -2704,6 +2704,98 @@ static void bob_trusts_alice(mend_account *a, mend_account *b)
 		TAP_BAIL("bob cannot accept alice's key");
 }
 
+/* Alice's bundle (OMEMO:2 when v2) offering only her first n one-time prekeys. g_free. */
+static char *first_prekeys(mend_account *a, int v2, int n)
+{
+	const char *tag = v2 ? "pk" : "preKeyPublic";
+	char *pattern =
+	    g_strdup_printf("((?:<%s[^>]*>[^<]*</%s>){%d})<%s.*</prekeys>", tag, tag, n, tag);
+	GRegex *re = g_regex_new(pattern, 0, 0, NULL);
+	char *xml = NULL, *out;
+
+	if ((v2 ? mend_account_omemo2_bundle_xml(a, &xml) : mend_account_bundle_xml(a, &xml)) < 0)
+		TAP_BAIL("no bundle for alice");
+	out = g_regex_replace(re, xml, -1, 0, "\\1</prekeys>", 0, NULL);
+	g_regex_unref(re);
+	g_free(pattern);
+	mend_free(xml);
+	return out;
+}
+
+/* Sender s's first message to alice in one version, on a session built from `bundle`. */
+static char *first_of_version(mend_account *s, const char *from, int v2, const char *bundle,
+                              const char *body)
+{
+	mend_recipient rc = {(char *)ALICE, aid, v2 ? MEND_VERSION_2 : MEND_VERSION_LEGACY};
+	xmpp_stanza_t *st = v2 ? xmpp_stanza_new_from_string(xctx, bundle) : NULL;
+	char *list = list_xml(aid), *out = NULL, *enc = NULL;
+	int r;
+
+	mend_account_devicelist_update(s, ALICE, list);
+	mend_omemo2_list_store(s, ALICE, MEND_VERSION_2, &aid, 1);
+	g_free(list);
+	r = v2 ? mend_omemo2_bundle_process(s, ALICE, aid, st)
+	       : mend_account_bundle_process(s, ALICE, aid, bundle);
+	if (r == MEND_OK)
+		r = mend_account_txn_begin(s);
+	if (r == MEND_OK)
+		r = mend_account_txn_end(
+		    s, v2 ? mend_omemo2_encrypt_for(s, ALICE, &rc, 1, body, "o2-apart", 0, 1, &enc)
+		          : mend_account_encrypt_for(s, ALICE, &rc, 1, body, NULL, 0, &enc));
+	if (r < 0)
+		TAP_BAIL("%s cannot write to alice: %s", from, mend_strerror(r));
+	out = stamped(enc, from, ALICE_FULL, NULL);
+	g_free(enc);
+	if (st)
+		xmpp_stanza_release(st);
+	return out;
+}
+
+/*
+ * mend offers the same one-time prekeys in its legacy and its OMEMO:2 bundle, and a mend
+ * sender builds a session of each version with a device that publishes both. A device
+ * builds one session on a prekey (it is deleted then): a second prekey message on it is
+ * lost. So a sender's session of one version is not built on the prekey its session of
+ * the other version still waits on. Here the bundle of the first version offers alice's
+ * first prekey, the other one her first two; six senders each way: every message of both
+ * versions must decrypt (without the rule one sender in two takes the first prekey twice).
+ */
+static void test_versions_apart(const char *root, mend_account *a)
+{
+	static const mend_host_ops none = {0};
+	const char *body[] = {"legacy, first", "OMEMO:2, first"};
+	guint ev0 = events->len;
+	int k;
+
+	if (!mend_omemo2_sessions_supported())
+		return; /* libsignal-protocol-c: legacy sessions only */
+	for (k = 0; k < 12; k++) {
+		int v2 = k & 1; /* the version built first */
+		char jid[16], from[24], *one = first_prekeys(a, v2, 1),
+		                        *two = first_prekeys(a, !v2, 2);
+		char *w1, *w2;
+		mend_account *s;
+
+		g_snprintf(jid, sizeof(jid), "lee%d@x", k);
+		g_snprintf(from, sizeof(from), "%s/r", jid);
+		s = open_in(root, jid, &none);
+		w1 = first_of_version(s, from, v2, one, body[v2]);
+		w2 = first_of_version(s, from, !v2, two, "then the other version");
+		arrives(a, from, w1);
+		arrives(a, from, w2);
+		g_free(w1);
+		g_free(w2);
+		g_free(one);
+		g_free(two);
+		mend_account_free(s);
+	}
+	TAP_EQ(count_bodies(ev0, body[0]), 6, "six senders' legacy prekey messages shown");
+	TAP_EQ(count_bodies(ev0, body[1]), 6, "six senders' OMEMO:2 prekey messages shown");
+	TAP_EQ(count_bodies(ev0, "then the other version"), 12,
+	       "and the twelve messages each sent next in the other version");
+	TAP_EQ(count_events(ev0, MEND_EVENT_UNDECRYPTABLE), 0, "none lost on a used prekey");
+}
+
 static void test_omemo2_messages(mend_account *a, mend_account *b, const char *root)
 {
 	static const mend_host_ops quiet = {0};
@@ -2813,6 +2905,7 @@ int main(void)
 	test_subscribe(a, b, root);
 	test_omemo2_nodes(a);
 	test_omemo2_messages(a, b, root);
+	test_versions_apart(root, a);
 	mend_account_free(a);
 	mend_account_free(b);
 	g_ptr_array_free(sent, TRUE);

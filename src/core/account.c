@@ -779,8 +779,8 @@ static int decode_bundle(mend_account *acc, const char *xml, mend_bundle *b)
 	return r;
 }
 
-static int make_prekey_bundle(mend_account *acc, const mend_bundle *b, uint32_t device,
-                              session_pre_key_bundle **out)
+static int make_prekey_bundle(mend_account *acc, const mend_bundle *b, const char *jid,
+                              uint32_t device, session_pre_key_bundle **out)
 {
 	ec_public_key *pk = NULL, *spk = NULL, *ik = NULL;
 	uint32_t pick;
@@ -791,6 +791,10 @@ static int make_prekey_bundle(mend_account *acc, const mend_bundle *b, uint32_t 
 	if (r < 0)
 		return r;
 	pick %= (uint32_t)b->n_prekeys;
+	/* our OMEMO:2 bundle offers the same prekeys: a device builds one session on each */
+	if (b->n_prekeys > 1 &&
+	    b->prekeys[pick].id == mend_sigstore_pending_prekey(acc, jid, device, MEND_VERSION_2))
+		pick = (pick + 1) % (uint32_t)b->n_prekeys;
 	r = curve_decode_point(&pk, b->prekeys[pick].key, MEND_PUBKEY_LEN, acc->sctx);
 	if (r >= 0)
 		r = curve_decode_point(&spk, b->spk, MEND_PUBKEY_LEN, acc->sctx);
@@ -845,7 +849,7 @@ int mend_account_bundle_process(mend_account *acc, const char *jid, uint32_t dev
 		return MEND_ERR_INVALID_ARG;
 	r = decode_bundle(acc, bundle_xml, &b);
 	if (r == MEND_OK)
-		r = make_prekey_bundle(acc, &b, device, &pkb);
+		r = make_prekey_bundle(acc, &b, jid, device, &pkb);
 	if (r == MEND_OK)
 		r = build_session(acc, jid, device, pkb);
 	SIGNAL_UNREF(pkb);

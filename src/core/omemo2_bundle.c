@@ -13,6 +13,7 @@
 #include "engine.h"
 #include "session2.h"
 #include "omemo2_engine.h"
+#include "sigstore.h"
 
 #define NS_PUBSUB "http://jabber.org/protocol/pubsub"
 
@@ -29,12 +30,17 @@ static int build_session(mend_account *acc, const char *jid, uint32_t device,
 	r = mend_random(&pick, sizeof(pick)); /* §5.4: one of the prekeys at random */
 	if (r < 0)
 		return r;
+	pick %= (uint32_t)b->n_prekeys;
+	/* not the prekey our legacy session waits on: mend devices offer the same ones in both
+	 * versions, and a device builds one session on each (XEP-0384 v0.3 §4.5) */
+	if (b->n_prekeys > 1 && b->prekeys[pick].id == mend_sigstore_pending_prekey(
+	                                                   acc, jid, device, MEND_VERSION_LEGACY))
+		pick = (pick + 1) % (uint32_t)b->n_prekeys;
 	r = mend_account_txn_begin(acc);
 	if (r < 0)
 		return r;
 	acc->ratchet_version = MEND_VERSION_2;
-	r = mend_omemo2_session_from_bundle(acc->sstore, acc->sctx, &addr, b,
-	                                    pick % (uint32_t)b->n_prekeys);
+	r = mend_omemo2_session_from_bundle(acc->sstore, acc->sctx, &addr, b, pick);
 	acc->ratchet_version = 0;
 	if (r < 0 && acc->store_err)
 		r = acc->store_err;

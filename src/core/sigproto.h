@@ -13,6 +13,7 @@
 #include <session_cipher.h>
 #include <session_pre_key.h>
 #include <session_record.h>
+#include <session_state.h>
 #include <protocol.h>
 #include <curve.h>
 

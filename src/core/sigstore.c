@@ -374,6 +374,29 @@ static int remove_signed_pre_key(uint32_t id, void *ud)
 	return (r < 0 && r != MEND_ERR_NOT_FOUND) ? fail(acc, r) : 0;
 }
 
+uint32_t mend_sigstore_pending_prekey(mend_account *acc, const char *jid, uint32_t device,
+                                      int version)
+{
+	session_record *rec = NULL;
+	session_state *st;
+	uint8_t *data = NULL;
+	size_t len = 0;
+	uint32_t id = 0;
+
+	if (mend_store_session_get_v(acc->store, jid, device, version, &data, &len) < 0)
+		return 0;
+	if (session_record_deserialize(&rec, data, len, acc->sctx) >= 0) {
+		st = session_record_get_state(rec);
+		if (st && session_state_has_unacknowledged_pre_key_message(st) &&
+		    session_state_unacknowledged_pre_key_message_has_pre_key_id(st))
+			id = session_state_unacknowledged_pre_key_message_get_pre_key_id(st);
+	}
+	SIGNAL_UNREF(rec);
+	memset(data, 0, len);
+	g_free(data);
+	return id;
+}
+
 /* "held", "gone" or "unreadable" (a store error) for key `id` of table `get`. */
 static const char *key_state(mend_account *acc, key_getter get, uint32_t id)
 {

@@ -16,6 +16,13 @@ void mend_sigstore_install(mend_account *acc);
  */
 void mend_sigstore_check_cache(mend_account *acc);
 /*
+ * The one-time prekey of (jid, device) that our session of `version` with it was built on,
+ * while that session still waits for an answer to its prekey messages; 0 when it does not
+ * (or there is no session, or it cannot be read). Ids start at 1.
+ */
+uint32_t mend_sigstore_pending_prekey(mend_account *acc, const char *jid, uint32_t device,
+                                      int version);
+/*
  * A prekey message failed for want of a key (SG_ERR_INVALID_KEY_ID): logs the one-time
  * prekey (has_pk: whether the message names one) and the signed prekey it was built on,
  * and whether the store holds each.
