@@ -1392,6 +1392,40 @@ static void test_garbage(mend_account *a, mend_account *b)
 
 static mend_account *open_in(const char *root, const char *jid, const mend_host_ops *ops);
 
+/*
+ * Another process on our store (a one-shot `mend send` beside `mend listen`) spends one of
+ * our one-time prekeys after our bundle left and before the server took it: its own
+ * republish may land before ours, which then offers the spent prekey to every sender. Our
+ * bundle goes again when the server's answer comes and the store holds another one.
+ */
+static void test_bundle_outdated_by_other_process(const char *root, mend_account *a)
+{
+	static const mend_host_ops none = {0};
+	mend_account *other = open_in(root, ALICE, &none), *s = open_in(root, "mia@x", &none);
+	mend_message *m = NULL;
+	char id[16], *b, *w;
+	guint mark = sent->len;
+	int pub = -1, last = -1;
+
+	answer_list(a, reconnect(a, 0), ALICE, aid);
+	TAP_EQ(bundle_publishes(mark, &pub), 1, "connected: our bundle is published");
+	TAP_OK(mend_account_device_id(other) == aid, "a second handle on alice's store");
+	b = nth_prekey_bundle(a, 0, id);
+	w = first_message(s, "mia@x/pc", b, "read by the other process");
+	TAP_EQ(mend_account_decrypt(other, w, &m), MEND_OK, "which takes mia's prekey message");
+	TAP_OK(offers(pub, id), "on prekey %s, which the bundle in flight offers", id);
+	answer_ok(a, pub, ALICE);
+	TAP_EQ(bundle_publishes(mark, &last), 2, "once it is taken, our bundle goes again");
+	TAP_OK(last > pub && !offers(last, id), "without prekey %s", id);
+	answer_ok(a, last, ALICE);
+	TAP_EQ(bundle_publishes(mark, &last), 2, "then nothing more");
+	mend_message_free(m);
+	g_free(w);
+	g_free(b);
+	mend_account_free(other);
+	mend_account_free(s);
+}
+
 /* --- 7. the server has no device list for us ------------------------------------------------ */
 
 /*
@@ -2884,6 +2918,7 @@ int main(void)
 	test_lazy_page_lost(a, b);
 	test_archive_error(root, a);
 	test_republish(root, a);
+	test_bundle_outdated_by_other_process(root, a);
 	test_garbage(a, b);
 	test_host_send_fails(a, b);
 	test_bounce(a);

@@ -60,6 +60,7 @@ struct mend_engine {
 	GHashTable *touched;    /* "device/jid" -> when we last wrote its last-seen time */
 	int republishing;       /* a bundle republish is in flight (archive.c's batching) */
 	GHashTable *subscribed; /* jids whose device-list node we subscribed to (1: confirmed) */
+	char *bundle_sent;      /* our bundle as last sent (bundle_published) */
 };
 
 static void iq_wait_free(gpointer p)
@@ -95,6 +96,7 @@ void mend_engine_free(mend_engine *eng)
 	g_hash_table_destroy(eng->refreshing);
 	g_hash_table_destroy(eng->touched);
 	g_hash_table_destroy(eng->subscribed);
+	g_free(eng->bundle_sent);
 	g_free(eng->full_jid);
 	g_free(eng);
 }
@@ -387,6 +389,7 @@ static void published(mend_account *acc, int ok)
 
 static void publish_bundle(mend_account *acc, void (*done)(mend_account *acc, int ok))
 {
+	mend_engine *eng = engine(acc);
 	char node[sizeof(MEND_NODE_LEGACY_BUNDLES) + 12];
 	char *xml = NULL;
 
@@ -394,9 +397,36 @@ static void publish_bundle(mend_account *acc, void (*done)(mend_account *acc, in
 		done(acc, 0);
 		return;
 	}
+	g_free(eng->bundle_sent);
+	eng->bundle_sent = g_strdup(xml);
 	g_snprintf(node, sizeof(node), "%s%u", MEND_NODE_LEGACY_BUNDLES, acc->device_id);
 	publish(acc, node, xml, done);
 	mend_omemo2_publish_bundle(acc); /* the same keys, kept current in both versions */
+}
+
+/*
+ * The server took our bundle: is it still the store's? Another process on the
+ * store (a one-shot command beside a listener) may have spent a prekey since it was built,
+ * and that process's republish may have landed first: ours would offer the spent prekey
+ * until our next publish. Then it goes again (XEP-0384 v0.3 §4.3: a used PreKey is
+ * replaced in the published bundle).
+ */
+static void check_bundle(mend_account *acc, int ok)
+{
+	mend_engine *eng = engine(acc);
+	int dirty = acc->bundle_dirty; /* building the bundle clears it */
+	char *xml = NULL;
+
+	if (ok && eng->bundle_sent && mend_account_bundle_xml(acc, &xml) == MEND_OK)
+		dirty |= !g_str_equal(xml, eng->bundle_sent);
+	acc->bundle_dirty = dirty;
+	g_free(xml);
+}
+
+static void bundle_published(mend_account *acc, int ok)
+{
+	check_bundle(acc, ok);
+	published(acc, ok);
 }
 
 static void publish_own_list(mend_account *acc)
@@ -500,7 +530,7 @@ static void own_list_reply(mend_account *acc, xmpp_stanza_t *iq, int ok, void *d
 	/* an error (item-not-found, forbidden on Prosody) means: no list yet */
 	devicelist_arrived(acc, acc->jid, ok ? items_of(iq) : NULL);
 	eng->publishing = 2;
-	publish_bundle(acc, published);
+	publish_bundle(acc, bundle_published);
 	/* XEP-0384 v0.3 §4.2: add ourselves, never dropping another device */
 	if (ok && server_lists_us(acc, items_of(iq))) {
 		published(acc, 1);
@@ -581,6 +611,7 @@ int mend_engine_connected(mend_account *acc)
 static void republished(mend_account *acc, int ok)
 {
 	engine(acc)->republishing = 0;
+	check_bundle(acc, ok);
 	if (ok)
 		republish_bundle(acc);
 }
