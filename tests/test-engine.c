@@ -2666,10 +2666,17 @@ static void omemo2_receive(mend_account *a, mend_account *b)
 	bob_learns_alice2(a, b);
 	wire = bob_writes(b, MEND_VERSION_2, ALICE, "hello in OMEMO:2", "o2-1");
 	TAP_EQ(mend_account_handle_stanza(a, wire), 1, "an OMEMO:2 message from bob");
-	g_free(wire);
 	ev = event_of(ev0, MEND_EVENT_MESSAGE);
 	TAP_OK(ev && str_is(ev->body, "hello in OMEMO:2") && ev->version == MEND_OMEMO_2,
 	       "shown, as OMEMO:2");
+	TAP_OK(mend_store_stanza_seen(a->store, ALICE, "o2-1") == 0 &&
+	           mend_store_stanza_seen_or_kept(a->store, ALICE, "o2-1") == 1,
+	       "marked seen by its history row alone");
+	TAP_EQ(mend_account_handle_stanza(a, wire), 1, "the same stanza again");
+	TAP_OK(count_events(ev0, MEND_EVENT_MESSAGE) == 1 &&
+	           !event_of(ev0, MEND_EVENT_UNDECRYPTABLE),
+	       "is a duplicate: not shown again, not undecryptable");
+	g_free(wire);
 	TAP_OK(!event_of(ev0, MEND_EVENT_NOTICE), "its <time/> fits: no notice");
 	ev0 = events->len;
 	mend_account_set_clock(b, two_hours_ago, NULL);

@@ -329,7 +329,8 @@ int mend_omemo2_decrypt_stanza(mend_account *acc, xmpp_stanza_t *st, xmpp_stanza
 	/* without a stanza-id of our server a reused message key may be a plain duplicate */
 	if (r == MEND_ERR_STALE_SESSION && !sid_id)
 		r = MEND_ERR_DUPLICATE;
-	if (r == MEND_OK && sid_id)
+	/* a 1:1 message kept in history is marked by its row (decrypt_and_keep) */
+	if (r == MEND_OK && sid_id && !(acc->history_marks && m.has_payload && !acc->sid_by))
 		r = mend_store_stanza_mark(acc->store, dedupe_by, sid_id);
 	r = mend_account_txn_end(acc, r);
 out:
