@@ -126,6 +126,10 @@ static void test_rejects(void)
 	TAP_EQ(decode_code("Zg==Zm9v", 64), MEND_ERR_BAD_BASE64, "'=' in the middle");
 	TAP_EQ(decode_code("Zm=v", 64), MEND_ERR_BAD_BASE64, "'=' inside a quantum");
 	TAP_EQ(decode_code("Zg==\n", 64), 0, "white space after the padding is fine");
+	TAP_EQ(decode_code("Zm9vYmFyZm9vYm*y", 64), MEND_ERR_BAD_BASE64,
+	       "a bad character after whole quanta (read four at a time)");
+	TAP_EQ(decode_code("Zm9vYmFyZm9vYmF", 64), MEND_ERR_BAD_BASE64,
+	       "truncated after whole quanta");
 }
 
 static void test_max_len(void)
