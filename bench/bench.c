@@ -1395,22 +1395,39 @@ static int mam_query_of(dev *to, char **iq_id, char **qid)
 }
 
 /* Result n of query qid, holding `inner`, from our own archive (no from). */
-static char *mam_result(const dev *to, const char *qid, unsigned n, const char *inner)
+static char *mam_result(const dev *to, const char *qid, const char *id, const char *inner)
 {
 	return g_strdup_printf("<message to='%s'><result xmlns='" NS_MAM "' queryid='%s' "
-	                       "id='ARCHIVE-ID-%u'><forwarded xmlns='urn:xmpp:forward:0'>"
+	                       "id='%s'><forwarded xmlns='urn:xmpp:forward:0'>"
 	                       "<delay xmlns='urn:xmpp:delay' stamp='" ARCHIVE_STAMP "'/>%s"
 	                       "</forwarded></result></message>",
-	                       to->full, qid, n, inner);
+	                       to->full, qid, id, inner);
 }
 
-/* The reply that ends the query: complete, the last result ARCHIVE-ID-n (no from). */
-static char *mam_fin(const char *iq_id, unsigned n)
+/*
+ * The archive id of result n: ARCHIVE-ID-n in order, as servers that number their archive
+ * give, or random (a UUID), as Prosody gives (its SQL storage draws a UUID, its internal
+ * one a random id): then each page's history keys land all over their index.
+ */
+static char *archive_id(unsigned n, int random_ids)
+{
+	char *uuid, *id;
+
+	if (!random_ids)
+		return g_strdup_printf("ARCHIVE-ID-%u", n);
+	uuid = g_uuid_string_random();
+	id = g_strdup_printf("%s-%u", uuid, n);
+	g_free(uuid);
+	return id;
+}
+
+/* The reply that ends the query: complete, its last result `last` (no from). */
+static char *mam_fin(const char *iq_id, const char *last)
 {
 	return g_strdup_printf("<iq type='result' id='%s'><fin xmlns='" NS_MAM "' complete='true'>"
 	                       "<set xmlns='http://jabber.org/protocol/rsm'>"
-	                       "<last>ARCHIVE-ID-%u</last></set></fin></iq>",
-	                       iq_id, n);
+	                       "<last>%s</last></set></fin></iq>",
+	                       iq_id, last);
 }
 
 /* Hands one stanza to the engine, which must take it (1). */
@@ -1446,15 +1463,14 @@ static G_GNUC_NO_INLINE int feed_all(dev *to, GPtrArray *results, const char *fi
 	return r;
 }
 
-/* What the host saw: n messages, none undecryptable, the catch-up done at ARCHIVE-ID-n. */
-static int engine_check(dev *to, unsigned n)
+/* What the host saw: n messages, none undecryptable, the catch-up done at `want`. */
+static int engine_check(dev *to, unsigned n, const char *want)
 {
 	const host *h = to->host;
-	char *last = NULL, want[32];
+	char *last = NULL;
 	int ok;
 
 	mend_store_meta_get(to->acc->store, "mam_last", &last);
-	g_snprintf(want, sizeof(want), "ARCHIVE-ID-%u", n);
 	printf("  engine events: %u MESSAGE (%u with another body), %u UNDECRYPTABLE, "
 	       "%u CATCHUP_DONE;\n  catch-up position stored: %s\n",
 	       h->messages, h->wrong_body, h->undecryptable, h->catchup_done, last ? last : "none");
@@ -1468,11 +1484,11 @@ static int engine_check(dev *to, unsigned n)
  * The target: connect with a catch-up, answer the core's MAM query with n
  * results (built beforehand, not timed) and the fin.
  */
-static int catchup_engine(bench *b, dev *senders, dev *to, unsigned n)
+static int catchup_engine(bench *b, dev *senders, dev *to, unsigned n, int random_ids)
 {
 	GPtrArray *st = g_ptr_array_new_with_free_func(g_free);
 	run_result res = {.t = g_array_new(FALSE, FALSE, sizeof(double))};
-	char *iq_id = NULL, *qid = NULL, *fin = NULL, *inner;
+	char *iq_id = NULL, *qid = NULL, *fin = NULL, *inner, *id = NULL;
 	guint i;
 	int r;
 
@@ -1485,25 +1501,32 @@ static int catchup_engine(bench *b, dev *senders, dev *to, unsigned n)
 		r = archive_build(b, senders, to, n, 0, st);
 	for (i = 0; r == MEND_OK && i < st->len; i++) {
 		inner = g_ptr_array_index(st, i);
-		st->pdata[i] = mam_result(to, qid, i + 1, inner);
+		g_free(id);
+		id = archive_id(i + 1, random_ids);
+		st->pdata[i] = mam_result(to, qid, id, inner);
 		g_free(inner);
 	}
 	if (r == MEND_OK) {
-		fin = mam_fin(iq_id, n);
+		fin = mam_fin(iq_id, id);
 		host_reset(to->host);
 		r = feed_all(to, st, fin, &res);
 	}
-	if (r == MEND_OK) {
+	if (r == MEND_OK && !random_ids) {
 		b->catchup_rate = (double)n / res.total;
 		b->catchup_kib = res.bytes / 1024 / n;
 		b->catchup_med = stats_of(res.t).med;
-		print_rate("engine: handle_stanza + fin", &res);
 	}
+	if (r == MEND_OK)
+		print_rate(random_ids ? "same, random archive ids" : "engine: handle_stanza + fin",
+		           &res);
+	if (r == MEND_OK)
+		r = engine_check(to, n, id);
 	g_array_free(res.t, TRUE);
 	g_ptr_array_free(st, TRUE);
 	g_free(iq_id);
 	g_free(qid);
 	g_free(fin);
+	g_free(id);
 	return r;
 }
 
@@ -1622,7 +1645,9 @@ static int bench_catchup(bench *b)
 
 	printf("\n4. Catch-up: %u archived messages from %d devices (normal messages)\n"
 	       "   engine: each XEP-0313 result to mend_account_handle_stanza (decrypt, history,\n"
-	       "   position, event), then the fin; msgs/s from the first result to the fin done\n",
+	       "   position, event), then the fin; msgs/s from the first result to the fin done;\n"
+	       "   archive ids in order (ARCHIVE-ID-n), then another n with random ids (UUIDs,\n"
+	       "   as Prosody gives them)\n",
 	       n, N_SENDERS);
 	carol.host = &h;
 	r = dev_new(b, &carol, "carol@" DOMAIN);
@@ -1634,13 +1659,13 @@ static int bench_catchup(bench *b)
 		r = handshake(b, &senders[i], &carol);
 	rate_header();
 	if (r == MEND_OK)
-		r = catchup_engine(b, senders, &carol, n);
+		r = catchup_engine(b, senders, &carol, n, 0);
+	if (r == MEND_OK)
+		r = catchup_engine(b, senders, &carol, n, 1);
 	if (r == MEND_OK)
 		r = catchup_decrypt(b, senders, &carol, n);
 	if (r == MEND_OK)
 		r = catchup_bare(b, senders, &carol, n);
-	if (r == MEND_OK)
-		r = engine_check(&carol, n);
 	if (r == MEND_OK && b->catchup_bare_med > 0)
 		printf("  engine median / bare ratchet median: %.1f\n",
 		       b->catchup_med / b->catchup_bare_med);
@@ -1807,7 +1832,7 @@ static int rss_child(bench *b)
 	gchar **part = g_strsplit(b->rss_child, ",", 3);
 	host h = {.b = b};
 	dev d = {.host = &h};
-	char *iq_id = NULL, *qid = NULL, *inner, *res;
+	char *iq_id = NULL, *qid = NULL, *inner, *res, *id = NULL;
 	unsigned i, n;
 	long rss0 = 0;
 	int r = g_strv_length(part) == 3 ? MEND_OK : MEND_ERR_INVALID_ARG;
@@ -1830,16 +1855,19 @@ static int rss_child(bench *b)
 			r = report("reading the archive", MEND_ERR_MALFORMED);
 			break;
 		}
-		res = mam_result(&d, qid, i, inner);
+		g_free(id);
+		id = archive_id(i, 0);
+		res = mam_result(&d, qid, id, inner);
 		r = handle_one(&d, res);
 		g_free(res);
 		g_free(inner);
 	}
-	if (r == MEND_OK) {
-		res = mam_fin(iq_id, n);
+	if (r == MEND_OK && id) {
+		res = mam_fin(iq_id, id);
 		r = handle_one(&d, res);
 		g_free(res);
 	}
+	g_free(id);
 	printf("%ld %ld %ld %u %u %u\n", rss0, status_kib("VmRSS:"), status_kib("VmHWM:"),
 	       h.messages, h.undecryptable, h.catchup_done);
 	g_free(iq_id);

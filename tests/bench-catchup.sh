@@ -1,8 +1,10 @@
 #!/bin/sh
 # bench-catchup.sh - section 4 of mend-bench (catch-up through the engine, bench/README.md)
-# works, in a short run: the engine row and both reference rows (mend_account_decrypt, the
-# bare ratchet decrypt) are printed with figures, the host saw every message once and none
-# undecryptable, and the engine's median is given as a multiple of the bare ratchet's.
+# works, in a short run: the engine rows (archive ids in order, and random) and both
+# reference rows (mend_account_decrypt, the bare ratchet decrypt) are printed with figures,
+# the host saw every message of each engine run once and none undecryptable, each stored
+# its last result as its position, and the engine's median is given as a multiple of the
+# bare ratchet's.
 # Figures are not judged here.
 set -u
 top_srcdir=${top_srcdir:-..}
@@ -17,18 +19,25 @@ bench="$top_builddir/bench/mend-bench"
 out=$("$bench" -n --only=catchup 2>&1)
 rc=$?
 if [ $rc -eq 0 ]; then ok "mend-bench -n --only=catchup exits 0"; else not_ok "mend-bench exits $rc"; fi
-for row in "engine: handle_stanza + fin" "reference: mend_account_decrypt" \
-	"reference: bare ratchet decrypt"; do
+for row in "engine: handle_stanza + fin" "same, random archive ids" \
+	"reference: mend_account_decrypt" "reference: bare ratchet decrypt"; do
 	if printf '%s\n' "$out" | grep -F "  $row" | grep -Eq ' 1000 +[0-9.]+ \( *[0-9.]+\) +[0-9.]+ +[0-9]+ '; then
 		ok "a row of 1000 messages: $row"
 	else
 		not_ok "no row of 1000 messages: $row"
 	fi
 done
-if printf '%s\n' "$out" | grep -q 'engine events: 1000 MESSAGE (0 with another body), 0 UNDECRYPTABLE, 1 CATCHUP_DONE'; then
-	ok "the host saw every message, none undecryptable, the catch-up done"
+runs=$(printf '%s\n' "$out" | grep -c 'engine events: 1000 MESSAGE (0 with another body), 0 UNDECRYPTABLE, 1 CATCHUP_DONE')
+if [ "$runs" -eq 2 ]; then
+	ok "in both engine runs the host saw every message, none undecryptable, the catch-up done"
 else
-	not_ok "the engine events line is not what the run should show"
+	not_ok "$runs engine events lines as they should be, of the 2 runs"
+fi
+if printf '%s\n' "$out" | grep -q 'catch-up position stored: ARCHIVE-ID-1000$' &&
+	printf '%s\n' "$out" | grep -Eq 'catch-up position stored: [0-9a-f-]{36}-1000$'; then
+	ok "each run stored its last result's id as its position"
+else
+	not_ok "a run did not store its last result's id"
 fi
 if printf '%s\n' "$out" | grep -Eq 'engine median / bare ratchet median: [0-9]+\.[0-9]'; then
 	ok "the engine's median as a multiple of the bare ratchet's"
