@@ -783,18 +783,13 @@ static int make_prekey_bundle(mend_account *acc, const mend_bundle *b, const cha
                               uint32_t device, session_pre_key_bundle **out)
 {
 	ec_public_key *pk = NULL, *spk = NULL, *ik = NULL;
-	uint32_t pick;
+	size_t pick = 0;
 	int r;
 
-	/* XEP-0384 v0.3 §4.4: pick one of the published one-time prekeys at random. */
-	r = mend_random(&pick, sizeof(pick));
+	r = mend_sigstore_pick_prekey(acc, jid, device, b->prekeys, sizeof(b->prekeys[0]),
+	                              b->n_prekeys, &pick);
 	if (r < 0)
 		return r;
-	pick %= (uint32_t)b->n_prekeys;
-	/* our OMEMO:2 bundle offers the same prekeys: a device builds one session on each */
-	if (b->n_prekeys > 1 &&
-	    b->prekeys[pick].id == mend_sigstore_pending_prekey(acc, jid, device, MEND_VERSION_2))
-		pick = (pick + 1) % (uint32_t)b->n_prekeys;
 	r = curve_decode_point(&pk, b->prekeys[pick].key, MEND_PUBKEY_LEN, acc->sctx);
 	if (r >= 0)
 		r = curve_decode_point(&spk, b->spk, MEND_PUBKEY_LEN, acc->sctx);

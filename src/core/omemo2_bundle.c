@@ -22,20 +22,13 @@ static int build_session(mend_account *acc, const char *jid, uint32_t device,
                          const mend_omemo2_bundle *b)
 {
 	signal_protocol_address addr = {jid, strlen(jid), (int32_t)device};
-	uint32_t pick;
+	size_t pick = 0;
 	int r;
 
-	if (!b->n_prekeys)
-		return MEND_ERR_INVALID_KEY;
-	r = mend_random(&pick, sizeof(pick)); /* §5.4: one of the prekeys at random */
+	r = mend_sigstore_pick_prekey(acc, jid, device, b->prekeys, sizeof(b->prekeys[0]),
+	                              b->n_prekeys, &pick);
 	if (r < 0)
 		return r;
-	pick %= (uint32_t)b->n_prekeys;
-	/* not the prekey our legacy session waits on: mend devices offer the same ones in both
-	 * versions, and a device builds one session on each (XEP-0384 v0.3 §4.5) */
-	if (b->n_prekeys > 1 && b->prekeys[pick].id == mend_sigstore_pending_prekey(
-	                                                   acc, jid, device, MEND_VERSION_LEGACY))
-		pick = (pick + 1) % (uint32_t)b->n_prekeys;
 	r = mend_account_txn_begin(acc);
 	if (r < 0)
 		return r;

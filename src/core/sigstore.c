@@ -374,8 +374,8 @@ static int remove_signed_pre_key(uint32_t id, void *ud)
 	return (r < 0 && r != MEND_ERR_NOT_FOUND) ? fail(acc, r) : 0;
 }
 
-uint32_t mend_sigstore_pending_prekey(mend_account *acc, const char *jid, uint32_t device,
-                                      int version)
+/* The prekey our session of `version` with (jid, device) waits on; 0 when none. */
+static uint32_t pending_prekey(mend_account *acc, const char *jid, uint32_t device, int version)
 {
 	session_record *rec = NULL;
 	session_state *st;
@@ -395,6 +395,35 @@ uint32_t mend_sigstore_pending_prekey(mend_account *acc, const char *jid, uint32
 	memset(data, 0, len);
 	g_free(data);
 	return id;
+}
+
+static uint32_t id_at(const void *prekeys, size_t size, size_t i)
+{
+	uint32_t id;
+
+	memcpy(&id, (const uint8_t *)prekeys + i * size, sizeof(id));
+	return id;
+}
+
+int mend_sigstore_pick_prekey(mend_account *acc, const char *jid, uint32_t device,
+                              const void *prekeys, size_t size, size_t n, size_t *index)
+{
+	uint32_t pick, busy[2], id;
+	int r = n ? mend_random(&pick, sizeof(pick)) : MEND_ERR_INVALID_KEY, tries;
+
+	if (r < 0)
+		return r;
+	*index = pick % n;
+	/* mend devices offer the same prekeys in both versions; a rebuild replaces a session */
+	busy[0] = pending_prekey(acc, jid, device, MEND_VERSION_LEGACY);
+	busy[1] = pending_prekey(acc, jid, device, MEND_VERSION_2);
+	for (tries = 0; tries < 2; tries++) {
+		id = id_at(prekeys, size, *index);
+		if (id != busy[0] && id != busy[1])
+			break;
+		*index = (*index + 1) % n;
+	}
+	return MEND_OK;
 }
 
 /* "held", "gone" or "unreadable" (a store error) for key `id` of table `get`. */

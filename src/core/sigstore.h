@@ -16,12 +16,14 @@ void mend_sigstore_install(mend_account *acc);
  */
 void mend_sigstore_check_cache(mend_account *acc);
 /*
- * The one-time prekey of (jid, device) that our session of `version` with it was built on,
- * while that session still waits for an answer to its prekey messages; 0 when it does not
- * (or there is no session, or it cannot be read). Ids start at 1.
+ * XEP-0384 v0.3 §4.4 / 0.9 §5.4: which of a bundle's n one-time prekeys a new session with
+ * (jid, device) is built on: one at random, but not one that a session of ours with it (of
+ * either version) still waits on, its prekey messages unanswered: a device builds one
+ * session on a prekey. `prekeys` is the bundle's array, `size` bytes an element, each
+ * beginning with its uint32_t id (mend_prekey_pub, mend_omemo2_prekey). *index: which.
  */
-uint32_t mend_sigstore_pending_prekey(mend_account *acc, const char *jid, uint32_t device,
-                                      int version);
+int mend_sigstore_pick_prekey(mend_account *acc, const char *jid, uint32_t device,
+                              const void *prekeys, size_t size, size_t n, size_t *index);
 /*
  * A prekey message failed for want of a key (SG_ERR_INVALID_KEY_ID): logs the one-time
  * prekey (has_pk: whether the message names one) and the signed prekey it was built on,
