@@ -846,6 +846,29 @@ static void test_archive(mend_account *a, mend_account *b)
 	g_free(i2);
 }
 
+/*
+ * A stanza-id shaped like another kind of history key ("id:" and a message id: our own sent
+ * messages' keys) is looked up and marked in seen_stanzas alone: our own message kept under
+ * that key does not make bob's new one a duplicate.
+ */
+static void test_sid_like_own_key(mend_account *a, mend_account *b)
+{
+	mend_history_item own = {
+	    .key = "id:own-1", .peer = BOB, .from = ALICE, .body = "ours", .outgoing = 1};
+	char *w = bob_encrypts(b, a, "new from bob");
+	guint ev0 = events->len;
+	const rec *ev;
+
+	TAP_EQ(mend_store_history_put(a->store, &own), 0, "our own message kept under id:own-1");
+	TAP_EQ(handle(a, stamped(w, BOB "/phone", ALICE_FULL, "id:own-1")), 1,
+	       "bob's message with the stanza-id id:own-1");
+	ev = event_of(ev0, MEND_EVENT_MESSAGE);
+	TAP_OK(ev && str_is(ev->body, "new from bob"), "is shown, not taken for our own");
+	TAP_EQ(mend_store_stanza_seen(a->store, ALICE, "id:own-1"), 1,
+	       "and marked seen in seen_stanzas");
+	g_free(w);
+}
+
 /* --- 5b. the archive answers with an error mid-catch-up ----------------------------------- */
 
 static mend_account *open_in(const char *root, const char *jid, const mend_host_ops *ops);
@@ -2922,6 +2945,7 @@ int main(void)
 	test_no_omemo(a);
 	test_carbons(a, b);
 	test_archive(a, b);
+	test_sid_like_own_key(a, b);
 	a = test_crash_mid_page(root, a, b);
 	a = test_page_crash_after_commit(root, a, b);
 	test_page_note_waits(root, a);

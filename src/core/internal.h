@@ -157,6 +157,10 @@ void mend_shown_free(struct mend_shown *sh);
 mend_event *mend_event_copy(const mend_event *ev);
 void mend_event_free(gpointer ev);
 
+/* message.c: whether a decrypted message's history row marks it seen (acc->history_marks):
+ * then no seen_stanzas row is written for stanza-id `sid`. */
+int mend_history_marks_seen(mend_account *acc, const char *sid, int has_payload);
+
 /* held.c: messages that came under a changed key, kept sealed until it is accepted */
 /*
  * `msg` was refused because its sender showed another identity key: when it decrypts

@@ -519,6 +519,19 @@ static const char *dedupe_by(mend_account *acc)
 	return acc->sid_by ? acc->sid_by : acc->jid;
 }
 
+/* Whether a history row keyed `sid` can be a 1:1 message's (engine.c's history_key): our
+ * own sent messages are kept under "id:<message id>", room messages under "room|...", so a
+ * stanza-id of either form is marked and looked up in seen_stanzas alone. */
+static int history_keyed(const char *sid)
+{
+	return !g_str_has_prefix(sid, "id:") && !g_str_has_prefix(sid, "room|");
+}
+
+int mend_history_marks_seen(mend_account *acc, const char *sid, int has_payload)
+{
+	return acc->history_marks && has_payload && !acc->sid_by && sid && history_keyed(sid);
+}
+
 static const mend_key_elem *key_for_us(mend_account *acc, const mend_encrypted *m)
 {
 	size_t i;
@@ -554,7 +567,7 @@ static int decrypt_parsed(mend_account *acc, const mend_encrypted *m, const char
 		r = open_payload(acc, m, signal_buffer_data(plain), signal_buffer_len(plain),
 		                 &msg->body);
 	/* a 1:1 message kept in history is marked by its row (decrypt_and_keep) */
-	if (r == MEND_OK && sid_id && !(acc->history_marks && m->has_payload && !acc->sid_by))
+	if (r == MEND_OK && sid_id && !mend_history_marks_seen(acc, sid_id, m->has_payload))
 		r = mend_store_stanza_mark(acc->store, dedupe_by(acc), sid_id);
 	signal_buffer_bzero_free(plain);
 	return mend_account_txn_end(acc, r);
@@ -593,8 +606,8 @@ int mend_account_decrypt_stanza(mend_account *acc, xmpp_stanza_t *st, const char
 	/* DESIGN §3: dedupe by stanza-id before anything else (a held message was marked) */
 	if (!stanza_id || acc->replaying)
 		r = 0;
-	else if (acc->sid_by)
-		r = mend_store_stanza_seen(acc->store, acc->sid_by, stanza_id);
+	else if (acc->sid_by || !history_keyed(stanza_id))
+		r = mend_store_stanza_seen(acc->store, dedupe_by(acc), stanza_id);
 	else
 		r = mend_store_stanza_seen_or_kept(acc->store, acc->jid, stanza_id);
 	if (r > 0)

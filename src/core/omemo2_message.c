@@ -330,7 +330,7 @@ int mend_omemo2_decrypt_stanza(mend_account *acc, xmpp_stanza_t *st, xmpp_stanza
 	if (r == MEND_ERR_STALE_SESSION && !sid_id)
 		r = MEND_ERR_DUPLICATE;
 	/* a 1:1 message kept in history is marked by its row (decrypt_and_keep) */
-	if (r == MEND_OK && sid_id && !(acc->history_marks && m.has_payload && !acc->sid_by))
+	if (r == MEND_OK && sid_id && !mend_history_marks_seen(acc, sid_id, m.has_payload))
 		r = mend_store_stanza_mark(acc->store, dedupe_by, sid_id);
 	r = mend_account_txn_end(acc, r);
 out:
