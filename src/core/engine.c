@@ -1744,9 +1744,9 @@ int process_encrypted(mend_account *acc, const inbound *in)
 		mend_omemo2_check_time(acc, m.from, m.device, m.written, unix_of(in->timestamp));
 	if (r == MEND_OK)
 		mend_repair_received(acc, m.from, m.device, m.prekey, in->history);
-	else if (r == MEND_ERR_DUPLICATE || (r == MEND_ERR_STALE_SESSION && in->archived) ||
+	else if (r == MEND_ERR_DUPLICATE ||
 	         (r == MEND_ERR_STALE_SESSION &&
-	          mend_omemo2_twin_seen(acc, m.from, msg_id_of(in->msg))))
+	          (in->archived || mend_omemo2_twin_seen(acc, m.from, msg_id_of(in->msg)))))
 		from_local(acc, in, m.stanza_id); /* a copy of a message read on this connection */
 	else if (m.key_only)
 		key_only_failed(acc, in, &m, r);

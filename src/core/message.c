@@ -609,7 +609,7 @@ int mend_account_decrypt_stanza(mend_account *acc, xmpp_stanza_t *st, const char
 	else if (acc->sid_by || !history_keyed(stanza_id))
 		r = mend_store_stanza_seen(acc->store, dedupe_by(acc), stanza_id);
 	else
-		r = mend_store_stanza_seen_or_kept(acc->store, acc->jid, stanza_id);
+		r = mend_store_stanza_seen_or_kept(acc->store, dedupe_by(acc), stanza_id);
 	if (r > 0)
 		r = MEND_ERR_DUPLICATE;
 	if (r == 0)

@@ -392,7 +392,8 @@ static uint32_t pending_prekey(mend_account *acc, const char *jid, uint32_t devi
 			id = session_state_unacknowledged_pre_key_message_get_pre_key_id(st);
 	}
 	SIGNAL_UNREF(rec);
-	memset(data, 0, len);
+	if (data)
+		explicit_bzero(data, len);
 	g_free(data);
 	return id;
 }

@@ -1519,22 +1519,33 @@ static int session_defer(mend_store *s, const char *aad, const char *jid, uint32
 	return 1;
 }
 
+/* Writes a session record by its key (jid, device, version): the row is made or replaced. */
+static int session_put_by_key(mend_store *s, const char *aad, const char *jid, uint32_t device,
+                              int version, const uint8_t *rec, size_t len)
+{
+	sqlite3_stmt *st = s->st[ST_SESS_PUT];
+	int rc = bind_session(st, jid, device, version);
+
+	if (!rc) {
+		fact_forget(s, aad); /* mend_store_session_exists_v's answer */
+		rc = put_sealed(s, st, 3, aad, rec, len);
+	}
+	st_reset(st);
+	return rc;
+}
+
 /* Writes one kept record: in place when its row still holds the seal it held, else by key. */
 static int deferred_write(mend_store *s, struct sess_deferred *d)
 {
 	mend_store_row row = {.id = d->id};
-	sqlite3_stmt *st = s->st[ST_SESS_PUT];
 	int rc;
 
 	memcpy(row.nonce, d->nonce, SEAL_NONCE_LEN);
 	rc = session_write_in_place(s, d->aad, d->rec->data, d->rec->len, &row);
 	if (rc)
 		return rc < 0 ? rc : 0;
-	rc = bind_session(st, d->jid, d->device, d->version);
-	if (!rc)
-		rc = put_sealed(s, st, 3, d->aad, d->rec->data, d->rec->len);
-	st_reset(st);
-	return rc;
+	return session_put_by_key(s, d->aad, d->jid, d->device, d->version, d->rec->data,
+	                          d->rec->len);
 }
 
 /* Writes the kept session records (before the batch commits, and before anything reads or
@@ -1559,7 +1570,6 @@ static int deferred_flush(mend_store *s)
 int mend_store_session_put_row(mend_store *s, const char *jid, uint32_t device, int version,
                                const uint8_t *rec, size_t len, mend_store_row *row)
 {
-	sqlite3_stmt *st = s->st[ST_SESS_PUT];
 	char aad[AAD_MAX];
 	int rc = aad_jid(aad, session_table(version), jid, device);
 
@@ -1571,12 +1581,7 @@ int mend_store_session_put_row(mend_store *s, const char *jid, uint32_t device, 
 			return rc < 0 ? rc : 0;
 	}
 	if (!rc)
-		rc = bind_session(st, jid, device, version);
-	if (!rc) {
-		fact_forget(s, aad); /* mend_store_session_exists_v's answer */
-		rc = put_sealed(s, st, 3, aad, rec, len);
-	}
-	st_reset(st);
+		rc = session_put_by_key(s, aad, jid, device, version, rec, len);
 	if (!rc && row)
 		rc = session_row(s, jid, device, version, row);
 	return rc;
@@ -1596,8 +1601,6 @@ static int session_run(mend_store *s, enum stmt which, const char *jid, uint32_t
 	int rc = MEND_ERR_INVALID_ARG;
 
 	if (jid)
-		rc = exists ? 0 : deferred_flush(s);
-	if (!rc)
 		rc = bind_session(st, jid, device, version);
 	if (!rc)
 		rc = exists ? step_exists(st) : step_done(st);
@@ -1622,10 +1625,11 @@ int mend_store_session_exists_v(mend_store *s, const char *jid, uint32_t device,
 int mend_store_session_delete_v(mend_store *s, const char *jid, uint32_t device, int version)
 {
 	char key[AAD_MAX];
+	int rc = deferred_flush(s);
 
 	if (jid && aad_jid(key, session_table(version), jid, device) == 0)
 		fact_forget(s, key);
-	return session_run(s, ST_SESS_DEL, jid, device, version, 0);
+	return rc ? rc : session_run(s, ST_SESS_DEL, jid, device, version, 0);
 }
 
 int mend_store_session_get(mend_store *s, const char *jid, uint32_t device, uint8_t **rec,
