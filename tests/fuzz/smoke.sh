@@ -6,7 +6,7 @@
 #   tests/fuzz/smoke.sh BUILDDIR [TARGET...]      (default: all targets)
 # Environment: FUZZ_SECONDS (default 20) per target; FUZZ_RUNS=N: N executions (and at
 # most FUZZ_SECONDS when both are set);
-# FUZZ_WORK: where new inputs go (default BUILDDIR/tests/fuzz/work/TARGET, kept, so a
+# FUZZ_WORK: where new inputs go (default BUILDDIR/tests/fuzz/runs/TARGET, kept, so a
 # longer run goes on from the last; a failing input is written as WORK/TARGET-crash-*);
 # FUZZ_TIMEOUT: seconds one input may take (default 10; a long run that is paused with
 # SIGSTOP needs more, or the pause counts as a hang).
@@ -15,7 +15,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 build=${1:?usage: smoke.sh BUILDDIR [TARGET...]}
 shift
 targets=${*:-legacy omemo2 sce b64 link unseal uri stanza}
-work=${FUZZ_WORK:-$build/tests/fuzz/work}
+work=${FUZZ_WORK:-$build/tests/fuzz/runs}
 if [ -n "${FUZZ_RUNS:-}" ]; then
 	limit="-runs=$FUZZ_RUNS -max_total_time=${FUZZ_SECONDS:-0}"
 else
