@@ -760,17 +760,23 @@ static void test_carbons(mend_account *a, mend_account *b)
 
 /* --- 5. the archive (XEP-0313) ------------------------------------------------------------ */
 
-/* Answers the MAM query `q` with a complete <fin/> whose last id is `last`. */
-static int mam_fin(mend_account *a, int q, const char *last)
+/* Answers the MAM query `q` with a <fin/> whose last id is `last`: the last page, or not. */
+static int mam_fin_page(mend_account *a, int q, const char *last, int complete)
 {
 	char *payload = g_strdup_printf(
-	    "<fin xmlns='" NS_MAM "' complete='true'><set xmlns='http://jabber.org/protocol/rsm'>"
+	    "<fin xmlns='" NS_MAM "' complete='%s'><set xmlns='http://jabber.org/protocol/rsm'>"
 	    "<last>%s</last></set></fin>",
-	    last);
+	    complete ? "true" : "false", last);
 	int r = answer(a, q, ALICE, "result", payload);
 
 	g_free(payload);
 	return r;
+}
+
+/* Answers the MAM query `q` with a complete <fin/> whose last id is `last`. */
+static int mam_fin(mend_account *a, int q, const char *last)
+{
+	return mam_fin_page(a, q, last, 1);
 }
 
 /* Reconnects with a catch-up; returns the MAM query, *qid its queryid. */
@@ -944,6 +950,122 @@ static mend_account *test_crash_mid_page(const char *root, mend_account *a, mend
 	for (k = 0; k < 5; k++)
 		g_free(in[k]);
 	g_free(qid);
+	return a;
+}
+
+static int64_t test_clock(void *data);
+
+/* Whether the stored catch-up position is `want`. */
+static int position_is(mend_account *a, const char *want)
+{
+	char *v = NULL;
+	int ok = mend_store_meta_get(a->store, "mam_last", &v) == MEND_OK && str_is(v, want);
+
+	if (!ok)
+		printf("#   the position stored is %s\n", v ? v : "none");
+
+	g_free(v);
+	return ok;
+}
+
+/* The server's page ends at `last` with a <fin/> asking for more; the next query, after it. */
+static int page_more(mend_account *a, int q, const char *last)
+{
+	guint mark = sent->len;
+	int next;
+
+	TAP_EQ(mam_fin_page(a, q, last, 0), 1, "the server's page ends at %s, more to come", last);
+	next = sent_find(mark, "query", NS_MAM, NULL, NULL);
+	TAP_OK(next >= 0 && sent_text_is(next, "after", last),
+	       "the next page is asked for, after %s", last);
+	return next;
+}
+
+/*
+ * A catch-up's page spans the server's pages (archive.c, spans()): Prosody sends 50 results
+ * at most, and each commit writes the senders' sessions and the position again. A <fin/>
+ * asking for more leaves the page open: it commits at the last <fin/>, or when the next page
+ * is SPAN_SECONDS late; a crash before that asks all of it again.
+ */
+static mend_account *test_page_spans_pages(const char *root, mend_account *a, mend_account *b)
+{
+	const char *bodies[] = {"span 0", "span 1", "span 2", "span 3", "span 4", "span 5"};
+	const char *ids[] = {"span0", "span1", "span2", "span3", "span4", "span5"};
+	char *in[6], *qid = NULL, *pos0 = NULL;
+	int64_t now = g_get_real_time() / G_USEC_PER_SEC;
+	guint ev0;
+	int q, k;
+
+	for (k = 0; k < 6; k++) {
+		char *w = bob_encrypts(b, a, bodies[k]);
+
+		in[k] = stamped(w, BOB "/phone", ALICE, NULL);
+		g_free(w);
+	}
+	mend_store_meta_get(a->store, "mam_last", &pos0);
+	q = catchup(a, &qid);
+	ev0 = events->len;
+	TAP_EQ(handle(a, mam_result(NULL, qid, ids[0], in[0])), 1, "span0");
+	TAP_EQ(handle(a, mam_result(NULL, qid, ids[1], in[1])), 1, "span1");
+	q = page_more(a, q, ids[1]);
+	TAP_EQ(count_events(ev0, MEND_EVENT_MESSAGE), 0,
+	       "nothing shown yet: the page stays open across the server's pages");
+	TAP_OK(position_is(a, pos0), "and the position is not stored yet (still %s)", pos0);
+	TAP_EQ(mend_store_begin(a->store), 0, "other work opens a transaction");
+	mend_store_commit(a->store);
+	TAP_EQ(count_bodies(ev0, bodies[1]), 1, "it commits the open page first: shown");
+	TAP_OK(position_is(a, ids[1]), "with the page's position, span1");
+	TAP_EQ(handle(a, mam_result(NULL, qid, ids[2], in[2])), 1,
+	       "span2, of the server's next page");
+	TAP_EQ(mam_fin(a, q, ids[2]), 1, "the last page's fin");
+	for (k = 0; k < 3; k++)
+		TAP_EQ(count_bodies(ev0, bodies[k]), 1, "\"%s\" shown once", bodies[k]);
+	TAP_EQ(count_events(ev0, MEND_EVENT_CATCHUP_DONE), 1, "the catch-up ends");
+	TAP_OK(position_is(a, ids[2]), "the position stored is span2");
+
+	/* the server's next page is late */
+	mend_account_set_clock(a, test_clock, &now);
+	mend_account_tick(a); /* its hourly work (the signed prekey's age) done before */
+	g_free(qid);
+	q = catchup(a, &qid);
+	ev0 = events->len;
+	TAP_EQ(handle(a, mam_result(NULL, qid, ids[3], in[3])), 1, "span3");
+	q = page_more(a, q, ids[3]);
+	mend_account_tick(a);
+	TAP_EQ(count_events(ev0, MEND_EVENT_MESSAGE), 0, "a tick in the same second: still open");
+	now += 1;
+	mend_account_tick(a);
+	TAP_EQ(count_bodies(ev0, bodies[3]), 1,
+	       "the next page a second late: the open page commits and is shown meanwhile");
+	TAP_OK(position_is(a, ids[3]), "with its position, span3");
+	TAP_EQ(mam_fin(a, q, ids[3]), 1, "the late page: nothing more");
+	TAP_EQ(count_events(ev0, MEND_EVENT_CATCHUP_DONE), 1, "the catch-up ends");
+	mend_account_set_clock(a, NULL, NULL);
+
+	/* the process dies while the page waits for the server's next page */
+	g_free(qid);
+	q = catchup(a, &qid);
+	ev0 = events->len;
+	TAP_EQ(handle(a, mam_result(NULL, qid, ids[4], in[4])), 1, "span4");
+	page_more(a, q, ids[4]);
+	TAP_EQ(handle(a, mam_result(NULL, qid, ids[5], in[5])), 1,
+	       "span5, of the server's next page");
+	mend_account_free(a); /* what a crash leaves is what closing leaves (no commit) */
+	a = open_in(root, ALICE, &alice_ops);
+	g_free(qid);
+	q = catchup(a, &qid);
+	TAP_OK(sent_text_is(q, "after", ids[3]),
+	       "after the crash the catch-up starts after span3 again, before the open page");
+	TAP_EQ(handle(a, mam_result(NULL, qid, ids[4], in[4])), 1, "span4 again");
+	TAP_EQ(handle(a, mam_result(NULL, qid, ids[5], in[5])), 1, "span5 again");
+	TAP_EQ(mam_fin(a, q, ids[5]), 1, "fin");
+	for (k = 4; k < 6; k++)
+		TAP_EQ(count_bodies(ev0, bodies[k]), 1, "\"%s\" shown exactly once", bodies[k]);
+	TAP_EQ(count_events(ev0, MEND_EVENT_UNDECRYPTABLE), 0, "nothing undecryptable");
+	for (k = 0; k < 6; k++)
+		g_free(in[k]);
+	g_free(qid);
+	g_free(pos0);
 	return a;
 }
 
@@ -2947,6 +3069,7 @@ int main(void)
 	test_archive(a, b);
 	test_sid_like_own_key(a, b);
 	a = test_crash_mid_page(root, a, b);
+	a = test_page_spans_pages(root, a, b);
 	a = test_page_crash_after_commit(root, a, b);
 	test_page_note_waits(root, a);
 	test_lazy_page_lost(a, b);

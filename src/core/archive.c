@@ -9,12 +9,15 @@
  * A page of results is one transaction (a store batch): what decrypting each
  * result changed (ratchet state, history row, dedupe mark) and the position
  * after it commit together when the page's <fin/> comes (or after PAGE_MAX
- * results, or before any other work opens a transaction). The page's events
+ * results, or before any other work opens a transaction). A catch-up's page
+ * spans the server's pages up to PAGE_MAX results (spans(): Prosody pages by 50
+ * at most, and every commit writes the senders' sessions, the history's last
+ * pages and the position again). The page's events
  * wait until then: a crash mid-page leaves the position before the page and
  * nothing shown, so the page is fetched again, decrypts again, and each
- * message is shown once. The position is written once a page, as it commits;
- * when other work commits the page early, the position may stay behind: the
- * results after it come again and are dropped as seen (their ids are marked).
+ * message is shown once. The position is written once a page, as it commits,
+ * whatever commits it (page_closing): other work that opens a transaction
+ * commits the open page first, with its position.
  *
  * A catch-up page's results run without a savepoint each (mend_store_batch_lazy): a
  * result that fails after writing something cannot be undone alone, so its whole page
@@ -35,6 +38,8 @@
 /* After an archive error the catch-up pauses: 10 s, doubling up to 5 minutes. */
 #define MAM_RETRY_FIRST 10
 #define MAM_RETRY_MAX   300
+/* How long an open catch-up page waits for the server's next page before it commits. */
+#define SPAN_SECONDS 1
 
 enum mam_kind { MAM_CATCHUP = 1, MAM_HISTORY = 2 };
 
@@ -54,6 +59,7 @@ typedef struct mend_mam_query {
 	int64_t pos_ts;
 	int careful;   /* a savepoint per result: a lazy page was lost (until a page commits) */
 	int page_lost; /* the page failed for a lazy undo only: asked again at once, carefully */
+	int64_t span_since; /* the open page waits for the server's next page since then (0: not) */
 } mam_query;
 
 static void mam_free(mam_query *q)
@@ -85,6 +91,7 @@ static void page_done(void *data, int rc)
 	if (!acc->mam)
 		return;
 	acc->mam->page_n = 0;
+	acc->mam->span_since = 0;
 	if (rc < 0) {
 		g_clear_pointer(&acc->mam->pos_id, g_free); /* not stored: the page comes again */
 		acc->mam->page_lost = mend_store_batch_lost(acc->store);
@@ -104,10 +111,17 @@ static void page_done(void *data, int rc)
 	mend_announce_hand_over(acc, &acc->mam->held);
 }
 
-/* The page's last write, inside it: the notes of its messages (shown.c). */
+static void position_store(mend_account *acc);
+
+/* The page's last writes, inside it, whoever ends it: the position after its results and
+ * the notes of its messages (shown.c). */
 static int page_closing(void *data)
 {
-	return mend_shown_page_write(data);
+	mend_account *acc = data;
+
+	if (acc->mam)
+		position_store(acc);
+	return mend_shown_page_write(acc);
 }
 
 /* The catch-up position after the results taken so far (in the open page's transaction). */
@@ -128,9 +142,7 @@ static int page_end(mend_account *acc)
 {
 	int failed;
 
-	if (mend_store_batch_open(acc->store)) /* not after a rollback (mend_archive_close) */
-		position_store(acc);
-	mend_store_batch_end(acc->store);
+	mend_store_batch_end(acc->store); /* its position with it (page_closing) */
 	failed = acc->mam->page_failed;
 	acc->mam->page_failed = 0;
 	return failed;
@@ -204,6 +216,11 @@ void mend_archive_catchup_start(mend_account *acc)
 
 void mend_archive_poll(mend_account *acc)
 {
+	int64_t since = acc->mam ? acc->mam->span_since : 0;
+
+	/* the server's next page is late: the open page commits and is shown meanwhile */
+	if (since && (mend_now(acc) < since || mend_now(acc) - since >= SPAN_SECONDS))
+		acc->mam->page_failed = page_end(acc);
 	if (acc->mam && acc->mam->retry_at && mend_now(acc) >= acc->mam->retry_at) {
 		mend_log(acc, MEND_LOG_INFO, "asking the archive again (attempt %u)",
 		         acc->mam->failures + 1);
@@ -341,15 +358,36 @@ static void catchup_pause(mend_account *acc, const char *condition)
 	g_free(text);
 }
 
+/*
+ * Whether the open page stays open across the server's next page (a catch-up's <fin/> that
+ * is not its last): when every result up to `last` is in it, nothing of it failed, and it
+ * holds fewer than PAGE_MAX results. The position is then stored as the page commits.
+ */
+static int spans(mend_account *acc, int ok, int complete, const char *last)
+{
+	const mam_query *q = acc->mam;
+
+	return ok && !complete && last && q->kind == MAM_CATCHUP && !q->careful &&
+	       !q->page_failed && q->page_n < PAGE_MAX && mend_store_batch_open(acc->store) &&
+	       g_strcmp0(q->pos_id, last) == 0;
+}
+
 static void mam_reply(mend_account *acc, xmpp_stanza_t *iq, int ok, void *data)
 {
 	xmpp_stanza_t *fin = child(iq, "fin", NS_MAM);
 	const char *complete = fin ? xmpp_stanza_get_attribute(fin, "complete") : NULL;
 	const char *last = fin_last(fin);
+	int done = complete && (g_str_equal(complete, "true") || g_str_equal(complete, "1"));
 	int failed;
 
 	if (!acc->mam || !g_str_equal(acc->mam->queryid, (const char *)data))
 		return;
+	if (spans(acc, ok, done, last)) {
+		acc->mam->failures = 0;
+		acc->mam->span_since = mend_now(acc);
+		mam_send(acc, last);
+		return;
+	}
 	failed = page_end(acc);
 	if (failed && acc->mam->page_lost && acc->mam->kind == MAM_CATCHUP) {
 		acc->mam->page_lost = 0;
@@ -386,7 +424,7 @@ static void mam_reply(mend_account *acc, xmpp_stanza_t *iq, int ok, void *data)
 	acc->mam->failures = 0;
 	if (last && acc->mam->kind == MAM_CATCHUP)
 		mend_store_meta_set(acc->store, "mam_last", last);
-	if (complete && (g_str_equal(complete, "true") || g_str_equal(complete, "1")))
+	if (done)
 		mam_finish(acc, 0);
 	else if (last)
 		mam_send(acc, last);
