@@ -49,7 +49,8 @@
 #define N_RCPT_ACCOUNTS 5   /* real accounts behind the recipient aliases */
 #define DEVICES_PER_JID 100 /* aliases per JID (device lists hold at most 500) */
 #define FIRST_ALIAS_ID  1000
-#define N_SENDERS       5 /* devices the archive comes from */
+#define N_SENDERS       5  /* devices the archive comes from */
+#define SERVER_PAGE     50 /* results per page of a server's archive (Prosody's most) */
 #define FEW_SESSIONS    10
 #define KM_LEN          32 /* key || tag, what message.c ratchet-encrypts */
 #define NS_MAM          "urn:xmpp:mam:2"
@@ -1409,25 +1410,27 @@ static char *mam_result(const dev *to, const char *qid, const char *id, const ch
  * give, or random (a UUID), as Prosody gives (its SQL storage draws a UUID, its internal
  * one a random id): then each page's history keys land all over their index.
  */
-static char *archive_id(unsigned n, int random_ids)
+static char *archive_id(unsigned n, int random_ids, unsigned page)
 {
 	char *uuid, *id;
 
-	if (!random_ids)
+	if (!random_ids && !page)
 		return g_strdup_printf("ARCHIVE-ID-%u", n);
+	if (!random_ids) /* another run's: not the ids an earlier run kept */
+		return g_strdup_printf("ARCHIVE-P%u-%u", page, n);
 	uuid = g_uuid_string_random();
 	id = g_strdup_printf("%s-%u", uuid, n);
 	g_free(uuid);
 	return id;
 }
 
-/* The reply that ends the query: complete, its last result `last` (no from). */
-static char *mam_fin(const char *iq_id, const char *last)
+/* The reply to query iq_id: its last result `last` (no from); complete or not (more pages). */
+static char *mam_fin(const char *iq_id, const char *last, int complete)
 {
-	return g_strdup_printf("<iq type='result' id='%s'><fin xmlns='" NS_MAM "' complete='true'>"
+	return g_strdup_printf("<iq type='result' id='%s'><fin xmlns='" NS_MAM "' complete='%s'>"
 	                       "<set xmlns='http://jabber.org/protocol/rsm'>"
 	                       "<last>%s</last></set></fin></iq>",
-	                       iq_id, last);
+	                       iq_id, complete ? "true" : "false", last);
 }
 
 /* Hands one stanza to the engine, which must take it (1). */
@@ -1442,22 +1445,51 @@ static int handle_one(dev *to, const char *xml)
 	return r < 0 ? r : MEND_ERR_PROTOCOL;
 }
 
-/* The timed part: every result to the engine, one sample each, then the fin (not inlined,
- * for profilers). */
-static G_GNUC_NO_INLINE int feed_all(dev *to, GPtrArray *results, const char *fin, run_result *res)
+/*
+ * The server's page of `page` results ends at result i (0: one page) with a <fin/> that is
+ * not the last: handed to the engine (in the result's sample), which asks for the next page,
+ * whose query id goes to *iq_id.
+ */
+static int page_fin(dev *to, GPtrArray *results, guint i, unsigned page, char **iq_id,
+                    const char *id)
+{
+	char *fin, *qid = NULL;
+	int r;
+
+	if (!page || (i + 1) % page || i + 1 == results->len)
+		return MEND_OK;
+	fin = mam_fin(*iq_id, id, 0);
+	r = handle_one(to, fin);
+	g_free(fin);
+	g_free(*iq_id);
+	if (r == MEND_OK)
+		r = mam_query_of(to, iq_id, &qid);
+	g_free(qid);
+	return r;
+}
+
+/* The timed part: every result to the engine, one sample each, the server's pages' <fin/>s
+ * (`page` results each; 0: one page), then the last fin (not inlined, for profilers). */
+static G_GNUC_NO_INLINE int feed_all(dev *to, GPtrArray *results, GPtrArray *ids, unsigned page,
+                                     char **iq_id, run_result *res)
 {
 	double t0 = now(), t1, w0 = bytes_written();
+	char *fin;
 	guint i;
 	int r = MEND_OK;
 
 	for (i = 0; r == MEND_OK && i < results->len; i++) {
 		t1 = now();
 		r = handle_one(to, g_ptr_array_index(results, i));
+		if (r == MEND_OK)
+			r = page_fin(to, results, i, page, iq_id, g_ptr_array_index(ids, i));
 		t1 = now() - t1;
 		g_array_append_val(res->t, t1);
 	}
+	fin = mam_fin(*iq_id, g_ptr_array_index(ids, results->len - 1), 1);
 	if (r == MEND_OK)
 		r = handle_one(to, fin);
+	g_free(fin);
 	res->total = now() - t0;
 	res->bytes = bytes_written() - w0;
 	return r;
@@ -1482,13 +1514,16 @@ static int engine_check(dev *to, unsigned n, const char *want)
 
 /*
  * The target: connect with a catch-up, answer the core's MAM query with n
- * results (built beforehand, not timed) and the fin.
+ * results (built beforehand, not timed) and the fin; in pages of `page` results
+ * (0: one page), each but the last ending with a <fin/> that asks for more.
  */
-static int catchup_engine(bench *b, dev *senders, dev *to, unsigned n, int random_ids)
+static int catchup_engine(bench *b, dev *senders, dev *to, unsigned n, int random_ids,
+                          unsigned page)
 {
 	GPtrArray *st = g_ptr_array_new_with_free_func(g_free);
+	GPtrArray *ids = g_ptr_array_new_with_free_func(g_free);
 	run_result res = {.t = g_array_new(FALSE, FALSE, sizeof(double))};
-	char *iq_id = NULL, *qid = NULL, *fin = NULL, *inner, *id = NULL;
+	char *iq_id = NULL, *qid = NULL, *inner, *id = NULL, *what;
 	guint i;
 	int r;
 
@@ -1501,32 +1536,34 @@ static int catchup_engine(bench *b, dev *senders, dev *to, unsigned n, int rando
 		r = archive_build(b, senders, to, n, 0, st);
 	for (i = 0; r == MEND_OK && i < st->len; i++) {
 		inner = g_ptr_array_index(st, i);
-		g_free(id);
-		id = archive_id(i + 1, random_ids);
+		id = archive_id(i + 1, random_ids, page);
+		g_ptr_array_add(ids, id);
 		st->pdata[i] = mam_result(to, qid, id, inner);
 		g_free(inner);
 	}
 	if (r == MEND_OK) {
-		fin = mam_fin(iq_id, id);
 		host_reset(to->host);
-		r = feed_all(to, st, fin, &res);
+		r = feed_all(to, st, ids, page, &iq_id, &res);
 	}
-	if (r == MEND_OK && !random_ids) {
+	if (r == MEND_OK && !random_ids && !page) {
 		b->catchup_rate = (double)n / res.total;
 		b->catchup_kib = res.bytes / 1024 / n;
 		b->catchup_med = stats_of(res.t).med;
 	}
+	what = page ? g_strdup_printf("%s, pages of %u", random_ids ? "random ids" : "ids in order",
+	                              page)
+	            : g_strdup(random_ids ? "same, random archive ids"
+	                                  : "engine: handle_stanza + fin");
 	if (r == MEND_OK)
-		print_rate(random_ids ? "same, random archive ids" : "engine: handle_stanza + fin",
-		           &res);
+		print_rate(what, &res);
 	if (r == MEND_OK)
 		r = engine_check(to, n, id);
+	g_free(what);
 	g_array_free(res.t, TRUE);
 	g_ptr_array_free(st, TRUE);
+	g_ptr_array_free(ids, TRUE);
 	g_free(iq_id);
 	g_free(qid);
-	g_free(fin);
-	g_free(id);
 	return r;
 }
 
@@ -1647,8 +1684,9 @@ static int bench_catchup(bench *b)
 	       "   engine: each XEP-0313 result to mend_account_handle_stanza (decrypt, history,\n"
 	       "   position, event), then the fin; msgs/s from the first result to the fin done;\n"
 	       "   archive ids in order (ARCHIVE-ID-n), then another n with random ids (UUIDs,\n"
-	       "   as Prosody gives them)\n",
-	       n, N_SENDERS);
+	       "   as Prosody gives them); both in one page (one fin), then again in the server's\n"
+	       "   pages of %d (a fin asking for more after each: Prosody sends 50 at most)\n",
+	       n, N_SENDERS, SERVER_PAGE);
 	carol.host = &h;
 	r = dev_new(b, &carol, "carol@" DOMAIN);
 	for (i = 0; r == MEND_OK && i < N_SENDERS; i++) {
@@ -1659,9 +1697,14 @@ static int bench_catchup(bench *b)
 		r = handshake(b, &senders[i], &carol);
 	rate_header();
 	if (r == MEND_OK)
-		r = catchup_engine(b, senders, &carol, n, 0);
+		r = catchup_engine(b, senders, &carol, n, 0, 0);
 	if (r == MEND_OK)
-		r = catchup_engine(b, senders, &carol, n, 1);
+		r = catchup_engine(b, senders, &carol, n, 1, 0);
+	/* the pages a server sends: Prosody's are 50 results at most (max_archive_query_results) */
+	if (r == MEND_OK)
+		r = catchup_engine(b, senders, &carol, n, 0, SERVER_PAGE);
+	if (r == MEND_OK)
+		r = catchup_engine(b, senders, &carol, n, 1, SERVER_PAGE);
 	if (r == MEND_OK)
 		r = catchup_decrypt(b, senders, &carol, n);
 	if (r == MEND_OK)
@@ -1856,14 +1899,14 @@ static int rss_child(bench *b)
 			break;
 		}
 		g_free(id);
-		id = archive_id(i, 0);
+		id = archive_id(i, 0, 0);
 		res = mam_result(&d, qid, id, inner);
 		r = handle_one(&d, res);
 		g_free(res);
 		g_free(inner);
 	}
 	if (r == MEND_OK && id) {
-		res = mam_fin(iq_id, id);
+		res = mam_fin(iq_id, id, 1);
 		r = handle_one(&d, res);
 		g_free(res);
 	}

@@ -1,6 +1,7 @@
 #!/bin/sh
 # bench-catchup.sh - section 4 of mend-bench (catch-up through the engine, bench/README.md)
-# works, in a short run: the engine rows (archive ids in order, and random) and both
+# works, in a short run: the engine rows (archive ids in order, and random; in one page,
+# and in the server's pages of 50, each but the last with a <fin/> asking for more) and both
 # reference rows (mend_account_decrypt, the bare ratchet decrypt) are printed with figures,
 # the host saw every message of each engine run once and none undecryptable, each stored
 # its last result as its position, and the engine's median is given as a multiple of the
@@ -20,6 +21,7 @@ out=$("$bench" -n --only=catchup 2>&1)
 rc=$?
 if [ $rc -eq 0 ]; then ok "mend-bench -n --only=catchup exits 0"; else not_ok "mend-bench exits $rc"; fi
 for row in "engine: handle_stanza + fin" "same, random archive ids" \
+	"ids in order, pages of 50" "random ids, pages of 50" \
 	"reference: mend_account_decrypt" "reference: bare ratchet decrypt"; do
 	if printf '%s\n' "$out" | grep -F "  $row" | grep -Eq ' 1000 +[0-9.]+ \( *[0-9.]+\) +[0-9.]+ +[0-9]+ '; then
 		ok "a row of 1000 messages: $row"
@@ -28,13 +30,14 @@ for row in "engine: handle_stanza + fin" "same, random archive ids" \
 	fi
 done
 runs=$(printf '%s\n' "$out" | grep -c 'engine events: 1000 MESSAGE (0 with another body), 0 UNDECRYPTABLE, 1 CATCHUP_DONE')
-if [ "$runs" -eq 2 ]; then
-	ok "in both engine runs the host saw every message, none undecryptable, the catch-up done"
+if [ "$runs" -eq 4 ]; then
+	ok "in the 4 engine runs the host saw every message, none undecryptable, the catch-up done"
 else
-	not_ok "$runs engine events lines as they should be, of the 2 runs"
+	not_ok "$runs engine events lines as they should be, of the 4 runs"
 fi
 if printf '%s\n' "$out" | grep -q 'catch-up position stored: ARCHIVE-ID-1000$' &&
-	printf '%s\n' "$out" | grep -Eq 'catch-up position stored: [0-9a-f-]{36}-1000$'; then
+	printf '%s\n' "$out" | grep -q 'catch-up position stored: ARCHIVE-P50-1000$' &&
+	[ "$(printf '%s\n' "$out" | grep -Ec 'catch-up position stored: [0-9a-f-]{36}-1000$')" -eq 2 ]; then
 	ok "each run stored its last result's id as its position"
 else
 	not_ok "a run did not store its last result's id"
