@@ -9,11 +9,12 @@
  * A page of results is one transaction (a store batch): what decrypting each
  * result changed (ratchet state, history row, dedupe mark) and the position
  * after it commit together when the page's <fin/> comes (or after PAGE_MAX
- * results, or before any other work opens a transaction). A catch-up's page
- * spans the server's pages up to PAGE_MAX results (spans(): Prosody pages by 50
- * at most, and every commit writes the senders' sessions, the history's last
- * pages and the position again). The page's events
- * wait until then: a crash mid-page leaves the position before the page and
+ * results, or once it is PAGE_SECONDS old, or before any other work opens a
+ * transaction). A catch-up's page spans the server's pages (spans(): Prosody
+ * pages by 50 at most, and every commit writes the senders' sessions, the
+ * history's last pages, a page of the history's key index per message with
+ * random archive ids, and the position again). The page's events wait until
+ * then: a crash mid-page leaves the position before the page and
  * nothing shown, so the page is fetched again, decrypts again, and each
  * message is shown once. The position is written once a page, as it commits,
  * whatever commits it (page_closing): other work that opens a transaction
@@ -34,12 +35,13 @@
 #define _(s) dgettext(GETTEXT_PACKAGE, s)
 
 #define MAM_PAGE "250"
-#define PAGE_MAX 250 /* results per commit, whatever the server sends */
+#define PAGE_MAX 1000 /* results per commit at most, whatever the server sends */
 /* After an archive error the catch-up pauses: 10 s, doubling up to 5 minutes. */
 #define MAM_RETRY_FIRST 10
 #define MAM_RETRY_MAX   300
-/* How long an open catch-up page waits for the server's next page before it commits. */
-#define SPAN_SECONDS 1
+/* How long a page stays open at most (its events wait, another process's writes wait):
+ * it commits at the first stanza or tick after that. */
+#define PAGE_SECONDS 1
 
 enum mam_kind { MAM_CATCHUP = 1, MAM_HISTORY = 2 };
 
@@ -59,7 +61,7 @@ typedef struct mend_mam_query {
 	int64_t pos_ts;
 	int careful;   /* a savepoint per result: a lazy page was lost (until a page commits) */
 	int page_lost; /* the page failed for a lazy undo only: asked again at once, carefully */
-	int64_t span_since; /* the open page waits for the server's next page since then (0: not) */
+	int64_t page_since; /* when the open page began (0: none open) */
 } mam_query;
 
 static void mam_free(mam_query *q)
@@ -91,7 +93,7 @@ static void page_done(void *data, int rc)
 	if (!acc->mam)
 		return;
 	acc->mam->page_n = 0;
-	acc->mam->span_since = 0;
+	acc->mam->page_since = 0;
 	if (rc < 0) {
 		g_clear_pointer(&acc->mam->pos_id, g_free); /* not stored: the page comes again */
 		acc->mam->page_lost = mend_store_batch_lost(acc->store);
@@ -216,10 +218,10 @@ void mend_archive_catchup_start(mend_account *acc)
 
 void mend_archive_poll(mend_account *acc)
 {
-	int64_t since = acc->mam ? acc->mam->span_since : 0;
+	int64_t since = acc->mam ? acc->mam->page_since : 0;
 
-	/* the server's next page is late: the open page commits and is shown meanwhile */
-	if (since && (mend_now(acc) < since || mend_now(acc) - since >= SPAN_SECONDS))
+	/* the open page is old (the server's next page is late): it commits and is shown */
+	if (since && (mend_now(acc) < since || mend_now(acc) - since >= PAGE_SECONDS))
 		acc->mam->page_failed = page_end(acc);
 	if (acc->mam && acc->mam->retry_at && mend_now(acc) >= acc->mam->retry_at) {
 		mend_log(acc, MEND_LOG_INFO, "asking the archive again (attempt %u)",
@@ -384,7 +386,6 @@ static void mam_reply(mend_account *acc, xmpp_stanza_t *iq, int ok, void *data)
 		return;
 	if (spans(acc, ok, done, last)) {
 		acc->mam->failures = 0;
-		acc->mam->span_since = mend_now(acc);
 		mam_send(acc, last);
 		return;
 	}
@@ -480,6 +481,8 @@ int mend_archive_handle_result(mend_account *acc, xmpp_stanza_t *st, xmpp_stanza
 	if (!batch && (r != MEND_ERR_INVALID_ARG || mend_store_begin(acc->store) < 0))
 		return MEND_ERR_STORE;
 	mend_store_batch_nest(acc->store, batch);
+	if (batch && !acc->mam->page_n)
+		acc->mam->page_since = mend_now(acc);
 	if (batch)
 		mend_store_batch_lazy(acc->store,
 		                      acc->mam->kind == MAM_CATCHUP && !acc->mam->careful);
