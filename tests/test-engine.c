@@ -488,6 +488,19 @@ static char *bob_encrypts(mend_account *b, mend_account *a, const char *body)
 	return out;
 }
 
+/* Bob's messages with `bodies` to alice, as her archive holds them (from bob's phone, no
+ * stanza-id): in[k] (g_free). */
+static void bob_archived(mend_account *a, mend_account *b, const char *const *bodies, char **in,
+                         int n)
+{
+	for (int k = 0; k < n; k++) {
+		char *w = bob_encrypts(b, a, bodies[k]);
+
+		in[k] = stamped(w, BOB "/phone", ALICE, NULL);
+		g_free(w);
+	}
+}
+
 /* <message from=FROM><KIND xmlns=carbons><forwarded>INNER</forwarded></KIND></message> */
 static char *carbon(const char *from, const char *kind, const char *inner)
 {
@@ -902,12 +915,7 @@ static mend_account *test_crash_mid_page(const char *root, mend_account *a, mend
 	guint ev0;
 	int q, k;
 
-	for (k = 0; k < 5; k++) {
-		char *w = bob_encrypts(b, a, bodies[k]);
-
-		in[k] = stamped(w, BOB "/phone", ALICE, NULL);
-		g_free(w);
-	}
+	bob_archived(a, b, bodies, in, 5);
 	q = catchup(a, &qid);
 	TAP_EQ(handle(a, mam_result(NULL, qid, "crash0", in[0])), 1, "a page of one result");
 	TAP_EQ(mam_fin(a, q, "crash0"), 1, "and its fin: the page commits");
@@ -996,12 +1004,7 @@ static mend_account *test_page_spans_pages(const char *root, mend_account *a, me
 	guint ev0;
 	int q, k;
 
-	for (k = 0; k < 6; k++) {
-		char *w = bob_encrypts(b, a, bodies[k]);
-
-		in[k] = stamped(w, BOB "/phone", ALICE, NULL);
-		g_free(w);
-	}
+	bob_archived(a, b, bodies, in, 6);
 	mend_store_meta_get(a->store, "mam_last", &pos0);
 	q = catchup(a, &qid);
 	ev0 = events->len;
@@ -1102,12 +1105,7 @@ static mend_account *test_page_crash_after_commit(const char *root, mend_account
 	pid_t pid;
 	int q, k, status = 0;
 
-	for (k = 0; k < 3; k++) {
-		char *w = bob_encrypts(b, a, bodies[k]);
-
-		in[k] = stamped(w, BOB "/phone", ALICE, NULL);
-		g_free(w);
-	}
+	bob_archived(a, b, bodies, in, 3);
 	q = catchup(a, &qid);
 	mam_fin(a, q, "noted-start");
 	g_free(qid);
