@@ -9,7 +9,7 @@
  * A page of results is one transaction (a store batch): what decrypting each
  * result changed (ratchet state, history row, dedupe mark) and the position
  * after it commit together when the page's <fin/> comes (or after PAGE_MAX
- * results, or once it is PAGE_SECONDS old, or before any other work opens a
+ * results, at a tick once it is PAGE_SECONDS old, or before any other work opens a
  * transaction). A catch-up's page spans the server's pages (spans(): Prosody
  * pages by 50 at most, and every commit writes the senders' sessions, the
  * history's last pages, a page of the history's key index per message with
@@ -40,7 +40,7 @@
 #define MAM_RETRY_FIRST 10
 #define MAM_RETRY_MAX   300
 /* How long a page stays open at most (its events wait, another process's writes wait):
- * it commits at the first stanza or tick after that. */
+ * it commits at the first tick after that (mend_archive_tick). */
 #define PAGE_SECONDS 1
 
 enum mam_kind { MAM_CATCHUP = 1, MAM_HISTORY = 2 };
@@ -218,16 +218,22 @@ void mend_archive_catchup_start(mend_account *acc)
 
 void mend_archive_poll(mend_account *acc)
 {
-	int64_t since = acc->mam ? acc->mam->page_since : 0;
-
-	/* the open page is old (the server's next page is late): it commits and is shown */
-	if (since && (mend_now(acc) < since || mend_now(acc) - since >= PAGE_SECONDS))
-		acc->mam->page_failed = page_end(acc);
 	if (acc->mam && acc->mam->retry_at && mend_now(acc) >= acc->mam->retry_at) {
 		mend_log(acc, MEND_LOG_INFO, "asking the archive again (attempt %u)",
 		         acc->mam->failures + 1);
 		catchup_query(acc);
 	}
+}
+
+void mend_archive_tick(mend_account *acc)
+{
+	int64_t since = acc->mam ? acc->mam->page_since : 0;
+
+	/* the open page is old (the server's next page is late): it commits and is shown. On
+	 * the host's timer, not per stanza: a page is never cut by the clock mid-burst. */
+	if (since && (mend_now(acc) < since || mend_now(acc) - since >= PAGE_SECONDS))
+		acc->mam->page_failed = page_end(acc);
+	mend_archive_poll(acc);
 }
 
 /* Once a catch-up ends: the messages that predate this device, in one line. */

@@ -2044,7 +2044,7 @@ void mend_account_tick(mend_account *acc)
 {
 	int64_t now = mend_now(acc);
 
-	mend_archive_poll(acc);
+	mend_archive_tick(acc);
 	mend_room_poll(acc);
 	mend_file_jobs_poll(acc);
 	if (now - acc->spk_checked >= 3600) {

@@ -70,6 +70,9 @@ int mend_archive_handle_result(mend_account *acc, xmpp_stanza_t *st, xmpp_stanza
 int64_t mend_archive_retry_delay(unsigned failures);
 /* Asks the archive again when a catch-up paused by an error is due. */
 void mend_archive_poll(mend_account *acc);
+/* The host's tick: commits a catch-up page open for a second (waiting for the server's next
+ * page), then as mend_archive_poll(). */
+void mend_archive_tick(mend_account *acc);
 /* READY: remembers when this device was first announced. */
 void mend_archive_ready(mend_account *acc);
 /*
