@@ -1002,6 +1002,34 @@ def peer_sees(peer, jid, timeout=30):
     return wait_for(seen, timeout, f"{peer.name} to see a device of {jid}", interval=0.5)
 
 
+def peer_sees_devices(peer, jid, devices, timeout=30):
+    """Until omemo_peer.py knows every one of `devices` of `jid` (its lists re-fetched
+    each time; it refuses a sender device it has not seen)."""
+    def seen():
+        got = peer_command(peer, f"refresh {jid}", "refreshed")
+        return got and got[-1]["type"] == "refreshed" and \
+            set(devices) <= {d["device"] for d in got[-1]["devices"]}
+    wait_for(seen, timeout, f"{peer.name} to see the devices {sorted(devices)} of {jid}",
+             interval=0.5)
+
+
+def peer_sends_to_another_resource(srv, peer, user, text, timeout=20):
+    """omemo_peer.py writes `text` to `user`'s bare JID while only a plain resource of
+    theirs (no OMEMO client) is online and takes it live: the server archives it and keeps
+    nothing offline, so `user`'s OMEMO devices can have it only from the archive
+    (XEP-0313). Returns the peer's "sent" line."""
+    with srv.client(user, resource="elsewhere") as x:
+        x.send("<presence/>")
+        x.iq("get", srv.host, "<ping xmlns='urn:xmpp:ping'/>")  # the presence was handled
+        sent = peer_send(peer, srv.jid(user), text)
+        x.next(lambda e: e.tag == f"{{{NS_CLIENT}}}message" and e.get("id") == sent["id"],
+               f"{peer.name}'s message {text!r} at {user}'s resource elsewhere", timeout)
+        # unavailable before the stream closes: nothing later may go to this resource
+        x.send("<presence type='unavailable'/>")
+        x.iq("get", srv.host, "<ping xmlns='urn:xmpp:ping'/>")
+    return sent
+
+
 # --------------------------------------------------------------------------
 # A tiny TAP runner
 # --------------------------------------------------------------------------

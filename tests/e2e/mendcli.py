@@ -8,7 +8,9 @@ import json
 import os
 import re
 
-from harness import Prosody, JsonLinesProcess, run, wait_for, HERE
+from harness import (HERE, JsonLinesProcess, Prosody, peer_message, peer_send, peer_sees_devices,
+                     peer_sends_to_another_resource, run, start_omemo_peer, wait_for,
+                     wait_ready)
 
 BUILD = os.environ.get("top_builddir") or os.path.join(HERE, "..", "..", "build")
 MEND = os.environ.get("MEND_BIN") or os.path.join(BUILD, "mend")
@@ -137,6 +139,52 @@ def archived_only(srv, root, text):
         wait_message(pl, text, timeout=30)
 
 
+# --- OMEMO:2 in the hosts (test_profanity_omemo2.py, test_purple_omemo2.py) ----------------
+
+def omemo2_while_away(srv, bob, phone):
+    """While alice's host is closed, with bob an OMEMO:2-only omemo_peer.py: alice's mend
+    device `phone` writes to bob (her archive alone keeps it for her other devices), bob
+    writes one message that a plain resource of alice's takes live (the archive alone
+    keeps it) and two that the offline store keeps too. -> (bob's texts, the phone's)."""
+    peer_sees_devices(bob, "alice@localhost", [phone.device_id()])
+    mine = "omemo2-sent-from-the-phone"
+    mark = bob.mark()
+    phone.send("bob@localhost", mine)
+    assert peer_message(bob, mine, start=mark)["version"] == "2"
+    texts = ["omemo2-from-the-archive"]
+    sent = peer_sends_to_another_resource(srv, bob, "alice", texts[0])
+    assert sent["version"] == "2" and not offline_holds(srv, "alice", sent["id"]), sent
+    ids = []
+    for i in range(2):
+        texts.append(f"omemo2-kept-offline-{i}")
+        sent = peer_send(bob, "alice@localhost", texts[-1])
+        assert sent["version"] == "2", sent
+        ids.append(sent["id"])
+    wait_for(lambda: all(offline_holds(srv, "alice", i) for i in ids), 10,
+             "both in alice's offline store")
+    return texts, mine
+
+
+def omemo2_from_own_devices(srv, root, bob, phone, ours):
+    """alice writes to bob, an OMEMO:2-only omemo_peer.py, from a python-omemo device of
+    hers (OMEMO:2 only), which must encrypt for `ours` (the host's device) too, and from
+    her mend device `phone`; bob reads both in version 2. -> the two texts."""
+    texts = ("omemo2-from-python-omemo", "omemo2-from-the-mend-client")
+    other = start_omemo_peer(srv, "alice", "py2", os.path.join(root, "alice-py2"), omemo="2")
+    with other:
+        mine = wait_ready(other)["device"]
+        peer_sees_devices(bob, "alice@localhost", [ours, mine, phone.device_id()])
+        sent = peer_send(other, "bob@localhost", texts[0])
+        assert sent["version"] == "2" and ours in sent["devices"], \
+            f"not encrypted for the host's device {ours}: {sent}"
+        got = peer_message(bob, texts[0])
+        assert got["version"] == "2" and got["from"] == "alice@localhost", got
+    mark = bob.mark()
+    phone.send("bob@localhost", texts[1])
+    assert peer_message(bob, texts[1], start=mark)["version"] == "2"
+    return texts
+
+
 def offline_items(srv, user):
     """How many stanzas Prosody keeps in `user`'s offline store (mod_offline, storage internal)."""
     try:
@@ -145,6 +193,11 @@ def offline_items(srv, user):
             return len(re.findall(r"^item\(", f.read(), re.M))
     except FileNotFoundError:
         return 0
+
+
+def offline_holds(srv, user, stanza_id):
+    """Whether `user`'s offline store holds the stanza with this id."""
+    return f'"{stanza_id}"' in read_text(server_file(srv, "offline", user))
 
 
 def stored_on_server(srv, text):

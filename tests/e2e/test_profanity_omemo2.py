@@ -5,7 +5,9 @@ only OMEMO:2 or both versions. What is asserted is read from the screen: the cha
 window's lines with their encryption mark, the core's notice that a device fell back
 to legacy OMEMO, the refusal of a tampered SCE affix (and no message body), and
 `/mend devices` naming each device's OMEMO versions. The peer says which version
-arrived ("version":"2").
+arrived ("version":"2"). Also OMEMO:2 messages that came while Profanity was closed
+(from the offline store and from the archive catch-up, XEP-0313) and alice's own OMEMO:2
+messages from her other devices (sent carbons, XEP-0280), each shown once.
 """
 
 import os
@@ -15,9 +17,10 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (main, peer_command, peer_message, peer_send, peer_sees, skip,  # noqa: E402
-                     start_omemo_peer, test, wait_ready)
+                     start_omemo_peer, test, wait_for, wait_ready)
 from profanity import Profanity, mend_plugin_or_skip  # noqa: E402
-from mendcli import BUILD, MEND, server, speaks_omemo2  # noqa: E402
+from mendcli import (BUILD, MEND, Mend, offline_items, omemo2_from_own_devices,  # noqa: E402
+                     omemo2_while_away, server, speaks_omemo2)
 
 ALICE, BOB = "alice@localhost", "bob@localhost"
 PLUGIN, MODULE = mend_plugin_or_skip(BUILD)
@@ -120,6 +123,86 @@ def a_tampered_sce_affix_is_refused_on_screen():
             peer_send(bob, ALICE, "honest again")
             p.wait_message(BOB, "honest again", timeout=30)
             no_line(p, "tampered-canary")
+
+
+def alices_phone(srv, root):
+    """alice's mend device "phone", published before her host starts (no list races)."""
+    phone = Mend(srv, root, "alice", "phone")
+    phone.publish()
+    return phone
+
+
+def lines_with(p, text):
+    """The chat lines of bob's window that show `text` (the window read once)."""
+    p.open_chat(BOB)
+    return [m for m in p.messages() if text in m["text"]]
+
+
+def nothing_unreadable(p):
+    """bob's window shows no message mend could not read, and no fallback body."""
+    p.open_chat(BOB)
+    screen = p.screen()
+    broken = [m for m in p.messages(screen) if m["mark"] == "x"]
+    assert not broken and "OMEMO-encrypted" not in screen, \
+        f"a message shown as unreadable or as its fallback body:\n{screen}"
+
+
+@test
+def omemo2_messages_from_while_profanity_was_closed_appear_once():
+    """While alice's Profanity is closed, bob's OMEMO:2-only peer writes one message while
+    another resource of hers is online (Profanity has it only from mend's archive
+    catch-up) and two while none is (offline store and archive both), and her mend client
+    writes to bob (her archive alone keeps it). After login each shows exactly once in
+    bob's window, bob's from bob and hers from "me", with the encryption mark; none as
+    unreadable or as the fallback body; the session goes on (a live one after it)."""
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        phone = alices_phone(srv, root)
+        bob, p = alice_and_bob(srv, root, "2")
+        with bob, p:
+            ready(p, bob)
+            p.quit()
+            texts, mine = omemo2_while_away(srv, bob, phone)
+            p.restart()
+            for t in texts:
+                got = p.wait_message(BOB, t, timeout=30)
+                assert got["mark"] == "~" and got["sender"] == "bob", got
+            p.wait_message(BOB, mine, timeout=30, sender="me", mark="~")
+            # after the catch-up page that held them all: a live one, read on the same session
+            assert peer_send(bob, ALICE, "omemo2-live-after")["version"] == "2"
+            p.wait_message(BOB, "omemo2-live-after", timeout=30, sender="bob", mark="~")
+            for t in texts + [mine]:
+                shown = lines_with(p, t)
+                assert len(shown) == 1, f"{t!r} shown {len(shown)} times:\n{p.screen()}"
+            nothing_unreadable(p)
+            wait_for(lambda: offline_items(srv, "alice") == 0, 10,
+                     f"alice's offline store to be empty (holds {offline_items(srv, 'alice')})")
+
+
+@test
+def omemo2_from_alices_other_devices_shows_as_her_own():
+    """alice writes to bob's OMEMO:2-only peer from her other devices, a python-omemo
+    device (OMEMO:2 only) and her mend client: bob's peer reads each in version 2, and
+    alice's Profanity shows each exactly once in bob's window as hers ("me") with the
+    encryption mark, from the sent carbon; nothing unreadable."""
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        phone = alices_phone(srv, root)
+        bob, p = alice_and_bob(srv, root, "2")
+        with bob, p:
+            ready(p, bob)
+            p.win(1)
+            ours = int(p.wait_screen(re.compile(r"mend: \S+, device (\d+)"), 5,
+                                     "our device id").group(1))
+            texts = omemo2_from_own_devices(srv, root, bob, phone, ours)
+            for t in texts:
+                p.wait_message(BOB, t, timeout=30, sender="me")
+            # a later line: anything shown twice would be on screen by now
+            peer_send(bob, ALICE, "omemo2-bob-answers")
+            p.wait_message(BOB, "omemo2-bob-answers", timeout=30, sender="bob")
+            for t in texts:
+                shown = lines_with(p, t)
+                assert [(m["sender"], m["mark"]) for m in shown] == [("me", "~")], \
+                    f"{t!r} not once as ours with the mark:\n{p.screen()}"
+            nothing_unreadable(p)
 
 
 if __name__ == "__main__":

@@ -5,17 +5,22 @@ lines are what the conversation window draws), against python-omemo peers that s
 only OMEMO:2 or both versions: messages both ways with the usual trust mark, the core's
 notice that a device fell back to legacy OMEMO, the refusal of a tampered SCE affix
 (and no message body), and `/mend devices` naming each device's OMEMO versions. The
-peer says which version arrived ("version":"2").
+peer says which version arrived ("version":"2"). Also OMEMO:2 messages that came while
+the client was offline (from the offline store and from the archive catch-up, XEP-0313)
+and alice's own OMEMO:2 messages from her other devices (sent carbons, XEP-0280), each
+written once.
 """
 
 import os
+import re
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (main, peer_command, peer_message, peer_send, peer_sees, skip,  # noqa: E402
-                     start_omemo_peer, test, wait_ready)
-from mendcli import BUILD, MEND, server, speaks_omemo2, stored_on_server  # noqa: E402
+                     start_omemo_peer, test, wait_for, wait_ready)
+from mendcli import (BUILD, MEND, Mend, offline_items, omemo2_from_own_devices,  # noqa: E402
+                     omemo2_while_away, server, speaks_omemo2, stored_on_server)
 from purple import Purple, purple_missing  # noqa: E402
 
 LIBS = os.path.join(BUILD, ".libs")
@@ -128,6 +133,97 @@ def a_tampered_sce_affix_is_refused_in_the_conversation():
             shown(a, "honest again", start=mark)
             leaked = [o for o in a.ims() if "tampered-canary" in o["text"]]
             assert not leaked, f"the tampered body was shown: {leaked}"
+
+
+def alices_phone(srv, root):
+    """alice's mend device "phone", published before her host starts (no list races)."""
+    phone = Mend(srv, root, "alice", "phone")
+    phone.publish()
+    return phone
+
+
+def written(a, text):
+    """The lines bob's conversation has for `text` (this run of the harness)."""
+    return [o for o in a.ims(conv=BOB) if o["text"] == text or o["text"].endswith(" " + text)]
+
+
+def nothing_unreadable(a):
+    """No error line in bob's conversation (a message mend could not read) and no
+    fallback body."""
+    bad = [o for o in a.ims(conv=BOB) if "error" in o["flags"] or
+           "OMEMO-encrypted" in o["text"]]
+    assert not bad, f"unreadable or fallback lines: {bad}"
+
+
+@test
+def omemo2_messages_from_while_offline_appear_once():
+    """While alice's libpurple is offline, bob's OMEMO:2-only peer writes one message while
+    another resource of hers is online (libpurple has it only from mend's archive
+    catch-up) and two while none is (offline store and archive both), and her mend client
+    writes to bob (her archive alone keeps it). After sign-on each is written exactly once
+    into bob's conversation: bob's as received with the [unverified] mark, hers as sent;
+    no error line; the session goes on (a live one after it)."""
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        phone = alices_phone(srv, root)
+        bob, a = alice_and_bob(srv, root, "2")
+        with bob, a:
+            ready(a, bob)
+            a.quit()
+            texts, mine = omemo2_while_away(srv, bob, phone)
+            a.start()
+            a.wait_signed_on()
+            for t in texts:
+                shown(a, t)
+            a.wait_im(mine, timeout=30, flags=("send",), conv=BOB)
+            # after the catch-up page that held them all: a live one, read on the same session
+            assert peer_send(bob, ALICE, "omemo2-live-after")["version"] == "2"
+            shown(a, "omemo2-live-after")
+            a.ping()
+            for t in texts:
+                got = written(a, t)
+                assert [(o["text"], "recv" in o["flags"]) for o in got] == \
+                    [(f"[unverified] {t}", True)], f"{t!r} not once as received: {got}"
+            got = written(a, mine)
+            assert [(o["text"], "send" in o["flags"]) for o in got] == [(mine, True)], \
+                f"not once as sent: {got}"
+            nothing_unreadable(a)
+            wait_for(lambda: offline_items(srv, "alice") == 0, 10,
+                     f"alice's offline store to be empty (holds {offline_items(srv, 'alice')})")
+
+
+def own_device(a):
+    """Our device id, from `/mend status` in bob's conversation."""
+    mark = a.mark()
+    assert a.cmd(BOB, "/mend status")["status"] == "ok"
+    line = a.wait_im(lambda o: re.search(r"mend: \S+, device \d+", o["text"]), timeout=20,
+                     start=mark)
+    return int(re.search(r"device (\d+)", line["text"]).group(1))
+
+
+@test
+def omemo2_from_alices_other_devices_is_written_as_her_own():
+    """alice writes to bob's OMEMO:2-only peer from her other devices, a python-omemo
+    device (OMEMO:2 only) and her mend client: bob's peer reads each in version 2, and
+    bob's conversation in alice's libpurple has each exactly once as sent by her, without
+    a mark, from the sent carbon; no error line."""
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        phone = alices_phone(srv, root)
+        bob, a = alice_and_bob(srv, root, "2")
+        with bob, a:
+            ready(a, bob)
+            ours = own_device(a)
+            texts = omemo2_from_own_devices(srv, root, bob, phone, ours)
+            for t in texts:
+                a.wait_im(t, timeout=30, flags=("send",), conv=BOB)
+            # a later line: anything written twice would be there by now
+            peer_send(bob, ALICE, "omemo2-bob-answers")
+            shown(a, "omemo2-bob-answers")
+            a.ping()
+            for t in texts:
+                got = written(a, t)
+                assert [(o["text"], o["flags"]) for o in got] == [(t, ["send"])], \
+                    f"{t!r} not once as ours: {got}"
+            nothing_unreadable(a)
 
 
 if __name__ == "__main__":
