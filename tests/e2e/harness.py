@@ -1013,15 +1013,18 @@ def peer_sees_devices(peer, jid, devices, timeout=30):
              interval=0.5)
 
 
-def peer_sends_to_another_resource(srv, peer, user, text, timeout=20):
+def peer_sends_to_another_resource(srv, peer, user, text, timeout=20, full=False):
     """omemo_peer.py writes `text` to `user`'s bare JID while only a plain resource of
     theirs (no OMEMO client) is online and takes it live: the server archives it and keeps
     nothing offline, so `user`'s OMEMO devices can have it only from the archive
-    (XEP-0313). Returns the peer's "sent" line."""
+    (XEP-0313). full: to that resource's full JID instead, while `user`'s OMEMO clients
+    are online too: they get it as a received carbon (XEP-0280 §6). Returns the peer's
+    "sent" line."""
     with srv.client(user, resource="elsewhere") as x:
         x.send("<presence/>")
         x.iq("get", srv.host, "<ping xmlns='urn:xmpp:ping'/>")  # the presence was handled
-        sent = peer_send(peer, srv.jid(user), text)
+        to = srv.jid(user, "elsewhere" if full else None)
+        sent = peer_send(peer, to, text)
         x.next(lambda e: e.tag == f"{{{NS_CLIENT}}}message" and e.get("id") == sent["id"],
                f"{peer.name}'s message {text!r} at {user}'s resource elsewhere", timeout)
         # unavailable before the stream closes: nothing later may go to this resource

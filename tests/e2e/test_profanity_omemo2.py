@@ -7,7 +7,8 @@ to legacy OMEMO, the refusal of a tampered SCE affix (and no message body), and
 `/mend devices` naming each device's OMEMO versions. The peer says which version
 arrived ("version":"2"). Also OMEMO:2 messages that came while Profanity was closed
 (from the offline store and from the archive catch-up, XEP-0313) and alice's own OMEMO:2
-messages from her other devices (sent carbons, XEP-0280), each shown once.
+messages from her other devices (sent carbons, XEP-0280), each shown once, and bob's
+OMEMO:2 message to another resource of hers (a received carbon), shown once as bob's.
 """
 
 import os
@@ -16,8 +17,9 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (main, peer_command, peer_message, peer_send, peer_sees, skip,  # noqa: E402
-                     start_omemo_peer, test, wait_for, wait_ready)
+from harness import (main, peer_command, peer_message, peer_send, peer_sees,  # noqa: E402
+                     peer_sends_to_another_resource, skip, start_omemo_peer, test, wait_for,
+                     wait_ready)
 from profanity import Profanity, mend_plugin_or_skip  # noqa: E402
 from mendcli import (BUILD, MEND, Mend, offline_items, omemo2_from_own_devices,  # noqa: E402
                      omemo2_while_away, server, speaks_omemo2)
@@ -202,6 +204,29 @@ def omemo2_from_alices_other_devices_shows_as_her_own():
                 shown = lines_with(p, t)
                 assert [(m["sender"], m["mark"]) for m in shown] == [("me", "~")], \
                     f"{t!r} not once as ours with the mark:\n{p.screen()}"
+            nothing_unreadable(p)
+
+
+@test
+def omemo2_to_alices_other_resource_shows_once_as_bobs():
+    """bob's OMEMO:2-only peer writes to another resource of alice's (its full JID) while
+    her Profanity is online: Profanity has it only as a received carbon (XEP-0280) and
+    shows it exactly once in bob's window, decrypted, as bob's (not "me"), with the
+    encryption mark; nothing unreadable."""
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        bob, p = alice_and_bob(srv, root, "2")
+        with bob, p:
+            ready(p, bob)
+            sent = peer_sends_to_another_resource(srv, bob, "alice", "omemo2-received-carbon",
+                                                  full=True)
+            assert sent["version"] == "2", sent
+            p.wait_message(BOB, "omemo2-received-carbon", timeout=30, sender="bob", mark="~")
+            # a later line: anything shown twice would be on screen by now
+            peer_send(bob, ALICE, "omemo2-after-the-carbon")
+            p.wait_message(BOB, "omemo2-after-the-carbon", timeout=30, sender="bob")
+            shown = lines_with(p, "omemo2-received-carbon")
+            assert [(m["sender"], m["mark"]) for m in shown] == [("bob", "~")], \
+                f"not once as bob's with the mark:\n{p.screen()}"
             nothing_unreadable(p)
 
 

@@ -8,7 +8,8 @@ notice that a device fell back to legacy OMEMO, the refusal of a tampered SCE af
 peer says which version arrived ("version":"2"). Also OMEMO:2 messages that came while
 the client was offline (from the offline store and from the archive catch-up, XEP-0313)
 and alice's own OMEMO:2 messages from her other devices (sent carbons, XEP-0280), each
-written once.
+written once, and bob's OMEMO:2 message to another resource of hers (a received carbon),
+written once as received.
 """
 
 import os
@@ -17,8 +18,9 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (main, peer_command, peer_message, peer_send, peer_sees, skip,  # noqa: E402
-                     start_omemo_peer, test, wait_for, wait_ready)
+from harness import (main, peer_command, peer_message, peer_send, peer_sees,  # noqa: E402
+                     peer_sends_to_another_resource, skip, start_omemo_peer, test, wait_for,
+                     wait_ready)
 from mendcli import (BUILD, MEND, Mend, offline_items, omemo2_from_own_devices,  # noqa: E402
                      omemo2_while_away, server, speaks_omemo2, stored_on_server)
 from purple import Purple, purple_missing  # noqa: E402
@@ -223,6 +225,31 @@ def omemo2_from_alices_other_devices_is_written_as_her_own():
                 got = written(a, t)
                 assert [(o["text"], o["flags"]) for o in got] == [(t, ["send"])], \
                     f"{t!r} not once as ours: {got}"
+            nothing_unreadable(a)
+
+
+@test
+def omemo2_to_alices_other_resource_is_written_once_as_received():
+    """bob's OMEMO:2-only peer writes to another resource of alice's (its full JID) while
+    her libpurple is online: libpurple has it only as a received carbon (XEP-0280), and
+    bob's conversation has it exactly once, decrypted, as received with the [unverified]
+    mark (not as sent by her); no error line."""
+    with server() as srv, tempfile.TemporaryDirectory() as root:
+        bob, a = alice_and_bob(srv, root, "2")
+        with bob, a:
+            ready(a, bob)
+            sent = peer_sends_to_another_resource(srv, bob, "alice", "omemo2-received-carbon",
+                                                  full=True)
+            assert sent["version"] == "2", sent
+            shown(a, "omemo2-received-carbon")
+            # a later line: anything written twice would be there by now
+            peer_send(bob, ALICE, "omemo2-after-the-carbon")
+            shown(a, "omemo2-after-the-carbon")
+            a.ping()
+            got = written(a, "omemo2-received-carbon")
+            assert [(o["text"], "recv" in o["flags"], "send" in o["flags"]) for o in got] == \
+                [("[unverified] omemo2-received-carbon", True, False)], \
+                f"not once as received: {got}"
             nothing_unreadable(a)
 
 
