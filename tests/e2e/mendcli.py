@@ -185,6 +185,16 @@ def omemo2_from_own_devices(srv, root, bob, phone, ours):
     return texts
 
 
+def omemo2_received_carbon(srv, bob):
+    """bob, an OMEMO:2-only omemo_peer.py, writes in version 2 to the full JID of a plain
+    resource of alice's, so her online host has it only as a received carbon (XEP-0280).
+    -> the text."""
+    text = "omemo2-received-carbon"
+    sent = peer_sends_to_another_resource(srv, bob, "alice", text, full=True)
+    assert sent["version"] == "2", sent
+    return text
+
+
 def offline_items(srv, user):
     """How many stanzas Prosody keeps in `user`'s offline store (mod_offline, storage internal)."""
     try:

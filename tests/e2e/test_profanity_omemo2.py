@@ -17,12 +17,11 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (main, peer_command, peer_message, peer_send, peer_sees,  # noqa: E402
-                     peer_sends_to_another_resource, skip, start_omemo_peer, test, wait_for,
-                     wait_ready)
+from harness import (main, peer_command, peer_message, peer_send, peer_sees, skip,  # noqa: E402
+                     start_omemo_peer, test, wait_for, wait_ready)
 from profanity import Profanity, mend_plugin_or_skip  # noqa: E402
 from mendcli import (BUILD, MEND, Mend, offline_items, omemo2_from_own_devices,  # noqa: E402
-                     omemo2_while_away, server, speaks_omemo2)
+                     omemo2_received_carbon, omemo2_while_away, server, speaks_omemo2)
 
 ALICE, BOB = "alice@localhost", "bob@localhost"
 PLUGIN, MODULE = mend_plugin_or_skip(BUILD)
@@ -217,14 +216,12 @@ def omemo2_to_alices_other_resource_shows_once_as_bobs():
         bob, p = alice_and_bob(srv, root, "2")
         with bob, p:
             ready(p, bob)
-            sent = peer_sends_to_another_resource(srv, bob, "alice", "omemo2-received-carbon",
-                                                  full=True)
-            assert sent["version"] == "2", sent
-            p.wait_message(BOB, "omemo2-received-carbon", timeout=30, sender="bob", mark="~")
+            text = omemo2_received_carbon(srv, bob)
+            p.wait_message(BOB, text, timeout=30, sender="bob", mark="~")
             # a later line: anything shown twice would be on screen by now
             peer_send(bob, ALICE, "omemo2-after-the-carbon")
             p.wait_message(BOB, "omemo2-after-the-carbon", timeout=30, sender="bob")
-            shown = lines_with(p, "omemo2-received-carbon")
+            shown = lines_with(p, text)
             assert [(m["sender"], m["mark"]) for m in shown] == [("bob", "~")], \
                 f"not once as bob's with the mark:\n{p.screen()}"
             nothing_unreadable(p)
