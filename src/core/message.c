@@ -527,9 +527,16 @@ static int history_keyed(const char *sid)
 	return !g_str_has_prefix(sid, "id:") && !g_str_has_prefix(sid, "room|");
 }
 
+/* Whether stanza-id `sid` is looked up, and marked, by a 1:1 message's history row: not
+ * when dedupe goes by another JID (sid_by) or the id is shaped like another kind of key. */
+static int by_history_row(const mend_account *acc, const char *sid)
+{
+	return !acc->sid_by && sid && history_keyed(sid);
+}
+
 int mend_history_marks_seen(mend_account *acc, const char *sid, int has_payload)
 {
-	return acc->history_marks && has_payload && !acc->sid_by && sid && history_keyed(sid);
+	return acc->history_marks && has_payload && by_history_row(acc, sid);
 }
 
 static const mend_key_elem *key_for_us(mend_account *acc, const mend_encrypted *m)
@@ -606,7 +613,7 @@ int mend_account_decrypt_stanza(mend_account *acc, xmpp_stanza_t *st, const char
 	/* DESIGN §3: dedupe by stanza-id before anything else (a held message was marked) */
 	if (!stanza_id || acc->replaying)
 		r = 0;
-	else if (acc->sid_by || !history_keyed(stanza_id))
+	else if (!by_history_row(acc, stanza_id))
 		r = mend_store_stanza_seen(acc->store, dedupe_by(acc), stanza_id);
 	else
 		r = mend_store_stanza_seen_or_kept(acc->store, dedupe_by(acc), stanza_id);
