@@ -113,19 +113,6 @@ static void page_done(void *data, int rc)
 	mend_announce_hand_over(acc, &acc->mam->held);
 }
 
-static void position_store(mend_account *acc);
-
-/* The page's last writes, inside it, whoever ends it: the position after its results and
- * the notes of its messages (shown.c). */
-static int page_closing(void *data)
-{
-	mend_account *acc = data;
-
-	if (acc->mam)
-		position_store(acc);
-	return mend_shown_page_write(acc);
-}
-
 /* The catch-up position after the results taken so far (in the open page's transaction). */
 static void position_store(mend_account *acc)
 {
@@ -137,6 +124,17 @@ static void position_store(mend_account *acc)
 	g_snprintf(ts, sizeof(ts), "%" G_GINT64_FORMAT, acc->mam->pos_ts);
 	mend_store_meta_set(acc->store, "mam_last_ts", ts);
 	g_clear_pointer(&acc->mam->pos_id, g_free);
+}
+
+/* The page's last writes, inside it, whoever ends it: the position after its results and
+ * the notes of its messages (shown.c). */
+static int page_closing(void *data)
+{
+	mend_account *acc = data;
+
+	if (acc->mam)
+		position_store(acc);
+	return mend_shown_page_write(acc);
 }
 
 /* Commits the open page (if any) and delivers its events; 1 when a page was lost. */
@@ -227,11 +225,11 @@ void mend_archive_poll(mend_account *acc)
 
 void mend_archive_tick(mend_account *acc)
 {
-	int64_t since = acc->mam ? acc->mam->page_since : 0;
+	int64_t since = acc->mam ? acc->mam->page_since : 0, now = mend_now(acc);
 
 	/* the open page is old (the server's next page is late): it commits and is shown. On
 	 * the host's timer, not per stanza: a page is never cut by the clock mid-burst. */
-	if (since && (mend_now(acc) < since || mend_now(acc) - since >= PAGE_SECONDS))
+	if (since && (now < since || now - since >= PAGE_SECONDS))
 		acc->mam->page_failed = page_end(acc);
 	mend_archive_poll(acc);
 }
