@@ -49,6 +49,8 @@
 #define N_RCPT_ACCOUNTS 5   /* real accounts behind the recipient aliases */
 #define DEVICES_PER_JID 100 /* aliases per JID (device lists hold at most 500) */
 #define FIRST_ALIAS_ID  1000
+/* Section 4's last row: the history grown by this many times n rows first (to 10 n). */
+#define KEPT_GROWN      6
 #define N_SENDERS       5  /* devices the archive comes from */
 #define SERVER_PAGE     50 /* results per page of a server's archive (Prosody's most) */
 #define FEW_SESSIONS    10
@@ -1518,7 +1520,7 @@ static int engine_check(dev *to, unsigned n, const char *want)
  * (0: one page), each but the last ending with a <fin/> that asks for more.
  */
 static int catchup_engine(bench *b, dev *senders, dev *to, unsigned n, int random_ids,
-                          unsigned page)
+                          unsigned page, const char *label)
 {
 	GPtrArray *st = g_ptr_array_new_with_free_func(g_free);
 	GPtrArray *ids = g_ptr_array_new_with_free_func(g_free);
@@ -1550,10 +1552,14 @@ static int catchup_engine(bench *b, dev *senders, dev *to, unsigned n, int rando
 		b->catchup_kib = res.bytes / 1024 / n;
 		b->catchup_med = stats_of(res.t).med;
 	}
-	what = page ? g_strdup_printf("%s, pages of %u", random_ids ? "random ids" : "ids in order",
-	                              page)
-	            : g_strdup(random_ids ? "same, random archive ids"
-	                                  : "engine: handle_stanza + fin");
+	if (label)
+		what = g_strdup(label);
+	else if (page)
+		what = g_strdup_printf("%s, pages of %u",
+		                       random_ids ? "random ids" : "ids in order", page);
+	else
+		what = g_strdup(random_ids ? "same, random archive ids"
+		                           : "engine: handle_stanza + fin");
 	if (r == MEND_OK)
 		print_rate(what, &res);
 	if (r == MEND_OK)
@@ -1612,6 +1618,38 @@ static signal_buffer *key_for(mend_account *acc, const char *st, uint32_t rid, i
 	return out;
 }
 
+/*
+ * Adds `rows` rows with random keys (the archive ids of a Prosody archive) to d's history,
+ * then closes and opens d again: the WAL is copied into the database then, so the next
+ * run's writes are its own.
+ */
+static int grow_history(bench *b, dev *d, unsigned rows)
+{
+	mend_history_item it = {.peer = (char *)"filler@" DOMAIN,
+	                        .from = (char *)"filler@" DOMAIN,
+	                        .body = (char *)body_text,
+	                        .timestamp = (char *)ARCHIVE_STAMP};
+	char *key;
+	unsigned i;
+	int r = mend_store_begin(d->acc->store);
+
+	for (i = 0; r == MEND_OK && i < rows; i++) {
+		key = g_uuid_string_random();
+		it.key = it.stanza_id = key;
+		it.device = FIRST_ALIAS_ID + i % 100;
+		it.ts = 1795000000 + (int64_t)i;
+		r = mend_store_history_put(d->acc->store, &it);
+		g_free(key);
+	}
+	if (r == MEND_OK)
+		r = mend_store_commit(d->acc->store);
+	else
+		mend_store_rollback(d->acc->store);
+	dev_close(d);
+	if (r == MEND_OK)
+		r = dev_open(b, d);
+	return r < 0 ? report("growing the history", r) : r;
+}
 /*
  * The floor: the same kind of archive's keys decrypted by the bare ratchet calls
  * (section 1's bare store: to's sessions copied into memory, mend's crypto
@@ -1677,7 +1715,7 @@ static int bench_catchup(bench *b)
 	dev senders[N_SENDERS] = {{0}}, carol = {0};
 	host h = {.b = b};
 	unsigned i, n = b->quick ? 1000 : 10000;
-	char jid[64];
+	char jid[64], *label;
 	int r;
 
 	printf("\n4. Catch-up: %u archived messages from %d devices (normal messages)\n"
@@ -1685,8 +1723,9 @@ static int bench_catchup(bench *b)
 	       "   position, event), then the fin; msgs/s from the first result to the fin done;\n"
 	       "   archive ids in order (ARCHIVE-ID-n), then another n with random ids (UUIDs,\n"
 	       "   as Prosody gives them); both in one page (one fin), then again in the server's\n"
-	       "   pages of %d (a fin asking for more after each: Prosody sends 50 at most)\n",
-	       n, N_SENDERS, SERVER_PAGE);
+	       "   pages of %d (a fin asking for more after each: Prosody sends 50 at most);\n"
+	       "   the last again once the history holds %u rows (%u more with random keys)\n",
+	       n, N_SENDERS, SERVER_PAGE, (4 + KEPT_GROWN) * n, KEPT_GROWN * n);
 	carol.host = &h;
 	r = dev_new(b, &carol, "carol@" DOMAIN);
 	for (i = 0; r == MEND_OK && i < N_SENDERS; i++) {
@@ -1697,14 +1736,22 @@ static int bench_catchup(bench *b)
 		r = handshake(b, &senders[i], &carol);
 	rate_header();
 	if (r == MEND_OK)
-		r = catchup_engine(b, senders, &carol, n, 0, 0);
+		r = catchup_engine(b, senders, &carol, n, 0, 0, NULL);
 	if (r == MEND_OK)
-		r = catchup_engine(b, senders, &carol, n, 1, 0);
+		r = catchup_engine(b, senders, &carol, n, 1, 0, NULL);
 	/* the pages a server sends: Prosody's are 50 results at most (max_archive_query_results) */
 	if (r == MEND_OK)
-		r = catchup_engine(b, senders, &carol, n, 0, SERVER_PAGE);
+		r = catchup_engine(b, senders, &carol, n, 0, SERVER_PAGE, NULL);
 	if (r == MEND_OK)
-		r = catchup_engine(b, senders, &carol, n, 1, SERVER_PAGE);
+		r = catchup_engine(b, senders, &carol, n, 1, SERVER_PAGE, NULL);
+	/* a long history with random keys: each commit writes more of the key index's pages */
+	if (r == MEND_OK)
+		r = grow_history(b, &carol, KEPT_GROWN * n);
+	if (r == MEND_OK) {
+		label = g_strdup_printf("same, %u rows kept before", (4 + KEPT_GROWN) * n);
+		r = catchup_engine(b, senders, &carol, n, 1, SERVER_PAGE, label);
+		g_free(label);
+	}
 	if (r == MEND_OK)
 		r = catchup_decrypt(b, senders, &carol, n);
 	if (r == MEND_OK)
