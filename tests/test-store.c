@@ -1206,6 +1206,57 @@ static void test_v10_migrates(void)
 	g_free(db);
 }
 
+/* Whether SQLite's plan for `sql` on the file names `index`. */
+static int plan_uses(const char *path, const char *sql, const char *index)
+{
+	char *explain = g_strconcat("EXPLAIN QUERY PLAN ", sql, NULL);
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int found = 0;
+
+	if (sqlite3_open(path, &db) == SQLITE_OK &&
+	    sqlite3_prepare_v2(db, explain, -1, &st, NULL) == SQLITE_OK)
+		while (sqlite3_step(st) == SQLITE_ROW)
+			found |= strstr((const char *)sqlite3_column_text(st, 3), index) != NULL;
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	g_free(explain);
+	return found;
+}
+
+/* Schema v12: a contact's sessions of one version are found by an index of their own. */
+static void test_v11_migrates(void)
+{
+	static const char devices2[] =
+	    "SELECT device FROM sessions WHERE jid = 'bob@x' AND version = 2";
+	static const uint8_t rec[] = "a session record";
+	char *db = path_in_tmp("v11.db");
+	mend_store *s = open_ok(db, 1);
+	uint32_t *ids = NULL, d;
+	size_t n = 0;
+
+	for (d = 1; d <= 6; d++)
+		TAP_EQ(mend_store_session_put_v(s, "bob@x", d,
+		                                d % 3 ? MEND_VERSION_LEGACY : MEND_VERSION_2, rec,
+		                                sizeof(rec)),
+		       0, "session %u kept", d);
+	mend_store_close(s);
+	TAP_EQ(plain_sql(db, "DROP INDEX sessions_version; PRAGMA user_version = 11;"), SQLITE_OK,
+	       "the store taken back to schema v11");
+	TAP_OK(!plan_uses(db, devices2, "sessions_version"),
+	       "v11 reads every session of the contact");
+	s = open_ok(db, 0);
+	TAP_EQ(read_user_version(db), MEND_STORE_SCHEMA_VERSION, "migrated to the current version");
+	TAP_OK(plan_uses(db, devices2, "sessions_version"),
+	       "a contact's OMEMO:2 sessions are found by their own index");
+	TAP_EQ(mend_store_session_devices_v(s, "bob@x", MEND_VERSION_2, &ids, &n), 0,
+	       "the OMEMO:2 devices listed");
+	TAP_OK(n == 2 && ids[0] == 3 && ids[1] == 6, "devices 3 and 6 (%zu listed)", n);
+	g_free(ids);
+	mend_store_close(s);
+	g_free(db);
+}
+
 /* One history item's sealed bytes as GLib makes them, against mend_store_history_data(). */
 static int history_data_matches(const mend_history_item *it)
 {
@@ -1521,6 +1572,7 @@ int main(void)
 	test_v7_migrates();
 	test_history_versions();
 	test_v10_migrates();
+	test_v11_migrates();
 	test_read_caches();
 	test_cached_facts();
 	test_operations();

@@ -271,11 +271,19 @@ static const char schema_v11[] =
     "ALTER TABLE seen_v11 RENAME TO seen_stanzas;"
     "DROP INDEX IF EXISTS history_peer_ts;";
 
+/*
+ * Version 11 -> 12: a contact's sessions of one version found without reading the others'
+ * (ST_SESS_DEVICES: every message sent asks which devices have OMEMO:2 sessions; with the
+ * primary key's order, jid then device, it read every session of the contact).
+ */
+static const char schema_v12[] =
+    "CREATE INDEX IF NOT EXISTS sessions_version ON sessions (jid, version, device);";
+
 /* migrations[v] takes a database from version v to v + 1. */
 static const char *const migrations[MEND_STORE_SCHEMA_VERSION] = {
     [0] = schema_v1, [1] = schema_v2,  [2] = schema_v3,   [3] = schema_v4,
     [4] = schema_v5, [5] = schema_v6,  [6] = schema_v7,   [7] = schema_v8,
-    [8] = schema_v9, [9] = schema_v10, [10] = schema_v11,
+    [8] = schema_v9, [9] = schema_v10, [10] = schema_v11, [11] = schema_v12,
 };
 
 struct mend_store {

@@ -24,7 +24,7 @@
 #include "crypto.h"
 
 #define MEND_STORE_KEY_LEN        32
-#define MEND_STORE_SCHEMA_VERSION 11
+#define MEND_STORE_SCHEMA_VERSION 12
 
 typedef struct mend_store mend_store;
 
