@@ -85,13 +85,15 @@ typedef struct bench {
 	double ratio100;          /* full/bare at N=100 (acknowledged sessions) */
 	double catchup_rate;
 	double startup_ratio;
-	double ratio1000;      /* full/bare at N=1000 (acknowledged sessions), 0: not run */
-	double catchup_kib;    /* KiB written per message in the catch-up through the engine */
-	double rss_peak_mib;   /* section 7: peak resident memory of the catching-up process */
-	const char *rss_child; /* --rss-child=DIR,JID,N: be that process (section 7) */
-	const char *pyomemo;   /* --pyomemo=PATH: python-omemo's bench script (section 8) */
-	double full_med[2][8]; /* full path medians by N (index in ns): [0] prekey, [1] answered */
-	double catchup_med;    /* catch-up through the engine: median per result */
+	double ratio1000;       /* full/bare at N=1000 (acknowledged sessions), 0: not run */
+	double catchup_kib;     /* KiB written per message in the catch-up through the engine */
+	double catchup_slowest; /* msgs/s of the slowest engine row of section 4 */
+	double catchup_kib_max; /* KiB per message of the engine row of section 4 writing most */
+	double rss_peak_mib;    /* section 7: peak resident memory of the catching-up process */
+	const char *rss_child;  /* --rss-child=DIR,JID,N: be that process (section 7) */
+	const char *pyomemo;    /* --pyomemo=PATH: python-omemo's bench script (section 8) */
+	double full_med[2][8];  /* full path medians by N (index in ns): [0] prekey, [1] answered */
+	double catchup_med;     /* catch-up through the engine: median per result */
 	double catchup_bare_med; /* the bare ratchet decrypt of such a result: median */
 	double decrypt_rate;     /* section 3: messages/s */
 } bench;
@@ -1253,7 +1255,7 @@ static int bench_split(bench *b, world *w)
 	    {"  in place, as the cache writes (seal + blob)", p_put_row, 1, 1, 1},
 	    {"  its nonce: 1/32 of mend_nonce(384)", p_nonces, 0, 1, 32},
 	    {"  mend_nonce(12) alone (gcry_create_nonce)", p_nonce, 0, 1, 1},
-	    {"  mend_random(12), STRONG, for comparison", p_random, 0, 1, 1},
+	    {"  mend_random(12) (getrandom), to compare", p_random, 0, 1, 1},
 	    {"  AES-256-GCM seal of one record (keyed once)", p_seal, 0, 1, 1},
 	    {"  the same, re-keying the handle every time", p_seal_rekey, 0, 1, 1},
 	    {"BEGIN IMMEDIATE + 1 put + COMMIT", p_txn, 0, 1, 1},
@@ -1552,6 +1554,10 @@ static int catchup_engine(bench *b, dev *senders, dev *to, unsigned n, int rando
 		b->catchup_kib = res.bytes / 1024 / n;
 		b->catchup_med = stats_of(res.t).med;
 	}
+	if (r == MEND_OK && (b->catchup_slowest <= 0 || n / res.total < b->catchup_slowest))
+		b->catchup_slowest = n / res.total;
+	if (r == MEND_OK && res.bytes / 1024 / n > b->catchup_kib_max)
+		b->catchup_kib_max = res.bytes / 1024 / n;
 	if (label)
 		what = g_strdup(label);
 	else if (page)
@@ -2160,10 +2166,11 @@ static void print_targets(const bench *b)
 	if (b->ratio1000 > 0)
 		printf("target N=1000 full/bare <= 1.2: %s (%.2f)\n", met(b->ratio1000 <= 1.2),
 		       b->ratio1000);
-	printf("target catch-up >= 50000 msg/s: %s (%.0f)\n", met(b->catchup_rate >= 50000),
-	       b->catchup_rate);
-	printf("target catch-up <= 4 KiB written per message: %s (%.1f)\n",
-	       met(b->catchup_kib <= 4), b->catchup_kib);
+	printf("target catch-up >= 50000 msg/s: %s (%.0f; the slowest engine row %.0f)\n",
+	       met(b->catchup_rate >= 50000), b->catchup_rate, b->catchup_slowest);
+	printf("target catch-up <= 4 KiB written per message, every engine row: %s (%.1f; the "
+	       "most %.1f)\n",
+	       met(b->catchup_kib_max <= 4), b->catchup_kib, b->catchup_kib_max);
 	printf("target start-up as fast as with %d sessions: %s (%.2f, <= 1.5)\n", FEW_SESSIONS,
 	       met(b->startup_ratio <= 1.5), b->startup_ratio);
 	printf("target resident memory after the catch-up < 50 MB: %s (peak %.1f MiB)\n",
