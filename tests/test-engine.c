@@ -1072,6 +1072,50 @@ static mend_account *test_page_spans_pages(const char *root, mend_account *a, me
 	return a;
 }
 
+/*
+ * A catch-up page holds MEND_CATCHUP_PAGE_MAX results at most, whatever the server sends:
+ * the result after that commits the page first (shown, its position stored), so what a
+ * page keeps in memory, and asks again after a crash, stays bounded.
+ */
+static void test_page_max(mend_account *a, mend_account *b)
+{
+	const int n = MEND_CATCHUP_PAGE_MAX + 1;
+	char *qid = NULL, *w, *st, id[32], last[32] = "", body[32];
+	int q, k, taken = 0, shown_early = -1;
+	guint ev0;
+
+	q = catchup(a, &qid);
+	ev0 = events->len;
+	for (k = 0; k < n; k++) {
+		g_snprintf(body, sizeof(body), "page max %d", k);
+		w = k ? NULL : bob_encrypts(b, a, body);
+		if (!w && mend_account_encrypt(b, ALICE, body, NULL, &w) < 0)
+			TAP_BAIL("bob cannot encrypt to alice");
+		g_snprintf(id, sizeof(id), "pagemax%d", k);
+		if (k == n - 1) /* the last: the page before it is full */
+			shown_early = count_events(ev0, MEND_EVENT_MESSAGE);
+		st = stamped(w, BOB "/phone", ALICE, NULL);
+		taken += handle(a, mam_result(NULL, qid, id, st)) == 1;
+		g_free(st);
+		if (k) /* mend_account_encrypt's */
+			mend_free(w);
+		else
+			g_free(w);
+		if (k == n - 2)
+			g_strlcpy(last, id, sizeof(last));
+	}
+	TAP_EQ(taken, n, "%d results in one server page, each taken", n);
+	TAP_EQ(shown_early, 0, "nothing shown after %d results: one page holds them",
+	       MEND_CATCHUP_PAGE_MAX);
+	TAP_EQ(count_events(ev0, MEND_EVENT_MESSAGE), MEND_CATCHUP_PAGE_MAX,
+	       "the next result committed the full page first: %d shown", MEND_CATCHUP_PAGE_MAX);
+	TAP_OK(position_is(a, last), "with the position of its last result, %s", last);
+	TAP_EQ(mam_fin(a, q, id), 1, "fin");
+	TAP_EQ(count_events(ev0, MEND_EVENT_MESSAGE), n, "then the last one, at the fin");
+	TAP_EQ(count_events(ev0, MEND_EVENT_UNDECRYPTABLE), 0, "nothing undecryptable");
+	g_free(qid);
+}
+
 /* How many rows note messages not yet shown (shown.c): "unshown|..." and "unshown-page|...". */
 static int unshown_rows(mend_account *a)
 {
@@ -3069,6 +3113,7 @@ int main(void)
 	a = test_crash_mid_page(root, a, b);
 	a = test_page_spans_pages(root, a, b);
 	a = test_page_crash_after_commit(root, a, b);
+	test_page_max(a, b);
 	test_page_note_waits(root, a);
 	test_lazy_page_lost(a, b);
 	test_archive_error(root, a);

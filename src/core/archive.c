@@ -35,15 +35,7 @@
 #define _(s) dgettext(GETTEXT_PACKAGE, s)
 
 #define MAM_PAGE "250"
-/*
- * Results per commit at most, whatever the server sends. Each commit writes every page of
- * the history's key index that the page's rows landed in: with random archive ids
- * (Prosody's) nearly all of them once the history is long. 10,000 (was 1,000) cut what a
- * catch-up writes on a 100,000-row history from 6.5 to 1.9 KiB a message (bench/README.md,
- * the "rows kept before" row); a page still commits at the first tick once it is
- * PAGE_SECONDS old, so a slow archive gives smaller pages.
- */
-#define PAGE_MAX 10000
+#define PAGE_MAX MEND_CATCHUP_PAGE_MAX /* results per commit at most (internal.h) */
 /* After an archive error the catch-up pauses: 10 s, doubling up to 5 minutes. */
 #define MAM_RETRY_FIRST 10
 #define MAM_RETRY_MAX   300

@@ -92,6 +92,15 @@ int mend_account_rotate_signed_prekey(mend_account *acc);
 void mend_engine_free(mend_engine *eng);
 /* Frees the group-chat state (room.c). */
 void mend_rooms_free(mend_account *acc);
+/*
+ * Archive results per commit at most, whatever the server sends (archive.c). Each commit
+ * writes every page of the history's key index that the page's rows landed in: with
+ * random archive ids (Prosody's) nearly all of them once the history is long. 10,000 (was
+ * 1,000) cut what a catch-up writes on a 100,000-row history from 6.5 to 1.9 KiB a message
+ * (bench/README.md, the "rows kept before" row); a page still commits at the first tick
+ * once it is a second old, so a slow archive gives smaller pages.
+ */
+#define MEND_CATCHUP_PAGE_MAX 10000
 /* Forgets the archive query under way (archive.c); the page so far commits, its events go. */
 void mend_archive_reset(mend_account *acc);
 /* Closing: forgets the query; an uncommitted page is rolled back, its events dropped. */
