@@ -30,8 +30,8 @@ and "rotate" inside those transactions). A share of the rounds instead kills
 at a random moment (SIGKILL from here after a random delay). Which round
 kills where comes from a seeded RNG: the seed is printed, and
 MEND_CRASH_SEED=N replays a run. MEND_CRASH_POINTS=N sets how many kills
-(default 40, about 3 minutes; `MEND_CRASH_POINTS=240` is the full run of
-issue 14, about 15-20 minutes). MEND_TEST_CLOCK_SKEW moves a device's clock
+(default 40, under a minute; `MEND_CRASH_POINTS=240`, about 2-3 minutes on the
+2-core VM, is the full run, which `./run test` does in its plain pass). MEND_TEST_CLOCK_SKEW moves a device's clock
 8 days per rotation round.
 """
 
