@@ -1116,6 +1116,46 @@ static void test_page_max(mend_account *a, mend_account *b)
 	g_free(qid);
 }
 
+/*
+ * A page's events keep their bodies until it commits: MEND_CATCHUP_PAGE_BYTES of them at
+ * most (a message may be 1 MiB), so an archive of large messages commits in smaller pages.
+ */
+static void test_page_bytes(mend_account *a, mend_account *b)
+{
+	const int per_page = MEND_CATCHUP_PAGE_BYTES / 65536, n = per_page + 2;
+	char *qid = NULL, *body = g_strnfill(65536, 'b'), *w = NULL, *st, id[32], last[32] = "";
+	int q, k, taken = 0, shown_early = -1, shown_next = -1;
+	guint ev0;
+
+	q = catchup(a, &qid);
+	ev0 = events->len;
+	for (k = 0; k < n; k++) {
+		if (mend_account_encrypt(b, ALICE, body, NULL, &w) < 0)
+			TAP_BAIL("bob cannot encrypt to alice");
+		g_snprintf(id, sizeof(id), "pagebytes%d", k);
+		if (k == per_page)
+			shown_early = count_events(ev0, MEND_EVENT_MESSAGE);
+		st = stamped(w, BOB "/phone", ALICE, NULL);
+		taken += handle(a, mam_result(NULL, qid, id, st)) == 1;
+		g_free(st);
+		mend_free(w);
+		if (k == per_page)
+			shown_next = count_events(ev0, MEND_EVENT_MESSAGE);
+		if (k == per_page - 1)
+			g_strlcpy(last, id, sizeof(last));
+	}
+	TAP_EQ(taken, n, "%d results of 64 KiB, each taken", n);
+	TAP_EQ(shown_early, 0, "nothing shown after %d: their %u bytes fill one page", per_page,
+	       MEND_CATCHUP_PAGE_BYTES);
+	TAP_EQ(shown_next, per_page, "the next result committed the full page first: %d shown",
+	       per_page);
+	TAP_OK(position_is(a, last), "with the position of its last result, %s", last);
+	TAP_EQ(mam_fin(a, q, id), 1, "fin");
+	TAP_EQ(count_events(ev0, MEND_EVENT_MESSAGE), n, "then the rest, at the fin");
+	g_free(body);
+	g_free(qid);
+}
+
 /* How many rows note messages not yet shown (shown.c): "unshown|..." and "unshown-page|...". */
 static int unshown_rows(mend_account *a)
 {
@@ -3114,6 +3154,7 @@ int main(void)
 	a = test_page_spans_pages(root, a, b);
 	a = test_page_crash_after_commit(root, a, b);
 	test_page_max(a, b);
+	test_page_bytes(a, b);
 	test_page_note_waits(root, a);
 	test_lazy_page_lost(a, b);
 	test_archive_error(root, a);

@@ -36,6 +36,8 @@
 
 #define MAM_PAGE "250"
 #define PAGE_MAX MEND_CATCHUP_PAGE_MAX /* results per commit at most (internal.h) */
+/* The bodies a page's events hold until it commits, at most (each may be 1 MiB) */
+#define PAGE_BYTES MEND_CATCHUP_PAGE_BYTES
 /* After an archive error the catch-up pauses: 10 s, doubling up to 5 minutes. */
 #define MAM_RETRY_FIRST 10
 #define MAM_RETRY_MAX   300
@@ -56,6 +58,7 @@ typedef struct mend_mam_query {
 	unsigned predating; /* messages from before this device was announced (not for it) */
 	GQueue held;        /* of mend_event*: the open page's events, until it commits */
 	unsigned page_n;    /* results in the open page */
+	size_t page_bytes;  /* the bodies of its events in `held` */
 	int page_failed;    /* a page's commit failed: its results must be fetched again */
 	char *pos_id;       /* the open page's last result: stored once, as the page commits */
 	int64_t pos_ts;
@@ -63,6 +66,12 @@ typedef struct mend_mam_query {
 	int page_lost; /* the page failed for a lazy undo only: asked again at once, carefully */
 	int64_t page_since; /* when the open page began (0: none open) */
 } mam_query;
+
+/* The open page takes no more results: it commits before the next (PAGE_MAX, PAGE_BYTES). */
+static int page_full(const mam_query *q)
+{
+	return q->page_n >= PAGE_MAX || q->page_bytes >= PAGE_BYTES;
+}
 
 static void mam_free(mam_query *q)
 {
@@ -82,6 +91,7 @@ int mend_archive_defer(mend_account *acc, const mend_event *ev)
 	if (!acc->mam || !mend_store_batch_open(acc->store))
 		return 0;
 	g_queue_push_tail(&acc->mam->held, mend_event_copy(ev));
+	acc->mam->page_bytes += ev->body ? strlen(ev->body) : 0;
 	return 1;
 }
 
@@ -93,6 +103,7 @@ static void page_done(void *data, int rc)
 	if (!acc->mam)
 		return;
 	acc->mam->page_n = 0;
+	acc->mam->page_bytes = 0;
 	acc->mam->page_since = 0;
 	if (rc < 0) {
 		g_clear_pointer(&acc->mam->pos_id, g_free); /* not stored: the page comes again */
@@ -374,7 +385,7 @@ static int spans(mend_account *acc, int ok, int complete, const char *last)
 	const mam_query *q = acc->mam;
 
 	return ok && !complete && last && q->kind == MAM_CATCHUP && !q->careful &&
-	       !q->page_failed && q->page_n < PAGE_MAX && mend_store_batch_open(acc->store) &&
+	       !q->page_failed && !page_full(q) && mend_store_batch_open(acc->store) &&
 	       g_strcmp0(q->pos_id, last) == 0;
 }
 
@@ -476,7 +487,7 @@ int mend_archive_handle_result(mend_account *acc, xmpp_stanza_t *st, xmpp_stanza
 	if (acc->mam->page_failed)
 		return 1; /* a result after a lost one: its page is asked again at the <fin/> */
 	/* the message and the catch-up position commit together, with the rest of the page */
-	if (acc->mam->page_n >= PAGE_MAX)
+	if (page_full(acc->mam))
 		page_end(acc);
 	r = mend_store_batch_begin(acc->store, page_done, acc);
 	batch = r == MEND_OK; /* else inside a transaction already: a part of it */

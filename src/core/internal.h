@@ -101,6 +101,9 @@ void mend_rooms_free(mend_account *acc);
  * once it is a second old, so a slow archive gives smaller pages.
  */
 #define MEND_CATCHUP_PAGE_MAX 10000
+/* A page's events wait with their bodies until it commits: once they hold this many bytes it
+ * commits before the next result (a message may be 1 MiB, MEND_MAX_PAYLOAD). */
+#define MEND_CATCHUP_PAGE_BYTES (8u << 20)
 /* Forgets the archive query under way (archive.c); the page so far commits, its events go. */
 void mend_archive_reset(mend_account *acc);
 /* Closing: forgets the query; an uncommitted page is rolled back, its events dropped. */
