@@ -100,17 +100,19 @@ static int parse_link(mend_file_link *l, const char *t)
 int mend_file_link_parse(const char *text, mend_file_link **out)
 {
 	mend_file_link *l;
+	const char *start = text;
 	char *t;
 	int r;
 
 	*out = NULL;
 	if (!text)
 		return MEND_ERR_INVALID_ARG;
-	t = g_strstrip(g_strdup(text));
-	if (g_ascii_strncasecmp(t, LINK_SCHEME, strlen(LINK_SCHEME)) != 0) {
-		g_free(t);
+	/* every message shown asks: most are not links, told without a copy (as g_strstrip) */
+	while (g_ascii_isspace(*start))
+		start++;
+	if (g_ascii_strncasecmp(start, LINK_SCHEME, strlen(LINK_SCHEME)) != 0)
 		return MEND_ERR_MALFORMED;
-	}
+	t = g_strstrip(g_strdup(text));
 	l = g_new0(mend_file_link, 1);
 	r = parse_link(l, t);
 	g_free(t);
