@@ -1073,57 +1073,15 @@ static mend_account *test_page_spans_pages(const char *root, mend_account *a, me
 }
 
 /*
- * A catch-up page holds MEND_CATCHUP_PAGE_MAX results at most, whatever the server sends:
- * the result after that commits the page first (shown, its position stored), so what a
- * page keeps in memory, and asks again after a crash, stays bounded.
+ * Bob's n messages with `body` to alice, as results <prefix>0, <prefix>1, ... of one server
+ * page of a catch-up, then its fin, where the engine's page is full after `full` results:
+ * nothing is shown before the next result, which commits those first (shown, the position
+ * at the last of them); the fin shows the rest. `what` says what fills the page.
  */
-static void test_page_max(mend_account *a, mend_account *b)
+static void page_fills(mend_account *a, mend_account *b, const char *body, int full, int n,
+                       const char *prefix, const char *what)
 {
-	const int n = MEND_CATCHUP_PAGE_MAX + 1;
-	char *qid = NULL, *w, *st, id[32], last[32] = "", body[32];
-	int q, k, taken = 0, shown_early = -1;
-	guint ev0;
-
-	q = catchup(a, &qid);
-	ev0 = events->len;
-	for (k = 0; k < n; k++) {
-		g_snprintf(body, sizeof(body), "page max %d", k);
-		w = k ? NULL : bob_encrypts(b, a, body);
-		if (!w && mend_account_encrypt(b, ALICE, body, NULL, &w) < 0)
-			TAP_BAIL("bob cannot encrypt to alice");
-		g_snprintf(id, sizeof(id), "pagemax%d", k);
-		if (k == n - 1) /* the last: the page before it is full */
-			shown_early = count_events(ev0, MEND_EVENT_MESSAGE);
-		st = stamped(w, BOB "/phone", ALICE, NULL);
-		taken += handle(a, mam_result(NULL, qid, id, st)) == 1;
-		g_free(st);
-		if (k) /* mend_account_encrypt's */
-			mend_free(w);
-		else
-			g_free(w);
-		if (k == n - 2)
-			g_strlcpy(last, id, sizeof(last));
-	}
-	TAP_EQ(taken, n, "%d results in one server page, each taken", n);
-	TAP_EQ(shown_early, 0, "nothing shown after %d results: one page holds them",
-	       MEND_CATCHUP_PAGE_MAX);
-	TAP_EQ(count_events(ev0, MEND_EVENT_MESSAGE), MEND_CATCHUP_PAGE_MAX,
-	       "the next result committed the full page first: %d shown", MEND_CATCHUP_PAGE_MAX);
-	TAP_OK(position_is(a, last), "with the position of its last result, %s", last);
-	TAP_EQ(mam_fin(a, q, id), 1, "fin");
-	TAP_EQ(count_events(ev0, MEND_EVENT_MESSAGE), n, "then the last one, at the fin");
-	TAP_EQ(count_events(ev0, MEND_EVENT_UNDECRYPTABLE), 0, "nothing undecryptable");
-	g_free(qid);
-}
-
-/*
- * A page's events keep their bodies until it commits: MEND_CATCHUP_PAGE_BYTES of them at
- * most (a message may be 1 MiB), so an archive of large messages commits in smaller pages.
- */
-static void test_page_bytes(mend_account *a, mend_account *b)
-{
-	const int per_page = MEND_CATCHUP_PAGE_BYTES / 65536, n = per_page + 2;
-	char *qid = NULL, *body = g_strnfill(65536, 'b'), *w = NULL, *st, id[32], last[32] = "";
+	char *qid = NULL, *w = NULL, *st, id[32], last[32] = "";
 	int q, k, taken = 0, shown_early = -1, shown_next = -1;
 	guint ev0;
 
@@ -1132,28 +1090,50 @@ static void test_page_bytes(mend_account *a, mend_account *b)
 	for (k = 0; k < n; k++) {
 		if (mend_account_encrypt(b, ALICE, body, NULL, &w) < 0)
 			TAP_BAIL("bob cannot encrypt to alice");
-		g_snprintf(id, sizeof(id), "pagebytes%d", k);
-		if (k == per_page)
+		g_snprintf(id, sizeof(id), "%s%d", prefix, k);
+		if (k == full)
 			shown_early = count_events(ev0, MEND_EVENT_MESSAGE);
 		st = stamped(w, BOB "/phone", ALICE, NULL);
 		taken += handle(a, mam_result(NULL, qid, id, st)) == 1;
 		g_free(st);
 		mend_free(w);
-		if (k == per_page)
+		if (k == full)
 			shown_next = count_events(ev0, MEND_EVENT_MESSAGE);
-		if (k == per_page - 1)
+		if (k == full - 1)
 			g_strlcpy(last, id, sizeof(last));
 	}
-	TAP_EQ(taken, n, "%d results of 64 KiB, each taken", n);
-	TAP_EQ(shown_early, 0, "nothing shown after %d: their %u bytes fill one page", per_page,
-	       MEND_CATCHUP_PAGE_BYTES);
-	TAP_EQ(shown_next, per_page, "the next result committed the full page first: %d shown",
-	       per_page);
+	TAP_EQ(taken, n, "%d results in one server page, each taken", n);
+	TAP_EQ(shown_early, 0, "nothing shown after %d results: %s fill one page", full, what);
+	TAP_EQ(shown_next, full, "the next result committed the full page first: %d shown", full);
 	TAP_OK(position_is(a, last), "with the position of its last result, %s", last);
 	TAP_EQ(mam_fin(a, q, id), 1, "fin");
 	TAP_EQ(count_events(ev0, MEND_EVENT_MESSAGE), n, "then the rest, at the fin");
-	g_free(body);
+	TAP_EQ(count_events(ev0, MEND_EVENT_UNDECRYPTABLE), 0, "nothing undecryptable");
 	g_free(qid);
+}
+
+/*
+ * A catch-up page holds MEND_CATCHUP_PAGE_MAX results at most, whatever the server sends:
+ * the result after that commits the page first, so what a page keeps in memory, and asks
+ * again after a crash, stays bounded.
+ */
+static void test_page_max(mend_account *a, mend_account *b)
+{
+	page_fills(a, b, "page max", MEND_CATCHUP_PAGE_MAX, MEND_CATCHUP_PAGE_MAX + 1, "pagemax",
+	           "they");
+}
+
+/*
+ * A page's events keep their bodies until it commits: MEND_CATCHUP_PAGE_BYTES of them at
+ * most (a message may be 1 MiB), so an archive of large messages commits in smaller pages.
+ */
+static void test_page_bytes(mend_account *a, mend_account *b)
+{
+	char *body = g_strnfill(65536, 'b');
+
+	page_fills(a, b, body, MEND_CATCHUP_PAGE_BYTES / 65536, MEND_CATCHUP_PAGE_BYTES / 65536 + 2,
+	           "pagebytes", "their 64 KiB bodies");
+	g_free(body);
 }
 
 /* How many rows note messages not yet shown (shown.c): "unshown|..." and "unshown-page|...". */
