@@ -1527,6 +1527,7 @@ static int catchup_engine(bench *b, dev *senders, dev *to, unsigned n, int rando
 	GPtrArray *st = g_ptr_array_new_with_free_func(g_free);
 	GPtrArray *ids = g_ptr_array_new_with_free_func(g_free);
 	run_result res = {.t = g_array_new(FALSE, FALSE, sizeof(double))};
+	double rate, kib;
 	char *iq_id = NULL, *qid = NULL, *inner, *id = NULL, *what;
 	guint i;
 	int r;
@@ -1549,15 +1550,17 @@ static int catchup_engine(bench *b, dev *senders, dev *to, unsigned n, int rando
 		host_reset(to->host);
 		r = feed_all(to, st, ids, page, &iq_id, &res);
 	}
+	rate = n / res.total;
+	kib = res.bytes / 1024 / n;
 	if (r == MEND_OK && !random_ids && !page) {
-		b->catchup_rate = (double)n / res.total;
-		b->catchup_kib = res.bytes / 1024 / n;
+		b->catchup_rate = rate;
+		b->catchup_kib = kib;
 		b->catchup_med = stats_of(res.t).med;
 	}
-	if (r == MEND_OK && (b->catchup_slowest <= 0 || n / res.total < b->catchup_slowest))
-		b->catchup_slowest = n / res.total;
-	if (r == MEND_OK && res.bytes / 1024 / n > b->catchup_kib_max)
-		b->catchup_kib_max = res.bytes / 1024 / n;
+	if (r == MEND_OK && (b->catchup_slowest <= 0 || rate < b->catchup_slowest))
+		b->catchup_slowest = rate;
+	if (r == MEND_OK && kib > b->catchup_kib_max)
+		b->catchup_kib_max = kib;
 	if (label)
 		what = g_strdup(label);
 	else if (page)
@@ -1625,24 +1628,23 @@ static signal_buffer *key_for(mend_account *acc, const char *st, uint32_t rid, i
 }
 
 /*
- * Adds `rows` rows with random keys (the archive ids of a Prosody archive) to d's history,
- * then closes and opens d again: the WAL is copied into the database then, so the next
- * run's writes are its own.
+ * Adds `rows` rows of the bench's text to d's history in one transaction, keyed "filler-N"
+ * (in order) or by UUIDs (random_keys: the archive ids of a Prosody archive).
  */
-static int grow_history(bench *b, dev *d, unsigned rows)
+static int put_fillers(dev *d, size_t rows, int random_keys)
 {
 	mend_history_item it = {.peer = (char *)"filler@" DOMAIN,
 	                        .from = (char *)"filler@" DOMAIN,
 	                        .body = (char *)body_text,
 	                        .timestamp = (char *)ARCHIVE_STAMP};
 	char *key;
-	unsigned i;
+	size_t i;
 	int r = mend_store_begin(d->acc->store);
 
 	for (i = 0; r == MEND_OK && i < rows; i++) {
-		key = g_uuid_string_random();
+		key = random_keys ? g_uuid_string_random() : g_strdup_printf("filler-%zu", i);
 		it.key = it.stanza_id = key;
-		it.device = FIRST_ALIAS_ID + i % 100;
+		it.device = (uint32_t)(FIRST_ALIAS_ID + i % 100);
 		it.ts = 1795000000 + (int64_t)i;
 		r = mend_store_history_put(d->acc->store, &it);
 		g_free(key);
@@ -1651,11 +1653,23 @@ static int grow_history(bench *b, dev *d, unsigned rows)
 		r = mend_store_commit(d->acc->store);
 	else
 		mend_store_rollback(d->acc->store);
+	return r;
+}
+
+/*
+ * Adds `rows` rows with random keys to d's history, then closes and opens d again: the WAL
+ * is copied into the database then, so the next run's writes are its own.
+ */
+static int grow_history(bench *b, dev *d, unsigned rows)
+{
+	int r = put_fillers(d, rows, 1);
+
 	dev_close(d);
 	if (r == MEND_OK)
 		r = dev_open(b, d);
 	return r < 0 ? report("growing the history", r) : r;
 }
+
 /*
  * The floor: the same kind of archive's keys decrypted by the bare ratchet calls
  * (section 1's bare store: to's sessions copied into memory, mend's crypto
@@ -1799,13 +1813,8 @@ static int few_sessions(bench *b, world *w, dev *few)
  */
 static int grow_store(bench *b, world *w, dev *d, size_t sessions, size_t rows)
 {
-	mend_history_item it = {.peer = (char *)"filler@" DOMAIN,
-	                        .from = (char *)"filler@" DOMAIN,
-	                        .body = (char *)body_text,
-	                        .timestamp = (char *)ARCHIVE_STAMP};
 	uint8_t *rec = NULL;
 	size_t len = 0, i;
-	char key[32];
 	int r;
 
 	r = dev_open(b, d);
@@ -1817,15 +1826,10 @@ static int grow_store(bench *b, world *w, dev *d, size_t sessions, size_t rows)
 	for (i = w->n_rs; r == MEND_OK && i < sessions; i++)
 		r = mend_store_session_put(d->acc->store, "filler@" DOMAIN,
 		                           (uint32_t)(FIRST_ALIAS_ID + i), rec, len);
-	for (i = 0; r == MEND_OK && i < rows; i++) {
-		g_snprintf(key, sizeof(key), "filler-%zu", i);
-		it.key = it.stanza_id = key;
-		it.device = (uint32_t)(FIRST_ALIAS_ID + i % 100);
-		it.ts = 1795000000 + (int64_t)i;
-		r = mend_store_history_put(d->acc->store, &it);
-	}
 	if (r == MEND_OK)
 		r = mend_store_commit(d->acc->store);
+	if (r == MEND_OK)
+		r = put_fillers(d, rows, 0);
 	g_free(rec);
 	dev_close(d);
 	return r < 0 ? report("growing the store", r) : r;
