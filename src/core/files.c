@@ -107,12 +107,12 @@ int mend_file_link_parse(const char *text, mend_file_link **out)
 	*out = NULL;
 	if (!text)
 		return MEND_ERR_INVALID_ARG;
-	/* every message shown asks: most are not links, told without a copy (as g_strstrip) */
+	/* every message shown asks: most are not links, told without a copy (as g_strchug) */
 	while (g_ascii_isspace(*start))
 		start++;
 	if (g_ascii_strncasecmp(start, LINK_SCHEME, strlen(LINK_SCHEME)) != 0)
 		return MEND_ERR_MALFORMED;
-	t = g_strstrip(g_strdup(text));
+	t = g_strchomp(g_strdup(start));
 	l = g_new0(mend_file_link, 1);
 	r = parse_link(l, t);
 	g_free(t);
